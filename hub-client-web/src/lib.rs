@@ -1,0 +1,31 @@
+//! hub-client-web: the small web server paired with one hub-server. It serves the chat page
+//! (askama template + embedded static JS/CSS) whose browser code connects straight to the hub.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod page;
+pub mod routes;
+pub mod shutdown;
+pub mod static_files;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+pub use config::Settings;
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn run(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    warp::serve(routes::routes(Arc::new(settings)))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+}
