@@ -1,0 +1,375 @@
+//! Must-hold 6: limits — slow consumers are cut off without slowing others, oversize frames close
+//! with 1009, floods are rate limited (error, then 1008), foreign Origins get 403, and a client that
+//! stops answering pings is dropped together with its Redis metadata.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Error as WsError;
+
+use crate::support::client::open;
+use crate::support::{Client, Event, Hub, RedisServer, assert_all_quiet, room};
+
+/// `kind:seq:micros-since-base:` at the start of a content; returns (kind, seq, micros).
+fn parse_stamp(content: &str) -> Option<(&str, usize, u64)> {
+    let mut parts = content.splitn(4, ':');
+    Some((
+        parts.next()?,
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_consumer_is_closed_and_others_keep_receiving_on_time() {
+    const FLOOD: usize = 600; // × 32 KiB ≈ 19 MiB: far beyond the never-reading socket's kernel buffers
+    const PROBES: usize = 20;
+    const FLOOD_LATENCY_MAX: Duration = Duration::from_secs(1);
+    const PROBE_LATENCY_MAX: Duration = Duration::from_millis(250);
+
+    let hub = Hub::builder("hub-l")
+        .env("HUB_SEND_QUEUE", "16")
+        // The flooder itself must not be rate limited: the slow consumer is what is under test.
+        .env("HUB_RATE_LIMIT_PER_SEC", "1000000")
+        .env("HUB_RATE_LIMIT_BURST", "1000000")
+        .start()
+        .await;
+    let flood = room("flood");
+    let mut sender = Client::connect(&hub).await;
+    let mut fast = Client::connect(&hub).await;
+    let mut slow = Client::connect(&hub).await;
+    for c in [&mut sender, &mut fast, &mut slow] {
+        c.join(&flood).await;
+    }
+    // From here on `slow` is never polled: its socket buffers fill, then its hub queue.
+
+    let base = Instant::now();
+    let reader = tokio::spawn(async move {
+        let mut got: Vec<(String, usize, Duration)> = Vec::new();
+        while got.len() < FLOOD + PROBES {
+            let frame = fast.recv_json_within(Duration::from_secs(5)).await;
+            let content = frame["content"].as_str().unwrap_or_default();
+            let (kind, seq, micros) = parse_stamp(content)
+                .unwrap_or_else(|| panic!("unexpected frame: {:.200}", frame.to_string()));
+            let latency = base.elapsed().saturating_sub(Duration::from_micros(micros));
+            got.push((kind.to_owned(), seq, latency));
+        }
+        (fast, got)
+    });
+
+    let padding = "x".repeat(32 * 1024);
+    for seq in 0..FLOOD {
+        let content = format!("flood:{seq}:{}:{padding}", base.elapsed().as_micros());
+        sender.say(&flood, &content).await;
+        // ~16 MiB/s: a healthy hub keeps up with it, so any latency is the hub waiting on `slow`.
+        if seq % 4 == 3 {
+            tokio::time::sleep(Duration::from_millis(8)).await;
+        }
+    }
+    // The hub lets go of the slow consumer without its cooperation (it still is not reading).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while hub.connections().await != Some(2) {
+        assert!(
+            Instant::now() < deadline,
+            "slow consumer still counted 5 s after the flood: connections = {:?}",
+            hub.connections().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for seq in 0..PROBES {
+        sender
+            .say(
+                &flood,
+                &format!("probe:{seq}:{}:", base.elapsed().as_micros()),
+            )
+            .await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let (mut fast, got) = tokio::time::timeout(Duration::from_secs(30), reader)
+        .await
+        .expect("fast reader did not finish")
+        .expect("fast reader panicked");
+
+    let floods: Vec<usize> = got.iter().filter(|g| g.0 == "flood").map(|g| g.1).collect();
+    let probes: Vec<usize> = got.iter().filter(|g| g.0 == "probe").map(|g| g.1).collect();
+    assert_eq!(
+        floods,
+        (0..FLOOD).collect::<Vec<_>>(),
+        "fast client: flood lost, duplicated or reordered"
+    );
+    assert_eq!(
+        probes,
+        (0..PROBES).collect::<Vec<_>>(),
+        "fast client: probes lost, duplicated or reordered"
+    );
+    let worst = |kind: &str| {
+        got.iter()
+            .filter(|g| g.0 == kind)
+            .map(|g| g.2)
+            .max()
+            .unwrap_or_default()
+    };
+    let (worst_flood, worst_probe) = (worst("flood"), worst("probe"));
+    eprintln!(
+        "slow consumer test: worst latency during flood {worst_flood:?}, after {worst_probe:?}"
+    );
+    assert!(
+        worst_flood < FLOOD_LATENCY_MAX,
+        "fast client waited {worst_flood:?} during the flood"
+    );
+    assert!(
+        worst_probe < PROBE_LATENCY_MAX,
+        "fast client waited {worst_probe:?} after the flood"
+    );
+
+    // Now drain the slow socket: it ends (4000 if a close frame made it) before the flood does.
+    let (code, frames) = slow.expect_close(Duration::from_secs(10)).await;
+    eprintln!(
+        "slow consumer: close code {code:?} after {} frames",
+        frames.len()
+    );
+    assert!(
+        frames.len() < FLOOD,
+        "slow consumer got the whole flood: it was never cut off"
+    );
+    if let Some(code) = code {
+        assert_eq!(code, 4000, "slow consumer close code");
+    }
+    assert_all_quiet(&mut [&mut sender, &mut fast]).await;
+}
+
+#[tokio::test]
+async fn oversize_message_closes_with_1009() {
+    let hub = Hub::builder("hub-l").start().await;
+    let mut a = Client::connect(&hub).await;
+    let mut b = Client::connect(&hub).await;
+
+    // Just under the default 64 KiB limit is delivered…
+    let fits = "y".repeat(60_000);
+    a.say("general", &fits).await;
+    let frame = b.recv_json().await;
+    assert_eq!(
+        frame["content"].as_str().map(str::len),
+        Some(60_000),
+        "60 000-byte message not delivered"
+    );
+
+    // …one over it closes the sender with 1009 and reaches nobody.
+    let too_big = "z".repeat(64 * 1024 + 1);
+    a.say("general", &too_big).await;
+    let (code, frames) = a.expect_close(Duration::from_secs(5)).await;
+    assert_eq!(
+        code,
+        Some(1009),
+        "close code for an oversize message; frames before: {frames:?}"
+    );
+    b.expect_quiet().await;
+    b.send_json(&json!({"type": "ping"})).await;
+    assert_eq!(b.recv_json().await, json!({"type": "pong"}));
+}
+
+#[tokio::test]
+async fn rate_limit_flood_gets_error_then_close_1008() {
+    // Defaults: 100 messages/s with a burst of 200.
+    let hub = Hub::builder("hub-l").start().await;
+    let mut a = Client::connect(&hub).await;
+    let mut b = Client::connect(&hub).await;
+
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    let mut closed = None;
+    'flood: for i in 0..1000 {
+        if a.send(tokio_tungstenite::tungstenite::Message::text(
+            json!({"type": "message", "content": format!("f{i}")}).to_string(),
+        ))
+        .await
+        .is_err()
+        {
+            break;
+        }
+        // Look at what the hub said so far without waiting, and stop once it has closed us, so our
+        // writes do not make the kernel reset the connection before we read the close frame.
+        while let Some(event) = a.next_event(Duration::ZERO).await {
+            match event {
+                Event::Frame(f) => seen.push(f),
+                Event::Close(code) => {
+                    closed = Some(code);
+                    break 'flood;
+                }
+                other => {
+                    panic!("rate-limited client: connection ended without close frame: {other:?}")
+                }
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    let code = match closed {
+        Some(code) => code,
+        None => {
+            let (code, frames) = a.expect_close(Duration::from_secs(5)).await;
+            seen.extend(frames);
+            code
+        }
+    };
+    assert!(
+        seen.iter()
+            .any(|f| f["type"] == "error" && f["code"] == "rate_limited"),
+        "no rate_limited error frame before the close; frames: {seen:?}"
+    );
+    assert_eq!(code, Some(1008), "close code after a flood");
+
+    // What got through is about the burst, not the flood.
+    let mut delivered = 0usize;
+    while let Some(Event::Frame(f)) = b.next_event(Duration::from_millis(500)).await {
+        assert_eq!(f["from"], a.id.as_str());
+        delivered += 1;
+    }
+    let allowed = 200 + (100.0 * elapsed.as_secs_f64()).ceil() as usize + 5;
+    eprintln!(
+        "rate limit: {delivered} of the flood delivered in {elapsed:?} (allowed ≤ {allowed})"
+    );
+    assert!(
+        delivered >= 150,
+        "only {delivered} messages got through: the burst of 200 is not honoured"
+    );
+    assert!(
+        delivered <= allowed,
+        "{delivered} messages got through in {elapsed:?}: not rate limited"
+    );
+}
+
+async fn assert_origin(hub: &Hub, origin: &str, allowed: bool) {
+    match open(&hub.ws_url(), Some(origin)).await {
+        Ok(ws) => {
+            assert!(
+                allowed,
+                "hub {} upgraded a WebSocket from Origin {origin}",
+                hub.name
+            );
+            Client::from_ws(ws).await;
+        }
+        Err(WsError::Http(resp)) => {
+            assert!(
+                !allowed,
+                "hub {} refused Origin {origin}: HTTP {}",
+                hub.name,
+                resp.status()
+            );
+            assert_eq!(
+                resp.status().as_u16(),
+                403,
+                "Origin {origin} refused with the wrong status"
+            );
+        }
+        Err(e) => panic!("hub {} Origin {origin}: {e}", hub.name),
+    }
+}
+
+#[tokio::test]
+async fn foreign_origin_gets_403_and_allowed_origins_are_upgraded() {
+    let default = Hub::builder("hub-l").start().await;
+    assert_origin(&default, "http://localhost:9081", true).await;
+    assert_origin(&default, "http://127.0.0.1:8080", true).await;
+    assert_origin(&default, "http://evil.example", false).await;
+    assert_origin(&default, "http://localhost.evil.example", false).await;
+
+    let listed = Hub::builder("hub-l")
+        .env(
+            "HUB_ALLOWED_ORIGINS",
+            "http://chat.example,https://other.example:8443",
+        )
+        .start()
+        .await;
+    assert_origin(&listed, "http://chat.example", true).await;
+    assert_origin(&listed, "https://other.example:8443", true).await;
+    assert_origin(&listed, "http://chat.example.evil", false).await;
+    assert_origin(&listed, "https://other.example", false).await;
+
+    let any = Hub::builder("hub-l")
+        .env("HUB_ALLOWED_ORIGINS", "*")
+        .start()
+        .await;
+    assert_origin(&any, "http://evil.example", true).await;
+}
+
+#[tokio::test]
+async fn unanswered_pings_drop_the_client_and_its_redis_metadata() {
+    let redis = RedisServer::start().await;
+    let hub = Hub::builder("hub-l")
+        .redis(&redis)
+        .env("HUB_PING_INTERVAL", "200ms")
+        .env("HUB_PONG_TIMEOUT", "1s")
+        .start()
+        .await;
+    // `silent` is never polled after its welcome, so tungstenite never answers the hub's pings.
+    let mut silent = Client::connect(&hub).await;
+    let stopped = Instant::now();
+    let mut alive = Client::connect(&hub).await;
+    let silent_key = format!("rthub:conn:{}", silent.id);
+    let alive_key = format!("rthub:conn:{}", alive.id);
+
+    let deadline = Instant::now() + Duration::from_millis(800);
+    while !redis.exists(&silent_key).await {
+        assert!(
+            Instant::now() < deadline,
+            "{silent_key} not written while the client was connected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(redis.key_type(&silent_key).await, "hash");
+    let meta = redis.hgetall(&silent_key).await;
+    assert_eq!(
+        meta.get("hub").map(String::as_str),
+        Some("hub-l"),
+        "{meta:?}"
+    );
+    assert!(
+        meta.get("ip").is_some_and(|ip| ip.contains("127.0.0.1")),
+        "{meta:?}"
+    );
+    assert!(
+        meta.get("connected_at").is_some_and(|t| !t.is_empty()),
+        "{meta:?}"
+    );
+    assert!(
+        meta.get("rooms").is_some_and(|r| r.contains("general")),
+        "{meta:?}"
+    );
+    let ttl = redis.ttl(&silent_key).await;
+    assert!(ttl > 0, "{silent_key} has no TTL (TTL = {ttl})");
+
+    // `alive` keeps polling (and so answering pings) while we watch the silent client's key.
+    let watch = async {
+        loop {
+            if !redis.exists(&silent_key).await {
+                return stopped.elapsed();
+            }
+            assert!(
+                stopped.elapsed() < Duration::from_secs(5),
+                "{silent_key} still there 5 s after the client went silent"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let (gone_after, ()) = tokio::join!(watch, alive.expect_no_frame(Duration::from_secs(3)));
+    eprintln!("silent client's metadata gone {gone_after:?} after it stopped answering");
+    // Pong timeout 1 s, pings every 200 ms: dropped within ~1.2 s; the rest is slack for a busy box.
+    assert!(
+        gone_after < Duration::from_millis(2500),
+        "silent client dropped only after {gone_after:?}"
+    );
+
+    assert!(
+        redis.exists(&alive_key).await,
+        "a client that answers pings lost its metadata"
+    );
+    alive.send_json(&json!({"type": "ping"})).await;
+    assert_eq!(alive.recv_json().await, json!({"type": "pong"}));
+    assert_eq!(
+        hub.connections().await,
+        Some(1),
+        "the silent client is still counted"
+    );
+    let (code, _) = silent.expect_close(Duration::from_secs(5)).await;
+    eprintln!("silent client closed with {code:?}");
+}

@@ -1,0 +1,215 @@
+//! A real hub-server process on a free loopback port, its output captured to a log file that is
+//! printed when a test fails. The process is killed when the value is dropped.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::http::{self, Response};
+use super::{RedisServer, free_port};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hub-server");
+
+/// How to start a hub: its name, the Redis it bridges through (none = standalone), extra env.
+pub struct HubBuilder {
+    name: String,
+    redis_url: Option<String>,
+    env: Vec<(String, String)>,
+}
+
+impl HubBuilder {
+    pub fn redis(mut self, redis: &RedisServer) -> Self {
+        self.redis_url = Some(redis.url());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Spawn the hub and wait until GET /health answers 200 (bridge up, or disabled standalone).
+    pub async fn start(self) -> Hub {
+        let mut hub = self.spawn();
+        hub.wait_ready().await;
+        hub
+    }
+
+    /// Spawn the hub without waiting for it to be ready.
+    pub fn spawn(self) -> Hub {
+        let port = free_port();
+        let log_path = std::env::temp_dir().join(format!(
+            "hub-it-{}-{}-{port}.log",
+            self.name,
+            uuid::Uuid::new_v4().simple()
+        ));
+        let log = File::create(&log_path).expect("create hub log file");
+        let mut cmd = Command::new(BIN);
+        // A clean environment: a REDIS_URL or HUB_* exported in the developer's shell must not leak in.
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HUB_LISTEN", format!("127.0.0.1:{port}"))
+            .env("HUB_NAME", &self.name);
+        if let Some(url) = &self.redis_url {
+            cmd.env("REDIS_URL", url);
+        }
+        for (key, value) in &self.env {
+            cmd.env(key, value);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log file"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
+        Hub {
+            name: self.name,
+            port,
+            child: Some(child),
+            log_path,
+        }
+    }
+}
+
+pub struct Hub {
+    pub name: String,
+    pub port: u16,
+    child: Option<Child>,
+    log_path: PathBuf,
+}
+
+impl Hub {
+    pub fn builder(name: &str) -> HubBuilder {
+        HubBuilder {
+            name: name.to_owned(),
+            redis_url: None,
+            env: Vec::new(),
+        }
+    }
+
+    /// A hub bridged through `redis`, default settings.
+    pub async fn with_redis(name: &str, redis: &RedisServer) -> Hub {
+        Self::builder(name).redis(redis).start().await
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("hub already exited").id()
+    }
+
+    /// Everything the hub printed so far (stdout and stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub async fn health(&self) -> std::io::Result<Response> {
+        http::get(self.port, "/health").await
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(resp) = self.health().await
+                && resp.status == 200
+            {
+                return;
+            }
+            self.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "hub {} never answered GET /health with 200 within 20 s",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn assert_running(&mut self) {
+        let child = self.child.as_mut().expect("hub already reaped");
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "hub {} exited early ({status}); its log:\n{}",
+                self.name,
+                self.log()
+            );
+        }
+    }
+
+    /// Poll /health until its status and `bridge` field are as expected; returns how long it took.
+    pub async fn wait_health(&self, status: u16, bridge: &str, within: Duration) -> Duration {
+        let start = Instant::now();
+        let mut last = None;
+        while start.elapsed() < within {
+            if let Ok(resp) = self.health().await {
+                if resp.status == status && resp.json()["bridge"] == bridge {
+                    return start.elapsed();
+                }
+                last = Some(resp);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "hub {}: /health did not become {status} with \"bridge\":\"{bridge}\" within {within:?}; last: {last:?}",
+            self.name
+        );
+    }
+
+    /// The `connections` gauge from /health.
+    pub async fn connections(&self) -> Option<u64> {
+        let resp = self.health().await.ok()?;
+        resp.json().get("connections").and_then(Value::as_u64)
+    }
+
+    /// Send SIGTERM, as `docker stop` does.
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill(1)");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Wait until the process exits; `None` if it is still running after `within`.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            let child = self.child.as_mut().expect("hub already reaped");
+            if let Some(status) = child.try_wait().expect("try_wait on hub") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(80)..];
+            eprintln!(
+                "----- hub {} (port {}) log tail, full log: {} -----\n{}\n-----",
+                self.name,
+                self.port,
+                self.log_path.display(),
+                tail.join("\n")
+            );
+        } else {
+            let _ = std::fs::remove_file(&self.log_path);
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Shared helpers: processes under test (redis-server, hub-server), WebSocket clients, tiny HTTP.
+
+pub mod client;
+pub mod http;
+pub mod hub;
+pub mod redis;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+pub use client::{Client, Event};
+pub use hub::Hub;
+pub use redis::RedisServer;
+
+/// Upper bound for any frame we expect to arrive; a hub that fails to deliver fails the test
+/// instead of hanging it.
+pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long we listen to prove that nothing (more) arrives: duplicates, echoes, leaks to other rooms.
+pub const QUIET: Duration = Duration::from_millis(500);
+
+/// A port that was free a moment ago: bind port 0 on loopback, read the port, release it.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local_addr").port()
+}
+
+/// A room name unique enough to keep tests readable in hub logs.
+pub fn room(name: &str) -> String {
+    format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// What one client sent, to check what another received: sender id, sender's hub name, contents.
+pub struct Sent<'a> {
+    pub from: &'a str,
+    pub hub: &'a str,
+    pub contents: &'a [String],
+}
+
+/// `client` receives exactly the chat frames in `sent` — each content once, per sender in order —
+/// as `kind` frames (`message` in `room`, or `broadcast` with no room), with the fields the
+/// protocol promises. Frames of different senders may interleave.
+pub async fn assert_receives(
+    client: &mut Client,
+    kind: &str,
+    room: Option<&str>,
+    sent: &[Sent<'_>],
+) {
+    let n = sent.iter().map(|s| s.contents.len()).sum();
+    let frames = client.recv_chat(n).await;
+    for frame in &frames {
+        assert_eq!(frame["type"], kind, "client {} got {frame}", client.id);
+        match room {
+            Some(room) => assert_eq!(frame["room"], room, "client {} got {frame}", client.id),
+            None => assert!(
+                frame.get("room").is_none(),
+                "broadcast with a room: {frame}"
+            ),
+        }
+        assert!(
+            frame["id"].as_str().is_some_and(|id| !id.is_empty()),
+            "no message id: {frame}"
+        );
+        assert!(
+            frame["timestamp"].as_str().is_some_and(|t| t.contains('T')),
+            "no RFC 3339 timestamp: {frame}"
+        );
+    }
+    for s in sent {
+        assert_eq!(
+            client::contents_from(&frames, s.from),
+            s.contents,
+            "client {} from {}: wrong, missing, duplicated or reordered; all frames: {frames:#?}",
+            client.id,
+            s.from
+        );
+        for frame in frames.iter().filter(|f| f["from"] == s.from) {
+            assert_eq!(frame["hub"], s.hub, "wrong origin hub name: {frame}");
+        }
+    }
+}
+
+/// After the expected traffic, nobody gets anything more: wait once, then check every client's
+/// socket (anything sent meanwhile is already buffered, so a short look per client suffices).
+pub async fn assert_all_quiet(clients: &mut [&mut Client]) {
+    tokio::time::sleep(QUIET).await;
+    for client in clients.iter_mut() {
+        client.expect_no_frame(Duration::from_millis(30)).await;
+    }
+}
