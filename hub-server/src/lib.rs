@@ -1,1 +1,111 @@
-//! placeholder
+//! hub-server: a WebSocket hub that delivers room messages locally and bridges to other hubs
+//! through Redis pub/sub.
+//!
+//! Follow a message: [`upgrade`] accepts the socket → [`session`] reads a frame and parses it with
+//! [`protocol`] → [`hub`] queues it for local room members → [`writer`] writes it to their sockets;
+//! the session also hands it to [`bridge`]'s publisher → Redis → the subscriber of every other hub
+//! → that hub's [`hub`] → its writers.
+
+pub mod bridge;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod hub;
+pub mod origin;
+pub mod protocol;
+pub mod rate_limit;
+pub mod session;
+pub mod shutdown;
+pub mod state;
+pub mod telemetry;
+pub mod upgrade;
+pub mod writer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use warp::Filter;
+
+use crate::bridge::Bridge;
+use crate::config::Settings;
+use crate::error::CloseReason;
+use crate::hub::Hub;
+use crate::origin::AllowedOrigins;
+use crate::shutdown::{Shutdown, ShutdownTrigger};
+use crate::state::AppState;
+
+/// Serves `listener` until `stop` resolves, then shuts down within `shutdown_grace`: stop
+/// accepting, close every client with 1001, flush the bridge, return.
+pub async fn run(
+    listener: TcpListener,
+    settings: Settings,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), bridge::BadRedisUrl> {
+    let settings = Arc::new(settings);
+    let (trigger, shutdown) = shutdown::channel();
+    let hub = Hub::new(settings.name.clone(), settings.max_rooms_per_client);
+    let bridge = Bridge::start(&settings, hub.clone(), shutdown.clone())?;
+    match &bridge {
+        Bridge::Disabled => {
+            tracing::info!("no REDIS_URL: running standalone, in-process delivery only")
+        }
+        Bridge::Redis(_) => {
+            tracing::info!(prefix = %settings.redis_prefix, "bridging to other hubs through redis")
+        }
+    }
+    let state = AppState {
+        hub: hub.clone(),
+        bridge: bridge.clone(),
+        settings: settings.clone(),
+        origins: Arc::new(AllowedOrigins::from_setting(
+            settings.allowed_origins.as_deref(),
+        )),
+        shutdown: shutdown.clone(),
+    };
+    let routes = upgrade::route(state.clone())
+        .or(health::routes(state))
+        .unify()
+        .with(warp::log("hub_server::http"));
+
+    tracing::info!(
+        addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        hub = %hub.name(),
+        instance_id = %hub.instance_id(),
+        "hub listening"
+    );
+    let accept_stop = shutdown.clone();
+    let server = tokio::spawn(
+        warp::serve(routes)
+            .incoming(listener)
+            .graceful(async move { accept_stop.wait().await })
+            .run(),
+    );
+
+    stop.await;
+    drain(&trigger, &shutdown, &hub, &bridge, settings.shutdown_grace).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
+    Ok(())
+}
+
+/// The shutdown sequence; every step is bounded by what is left of `grace`.
+async fn drain(
+    trigger: &ShutdownTrigger,
+    shutdown: &Shutdown,
+    hub: &Hub,
+    bridge: &Bridge,
+    grace: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + grace;
+    tracing::info!(connections = hub.connections(), "shutting down");
+    trigger.begin();
+    debug_assert!(shutdown.has_begun());
+    hub.close_all(CloseReason::ShuttingDown);
+    while hub.connections() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bridge
+        .finish(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .await;
+    tracing::info!(left = hub.connections(), "shut down");
+}

@@ -1,0 +1,139 @@
+//! What travels through Redis: channel names and the envelope around a client frame.
+//!
+//! `{"v":1,"origin":"<instance uuid>","seq":42,"n":7,"frame":{…}}` — `origin` is the publishing
+//! hub's per-process id, `seq` its publish counter over all channels (dedup and order), `n` its
+//! publish counter on this channel, which lets a receiver count the messages it missed.
+//! The frame is the exact JSON the local clients got, copied in as bytes, never re-serialized.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::protocol::{Frame, Room};
+
+pub const VERSION: u32 = 1;
+
+/// Where a message goes: one room on every hub, or every client on every hub.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    Room(Room),
+    Broadcast,
+}
+
+/// Maps targets to Redis channel names and back under one prefix.
+#[derive(Debug, Clone)]
+pub struct Channels {
+    prefix: String,
+}
+
+impl Channels {
+    pub fn new(prefix: &str) -> Self {
+        Channels {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    pub fn name(&self, target: &Target) -> String {
+        match target {
+            Target::Room(room) => format!("{}room:{}", self.prefix, room),
+            Target::Broadcast => format!("{}broadcast", self.prefix),
+        }
+    }
+
+    pub fn target(&self, channel: &str) -> Option<Target> {
+        let rest = channel.strip_prefix(&self.prefix)?;
+        if rest == "broadcast" {
+            return Some(Target::Broadcast);
+        }
+        Room::parse(rest.strip_prefix("room:")?)
+            .ok()
+            .map(Target::Room)
+    }
+
+    pub fn presence_key(&self, client_id: &str) -> String {
+        format!("{}conn:{}", self.prefix, client_id)
+    }
+}
+
+pub fn encode(origin: Uuid, seq: u64, n: u64, frame: &Frame) -> String {
+    // Every part is already valid JSON (a UUID, two integers, a serialized frame): plain
+    // concatenation is exact and avoids re-serializing the frame.
+    format!(
+        r#"{{"v":{VERSION},"origin":"{origin}","seq":{seq},"n":{n},"frame":{}}}"#,
+        frame.as_str()
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Envelope<'a> {
+    pub v: u32,
+    pub origin: Uuid,
+    pub seq: u64,
+    pub n: u64,
+    #[serde(borrow)]
+    pub frame: &'a RawValue,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("undecodable envelope: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("unsupported envelope version {0}")]
+    Version(u32),
+}
+
+pub fn decode(payload: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
+    let envelope: Envelope<'_> = serde_json::from_slice(payload)?;
+    if envelope.v != VERSION {
+        return Err(EnvelopeError::Version(envelope.v));
+    }
+    Ok(envelope)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_envelope_round_trips_with_the_frame_bytes_intact() {
+        let frame = Frame::chat(
+            "id",
+            Some(&Room::parse("r").expect("room")),
+            "c",
+            "\"quoted\" ü",
+            "h",
+        );
+        let origin = Uuid::new_v4();
+        let text = encode(origin, 7, 5, &frame);
+        let env = decode(text.as_bytes()).expect("decodes");
+        assert_eq!((env.origin, env.seq, env.n), (origin, 7, 5));
+        assert_eq!(env.frame.get(), frame.as_str());
+    }
+
+    #[test]
+    fn foreign_versions_and_garbage_are_refused() {
+        assert!(decode(b"not json").is_err());
+        let other = format!(
+            r#"{{"v":2,"origin":"{}","seq":1,"n":1,"frame":{{}}}}"#,
+            Uuid::new_v4()
+        );
+        assert!(matches!(
+            decode(other.as_bytes()),
+            Err(EnvelopeError::Version(2))
+        ));
+    }
+
+    #[test]
+    fn channel_names_map_back_to_targets() {
+        let ch = Channels::new("rthub:");
+        let room = Target::Room(Room::parse("a:b").expect("room"));
+        assert_eq!(ch.name(&room), "rthub:room:a:b");
+        assert_eq!(ch.target("rthub:room:a:b"), Some(room));
+        assert_eq!(
+            ch.target(&ch.name(&Target::Broadcast)),
+            Some(Target::Broadcast)
+        );
+        assert_eq!(ch.target("other:room:a"), None);
+        assert_eq!(ch.target("rthub:room:bad room"), None);
+    }
+}

@@ -1,0 +1,250 @@
+//! The Redis bridge between hubs: what a hub publishes, what it receives, and whether Redis is
+//! reachable. [`publisher`] sends local messages out, [`subscriber`] brings other hubs' messages in,
+//! [`presence`] keeps connection metadata in Redis. Without `REDIS_URL` the bridge is disabled and
+//! the hub runs standalone.
+
+mod backoff;
+pub mod envelope;
+mod presence;
+mod publisher;
+pub mod sequence;
+mod subscriber;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::Settings;
+use crate::hub::Hub;
+use crate::protocol::Frame;
+use crate::shutdown::Shutdown;
+pub use envelope::{Channels, Target};
+
+/// A local message on its way to Redis.
+#[derive(Debug)]
+struct Outgoing {
+    target: Target,
+    frame: Frame,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BridgeState {
+    Disabled,
+    Up,
+    Down,
+}
+
+/// Counters reported by `/health`; every message lost or dropped is counted here, never silent.
+#[derive(Debug, Default, Serialize)]
+pub struct BridgeCounters {
+    pub published: AtomicU64,
+    /// Local messages that found the outage buffer full and never reached Redis.
+    pub overflowed: AtomicU64,
+    pub received: AtomicU64,
+    pub own_dropped: AtomicU64,
+    pub duplicates_dropped: AtomicU64,
+    /// Messages of other hubs that Redis never delivered to this hub (sequence gaps).
+    pub missed: AtomicU64,
+    pub undecodable: AtomicU64,
+    pub reconnects: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct RedisBridge {
+    outgoing: mpsc::Sender<Outgoing>,
+    channels: Channels,
+    publisher_up: watch::Sender<bool>,
+    subscriber_up: watch::Sender<bool>,
+    /// Channels the subscriber connection is confirmed to be subscribed to.
+    subscribed: watch::Sender<HashSet<String>>,
+    counters: BridgeCounters,
+    redis_timeout: Duration,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Cloneable handle to the bridge; `Disabled` when the hub runs standalone.
+#[derive(Debug, Clone)]
+pub enum Bridge {
+    Disabled,
+    Redis(Arc<RedisBridge>),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("REDIS_URL is not usable: {0}")]
+pub struct BadRedisUrl(#[from] redis::RedisError);
+
+impl Bridge {
+    /// Starts the publisher, subscriber and presence tasks; they run until `shutdown`.
+    pub fn start(settings: &Settings, hub: Hub, shutdown: Shutdown) -> Result<Self, BadRedisUrl> {
+        let Some(url) = settings.redis_url.as_deref() else {
+            return Ok(Bridge::Disabled);
+        };
+        let client = redis::Client::open(url)?;
+        let (outgoing, outgoing_rx) = mpsc::channel(settings.bridge_buffer);
+        let inner = Arc::new(RedisBridge {
+            outgoing,
+            channels: Channels::new(&settings.redis_prefix),
+            publisher_up: watch::Sender::new(false),
+            subscriber_up: watch::Sender::new(false),
+            subscribed: watch::Sender::new(HashSet::new()),
+            counters: BridgeCounters::default(),
+            redis_timeout: settings.redis_timeout,
+            tasks: std::sync::Mutex::new(Vec::new()),
+        });
+        let link = Link {
+            client,
+            timeout: settings.redis_timeout,
+            reconnect_max: settings.reconnect_max,
+            instance_id: hub.instance_id(),
+            bridge: inner.clone(),
+            shutdown,
+        };
+        let tasks = vec![
+            tokio::spawn(publisher::run(link.clone(), outgoing_rx)),
+            tokio::spawn(subscriber::run(
+                link.clone(),
+                hub.clone(),
+                settings.redis_ping_interval,
+            )),
+            tokio::spawn(presence::run(
+                link,
+                hub,
+                settings.presence_interval,
+                settings.presence_ttl,
+            )),
+        ];
+        *inner
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = tasks;
+        Ok(Bridge::Redis(inner))
+    }
+
+    /// Hands a local message to the publisher without waiting. While Redis is down it waits in
+    /// the bounded buffer; when that is full it is counted as overflowed.
+    pub fn publish(&self, target: Target, frame: Frame) {
+        let Bridge::Redis(inner) = self else { return };
+        if inner.outgoing.try_send(Outgoing { target, frame }).is_err() {
+            let lost = inner.counters.overflowed.fetch_add(1, Ordering::Relaxed) + 1;
+            if lost.is_power_of_two() {
+                tracing::warn!(lost, "bridge buffer full: cross-hub messages dropped");
+            }
+        }
+    }
+
+    pub fn state(&self) -> BridgeState {
+        match self {
+            Bridge::Disabled => BridgeState::Disabled,
+            Bridge::Redis(inner)
+                if *inner.publisher_up.borrow() && *inner.subscriber_up.borrow() =>
+            {
+                BridgeState::Up
+            }
+            Bridge::Redis(_) => BridgeState::Down,
+        }
+    }
+
+    pub fn counters(&self) -> Option<&BridgeCounters> {
+        match self {
+            Bridge::Disabled => None,
+            Bridge::Redis(inner) => Some(&inner.counters),
+        }
+    }
+
+    /// Waits (bounded) until the subscriber confirms `target`'s channel, so that a client told
+    /// `joined` really receives what other hubs publish next. Returns at once when Redis is down:
+    /// the subscription then happens on reconnect.
+    pub async fn wait_subscribed(&self, target: &Target) {
+        let Bridge::Redis(inner) = self else { return };
+        if !*inner.subscriber_up.borrow() {
+            return;
+        }
+        let channel = inner.channels.name(target);
+        let mut rx = inner.subscribed.subscribe();
+        let confirmed = rx.wait_for(|set| set.contains(&channel));
+        if tokio::time::timeout(inner.redis_timeout, confirmed)
+            .await
+            .is_err()
+        {
+            tracing::warn!(%channel, "subscription not confirmed in time");
+        }
+    }
+
+    /// Waits for the bridge tasks to finish their last work after shutdown (the publisher
+    /// flushes its buffer), at most `deadline`.
+    pub async fn finish(&self, deadline: Duration) {
+        let Bridge::Redis(inner) = self else { return };
+        let tasks = std::mem::take(
+            &mut *inner
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let all = futures_util::future::join_all(tasks);
+        if tokio::time::timeout(deadline, all).await.is_err() {
+            tracing::warn!("bridge did not finish within the shutdown grace period");
+        }
+    }
+}
+
+/// What every bridge task needs to reach Redis.
+#[derive(Debug, Clone)]
+struct Link {
+    client: redis::Client,
+    timeout: Duration,
+    reconnect_max: Duration,
+    /// This process's origin id, stamped on every envelope it publishes.
+    instance_id: uuid::Uuid,
+    bridge: Arc<RedisBridge>,
+    shutdown: Shutdown,
+}
+
+impl Link {
+    fn connection_config(&self) -> redis::AsyncConnectionConfig {
+        redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+    }
+
+    /// Connects a multiplexed connection, retrying with backoff; `None` once shutdown begins.
+    async fn connect(&self, who: &'static str) -> Option<redis::aio::MultiplexedConnection> {
+        let mut backoff = backoff::Backoff::new(self.reconnect_max);
+        let config = self.connection_config();
+        loop {
+            let attempt = self
+                .client
+                .get_multiplexed_async_connection_with_config(&config);
+            match tokio::time::timeout(self.timeout, attempt).await {
+                Ok(Ok(conn)) => return Some(conn),
+                Ok(Err(err)) => tracing::debug!(task = who, %err, "redis connect failed"),
+                Err(_) => tracing::debug!(task = who, "redis connect timed out"),
+            }
+            if !self.pause(backoff.next_delay()).await {
+                return None;
+            }
+        }
+    }
+
+    /// Sleeps, unless shutdown begins first; returns false on shutdown.
+    async fn pause(&self, delay: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => true,
+            _ = self.shutdown.wait() => false,
+        }
+    }
+
+    fn set_up(flag: &watch::Sender<bool>, up: bool, who: &'static str) {
+        let was = flag.send_replace(up);
+        match (was, up) {
+            (false, true) => tracing::info!(task = who, "redis connection up"),
+            (true, false) => tracing::warn!(task = who, "redis connection lost"),
+            _ => {}
+        }
+    }
+}

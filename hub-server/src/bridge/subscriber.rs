@@ -1,0 +1,188 @@
+//! Brings other hubs' messages in: one dedicated pub/sub connection, subscribed to the broadcast
+//! channel and to the channel of every room with local members. Drops this hub's own messages
+//! (origin id) and duplicates (sequence), counts what was missed, and hands the rest to the hub
+//! in arrival order — in this task, never a task per message, which would reorder them.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::{PubSubSink, PubSubStream};
+
+use super::Link;
+use super::backoff::Backoff;
+use super::envelope::{self, Target};
+use super::sequence::{SequenceTracker, Verdict};
+use crate::hub::Hub;
+use crate::protocol::Frame;
+
+pub(super) async fn run(link: Link, hub: Hub, ping_interval: Duration) {
+    let mut backoff = Backoff::new(link.reconnect_max);
+    let mut tracker = SequenceTracker::default();
+    loop {
+        if let Some((sink, stream)) = connect(&link).await {
+            backoff.reset();
+            // Whatever was published while we were away is gone: gap checks start afresh.
+            tracker.forget_channels();
+            let ended = Session {
+                link: &link,
+                hub: &hub,
+                sink,
+                tracker: &mut tracker,
+            }
+            .serve(stream, ping_interval)
+            .await;
+            link.bridge.subscribed.send_replace(HashSet::new());
+            super::Link::set_up(&link.bridge.subscriber_up, false, "subscriber");
+            if ended == Ended::Shutdown {
+                return;
+            }
+        }
+        if !link.pause(backoff.next_delay()).await {
+            return;
+        }
+    }
+}
+
+async fn connect(link: &Link) -> Option<(PubSubSink, PubSubStream)> {
+    let attempt = link.client.get_async_pubsub();
+    match tokio::time::timeout(link.timeout, attempt).await {
+        Ok(Ok(pubsub)) => Some(pubsub.split()),
+        Ok(Err(err)) => {
+            tracing::debug!(%err, "redis pub/sub connect failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("redis pub/sub connect timed out");
+            None
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    Shutdown,
+    ConnectionLost,
+}
+
+struct Session<'a> {
+    link: &'a Link,
+    hub: &'a Hub,
+    sink: PubSubSink,
+    tracker: &'a mut SequenceTracker,
+}
+
+impl Session<'_> {
+    async fn serve(mut self, mut stream: PubSubStream, ping_interval: Duration) -> Ended {
+        let mut subscribed = HashSet::new();
+        if !self.sync_subscriptions(&mut subscribed).await {
+            return Ended::ConnectionLost;
+        }
+        super::Link::set_up(&self.link.bridge.subscriber_up, true, "subscriber");
+        let mut ping = tokio::time::interval(ping_interval);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.link.shutdown.wait() => return Ended::Shutdown,
+                msg = stream.next() => match msg {
+                    Some(msg) => self.handle(&msg),
+                    None => return Ended::ConnectionLost,
+                },
+                _ = self.hub.rooms_changed() => {
+                    if !self.sync_subscriptions(&mut subscribed).await {
+                        return Ended::ConnectionLost;
+                    }
+                }
+                _ = ping.tick() => {
+                    // A stalled Redis (SIGSTOP, a dead network path) sends nothing and closes
+                    // nothing: only an unanswered PING reveals it.
+                    let pong = self.sink.ping::<redis::Value>();
+                    if !matches!(tokio::time::timeout(self.link.timeout, pong).await, Ok(Ok(_))) {
+                        tracing::warn!("redis did not answer PING in time");
+                        return Ended::ConnectionLost;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Subscribes to what the hub needs now and unsubscribes from what it no longer needs.
+    async fn sync_subscriptions(&mut self, subscribed: &mut HashSet<String>) -> bool {
+        let channels = &self.link.bridge.channels;
+        let mut wanted: HashSet<String> = self
+            .hub
+            .local_rooms()
+            .into_iter()
+            .map(|room| channels.name(&Target::Room(room)))
+            .collect();
+        wanted.insert(channels.name(&Target::Broadcast));
+
+        let add: Vec<&String> = wanted.difference(subscribed).collect();
+        let remove: Vec<&String> = subscribed.difference(&wanted).collect();
+        let timeout = self.link.timeout;
+        if !add.is_empty() {
+            let ok = tokio::time::timeout(timeout, self.sink.subscribe(&add)).await;
+            if !matches!(ok, Ok(Ok(()))) {
+                tracing::warn!(channels = add.len(), "redis SUBSCRIBE failed");
+                return false;
+            }
+        }
+        if !remove.is_empty() {
+            let ok = tokio::time::timeout(timeout, self.sink.unsubscribe(&remove)).await;
+            if !matches!(ok, Ok(Ok(()))) {
+                tracing::warn!(channels = remove.len(), "redis UNSUBSCRIBE failed");
+                return false;
+            }
+            for channel in &remove {
+                self.tracker.forget_channel(channel);
+            }
+        }
+        *subscribed = wanted;
+        self.link.bridge.subscribed.send_replace(subscribed.clone());
+        true
+    }
+
+    fn handle(&mut self, msg: &redis::Msg) {
+        let counters = &self.link.bridge.counters;
+        let channel = msg.get_channel_name();
+        let envelope = match envelope::decode(msg.get_payload_bytes()) {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                counters.undecodable.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%channel, %err, "dropping undecodable message from redis");
+                return;
+            }
+        };
+        if envelope.origin == self.link.instance_id {
+            counters.own_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match self
+            .tracker
+            .observe(envelope.origin, channel, envelope.seq, envelope.n)
+        {
+            Verdict::Duplicate => {
+                counters.duplicates_dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Verdict::Deliver { missed: 0 } => {}
+            Verdict::Deliver { missed } => {
+                counters.missed.fetch_add(missed, Ordering::Relaxed);
+                tracing::warn!(%channel, origin = %envelope.origin, missed, "messages from another hub were lost");
+            }
+        }
+        counters.received.fetch_add(1, Ordering::Relaxed);
+        let frame = Frame::from_json(envelope.frame.get());
+        match self.link.bridge.channels.target(channel) {
+            Some(Target::Room(room)) => {
+                self.hub.deliver(&room, &frame, None);
+            }
+            Some(Target::Broadcast) => {
+                self.hub.deliver_all(&frame, None);
+            }
+            None => tracing::warn!(%channel, "message on an unknown channel"),
+        }
+    }
+}

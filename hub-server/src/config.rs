@@ -1,0 +1,214 @@
+//! Settings: built-in defaults → optional TOML file (`--config PATH`) → environment (`HUB_*`, `REDIS_URL`).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Every tunable of a hub. Field names are the TOML keys; `HUB_<FIELD>` is the environment variable.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// Address the HTTP/WebSocket server binds.
+    pub listen: SocketAddr,
+    /// Human-readable hub name shown to clients. Not an identity: see `Hub::instance_id`.
+    pub name: String,
+    /// `redis://[:password@]host:port[/db]`; unset runs the hub standalone.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel, so several deployments can share one Redis.
+    pub redis_prefix: String,
+    /// Comma-separated exact origins, `*` for any; unset allows loopback origins only.
+    pub allowed_origins: Option<String>,
+    pub max_message_bytes: usize,
+    pub max_connections: usize,
+    pub max_rooms_per_client: usize,
+    /// Frames queued for one client before it is closed as a slow consumer.
+    pub send_queue: usize,
+    pub rate_limit_per_sec: u32,
+    pub rate_limit_burst: u32,
+    /// Frames refused for the rate limit before the connection is closed.
+    pub rate_limit_max_rejects: u32,
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    /// A client silent (no frame, no pong) for this long is dropped.
+    #[serde(with = "humantime_serde")]
+    pub pong_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    #[serde(with = "humantime_serde")]
+    pub presence_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub presence_interval: Duration,
+    /// Cross-hub messages held in order while Redis is unreachable.
+    pub bridge_buffer: usize,
+    #[serde(with = "humantime_serde")]
+    pub redis_ping_interval: Duration,
+    /// Longest wait for any Redis reply before the connection is declared stalled.
+    #[serde(with = "humantime_serde")]
+    pub redis_timeout: Duration,
+    /// Cap of the jittered exponential reconnect backoff.
+    #[serde(with = "humantime_serde")]
+    pub reconnect_max: Duration,
+    /// `text` (human-readable) or `json`.
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The defaults, as TOML, so the README table and the code cannot drift apart silently.
+pub const DEFAULTS: &str = r#"
+listen = "0.0.0.0:8080"
+name = "hub"
+redis_prefix = "rthub:"
+max_message_bytes = 65536
+max_connections = 100000
+max_rooms_per_client = 100
+send_queue = 1024
+rate_limit_per_sec = 100
+rate_limit_burst = 200
+rate_limit_max_rejects = 20
+ping_interval = "20s"
+pong_timeout = "60s"
+shutdown_grace = "10s"
+presence_ttl = "30s"
+presence_interval = "10s"
+bridge_buffer = 10000
+redis_ping_interval = "1s"
+redis_timeout = "2s"
+reconnect_max = "2s"
+log_format = "text"
+"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Reads defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Like [`Settings::load`] with an explicit environment, for tests.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        let env: std::collections::HashMap<String, String> = env.into_iter().collect();
+        // The conventional REDIS_URL is honoured as is, next to HUB_REDIS_URL.
+        if let Some(url) = env.get("REDIS_URL").filter(|u| !u.is_empty()) {
+            builder = builder.set_override("redis_url", url.clone())?;
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("HUB")
+                .prefix_separator("_")
+                .source(Some(
+                    env.into_iter()
+                        .filter(|(k, v)| k.starts_with("HUB_") && !v.is_empty())
+                        .collect(),
+                )),
+        );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("max_message_bytes", self.max_message_bytes),
+            ("max_connections", self.max_connections),
+            ("max_rooms_per_client", self.max_rooms_per_client),
+            ("send_queue", self.send_queue),
+            ("bridge_buffer", self.bridge_buffer),
+            ("rate_limit_per_sec", self.rate_limit_per_sec as usize),
+            ("rate_limit_burst", self.rate_limit_burst as usize),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Invalid(format!(
+                "{key} must be greater than 0"
+            )));
+        }
+        if self.pong_timeout <= self.ping_interval {
+            return Err(ConfigError::Invalid(
+                "pong_timeout must be longer than ping_interval".into(),
+            ));
+        }
+        if self.presence_ttl <= self.presence_interval {
+            return Err(ConfigError::Invalid(
+                "presence_ttl must be longer than presence_interval".into(),
+            ));
+        }
+        if self.name.trim().is_empty() {
+            return Err(ConfigError::Invalid("name must not be empty".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load_without_file_or_environment() {
+        let s = Settings::load_from(None, env(&[])).expect("defaults are valid");
+        assert_eq!(s.listen.port(), 8080);
+        assert_eq!(s.max_message_bytes, 64 * 1024);
+        assert!(s.redis_url.is_none());
+        assert_eq!(s.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("HUB_LISTEN", "127.0.0.1:9999"),
+                ("HUB_NAME", "east"),
+                ("REDIS_URL", "redis://:secret@redis:6379"),
+                ("HUB_PING_INTERVAL", "250ms"),
+                ("HUB_MAX_MESSAGE_BYTES", "1024"),
+                ("HUB_ALLOWED_ORIGINS", "http://a.example,http://b.example"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(s.listen.port(), 9999);
+        assert_eq!(s.name, "east");
+        assert_eq!(s.redis_url.as_deref(), Some("redis://:secret@redis:6379"));
+        assert_eq!(s.ping_interval, Duration::from_millis(250));
+        assert_eq!(s.max_message_bytes, 1024);
+        assert_eq!(
+            s.allowed_origins.as_deref(),
+            Some("http://a.example,http://b.example")
+        );
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_the_key_named() {
+        let err = Settings::load_from(None, env(&[("HUB_SEND_QUEUE", "0")])).unwrap_err();
+        assert!(err.to_string().contains("send_queue"), "{err}");
+        let err = Settings::load_from(None, env(&[("HUB_PING_INTERVAL", "soon")])).unwrap_err();
+        assert!(err.to_string().contains("ping_interval"), "{err}");
+    }
+}

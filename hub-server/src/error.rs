@@ -1,0 +1,102 @@
+//! Errors, and the one place where each maps to what a client sees: an `error` frame code or a
+//! WebSocket close code.
+
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// A frame the hub refuses; the connection stays open and the client gets an `error` frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("malformed JSON frame: {0}")]
+    BadJson(String),
+    #[error("unknown frame type {0:?}")]
+    UnknownType(String),
+    #[error("field {0:?} is required")]
+    MissingField(&'static str),
+    #[error("bad room name {0:?}: use 1-64 of A-Z a-z 0-9 _ . : -")]
+    BadRoom(String),
+    #[error("content must not be empty")]
+    EmptyContent,
+    #[error("binary frames are not supported; send JSON text frames")]
+    BinaryUnsupported,
+    #[error("too many messages: the limit is {0} per second")]
+    RateLimited(u32),
+    #[error("not a member of room {0:?}")]
+    NotMember(String),
+    #[error("already a member of room {0:?}")]
+    AlreadyMember(String),
+    #[error("too many rooms: the limit is {0} per connection")]
+    TooManyRooms(usize),
+}
+
+impl ProtocolError {
+    /// The stable, machine-readable code of the `error` frame.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProtocolError::BadJson(_) => "bad_json",
+            ProtocolError::UnknownType(_) => "unknown_type",
+            ProtocolError::MissingField(_) => "missing_field",
+            ProtocolError::BadRoom(_) => "bad_room",
+            ProtocolError::EmptyContent => "empty_content",
+            ProtocolError::BinaryUnsupported => "binary_unsupported",
+            ProtocolError::RateLimited(_) => "rate_limited",
+            ProtocolError::NotMember(_) => "not_member",
+            ProtocolError::AlreadyMember(_) => "already_member",
+            ProtocolError::TooManyRooms(_) => "too_many_rooms",
+        }
+    }
+}
+
+/// Why the hub closes a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The hub is shutting down (SIGTERM/SIGINT).
+    ShuttingDown,
+    /// The client's queue filled up: it reads slower than its rooms talk.
+    SlowConsumer,
+    /// The client kept sending over the rate limit after being told.
+    RateLimitExceeded,
+    /// A frame over `max_message_bytes`.
+    MessageTooBig,
+    /// No frame or pong within `pong_timeout`.
+    PongTimeout,
+    /// The WebSocket protocol was violated.
+    ProtocolViolation,
+}
+
+impl CloseReason {
+    pub fn close_code(self) -> CloseCode {
+        match self {
+            CloseReason::ShuttingDown => CloseCode::Away,
+            CloseReason::SlowConsumer => CloseCode::Library(4000),
+            CloseReason::RateLimitExceeded => CloseCode::Policy,
+            CloseReason::MessageTooBig => CloseCode::Size,
+            CloseReason::PongTimeout => CloseCode::Policy,
+            CloseReason::ProtocolViolation => CloseCode::Protocol,
+        }
+    }
+
+    pub fn text(self) -> &'static str {
+        match self {
+            CloseReason::ShuttingDown => "hub shutting down",
+            CloseReason::SlowConsumer => "slow consumer",
+            CloseReason::RateLimitExceeded => "rate limit exceeded",
+            CloseReason::MessageTooBig => "message too big",
+            CloseReason::PongTimeout => "pong timeout",
+            CloseReason::ProtocolViolation => "protocol violation",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_codes_are_the_documented_ones() {
+        let code = |r: CloseReason| u16::from(r.close_code());
+        assert_eq!(code(CloseReason::ShuttingDown), 1001);
+        assert_eq!(code(CloseReason::SlowConsumer), 4000);
+        assert_eq!(code(CloseReason::RateLimitExceeded), 1008);
+        assert_eq!(code(CloseReason::MessageTooBig), 1009);
+    }
+}

@@ -1,0 +1,447 @@
+//! The hub: who is connected, who is in which room, and local delivery.
+//!
+//! `Hub` is a cheap cloneable handle (no global state). Delivery takes a read lock, hands each
+//! recipient a shared [`Frame`] with `try_send` (never `.await`), and flags a full queue as a slow
+//! consumer without waiting for it. Cross-hub traffic is the bridge's business: the hub only tells
+//! it what to publish and which rooms have local members.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use tokio::sync::{Notify, mpsc};
+use uuid::Uuid;
+
+use crate::error::{CloseReason, ProtocolError};
+use crate::protocol::{Frame, Room};
+
+pub type ClientId = Arc<str>;
+
+/// Tells a session to close, from anywhere, without waiting: the first reason wins.
+#[derive(Debug, Default)]
+pub struct Kick {
+    reason: OnceLock<CloseReason>,
+    notify: Notify,
+}
+
+impl Kick {
+    pub fn close(&self, reason: CloseReason) {
+        if self.reason.set(reason).is_ok() {
+            // notify_one keeps a permit, so a session not yet waiting still sees it.
+            self.notify.notify_one();
+        }
+    }
+
+    pub async fn wait(&self) -> CloseReason {
+        loop {
+            if let Some(reason) = self.reason.get() {
+                return *reason;
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
+/// How the hub reaches one client: its bounded queue and its kick switch.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub tx: mpsc::Sender<Frame>,
+    pub kick: Arc<Kick>,
+}
+
+impl Recipient {
+    /// Queues `frame`; a full queue closes the client as a slow consumer. Returns whether queued.
+    pub fn offer(&self, frame: &Frame) -> bool {
+        match self.tx.try_send(frame.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.kick.close(CloseReason::SlowConsumer);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Member {
+    recipient: Recipient,
+    ip: IpAddr,
+    connected_at: String,
+    rooms: Vec<Room>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    clients: HashMap<ClientId, Member>,
+    rooms: HashMap<Room, HashMap<ClientId, Recipient>>,
+}
+
+/// One client as the presence writer stores it in Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceEntry {
+    pub client_id: ClientId,
+    pub ip: IpAddr,
+    pub connected_at: String,
+    pub rooms: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub delivered: AtomicU64,
+    pub received: AtomicU64,
+    pub slow_consumers: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    name: String,
+    instance_id: Uuid,
+    max_rooms_per_client: usize,
+    state: RwLock<State>,
+    /// Woken when the set of rooms with local members changes (the bridge resubscribes).
+    rooms_changed: Notify,
+    /// Woken when a client connects, leaves or changes rooms (the presence writer updates Redis).
+    presence_changed: Notify,
+    counters: Counters,
+}
+
+#[derive(Debug, Clone)]
+pub struct Hub(Arc<Inner>);
+
+impl Hub {
+    pub fn new(name: String, max_rooms_per_client: usize) -> Self {
+        Hub(Arc::new(Inner {
+            name,
+            // A fresh id per process: two hubs configured with one name still tell each other apart.
+            instance_id: Uuid::new_v4(),
+            max_rooms_per_client,
+            state: RwLock::default(),
+            rooms_changed: Notify::new(),
+            presence_changed: Notify::new(),
+            counters: Counters::default(),
+        }))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    pub fn instance_id(&self) -> Uuid {
+        self.0.instance_id
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.0.counters
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.0.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.0.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds a client, a member of the default room from the start.
+    pub fn register(
+        &self,
+        client_id: ClientId,
+        recipient: Recipient,
+        ip: IpAddr,
+        connected_at: String,
+    ) {
+        let room = Room::default_room();
+        let new_room = {
+            let mut state = self.write();
+            let members = state.rooms.entry(room.clone()).or_default();
+            let new_room = members.is_empty();
+            members.insert(client_id.clone(), recipient.clone());
+            state.clients.insert(
+                client_id,
+                Member {
+                    recipient,
+                    ip,
+                    connected_at,
+                    rooms: vec![room],
+                },
+            );
+            new_room
+        };
+        if new_room {
+            self.0.rooms_changed.notify_one();
+        }
+        self.0.presence_changed.notify_one();
+    }
+
+    /// The one cleanup path of a client: out of every room, out of the hub. Dropping the hub's
+    /// `Sender` clones is what lets the session's writer finish.
+    pub fn remove(&self, client_id: &ClientId) {
+        let emptied_room = {
+            let mut state = self.write();
+            let Some(member) = state.clients.remove(client_id) else {
+                return;
+            };
+            let mut emptied = false;
+            for room in &member.rooms {
+                emptied |= remove_member(&mut state.rooms, room, client_id);
+            }
+            emptied
+        };
+        if emptied_room {
+            self.0.rooms_changed.notify_one();
+        }
+        self.0.presence_changed.notify_one();
+    }
+
+    /// Joins a room; joining a room twice is harmless. Returns true when the room just got its
+    /// first local member (the bridge must subscribe before cross-hub messages can arrive).
+    pub fn join(&self, client_id: &ClientId, room: &Room) -> Result<bool, ProtocolError> {
+        let new_room = {
+            let mut state = self.write();
+            let State { clients, rooms } = &mut *state;
+            let Some(member) = clients.get_mut(client_id) else {
+                return Ok(false);
+            };
+            if member.rooms.contains(room) {
+                return Ok(false);
+            }
+            if member.rooms.len() >= self.0.max_rooms_per_client {
+                return Err(ProtocolError::TooManyRooms(self.0.max_rooms_per_client));
+            }
+            member.rooms.push(room.clone());
+            let members = rooms.entry(room.clone()).or_default();
+            members.insert(client_id.clone(), member.recipient.clone());
+            members.len() == 1
+        };
+        if new_room {
+            self.0.rooms_changed.notify_one();
+        }
+        self.0.presence_changed.notify_one();
+        Ok(new_room)
+    }
+
+    pub fn leave(&self, client_id: &ClientId, room: &Room) -> Result<(), ProtocolError> {
+        let emptied = {
+            let mut state = self.write();
+            let State { clients, rooms } = &mut *state;
+            let member = clients
+                .get_mut(client_id)
+                .filter(|m| m.rooms.contains(room))
+                .ok_or_else(|| ProtocolError::NotMember(room.to_string()))?;
+            member.rooms.retain(|r| r != room);
+            remove_member(rooms, room, client_id)
+        };
+        if emptied {
+            self.0.rooms_changed.notify_one();
+        }
+        self.0.presence_changed.notify_one();
+        Ok(())
+    }
+
+    /// Queues `frame` for every local member of `room` except `except`. Returns how many got it.
+    pub fn deliver(&self, room: &Room, frame: &Frame, except: Option<&ClientId>) -> usize {
+        let state = self.read();
+        let Some(members) = state.rooms.get(room) else {
+            return 0;
+        };
+        self.offer_all(members.iter(), frame, except)
+    }
+
+    /// Queues `frame` for every local client except `except`.
+    pub fn deliver_all(&self, frame: &Frame, except: Option<&ClientId>) -> usize {
+        let state = self.read();
+        let recipients = state.clients.iter().map(|(id, m)| (id, &m.recipient));
+        self.offer_all(recipients, frame, except)
+    }
+
+    fn offer_all<'a>(
+        &self,
+        recipients: impl Iterator<Item = (&'a ClientId, &'a Recipient)>,
+        frame: &Frame,
+        except: Option<&ClientId>,
+    ) -> usize {
+        let (mut delivered, mut slow) = (0u64, 0u64);
+        for (id, recipient) in recipients {
+            if Some(id) == except {
+                continue;
+            }
+            if recipient.offer(frame) {
+                delivered += 1;
+            } else if !recipient.tx.is_closed() {
+                slow += 1;
+            }
+        }
+        let c = &self.0.counters;
+        c.delivered.fetch_add(delivered, Ordering::Relaxed);
+        if slow > 0 {
+            c.slow_consumers.fetch_add(slow, Ordering::Relaxed);
+        }
+        delivered as usize
+    }
+
+    pub fn connections(&self) -> usize {
+        self.read().clients.len()
+    }
+
+    pub fn room_count(&self) -> usize {
+        self.read().rooms.len()
+    }
+
+    /// Rooms with at least one local member: what the bridge must be subscribed to.
+    pub fn local_rooms(&self) -> Vec<Room> {
+        self.read().rooms.keys().cloned().collect()
+    }
+
+    pub fn is_local_room(&self, room: &Room) -> bool {
+        self.read().rooms.contains_key(room)
+    }
+
+    pub async fn rooms_changed(&self) {
+        self.0.rooms_changed.notified().await;
+    }
+
+    pub async fn presence_changed(&self) {
+        self.0.presence_changed.notified().await;
+    }
+
+    pub fn presence_snapshot(&self) -> Vec<PresenceEntry> {
+        let state = self.read();
+        state
+            .clients
+            .iter()
+            .map(|(id, m)| PresenceEntry {
+                client_id: id.clone(),
+                ip: m.ip,
+                connected_at: m.connected_at.clone(),
+                rooms: m
+                    .rooms
+                    .iter()
+                    .map(Room::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            })
+            .collect()
+    }
+
+    /// Closes every client (shutdown).
+    pub fn close_all(&self, reason: CloseReason) {
+        for member in self.read().clients.values() {
+            member.recipient.kick.close(reason);
+        }
+    }
+
+    pub fn client_ids(&self) -> HashSet<ClientId> {
+        self.read().clients.keys().cloned().collect()
+    }
+}
+
+/// Removes one member; returns true when the room is now empty (and gone).
+fn remove_member(
+    rooms: &mut HashMap<Room, HashMap<ClientId, Recipient>>,
+    room: &Room,
+    client_id: &ClientId,
+) -> bool {
+    let Some(members) = rooms.get_mut(room) else {
+        return false;
+    };
+    members.remove(client_id);
+    if members.is_empty() {
+        rooms.remove(room);
+        return true;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn client(hub: &Hub, id: &str, queue: usize) -> (ClientId, mpsc::Receiver<Frame>, Arc<Kick>) {
+        let (tx, rx) = mpsc::channel(queue);
+        let kick = Arc::new(Kick::default());
+        let id: ClientId = id.into();
+        let recipient = Recipient {
+            tx,
+            kick: kick.clone(),
+        };
+        hub.register(
+            id.clone(),
+            recipient,
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            "t".into(),
+        );
+        (id, rx, kick)
+    }
+
+    fn room(name: &str) -> Room {
+        Room::parse(name).expect("valid")
+    }
+
+    #[test]
+    fn delivery_reaches_members_but_not_the_sender_or_other_rooms() {
+        let hub = Hub::new("h".into(), 10);
+        let (a, mut rx_a, _) = client(&hub, "a", 8);
+        let (b, mut rx_b, _) = client(&hub, "b", 8);
+        let (c, mut rx_c, _) = client(&hub, "c", 8);
+        hub.join(&b, &room("r")).expect("join");
+        hub.join(&a, &room("r")).expect("join");
+        hub.leave(&c, &room("general")).expect("leave");
+
+        let frame = Frame::pong();
+        assert_eq!(hub.deliver(&room("r"), &frame, Some(&a)), 1);
+        assert_eq!(rx_b.try_recv().ok(), Some(frame.clone()));
+        assert!(rx_a.try_recv().is_err());
+        assert!(rx_c.try_recv().is_err());
+        assert_eq!(hub.deliver_all(&frame, Some(&a)), 2);
+        let _ = c;
+    }
+
+    #[test]
+    fn rooms_appear_and_disappear_with_their_members() {
+        let hub = Hub::new("h".into(), 10);
+        let (a, _rx, _) = client(&hub, "a", 8);
+        assert!(hub.join(&a, &room("x")).expect("join"), "first member");
+        assert!(
+            !hub.join(&a, &room("x")).expect("join"),
+            "joining twice is harmless"
+        );
+        assert!(hub.is_local_room(&room("x")));
+        hub.leave(&a, &room("x")).expect("leave");
+        assert!(!hub.is_local_room(&room("x")));
+        assert_eq!(hub.leave(&a, &room("x")).unwrap_err().code(), "not_member");
+        hub.remove(&a);
+        assert_eq!(hub.connections(), 0);
+        assert_eq!(hub.room_count(), 0);
+    }
+
+    #[test]
+    fn a_full_queue_kicks_the_slow_consumer_only() {
+        let hub = Hub::new("h".into(), 10);
+        let (_slow, _rx_slow, kick_slow) = client(&hub, "slow", 1);
+        let (_fast, mut rx_fast, kick_fast) = client(&hub, "fast", 8);
+        let frame = Frame::pong();
+        hub.deliver(&room("general"), &frame, None);
+        rx_fast.try_recv().expect("fast got the first");
+        hub.deliver(&room("general"), &frame, None);
+        assert_eq!(kick_slow.reason.get(), Some(&CloseReason::SlowConsumer));
+        assert_eq!(kick_fast.reason.get(), None);
+        assert!(
+            rx_fast.try_recv().is_ok(),
+            "the fast client is not held back"
+        );
+    }
+
+    #[test]
+    fn the_room_limit_per_client_holds() {
+        let hub = Hub::new("h".into(), 2);
+        let (a, _rx, _) = client(&hub, "a", 8);
+        hub.join(&a, &room("one")).expect("second room");
+        assert_eq!(
+            hub.join(&a, &room("two")).unwrap_err().code(),
+            "too_many_rooms"
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! `GET /ws`: checks the Origin and the connection limit, answers the WebSocket handshake and
+//! hands the upgraded socket to a session.
+//!
+//! The handshake is done here rather than by `warp::ws()` because warp's `Message::text` takes a
+//! `String`, which would copy every frame once per recipient; tungstenite's `Utf8Bytes` lets every
+//! recipient share the bytes of a frame serialized once.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use http::{HeaderMap, StatusCode, header};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use warp::Filter;
+use warp::reply::{Reply, Response};
+
+use crate::session;
+use crate::state::AppState;
+
+pub fn route(
+    state: AppState,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("ws")
+        .and(warp::get())
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<OnUpgrade>())
+        .and(warp::addr::remote())
+        .map(
+            move |headers: HeaderMap, on_upgrade: Option<OnUpgrade>, remote: Option<SocketAddr>| {
+                handshake(state.clone(), &headers, on_upgrade, remote)
+            },
+        )
+}
+
+fn refuse(status: StatusCode, why: &'static str) -> Response {
+    warp::reply::with_status(why, status).into_response()
+}
+
+fn handshake(
+    state: AppState,
+    headers: &HeaderMap,
+    on_upgrade: Option<OnUpgrade>,
+    remote: Option<SocketAddr>,
+) -> Response {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    if !state.origins.allows(origin) {
+        tracing::info!(
+            origin = origin.unwrap_or_default(),
+            "websocket refused: origin not allowed"
+        );
+        return refuse(StatusCode::FORBIDDEN, "origin not allowed\n");
+    }
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
+        return refuse(StatusCode::BAD_REQUEST, "expected a websocket upgrade\n");
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes())
+        != Some(b"13")
+    {
+        return refuse(StatusCode::BAD_REQUEST, "unsupported websocket version\n");
+    }
+    let (Some(key), Some(on_upgrade)) = (headers.get(header::SEC_WEBSOCKET_KEY), on_upgrade) else {
+        return refuse(StatusCode::BAD_REQUEST, "expected a websocket upgrade\n");
+    };
+    if state.hub.connections() >= state.settings.max_connections {
+        tracing::warn!(
+            limit = state.settings.max_connections,
+            "websocket refused: hub full"
+        );
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "hub at its connection limit\n",
+        );
+    }
+    if state.shutdown.has_begun() {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "hub shutting down\n");
+    }
+
+    let accept = derive_accept_key(key.as_bytes());
+    let ip = remote.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    let config = socket_config(state.settings.max_message_bytes);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let socket = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                session::run(socket, state, ip).await;
+            }
+            Err(err) => tracing::debug!(%err, "websocket upgrade failed"),
+        }
+    });
+
+    let mut response = Response::default();
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("upgrade"),
+    );
+    h.insert(
+        header::UPGRADE,
+        header::HeaderValue::from_static("websocket"),
+    );
+    if let Ok(accept) = header::HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
+}
+
+fn socket_config(max_message_bytes: usize) -> WebSocketConfig {
+    // Small read buffer: idle connections are the common case and each costs its buffer. The
+    // write buffer keeps its default so that a batch of frames leaves in one write() on flush.
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .max_message_size(Some(max_message_bytes))
+        .max_frame_size(Some(max_message_bytes))
+}
