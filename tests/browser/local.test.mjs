@@ -1,0 +1,79 @@
+// Real-browser test of the chat page against real processes: the redis-server run.sh started
+// (REDIS_URL), two hub-servers and two hub-client-web servers on free ports, headless Debian Chromium.
+// Run it through tests/browser/run.sh (`make test` does), which builds the binaries and starts Redis.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ChatSession, STEPS } from './scenario.mjs';
+import { startStack } from './stack.mjs';
+
+const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const BIN_DIR = process.env.BIN_DIR || join(ROOT, 'target', 'debug');
+const REDIS_URL = process.env.REDIS_URL;
+const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || join(ROOT, 'target', 'browser-screenshots');
+const LOG_DIR = process.env.LOG_DIR || join(ROOT, 'target', 'browser-test-logs');
+const STEP_TIMEOUT_MS = 90_000;
+
+const log = (msg) => console.log(`  [browser] ${msg}`);
+
+describe('chat page: two pages on two web servers chat across two hubs bridged by Redis', () => {
+  let stack;
+  let session;
+  let broken = '';
+
+  before(async () => {
+    assert.ok(REDIS_URL, 'REDIS_URL is not set: run this through tests/browser/run.sh');
+    stack = await startStack({
+      binDir: BIN_DIR,
+      redisUrl: REDIS_URL,
+      logDir: LOG_DIR,
+      // A short cap keeps the hub-restart step quick; the compose test runs with the 10 s default.
+      webEnv: { WEB_RECONNECT_MAX: '2s' },
+    });
+    log(`hub1 :${stack.ports.hub1Port}  hub2 :${stack.ports.hub2Port}  ` +
+      `web1 ${stack.page1Url}  web2 ${stack.page2Url}  logs ${LOG_DIR}`);
+    session = new ChatSession({
+      page1Url: stack.page1Url,
+      page2Url: stack.page2Url,
+      stopHub1: () => stack.stopHub1(),
+      startHub1: () => stack.startHub1(),
+      screenshotDir: SCREENSHOT_DIR,
+      log,
+    });
+    await session.open();
+  });
+
+  after(async () => {
+    try {
+      await session?.close();
+    } finally {
+      await stack?.stop();
+    }
+  });
+
+  it('hub-client-web healthcheck exits 0 while its server runs, 1 when nothing listens', () => {
+    const { web1Port } = stack.ports;
+    assert.equal(stack.healthcheck('hub-client-web', { WEB_LISTEN: `127.0.0.1:${web1Port}` }), 0);
+    // Port 9 (discard) has no listener on a test machine: the check must fail, not hang.
+    assert.equal(stack.healthcheck('hub-client-web', { WEB_LISTEN: '127.0.0.1:9' }), 1);
+  });
+
+  for (const [name, step] of STEPS) {
+    it(name, { timeout: STEP_TIMEOUT_MS }, async (t) => {
+      // Without connected pages every later step would only time out: report the cause once.
+      if (broken) {
+        t.skip(`not run: ${broken}`);
+        return;
+      }
+      try {
+        await step(session);
+      } catch (e) {
+        if (name === STEPS[0][0]) broken = 'the pages never connected';
+        await session.screenshot('FAILED').catch(() => {});
+        console.error(`  [browser] step failed: ${name}\n${stack.tails()}`);
+        throw e;
+      }
+    });
+  }
+});
