@@ -10,7 +10,7 @@ use futures_util::{Stream, StreamExt};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::tungstenite::error::CapacityError;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError as WsProtocolError};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use uuid::Uuid;
 
@@ -134,6 +134,9 @@ impl Session<'_> {
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                 Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
                     return Some(CloseReason::MessageTooBig);
+                }
+                Some(Err(WsError::Protocol(WsProtocolError::ResetWithoutClosingHandshake))) => {
+                    return None;
                 }
                 Some(Err(WsError::Protocol(err))) => {
                     tracing::debug!(client_id = %self.client_id, %err, "websocket protocol error");

@@ -67,10 +67,17 @@ pub(super) async fn run(link: Link, hub: Hub, interval: Duration, ttl: Duration)
             for id in written.keys().filter(|id| !now.contains_key(*id)) {
                 pipe.del(link.bridge.channels.presence_key(id));
             }
+            if pipe.cmd_iter().next().is_none() {
+                continue;
+            }
             match tokio::time::timeout(link.timeout, pipe.query_async::<()>(&mut conn)).await {
                 Ok(Ok(())) => written = now,
-                _ => {
-                    tracing::warn!("presence update failed; reconnecting");
+                Ok(Err(err)) => {
+                    tracing::warn!(%err, "presence update failed; reconnecting");
+                    break;
+                }
+                Err(_) => {
+                    tracing::warn!("presence update timed out; reconnecting");
                     break;
                 }
             }
