@@ -1,1 +1,136 @@
-fn main() {}
+//! hub-bench command line: `load`, `idle` and `report` (see `hub-bench help`).
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use hub_bench::args::Flags;
+use hub_bench::client::Protocol;
+use hub_bench::{idle, load, report};
+
+const USAGE: &str = "\
+hub-bench load   --target NAME --proto hub|socketio --url WS_URL[,WS_URL…] --rate DELIVERIES_PER_S
+                 [--subscribers 1000] [--publishers 4] [--room bench] [--duration 10s] [--warmup 1s]
+                 [--drain 2s] [--payload-bytes 0] [--connect-concurrency 256] [--hub-pid PID,…]
+                 [--redis-pid PID,…] [--json RESULTS.jsonl]
+hub-bench idle   --target NAME --proto hub|socketio --url WS_URL[,…] [--connections 10000]
+                 [--settle 3s] [--hub-pid PID,…] [--json RESULTS.jsonl]
+hub-bench report RESULTS.jsonl [--ours ours] [--peer socketio]";
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let mut argv = std::env::args().skip(1);
+    let command = argv.next().unwrap_or_default();
+    match command.as_str() {
+        "load" => {
+            let f = Flags::parse(argv)?;
+            let cfg = load::LoadConfig {
+                target: f.required("target")?,
+                proto: f.required("proto")?.parse::<Protocol>()?,
+                urls: f.all("url"),
+                room: f.get("room", "bench".to_owned())?,
+                subscribers: f.get("subscribers", 1000)?,
+                publishers: f.get("publishers", 4)?,
+                rate: f.get("rate", 50_000.0)?,
+                duration: f.duration("duration", Duration::from_secs(10))?,
+                warmup: f.duration("warmup", Duration::from_secs(1))?,
+                drain: f.duration("drain", Duration::from_secs(2))?,
+                payload_bytes: f.get("payload-bytes", 0)?,
+                connect_concurrency: f.get("connect-concurrency", 256)?,
+                connect_timeout: f.duration("connect-timeout", Duration::from_secs(30))?,
+                hub_pids: f.pids("hub-pid")?,
+                redis_pids: f.pids("redis-pid")?,
+            };
+            let result = load::run(&cfg)
+                .await
+                .with_context(|| format!("load point on {}", cfg.target))?;
+            eprintln!(
+                "{:>9} {:>5} subs offered {:>9.0}/s delivered {:>9.0}/s p50 {:>7.2} p99 {:>8.2} p99.9 {:>8.2} ms \
+                 lost {} dup {} reord {} disc {} hub {:.2} µs/del redis {:.2} µs/del tool {:.0}% {}",
+                result.target,
+                result.subscribers,
+                result.offered_deliveries_per_s,
+                result.delivered_per_s,
+                result.latency.p50_ms,
+                result.latency.p99_ms,
+                result.latency.p999_ms,
+                result.counts.lost,
+                result.counts.duplicated,
+                result.counts.reordered,
+                result.disconnects,
+                result.hub_cpu_us_per_delivery,
+                result.redis_cpu_us_per_delivery,
+                result.tool_cpu_pct,
+                if result.sustainable {
+                    "ok"
+                } else {
+                    "NOT SUSTAINABLE"
+                },
+            );
+            emit(&f, &serde_json::to_string(&result)?)?;
+        }
+        "idle" => {
+            let f = Flags::parse(argv)?;
+            let cfg = idle::IdleConfig {
+                target: f.required("target")?,
+                proto: f.required("proto")?.parse::<Protocol>()?,
+                urls: f.all("url"),
+                connections: f.get("connections", 10_000)?,
+                connect_concurrency: f.get("connect-concurrency", 256)?,
+                connect_timeout: f.duration("connect-timeout", Duration::from_secs(30))?,
+                settle: f.duration("settle", Duration::from_secs(3))?,
+                hub_pids: f.pids("hub-pid")?,
+            };
+            let r = idle::run(&cfg)
+                .await
+                .with_context(|| format!("idle run on {}", cfg.target))?;
+            eprintln!(
+                "{:>9} idle: {} connected ({} failed{}), {:.0} connects/s, hub RSS {} → {} KiB = {:.2} KiB per connection",
+                r.target,
+                r.connected,
+                r.failed,
+                r.first_error
+                    .as_deref()
+                    .map(|e| format!(", first: {e}"))
+                    .unwrap_or_default(),
+                r.connect_per_s,
+                r.rss_before_kib,
+                r.rss_after_kib,
+                r.rss_per_connection_bytes / 1024.0
+            );
+            emit(&f, &serde_json::to_string(&r)?)?;
+        }
+        "report" => {
+            let Some(path) = argv.next() else {
+                bail!("usage:\n{USAGE}")
+            };
+            let f = Flags::parse(argv)?;
+            let text = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+            let results = report::Results::parse(&text).with_context(|| format!("parse {path}"))?;
+            print!(
+                "{}",
+                report::render(
+                    &results,
+                    &f.get("ours", "ours".to_owned())?,
+                    &f.get("peer", "socketio".to_owned())?
+                )
+            );
+        }
+        _ => bail!("usage:\n{USAGE}"),
+    }
+    Ok(())
+}
+
+/// Print the JSON line and append it to `--json` when given.
+fn emit(f: &Flags, line: &str) -> Result<()> {
+    println!("{line}");
+    if let Ok(path) = f.required("json") {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("open {path}"))?;
+        writeln!(file, "{line}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,238 @@
+//! One benchmark connection in either protocol: connect, handshake, join a room, and the frames the
+//! hot paths send and recognise. Our hub speaks JSON over `/ws`; the peer speaks Socket.IO (Engine.IO v4).
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::eio::{self, EnginePacket, SocketPacket};
+use crate::error::BenchError;
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// realtime-hub's JSON frames.
+    Hub,
+    /// Socket.IO 4 over a websocket-only Engine.IO v4 session.
+    SocketIo,
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = BenchError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "hub" => Ok(Protocol::Hub),
+            "socketio" => Ok(Protocol::SocketIo),
+            other => Err(BenchError::Usage(format!(
+                "protocol {other:?}: expected hub or socketio"
+            ))),
+        }
+    }
+}
+
+impl Protocol {
+    pub fn join_frame(self, room: &str) -> String {
+        match self {
+            Protocol::Hub => serde_json::json!({"type": "join", "room": room}).to_string(),
+            Protocol::SocketIo => eio::event("join", &serde_json::Value::from(room).to_string()),
+        }
+    }
+
+    /// A chat message to `room`. `content` must need no JSON escaping (the payload alphabet does not).
+    pub fn message_frame(self, room: &str, content: &str) -> String {
+        match self {
+            Protocol::Hub => {
+                format!(r#"{{"type":"message","room":"{room}","content":"{content}"}}"#)
+            }
+            Protocol::SocketIo => eio::event(
+                "message",
+                &format!(r#"{{"room":"{room}","content":"{content}"}}"#),
+            ),
+        }
+    }
+
+    /// The reply a frame needs before anything else, if any (Engine.IO heartbeats are the client's job;
+    /// WebSocket pings are answered by tungstenite itself).
+    pub fn reply_to(self, frame: &str) -> Option<String> {
+        match self {
+            Protocol::Hub => None,
+            Protocol::SocketIo => match eio::parse(frame) {
+                Ok(EnginePacket::Ping(data)) => Some(format!("{}{data}", eio::PONG)),
+                _ => None,
+            },
+        }
+    }
+
+    /// Whether a frame is the hub telling us something went wrong (rate limit, bad frame, …).
+    pub fn is_error(self, frame: &str) -> bool {
+        match self {
+            Protocol::Hub => frame.contains(r#""type":"error""#),
+            Protocol::SocketIo => matches!(
+                eio::parse(frame),
+                Ok(EnginePacket::Message(SocketPacket::ConnectError { .. }))
+                    | Ok(EnginePacket::Close)
+            ),
+        }
+    }
+}
+
+/// Open a connection, finish the protocol handshake and, if `room` is given, join it and wait for the ack.
+pub async fn connect(
+    proto: Protocol,
+    url: &str,
+    room: Option<&str>,
+    timeout: Duration,
+) -> Result<Ws, BenchError> {
+    tokio::time::timeout(timeout, connect_inner(proto, url, room))
+        .await
+        .map_err(|_| BenchError::Timeout {
+            url: url.to_owned(),
+            what: "connect + handshake + join",
+        })?
+}
+
+async fn connect_inner(proto: Protocol, url: &str, room: Option<&str>) -> Result<Ws, BenchError> {
+    // Nagle off: publishers write small frames and latency is what is measured.
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+        .await
+        .map_err(|e| BenchError::Connect {
+            url: url.to_owned(),
+            source: Box::new(e),
+        })?;
+    match proto {
+        Protocol::Hub => {
+            wait_for(&mut ws, proto, url, |f| f.contains(r#""type":"welcome""#)).await?;
+        }
+        Protocol::SocketIo => {
+            wait_for(&mut ws, proto, url, |f| {
+                matches!(eio::parse(f), Ok(EnginePacket::Open(_)))
+            })
+            .await?;
+            ws.send(Message::text(eio::CONNECT_DEFAULT)).await?;
+            wait_for(&mut ws, proto, url, |f| {
+                matches!(
+                    eio::parse(f),
+                    Ok(EnginePacket::Message(SocketPacket::Connect {
+                        namespace: "/",
+                        ..
+                    }))
+                )
+            })
+            .await?;
+        }
+    }
+    if let Some(room) = room {
+        ws.send(Message::text(proto.join_frame(room))).await?;
+        wait_for(&mut ws, proto, url, |f| is_join_ack(proto, f, room)).await?;
+    }
+    Ok(ws)
+}
+
+fn is_join_ack(proto: Protocol, frame: &str, room: &str) -> bool {
+    match proto {
+        Protocol::Hub => {
+            frame.contains(r#""type":"joined""#) && frame.contains(&format!(r#""room":"{room}""#))
+        }
+        Protocol::SocketIo => matches!(
+            eio::parse(frame),
+            Ok(EnginePacket::Message(SocketPacket::Event { name: "joined", args, .. }))
+                if args.trim_matches('"') == room
+        ),
+    }
+}
+
+/// Read frames until one matches, answering heartbeats and failing on errors or close.
+async fn wait_for(
+    ws: &mut Ws,
+    proto: Protocol,
+    url: &str,
+    done: impl Fn(&str) -> bool,
+) -> Result<(), BenchError> {
+    let fail = |reason: String| BenchError::Handshake {
+        url: url.to_owned(),
+        reason,
+    };
+    while let Some(msg) = ws.next().await {
+        match msg? {
+            Message::Text(t) => {
+                let t = t.as_str();
+                if done(t) {
+                    return Ok(());
+                }
+                if let Some(reply) = proto.reply_to(t) {
+                    ws.send(Message::text(reply)).await?;
+                } else if proto.is_error(t) {
+                    return Err(fail(t.chars().take(200).collect()));
+                }
+            }
+            Message::Close(frame) => return Err(fail(format!("closed: {frame:?}"))),
+            _ => {}
+        }
+    }
+    Err(fail("connection ended".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_of_both_protocols() {
+        assert_eq!(
+            Protocol::Hub.join_frame("bench"),
+            r#"{"room":"bench","type":"join"}"#
+        );
+        assert_eq!(
+            Protocol::SocketIo.join_frame("bench"),
+            r#"42["join","bench"]"#
+        );
+        assert_eq!(
+            Protocol::Hub.message_frame("bench", "1.2.3"),
+            r#"{"type":"message","room":"bench","content":"1.2.3"}"#
+        );
+        assert_eq!(
+            Protocol::SocketIo.message_frame("bench", "1.2.3"),
+            r#"42["message",{"room":"bench","content":"1.2.3"}]"#
+        );
+        let parsed: serde_json::Value =
+            serde_json::from_str(&Protocol::Hub.message_frame("bench", "1.2.3"))
+                .expect("valid JSON");
+        assert_eq!(parsed["content"], "1.2.3");
+    }
+
+    #[test]
+    fn join_acks_and_heartbeats() {
+        assert!(is_join_ack(
+            Protocol::Hub,
+            r#"{"type":"joined","room":"bench"}"#,
+            "bench"
+        ));
+        assert!(!is_join_ack(
+            Protocol::Hub,
+            r#"{"type":"joined","room":"general"}"#,
+            "bench"
+        ));
+        assert!(is_join_ack(
+            Protocol::SocketIo,
+            r#"42["joined","bench"]"#,
+            "bench"
+        ));
+        assert!(!is_join_ack(
+            Protocol::SocketIo,
+            r#"42["joined","other"]"#,
+            "bench"
+        ));
+        assert_eq!(Protocol::SocketIo.reply_to("2"), Some("3".to_owned()));
+        assert_eq!(Protocol::SocketIo.reply_to(r#"42["message",{}]"#), None);
+        assert_eq!(Protocol::Hub.reply_to("2"), None);
+        assert!(Protocol::Hub.is_error(r#"{"type":"error","code":"rate_limited","message":"x"}"#));
+        assert!(Protocol::SocketIo.is_error(r#"44{"message":"no"}"#));
+        assert!("socketio".parse::<Protocol>().is_ok());
+        assert!("mqtt".parse::<Protocol>().is_err());
+    }
+}

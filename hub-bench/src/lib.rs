@@ -1,0 +1,14 @@
+//! hub-bench: a load tool for WebSocket fan-out hubs — realtime-hub's JSON protocol and Socket.IO —
+//! measuring deliveries/s, latency from the scheduled send time, loss/duplicates/reorders, CPU per
+//! delivery and memory per idle connection.
+
+pub mod args;
+pub mod client;
+pub mod eio;
+pub mod error;
+pub mod idle;
+pub mod load;
+pub mod payload;
+pub mod procstat;
+pub mod report;
+pub mod tracker;

@@ -1,0 +1,498 @@
+//! One load point: N subscribers in one room spread over the hubs, P open-loop publishers, then a drain,
+//! then the accounting (throughput, latency from the *scheduled* send time, loss, duplicates, reorders,
+//! CPU per delivery of the hub and Redis processes).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant as TokioInstant;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::client::{self, Protocol, Ws};
+use crate::error::BenchError;
+use crate::payload::{self, Stamp};
+use crate::procstat;
+use crate::tracker::{Counts, Tracker};
+
+/// A run is "sustainable" when nothing is lost or dropped and p99 stays under this.
+pub const SUSTAINABLE_P99_MS: f64 = 50.0;
+const HISTOGRAM_SHARDS: usize = 16;
+/// Latencies a subscriber buffers before taking a shard lock.
+const LOCAL_BATCH: usize = 256;
+
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// Label in the results ("ours", "socketio").
+    pub target: String,
+    pub proto: Protocol,
+    pub urls: Vec<String>,
+    pub room: String,
+    pub subscribers: usize,
+    pub publishers: usize,
+    /// Offered deliveries per second: messages/s × subscribers.
+    pub rate: f64,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub drain: Duration,
+    pub payload_bytes: usize,
+    pub connect_concurrency: usize,
+    pub connect_timeout: Duration,
+    pub hub_pids: Vec<u32>,
+    pub redis_pids: Vec<u32>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub samples: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LoadResult {
+    pub kind: &'static str,
+    pub target: String,
+    pub protocol: Protocol,
+    pub hubs: usize,
+    pub subscribers: usize,
+    pub publishers: usize,
+    pub offered_deliveries_per_s: f64,
+    pub offered_msgs_per_s: f64,
+    pub duration_s: f64,
+    pub sent: u64,
+    pub expected_deliveries: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Deliveries received before the end of the send window, per second of the window.
+    pub delivered_per_s: f64,
+    pub disconnects: u64,
+    pub error_frames: u64,
+    pub latency: Latency,
+    pub connect_per_s: f64,
+    pub hub_cpu_us_per_delivery: f64,
+    pub redis_cpu_us_per_delivery: f64,
+    pub hub_cpu_pct: f64,
+    pub redis_cpu_pct: f64,
+    pub tool_cpu_pct: f64,
+    pub tool_cores: usize,
+    pub sustainable: bool,
+}
+
+/// Shared by every subscriber task: the clock origin and the latency histograms.
+struct Shared {
+    epoch: Instant,
+    window_end_ns: u64,
+    histograms: Vec<Mutex<Histogram<u64>>>,
+}
+
+impl Shared {
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    fn flush(&self, shard: usize, batch: &mut Vec<u64>) {
+        if batch.is_empty() {
+            return;
+        }
+        // A poisoned shard only means another task panicked mid-record; its counts are still usable.
+        let mut h = self.histograms[shard % HISTOGRAM_SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for &us in batch.iter() {
+            h.saturating_record(us.max(1));
+        }
+        batch.clear();
+    }
+}
+
+struct SubscriberOutcome {
+    tracker: Tracker,
+    in_window: u64,
+    disconnected: bool,
+    error_frames: u64,
+}
+
+struct PublisherOutcome {
+    sent: u64,
+    disconnected: bool,
+    error_frames: u64,
+}
+
+pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
+    if cfg.urls.is_empty() || cfg.subscribers == 0 || cfg.publishers == 0 || cfg.rate <= 0.0 {
+        return Err(BenchError::Usage(
+            "need urls, subscribers, publishers and a positive rate".into(),
+        ));
+    }
+    let msgs_per_s = cfg.rate / cfg.subscribers as f64;
+    let per_pub_interval_ns = (1e9 * cfg.publishers as f64 / msgs_per_s) as u64;
+    let max_seq = cfg.duration.as_nanos() as u64 / per_pub_interval_ns.max(1) + 2;
+
+    // Connect subscribers, then publishers, all joined to the room before anything is sent.
+    let connect_start = Instant::now();
+    let subs = connect_many(cfg, cfg.subscribers, 0).await?;
+    let connect_per_s = cfg.subscribers as f64 / connect_start.elapsed().as_secs_f64();
+    let pubs = connect_many(cfg, cfg.publishers, cfg.subscribers).await?;
+
+    let epoch = Instant::now();
+    // Joins ack before a hub's Redis SUBSCRIBE may have completed: wait, then start on a common schedule.
+    let start_ns = (cfg.warmup + Duration::from_millis(20)).as_nanos() as u64;
+    let end_ns = start_ns + cfg.duration.as_nanos() as u64;
+    let shared = Arc::new(Shared {
+        epoch,
+        window_end_ns: end_ns,
+        histograms: (0..HISTOGRAM_SHARDS)
+            .map(|_| {
+                Mutex::new(
+                    Histogram::new_with_bounds(1, 600_000_000, 3).expect("static bounds are valid"),
+                )
+            })
+            .collect(),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let sub_tasks: Vec<_> = subs
+        .into_iter()
+        .enumerate()
+        .map(|(i, ws)| {
+            let tracker = Tracker::new(cfg.publishers, max_seq);
+            tokio::spawn(subscriber(
+                ws,
+                cfg.proto,
+                i,
+                tracker,
+                shared.clone(),
+                stop_rx.clone(),
+            ))
+        })
+        .collect();
+    let pub_tasks: Vec<_> = pubs
+        .into_iter()
+        .enumerate()
+        .map(|(p, ws)| {
+            // Stagger publishers over one interval so the room sees an even stream.
+            let first_ns = start_ns + per_pub_interval_ns * p as u64 / cfg.publishers as u64;
+            let job = PublishJob {
+                proto: cfg.proto,
+                room: cfg.room.clone(),
+                id: p as u32,
+                first_ns,
+                interval_ns: per_pub_interval_ns,
+                end_ns,
+                payload_bytes: cfg.payload_bytes,
+            };
+            tokio::spawn(publisher(ws, job, epoch, stop_rx.clone()))
+        })
+        .collect();
+
+    tokio::time::sleep_until(TokioInstant::from_std(
+        epoch + Duration::from_nanos(start_ns),
+    ))
+    .await;
+    let cpu_before = CpuSnapshot::take(cfg)?;
+    let wall_before = Instant::now();
+
+    // Publishers stop on their own at end_ns; subscribers get the drain period to catch up.
+    tokio::time::sleep_until(TokioInstant::from_std(
+        epoch + Duration::from_nanos(end_ns) + cfg.drain,
+    ))
+    .await;
+    let cpu_after = CpuSnapshot::take(cfg)?;
+    let wall = wall_before.elapsed().as_secs_f64();
+    let _ = stop_tx.send(true);
+
+    let mut sent = vec![0u64; cfg.publishers];
+    let (mut disconnects, mut error_frames) = (0u64, 0u64);
+    for (p, task) in pub_tasks.into_iter().enumerate() {
+        let out = task
+            .await
+            .map_err(|e| BenchError::Usage(format!("publisher task: {e}")))?;
+        sent[p] = out.sent;
+        disconnects += u64::from(out.disconnected);
+        error_frames += out.error_frames;
+    }
+    let mut counts = Counts::default();
+    let mut in_window = 0u64;
+    for task in sub_tasks {
+        let out = task
+            .await
+            .map_err(|e| BenchError::Usage(format!("subscriber task: {e}")))?;
+        counts += out.tracker.finish(&sent);
+        in_window += out.in_window;
+        disconnects += u64::from(out.disconnected);
+        error_frames += out.error_frames;
+    }
+
+    let mut merged =
+        Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("static bounds are valid");
+    for h in &shared.histograms {
+        let h = h.lock().unwrap_or_else(|p| p.into_inner());
+        merged.add(&*h).expect("same bounds");
+    }
+    let ms = |us: u64| us as f64 / 1000.0;
+    let latency = Latency {
+        p50_ms: ms(merged.value_at_quantile(0.50)),
+        p99_ms: ms(merged.value_at_quantile(0.99)),
+        p999_ms: ms(merged.value_at_quantile(0.999)),
+        max_ms: ms(merged.max()),
+        samples: merged.len(),
+    };
+    let total_sent: u64 = sent.iter().sum();
+    let delivered = counts.delivered.max(1) as f64;
+    let hub_cpu = cpu_after.hub.saturating_sub(cpu_before.hub) as f64;
+    let redis_cpu = cpu_after.redis.saturating_sub(cpu_before.redis) as f64;
+    let tool_cpu = cpu_after.tool.saturating_sub(cpu_before.tool) as f64;
+    let sustainable = counts.lost == 0
+        && counts.duplicated == 0
+        && counts.invalid == 0
+        && disconnects == 0
+        && latency.samples > 0
+        && latency.p99_ms <= SUSTAINABLE_P99_MS;
+    Ok(LoadResult {
+        kind: "load",
+        target: cfg.target.clone(),
+        protocol: cfg.proto,
+        hubs: cfg.urls.len(),
+        subscribers: cfg.subscribers,
+        publishers: cfg.publishers,
+        offered_deliveries_per_s: cfg.rate,
+        offered_msgs_per_s: msgs_per_s,
+        duration_s: cfg.duration.as_secs_f64(),
+        sent: total_sent,
+        expected_deliveries: total_sent * cfg.subscribers as u64,
+        counts,
+        delivered_per_s: in_window as f64 / cfg.duration.as_secs_f64(),
+        disconnects,
+        error_frames,
+        latency,
+        connect_per_s,
+        hub_cpu_us_per_delivery: hub_cpu / delivered,
+        redis_cpu_us_per_delivery: redis_cpu / delivered,
+        hub_cpu_pct: 100.0 * hub_cpu / 1e6 / wall,
+        redis_cpu_pct: 100.0 * redis_cpu / 1e6 / wall,
+        tool_cpu_pct: 100.0 * tool_cpu / 1e6 / wall,
+        tool_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        sustainable,
+    })
+}
+
+/// Open `count` connections joined to the room, spread round-robin over the hubs (offset so publishers
+/// split evenly too), with bounded concurrency so the accept queues are not flooded.
+pub async fn connect_many(
+    cfg: &LoadConfig,
+    count: usize,
+    offset: usize,
+) -> Result<Vec<Ws>, BenchError> {
+    open_many(
+        cfg.proto,
+        &cfg.urls,
+        Some(&cfg.room),
+        count,
+        offset,
+        cfg.connect_concurrency,
+        cfg.connect_timeout,
+    )
+    .await
+    .into_iter()
+    .collect()
+}
+
+pub async fn open_many(
+    proto: Protocol,
+    urls: &[String],
+    room: Option<&str>,
+    count: usize,
+    offset: usize,
+    concurrency: usize,
+    timeout: Duration,
+) -> Vec<Result<Ws, BenchError>> {
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let tasks: Vec<_> = (0..count)
+        .map(|i| {
+            let url = urls[(i + offset) % urls.len()].clone();
+            let room = room.map(str::to_owned);
+            let permits = permits.clone();
+            tokio::spawn(async move {
+                let _permit = permits
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore never closed");
+                client::connect(proto, &url, room.as_deref(), timeout).await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(count);
+    for t in tasks {
+        out.push(
+            t.await
+                .unwrap_or_else(|e| Err(BenchError::Usage(format!("connect task: {e}")))),
+        );
+    }
+    out
+}
+
+async fn subscriber(
+    mut ws: Ws,
+    proto: Protocol,
+    index: usize,
+    mut tracker: Tracker,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) -> SubscriberOutcome {
+    let mut batch = Vec::with_capacity(LOCAL_BATCH);
+    let (mut in_window, mut error_frames, mut disconnected) = (0u64, 0u64, false);
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let t = t.as_str();
+                    if let Some(Stamp { publisher, seq, send_ns }) = payload::find_stamp(t) {
+                        let now = shared.now_ns();
+                        tracker.record(publisher, seq);
+                        if now <= shared.window_end_ns {
+                            in_window += 1;
+                        }
+                        batch.push(now.saturating_sub(send_ns) / 1000);
+                        if batch.len() >= LOCAL_BATCH {
+                            shared.flush(index, &mut batch);
+                        }
+                    } else if let Some(reply) = proto.reply_to(t) {
+                        if ws.send(Message::text(reply)).await.is_err() {
+                            disconnected = true;
+                            break;
+                        }
+                    } else if proto.is_error(t) {
+                        error_frames += 1;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                    disconnected = true;
+                    break;
+                }
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    shared.flush(index, &mut batch);
+    SubscriberOutcome {
+        tracker,
+        in_window,
+        disconnected,
+        error_frames,
+    }
+}
+
+struct PublishJob {
+    proto: Protocol,
+    room: String,
+    id: u32,
+    first_ns: u64,
+    interval_ns: u64,
+    end_ns: u64,
+    payload_bytes: usize,
+}
+
+/// Open loop: message `seq` is due at `first + seq × interval` whatever happened before, and carries
+/// that due time, so a stalled hub shows up as latency instead of as fewer, later sends.
+async fn publisher(
+    mut ws: Ws,
+    job: PublishJob,
+    epoch: Instant,
+    mut stop: watch::Receiver<bool>,
+) -> PublisherOutcome {
+    let due = |seq: u64| job.first_ns + seq * job.interval_ns;
+    let (mut seq, mut error_frames, mut disconnected) = (0u64, 0u64, false);
+    while due(seq) < job.end_ns {
+        let wake = TokioInstant::from_std(epoch + Duration::from_nanos(due(seq)));
+        tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            _ = tokio::time::sleep_until(wake) => {
+                // Send everything that is due now (timer granularity is ~1 ms), then flush once.
+                let now = epoch.elapsed().as_nanos() as u64;
+                let mut result = Ok(());
+                while due(seq) <= now && due(seq) < job.end_ns && result.is_ok() {
+                    let stamp = Stamp { publisher: job.id, seq, send_ns: due(seq) };
+                    let content = payload::encode(stamp, job.payload_bytes);
+                    result = ws.feed(Message::text(job.proto.message_frame(&job.room, &content))).await;
+                    seq += 1;
+                }
+                if result.and(ws.flush().await).is_err() {
+                    disconnected = true;
+                    break;
+                }
+            }
+            // Publishers are room members too: read what the others publish so the hub never sees a
+            // slow consumer here, and answer heartbeats.
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    if let Some(reply) = job.proto.reply_to(t.as_str()) {
+                        if ws.send(Message::text(reply)).await.is_err() {
+                            disconnected = true;
+                            break;
+                        }
+                    } else if job.proto.is_error(t.as_str()) {
+                        error_frames += 1;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                    disconnected = true;
+                    break;
+                }
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    if !disconnected {
+        // Keep reading until the drain ends, so the hub does not close us as a slow consumer meanwhile.
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.changed() => break,
+                msg = ws.next() => match msg {
+                    Some(Ok(Message::Text(t))) => {
+                        if let Some(reply) = job.proto.reply_to(t.as_str()) {
+                            let _ = ws.send(Message::text(reply)).await;
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    _ => break,
+                },
+            }
+        }
+    }
+    PublisherOutcome {
+        sent: seq,
+        disconnected,
+        error_frames,
+    }
+}
+
+/// CPU time (µs) of the hub processes, the Redis processes and this tool at one moment.
+struct CpuSnapshot {
+    hub: u64,
+    redis: u64,
+    tool: u64,
+}
+
+impl CpuSnapshot {
+    fn take(cfg: &LoadConfig) -> Result<Self, BenchError> {
+        let sum = |pids: &[u32]| {
+            pids.iter()
+                .map(|&p| procstat::cpu_us(p))
+                .sum::<Result<u64, _>>()
+        };
+        Ok(CpuSnapshot {
+            hub: sum(&cfg.hub_pids)?,
+            redis: sum(&cfg.redis_pids)?,
+            tool: procstat::cpu_us(std::process::id())?,
+        })
+    }
+}

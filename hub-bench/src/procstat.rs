@@ -1,0 +1,83 @@
+//! Process CPU time and resident memory from /proc, for the hubs, Redis and the tool itself.
+
+use crate::error::BenchError;
+
+/// USER_HZ: the unit of utime/stime in /proc/<pid>/stat. 100 on every Linux architecture the tool
+/// runs on (the kernel ABI fixes it regardless of CONFIG_HZ).
+const TICKS_PER_SEC: u64 = 100;
+
+/// CPU time (user + system, all threads, in microseconds) of a process.
+pub fn cpu_us(pid: u32) -> Result<u64, BenchError> {
+    let text =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| BenchError::Proc {
+            pid,
+            reason: e.to_string(),
+        })?;
+    parse_stat_cpu_ticks(&text)
+        .map(|ticks| ticks * 1_000_000 / TICKS_PER_SEC)
+        .ok_or_else(|| BenchError::Proc {
+            pid,
+            reason: "unreadable stat line".into(),
+        })
+}
+
+/// Resident set size of a process in KiB.
+pub fn rss_kib(pid: u32) -> Result<u64, BenchError> {
+    let text =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| BenchError::Proc {
+            pid,
+            reason: e.to_string(),
+        })?;
+    parse_status_rss_kib(&text).ok_or_else(|| BenchError::Proc {
+        pid,
+        reason: "no VmRSS line".into(),
+    })
+}
+
+/// utime + stime (fields 14 and 15) from a stat line. The command name (field 2) may contain spaces
+/// and parentheses, so fields are counted from the last `)`.
+fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_comm.split_whitespace(); // field 3 (state) onwards
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn parse_status_rss_kib(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line["VmRSS:".len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_cpu_is_utime_plus_stime_even_with_odd_names() {
+        let line = "4242 (hub (x) y) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 31 0 0 20 0 9 0 100 \
+                    12345678 2000 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
+        assert_eq!(parse_stat_cpu_ticks(line), Some(281));
+        assert_eq!(parse_stat_cpu_ticks("4242 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn status_rss_in_kib() {
+        let status = "Name:\thub-server\nVmPeak:\t  99999 kB\nVmRSS:\t   12345 kB\nThreads:\t3\n";
+        assert_eq!(parse_status_rss_kib(status), Some(12345));
+        assert_eq!(parse_status_rss_kib("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let me = std::process::id();
+        assert!(rss_kib(me).expect("own status") > 0);
+        cpu_us(me).expect("own stat");
+        assert!(matches!(cpu_us(u32::MAX), Err(BenchError::Proc { .. })));
+    }
+}
