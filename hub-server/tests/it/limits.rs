@@ -24,7 +24,10 @@ fn parse_stamp(content: &str) -> Option<(&str, usize, u64)> {
 async fn slow_consumer_is_closed_and_others_keep_receiving_on_time() {
     const FLOOD: usize = 600; // × 32 KiB ≈ 19 MiB: far beyond the never-reading socket's kernel buffers
     const PROBES: usize = 20;
-    const FLOOD_LATENCY_MAX: Duration = Duration::from_secs(1);
+    // Alone this test sees ~100 ms worst case on 2 cores (debug build); with the whole suite in
+    // parallel up to ~800 ms. A hub that waits on the slow socket (per-send timeouts, blocking
+    // sends) stalls the room for seconds or for good.
+    const FLOOD_LATENCY_MAX: Duration = Duration::from_millis(1500);
     const PROBE_LATENCY_MAX: Duration = Duration::from_millis(250);
 
     let hub = Hub::builder("hub-l")
@@ -110,6 +113,16 @@ async fn slow_consumer_is_closed_and_others_keep_receiving_on_time() {
             .unwrap_or_default()
     };
     let (worst_flood, worst_probe) = (worst("flood"), worst("probe"));
+    let mut slowest: Vec<_> = got
+        .iter()
+        .filter(|g| g.0 == "flood")
+        .map(|g| (g.2, g.1))
+        .collect();
+    slowest.sort_unstable_by(|x, y| y.cmp(x));
+    eprintln!(
+        "slowest flood deliveries (latency, seq): {:?}",
+        &slowest[..5]
+    );
     eprintln!(
         "slow consumer test: worst latency during flood {worst_flood:?}, after {worst_probe:?}"
     );
@@ -196,9 +209,11 @@ async fn rate_limit_flood_gets_error_then_close_1008() {
                     closed = Some(code);
                     break 'flood;
                 }
-                other => {
-                    panic!("rate-limited client: connection ended without close frame: {other:?}")
-                }
+                other => panic!(
+                    "rate-limited client: the connection ended without a close frame ({other:?}). If \
+                     this is a reset, the hub dropped the TCP connection with our flood still unread \
+                     instead of finishing the close handshake, so its error and close frames were lost"
+                ),
             }
         }
     }
@@ -224,7 +239,7 @@ async fn rate_limit_flood_gets_error_then_close_1008() {
         assert_eq!(f["from"], a.id.as_str());
         delivered += 1;
     }
-    let allowed = 200 + (100.0 * elapsed.as_secs_f64()).ceil() as usize + 5;
+    let allowed = 200 + (100.0 * elapsed.as_secs_f64()).ceil() as usize + 10;
     eprintln!(
         "rate limit: {delivered} of the flood delivered in {elapsed:?} (allowed ≤ {allowed})"
     );
