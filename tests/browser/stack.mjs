@@ -44,8 +44,9 @@ class Proc {
     this.child.stderr.pipe(log, { end: false });
     children.add(this.child);
     const child = this.child;
+    // 'close', not 'exit': output may still be in flight when the process has exited.
     this.exited = new Promise((resolve) => {
-      child.on('exit', (code, signal) => {
+      child.on('close', (code, signal) => {
         children.delete(child);
         log.end(`---- exit code=${code} signal=${signal}\n`);
         resolve({ code, signal });
