@@ -225,6 +225,27 @@ export class ChatSession {
     await this.screenshot('chat');
   }
 
+  async fitsPhoneWidth() {
+    // A long word must wrap, not widen the page; every control must be on screen at 390 px.
+    const long = `${'x'.repeat(300)} (${this.run})`;
+    await this.send(this.page1, long);
+    await this.expectTop(this.page2, long, { room: 'general', hub: this.hub1 });
+    const problems = await this.page2.evaluate(() => {
+      const out = [];
+      const width = document.documentElement.clientWidth;
+      if (document.documentElement.scrollWidth > width) {
+        out.push(`page scrolls sideways: ${document.documentElement.scrollWidth} > ${width}`);
+      }
+      for (const id of ['status', 'connect', 'room-input', 'join', 'leave', 'message-input', 'send']) {
+        const r = document.querySelector(`[data-testid=${id}]`)?.getBoundingClientRect();
+        if (!r || r.width === 0) out.push(`${id} not visible`);
+        else if (r.left < 0 || r.right > width) out.push(`${id} off screen (${r.left}..${r.right} of ${width})`);
+      }
+      return out;
+    });
+    if (problems.length) throw new Error(`page2 at phone width: ${problems.join('; ')}`);
+  }
+
   async htmlIsText() {
     await this.send(this.page1, XSS);
     await this.expectTop(this.page2, XSS, { room: 'general', hub: this.hub1 });
@@ -319,6 +340,7 @@ export const STEPS = [
   ['pages on both web servers connect to their hubs', (s) => s.connectBoth()],
   ['a message crosses the hubs both ways', (s) => s.chatBothWays()],
   ['the newest message is on top', (s) => s.newestOnTop()],
+  ['the page fits a phone screen (390 px), long words wrap', (s) => s.fitsPhoneWidth()],
   ['chat text is shown as text and never runs', (s) => s.htmlIsText()],
   ['a page in another room sees nothing', (s) => s.otherRoomSeesNothing()],
   ['Disconnect stays disconnected, Connect reconnects', (s) => s.disconnectButton()],
