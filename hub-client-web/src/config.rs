@@ -51,10 +51,17 @@ log_format = "text"
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    // Not a #[source]: the message already carries it, and `{:#}` would print it twice.
     #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
+    Load(config::ConfigError),
     #[error("configuration: {0}")]
     Invalid(String),
+}
+
+impl From<config::ConfigError> for ConfigError {
+    fn from(e: config::ConfigError) -> Self {
+        ConfigError::Load(e)
+    }
 }
 
 impl Settings {
