@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Makes sure the base images the Dockerfile and docker-compose.yml name exist in the local engine.
+# A tag already present is kept; a missing one is pulled; only when no registry answers (CI and
+# development machines here reach Debian's mirror but no container registry) is a stand-in made
+# locally under the very same tag, so the same Dockerfile and compose file run in both worlds:
+#   debian:bookworm-slim  debootstrap --variant=minbase, imported
+#   rust:1-bookworm       debootstrap + gcc/libc6-dev + this machine's stable Rust toolchain
+#   redis (compose tag)   debootstrap + Debian's redis-server, CMD ["redis-server"] like the official image
+# Needs root and debootstrap for the stand-ins. See ../shared/docker-offline.md.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+SUITE=bookworm
+WORK="${TMPDIR:-/tmp}/realtime-hub-base-images"
+
+# The tags, read from the files that use them so they cannot drift apart.
+mapfile -t FROM_TAGS < <(awk 'toupper($1)=="FROM" {print $2}' Dockerfile | sort -u)
+REDIS_TAG="$(awk '$1=="image:" && $2 ~ /redis/ {print $2; exit}' docker-compose.yml)"
+# docker-compose.yml may say image: ${REDIS_IMAGE:-redis:7-bookworm}; resolve it with .env.
+if [[ "$REDIS_TAG" == *'${'* ]]; then
+  REDIS_TAG="$(set -a; [ -f .env ] && source .env; set +a; eval "echo \"$REDIS_TAG\"")"
+fi
+
+have() { docker image inspect "$1" >/dev/null 2>&1; }
+
+pull() {
+  say "pulling $1"
+  timeout "${PULL_TIMEOUT:-300}" docker pull -q "$1" >/dev/null 2>&1
+}
+
+rootfs() { # rootfs DIR [--include=...]: a minimal Debian tree, made once per run
+  local dir="$1"; shift
+  say "debootstrap $SUITE into $dir $*"
+  rm -rf "$dir"
+  debootstrap --variant=minbase "$@" "$SUITE" "$dir" "$MIRROR" >"$dir.log" 2>&1 \
+    || { tail -n 30 "$dir.log" >&2; die "debootstrap failed (log: $dir.log)"; }
+  # Same mirror as the image itself uses, and no package lists left behind (as in the official images).
+  echo "deb $MIRROR $SUITE main" >"$dir/etc/apt/sources.list"
+  rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin "$dir"/var/cache/apt/archives/*.deb
+}
+
+import() { # import DIR TAG [--change ...]
+  local dir="$1" tag="$2"; shift 2
+  say "docker import $tag"
+  tar --numeric-owner -C "$dir" -c . | docker import "$@" - "$tag" >/dev/null
+  rm -rf "$dir"
+}
+
+make_debian_slim() {
+  rootfs "$WORK/debian"
+  import "$WORK/debian" "$1" --change 'CMD ["bash"]'
+}
+
+make_rust() {
+  local toolchain
+  toolchain="$(readlink -f "${RUSTUP_HOME:-$HOME/.rustup}/toolchains/stable-x86_64-unknown-linux-gnu" 2>/dev/null || true)"
+  [ -x "$toolchain/bin/cargo" ] || die "no stable Rust toolchain on this machine to make $1 from (rustup toolchain install stable)"
+  rootfs "$WORK/rust" --include=ca-certificates,gcc,libc6-dev,pkg-config,make
+  # The official image's layout: toolchain under RUSTUP_HOME, cargo & rustc on PATH, CARGO_HOME writable.
+  mkdir -p "$WORK/rust/usr/local/rustup/toolchains/stable" "$WORK/rust/usr/local/cargo/bin"
+  tar -C "$toolchain" --exclude=./share/doc -c . | tar -C "$WORK/rust/usr/local/rustup/toolchains/stable" -x
+  for b in cargo rustc rustdoc; do
+    ln -s "/usr/local/rustup/toolchains/stable/bin/$b" "$WORK/rust/usr/local/cargo/bin/$b"
+  done
+  import "$WORK/rust" "$1" \
+    --change 'ENV RUSTUP_HOME=/usr/local/rustup' \
+    --change 'ENV CARGO_HOME=/usr/local/cargo' \
+    --change 'ENV PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'CMD ["bash"]'
+}
+
+make_redis() {
+  rootfs "$WORK/redis" --include=redis-server,redis-tools
+  mkdir -p "$WORK/redis/data"
+  # Like the official image: /data is the working directory and a volume, redis-server the command.
+  import "$WORK/redis" "$1" \
+    --change 'WORKDIR /data' \
+    --change 'VOLUME /data' \
+    --change 'EXPOSE 6379' \
+    --change 'CMD ["redis-server"]'
+}
+
+ensure() { # ensure TAG MAKER
+  local tag="$1" maker="$2"
+  if have "$tag"; then say "$tag: present"; return; fi
+  if [ "${NO_PULL:-0}" != 1 ] && pull "$tag"; then say "$tag: pulled"; return; fi
+  say "$tag: no registry answered; making a local stand-in"
+  command -v debootstrap >/dev/null 2>&1 || scripts/ensure-deps.sh debootstrap
+  mkdir -p "$WORK"
+  "$maker" "$tag"
+}
+
+require_engine
+for tag in "${FROM_TAGS[@]}"; do
+  case "$tag" in
+    rust:*) ensure "$tag" make_rust ;;
+    debian:*) ensure "$tag" make_debian_slim ;;
+    *) have "$tag" || pull "$tag" || die "base image $tag is missing and cannot be pulled" ;;
+  esac
+done
+[ -n "$REDIS_TAG" ] || die "no redis image found in docker-compose.yml"
+ensure "$REDIS_TAG" make_redis

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# `make setup`: builds the image, starts redis, hub1, hub2, web1, web2 in Docker, waits until every
+# service is healthy, then prints the pages to open. Idempotent: run it again after a code change.
+# SETUP_TIMEOUT (seconds, default 180) bounds the wait for health, not the build.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+require_engine
+
+say "building the image (${COMPOSE[*]} build)"
+# Build first and only then start: the four services share the one image hub1 builds, and `up` alone
+# would try to pull that tag for the others.
+compose build
+say "starting ${SERVICES[*]}"
+compose up -d --remove-orphans
+
+say "waiting for every service to be healthy"
+deadline=$(( $(date +%s) + ${SETUP_TIMEOUT:-180} ))
+while :; do
+  pending=()
+  for s in "${SERVICES[@]}"; do
+    h="$(service_health "$s")"
+    [ "$h" = healthy ] || pending+=("$s:$h")
+  done
+  [ ${#pending[@]} -eq 0 ] && break
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    compose ps >&2 || true
+    compose logs --tail=30 >&2 || true
+    die "not healthy after ${SETUP_TIMEOUT:-180}s: ${pending[*]} (logs above; 'make logs' to follow)"
+  fi
+  sleep 2
+done
+
+HUB1_PORT="$(setting HUB1_PORT)" HUB2_PORT="$(setting HUB2_PORT)"
+WEB1_PORT="$(setting WEB1_PORT)" WEB2_PORT="$(setting WEB2_PORT)"
+cat <<MSG
+
+realtime-hub is up: redis, hub1 (ws://localhost:${HUB1_PORT}/ws), hub2 (ws://localhost:${HUB2_PORT}/ws), web1, web2.
+Open these two pages, in two tabs or two browsers, and chat across the hubs:
+
+    http://localhost:${WEB1_PORT}    (connected to hub1)
+    http://localhost:${WEB2_PORT}    (connected to hub2)
+
+make ps  - status    make logs  - follow the logs    make teardown  - remove everything
+MSG
