@@ -106,7 +106,11 @@ impl Bridge {
             shutdown,
         };
         let tasks = vec![
-            tokio::spawn(publisher::run(link.clone(), outgoing_rx)),
+            tokio::spawn(publisher::run(
+                link.clone(),
+                outgoing_rx,
+                settings.redis_ping_interval,
+            )),
             tokio::spawn(subscriber::run(
                 link.clone(),
                 hub.clone(),

@@ -16,8 +16,7 @@ use super::{Link, Outgoing};
 /// Most PUBLISH commands in one pipeline: large enough to amortize round trips under load,
 /// small enough that one slow batch does not hold the rest for long.
 const MAX_BATCH: usize = 512;
-/// How long a reconnected publisher waits for the other hubs to resubscribe before flushing what it
-/// buffered; pub/sub keeps nothing for a subscriber that is not there yet.
+/// The longest a reconnected publisher waits for the other hubs before flushing what it buffered.
 const RESUME_WAIT: Duration = Duration::from_secs(5);
 /// Channels remembered for their counts; past this the map starts over (counts restart at 1).
 const MAX_TRACKED_CHANNELS: usize = 65536;
@@ -35,7 +34,7 @@ struct Batch {
     payloads: Vec<String>,
 }
 
-pub(super) async fn run(link: Link, mut rx: mpsc::Receiver<Outgoing>) {
+pub(super) async fn run(link: Link, mut rx: mpsc::Receiver<Outgoing>, check_interval: Duration) {
     let origin = link.bridge.channels.clone();
     let instance = link.instance_id;
     let mut stats: HashMap<String, ChannelStats> = HashMap::new();
@@ -47,6 +46,12 @@ pub(super) async fn run(link: Link, mut rx: mpsc::Receiver<Outgoing>) {
     let mut incoming = Vec::with_capacity(MAX_BATCH);
     let mut backoff = Backoff::new(link.reconnect_max);
     let mut conn = None;
+    let broadcast = origin.name(&super::Target::Broadcast);
+    // Every hub subscribes to the broadcast channel: its subscriber count is the number of hubs
+    // listening, learned with each batch and awaited again after an outage.
+    let mut hubs_listening = 0i64;
+    let mut check = tokio::time::interval(check_interval);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     loop {
         let Some(mut c) = conn.take() else {
@@ -57,8 +62,14 @@ pub(super) async fn run(link: Link, mut rx: mpsc::Receiver<Outgoing>) {
                 .counters
                 .reconnects
                 .fetch_add(1, Ordering::Relaxed);
-            if !pending.channels.is_empty() {
-                wait_for_subscribers(&link, c.clone(), &pending, &stats).await;
+            // Messages that waited out the outage (failed batch or still queued) need listeners.
+            if !pending.channels.is_empty() || !rx.is_empty() {
+                let mut wanted: HashMap<&str, i64> =
+                    HashMap::from([(broadcast.as_str(), hubs_listening)]);
+                for channel in &pending.channels {
+                    wanted.insert(channel, stats.get(channel).map_or(0, |s| s.receivers));
+                }
+                wait_for_subscribers(&link, c.clone(), wanted).await;
             }
             super::Link::set_up(&link.bridge.publisher_up, true, "publisher");
             conn = Some(c);
@@ -69,6 +80,21 @@ pub(super) async fn run(link: Link, mut rx: mpsc::Receiver<Outgoing>) {
             let n = tokio::select! {
                 n = rx.recv_many(&mut incoming, MAX_BATCH) => n,
                 _ = link.shutdown.wait(), if rx.is_empty() => return,
+                _ = check.tick() => {
+                    // While idle: notice a dead or stalled Redis before a message needs it, and
+                    // keep count of the hubs listening.
+                    match count_subscribers(&link, &mut c, &broadcast).await {
+                        Some(n) => {
+                            hubs_listening = n;
+                            conn = Some(c);
+                        }
+                        None => {
+                            tracing::warn!("redis did not answer the publisher's check in time");
+                            super::Link::set_up(&link.bridge.publisher_up, false, "publisher");
+                        }
+                    }
+                    continue;
+                }
             };
             if n == 0 {
                 return;
@@ -92,11 +118,19 @@ pub(super) async fn run(link: Link, mut rx: mpsc::Receiver<Outgoing>) {
         for (channel, payload) in pending.channels.iter().zip(&pending.payloads) {
             pipe.cmd("PUBLISH").arg(channel).arg(payload);
         }
-        match tokio::time::timeout(link.timeout, pipe.query_async::<Vec<i64>>(&mut c)).await {
-            Ok(Ok(receivers)) => {
-                for (channel, count) in pending.channels.iter().zip(receivers) {
-                    if let Some(s) = stats.get_mut(channel) {
-                        s.receivers = count;
+        pipe.cmd("PUBSUB").arg("NUMSUB").arg(&broadcast);
+        match tokio::time::timeout(link.timeout, pipe.query_async::<Vec<redis::Value>>(&mut c))
+            .await
+        {
+            Ok(Ok(replies)) => {
+                for (channel, reply) in pending.channels.iter().zip(&replies) {
+                    if let (Some(s), redis::Value::Int(count)) = (stats.get_mut(channel), reply) {
+                        s.receivers = *count;
+                    }
+                }
+                if let Some(redis::Value::Array(numsub)) = replies.last() {
+                    if let Some(redis::Value::Int(n)) = numsub.get(1) {
+                        hubs_listening = *n;
                     }
                 }
                 let sent = pending.channels.len() as u64;
@@ -128,20 +162,18 @@ pub(super) async fn run(link: Link, mut rx: mpsc::Receiver<Outgoing>) {
     }
 }
 
-/// After an outage, waits (at most [`RESUME_WAIT`]) until every channel about to be flushed has
-/// at least as many subscribers as it had before, so the other hubs are back to receive it.
+/// After an outage, holds the buffered messages until the other hubs can receive them: pub/sub
+/// keeps nothing for a subscriber that is not there yet. Every live hub retries within
+/// `reconnect_max`, so we wait at least that long (plus a margin for its SUBSCRIBE), and until each
+/// channel has the subscribers it had before (`wanted`); never longer than [`RESUME_WAIT`].
 async fn wait_for_subscribers(
     link: &Link,
     mut conn: redis::aio::MultiplexedConnection,
-    pending: &Batch,
-    stats: &HashMap<String, ChannelStats>,
+    wanted: HashMap<&str, i64>,
 ) {
-    let mut wanted: HashMap<&str, i64> = HashMap::new();
-    for channel in &pending.channels {
-        let before = stats.get(channel).map_or(0, |s| s.receivers);
-        wanted.insert(channel, before);
-    }
-    let deadline = Instant::now() + RESUME_WAIT;
+    let start = Instant::now();
+    let settle = start + link.reconnect_max + Duration::from_millis(250);
+    let deadline = start + RESUME_WAIT;
     while Instant::now() < deadline {
         let mut cmd = redis::cmd("PUBSUB");
         cmd.arg("NUMSUB");
@@ -157,7 +189,8 @@ async fn wait_for_subscribers(
         let ready = wanted
             .iter()
             .all(|(ch, before)| counts.get(*ch).copied().unwrap_or(0) >= *before);
-        if ready {
+        if ready && Instant::now() >= settle {
+            tracing::info!(?counts, "subscribers are back; flushing the outage buffer");
             return;
         }
         if !link.pause(Duration::from_millis(50)).await {
@@ -165,6 +198,20 @@ async fn wait_for_subscribers(
         }
     }
     tracing::warn!("other hubs did not all resubscribe in time; flushing the outage buffer anyway");
+}
+
+async fn count_subscribers(
+    link: &Link,
+    conn: &mut redis::aio::MultiplexedConnection,
+    channel: &str,
+) -> Option<i64> {
+    let mut cmd = redis::cmd("PUBSUB");
+    cmd.arg("NUMSUB").arg(channel);
+    let query = cmd.query_async::<HashMap<String, i64>>(conn);
+    match tokio::time::timeout(link.timeout, query).await {
+        Ok(Ok(counts)) => Some(counts.get(channel).copied().unwrap_or(0)),
+        _ => None,
+    }
 }
 
 fn report_unsent(pending: &Batch, rx: &mpsc::Receiver<Outgoing>) {
