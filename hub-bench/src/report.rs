@@ -23,8 +23,21 @@ pub struct LoadRow {
     pub redis_cpu_us_per_delivery: f64,
     pub hub_cpu_pct: f64,
     pub tool_cpu_pct: f64,
+    #[serde(default = "one")]
+    pub tool_cores: usize,
     pub connect_per_s: f64,
     pub sustainable: bool,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl LoadRow {
+    /// The load tool itself was near its CPU limit: the point measures the tool as much as the hub.
+    pub fn tool_bound(&self) -> bool {
+        self.tool_cpu_pct >= 85.0 * self.tool_cores as f64
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +58,8 @@ pub struct IdleRow {
 
 #[derive(Debug, Default)]
 pub struct Results {
+    /// The `"kind":"machine"` line bench/run.sh writes first, if any.
+    pub machine: Option<serde_json::Value>,
     pub load: Vec<LoadRow>,
     pub idle: Vec<IdleRow>,
 }
@@ -58,6 +73,7 @@ impl Results {
             match v.get("kind").and_then(|k| k.as_str()) {
                 Some("load") => out.load.push(serde_json::from_value(v)?),
                 Some("idle") => out.idle.push(serde_json::from_value(v)?),
+                Some("machine") => out.machine = Some(v),
                 _ => {}
             }
         }
@@ -98,6 +114,25 @@ pub fn highest_sustainable(rows: &[&LoadRow]) -> Option<f64> {
 
 pub fn render(results: &Results, ours: &str, peer: &str) -> String {
     let mut s = String::new();
+    if let Some(m) = &results.machine {
+        let field = |k: &str| {
+            m.get(k)
+                .map(|v| v.to_string().trim_matches('"').to_owned())
+                .unwrap_or_default()
+        };
+        let _ = writeln!(
+            s,
+            "Machine: {} CPUs ({}), kernel {}, servers/tool pinned to separate CPUs: {}; node {}, redis {}; {} per point, {} publishers.\n",
+            field("nproc"),
+            field("cpu"),
+            field("kernel"),
+            if field("pinned") == "1" { "yes" } else { "no" },
+            field("node"),
+            field("redis"),
+            field("duration"),
+            field("publishers"),
+        );
+    }
     let _ = writeln!(
         s,
         "| subs | offered del/s | target | delivered/s | p50 ms | p99 ms | p99.9 ms | lost | dup | reord | hub µs/del | redis µs/del | hub CPU | tool CPU | ok |"
@@ -328,6 +363,8 @@ mod tests {
         let results = Results::parse(&lines.join("\n")).expect("valid");
         assert_eq!(results.load.len(), 7);
         let table = render(&results, "ours", "socketio");
+        assert!(table.contains("| 1000 | 800k | ours | 800k |"), "{table}");
+        assert!(!table.contains("tool-bound"), "{table}");
         assert!(
             table.contains("| 1000 | 50k | 1.00× | 4.00× | 1.00× |"),
             "{table}"
@@ -360,6 +397,29 @@ mod tests {
             t[0].starts_with("MET") && t[0].contains("ours 50k, socketio sustained no point"),
             "{t:?}"
         );
+    }
+
+    #[test]
+    fn machine_line_and_tool_bound_points_are_shown() {
+        let mut busy: serde_json::Value =
+            serde_json::from_str(&row("ours", 50_000.0, 2.0, true)).expect("json");
+        busy["tool_cpu_pct"] = 95.0.into();
+        let lines = [
+            r#"{"kind":"machine","nproc":2,"cpu":"AMD EPYC","kernel":"6.1","pinned":1,"node":"v20","redis":"7.0","duration":"8s","publishers":4}"#.to_owned(),
+            busy.to_string(),
+        ];
+        let table = render(
+            &Results::parse(&lines.join("\n")).expect("valid"),
+            "ours",
+            "socketio",
+        );
+        assert!(
+            table.starts_with(
+                "Machine: 2 CPUs (AMD EPYC), kernel 6.1, servers/tool pinned to separate CPUs: yes"
+            ),
+            "{table}"
+        );
+        assert!(table.contains("| ✓ (tool-bound) |"), "{table}");
     }
 
     #[test]
