@@ -5,7 +5,7 @@
 //! consumer without waiting for it. Cross-hub traffic is the bridge's business: the hub only tells
 //! it what to publish and which rooms have local members.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -323,17 +323,6 @@ impl Hub {
                     .join(","),
             })
             .collect()
-    }
-
-    /// Closes every client (shutdown).
-    pub fn close_all(&self, reason: CloseReason) {
-        for member in self.read().clients.values() {
-            member.recipient.kick.close(reason);
-        }
-    }
-
-    pub fn client_ids(&self) -> HashSet<ClientId> {
-        self.read().clients.keys().cloned().collect()
     }
 }
 

@@ -25,14 +25,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
 use warp::Filter;
 
 use crate::bridge::Bridge;
 use crate::config::Settings;
-use crate::error::CloseReason;
 use crate::hub::Hub;
 use crate::origin::AllowedOrigins;
-use crate::shutdown::{Shutdown, ShutdownTrigger};
+use crate::shutdown::ShutdownTrigger;
 use crate::state::AppState;
 
 /// Serves `listener` until `stop` resolves, then shuts down within `shutdown_grace`: stop
@@ -62,7 +62,9 @@ pub async fn run(
             settings.allowed_origins.as_deref(),
         )),
         shutdown: shutdown.clone(),
+        sessions: TaskTracker::new(),
     };
+    let sessions = state.sessions.clone();
     let routes = upgrade::route(state.clone())
         .or(health::routes(state))
         .unify()
@@ -83,7 +85,7 @@ pub async fn run(
     );
 
     stop.await;
-    drain(&trigger, &shutdown, &hub, &bridge, settings.shutdown_grace).await;
+    drain(&trigger, &hub, &sessions, &bridge, settings.shutdown_grace).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
     Ok(())
 }
@@ -91,21 +93,27 @@ pub async fn run(
 /// The shutdown sequence; every step is bounded by what is left of `grace`.
 async fn drain(
     trigger: &ShutdownTrigger,
-    shutdown: &Shutdown,
     hub: &Hub,
+    sessions: &TaskTracker,
     bridge: &Bridge,
     grace: Duration,
 ) {
     let deadline = tokio::time::Instant::now() + grace;
     tracing::info!(connections = hub.connections(), "shutting down");
+    // Every session races its reads against this and closes its client with 1001.
     trigger.begin();
-    debug_assert!(shutdown.has_begun());
-    hub.close_all(CloseReason::ShuttingDown);
-    while hub.connections() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    sessions.close();
+    if tokio::time::timeout_at(deadline, sessions.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = sessions.len(),
+            "sessions still open at the end of the grace period"
+        );
     }
     bridge
         .finish(deadline.saturating_duration_since(tokio::time::Instant::now()))
         .await;
-    tracing::info!(left = hub.connections(), "shut down");
+    tracing::info!("shut down");
 }

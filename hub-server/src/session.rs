@@ -22,7 +22,7 @@ use crate::rate_limit::TokenBucket;
 use crate::state::AppState;
 use crate::writer;
 
-/// How long the writer gets to send its last frames and the close frame before it is aborted.
+/// How long a closing connection gets to send its last frames and finish the close handshake.
 const WRITER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs one upgraded connection to its end. `socket` is any WebSocket (split into halves here).
@@ -80,15 +80,25 @@ where
     match reason {
         Some(reason) => {
             let _ = close_tx.send(reason);
+            // Finish the close handshake: keep reading (and discarding) until the client answers
+            // our close frame. Dropping a socket with unread input makes the kernel send a reset,
+            // which can destroy the error and close frames still in flight to the client.
+            let drain = async { while let Some(Ok(_)) = stream.next().await {} };
+            let both = async { tokio::join!(&mut writer, drain) };
+            if tokio::time::timeout(WRITER_GRACE, both).await.is_err() {
+                writer.abort();
+            }
         }
         // The client left on its own: dropping the sender ends the writer without a close frame.
-        None => drop(close_tx),
-    }
-    if tokio::time::timeout(WRITER_GRACE, &mut writer)
-        .await
-        .is_err()
-    {
-        writer.abort();
+        None => {
+            drop(close_tx);
+            if tokio::time::timeout(WRITER_GRACE, &mut writer)
+                .await
+                .is_err()
+            {
+                writer.abort();
+            }
+        }
     }
     tracing::debug!(client_id = %client_id, ?reason, "client disconnected");
 }

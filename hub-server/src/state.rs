@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use tokio_util::task::TaskTracker;
+
 use crate::bridge::Bridge;
 use crate::config::Settings;
 use crate::hub::Hub;
@@ -15,4 +17,6 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub origins: Arc<AllowedOrigins>,
     pub shutdown: Shutdown,
+    /// Every session task, so shutdown can wait until each has sent its close frame.
+    pub sessions: TaskTracker,
 }

@@ -88,7 +88,8 @@ fn handshake(
     let accept = derive_accept_key(key.as_bytes());
     let ip = remote.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
     let config = socket_config(state.settings.max_message_bytes);
-    tokio::spawn(async move {
+    let sessions = state.sessions.clone();
+    sessions.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
                 let socket = WebSocketStream::from_raw_socket(

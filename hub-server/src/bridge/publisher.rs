@@ -128,10 +128,10 @@ pub(super) async fn run(link: Link, mut rx: mpsc::Receiver<Outgoing>, check_inte
                         s.receivers = *count;
                     }
                 }
-                if let Some(redis::Value::Array(numsub)) = replies.last() {
-                    if let Some(redis::Value::Int(n)) = numsub.get(1) {
-                        hubs_listening = *n;
-                    }
+                if let Some(redis::Value::Array(numsub)) = replies.last()
+                    && let Some(redis::Value::Int(n)) = numsub.get(1)
+                {
+                    hubs_listening = *n;
                 }
                 let sent = pending.channels.len() as u64;
                 link.bridge

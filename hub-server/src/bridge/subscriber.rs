@@ -34,10 +34,11 @@ pub(super) async fn run(link: Link, hub: Hub, ping_interval: Duration) {
             .serve(stream, ping_interval)
             .await;
             link.bridge.subscribed.send_replace(HashSet::new());
-            super::Link::set_up(&link.bridge.subscriber_up, false, "subscriber");
             if ended == Ended::Shutdown {
+                link.bridge.subscriber_up.send_replace(false);
                 return;
             }
+            super::Link::set_up(&link.bridge.subscriber_up, false, "subscriber");
         }
         if !link.pause(backoff.next_delay()).await {
             return;
