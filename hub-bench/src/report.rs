@@ -172,12 +172,12 @@ pub fn render(results: &Results, ours: &str, peer: &str) -> String {
             r.redis_cpu_us_per_delivery,
             r.hub_cpu_pct,
             r.tool_cpu_pct,
-            if r.sustainable {
-                "✓"
-            } else if r.disconnects > 0 {
-                "✗ drop"
-            } else {
-                "✗"
+            match (r.sustainable, r.disconnects > 0, r.tool_bound()) {
+                (true, _, false) => "✓",
+                (true, _, true) => "✓ (tool-bound)",
+                (false, true, _) => "✗ drops",
+                (false, false, false) => "✗",
+                (false, false, true) => "✗ (tool-bound)",
             },
         );
     }
