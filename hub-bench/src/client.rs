@@ -6,6 +6,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::eio::{self, EnginePacket, SocketPacket};
@@ -98,12 +99,13 @@ pub async fn connect(
 
 async fn connect_inner(proto: Protocol, url: &str, room: Option<&str>) -> Result<Ws, BenchError> {
     // Nagle off: publishers write small frames and latency is what is measured.
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
-        .await
-        .map_err(|e| BenchError::Connect {
-            url: url.to_owned(),
-            source: Box::new(e),
-        })?;
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_with_config(url, Some(socket_config()), true)
+            .await
+            .map_err(|e| BenchError::Connect {
+                url: url.to_owned(),
+                source: Box::new(e),
+            })?;
     match proto {
         Protocol::Hub => {
             wait_for(&mut ws, proto, url, |f| f.contains(r#""type":"welcome""#)).await?;
@@ -131,6 +133,13 @@ async fn connect_inner(proto: Protocol, url: &str, room: Option<&str>) -> Result
         wait_for(&mut ws, proto, url, |f| is_join_ack(proto, f, room)).await?;
     }
     Ok(ws)
+}
+
+/// tungstenite zero-fills up to `read_buffer_size` before every read (128 KiB by default): with
+/// thousands of sockets that memset was the tool's top cost and 128 KiB resident per connection.
+/// Deliveries are a few hundred bytes, so a small buffer loses nothing.
+fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(8 * 1024)
 }
 
 fn is_join_ack(proto: Protocol, frame: &str, room: &str) -> bool {
