@@ -161,6 +161,23 @@ impl Client {
         self.recv_json_within(RECV_TIMEOUT).await
     }
 
+    /// The next text frame, unparsed: for floods, where parsing every large frame as JSON in a
+    /// debug build would make the test client itself the slow consumer.
+    pub async fn recv_text_within(&mut self, within: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.ws.next()).await;
+            match next {
+                Ok(Some(Ok(Message::Text(text)))) => return text.as_str().to_owned(),
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)))) => continue,
+                other => panic!(
+                    "client {}: expected a text frame within {within:?}, got {other:?}",
+                    self.id
+                ),
+            }
+        }
+    }
+
     pub async fn recv_json_within(&mut self, within: Duration) -> Value {
         match self.next_event(within).await {
             Some(Event::Frame(frame)) => frame,
