@@ -1,6 +1,18 @@
 //! The one integration-test binary of hub-server: real `redis-server` and real hub-server processes
 //! on free loopback ports, driven by real WebSocket clients (one binary, shared support code, as in
 //! zero-to-production, so the support code is compiled once and the tests run in parallel).
+//!
+//! What each module proves (the "must hold" list of issue 2):
+//! - `cross_hub`  — 1 exactly-once delivery across two and three hubs, rooms and broadcast;
+//!   2 one PUBLISH per client message (Redis INFO commandstats); 3 two hubs with one HUB_NAME.
+//! - `protocol`   — 4 welcome, join/leave/message/broadcast/ping, plain text, error frames.
+//! - `outage`     — 5 Redis killed and restarted, Redis stalled with SIGSTOP/SIGCONT.
+//! - `limits`     — 6 slow consumer, 1009, rate limit, Origin 403, pong timeout + Redis metadata.
+//! - `standalone` — 7 no REDIS_URL.
+//! - `shutdown`   — 8 SIGTERM.
+//!
+//! Run: `cargo test -p hub-server --test it` (needs `redis-server` on PATH:
+//! `apt-get install redis-server`). A failing test prints the tail of every hub's log.
 
 mod support;
 
