@@ -81,14 +81,15 @@ make_redis() {
     --change 'CMD ["redis-server"]'
 }
 
+# Tags to make locally, with their maker; made in parallel (debootstrap waits on the mirror a lot).
+to_make=()
+
 ensure() { # ensure TAG MAKER
   local tag="$1" maker="$2"
   if have "$tag"; then say "$tag: present"; return; fi
   if [ "${NO_PULL:-0}" != 1 ] && pull "$tag"; then say "$tag: pulled"; return; fi
   say "$tag: no registry answered; making a local stand-in"
-  command -v debootstrap >/dev/null 2>&1 || scripts/ensure-deps.sh debootstrap
-  mkdir -p "$WORK"
-  "$maker" "$tag"
+  to_make+=("$tag=$maker")
 }
 
 require_engine
@@ -101,3 +102,15 @@ for tag in "${FROM_TAGS[@]}"; do
 done
 [ -n "$REDIS_TAG" ] || die "no redis image found in docker-compose.yml"
 ensure "$REDIS_TAG" make_redis
+
+[ ${#to_make[@]} -gt 0 ] || exit 0
+command -v debootstrap >/dev/null 2>&1 || scripts/ensure-deps.sh debootstrap
+mkdir -p "$WORK"
+pids=()
+for item in "${to_make[@]}"; do
+  "${item#*=}" "${item%%=*}" &
+  pids+=($!)
+done
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+[ $failed -eq 0 ] || die "making the local base images failed (see above)"
