@@ -34,8 +34,7 @@ async fn main() -> anyhow::Result<()> {
         });
     }
     hub_server::telemetry::init(settings.log_format);
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
+    let listener = hub_server::listen(settings.listen)
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     hub_server::run(listener, settings, hub_server::shutdown::signal()).await?;
     Ok(())
