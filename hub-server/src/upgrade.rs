@@ -125,7 +125,7 @@ fn socket_config(max_message_bytes: usize) -> WebSocketConfig {
     // Small read buffer: idle connections are the common case and each costs its buffer. The
     // write buffer keeps its default so that a batch of frames leaves in one write() on flush.
     WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .max_message_size(Some(max_message_bytes))
         .max_frame_size(Some(max_message_bytes))
 }

@@ -25,7 +25,8 @@ pub async fn run<S>(
 ) where
     S: Sink<Message, Error = WsError> + Unpin,
 {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
+    // Grows on first use only: most connections are idle most of the time.
+    let mut batch = Vec::new();
     let start = tokio::time::Instant::now() + ping_interval;
     let mut ping = tokio::time::interval_at(start, ping_interval);
     loop {
