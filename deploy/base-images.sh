@@ -73,8 +73,11 @@ make_rust() {
 make_redis() {
   rootfs "$WORK/redis" --include=redis-server,redis-tools
   mkdir -p "$WORK/redis/data"
-  # Like the official image: /data is the working directory and a volume, redis-server the command.
+  chroot "$WORK/redis" chown redis:redis /data
+  # Like the official image: /data is the working directory and a volume, redis-server the command,
+  # run as the unprivileged "redis" user (the official entrypoint switches to it).
   import "$WORK/redis" "$1" \
+    --change 'USER redis' \
     --change 'WORKDIR /data' \
     --change 'VOLUME /data' \
     --change 'EXPOSE 6379' \

@@ -61,7 +61,7 @@ build_start=$(date +%s)
 make --no-print-directory setup
 lap "make setup done: build + start + healthy in $(( $(date +%s) - build_start )) s"
 
-node --test --test-concurrency=1 deploy/compose.test.mjs
+node --test deploy/compose.test.mjs
 lap "browser scenario passed"
 
 make --no-print-directory teardown
