@@ -6,8 +6,9 @@
 #   debian:bookworm-slim  debootstrap --variant=minbase, imported
 #   rust:1-bookworm       debootstrap + gcc/libc6-dev + this machine's stable Rust toolchain
 #   redis (compose tag)   debootstrap + Debian's redis-server, CMD ["redis-server"] like the official image
-# Needs root and debootstrap for the stand-ins. See ../shared/docker-offline.md.
+# Needs root and debootstrap (installed when missing) for the stand-ins.
 set -euo pipefail
+# shellcheck source=deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -16,11 +17,8 @@ WORK="${TMPDIR:-/tmp}/realtime-hub-base-images"
 
 # The tags, read from the files that use them so they cannot drift apart.
 mapfile -t FROM_TAGS < <(awk 'toupper($1)=="FROM" {print $2}' Dockerfile | sort -u)
-REDIS_TAG="$(awk '$1=="image:" && $2 ~ /redis/ {print $2; exit}' docker-compose.yml)"
-# docker-compose.yml may say image: ${REDIS_IMAGE:-redis:7-bookworm}; resolve it with .env.
-if [[ "$REDIS_TAG" == *'${'* ]]; then
-  REDIS_TAG="$(set -a; [ -f .env ] && source .env; set +a; eval "echo \"$REDIS_TAG\"")"
-fi
+# The Redis tag as docker-compose.yml reads it: REDIS_IMAGE from the environment, else from .env.
+REDIS_TAG="$(setting REDIS_IMAGE)"
 
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 
@@ -103,7 +101,7 @@ for tag in "${FROM_TAGS[@]}"; do
     *) have "$tag" || pull "$tag" || die "base image $tag is missing and cannot be pulled" ;;
   esac
 done
-[ -n "$REDIS_TAG" ] || die "no redis image found in docker-compose.yml"
+[ -n "$REDIS_TAG" ] || die "REDIS_IMAGE is set neither in the environment nor in .env"
 ensure "$REDIS_TAG" make_redis
 
 [ ${#to_make[@]} -gt 0 ] || exit 0

@@ -4,6 +4,7 @@
 # running (CI containers and sandboxes have no systemd). Used by `make test-compose`.
 # Log of a dockerd started here: ${DOCKERD_LOG:-/tmp/realtime-hub-dockerd.log}.
 set -euo pipefail
+# shellcheck source=deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 scripts/ensure-deps.sh docker docker-compose

@@ -4,7 +4,7 @@
 # when buildx is absent (BuildKit needs buildx; the Dockerfile works with both builders).
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+cd "$ROOT" || exit 1
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -37,6 +37,7 @@ require_engine() {
 }
 
 # Every service of the stack, in start order.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 SERVICES=(redis hub1 hub2 web1 web2)
 
 # Health of one service's container: healthy, starting, unhealthy, exited, or missing.

@@ -3,6 +3,7 @@
 # service is healthy, then prints the pages to open. Idempotent: run it again after a code change.
 # SETUP_TIMEOUT (seconds, default 180) bounds the wait for health, not the build.
 set -euo pipefail
+# shellcheck source=deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 require_engine
 

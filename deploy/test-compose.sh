@@ -7,6 +7,7 @@
 # runs `make teardown` and asserts that no container, network or volume of the stack is left.
 # The stack is torn down even when a step fails; its logs are printed first.
 set -euo pipefail
+# shellcheck source=deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 t0=$(date +%s)
@@ -14,6 +15,7 @@ lap() { say "$1 ($(( $(date +%s) - t0 )) s so far)"; }
 
 deploy/engine.sh
 # The engine may have been installed just now: pick the compose command again.
+# shellcheck source=deploy/lib.sh
 source deploy/lib.sh
 lap "Docker engine up: $(docker version -f '{{.Server.Version}}' 2>/dev/null), compose: ${COMPOSE[*]}"
 

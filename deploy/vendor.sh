@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Copies the source of every crate in Cargo.lock into vendor/, so the image builds with no network
-# inside the container (containers here reach no crates.io; see ../shared/docker-offline.md).
+# inside the container (a container with no registry access reaches no crates.io either).
 # The Dockerfile switches cargo to vendor/ only when it holds crates; an empty vendor/ (as in git)
 # means an ordinary online build. The host's own cargo is left alone: no .cargo/config.toml here.
 # `deploy/vendor.sh --clean` empties vendor/ again.
 set -euo pipefail
+# shellcheck source=deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 if [ "${1:-}" = --clean ]; then
