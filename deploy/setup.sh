@@ -7,6 +7,15 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 require_engine
 
+# vendor/ with crates means an offline build (see deploy/vendor.sh): it must match Cargo.lock.
+if find vendor -mindepth 1 -maxdepth 1 -type d 2>/dev/null | grep -q . && [ Cargo.lock -nt vendor/.gitkeep ]; then
+  if command -v cargo >/dev/null 2>&1; then
+    deploy/vendor.sh
+  else
+    say "vendor/ is older than Cargo.lock and cargo is absent: run 'deploy/vendor.sh --clean' for an online build"
+  fi
+fi
+
 say "building the image (${COMPOSE[*]} build)"
 # Build first and only then start: the four services share the one image hub1 builds, and `up` alone
 # would try to pull that tag for the others.
