@@ -81,6 +81,9 @@ pub struct LoadResult {
     pub tool_cpu_pct: f64,
     pub tool_cores: usize,
     pub sustainable: bool,
+    /// Past the target's capacity: deliveries lost, connections dropped, or under 95% delivered in
+    /// the send window. (Unsustainable but not saturated = every message arrives, only late.)
+    pub saturated: bool,
 }
 
 /// Shared by every subscriber task: the clock origin and the latency histograms.
@@ -253,6 +256,8 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
         && disconnects == 0
         && latency.samples > 0
         && latency.p99_ms <= SUSTAINABLE_P99_MS;
+    let delivered_per_s = in_window as f64 / cfg.duration.as_secs_f64();
+    let saturated = counts.lost > 0 || disconnects > 0 || delivered_per_s < 0.95 * cfg.rate;
     Ok(LoadResult {
         kind: "load",
         target: cfg.target.clone(),
@@ -266,7 +271,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
         sent: total_sent,
         expected_deliveries: total_sent * cfg.subscribers as u64,
         counts,
-        delivered_per_s: in_window as f64 / cfg.duration.as_secs_f64(),
+        delivered_per_s,
         disconnects,
         error_frames,
         latency,
@@ -278,6 +283,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
         tool_cpu_pct: 100.0 * tool_cpu / 1e6 / wall,
         tool_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         sustainable,
+        saturated,
     })
 }
 
