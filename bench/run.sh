@@ -191,7 +191,7 @@ load_point() { # target subscribers rate
   printf '{"kind":"machine","nproc":%s,"cpu":"%s","kernel":"%s","pinned":%s,"date":"%s",' \
     "$cpus" "$(lscpu | sed -n 's/^Model name: *//p' | head -1)" "$(uname -r)" "$BENCH_PIN" "$stamp"
   printf '"node":"%s","redis":"%s","duration":"%s","publishers":%s}\n' \
-    "$(node --version)" "$(redis-server --version | awk '{print $3}')" "$BENCH_DURATION" "$BENCH_PUBLISHERS"
+    "$(node --version)" "$(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')" "$BENCH_DURATION" "$BENCH_PUBLISHERS"
 } >>"$results"
 
 say "idle: $BENCH_IDLE_CONNECTIONS connections per target, fresh processes"
