@@ -9,6 +9,8 @@ source "$(dirname "$0")/lib.sh"
 
 scripts/ensure-deps.sh docker docker-compose
 engine_up && exit 0
+# A docker client alone (some images ship one) cannot start an engine: the daemon comes with docker.io.
+scripts/ensure-deps.sh dockerd
 
 [ "$(id -u)" -eq 0 ] || die "the Docker engine is not running; start it (sudo systemctl start docker) and retry"
 log="${DOCKERD_LOG:-/tmp/realtime-hub-dockerd.log}"

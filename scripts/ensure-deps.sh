@@ -11,12 +11,14 @@ declare -A package_of=(
   [node]=nodejs
   [npm]=npm
   [docker]=docker.io
+  [dockerd]=docker.io
   [debootstrap]=debootstrap
 )
 
 missing_pkgs=()
 for prog in "$@"; do
-  command -v "$prog" >/dev/null 2>&1 || missing_pkgs+=("${package_of[$prog]:-$prog}")
+  # Daemons live in /usr/sbin, which a user's PATH may lack.
+  command -v "$prog" >/dev/null 2>&1 || [ -x "/usr/sbin/$prog" ] || missing_pkgs+=("${package_of[$prog]:-$prog}")
 done
 [ ${#missing_pkgs[@]} -eq 0 ] && exit 0
 
