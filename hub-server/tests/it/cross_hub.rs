@@ -34,40 +34,21 @@ async fn room_message_reaches_every_other_member_on_both_hubs_exactly_once() {
         b1.say(&lobby, y).await;
     }
 
+    let (a1_id, b1_id) = (a1.id.clone(), b1.id.clone());
     let sent_a1 = Sent {
-        from: &a1.id.clone(),
+        from: &a1_id,
         hub: "hub-a",
         contents: &from_a1,
     };
     let sent_b1 = Sent {
-        from: &b1.id.clone(),
+        from: &b1_id,
         hub: "hub-b",
         contents: &from_b1,
     };
     assert_receives(&mut a2, "message", Some(&lobby), &[sent_a1, sent_b1]).await;
-    let sent_a1 = Sent {
-        from: &a1.id.clone(),
-        hub: "hub-a",
-        contents: &from_a1,
-    };
-    let sent_b1 = Sent {
-        from: &b1.id.clone(),
-        hub: "hub-b",
-        contents: &from_b1,
-    };
     assert_receives(&mut b2, "message", Some(&lobby), &[sent_a1, sent_b1]).await;
     // Senders get the other's messages only: no copy of their own.
-    let sent_b1 = Sent {
-        from: &b1.id.clone(),
-        hub: "hub-b",
-        contents: &from_b1,
-    };
     assert_receives(&mut a1, "message", Some(&lobby), &[sent_b1]).await;
-    let sent_a1 = Sent {
-        from: &a1.id.clone(),
-        hub: "hub-a",
-        contents: &from_a1,
-    };
     assert_receives(&mut b1, "message", Some(&lobby), &[sent_a1]).await;
 
     // No duplicates anywhere, no own copies, nothing for the other room on either hub.
@@ -103,43 +84,21 @@ async fn broadcast_reaches_every_other_client_on_both_hubs_exactly_once() {
     }
 
     let (a1_id, b3_id) = (a1.id.clone(), b3.id.clone());
+    let sent_a1 = Sent {
+        from: &a1_id,
+        hub: "hub-a",
+        contents: &from_a1,
+    };
+    let sent_b3 = Sent {
+        from: &b3_id,
+        hub: "hub-b",
+        contents: &from_b3,
+    };
     for c in [&mut a2, &mut a3, &mut b1, &mut b2] {
-        let sent = [
-            Sent {
-                from: &a1_id,
-                hub: "hub-a",
-                contents: &from_a1,
-            },
-            Sent {
-                from: &b3_id,
-                hub: "hub-b",
-                contents: &from_b3,
-            },
-        ];
-        assert_receives(c, "broadcast", None, &sent).await;
+        assert_receives(c, "broadcast", None, &[sent_a1, sent_b3]).await;
     }
-    assert_receives(
-        &mut a1,
-        "broadcast",
-        None,
-        &[Sent {
-            from: &b3_id,
-            hub: "hub-b",
-            contents: &from_b3,
-        }],
-    )
-    .await;
-    assert_receives(
-        &mut b3,
-        "broadcast",
-        None,
-        &[Sent {
-            from: &a1_id,
-            hub: "hub-a",
-            contents: &from_a1,
-        }],
-    )
-    .await;
+    assert_receives(&mut a1, "broadcast", None, &[sent_b3]).await;
+    assert_receives(&mut b3, "broadcast", None, &[sent_a1]).await;
 
     assert_all_quiet(&mut [&mut a1, &mut a2, &mut a3, &mut b1, &mut b2, &mut b3]).await;
 }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::support::client::{contents_from, numbered};
 use crate::support::{
-    Client, Event, Hub, RedisServer, Sent, assert_all_quiet, assert_receives, room,
+    Client, Event, Hub, RedisServer, Sent, assert_all_quiet, assert_receives, assert_receives_one,
+    room,
 };
 
 /// Local delivery must not wait on Redis: a same-hub message arrives within this.
@@ -60,19 +61,8 @@ async fn setup(redis: &RedisServer) -> Setup {
         c.join(&room).await;
     }
     a1.say(&room, "before").await;
-    let before = ["before".to_owned()];
     for c in [&mut a2, &mut b1] {
-        assert_receives(
-            c,
-            "message",
-            Some(&room),
-            &[Sent {
-                from: &a1.id,
-                hub: "hub-a",
-                contents: &before,
-            }],
-        )
-        .await;
+        assert_receives_one(c, "message", Some(&room), &a1.id, "hub-a", "before").await;
     }
     Setup {
         a,
@@ -141,30 +131,10 @@ async fn redis_kill_keeps_local_delivery_and_flushes_the_buffer_after_restart() 
     // The bridge is whole again: resubscribed on both sides, nothing duplicated.
     a1.say(&room, "after").await;
     b1.say(&room, "after-b").await;
-    let (after, after_b) = (["after".to_owned()], ["after-b".to_owned()]);
-    assert_receives(
-        &mut b1,
-        "message",
-        Some(&room),
-        &[Sent {
-            from: &a1.id,
-            hub: "hub-a",
-            contents: &after,
-        }],
-    )
-    .await;
+    assert_receives_one(&mut b1, "message", Some(&room), &a1.id, "hub-a", "after").await;
     let b1_id = b1.id.clone();
-    assert_receives(
-        &mut a1,
-        "message",
-        Some(&room),
-        &[Sent {
-            from: &b1_id,
-            hub: "hub-b",
-            contents: &after_b,
-        }],
-    )
-    .await;
+    assert_receives_one(&mut a1, "message", Some(&room), &b1_id, "hub-b", "after-b").await;
+    let (after, after_b) = (["after".to_owned()], ["after-b".to_owned()]);
     let a1_id = a1.id.clone();
     assert_receives(
         &mut a2,

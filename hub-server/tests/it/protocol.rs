@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{Client, Hub, RedisServer, Sent, assert_all_quiet, assert_receives, room};
+use crate::support::{Client, Hub, RedisServer, assert_all_quiet, assert_receives_one, room};
 
 fn is_uuid(v: &Value) -> bool {
     v.as_str().is_some_and(|s| uuid::Uuid::parse_str(s).is_ok())
@@ -87,35 +87,15 @@ async fn join_leave_message_broadcast_and_ping() {
     // No room → the default room, where all three are.
     a.send_json(&json!({"type": "message", "content": "to general"}))
         .await;
-    let content = ["to general".to_owned()];
+    let content = "to general";
     for x in [&mut b, &mut c] {
-        assert_receives(
-            x,
-            "message",
-            Some("general"),
-            &[Sent {
-                from: &a.id,
-                hub: "hub-p",
-                contents: &content,
-            }],
-        )
-        .await;
+        assert_receives_one(x, "message", Some("general"), &a.id, "hub-p", content).await;
     }
 
     a.broadcast("to all").await;
-    let content = ["to all".to_owned()];
+    let content = "to all";
     for x in [&mut b, &mut c] {
-        assert_receives(
-            x,
-            "broadcast",
-            None,
-            &[Sent {
-                from: &a.id,
-                hub: "hub-p",
-                contents: &content,
-            }],
-        )
-        .await;
+        assert_receives_one(x, "broadcast", None, &a.id, "hub-p", content).await;
     }
 
     // After leaving, b hears nothing from r; after leaving general, nothing from general either.
@@ -123,33 +103,13 @@ async fn join_leave_message_broadcast_and_ping() {
     b.leave("general").await;
     a.say(&r, "after leave").await;
     a.say("general", "general after leave").await;
-    let content = ["general after leave".to_owned()];
-    assert_receives(
-        &mut c,
-        "message",
-        Some("general"),
-        &[Sent {
-            from: &a.id,
-            hub: "hub-p",
-            contents: &content,
-        }],
-    )
-    .await;
+    let content = "general after leave";
+    assert_receives_one(&mut c, "message", Some("general"), &a.id, "hub-p", content).await;
     // Rejoining works, and only new messages arrive.
     b.join(&r).await;
     a.say(&r, "welcome back").await;
-    let content = ["welcome back".to_owned()];
-    assert_receives(
-        &mut b,
-        "message",
-        Some(&r),
-        &[Sent {
-            from: &a.id,
-            hub: "hub-p",
-            contents: &content,
-        }],
-    )
-    .await;
+    let content = "welcome back";
+    assert_receives_one(&mut b, "message", Some(&r), &a.id, "hub-p", content).await;
     assert_all_quiet(&mut [&mut a, &mut b, &mut c]).await;
 }
 
@@ -160,18 +120,8 @@ async fn plain_text_goes_to_the_default_room() {
     let mut a = Client::connect(&hub).await;
     let mut b = Client::connect(&hub).await;
     a.send_text("just some words, not JSON").await;
-    let content = ["just some words, not JSON".to_owned()];
-    assert_receives(
-        &mut b,
-        "message",
-        Some("general"),
-        &[Sent {
-            from: &a.id,
-            hub: "hub-p",
-            contents: &content,
-        }],
-    )
-    .await;
+    let content = "just some words, not JSON";
+    assert_receives_one(&mut b, "message", Some("general"), &a.id, "hub-p", content).await;
     assert_all_quiet(&mut [&mut a, &mut b]).await;
 }
 
@@ -266,30 +216,10 @@ async fn bad_frames_get_an_error_and_the_connection_keeps_working() {
 
     // None of the bad frames reached anyone; good traffic still flows both ways.
     a.say("general", "still here").await;
-    let content = ["still here".to_owned()];
-    assert_receives(
-        &mut b,
-        "message",
-        Some("general"),
-        &[Sent {
-            from: &a.id,
-            hub: "hub-p",
-            contents: &content,
-        }],
-    )
-    .await;
+    let content = "still here";
+    assert_receives_one(&mut b, "message", Some("general"), &a.id, "hub-p", content).await;
     b.say("general", "me too").await;
-    let content = ["me too".to_owned()];
-    assert_receives(
-        &mut a,
-        "message",
-        Some("general"),
-        &[Sent {
-            from: &b.id,
-            hub: "hub-p",
-            contents: &content,
-        }],
-    )
-    .await;
+    let content = "me too";
+    assert_receives_one(&mut a, "message", Some("general"), &b.id, "hub-p", content).await;
     assert_all_quiet(&mut [&mut a, &mut b]).await;
 }

@@ -31,10 +31,29 @@ pub fn room(name: &str) -> String {
 }
 
 /// What one client sent, to check what another received: sender id, sender's hub name, contents.
+#[derive(Clone, Copy)]
 pub struct Sent<'a> {
     pub from: &'a str,
     pub hub: &'a str,
     pub contents: &'a [String],
+}
+
+/// `client` receives exactly one chat frame: `content`, sent by `from` through hub `hub`.
+pub async fn assert_receives_one(
+    client: &mut Client,
+    kind: &str,
+    room: Option<&str>,
+    from: &str,
+    hub: &str,
+    content: &str,
+) {
+    let contents = [content.to_owned()];
+    let sent = Sent {
+        from,
+        hub,
+        contents: &contents,
+    };
+    assert_receives(client, kind, room, &[sent]).await;
 }
 
 /// `client` receives exactly the chat frames in `sent` — each content once, per sender in order —
