@@ -28,6 +28,10 @@ pub struct Settings {
     pub rate_limit_burst: u32,
     /// Frames refused for the rate limit before the connection is closed.
     pub rate_limit_max_rejects: u32,
+    /// A connection must deliver its HTTP request headers (the WebSocket upgrade included) within
+    /// this time, or it is closed: idle or trickling sockets cannot pile up (slowloris).
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub ping_interval: Duration,
     /// A client silent (no frame, no pong) for this long is dropped.
@@ -72,6 +76,7 @@ send_queue = 1024
 rate_limit_per_sec = 100
 rate_limit_burst = 200
 rate_limit_max_rejects = 20
+handshake_timeout = "10s"
 ping_interval = "20s"
 pong_timeout = "60s"
 shutdown_grace = "10s"
@@ -141,6 +146,11 @@ impl Settings {
             return Err(ConfigError::Invalid(format!(
                 "{key} must be greater than 0"
             )));
+        }
+        if self.handshake_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "handshake_timeout must be greater than 0".into(),
+            ));
         }
         if self.pong_timeout <= self.ping_interval {
             return Err(ConfigError::Invalid(

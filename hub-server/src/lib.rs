@@ -14,6 +14,7 @@ pub mod hub;
 pub mod origin;
 pub mod protocol;
 pub mod rate_limit;
+pub mod serve;
 pub mod session;
 pub mod shutdown;
 pub mod state;
@@ -92,13 +93,12 @@ pub async fn run(
         instance_id = %hub.instance_id(),
         "hub listening"
     );
-    let accept_stop = shutdown.clone();
-    let server = tokio::spawn(
-        warp::serve(routes)
-            .incoming(listener)
-            .graceful(async move { accept_stop.wait().await })
-            .run(),
-    );
+    let server = tokio::spawn(serve::serve(
+        listener,
+        routes,
+        settings.handshake_timeout,
+        shutdown.clone(),
+    ));
 
     stop.await;
     drain(&trigger, &hub, &sessions, &bridge, settings.shutdown_grace).await;

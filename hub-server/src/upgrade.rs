@@ -5,7 +5,7 @@
 //! `String`, which would copy every frame once per recipient; tungstenite's `Utf8Bytes` lets every
 //! recipient share the bytes of a frame serialized once.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 
 use http::{HeaderMap, StatusCode, header};
 use hyper::upgrade::OnUpgrade;
@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use warp::Filter;
 use warp::reply::{Reply, Response};
 
+use crate::serve::PeerAddr;
 use crate::session;
 use crate::state::AppState;
 
@@ -26,9 +27,9 @@ pub fn route(
         .and(warp::get())
         .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<OnUpgrade>())
-        .and(warp::addr::remote())
+        .and(warp::ext::optional::<PeerAddr>())
         .map(
-            move |headers: HeaderMap, on_upgrade: Option<OnUpgrade>, remote: Option<SocketAddr>| {
+            move |headers: HeaderMap, on_upgrade: Option<OnUpgrade>, remote: Option<PeerAddr>| {
                 handshake(state.clone(), &headers, on_upgrade, remote)
             },
         )
@@ -42,7 +43,7 @@ fn handshake(
     state: AppState,
     headers: &HeaderMap,
     on_upgrade: Option<OnUpgrade>,
-    remote: Option<SocketAddr>,
+    remote: Option<PeerAddr>,
 ) -> Response {
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     if !state.origins.allows(origin) {
@@ -86,7 +87,7 @@ fn handshake(
     }
 
     let accept = derive_accept_key(key.as_bytes());
-    let ip = remote.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    let ip = remote.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |PeerAddr(a)| a.ip());
     let config = socket_config(state.settings.max_message_bytes);
     let sessions = state.sessions.clone();
     sessions.spawn(async move {

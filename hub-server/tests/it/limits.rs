@@ -1,6 +1,7 @@
 //! Must-hold 6: limits — slow consumers are cut off without slowing others, oversize frames close
 //! with 1009, floods are rate limited (error, then 1008), foreign Origins get 403, and a client that
-//! stops answering pings is dropped together with its Redis metadata.
+//! stops answering pings is dropped together with its Redis metadata; a connection that never
+//! finishes its HTTP request is closed after the handshake timeout.
 
 use std::time::{Duration, Instant};
 
@@ -397,4 +398,49 @@ async fn unanswered_pings_drop_the_client_and_its_redis_metadata() {
     );
     let (code, _) = silent.expect_close(Duration::from_secs(5)).await;
     eprintln!("silent client closed with {code:?}");
+}
+
+#[tokio::test]
+async fn a_connection_that_never_finishes_its_request_is_closed_after_the_handshake_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let hub = Hub::builder("hub-slowloris")
+        .env("HUB_HANDSHAKE_TIMEOUT", "1s")
+        .start()
+        .await;
+    // Half a request, then silence; and a connection that sends nothing at all.
+    let mut trickle = tokio::net::TcpStream::connect(("127.0.0.1", hub.port))
+        .await
+        .expect("connect");
+    trickle
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .expect("write");
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", hub.port))
+        .await
+        .expect("connect");
+    // An upgraded WebSocket is not subject to the timeout: its pings and pong timeout govern it.
+    let mut client = Client::connect(&hub).await;
+
+    let started = Instant::now();
+    for stream in [&mut trickle, &mut silent] {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("the hub closes the connection within 5 s");
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "closed without a response: {read:?}"
+        );
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "closed after {waited:?}, the timeout is 1 s"
+    );
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    client.send_json(&json!({"type": "ping"})).await;
+    let pong = client.recv_json_within(Duration::from_secs(2)).await;
+    assert_eq!(pong["type"], "pong", "{pong}");
 }
