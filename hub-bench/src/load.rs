@@ -51,6 +51,10 @@ pub struct Latency {
     pub p999_ms: f64,
     pub max_ms: f64,
     pub samples: u64,
+    /// How late the tool itself sent (flush time − due time), p99 over all messages: the part of
+    /// the latency above that is the tool's timer and CPU, not the server's.
+    pub send_lag_p99_ms: f64,
+    pub send_lag_max_ms: f64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -124,6 +128,8 @@ struct PublisherOutcome {
     sent: u64,
     disconnected: bool,
     error_frames: u64,
+    /// Per message: µs from its due time to the flush that sent it.
+    send_lag: Histogram<u64>,
 }
 
 pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
@@ -150,11 +156,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
         epoch,
         window_end_ns: end_ns,
         histograms: (0..HISTOGRAM_SHARDS)
-            .map(|_| {
-                Mutex::new(
-                    Histogram::new_with_bounds(1, 600_000_000, 3).expect("static bounds are valid"),
-                )
-            })
+            .map(|_| Mutex::new(latency_histogram()))
             .collect(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -211,11 +213,13 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
 
     let mut sent = vec![0u64; cfg.publishers];
     let (mut disconnects, mut error_frames) = (0u64, 0u64);
+    let mut send_lag = latency_histogram();
     for (p, task) in pub_tasks.into_iter().enumerate() {
         let out = task
             .await
             .map_err(|e| BenchError::Usage(format!("publisher task: {e}")))?;
         sent[p] = out.sent;
+        send_lag.add(&out.send_lag).expect("same bounds");
         disconnects += u64::from(out.disconnected);
         error_frames += out.error_frames;
     }
@@ -231,8 +235,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
         error_frames += out.error_frames;
     }
 
-    let mut merged =
-        Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("static bounds are valid");
+    let mut merged = latency_histogram();
     for h in &shared.histograms {
         let h = h.lock().unwrap_or_else(|p| p.into_inner());
         merged.add(&*h).expect("same bounds");
@@ -244,6 +247,8 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
         p999_ms: ms(merged.value_at_quantile(0.999)),
         max_ms: ms(merged.max()),
         samples: merged.len(),
+        send_lag_p99_ms: ms(send_lag.value_at_quantile(0.99)),
+        send_lag_max_ms: ms(send_lag.max()),
     };
     let total_sent: u64 = sent.iter().sum();
     let delivered = counts.delivered.max(1) as f64;
@@ -405,6 +410,11 @@ struct PublishJob {
     payload_bytes: usize,
 }
 
+/// Latencies in µs, 1 µs to 10 min, 3 significant digits.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("static bounds are valid")
+}
+
 /// Open loop: message `seq` is due at `first + seq × interval` whatever happened before, and carries
 /// that due time, so a stalled hub shows up as latency instead of as fewer, later sends.
 async fn publisher(
@@ -415,6 +425,7 @@ async fn publisher(
 ) -> PublisherOutcome {
     let due = |seq: u64| job.first_ns + seq * job.interval_ns;
     let (mut seq, mut error_frames, mut disconnected) = (0u64, 0u64, false);
+    let mut send_lag = latency_histogram();
     while due(seq) < job.end_ns {
         let wake = TokioInstant::from_std(epoch + Duration::from_nanos(due(seq)));
         tokio::select! {
@@ -423,6 +434,7 @@ async fn publisher(
             _ = tokio::time::sleep_until(wake) => {
                 // Send everything that is due now (timer granularity is ~1 ms), then flush once.
                 let now = epoch.elapsed().as_nanos() as u64;
+                let first_seq = seq;
                 let mut result = Ok(());
                 while due(seq) <= now && due(seq) < job.end_ns && result.is_ok() {
                     let stamp = Stamp { publisher: job.id, seq, send_ns: due(seq) };
@@ -433,6 +445,10 @@ async fn publisher(
                 if result.and(ws.flush().await).is_err() {
                     disconnected = true;
                     break;
+                }
+                let flushed = epoch.elapsed().as_nanos() as u64;
+                for s in first_seq..seq {
+                    send_lag.saturating_record((flushed.saturating_sub(due(s)) / 1000).max(1));
                 }
             }
             // Publishers are room members too: read what the others publish so the hub never sees a
@@ -478,6 +494,7 @@ async fn publisher(
         sent: seq,
         disconnected,
         error_frames,
+        send_lag,
     }
 }
 

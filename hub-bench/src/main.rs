@@ -46,7 +46,7 @@ async fn main() -> Result<()> {
                 .with_context(|| format!("load point on {}", cfg.target))?;
             eprintln!(
                 "{:>9} {:>5} subs offered {:>9.0}/s delivered {:>9.0}/s p50 {:>7.2} p99 {:>8.2} p99.9 {:>8.2} ms \
-                 lost {} dup {} reord {} disc {} hub {:.2} µs/del redis {:.2} µs/del tool {:.0}% {}",
+                 (tool send lag p99 {:.2}) lost {} dup {} reord {} disc {} hub {:.2} µs/del redis {:.2} µs/del tool {:.0}% {}",
                 result.target,
                 result.subscribers,
                 result.offered_deliveries_per_s,
@@ -54,6 +54,7 @@ async fn main() -> Result<()> {
                 result.latency.p50_ms,
                 result.latency.p99_ms,
                 result.latency.p999_ms,
+                result.latency.send_lag_p99_ms,
                 result.counts.lost,
                 result.counts.duplicated,
                 result.counts.reordered,
