@@ -27,6 +27,10 @@ pub struct Settings {
     /// Cap of that backoff.
     #[serde(with = "humantime_serde")]
     pub reconnect_max: Duration,
+    /// A connection must deliver its request headers within this time, or it is closed: idle or
+    /// trickling sockets cannot pile up (slowloris).
+    #[serde(with = "humantime_serde")]
+    pub request_header_timeout: Duration,
     /// `text` (human-readable) or `json`.
     pub log_format: LogFormat,
 }
@@ -46,6 +50,7 @@ title = "realtime-hub chat"
 hub_label = ""
 reconnect_min = "500ms"
 reconnect_max = "10s"
+request_header_timeout = "10s"
 log_format = "text"
 "#;
 
@@ -123,6 +128,11 @@ impl Settings {
                 "reconnect_min must be greater than 0 and at most reconnect_max".into(),
             ));
         }
+        if self.request_header_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "request_header_timeout must be greater than 0".into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -178,6 +188,9 @@ mod tests {
         assert!(err.to_string().contains("hub_url"), "{err}");
         let err = Settings::load_from(None, env(&[("WEB_RECONNECT_MIN", "1m")])).unwrap_err();
         assert!(err.to_string().contains("reconnect_min"), "{err}");
+        let err =
+            Settings::load_from(None, env(&[("WEB_REQUEST_HEADER_TIMEOUT", "0s")])).unwrap_err();
+        assert!(err.to_string().contains("request_header_timeout"), "{err}");
         let err = Settings::load_from(None, env(&[("WEB_LISTEN", "nowhere")])).unwrap_err();
         assert!(err.to_string().contains("listen"), "{err}");
     }

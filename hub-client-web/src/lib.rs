@@ -23,9 +23,7 @@ pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    warp::serve(routes::routes(Arc::new(settings)))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    let header_timeout = settings.request_header_timeout;
+    let routes = routes::routes(Arc::new(settings));
+    http_accept::serve(listener, routes, header_timeout, shutdown).await;
 }

@@ -14,7 +14,6 @@ pub mod hub;
 pub mod origin;
 pub mod protocol;
 pub mod rate_limit;
-pub mod serve;
 pub mod session;
 pub mod shutdown;
 pub mod state;
@@ -93,11 +92,12 @@ pub async fn run(
         instance_id = %hub.instance_id(),
         "hub listening"
     );
-    let server = tokio::spawn(serve::serve(
+    let accept_stop = shutdown.clone();
+    let server = tokio::spawn(http_accept::serve(
         listener,
         routes,
         settings.handshake_timeout,
-        shutdown.clone(),
+        async move { accept_stop.wait().await },
     ));
 
     stop.await;

@@ -8,6 +8,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use http::{HeaderMap, StatusCode, header};
+use http_accept::PeerAddr;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
@@ -16,7 +17,6 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use warp::Filter;
 use warp::reply::{Reply, Response};
 
-use crate::serve::PeerAddr;
 use crate::session;
 use crate::state::AppState;
 

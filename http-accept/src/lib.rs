@@ -1,9 +1,10 @@
-//! The HTTP/1.1 accept loop behind `/ws` and `/health`. warp's own `serve` sets no timer, so a
-//! client that opens a connection and never finishes its request (slowloris) would hold a socket
-//! and a task forever; here every connection must deliver its request headers within
-//! `handshake_timeout`. After a WebSocket upgrade the socket belongs to its session, whose pings
-//! and pong timeout take over.
+//! The HTTP/1.1 accept loop shared by hub-server (`/ws`, `/health`) and hub-client-web (the page).
+//! warp's own `serve` sets no timer, so a client that opens a connection and never finishes its
+//! request (slowloris) would hold a socket and a task forever; here every connection must deliver
+//! its request headers within `header_timeout`. After a WebSocket upgrade the socket belongs to
+//! whoever took it (hub-server's session, with its own pings and pong timeout).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -14,26 +15,32 @@ use hyper::service::{Service, service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 use warp::Filter;
 use warp::reply::Reply;
-
-use crate::shutdown::Shutdown;
 
 /// The peer's address, put into every request's extensions (warp's `addr::remote()` only works
 /// under warp's own server).
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// Accepts until `shutdown` begins; connections still reading a request then finish it and close.
+/// Accepts until `shutdown` resolves; connections then finish the request they are serving and
+/// close, and this returns once they have (upgraded sockets are not HTTP connections any more and
+/// are left to their owner).
 pub async fn serve<F>(
     listener: TcpListener,
     routes: F,
-    handshake_timeout: Duration,
-    shutdown: Shutdown,
+    header_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
 ) where
     F: Filter + Clone + Send + Sync + 'static,
     F::Extract: Reply,
 {
+    // Every connection task watches this; dropping the sender tells them all to finish.
+    let (stop, stopping) = watch::channel(());
+    let connections = TaskTracker::new();
+    tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -43,26 +50,26 @@ pub async fn serve<F>(
                     continue;
                 }
             },
-            () = shutdown.wait() => return,
+            () = &mut shutdown => break,
         };
         let warp_service = TowerToHyperService::new(warp::service(routes.clone()));
         let service = service_fn(move |mut req: Request<Incoming>| {
             req.extensions_mut().insert(PeerAddr(peer));
             Service::call(&warp_service, req)
         });
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
+        let mut stopping = stopping.clone();
+        connections.spawn(async move {
             let mut builder = http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(handshake_timeout);
+                .header_read_timeout(header_timeout);
             let conn = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
             tokio::pin!(conn);
             let result = tokio::select! {
                 result = conn.as_mut() => result,
-                () = shutdown.wait() => {
+                _ = stopping.changed() => {
                     conn.as_mut().graceful_shutdown();
                     conn.await
                 }
@@ -73,6 +80,9 @@ pub async fn serve<F>(
             }
         });
     }
+    drop(stop);
+    connections.close();
+    connections.wait().await;
 }
 
 /// Out of file descriptors, say: log, and give running connections a moment to end before the
