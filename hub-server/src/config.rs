@@ -141,16 +141,30 @@ impl Settings {
             ("bridge_buffer", self.bridge_buffer),
             ("rate_limit_per_sec", self.rate_limit_per_sec as usize),
             ("rate_limit_burst", self.rate_limit_burst as usize),
+            // 0 would close on the first refused frame, before the error frame that explains it.
+            (
+                "rate_limit_max_rejects",
+                self.rate_limit_max_rejects as usize,
+            ),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!(
                 "{key} must be greater than 0"
             )));
         }
-        if self.handshake_timeout.is_zero() {
-            return Err(ConfigError::Invalid(
-                "handshake_timeout must be greater than 0".into(),
-            ));
+        // Each drives a timer or an interval: zero would panic (tokio intervals) or spin.
+        let durations = [
+            ("handshake_timeout", self.handshake_timeout),
+            ("ping_interval", self.ping_interval),
+            ("presence_interval", self.presence_interval),
+            ("redis_ping_interval", self.redis_ping_interval),
+            ("redis_timeout", self.redis_timeout),
+            ("reconnect_max", self.reconnect_max),
+        ];
+        if let Some((key, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
+            return Err(ConfigError::Invalid(format!(
+                "{key} must be greater than 0"
+            )));
         }
         if self.pong_timeout <= self.ping_interval {
             return Err(ConfigError::Invalid(
@@ -220,5 +234,25 @@ mod tests {
         assert!(err.to_string().contains("send_queue"), "{err}");
         let err = Settings::load_from(None, env(&[("HUB_PING_INTERVAL", "soon")])).unwrap_err();
         assert!(err.to_string().contains("ping_interval"), "{err}");
+        for key in [
+            "HANDSHAKE_TIMEOUT",
+            "PING_INTERVAL",
+            "PRESENCE_INTERVAL",
+            "REDIS_PING_INTERVAL",
+            "REDIS_TIMEOUT",
+            "RECONNECT_MAX",
+        ] {
+            let var = format!("HUB_{key}");
+            let err = Settings::load_from(None, env(&[(&var, "0s")])).unwrap_err();
+            let name = key.to_lowercase();
+            assert!(
+                err.to_string()
+                    .contains(&format!("{name} must be greater than 0")),
+                "{var}=0s: {err}"
+            );
+        }
+        let err =
+            Settings::load_from(None, env(&[("HUB_RATE_LIMIT_MAX_REJECTS", "0")])).unwrap_err();
+        assert!(err.to_string().contains("rate_limit_max_rejects"), "{err}");
     }
 }
