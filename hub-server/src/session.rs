@@ -49,10 +49,8 @@ where
     let connected_at = OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .unwrap_or_default();
-    state
-        .hub
-        .register(client_id.clone(), me.clone(), ip, connected_at);
-    tracing::debug!(client_id = %client_id, %ip, "client connected");
+    // The welcome is queued before the client joins the default room, so it is always the first
+    // frame: a delivery from another task cannot get in between.
     let instance = state.hub.instance_id().to_string();
     me.offer(&Frame::welcome(
         &client_id,
@@ -60,6 +58,10 @@ where
         &instance,
         &[crate::protocol::DEFAULT_ROOM],
     ));
+    state
+        .hub
+        .register(client_id.clone(), me.clone(), ip, connected_at);
+    tracing::debug!(client_id = %client_id, %ip, "client connected");
 
     let mut session = Session {
         state: &state,
@@ -198,12 +200,12 @@ impl Session<'_> {
         let hub = &self.state.hub;
         match command {
             Command::Join(room) => match hub.join(self.client_id, &room) {
-                Ok(first_local_member) => {
-                    if first_local_member {
-                        // `joined` promises cross-hub delivery: wait for the subscription.
-                        let target = Target::Room(room.clone());
-                        self.state.bridge.wait_subscribed(&target).await;
-                    }
+                Ok(_) => {
+                    // `joined` promises cross-hub delivery: wait for the subscription. Not only
+                    // for the room's first member: a second one may join while the first's
+                    // SUBSCRIBE is still on its way (the wait returns at once once confirmed).
+                    let target = Target::Room(room.clone());
+                    self.state.bridge.wait_subscribed(&target).await;
                     self.me.offer(&Frame::joined(&room));
                 }
                 Err(err) => {

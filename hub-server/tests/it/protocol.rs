@@ -223,3 +223,39 @@ async fn bad_frames_get_an_error_and_the_connection_keeps_working() {
     assert_receives_one(&mut a, "message", Some("general"), &b.id, "hub-p", content).await;
     assert_all_quiet(&mut [&mut a, &mut b]).await;
 }
+
+#[tokio::test]
+async fn the_welcome_comes_first_even_while_the_default_room_is_busy() {
+    let hub = Hub::builder("hub-busy")
+        .env("HUB_RATE_LIMIT_PER_SEC", "100000")
+        .env("HUB_RATE_LIMIT_BURST", "100000")
+        .start()
+        .await;
+    let mut talker = Client::connect(&hub).await;
+    // Keep `general` busy while clients connect: a chat frame must never reach a new client
+    // before its welcome (Client::connect asserts that the first frame is the welcome).
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let flood = tokio::spawn(async move {
+        let mut sent = 0u64;
+        while stopped.try_recv().is_err() {
+            talker.send_text(&format!("busy {sent}")).await;
+            sent += 1;
+            if sent % 50 == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+        sent
+    });
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let mut connected = 0;
+    while std::time::Instant::now() < until {
+        let batch: Vec<_> = (0..10).map(|_| Client::connect(&hub)).collect();
+        connected += futures_util::future::join_all(batch).await.len();
+    }
+    let _ = stop.send(());
+    let sent = flood.await.expect("flood task");
+    assert!(
+        connected >= 50 && sent >= 1000,
+        "{connected} clients connected while {sent} frames went to general"
+    );
+}
