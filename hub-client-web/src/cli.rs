@@ -7,7 +7,8 @@ usage: hub-client-web [--config FILE]              serve the chat page
        hub-client-web healthcheck [--config FILE]  exit 0 when this server's /health answers 200
 
 Settings: built-in defaults, then FILE (TOML), then the environment
-(WEB_LISTEN, HUB_URL, WEB_TITLE, WEB_HUB_LABEL, WEB_RECONNECT_MIN, WEB_RECONNECT_MAX, WEB_LOG_FORMAT).";
+(WEB_LISTEN, HUB_URL, WEB_TITLE, WEB_HUB_LABEL, WEB_RECONNECT_MIN, WEB_RECONNECT_MAX,
+WEB_REQUEST_HEADER_TIMEOUT, WEB_LOG_FORMAT).";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {

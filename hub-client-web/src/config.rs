@@ -18,8 +18,8 @@ pub struct Settings {
     pub hub_url: String,
     /// Page title and heading.
     pub title: String,
-    /// Short name of the paired hub shown in the header before the first welcome frame names it;
-    /// empty shows the hub URL instead.
+    /// Short name of the paired hub shown in the header until its welcome frame names it; empty
+    /// shows the hub URL until then (after the welcome the page shows the hub's own name).
     pub hub_label: String,
     /// First delay of the page's jittered exponential reconnect backoff.
     #[serde(with = "humantime_serde")]
