@@ -240,7 +240,7 @@ async fn the_welcome_comes_first_even_while_the_default_room_is_busy() {
         while stopped.try_recv().is_err() {
             talker.send_text(&format!("busy {sent}")).await;
             sent += 1;
-            if sent % 50 == 0 {
+            if sent.is_multiple_of(50) {
                 tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             }
         }
