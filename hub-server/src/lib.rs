@@ -101,8 +101,11 @@ pub async fn run(
     ));
 
     stop.await;
+    // One deadline for the whole shutdown: the accept loop gets what the drain left of the grace
+    // period (its connections are already told to close), so the process exits within it.
+    let deadline = tokio::time::Instant::now() + settings.shutdown_grace;
     drain(&trigger, &hub, &sessions, &bridge, settings.shutdown_grace).await;
-    let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
+    let _ = tokio::time::timeout_at(deadline, server).await;
     Ok(())
 }
 
