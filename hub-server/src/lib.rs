@@ -16,6 +16,7 @@ pub mod protocol;
 pub mod rate_limit;
 pub mod session;
 pub mod shutdown;
+pub mod slots;
 pub mod state;
 pub mod telemetry;
 pub mod upgrade;
@@ -79,6 +80,7 @@ pub async fn run(
         )),
         shutdown: shutdown.clone(),
         sessions: TaskTracker::new(),
+        slots: slots::Slots::new(settings.max_connections),
     };
     let sessions = state.sessions.clone();
     let routes = upgrade::route(state.clone())

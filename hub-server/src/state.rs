@@ -9,6 +9,7 @@ use crate::config::Settings;
 use crate::hub::Hub;
 use crate::origin::AllowedOrigins;
 use crate::shutdown::Shutdown;
+use crate::slots::Slots;
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -19,4 +20,6 @@ pub struct AppState {
     pub shutdown: Shutdown,
     /// Every session task, so shutdown can wait until each has sent its close frame.
     pub sessions: TaskTracker,
+    /// Connections admitted (upgrading or in a session), against `max_connections`.
+    pub slots: Slots,
 }

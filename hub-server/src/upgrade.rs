@@ -72,25 +72,24 @@ fn handshake(
     let (Some(key), Some(on_upgrade)) = (headers.get(header::SEC_WEBSOCKET_KEY), on_upgrade) else {
         return refuse(StatusCode::BAD_REQUEST, "expected a websocket upgrade\n");
     };
-    if state.hub.connections() >= state.settings.max_connections {
-        tracing::warn!(
-            limit = state.settings.max_connections,
-            "websocket refused: hub full"
-        );
+    if state.shutdown.has_begun() {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "hub shutting down\n");
+    }
+    let Some(slot) = state.slots.try_take() else {
+        tracing::warn!(limit = state.slots.max(), "websocket refused: hub full");
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "hub at its connection limit\n",
         );
-    }
-    if state.shutdown.has_begun() {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "hub shutting down\n");
-    }
+    };
 
     let accept = derive_accept_key(key.as_bytes());
     let ip = remote.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |PeerAddr(a)| a.ip());
     let config = socket_config(state.settings.max_message_bytes);
     let sessions = state.sessions.clone();
     sessions.spawn(async move {
+        // Held until the session ends (or the upgrade fails): the slot is given back on drop.
+        let _slot = slot;
         match on_upgrade.await {
             Ok(upgraded) => {
                 let socket = WebSocketStream::from_raw_socket(

@@ -1,7 +1,7 @@
 //! Must-hold 6: limits — slow consumers are cut off without slowing others, oversize frames close
 //! with 1009, floods are rate limited (error, then 1008), foreign Origins get 403, and a client that
 //! stops answering pings is dropped together with its Redis metadata; a connection that never
-//! finishes its HTTP request is closed after the handshake timeout.
+//! finishes its HTTP request is closed after the handshake timeout; past `max_connections`, 503.
 
 use std::time::{Duration, Instant};
 
@@ -443,4 +443,44 @@ async fn a_connection_that_never_finishes_its_request_is_closed_after_the_handsh
     client.send_json(&json!({"type": "ping"})).await;
     let pong = client.recv_json_within(Duration::from_secs(2)).await;
     assert_eq!(pong["type"], "pong", "{pong}");
+}
+
+#[tokio::test]
+async fn connections_over_max_connections_get_503_and_a_freed_place_comes_back() {
+    let hub = Hub::builder("hub-full")
+        .env("HUB_MAX_CONNECTIONS", "3")
+        .start()
+        .await;
+    let url = hub.ws_url();
+    // Ten upgrades at once.
+    let attempts: Vec<_> = (0..10).map(|_| open(&url, None)).collect();
+    let (mut admitted, mut refused) = (Vec::new(), 0);
+    for attempt in futures_util::future::join_all(attempts).await {
+        match attempt {
+            Ok(ws) => admitted.push(Client::from_ws(ws).await),
+            Err(WsError::Http(resp)) => {
+                assert_eq!(resp.status().as_u16(), 503, "refused with the wrong status");
+                refused += 1;
+            }
+            Err(e) => panic!("unexpected handshake error: {e}"),
+        }
+    }
+    assert_eq!((admitted.len(), refused), (3, 7), "3 admitted, 7 refused");
+
+    // A client that leaves gives its place back.
+    drop(admitted.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match open(&url, None).await {
+            Ok(ws) => {
+                Client::from_ws(ws).await;
+                break;
+            }
+            Err(WsError::Http(resp)) if resp.status().as_u16() == 503 => {
+                assert!(Instant::now() < deadline, "the freed place never came back");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("unexpected handshake error: {e}"),
+        }
+    }
 }
