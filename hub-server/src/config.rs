@@ -133,35 +133,25 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let positive = [
-            ("max_message_bytes", self.max_message_bytes),
-            ("max_connections", self.max_connections),
-            ("max_rooms_per_client", self.max_rooms_per_client),
-            ("send_queue", self.send_queue),
-            ("bridge_buffer", self.bridge_buffer),
-            ("rate_limit_per_sec", self.rate_limit_per_sec as usize),
-            ("rate_limit_burst", self.rate_limit_burst as usize),
+        let zero = [
+            ("max_message_bytes", self.max_message_bytes == 0),
+            ("max_connections", self.max_connections == 0),
+            ("max_rooms_per_client", self.max_rooms_per_client == 0),
+            ("send_queue", self.send_queue == 0),
+            ("bridge_buffer", self.bridge_buffer == 0),
+            ("rate_limit_per_sec", self.rate_limit_per_sec == 0),
+            ("rate_limit_burst", self.rate_limit_burst == 0),
             // 0 would close on the first refused frame, before the error frame that explains it.
-            (
-                "rate_limit_max_rejects",
-                self.rate_limit_max_rejects as usize,
-            ),
+            ("rate_limit_max_rejects", self.rate_limit_max_rejects == 0),
+            // These drive timers and intervals: zero would panic (tokio intervals) or spin.
+            ("handshake_timeout", self.handshake_timeout.is_zero()),
+            ("ping_interval", self.ping_interval.is_zero()),
+            ("presence_interval", self.presence_interval.is_zero()),
+            ("redis_ping_interval", self.redis_ping_interval.is_zero()),
+            ("redis_timeout", self.redis_timeout.is_zero()),
+            ("reconnect_max", self.reconnect_max.is_zero()),
         ];
-        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(ConfigError::Invalid(format!(
-                "{key} must be greater than 0"
-            )));
-        }
-        // Each drives a timer or an interval: zero would panic (tokio intervals) or spin.
-        let durations = [
-            ("handshake_timeout", self.handshake_timeout),
-            ("ping_interval", self.ping_interval),
-            ("presence_interval", self.presence_interval),
-            ("redis_ping_interval", self.redis_ping_interval),
-            ("redis_timeout", self.redis_timeout),
-            ("reconnect_max", self.reconnect_max),
-        ];
-        if let Some((key, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
+        if let Some((key, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
             return Err(ConfigError::Invalid(format!(
                 "{key} must be greater than 0"
             )));
