@@ -23,7 +23,6 @@ pub mod upgrade;
 pub mod writer;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
@@ -106,20 +105,19 @@ pub async fn run(
     // One deadline for the whole shutdown: the accept loop gets what the drain left of the grace
     // period (its connections are already told to close), so the process exits within it.
     let deadline = tokio::time::Instant::now() + settings.shutdown_grace;
-    drain(&trigger, &hub, &sessions, &bridge, settings.shutdown_grace).await;
+    drain(&trigger, &hub, &sessions, &bridge, deadline).await;
     let _ = tokio::time::timeout_at(deadline, server).await;
     Ok(())
 }
 
-/// The shutdown sequence; every step is bounded by what is left of `grace`.
+/// The shutdown sequence; every step is bounded by what is left until `deadline`.
 async fn drain(
     trigger: &ShutdownTrigger,
     hub: &Hub,
     sessions: &TaskTracker,
     bridge: &Bridge,
-    grace: Duration,
+    deadline: tokio::time::Instant,
 ) {
-    let deadline = tokio::time::Instant::now() + grace;
     tracing::info!(connections = hub.connections(), "shutting down");
     // Every session races its reads against this and closes its client with 1001.
     trigger.begin();
