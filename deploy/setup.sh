@@ -2,6 +2,7 @@
 # `make setup`: builds the image, starts redis, hub1, hub2, web1, web2 in Docker, waits until every
 # service is healthy, then prints the pages to open. Idempotent: run it again after a code change.
 # SETUP_TIMEOUT (seconds, default 180) bounds the wait for health, not the build.
+# First run: makes the stack's random JWT secret in .secrets/jwt.env (git-ignored, reused later).
 set -euo pipefail
 # shellcheck source=deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -15,6 +16,9 @@ if find vendor -mindepth 1 -maxdepth 1 -type d 2>/dev/null | grep -q . && [ Carg
     say "vendor/ is older than Cargo.lock and cargo is absent: run 'deploy/vendor.sh --clean' for an online build"
   fi
 fi
+
+# Before any compose call that starts something: the hubs run in jwt mode and refuse to start without it.
+ensure_jwt_secret
 
 say "building the image (${COMPOSE[*]} build)"
 # Build first and only then start: the four services share the one image hub1 builds, and `up` alone
@@ -45,7 +49,7 @@ WEB1_PORT="$(setting WEB1_PORT)" WEB2_PORT="$(setting WEB2_PORT)"
 cat <<MSG
 
 realtime-hub is up: redis, hub1 (ws://localhost:${HUB1_PORT}/ws), hub2 (ws://localhost:${HUB2_PORT}/ws), web1, web2.
-Open these two pages, in two tabs or two browsers, and chat across the hubs:
+Open these two pages, in two tabs or two browsers, sign in with a name on each, and chat across the hubs:
 
     http://localhost:${WEB1_PORT}    (connected to hub1)
     http://localhost:${WEB2_PORT}    (connected to hub2)
