@@ -55,6 +55,50 @@ pub struct Settings {
     pub reconnect_max: Duration,
     /// `text` (human-readable) or `json`.
     pub log_format: LogFormat,
+    /// `off`: anonymous clients (wave 1); `jwt`: every client proves who it is with a JWT.
+    pub auth_mode: AuthMode,
+    /// In `jwt` mode, a client without a good token by then is closed with 4001.
+    #[serde(with = "humantime_serde")]
+    pub auth_timeout: Duration,
+    /// Comma-separated HS256 secrets; every one verifies (key rotation).
+    pub jwt_secrets: Option<Secret>,
+    /// Comma-separated PEM files of RS256 / ES256 / EdDSA public keys.
+    pub jwt_public_keys: Option<String>,
+    /// When set, a token's `aud` must contain it.
+    pub jwt_audience: Option<String>,
+    /// When set, a token's `iss` must be it.
+    pub jwt_issuer: Option<String>,
+    /// Comma-separated room patterns for tokens without a `rooms` claim.
+    pub jwt_default_rooms: String,
+    /// Clock skew allowed on `exp` (and `nbf`): a token is good until `exp + jwt_leeway`.
+    #[serde(with = "humantime_serde")]
+    pub jwt_leeway: Duration,
+    /// Connections of one user (`sub`) on this hub; one more is closed with 4008.
+    pub max_connections_per_user: usize,
+}
+
+/// A value that must never reach a log: its `Debug` is redacted.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    Off,
+    Jwt,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -87,6 +131,11 @@ redis_ping_interval = "1s"
 redis_timeout = "2s"
 reconnect_max = "2s"
 log_format = "text"
+auth_mode = "off"
+auth_timeout = "5s"
+jwt_default_rooms = "*"
+jwt_leeway = "30s"
+max_connections_per_user = 32
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +199,11 @@ impl Settings {
             ("redis_ping_interval", self.redis_ping_interval.is_zero()),
             ("redis_timeout", self.redis_timeout.is_zero()),
             ("reconnect_max", self.reconnect_max.is_zero()),
+            ("auth_timeout", self.auth_timeout.is_zero()),
+            (
+                "max_connections_per_user",
+                self.max_connections_per_user == 0,
+            ),
         ];
         if let Some((key, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
             return Err(ConfigError::Invalid(format!(

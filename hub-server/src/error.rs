@@ -26,6 +26,12 @@ pub enum ProtocolError {
     AlreadyMember(String),
     #[error("too many rooms: the limit is {0} per connection")]
     TooManyRooms(usize),
+    #[error("send {{\"type\":\"auth\",\"token\":\"<jwt>\"}} first")]
+    Unauthenticated,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("this hub runs with auth_mode = off: tokens are not checked")]
+    AuthOff,
 }
 
 impl ProtocolError {
@@ -42,8 +48,20 @@ impl ProtocolError {
             ProtocolError::NotMember(_) => "not_member",
             ProtocolError::AlreadyMember(_) => "already_member",
             ProtocolError::TooManyRooms(_) => "too_many_rooms",
+            ProtocolError::Unauthenticated => "unauthenticated",
+            ProtocolError::Forbidden(_) => "forbidden",
+            ProtocolError::AuthOff => "auth_off",
         }
     }
+}
+
+/// Why the hub does not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Redis(#[from] crate::bridge::BadRedisUrl),
+    #[error(transparent)]
+    Keys(#[from] crate::auth::KeyError),
 }
 
 /// Why the hub closes a connection.
@@ -61,6 +79,52 @@ pub enum CloseReason {
     PongTimeout,
     /// The WebSocket protocol was violated.
     ProtocolViolation,
+    /// A bad, missing or late token.
+    AuthFailed(AuthFailure),
+    /// The token's `exp` (plus `jwt_leeway`) passed without a refresh.
+    TokenExpired,
+    /// The user has `max_connections_per_user` connections on this hub already.
+    TooManyUserConnections,
+}
+
+/// Why a token was refused: said in the 4001 close frame and the log, never with the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No token within `auth_timeout`.
+    NoToken,
+    /// Not three base64url parts of JSON, or an algorithm that does not exist (`none`).
+    Malformed,
+    /// An algorithm no configured key accepts.
+    Algorithm,
+    BadSignature,
+    Expired,
+    NotYetValid,
+    MissingSub,
+    MissingExp,
+    BadClaims,
+    Audience,
+    Issuer,
+    /// A refresh token for a different `sub` than the connection's.
+    OtherUser,
+}
+
+impl AuthFailure {
+    pub fn text(self) -> &'static str {
+        match self {
+            AuthFailure::NoToken => "auth failed: no token in time",
+            AuthFailure::Malformed => "auth failed: malformed token or unknown algorithm",
+            AuthFailure::Algorithm => "auth failed: algorithm not accepted",
+            AuthFailure::BadSignature => "auth failed: bad signature",
+            AuthFailure::Expired => "auth failed: token expired",
+            AuthFailure::NotYetValid => "auth failed: token not yet valid",
+            AuthFailure::MissingSub => "auth failed: no sub claim",
+            AuthFailure::MissingExp => "auth failed: no exp claim",
+            AuthFailure::BadClaims => "auth failed: bad claims",
+            AuthFailure::Audience => "auth failed: wrong audience",
+            AuthFailure::Issuer => "auth failed: wrong issuer",
+            AuthFailure::OtherUser => "auth failed: token is for another user",
+        }
+    }
 }
 
 impl CloseReason {
@@ -72,6 +136,9 @@ impl CloseReason {
             CloseReason::MessageTooBig => CloseCode::Size,
             CloseReason::PongTimeout => CloseCode::Policy,
             CloseReason::ProtocolViolation => CloseCode::Protocol,
+            CloseReason::AuthFailed(_) => CloseCode::Library(4001),
+            CloseReason::TokenExpired => CloseCode::Library(4002),
+            CloseReason::TooManyUserConnections => CloseCode::Library(4008),
         }
     }
 
@@ -83,6 +150,9 @@ impl CloseReason {
             CloseReason::MessageTooBig => "message too big",
             CloseReason::PongTimeout => "pong timeout",
             CloseReason::ProtocolViolation => "protocol violation",
+            CloseReason::AuthFailed(failure) => failure.text(),
+            CloseReason::TokenExpired => "token expired",
+            CloseReason::TooManyUserConnections => "too many connections for this user",
         }
     }
 }
@@ -98,5 +168,20 @@ mod tests {
         assert_eq!(code(CloseReason::SlowConsumer), 4000);
         assert_eq!(code(CloseReason::RateLimitExceeded), 1008);
         assert_eq!(code(CloseReason::MessageTooBig), 1009);
+        assert_eq!(code(CloseReason::AuthFailed(AuthFailure::Expired)), 4001);
+        assert_eq!(code(CloseReason::TokenExpired), 4002);
+        assert_eq!(code(CloseReason::TooManyUserConnections), 4008);
+    }
+
+    #[test]
+    fn close_texts_fit_a_close_frame() {
+        // A close frame's reason is at most 123 bytes.
+        for failure in [
+            AuthFailure::Malformed,
+            AuthFailure::OtherUser,
+            AuthFailure::NoToken,
+        ] {
+            assert!(CloseReason::AuthFailed(failure).text().len() <= 123);
+        }
     }
 }

@@ -37,6 +37,8 @@ fn readiness(state: &AppState) -> Response {
         "instance_id": hub.instance_id(),
         "connections": hub.connections(),
         "rooms": hub.room_count(),
+        "auth_mode": state.auth.mode(),
+        "users": state.users.users(),
         "bridge": bridge,
         "messages": {
             "received": c.received.load(Ordering::Relaxed),

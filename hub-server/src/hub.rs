@@ -144,27 +144,31 @@ impl Hub {
         self.0.state.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds a client, a member of the default room from the start.
+    /// Adds a client; a member of the default room from the start when `in_default_room`.
     pub fn register(
         &self,
         client_id: ClientId,
         recipient: Recipient,
         ip: IpAddr,
         connected_at: String,
+        in_default_room: bool,
     ) {
         let room = Room::default_room();
         let new_room = {
             let mut state = self.write();
-            let members = state.rooms.entry(room.clone()).or_default();
-            let new_room = members.is_empty();
-            members.insert(client_id.clone(), recipient.clone());
+            let mut new_room = false;
+            if in_default_room {
+                let members = state.rooms.entry(room.clone()).or_default();
+                new_room = members.is_empty();
+                members.insert(client_id.clone(), recipient.clone());
+            }
             state.clients.insert(
                 client_id,
                 Member {
                     recipient,
                     ip,
                     connected_at,
-                    rooms: vec![room],
+                    rooms: if in_default_room { vec![room] } else { vec![] },
                 },
             );
             new_room
@@ -361,6 +365,7 @@ mod tests {
             recipient,
             IpAddr::V4(Ipv4Addr::LOCALHOST),
             "t".into(),
+            true,
         );
         (id, rx, kick)
     }

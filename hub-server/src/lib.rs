@@ -6,6 +6,7 @@
 //! the session also hands it to [`bridge`]'s publisher → Redis → the subscriber of every other hub
 //! → that hub's [`hub`] → its writers.
 
+pub mod auth;
 pub mod bridge;
 pub mod config;
 pub mod error;
@@ -57,8 +58,9 @@ pub async fn run(
     listener: TcpListener,
     settings: Settings,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), bridge::BadRedisUrl> {
+) -> Result<(), error::StartError> {
     let settings = Arc::new(settings);
+    let auth = auth::Auth::from_settings(&settings)?;
     let (trigger, shutdown) = shutdown::channel();
     let hub = Hub::new(settings.name.clone(), settings.max_rooms_per_client);
     let bridge = Bridge::start(&settings, hub.clone(), shutdown.clone())?;
@@ -80,6 +82,8 @@ pub async fn run(
         shutdown: shutdown.clone(),
         sessions: TaskTracker::new(),
         slots: slots::Slots::new(settings.max_connections),
+        auth,
+        users: auth::UserSlots::new(settings.max_connections_per_user),
     };
     let sessions = state.sessions.clone();
     let routes = upgrade::route(state.clone())
@@ -91,6 +95,7 @@ pub async fn run(
         addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         hub = %hub.name(),
         instance_id = %hub.instance_id(),
+        auth_mode = ?settings.auth_mode,
         "hub listening"
     );
     let accept_stop = shutdown.clone();

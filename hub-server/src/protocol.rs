@@ -47,9 +47,18 @@ impl std::fmt::Display for Room {
 pub enum Command {
     Join(Room),
     Leave(Room),
-    Message { room: Room, content: String },
-    Broadcast { content: String },
+    Message {
+        room: Room,
+        content: String,
+    },
+    Broadcast {
+        content: String,
+    },
     Ping,
+    /// A token: the first frame in `auth_mode = jwt`, or a refresh later.
+    Auth {
+        token: String,
+    },
 }
 
 /// The JSON shape of a client frame; unknown fields are an error, not silently ignored.
@@ -60,6 +69,26 @@ struct RawFrame {
     kind: String,
     room: Option<String>,
     content: Option<String>,
+    token: Option<String>,
+}
+
+impl RawFrame {
+    /// Fields another frame type has are as wrong here as unknown ones (a `token` on a message
+    /// would otherwise be accepted and ignored).
+    fn only(&self, room: bool, content: bool, token: bool) -> Result<(), ProtocolError> {
+        let extra = [
+            ("room", self.room.is_some() && !room),
+            ("content", self.content.is_some() && !content),
+            ("token", self.token.is_some() && !token),
+        ];
+        match extra.iter().find(|(_, extra)| *extra) {
+            Some((field, _)) => Err(ProtocolError::BadJson(format!(
+                "field {field:?} does not belong in a {:?} frame",
+                self.kind
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Command {
@@ -79,6 +108,14 @@ impl Command {
         };
         let content = |c: Option<String>| c.ok_or(ProtocolError::MissingField("content"));
         match raw.kind.as_str() {
+            "join" | "leave" => raw.only(true, false, false)?,
+            "message" => raw.only(true, true, false)?,
+            "broadcast" => raw.only(false, true, false)?,
+            "ping" => raw.only(false, false, false)?,
+            "auth" => raw.only(false, false, true)?,
+            _ => {}
+        }
+        match raw.kind.as_str() {
             "join" => Ok(Command::Join(room(raw.room)?)),
             "leave" => Ok(Command::Leave(room(raw.room)?)),
             "message" => Ok(Command::Message {
@@ -92,6 +129,9 @@ impl Command {
                 content: non_empty(content(raw.content)?)?,
             }),
             "ping" => Ok(Command::Ping),
+            "auth" => Ok(Command::Auth {
+                token: raw.token.ok_or(ProtocolError::MissingField("token"))?,
+            }),
             other => Err(ProtocolError::UnknownType(other.chars().take(40).collect())),
         }
     }
@@ -103,6 +143,14 @@ fn non_empty(content: String) -> Result<String, ProtocolError> {
     } else {
         Ok(content)
     }
+}
+
+/// Who sent a message, as every recipient sees it: set by the hub, never by the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct User<'a> {
+    pub id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
 }
 
 /// A serialized hub → client frame. Cloning shares the bytes.
@@ -129,7 +177,13 @@ impl Frame {
         self.0.clone()
     }
 
-    pub fn welcome(client_id: &str, hub: &str, instance_id: &str, rooms: &[&str]) -> Self {
+    pub fn welcome(
+        client_id: &str,
+        hub: &str,
+        instance_id: &str,
+        rooms: &[&str],
+        user: User<'_>,
+    ) -> Self {
         #[derive(Serialize)]
         struct Welcome<'a> {
             r#type: &'static str,
@@ -137,6 +191,7 @@ impl Frame {
             hub: &'a str,
             instance_id: &'a str,
             rooms: &'a [&'a str],
+            user: User<'a>,
         }
         Self::encode(&Welcome {
             r#type: "welcome",
@@ -144,11 +199,34 @@ impl Frame {
             hub,
             instance_id,
             rooms,
+            user,
+        })
+    }
+
+    /// The answer to a refresh: the token was good, the connection now lasts until `exp`.
+    pub fn authenticated(user: User<'_>, exp: u64) -> Self {
+        #[derive(Serialize)]
+        struct Authenticated<'a> {
+            r#type: &'static str,
+            user: User<'a>,
+            exp: u64,
+        }
+        Self::encode(&Authenticated {
+            r#type: "authenticated",
+            user,
+            exp,
         })
     }
 
     /// A chat message (`room` set) or a broadcast (`room` none).
-    pub fn chat(id: &str, room: Option<&Room>, from: &str, content: &str, hub: &str) -> Self {
+    pub fn chat(
+        id: &str,
+        room: Option<&Room>,
+        from: &str,
+        user: User<'_>,
+        content: &str,
+        hub: &str,
+    ) -> Self {
         #[derive(Serialize)]
         struct Chat<'a> {
             r#type: &'static str,
@@ -156,6 +234,7 @@ impl Frame {
             #[serde(skip_serializing_if = "Option::is_none")]
             room: Option<&'a str>,
             from: &'a str,
+            user: User<'a>,
             content: &'a str,
             timestamp: String,
             hub: &'a str,
@@ -169,6 +248,7 @@ impl Frame {
             id,
             room: room.map(Room::as_str),
             from,
+            user,
             content,
             timestamp: now_rfc3339(),
             hub,
@@ -259,6 +339,12 @@ mod tests {
             })
         );
         assert_eq!(Command::parse(r#"{"type":"ping"}"#), Ok(Command::Ping));
+        assert_eq!(
+            Command::parse(r#"{"type":"auth","token":"a.b.c"}"#),
+            Ok(Command::Auth {
+                token: "a.b.c".into()
+            })
+        );
     }
 
     #[test]
@@ -289,6 +375,32 @@ mod tests {
             "bad_json"
         );
         assert_eq!(code(r#"{"type":"message","content":""}"#), "empty_content");
+        assert_eq!(code(r#"{"type":"auth"}"#), "missing_field");
+    }
+
+    #[test]
+    fn a_client_cannot_name_the_sender_or_slip_fields_into_other_frames() {
+        let code = |text: &str| Command::parse(text).map_err(|e| e.code()).unwrap_err();
+        assert_eq!(
+            code(r#"{"type":"message","content":"x","user":{"id":"admin","name":"Admin"}}"#),
+            "bad_json"
+        );
+        assert_eq!(
+            code(r#"{"type":"broadcast","content":"x","user":{"id":"admin"}}"#),
+            "bad_json"
+        );
+        assert_eq!(
+            code(r#"{"type":"message","content":"x","token":"t"}"#),
+            "bad_json"
+        );
+        assert_eq!(
+            code(r#"{"type":"auth","token":"t","room":"r"}"#),
+            "bad_json"
+        );
+        assert_eq!(
+            code(r#"{"type":"broadcast","content":"x","room":"r"}"#),
+            "bad_json"
+        );
     }
 
     #[test]
@@ -301,19 +413,29 @@ mod tests {
 
     #[test]
     fn chat_frames_carry_every_documented_field() {
-        let frame = Frame::chat("id1", Some(&room("r")), "c1", "<b>x</b>", "hub1");
+        let ana = User {
+            id: "u1",
+            name: Some("Ana"),
+        };
+        let frame = Frame::chat("id1", Some(&room("r")), "c1", ana, "<b>x</b>", "hub1");
         let v: serde_json::Value = serde_json::from_str(frame.as_str()).expect("json");
         assert_eq!(v["type"], "message");
         assert_eq!(v["room"], "r");
         assert_eq!(v["from"], "c1");
+        assert_eq!(v["user"], serde_json::json!({"id": "u1", "name": "Ana"}));
         assert_eq!(v["content"], "<b>x</b>");
         assert_eq!(v["hub"], "hub1");
         let ts = v["timestamp"].as_str().expect("timestamp");
         assert!(OffsetDateTime::parse(ts, &Rfc3339).is_ok(), "{ts}");
 
-        let frame = Frame::chat("id2", None, "c1", "all", "hub1");
+        let anonymous = User {
+            id: "c1",
+            name: None,
+        };
+        let frame = Frame::chat("id2", None, "c1", anonymous, "all", "hub1");
         let v: serde_json::Value = serde_json::from_str(frame.as_str()).expect("json");
         assert_eq!(v["type"], "broadcast");
+        assert_eq!(v["user"], serde_json::json!({"id": "c1"}));
         assert!(v.get("room").is_none());
     }
 }

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::{Stream, StreamExt};
 use time::OffsetDateTime;
@@ -14,8 +14,9 @@ use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError as WsPr
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use uuid::Uuid;
 
+use crate::auth::{self, Auth, Grants, Identity, UserSlot};
 use crate::bridge::Target;
-use crate::error::{CloseReason, ProtocolError};
+use crate::error::{AuthFailure, CloseReason, ProtocolError};
 use crate::hub::{ClientId, Kick, Recipient};
 use crate::protocol::{Command, Frame, Room};
 use crate::rate_limit::TokenBucket;
@@ -25,8 +26,9 @@ use crate::writer;
 /// How long a closing connection gets to send its last frames and finish the close handshake.
 const WRITER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Runs one upgraded connection to its end. `socket` is any WebSocket (split into halves here).
-pub async fn run<S>(socket: S, state: AppState, ip: IpAddr)
+/// Runs one upgraded connection to its end. `socket` is any WebSocket (split into halves here);
+/// `bearer` is the token of the upgrade's `Authorization` header, if any.
+pub async fn run<S>(socket: S, state: AppState, ip: IpAddr, bearer: Option<String>)
 where
     S: Stream<Item = Result<Message, WsError>>
         + futures_util::Sink<Message, Error = WsError>
@@ -45,39 +47,32 @@ where
         kick: kick.clone(),
     };
     let mut writer = tokio::spawn(writer::run(sink, rx, close_rx, settings.ping_interval));
-
-    let connected_at = OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_default();
-    // The welcome is queued before the client joins the default room, so it is always the first
-    // frame: a delivery from another task cannot get in between.
-    let instance = state.hub.instance_id().to_string();
-    me.offer(&Frame::welcome(
-        &client_id,
-        state.hub.name(),
-        &instance,
-        &[crate::protocol::DEFAULT_ROOM],
-    ));
-    state
-        .hub
-        .register(client_id.clone(), me.clone(), ip, connected_at);
     tracing::debug!(client_id = %client_id, %ip, "client connected");
 
     let mut session = Session {
         state: &state,
         client_id: &client_id,
         me: &me,
+        ip,
         bucket: TokenBucket::new(
             settings.rate_limit_per_sec,
             settings.rate_limit_burst,
             Instant::now(),
         ),
         rejected_in_a_row: 0,
+        identity: None,
+        user_slot: None,
+        deadline: None,
     };
-    let reason = session.read_until_closed(&mut stream, &kick).await;
+    let reason = match session.start(bearer.as_deref()) {
+        Ok(()) => session.read_until_closed(&mut stream, &kick).await,
+        Err(reason) => Some(reason),
+    };
 
-    // The one cleanup path: out of the hub (its Sender clones go), then tell the writer why.
+    // The one cleanup path: out of the hub (its Sender clones go), the user's place given back,
+    // then tell the writer why.
     state.hub.remove(&client_id);
+    drop(session);
     drop(me);
     match reason {
         Some(reason) => {
@@ -109,11 +104,120 @@ struct Session<'a> {
     state: &'a AppState,
     client_id: &'a ClientId,
     me: &'a Recipient,
+    ip: IpAddr,
     bucket: TokenBucket,
     rejected_in_a_row: u32,
+    /// `None` until the client has proved who it is (at once in `auth_mode = off`).
+    identity: Option<Identity>,
+    /// This connection's place under `max_connections_per_user`, held until the session ends.
+    user_slot: Option<UserSlot>,
+    /// When the connection must close, and why: no token by `auth_timeout`, then the token's
+    /// expiry. One timer for both, since a connection is only ever waiting for one of them.
+    deadline: Option<(tokio::time::Instant, CloseReason)>,
 }
 
 impl Session<'_> {
+    /// Anonymous clients are admitted at once; token holders once a token checks out, from the
+    /// upgrade's header now or from their first frame within `auth_timeout`.
+    fn start(&mut self, bearer: Option<&str>) -> Result<(), CloseReason> {
+        let state = self.state;
+        match (&state.auth, bearer) {
+            (Auth::Off, _) => self.admit(auth::anonymous(self.client_id)),
+            (Auth::Jwt(verifier), Some(token)) => {
+                let identity = verifier.verify(token).map_err(|f| self.refused(f))?;
+                self.admit(identity)
+            }
+            (Auth::Jwt(_), None) => {
+                let at = tokio::time::Instant::now() + self.state.settings.auth_timeout;
+                self.deadline = Some((at, CloseReason::AuthFailed(AuthFailure::NoToken)));
+                Ok(())
+            }
+        }
+    }
+
+    /// The client is who it says: count it against its user's limit, welcome it, and only then
+    /// put it in the hub, so the welcome is always its first frame.
+    fn admit(&mut self, identity: Identity) -> Result<(), CloseReason> {
+        let hub = &self.state.hub;
+        if self.state.auth.is_required() {
+            let slot = self.state.users.try_take(&identity.user_id);
+            self.user_slot = Some(slot.ok_or(CloseReason::TooManyUserConnections)?);
+        }
+        let default_room = Room::default_room();
+        let in_default_room = identity.grants.may_join(&default_room);
+        let rooms: &[&str] = if in_default_room {
+            &[crate::protocol::DEFAULT_ROOM]
+        } else {
+            &[]
+        };
+        let instance = hub.instance_id().to_string();
+        self.me.offer(&Frame::welcome(
+            self.client_id,
+            hub.name(),
+            &instance,
+            rooms,
+            identity.user(),
+        ));
+        let connected_at = OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .unwrap_or_default();
+        hub.register(
+            self.client_id.clone(),
+            self.me.clone(),
+            self.ip,
+            connected_at,
+            in_default_room,
+        );
+        tracing::debug!(client_id = %self.client_id, user = %identity.user_id, "client admitted");
+        self.deadline = self.expiry(&identity);
+        self.identity = Some(identity);
+        Ok(())
+    }
+
+    /// A token from an `auth` frame: the first one admits the client; a later one for the same
+    /// user is a refresh that moves the expiry (and may change name and grants).
+    fn authenticate(&mut self, token: &str) -> Result<(), CloseReason> {
+        let state = self.state;
+        let Auth::Jwt(verifier) = &state.auth else {
+            self.me.offer(&Frame::error(&ProtocolError::AuthOff));
+            return Ok(());
+        };
+        let identity = verifier.verify(token).map_err(|f| self.refused(f))?;
+        match &self.identity {
+            None => self.admit(identity),
+            Some(current) if current.user_id != identity.user_id => {
+                Err(self.refused(AuthFailure::OtherUser))
+            }
+            Some(_) => {
+                let exp = identity.expires_at.unwrap_or_default();
+                self.me.offer(&Frame::authenticated(identity.user(), exp));
+                self.deadline = self.expiry(&identity);
+                self.identity = Some(identity);
+                Ok(())
+            }
+        }
+    }
+
+    fn refused(&self, failure: AuthFailure) -> CloseReason {
+        // The reason only: never the token.
+        tracing::info!(client_id = %self.client_id, ip = %self.ip, reason = failure.text(), "token refused");
+        CloseReason::AuthFailed(failure)
+    }
+
+    /// When the token runs out (`exp` + `jwt_leeway`), as a timer instant.
+    fn expiry(&self, identity: &Identity) -> Option<(tokio::time::Instant, CloseReason)> {
+        let exp = identity.expires_at?;
+        let leeway = self.state.settings.jwt_leeway;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let left = Duration::from_secs(exp).saturating_sub(now) + leeway;
+        Some((
+            tokio::time::Instant::now() + left,
+            CloseReason::TokenExpired,
+        ))
+    }
+
     /// Reads frames until the client goes or must be closed; returns the close reason to send.
     async fn read_until_closed<R>(&mut self, stream: &mut R, kick: &Kick) -> Option<CloseReason>
     where
@@ -122,11 +226,21 @@ impl Session<'_> {
         let pong_timeout = self.state.settings.pong_timeout;
         let mut deadline = tokio::time::Instant::now() + pong_timeout;
         loop {
+            let auth_deadline = async {
+                match self.deadline {
+                    Some((at, reason)) => {
+                        tokio::time::sleep_until(at).await;
+                        reason
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             let msg = tokio::select! {
                 biased;
                 reason = kick.wait() => return Some(reason),
                 _ = self.state.shutdown.wait() => return Some(CloseReason::ShuttingDown),
                 _ = tokio::time::sleep_until(deadline) => return Some(CloseReason::PongTimeout),
+                reason = auth_deadline => return Some(reason),
                 msg = stream.next() => msg,
             };
             // Any frame, pongs included, proves the client is alive.
@@ -188,7 +302,7 @@ impl Session<'_> {
             None => Err(ProtocolError::BinaryUnsupported),
         };
         match command {
-            Ok(command) => self.execute(command).await,
+            Ok(command) => return self.execute(command).await.err(),
             Err(err) => {
                 self.me.offer(&Frame::error(&err));
             }
@@ -196,7 +310,23 @@ impl Session<'_> {
         None
     }
 
-    async fn execute(&mut self, command: Command) {
+    /// Runs one command; an error is a reason to close the connection.
+    async fn execute(&mut self, command: Command) -> Result<(), CloseReason> {
+        let Some(identity) = &self.identity else {
+            // Nothing but a token counts before the client is admitted.
+            return match command {
+                Command::Auth { token } => self.authenticate(&token),
+                _ => {
+                    self.me
+                        .offer(&Frame::error(&ProtocolError::Unauthenticated));
+                    Ok(())
+                }
+            };
+        };
+        if let Err(err) = permitted(&identity.grants, &command) {
+            self.me.offer(&Frame::error(&err));
+            return Ok(());
+        }
         let hub = &self.state.hub;
         match command {
             Command::Join(room) => match hub.join(self.client_id, &room) {
@@ -225,14 +355,27 @@ impl Session<'_> {
             Command::Ping => {
                 self.me.offer(&Frame::pong());
             }
+            Command::Auth { token } => return self.authenticate(&token),
         }
+        Ok(())
     }
 
     /// Local delivery first, then exactly one publish for the other hubs.
     fn send(&self, room: Option<Room>, content: &str) {
+        let Some(identity) = &self.identity else {
+            return;
+        };
         let hub = &self.state.hub;
         let id = Uuid::new_v4().to_string();
-        let frame = Frame::chat(&id, room.as_ref(), self.client_id, content, hub.name());
+        let user = identity.user();
+        let frame = Frame::chat(
+            &id,
+            room.as_ref(),
+            self.client_id,
+            user,
+            content,
+            hub.name(),
+        );
         let target = match room {
             Some(room) => {
                 hub.deliver(&room, &frame, Some(self.client_id));
@@ -244,5 +387,23 @@ impl Session<'_> {
             }
         };
         self.state.bridge.publish(target, frame);
+    }
+}
+
+/// Whether the grants allow `command`: joining needs `rooms` or `read`, publishing `rooms`,
+/// broadcasting the `broadcast` claim.
+fn permitted(grants: &Grants, command: &Command) -> Result<(), ProtocolError> {
+    let forbidden = |what: String| Err(ProtocolError::Forbidden(what));
+    match command {
+        Command::Join(room) if !grants.may_join(room) => {
+            forbidden(format!("not allowed to join room {room:?}"))
+        }
+        Command::Message { room, .. } if !grants.may_publish(room) => {
+            forbidden(format!("not allowed to publish to room {room:?}"))
+        }
+        Command::Broadcast { .. } if !grants.broadcast => {
+            forbidden("not allowed to broadcast".to_owned())
+        }
+        _ => Ok(()),
     }
 }

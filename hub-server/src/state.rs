@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tokio_util::task::TaskTracker;
 
+use crate::auth::{Auth, UserSlots};
 use crate::bridge::Bridge;
 use crate::config::Settings;
 use crate::hub::Hub;
@@ -22,4 +23,7 @@ pub struct AppState {
     pub sessions: TaskTracker,
     /// Connections admitted (upgrading or in a session), against `max_connections`.
     pub slots: Slots,
+    pub auth: Auth,
+    /// Connections per user, against `max_connections_per_user` (`auth_mode = jwt` only).
+    pub users: UserSlots,
 }

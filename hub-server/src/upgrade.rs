@@ -83,6 +83,7 @@ fn handshake(
         );
     };
 
+    let bearer = bearer_token(headers);
     let accept = derive_accept_key(key.as_bytes());
     let ip = remote.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |PeerAddr(a)| a.ip());
     let config = socket_config(state.settings.max_message_bytes);
@@ -98,7 +99,7 @@ fn handshake(
                     Some(config),
                 )
                 .await;
-                session::run(socket, state, ip).await;
+                session::run(socket, state, ip, bearer).await;
             }
             Err(err) => tracing::debug!(%err, "websocket upgrade failed"),
         }
@@ -119,6 +120,15 @@ fn handshake(
         h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
     response
+}
+
+/// The token of an `Authorization: Bearer <token>` header (non-browser clients). Tokens in the URL
+/// are not read: they would land in proxy and access logs.
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
 }
 
 fn socket_config(max_message_bytes: usize) -> WebSocketConfig {

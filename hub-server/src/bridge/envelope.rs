@@ -100,6 +100,10 @@ mod tests {
             "id",
             Some(&Room::parse("r").expect("room")),
             "c",
+            crate::protocol::User {
+                id: "u",
+                name: Some("Zoë \"Z\""),
+            },
             "\"quoted\" ü",
             "h",
         );

@@ -1,0 +1,126 @@
+//! What a user may do, from the token's claims: join and publish (`rooms`), join only (`read`),
+//! send `broadcast`. A pattern is an exact room name or a prefix ending in `*` (`team-42.*`; `*`
+//! alone is every room).
+
+use crate::protocol::Room;
+
+/// A token may carry at most this many patterns per claim: each join or publish checks them in
+/// turn, so a huge list would make every frame slow. Real grant lists are a handful.
+pub const MAX_PATTERNS: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pattern {
+    Exact(String),
+    Prefix(String),
+}
+
+impl Pattern {
+    fn parse(text: &str) -> Self {
+        match text.strip_suffix('*') {
+            Some(prefix) => Pattern::Prefix(prefix.to_owned()),
+            None => Pattern::Exact(text.to_owned()),
+        }
+    }
+
+    fn matches(&self, room: &str) -> bool {
+        match self {
+            Pattern::Exact(name) => name == room,
+            Pattern::Prefix(prefix) => room.starts_with(prefix.as_str()),
+        }
+    }
+}
+
+/// A list of room patterns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Patterns(Vec<Pattern>);
+
+impl Patterns {
+    pub fn parse<S: AsRef<str>>(items: &[S]) -> Self {
+        Patterns(
+            items
+                .iter()
+                .map(|s| s.as_ref().trim())
+                .filter(|s| !s.is_empty())
+                .map(Pattern::parse)
+                .collect(),
+        )
+    }
+
+    /// Comma-separated patterns, as in `HUB_JWT_DEFAULT_ROOMS`.
+    pub fn parse_list(list: &str) -> Self {
+        Self::parse(&list.split(',').collect::<Vec<_>>())
+    }
+
+    pub fn everything() -> Self {
+        Patterns(vec![Pattern::Prefix(String::new())])
+    }
+
+    pub fn matches(&self, room: &Room) -> bool {
+        self.0.iter().any(|p| p.matches(room.as_str()))
+    }
+}
+
+/// The permissions of one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grants {
+    /// Rooms the user may join and publish to.
+    pub rooms: Patterns,
+    /// Rooms the user may join but not publish to.
+    pub read: Patterns,
+    pub broadcast: bool,
+}
+
+impl Grants {
+    /// `auth_mode = off`: wave 1's open hub.
+    pub fn everything() -> Self {
+        Grants {
+            rooms: Patterns::everything(),
+            read: Patterns::default(),
+            broadcast: true,
+        }
+    }
+
+    pub fn may_join(&self, room: &Room) -> bool {
+        self.rooms.matches(room) || self.read.matches(room)
+    }
+
+    pub fn may_publish(&self, room: &Room) -> bool {
+        self.rooms.matches(room)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(name: &str) -> Room {
+        Room::parse(name).expect("valid room")
+    }
+
+    #[test]
+    fn exact_names_and_prefixes_match_as_documented() {
+        let p = Patterns::parse(&["lobby", "team-42.*"]);
+        assert!(p.matches(&room("lobby")));
+        assert!(!p.matches(&room("lobby2")), "exact means exact");
+        assert!(p.matches(&room("team-42.ops")));
+        assert!(p.matches(&room("team-42.")));
+        assert!(!p.matches(&room("team-421")), "the prefix includes the dot");
+        assert!(!p.matches(&room("team-4")));
+        assert!(Patterns::parse_list("*").matches(&room("anything")));
+        assert!(!Patterns::parse_list("").matches(&room("anything")));
+        assert!(Patterns::parse_list(" a , b.* ").matches(&room("b.c")));
+    }
+
+    #[test]
+    fn read_patterns_allow_joining_but_not_publishing() {
+        let grants = Grants {
+            rooms: Patterns::parse(&["chat.*"]),
+            read: Patterns::parse(&["news"]),
+            broadcast: false,
+        };
+        assert!(grants.may_join(&room("news")));
+        assert!(!grants.may_publish(&room("news")));
+        assert!(grants.may_join(&room("chat.x")) && grants.may_publish(&room("chat.x")));
+        assert!(!grants.may_join(&room("secret")));
+    }
+}
