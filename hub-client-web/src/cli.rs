@@ -8,7 +8,8 @@ usage: hub-client-web [--config FILE]              serve the chat page
 
 Settings: built-in defaults, then FILE (TOML), then the environment
 (WEB_LISTEN, HUB_URL, WEB_TITLE, WEB_HUB_LABEL, WEB_RECONNECT_MIN, WEB_RECONNECT_MAX,
-WEB_REQUEST_HEADER_TIMEOUT, WEB_LOG_FORMAT).";
+WEB_REQUEST_HEADER_TIMEOUT, WEB_LOG_FORMAT, WEB_JWT_SECRET, WEB_TOKEN_TTL, WEB_JWT_ISSUER,
+WEB_JWT_AUDIENCE).";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {

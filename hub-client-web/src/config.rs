@@ -33,7 +33,52 @@ pub struct Settings {
     pub request_header_timeout: Duration,
     /// `text` (human-readable) or `json`.
     pub log_format: LogFormat,
+    /// HS256 secret of the demo identity provider (`POST /token`), shared with the hubs'
+    /// `HUB_JWT_SECRETS`. Unset: no sign-in, `/token` is 404 and the page runs anonymous.
+    #[serde(default)]
+    pub jwt_secret: Option<Secret>,
+    /// Lifetime of a demo token; the page asks for a new one at 80 % of it.
+    #[serde(with = "humantime_serde")]
+    pub token_ttl: Duration,
+    /// `iss` claim of demo tokens, for hubs that check `HUB_JWT_ISSUER`. Unset: no `iss`.
+    #[serde(default)]
+    pub jwt_issuer: Option<String>,
+    /// `aud` claim of demo tokens, for hubs that check `HUB_JWT_AUDIENCE`. Unset: no `aud`.
+    #[serde(default)]
+    pub jwt_audience: Option<String>,
 }
+
+/// A secret read from the configuration. Its `Debug` is redacted, so printing [`Settings`] (or an
+/// error that carries it) never shows the secret.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret([redacted, {} bytes])", self.0.len())
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_owned())
+    }
+}
+
+/// RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits). The hubs refuse
+/// shorter secrets too, so a short one here would only fail later, on every sign-in.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Upper bound of `token_ttl` (24h, as the error message says): the demo tokens are meant to be
+/// short-lived, the page refreshes them.
+pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -52,6 +97,7 @@ reconnect_min = "500ms"
 reconnect_max = "10s"
 request_header_timeout = "10s"
 log_format = "text"
+token_ttl = "15m"
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +179,30 @@ impl Settings {
                 "request_header_timeout must be greater than 0".into(),
             ));
         }
+        if let Some(secret) = &self.jwt_secret
+            && secret.expose().len() < MIN_SECRET_BYTES
+        {
+            // The length is safe to say; the secret itself never goes into a message.
+            return Err(ConfigError::Invalid(format!(
+                "jwt_secret (WEB_JWT_SECRET) must be at least {MIN_SECRET_BYTES} bytes for HS256 \
+                 (RFC 7518), got {}",
+                secret.expose().len()
+            )));
+        }
+        if self.token_ttl < Duration::from_secs(1) || self.token_ttl > MAX_TOKEN_TTL {
+            return Err(ConfigError::Invalid(format!(
+                "token_ttl must be between 1s and 24h, got {:?}",
+                self.token_ttl
+            )));
+        }
+        for (key, value) in [
+            ("jwt_issuer", &self.jwt_issuer),
+            ("jwt_audience", &self.jwt_audience),
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(ConfigError::Invalid(format!("{key} must not be blank")));
+            }
+        }
         Ok(())
     }
 }
@@ -155,6 +225,42 @@ mod tests {
         assert_eq!(s.hub_url, "ws://localhost:8080/ws");
         assert_eq!(s.reconnect_max, Duration::from_secs(10));
         assert_eq!(s.log_format, LogFormat::Text);
+        assert!(s.jwt_secret.is_none(), "no sign-in unless a secret is set");
+        assert_eq!(s.token_ttl, Duration::from_secs(15 * 60));
+    }
+
+    #[test]
+    fn the_jwt_secret_is_read_checked_for_length_and_never_printed() {
+        let secret = "a-secret-of-exactly-32-bytes-ok!";
+        assert_eq!(secret.len(), 32);
+        let s = Settings::load_from(
+            None,
+            env(&[("WEB_JWT_SECRET", secret), ("WEB_TOKEN_TTL", "2m")]),
+        )
+        .expect("valid");
+        assert_eq!(
+            s.jwt_secret.as_ref().map(Secret::expose),
+            Some(secret.as_bytes())
+        );
+        assert_eq!(s.token_ttl, Duration::from_secs(120));
+        let debug = format!("{s:?}");
+        assert!(!debug.contains(secret), "{debug}");
+        assert!(debug.contains("redacted"), "{debug}");
+
+        let short = "only-31-bytes-long-secret-here!";
+        let err = Settings::load_from(None, env(&[("WEB_JWT_SECRET", short)])).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("jwt_secret") && msg.contains("WEB_JWT_SECRET"),
+            "{msg}"
+        );
+        assert!(
+            !msg.contains(short),
+            "the error must not echo the secret: {msg}"
+        );
+        // An empty variable is the same as an unset one: sign-in stays off.
+        let s = Settings::load_from(None, env(&[("WEB_JWT_SECRET", "")])).expect("valid");
+        assert!(s.jwt_secret.is_none());
     }
 
     #[test]
@@ -193,5 +299,11 @@ mod tests {
         assert!(err.to_string().contains("request_header_timeout"), "{err}");
         let err = Settings::load_from(None, env(&[("WEB_LISTEN", "nowhere")])).unwrap_err();
         assert!(err.to_string().contains("listen"), "{err}");
+        for ttl in ["0s", "500ms", "25h"] {
+            let err = Settings::load_from(None, env(&[("WEB_TOKEN_TTL", ttl)])).unwrap_err();
+            assert!(err.to_string().contains("token_ttl"), "{ttl}: {err}");
+        }
+        let err = Settings::load_from(None, env(&[("WEB_JWT_ISSUER", " ")])).unwrap_err();
+        assert!(err.to_string().contains("jwt_issuer"), "{err}");
     }
 }

@@ -1,5 +1,6 @@
 //! hub-client-web: the small web server paired with one hub-server. It serves the chat page
-//! (askama template + embedded static JS/CSS) whose browser code connects straight to the hub.
+//! (askama template + embedded static JS/CSS) whose browser code connects straight to the hub, and,
+//! when it shares a secret with the hubs, signs the short-lived demo tokens the page signs in with.
 
 pub mod cli;
 pub mod config;
@@ -9,6 +10,7 @@ pub mod page;
 pub mod routes;
 pub mod shutdown;
 pub mod static_files;
+pub mod token;
 
 use std::future::Future;
 use std::sync::Arc;

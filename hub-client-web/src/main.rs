@@ -46,6 +46,7 @@ async fn run() -> anyhow::Result<ExitCode> {
     tracing::info!(
         listen = %listener.local_addr()?,
         hub_url = %settings.hub_url,
+        sign_in = settings.jwt_secret.is_some(),
         "serving the chat page"
     );
     hub_client_web::run(listener, settings, shutdown::signal()).await;

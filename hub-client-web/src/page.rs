@@ -16,6 +16,8 @@ pub struct IndexPage<'a> {
     pub hub_url: &'a str,
     pub reconnect_min_ms: u128,
     pub reconnect_max_ms: u128,
+    /// `jwt` when this server signs tokens (the page asks for a name first), `off` otherwise.
+    pub auth: &'static str,
     /// Appended to static URLs so a new build is never served from a stale browser cache.
     pub asset_version: &'a str,
 }
@@ -28,6 +30,11 @@ impl<'a> IndexPage<'a> {
             hub_url: &settings.hub_url,
             reconnect_min_ms: settings.reconnect_min.as_millis(),
             reconnect_max_ms: settings.reconnect_max.as_millis(),
+            auth: if settings.jwt_secret.is_some() {
+                "jwt"
+            } else {
+                "off"
+            },
             asset_version: static_files::VERSION,
         }
     }

@@ -1,22 +1,26 @@
-//! The warp filters: `/` (the page), `/static/*`, `/health`, `/health/live`, and the rejection mapping.
+//! The warp filters: `/` (the page), `/static/*`, `/health`, `/health/live`, `POST /token` (the demo
+//! identity provider), and the rejection mapping.
 
 use std::sync::Arc;
 
-use warp::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
-use warp::http::{HeaderMap, HeaderValue, Response, StatusCode};
+use warp::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST, ORIGIN};
+use warp::http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use warp::hyper::body::Bytes;
 use warp::path::Tail;
+use warp::reply::Response as AnyResponse;
 use warp::{Filter, Rejection, Reply};
 
 use crate::config::Settings;
-use crate::error::WebError;
+use crate::error::{TokenError, WebError};
 use crate::health::Health;
+use crate::token::{self, Issuer};
 use crate::{page, static_files};
 
 /// Every route of the web server, with its error mapping and common security headers.
 pub fn routes(
     settings: Arc<Settings>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    let issuer = Issuer::from_settings(&settings).map(Arc::new);
     let with_settings = warp::any().map(move || settings.clone());
 
     let index = warp::get()
@@ -36,14 +40,95 @@ pub fn routes(
         .and(warp::path("static"))
         .and(warp::path::tail())
         .and_then(static_file);
+    let token = warp::path("token")
+        .and(warp::path::end())
+        .and(token_route(issuer));
 
     index
         .or(health)
         .or(live)
         .or(statics)
+        .or(token)
         .recover(handle_rejection)
         .with(warp::reply::with::headers(security_headers()))
         .with(warp::log::custom(log_request))
+}
+
+/// `POST /token` once the path matched: every refusal, warp's own (405, 411, 413) included, becomes
+/// the JSON error body API clients expect. The checks run in the order a reader would: does the
+/// endpoint exist, is it a POST from our own page, is it JSON, is it small, is it valid.
+fn token_route(
+    issuer: Option<Arc<Issuer>>,
+) -> impl Filter<Extract = (AnyResponse,), Error = Rejection> + Clone {
+    warp::method()
+        .and(warp::header::headers_cloned())
+        .and(warp::any().map(move || issuer.clone()))
+        .and_then(admit_token_request)
+        .and(warp::body::content_length_limit(token::MAX_BODY_BYTES))
+        .and(warp::body::bytes())
+        .and_then(issue_token)
+        .recover(token_rejection)
+        .unify()
+}
+
+async fn admit_token_request(
+    method: Method,
+    headers: HeaderMap,
+    issuer: Option<Arc<Issuer>>,
+) -> Result<Arc<Issuer>, Rejection> {
+    let refuse = |e: TokenError| warp::reject::custom(WebError::Token(e));
+    let issuer = issuer.ok_or_else(|| refuse(TokenError::Disabled))?;
+    if method != Method::POST {
+        return Err(refuse(TokenError::MethodNotAllowed));
+    }
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    token::check_origin(header(ORIGIN), header(HOST)).map_err(refuse)?;
+    token::check_content_type(header(CONTENT_TYPE)).map_err(refuse)?;
+    Ok(issuer)
+}
+
+async fn issue_token(issuer: Arc<Issuer>, body: Bytes) -> Result<AnyResponse, Rejection> {
+    let refuse = |e: TokenError| warp::reject::custom(WebError::Token(e));
+    let request = token::parse_request(&body).map_err(refuse)?;
+    let issued = issuer.issue(request, token::unix_now()).map_err(refuse)?;
+    // The user id is what operators correlate with the hubs' logs; the token itself is never logged.
+    tracing::info!(sub = %issued.sub, exp = issued.exp, "token issued");
+    let mut res = warp::reply::json(&issued).into_response();
+    res.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+async fn token_rejection(err: Rejection) -> Result<AnyResponse, Rejection> {
+    let known;
+    let e = if let Some(WebError::Token(e)) = err.find::<WebError>() {
+        e
+    } else if err.find::<warp::reject::PayloadTooLarge>().is_some() {
+        known = TokenError::TooLarge;
+        &known
+    } else if err.find::<warp::reject::LengthRequired>().is_some() {
+        known = TokenError::LengthRequired;
+        &known
+    } else {
+        return Err(err);
+    };
+    if e.status().is_server_error() {
+        tracing::error!(error = %e, source = ?std::error::Error::source(e), "POST /token failed");
+    }
+    Ok(token_error_response(e))
+}
+
+/// `{"error":{"code":"…","message":"…"}}` with the error's status; never cached.
+fn token_error_response(e: &TokenError) -> AnyResponse {
+    let body = serde_json::json!({ "error": { "code": e.code(), "message": e.to_string() } });
+    let mut res = warp::reply::with_status(warp::reply::json(&body), e.status()).into_response();
+    res.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }
 
 async fn index(settings: Arc<Settings>) -> Result<Response<String>, Rejection> {
@@ -213,6 +298,112 @@ mod tests {
             .reply(&routes(settings()))
             .await;
         assert_eq!(live.status(), 200);
+    }
+
+    const SECRET: &str = "routes-test-secret-of-32-bytes-or-more";
+
+    fn signing_settings() -> Arc<Settings> {
+        let env = [("WEB_JWT_SECRET".to_string(), SECRET.to_string())];
+        Arc::new(Settings::load_from(None, env).expect("valid settings"))
+    }
+
+    fn token_request() -> warp::test::RequestBuilder {
+        warp::test::request()
+            .method("POST")
+            .path("/token")
+            .header("host", "127.0.0.1:9081")
+            .header("origin", "http://127.0.0.1:9081")
+            .header("content-type", "application/json")
+    }
+
+    fn error_of(res: &warp::http::Response<Bytes>) -> String {
+        let body: serde_json::Value =
+            serde_json::from_slice(res.body()).expect("a JSON error body");
+        assert!(body["error"]["message"].is_string(), "{body}");
+        body["error"]["code"].as_str().unwrap_or("").to_string()
+    }
+
+    #[tokio::test]
+    async fn the_page_says_whether_it_signs_in() {
+        for (settings, auth) in [(settings(), "off"), (signing_settings(), "jwt")] {
+            let res = warp::test::request()
+                .path("/")
+                .reply(&routes(settings))
+                .await;
+            let body = String::from_utf8_lossy(res.body());
+            assert!(body.contains(&format!(r#"data-auth="{auth}""#)), "{body}");
+            assert!(!body.contains(SECRET), "the secret never reaches the page");
+        }
+    }
+
+    #[tokio::test]
+    async fn token_is_404_without_a_secret() {
+        let res = token_request()
+            .body(r#"{"name":"Ana"}"#)
+            .reply(&routes(settings()))
+            .await;
+        assert_eq!(res.status(), 404);
+        assert_eq!(error_of(&res), "not_found");
+    }
+
+    #[tokio::test]
+    async fn token_answers_json_with_no_store() {
+        let res = token_request()
+            .body(r#"{"name":"Ana"}"#)
+            .reply(&routes(signing_settings()))
+            .await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
+        assert!(
+            res.headers()[CONTENT_TYPE]
+                .to_str()
+                .unwrap_or("")
+                .starts_with("application/json")
+        );
+        let issued: token::Issued = serde_json::from_slice(res.body()).expect("json");
+        assert_eq!(issued.name, "Ana");
+        assert_eq!(issued.token.split('.').count(), 3);
+    }
+
+    #[tokio::test]
+    async fn token_refusals_are_json_with_their_status() {
+        let routes = routes(signing_settings());
+        let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(5000));
+        let cases = [
+            (token_request().method("GET"), 405, "method_not_allowed"),
+            (
+                token_request().header("origin", "http://evil.example"),
+                403,
+                "bad_origin",
+            ),
+            (
+                token_request().header("content-type", "text/plain"),
+                415,
+                "unsupported_media_type",
+            ),
+            (token_request().body(big), 413, "too_large"),
+            (token_request().body(r#"{"name":""}"#), 400, "bad_name"),
+            (
+                token_request().body(r#"{"name":"Ana","sub":"no"}"#),
+                400,
+                "bad_sub",
+            ),
+            (
+                token_request().body(r#"{"name":"Ana","broadcast":true}"#),
+                400,
+                "bad_json",
+            ),
+        ];
+        for (req, status, code) in cases {
+            let res = req.reply(&routes).await;
+            assert_eq!(res.status(), status, "{code}");
+            assert_eq!(error_of(&res), code);
+            assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
+        }
+        // Other paths keep their plain answers.
+        let res = warp::test::request().path("/nope").reply(&routes).await;
+        assert_eq!(res.status(), 404);
+        assert_eq!(res.body().as_ref(), b"Not Found");
     }
 
     #[tokio::test]
