@@ -273,6 +273,24 @@ mod tests {
     }
 
     #[test]
+    fn secrets_are_read_from_the_environment_and_never_debug_printed() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("HUB_AUTH_MODE", "jwt"),
+                ("HUB_JWT_SECRETS", "new-secret-new-secret-new-secret,old"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(s.auth_mode, AuthMode::Jwt);
+        let secrets = s.jwt_secrets.as_ref().expect("secrets").expose();
+        assert_eq!(secrets, "new-secret-new-secret-new-secret,old");
+        assert!(!format!("{s:?}").contains("new-secret"), "{s:?}");
+        assert_eq!(s.auth_timeout, Duration::from_secs(5));
+        assert_eq!(s.max_connections_per_user, 32);
+    }
+
+    #[test]
     fn bad_values_are_rejected_with_the_key_named() {
         let err = Settings::load_from(None, env(&[("HUB_SEND_QUEUE", "0")])).unwrap_err();
         assert!(err.to_string().contains("send_queue"), "{err}");
@@ -295,6 +313,8 @@ mod tests {
                 "{var}=0s: {err}"
             );
         }
+        let err = Settings::load_from(None, env(&[("HUB_AUTH_MODE", "magic")])).unwrap_err();
+        assert!(err.to_string().contains("auth_mode"), "{err}");
         let err =
             Settings::load_from(None, env(&[("HUB_RATE_LIMIT_MAX_REJECTS", "0")])).unwrap_err();
         assert!(err.to_string().contains("rate_limit_max_rejects"), "{err}");

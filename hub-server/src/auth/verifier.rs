@@ -194,7 +194,15 @@ impl Verifier {
 
 fn validation(alg: Algorithm, checks: &Checks) -> Validation {
     let mut v = Validation::new(alg);
-    v.set_required_spec_claims(&["exp", "sub"]);
+    // jsonwebtoken checks `aud` / `iss` only when present: a configured one must also be there.
+    let mut required = vec!["exp", "sub"];
+    if checks.audience.is_some() {
+        required.push("aud");
+    }
+    if checks.issuer.is_some() {
+        required.push("iss");
+    }
+    v.set_required_spec_claims(&required);
     v.leeway = checks.leeway_secs;
     v.validate_nbf = true;
     // Without a configured audience there is nothing to compare a token's `aud` with.
@@ -228,13 +236,51 @@ fn failure(kind: &ErrorKind) -> AuthFailure {
         ErrorKind::ImmatureSignature => AuthFailure::NotYetValid,
         ErrorKind::InvalidAudience => AuthFailure::Audience,
         ErrorKind::InvalidIssuer => AuthFailure::Issuer,
-        ErrorKind::MissingRequiredClaim(claim) if claim == "sub" => AuthFailure::MissingSub,
-        ErrorKind::MissingRequiredClaim(_) => AuthFailure::MissingExp,
+        ErrorKind::MissingRequiredClaim(claim) => match claim.as_str() {
+            "sub" => AuthFailure::MissingSub,
+            "aud" => AuthFailure::Audience,
+            "iss" => AuthFailure::Issuer,
+            _ => AuthFailure::MissingExp,
+        },
         ErrorKind::InvalidClaimFormat(_) => AuthFailure::BadClaims,
         ErrorKind::InvalidAlgorithm
         | ErrorKind::InvalidAlgorithmName
         | ErrorKind::MissingAlgorithm
         | ErrorKind::UnsupportedAlgorithm => AuthFailure::Algorithm,
         _ => AuthFailure::Malformed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn unusable_keys_stop_the_hub_with_the_setting_named() {
+        let none: [&str; 0] = [];
+        let err = Verifier::new(&[], &none, Checks::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("jwt_secrets or jwt_public_keys"),
+            "{err}"
+        );
+        let err = Verifier::new(&["short".into()], &none, Checks::default()).unwrap_err();
+        assert!(err.to_string().contains("at least 32 bytes"), "{err}");
+        let err = Verifier::new(&[], &["/nonexistent/key.pem"], Checks::default()).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/key.pem"), "{err}");
+        let not_a_key = std::env::temp_dir().join(format!("not-a-key-{}.pem", std::process::id()));
+        std::fs::write(&not_a_key, "hello").expect("write temp file");
+        let err = Verifier::new(&[], &[&not_a_key], Checks::default()).unwrap_err();
+        let _ = std::fs::remove_file(&not_a_key);
+        assert!(err.to_string().contains("is not an RSA"), "{err}");
+        assert!(Verifier::new(&[SECRET.into()], &none, Checks::default()).is_ok());
+    }
+
+    #[test]
+    fn the_debug_form_shows_no_key_material() {
+        let none: [&str; 0] = [];
+        let v = Verifier::new(&[SECRET.into()], &none, Checks::default()).expect("verifier");
+        assert!(!format!("{v:?}").contains(SECRET));
     }
 }

@@ -10,12 +10,14 @@
 //! - `limits`     — 6 slow consumer, 1009, rate limit, Origin 403, pong timeout + Redis metadata.
 //! - `standalone` — 7 no REDIS_URL.
 //! - `shutdown`   — 8 SIGTERM.
+//! - `auth`       — issue 10: tokens, refusals (4001), grants, refresh/expiry (4002), 4008, no secrets in logs.
 //!
 //! Run: `cargo test -p hub-server --test it` (needs `redis-server` on PATH:
 //! `apt-get install redis-server`). A failing test prints the tail of every hub's log.
 
 mod support;
 
+mod auth;
 mod cross_hub;
 mod limits;
 mod outage;

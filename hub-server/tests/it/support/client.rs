@@ -30,11 +30,28 @@ pub struct Client {
     /// The `client_id` from the welcome frame: what others see as `from`.
     pub id: String,
     pub welcome: Value,
+    /// The reason text of the hub's close frame, once one arrived.
+    pub close_reason: Option<String>,
 }
 
 /// Open a WebSocket to `url`, optionally with an `Origin` header as a browser would send.
 pub async fn open(url: &str, origin: Option<&str>) -> Result<Ws, WsError> {
+    open_with(url, origin, None).await
+}
+
+/// Like [`open`], with an `Authorization: Bearer` token as a non-browser client sends it.
+pub async fn open_with(
+    url: &str,
+    origin: Option<&str>,
+    bearer: Option<&str>,
+) -> Result<Ws, WsError> {
     let mut request = url.into_client_request()?;
+    if let Some(token) = bearer {
+        request.headers_mut().insert(
+            "Authorization",
+            HeaderValue::from_str(&format!("Bearer {token}")).expect("valid header"),
+        );
+    }
     if let Some(origin) = origin {
         request.headers_mut().insert(
             "Origin",
@@ -58,22 +75,55 @@ impl Client {
 
     /// Wrap an open socket and read the welcome frame, which must come first.
     pub async fn from_ws(ws: Ws) -> Self {
-        let mut client = Client {
+        let mut client = Self::unwelcomed(ws);
+        client.read_welcome().await;
+        client
+    }
+
+    /// Wrap an open socket that has not been welcomed (yet): a client that must authenticate.
+    pub fn unwelcomed(ws: Ws) -> Self {
+        Client {
             ws,
             id: String::new(),
             welcome: Value::Null,
-        };
-        let welcome = client.recv_json().await;
+            close_reason: None,
+        }
+    }
+
+    /// Connect to `hub`, send `token` as the first frame and read the welcome.
+    pub async fn connect_with_token(hub: &Hub, token: &str) -> Self {
+        let mut client = Self::connect_unwelcomed(hub).await;
+        client.auth(token).await;
+        client.read_welcome().await;
+        client
+    }
+
+    /// Connect to `hub` without reading anything.
+    pub async fn connect_unwelcomed(hub: &Hub) -> Self {
+        let ws = open(&hub.ws_url(), None)
+            .await
+            .unwrap_or_else(|e| panic!("connect to hub {}: {e}", hub.name));
+        Self::unwelcomed(ws)
+    }
+
+    /// Send an `auth` frame.
+    pub async fn auth(&mut self, token: &str) {
+        self.send_json(&json!({"type": "auth", "token": token}))
+            .await;
+    }
+
+    /// The next frame must be the welcome: it names the client.
+    pub async fn read_welcome(&mut self) {
+        let welcome = self.recv_json().await;
         assert_eq!(
             welcome["type"], "welcome",
             "first frame must be the welcome: {welcome}"
         );
-        client.id = welcome["client_id"]
+        self.id = welcome["client_id"]
             .as_str()
             .unwrap_or_else(|| panic!("welcome without client_id: {welcome}"))
             .to_owned();
-        client.welcome = welcome;
-        client
+        self.welcome = welcome;
     }
 
     pub async fn send(&mut self, message: Message) -> Result<(), WsError> {
@@ -150,7 +200,10 @@ impl Client {
                         bytes.len()
                     )
                 }
-                Some(Ok(Message::Close(frame))) => Event::Close(frame.map(|f| u16::from(f.code))),
+                Some(Ok(Message::Close(frame))) => {
+                    self.close_reason = frame.as_ref().map(|f| f.reason.as_str().to_owned());
+                    Event::Close(frame.map(|f| u16::from(f.code)))
+                }
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
             });
         }

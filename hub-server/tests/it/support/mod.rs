@@ -4,6 +4,7 @@ pub mod client;
 pub mod http;
 pub mod hub;
 pub mod redis;
+pub mod token;
 
 use std::net::TcpListener;
 use std::time::Duration;
