@@ -82,6 +82,16 @@ else
   echo "   messages. Install it (scripts/ensure-deps.sh redis-server) to bridge them."
 fi
 
+# Names on the page: the hubs check JWTs (auth_mode = jwt) signed by the web servers' demo identity
+# provider with a secret made for this run only (never written anywhere; exported, so it is on no
+# command line). RUN_AUTH_MODE=off runs anonymous hubs and pages instead.
+if [ "${RUN_AUTH_MODE:-jwt}" = jwt ]; then
+  secret=$(head -c 48 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+  export HUB_AUTH_MODE=jwt HUB_JWT_SECRETS="$secret" WEB_JWT_SECRET="$secret"
+  unset secret
+  echo "== auth_mode=jwt: sign in with a name on each page (RUN_AUTH_MODE=off for anonymous chat)"
+fi
+
 start_hub() { # name port web_port
   start "$1" env HUB_NAME="$1" HUB_LISTEN="127.0.0.1:$2" REDIS_URL="$redis_url" \
     HUB_ALLOWED_ORIGINS="http://localhost:$3,http://127.0.0.1:$3" "$bin/hub-server"
