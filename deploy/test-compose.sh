@@ -5,6 +5,9 @@
 # and docker-compose.yml), chats across the two hubs in headless Chromium through ports 9081/9082
 # with a hub1 stop/start in the middle and a PUBLISH count in Redis (deploy/compose.test.mjs), then
 # runs `make teardown` and asserts that no container, network or volume of the stack is left.
+# The stack runs in jwt mode: the browser scenario signs in first, and the stack's JWT secret (made by
+# `make setup` in .secrets/jwt.env) must show nowhere: not in make setup's output, not in any
+# service's logs, not in a container's command line or healthcheck, not in the image.
 # The stack is torn down even when a step fails; its logs are printed first.
 set -euo pipefail
 # shellcheck source=deploy/lib.sh
@@ -59,12 +62,45 @@ trap cleanup EXIT
 compose down --volumes --remove-orphans --timeout 20 >/dev/null 2>&1 || true
 volumes_before="$(docker volume ls -q | sort)"
 
+# Whether a text holds one of the stack's JWT secrets (fixed strings; none is printed). Fed from a
+# here-string or file, never a pipe: grep -q stops early, and the writer's SIGPIPE would read as "no".
+has_secret() { grep -qF -f <(jwt_secrets | tr ',' '\n' | grep .); }
+
+secret_shows_nowhere() {
+  [ -n "$(jwt_secrets)" ] || die "no JWT secret after make setup ($JWT_SECRET_FILE)"
+  if [ -z "${HUB_JWT_SECRETS:-}" ]; then
+    [ "$(stat -c %a "$JWT_SECRET_FILE")" = 600 ] || die "$JWT_SECRET_FILE is not mode 600"
+    git check-ignore -q "$JWT_SECRET_FILE" || die "$JWT_SECRET_FILE is not git-ignored"
+  fi
+  ! has_secret <"$setup_log" || die "make setup printed the JWT secret"
+  local s id text
+  for s in "${SERVICES[@]}"; do
+    text="$(compose logs --no-color "$s" 2>&1)"
+    [ -n "$text" ] || die "no logs from $s"
+    ! has_secret <<<"$text" || die "the JWT secret is in the logs of $s"
+    id="$(compose ps -q "$s" | head -n1)"
+    [ -n "$id" ] || die "no container for $s"
+    # What `docker inspect` and `docker ps` show as the command, and the healthcheck's command.
+    text="$(docker inspect -f '{{.Path}} {{json .Args}} {{json .Config.Cmd}} {{json .Config.Entrypoint}} {{json .Config.Healthcheck}}' "$id")"
+    ! has_secret <<<"$text" || die "the JWT secret is on the command line or in the healthcheck of $s"
+  done
+  text="$(docker ps --no-trunc --format '{{.Command}}')"
+  ! has_secret <<<"$text" || die "the JWT secret is in docker ps"
+  text="$(docker history --no-trunc --format '{{.CreatedBy}}' "$(setting HUB_IMAGE)")"
+  ! has_secret <<<"$text" || die "the JWT secret is in the image's history"
+}
+
+setup_log="$(mktemp)"
 build_start=$(date +%s)
-make --no-print-directory setup
+make --no-print-directory setup 2>&1 | tee "$setup_log"
 lap "make setup done: build + start + healthy in $(( $(date +%s) - build_start )) s"
 
 node --test deploy/compose.test.mjs
-lap "browser scenario passed"
+lap "jwt checks and browser scenario passed"
+
+secret_shows_nowhere
+rm -f "$setup_log"
+lap "the JWT secret is in no log, command line, healthcheck or image history, nor in make setup's output"
 
 make --no-print-directory teardown
 left="$(stack_leftovers | sort -u)"
