@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Real-browser test of the chat page (`make test` runs it after `cargo test`):
 # builds hub-server and hub-client-web, starts a throw-away redis-server on a free loopback port, and runs
-# tests/browser/local.test.mjs with node's test runner. That test starts two hubs and two web servers as
-# real processes on free ports and drives headless Debian Chromium (/usr/bin/chromium, never downloaded)
-# through playwright-core. Screenshots: target/browser-screenshots/. Process logs: target/browser-test-logs/.
+# tests/browser/local.test.mjs (anonymous chat, hubs in off mode) then tests/browser/auth.test.mjs (sign-in,
+# hubs in jwt mode) with node's test runner. Each starts its hubs and web servers as real processes on free
+# ports and drives headless Debian Chromium (/usr/bin/chromium, never downloaded) through playwright-core. Screenshots: target/browser-screenshots/. Process logs: target/browser-test-logs/.
 # Exits non-zero when any check fails; every process it started is stopped on exit, Ctrl-C included.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,14 +25,17 @@ mkdir -p "$screenshots" "$logs"
 
 redis_pid=""
 test_pid=""
-cleanup() {
-  # The test runs in its own process group (setsid), so its hubs and web servers go with it.
-  # Even after node exits, a child it failed to reap would still be in that group.
+# A test runs in its own process group (setsid), so its hubs and web servers go with it.
+# Even after node exits, a child it failed to reap would still be in that group.
+stop_test_group() {
   if [ -n "$test_pid" ] && kill -0 -- "-$test_pid" 2>/dev/null; then
     kill -TERM -- "-$test_pid" 2>/dev/null || true
     sleep 1
     kill -KILL -- "-$test_pid" 2>/dev/null || true
   fi
+}
+cleanup() {
+  stop_test_group
   if [ -n "$redis_pid" ] && kill -0 "$redis_pid" 2>/dev/null; then
     kill "$redis_pid" 2>/dev/null || true
     wait "$redis_pid" 2>/dev/null || true
@@ -54,13 +57,20 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 
-echo "== browser test (node --test)"
+# One file at a time (node would run them in parallel: two stacks and two Chromiums on a small CI box);
+# the second runs even when the first failed, so one report shows both.
 status=0
-REDIS_URL="redis://127.0.0.1:$redis_port" BIN_DIR="$root/target/debug" \
-  SCREENSHOT_DIR="$screenshots" LOG_DIR="$logs" \
-  setsid node --test --test-reporter=spec tests/browser/local.test.mjs &
-test_pid=$!
-wait "$test_pid" || status=$?
+for test_file in local.test.mjs auth.test.mjs; do
+  echo "== browser test $test_file (node --test)"
+  file_status=0
+  REDIS_URL="redis://127.0.0.1:$redis_port" BIN_DIR="$root/target/debug" \
+    SCREENSHOT_DIR="$screenshots" LOG_DIR="$logs" \
+    setsid node --test --test-reporter=spec "tests/browser/$test_file" &
+  test_pid=$!
+  wait "$test_pid" || file_status=$?
+  stop_test_group
+  [ "$file_status" -eq 0 ] || status=$file_status
+done
 
 echo "== screenshots in $screenshots, process logs in $logs"
 if [ "$status" -ne 0 ]; then

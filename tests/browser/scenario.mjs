@@ -1,16 +1,23 @@
 // The cross-hub chat scenario, shared by the local browser test (tests/browser/local.test.mjs, real
 // processes on free ports) and the compose test (the Docker stack on localhost:9081 / :9082).
 //
-// Page 1 is served by web 1 and talks to hub 1; page 2 by web 2 and talks to hub 2; page 3 (web 2 → hub 2)
-// sits in another room. Everything is asserted on what a user sees in the page, through its test hooks:
+// Page 1 is served by web 1 and talks to hub 1; page 2 by web 2 and talks to hub 2; page 3 (web 2 → hub 2
+// unless page3Url says otherwise) sits in another room. When the web servers sign tokens (the page's
+// body has data-auth="jwt"), each page first signs in with its own name, and every received message must
+// show its sender's name. AUTH_STEPS is the sign-in scenario of the local test (hubs in jwt mode).
+// Everything is asserted on what a user sees in the page, through its test hooks:
 //   [data-testid=status]         data-state = disconnected | connecting | connected | reconnecting,
 //                                data-hub = hub name from the welcome frame
 //   [data-testid=connect]        Connect / Disconnect toggle
+//   [data-testid=signin-name], [data-testid=signin]   the sign-in step (jwt mode); [data-testid=signin-error]
+//   [data-testid=me]             "signed in as <name>";  [data-testid=signout]
+//   [data-testid=notice]         errors and refusals (a close's reason text)
 //   [data-testid=room-input], [data-testid=join], [data-testid=leave]
 //   [data-testid=rooms] li[data-room]          rooms this page is in (the active one has data-active)
 //   [data-testid=message-input]                Enter sends to the active room
 //   [data-testid=feed] [data-testid=feed-item] newest first; data-room, data-hub, data-from,
-//                                data-own ("true" for this page's own messages), .content
+//                                data-user, data-name, data-own ("true" for this page's own messages),
+//                                .content, .from (the sender's name, or a short id when anonymous)
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { launchChromium } from './browser.mjs';
@@ -20,11 +27,28 @@ const STEP_TIMEOUT_MS = 15_000;
 const RECONNECT_TIMEOUT_MS = 45_000;
 const XSS = '<img src=x onerror=alert(1)>';
 
-/** One browser with three pages; each step throws on a failed expectation. */
+/**
+ * One browser with three pages; each step throws on a failed expectation.
+ * Options beyond the URLs and hub callbacks: page3Url (default page2Url); autoSignIn (default true: a
+ * page that asks for a name gets one at open(); false leaves the sign-in to the steps); tokenTtlMs
+ * (the web servers' WEB_TOKEN_TTL, for the renewal step).
+ */
 export class ChatSession {
-  constructor({ page1Url, page2Url, stopHub1, startHub1, screenshotDir, log = () => {} }) {
-    Object.assign(this, { page1Url, page2Url, stopHub1, startHub1, screenshotDir, log });
+  constructor({
+    page1Url,
+    page2Url,
+    page3Url = page2Url,
+    stopHub1,
+    startHub1,
+    screenshotDir,
+    autoSignIn = true,
+    tokenTtlMs = 0,
+    log = () => {},
+  }) {
+    Object.assign(this, { page1Url, page2Url, page3Url, stopHub1, startHub1, screenshotDir, autoSignIn, tokenTtlMs, log });
     this.run = Math.random().toString(36).slice(2, 8);
+    // Names with the run id, so a stale page of an earlier run can never satisfy an expectation.
+    this.names = { page1: `Ana ${this.run}`, page2: `Bo ${this.run}`, page3: `Cy ${this.run}` };
     this.dialogs = [];
     this.pageErrors = [];
     this.shot = 0;
@@ -36,7 +60,14 @@ export class ChatSession {
     this.page1 = await this.newPage('page1', this.page1Url, { width: 1000, height: 760 });
     // Page 2 at phone width: the page must be usable there.
     this.page2 = await this.newPage('page2', this.page2Url, { width: 390, height: 760 });
-    this.page3 = await this.newPage('page3', this.page2Url, { width: 800, height: 600 });
+    this.page3 = await this.newPage('page3', this.page3Url, { width: 800, height: 600 });
+    // All three are loaded before any signs in: pages of one origin share the remembered identity,
+    // and each page here is meant to be its own user.
+    if (this.autoSignIn) {
+      for (const page of [this.page1, this.page2, this.page3]) {
+        if (await this.asksForName(page)) await this.signIn(page);
+      }
+    }
   }
 
   async close() {
@@ -47,6 +78,22 @@ export class ChatSession {
   async newPage(name, url, viewport) {
     const page = await this.browser.context.newPage();
     page.rtName = name;
+    // Every WebSocket the page opens, with the types of the frames it sent and received: the renewal
+    // and refusal steps check that a page keeps its socket, and does not loop on a refused token.
+    page.rtSockets = [];
+    page.on('websocket', (ws) => {
+      const sock = { ws, openedAt: Date.now(), sent: [], received: [] };
+      const type = (payload) => {
+        try {
+          return JSON.parse(String(payload)).type ?? '?';
+        } catch {
+          return '?';
+        }
+      };
+      ws.on('framesent', (f) => sock.sent.push(type(f.payload)));
+      ws.on('framereceived', (f) => sock.received.push(type(f.payload)));
+      page.rtSockets.push(sock);
+    });
     await page.setViewportSize(viewport);
     // Any dialog means chat text ran as script: record it (the XSS step fails on it) and dismiss it.
     page.on('dialog', async (d) => {
@@ -85,6 +132,33 @@ export class ChatSession {
 
   // ---- helpers -------------------------------------------------------------------------------
 
+  nameOf(page) {
+    return page.rtUserName;
+  }
+
+  async asksForName(page) {
+    return page.$eval('body', (b) => b.dataset.auth === 'jwt');
+  }
+
+  /** The sign-in step: the name box is shown and the chat is not; returns once the page is connected. */
+  async signIn(page, name = this.names[page.rtName]) {
+    await this.waitFor(page, 'the sign-in step', () => {
+      const input = document.querySelector('[data-testid=signin-name]');
+      const feed = document.querySelector('[data-testid=feed]');
+      return input && input.checkVisibility() && feed && !feed.checkVisibility();
+    });
+    await page.locator('[data-testid=signin-name]').fill(name);
+    await page.locator('[data-testid=signin]').click();
+    await this.waitState(page, 'connected');
+    await this.waitFor(
+      page,
+      `"signed in as ${name}"`,
+      (n) => (document.querySelector('[data-testid=me]')?.textContent ?? '').includes(n),
+      name,
+    );
+    page.rtUserName = name;
+  }
+
   async waitFor(page, what, fn, arg, timeout = STEP_TIMEOUT_MS) {
     try {
       await page.waitForFunction(fn, arg, { timeout, polling: 100 });
@@ -122,12 +196,15 @@ export class ChatSession {
     if (cleared !== '') throw new Error(`${page.rtName}: message input not cleared after Enter`);
   }
 
-  /** Waits until the newest feed item is `text`, received from another client, with its metadata. */
-  async expectTop(page, text, { room, hub }) {
+  /**
+   * Waits until the newest feed item is `text`, received from another client, with its metadata; with
+   * `name`, the sender shown must be that name (signed-in pages).
+   */
+  async expectTop(page, text, { room, hub, name }) {
     await this.waitFor(
       page,
-      `"${text}" on top of the feed (room ${room}, hub ${hub})`,
-      ({ t, room, hub }) => {
+      `"${text}" on top of the feed (room ${room}, hub ${hub}${name ? `, from "${name}"` : ''})`,
+      ({ t, room, hub, name }) => {
         const top = document.querySelector('[data-testid=feed] [data-testid=feed-item]');
         return (
           top &&
@@ -136,10 +213,12 @@ export class ChatSession {
           top.dataset.room === room &&
           top.dataset.hub === hub &&
           top.dataset.from !== '' &&
+          (top.querySelector('.from')?.textContent ?? '') !== '' &&
+          (!name || top.querySelector('.from')?.textContent === name) &&
           (top.querySelector('.time')?.textContent ?? '') !== ''
         );
       },
-      { t: text, room, hub },
+      { t: text, room, hub, name: name ?? '' },
     );
   }
 
@@ -194,13 +273,15 @@ export class ChatSession {
   }
 
   async chatBothWays() {
+    // Signed-in pages: the other page shows the sender's chosen name (undefined when anonymous).
     const a = `hello from page 1 (${this.run})`;
     await this.send(this.page1, a);
-    await this.expectTop(this.page2, a, { room: 'general', hub: this.hub1 });
+    await this.expectTop(this.page2, a, { room: 'general', hub: this.hub1, name: this.nameOf(this.page1) });
     const b = `hello back from page 2 (${this.run})`;
     await this.send(this.page2, b);
-    await this.expectTop(this.page1, b, { room: 'general', hub: this.hub2 });
+    await this.expectTop(this.page1, b, { room: 'general', hub: this.hub2, name: this.nameOf(this.page2) });
     this.first = a;
+    if (this.nameOf(this.page1)) this.log(`names across the hubs: "${this.nameOf(this.page1)}" ⇄ "${this.nameOf(this.page2)}"`);
   }
 
   async newestOnTop() {
@@ -333,6 +414,123 @@ export class ChatSession {
   noPageErrors() {
     if (this.pageErrors.length) throw new Error(`page errors: ${this.pageErrors.join('; ')}`);
   }
+
+  // ---- sign-in steps (web servers with WEB_JWT_SECRET, hubs with HUB_AUTH_MODE=jwt) ---------------
+
+  async signInBoth() {
+    for (const page of [this.page1, this.page2]) {
+      if (!(await this.asksForName(page))) throw new Error(`${page.rtName}: the page does not ask for a name (data-auth)`);
+    }
+    await this.screenshot('sign-in');
+    await Promise.all([this.signIn(this.page1), this.signIn(this.page2)]);
+    this.hub1 = await this.hubOf(this.page1);
+    this.hub2 = await this.hubOf(this.page2);
+    if (!this.hub1 || !this.hub2 || this.hub1 === this.hub2) {
+      throw new Error(`pages name their hubs "${this.hub1}" and "${this.hub2}"`);
+    }
+    // Browsers cannot set headers on a WebSocket: the token must be the socket's first frame.
+    for (const page of [this.page1, this.page2]) {
+      const [sock] = page.rtSockets;
+      if (!sock || sock.sent[0] !== 'auth') {
+        throw new Error(`${page.rtName}: first frame sent was ${JSON.stringify(sock?.sent[0])}, expected auth`);
+      }
+    }
+    await this.screenshot('signed-in');
+  }
+
+  async namesAcrossHubs() {
+    await this.chatBothWays();
+    // The page shows its own messages under its own name, marked as its own.
+    const own = await this.page1.locator('[data-testid=feed-item][data-own=true] .from').first().textContent();
+    if (!own.includes(this.nameOf(this.page1)) || !/you/i.test(own)) {
+      throw new Error(`page1's own message shows "${own}", expected "${this.nameOf(this.page1)} (you)"`);
+    }
+    this.page1User = await this.page2.$eval('[data-testid=feed-item][data-own=false]', (li) => li.dataset.user);
+    if (!this.page1User) throw new Error('page2 does not know the user id of page1\'s message');
+    await this.screenshot('names');
+  }
+
+  async reloadKeepsIdentity() {
+    const socketsBefore = this.page1.rtSockets.length;
+    await this.page1.reload();
+    // No typing: the remembered name signs in again, straight to connected.
+    await this.waitState(this.page1, 'connected');
+    const me = await this.page1.locator('[data-testid=me]').textContent();
+    if (!me.includes(this.nameOf(this.page1))) throw new Error(`page1 after a reload shows "${me}"`);
+    if (this.page1.rtSockets.length !== socketsBefore + 1) {
+      throw new Error(`page1 opened ${this.page1.rtSockets.length - socketsBefore} sockets after a reload, expected 1`);
+    }
+    const text = `page 1 after a reload (${this.run})`;
+    await this.send(this.page1, text);
+    await this.expectTop(this.page2, text, { room: 'general', hub: this.hub1, name: this.nameOf(this.page1) });
+    const user = await this.page2.$eval('[data-testid=feed-item][data-own=false]', (li) => li.dataset.user);
+    if (user !== this.page1User) throw new Error(`page1 came back as user ${user}, was ${this.page1User}`);
+  }
+
+  /** page3's server signs with a secret the hubs do not hold: refused with 4001, the page says why. */
+  async refusedTokenShowsWhy() {
+    const page = this.page3;
+    await page.locator('[data-testid=signin-name]').fill(this.names.page3);
+    await page.locator('[data-testid=signin]').click();
+    await this.waitFor(page, 'the notice "auth failed: bad signature"', () => {
+      const n = document.querySelector('[data-testid=notice]');
+      return n && n.checkVisibility() && /auth failed: bad signature/.test(n.textContent);
+    });
+    const notice = await page.locator('[data-testid=notice]').textContent();
+    this.log(`page3 shows: ${notice}`);
+    // Back at the sign-in step, saying why, and not connected.
+    await this.waitFor(page, 'the sign-in step with the reason', () => {
+      const input = document.querySelector('[data-testid=signin-name]');
+      const err = document.querySelector('[data-testid=signin-error]');
+      return input?.checkVisibility() && err?.checkVisibility() && /bad signature/.test(err.textContent);
+    });
+    // No loop with the same token: after several reconnect delays there is still one socket only.
+    await page.waitForTimeout(2500);
+    const state = await page.$eval('[data-testid=status]', (el) => el.dataset.state);
+    if (state !== 'disconnected') throw new Error(`page3 is "${state}" after the refusal`);
+    if (page.rtSockets.length !== 1) throw new Error(`page3 opened ${page.rtSockets.length} sockets, expected 1 (no retry loop)`);
+    const [sock] = page.rtSockets;
+    if (sock.received.includes('welcome')) throw new Error('page3 got a welcome with a forged token');
+    await this.screenshot('refused');
+  }
+
+  /** With a short WEB_TOKEN_TTL, the socket outlives several tokens: each renewal reaches the hub. */
+  async tokenRenewed() {
+    if (!this.tokenTtlMs) throw new Error('tokenTtlMs is not set');
+    const sock = this.page1.rtSockets.at(-1);
+    // Past the first token's expiry plus the hub's leeway (2 s in the test) plus a margin.
+    const due = sock.openedAt + this.tokenTtlMs + 4000;
+    if (Date.now() < due) await this.page1.waitForTimeout(due - Date.now());
+    const state = await this.page1.$eval('[data-testid=status]', (el) => el.dataset.state);
+    if (state !== 'connected') throw new Error(`page1 is "${state}" after its first token expired`);
+    if (this.page1.rtSockets.at(-1) !== sock || sock.ws.isClosed()) {
+      throw new Error('page1 lost its socket when its token expired: the renewal did not reach the hub');
+    }
+    const renewals = sock.received.filter((t) => t === 'authenticated').length;
+    if (renewals < 1) throw new Error(`page1 got ${renewals} "authenticated" answers on a socket older than its token`);
+    this.log(`page1 renewed its token ${renewals} time(s) on one socket`);
+    const text = `page 1 on a renewed token (${this.run})`;
+    await this.send(this.page1, text);
+    await this.expectTop(this.page2, text, { room: 'general', hub: this.hub1, name: this.nameOf(this.page1) });
+  }
+
+  async signOutForgets() {
+    const page = this.page2;
+    await page.locator('[data-testid=signout]').click();
+    await this.waitFor(page, 'the sign-in step after Sign out', () => {
+      const input = document.querySelector('[data-testid=signin-name]');
+      return input?.checkVisibility() && input.value === '';
+    });
+    await page.reload();
+    await this.waitFor(page, 'the sign-in step after a reload (identity forgotten)', () => {
+      const input = document.querySelector('[data-testid=signin-name]');
+      const s = document.querySelector('[data-testid=status]');
+      return input?.checkVisibility() && s?.dataset.state === 'disconnected';
+    });
+    await page.waitForTimeout(500);
+    const state = await page.$eval('[data-testid=status]', (el) => el.dataset.state);
+    if (state !== 'disconnected') throw new Error(`page2 signed in by itself after Sign out ("${state}")`);
+  }
 }
 
 /** The steps in order, named for test reports; each takes the open session. */
@@ -346,6 +544,18 @@ export const STEPS = [
   ['Disconnect stays disconnected, Connect reconnects', (s) => s.disconnectButton()],
   ['hub 1 restart: page 1 shows reconnecting, then chats again without a reload', (s) =>
     s.reconnectAfterHubRestart()],
+  ['no script errors and no foreign fetches in any page', (s) => s.noPageErrors()],
+];
+
+/** The sign-in scenario (autoSignIn: false, page3 on a web server with another secret), in order. */
+export const AUTH_STEPS = [
+  ['each page asks for a name, signs in and connects, the token as its first frame', (s) => s.signInBoth()],
+  ['messages show the sender\'s name across the hubs, both ways', (s) => s.namesAcrossHubs()],
+  ['a reload signs in again as the same user without typing', (s) => s.reloadKeepsIdentity()],
+  ['a token the hub refuses (another secret): 4001, the page shows why and does not retry', (s) =>
+    s.refusedTokenShowsWhy()],
+  ['the page renews its token before it expires and keeps its connection', (s) => s.tokenRenewed()],
+  ['Sign out forgets the name: a reload asks again', (s) => s.signOutForgets()],
   ['no script errors and no foreign fetches in any page', (s) => s.noPageErrors()],
 ];
 
@@ -370,8 +580,12 @@ async function describePage(page) {
   return page.evaluate(() => {
     const s = document.querySelector('[data-testid=status]');
     const items = [...document.querySelectorAll('[data-testid=feed] [data-testid=feed-item]')].slice(0, 3);
+    const notice = document.querySelector('[data-testid=notice]');
+    const signin = document.querySelector('[data-testid=signin-name]');
     return JSON.stringify({
       status: s ? { state: s.dataset.state, hub: s.dataset.hub, text: s.textContent } : null,
+      notice: notice && !notice.hidden ? notice.textContent : null,
+      signInShown: !!signin && signin.checkVisibility(),
       rooms: [...document.querySelectorAll('[data-testid=rooms] li')].map((l) => l.dataset.room),
       top: items.map((i) => ({ ...i.dataset, content: i.querySelector('.content')?.textContent })),
     });

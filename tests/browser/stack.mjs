@@ -1,5 +1,6 @@
 // The local topology as real processes on free loopback ports: two hub-servers bridged through the
-// redis-server that run.sh started (REDIS_URL), and two hub-client-web servers, each paired with one hub.
+// redis-server that run.sh started (REDIS_URL), and two hub-client-web servers, each paired with one hub
+// (plus any extra web servers a test asks for, e.g. one signing with another secret).
 // Every child is killed when the stack stops, and on any exit of this node process.
 import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
@@ -28,9 +29,9 @@ export function freePort() {
 
 /** One child process with its log in a file; stop() kills it and waits for the exit. */
 class Proc {
-  constructor(name, bin, args, env, logDir) {
+  constructor(name, bin, args, env, logDir, logName = name) {
     Object.assign(this, { name, bin, args, env, logDir });
-    this.logFile = join(logDir, `${name}.log`);
+    this.logFile = join(logDir, `${logName}.log`);
   }
 
   start() {
@@ -94,38 +95,51 @@ async function waitHealthy(proc, url, timeoutMs = 20_000) {
 
 /**
  * Starts hub1, hub2, web1 (→ hub1), web2 (→ hub2). Options: binDir (hub-server, hub-client-web),
- * redisUrl, logDir, webEnv (extra environment for both web servers).
+ * redisUrl, logDir, hubEnv (extra environment for both hubs), webEnv (for every web server),
+ * extraWebs ([{ name, hub: 'hub1' | 'hub2', env }]: more web servers, each let in by its hub),
+ * logPrefix (prepended to log file names, so two stacks can share a log directory).
  */
-export async function startStack({ binDir, redisUrl, logDir, webEnv = {} }) {
+export async function startStack({ binDir, redisUrl, logDir, hubEnv = {}, webEnv = {}, extraWebs = [], logPrefix = '' }) {
   mkdirSync(logDir, { recursive: true });
-  const [hub1Port, hub2Port, web1Port, web2Port] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const [hub1Port, hub2Port, web1Port, web2Port, ...extraPorts] = await Promise.all(
+    Array.from({ length: 4 + extraWebs.length }, () => freePort()),
+  );
+  const hubPorts = { hub1: hub1Port, hub2: hub2Port };
+  const webs = [
+    { name: 'web1', hub: 'hub1', port: web1Port, env: {} },
+    { name: 'web2', hub: 'hub2', port: web2Port, env: {} },
+    ...extraWebs.map((w, i) => ({ ...w, env: w.env || {}, port: extraPorts[i] })),
+  ];
   const origins = (port) => `http://127.0.0.1:${port},http://localhost:${port}`;
-  const hub = (name, port, webPort) =>
+  const hub = (name, port) =>
     new Proc(name, join(binDir, 'hub-server'), [], {
       HUB_NAME: name,
       HUB_LISTEN: `127.0.0.1:${port}`,
       REDIS_URL: redisUrl,
-      // Each hub lets in the page of its own web server, by both names a browser may use for it.
-      HUB_ALLOWED_ORIGINS: origins(webPort),
+      // Each hub lets in the pages of its own web servers, by both names a browser may use for them.
+      HUB_ALLOWED_ORIGINS: webs.filter((w) => w.hub === name).map((w) => origins(w.port)).join(','),
       RUST_LOG: process.env.RUST_LOG || 'info',
-    }, logDir);
-  const web = (name, port, hubPort) =>
+      ...hubEnv,
+    }, logDir, `${logPrefix}${name}`);
+  const web = ({ name, hub: hubName, port, env }) =>
     new Proc(name, join(binDir, 'hub-client-web'), [], {
       WEB_LISTEN: `127.0.0.1:${port}`,
-      HUB_URL: `ws://127.0.0.1:${hubPort}/ws`,
+      HUB_URL: `ws://127.0.0.1:${hubPorts[hubName]}/ws`,
       WEB_TITLE: `realtime-hub chat (${name})`,
-      WEB_HUB_LABEL: name === 'web1' ? 'hub1' : 'hub2',
+      WEB_HUB_LABEL: hubName,
       RUST_LOG: process.env.RUST_LOG || 'info',
       ...webEnv,
-    }, logDir);
+      ...env,
+    }, logDir, `${logPrefix}${name}`);
 
+  const names = ['hub1', 'hub2', ...webs.map((w) => w.name)];
   const stack = {
-    hub1: hub('hub1', hub1Port, web1Port),
-    hub2: hub('hub2', hub2Port, web2Port),
-    web1: web('web1', web1Port, hub1Port),
-    web2: web('web2', web2Port, hub2Port),
+    hub1: hub('hub1', hub1Port),
+    hub2: hub('hub2', hub2Port),
     page1Url: `http://127.0.0.1:${web1Port}/`,
     page2Url: `http://127.0.0.1:${web2Port}/`,
+    /** The page URL of any web server by name (web1, web2, or an extra one). */
+    pageUrl: (name) => `http://127.0.0.1:${webs.find((w) => w.name === name).port}/`,
     hubHealth: (port) => `http://127.0.0.1:${port}/health`,
     ports: { hub1Port, hub2Port, web1Port, web2Port },
     async startHub1() {
@@ -137,10 +151,10 @@ export async function startStack({ binDir, redisUrl, logDir, webEnv = {} }) {
       await stack.hub1.stop('SIGKILL');
     },
     async stop() {
-      await Promise.all(['web1', 'web2', 'hub1', 'hub2'].map((n) => stack[n].stop()));
+      await Promise.all(names.map((n) => stack[n].stop()));
     },
     tails() {
-      return ['hub1', 'hub2', 'web1', 'web2'].map((n) => `==== ${n} (${stack[n].logFile})\n${stack[n].tail(20)}`).join('\n');
+      return names.map((n) => `==== ${n} (${stack[n].logFile})\n${stack[n].tail(20)}`).join('\n');
     },
     /** Runs `<bin> healthcheck` with the given environment; returns its exit status. */
     healthcheck(binName, env) {
@@ -148,17 +162,14 @@ export async function startStack({ binDir, redisUrl, logDir, webEnv = {} }) {
       return r.status;
     },
   };
+  for (const w of webs) stack[w.name] = web(w);
   try {
-    stack.hub1.start();
-    stack.hub2.start();
-    stack.web1.start();
-    stack.web2.start();
+    for (const n of names) stack[n].start();
     // Hubs answer 200 on /health only once their Redis bridge is up.
     await Promise.all([
       waitHealthy(stack.hub1, stack.hubHealth(hub1Port)),
       waitHealthy(stack.hub2, stack.hubHealth(hub2Port)),
-      waitHealthy(stack.web1, `http://127.0.0.1:${web1Port}/health`),
-      waitHealthy(stack.web2, `http://127.0.0.1:${web2Port}/health`),
+      ...webs.map((w) => waitHealthy(stack[w.name], `http://127.0.0.1:${w.port}/health`)),
     ]);
   } catch (e) {
     await stack.stop();

@@ -1,0 +1,100 @@
+// Real-browser test of sign-in against real processes: two hub-servers in jwt mode bridged by the
+// redis-server run.sh started (REDIS_URL), web1 → hub1 and web2 → hub2 signing tokens with the hubs'
+// secret, and web3 → hub1 signing with another secret (its tokens must be refused). Headless Debian
+// Chromium signs in on each page and checks the names across the hubs, a reload, a refusal, a renewal.
+// Run it through tests/browser/run.sh (`make test` does), which builds the binaries and starts Redis.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AUTH_STEPS, ChatSession } from './scenario.mjs';
+import { startStack } from './stack.mjs';
+
+const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const BIN_DIR = process.env.BIN_DIR || join(ROOT, 'target', 'debug');
+const REDIS_URL = process.env.REDIS_URL;
+const SCREENSHOT_DIR = join(process.env.SCREENSHOT_DIR || join(ROOT, 'target', 'browser-screenshots'), 'auth');
+const LOG_DIR = process.env.LOG_DIR || join(ROOT, 'target', 'browser-test-logs');
+const STEP_TIMEOUT_MS = 60_000;
+// Short enough that the renewal step sees a socket outlive its first token within seconds; long
+// enough that the page's renewal at 80 % (6.4 s) lands well before exp + the hubs' 2 s leeway.
+const TOKEN_TTL_MS = 8_000;
+
+const log = (msg) => console.log(`  [browser/auth] ${msg}`);
+
+describe('sign-in: names across two hubs in jwt mode, a refused token, a renewed one', () => {
+  let stack;
+  let session;
+  let broken = '';
+
+  before(async () => {
+    assert.ok(REDIS_URL, 'REDIS_URL is not set: run this through tests/browser/run.sh');
+    // Made for this run only: no secret lives in the repository.
+    const secret = randomBytes(32).toString('base64url');
+    const otherSecret = randomBytes(32).toString('base64url');
+    stack = await startStack({
+      binDir: BIN_DIR,
+      redisUrl: REDIS_URL,
+      logDir: LOG_DIR,
+      logPrefix: 'auth-',
+      hubEnv: {
+        HUB_AUTH_MODE: 'jwt',
+        HUB_JWT_SECRETS: secret,
+        HUB_JWT_LEEWAY: '2s',
+        // Apart from the anonymous test's channels, should both ever share a Redis.
+        HUB_REDIS_PREFIX: 'rthub-auth:',
+      },
+      webEnv: { WEB_JWT_SECRET: secret, WEB_TOKEN_TTL: `${TOKEN_TTL_MS / 1000}s`, WEB_RECONNECT_MAX: '2s' },
+      extraWebs: [{ name: 'web3', hub: 'hub1', env: { WEB_JWT_SECRET: otherSecret } }],
+    });
+    log(`hub1 :${stack.ports.hub1Port}  hub2 :${stack.ports.hub2Port}  ` +
+      `web1 ${stack.page1Url}  web2 ${stack.page2Url}  web3 ${stack.pageUrl('web3')} (another secret)`);
+    session = new ChatSession({
+      page1Url: stack.page1Url,
+      page2Url: stack.page2Url,
+      page3Url: stack.pageUrl('web3'),
+      autoSignIn: false,
+      tokenTtlMs: TOKEN_TTL_MS,
+      screenshotDir: SCREENSHOT_DIR,
+      log,
+    });
+    await session.open();
+  });
+
+  after(async () => {
+    try {
+      await session?.close();
+    } finally {
+      await stack?.stop();
+    }
+  });
+
+  for (const [name, step] of AUTH_STEPS) {
+    it(name, { timeout: STEP_TIMEOUT_MS }, async (t) => {
+      if (broken) {
+        t.skip(`not run: ${broken}`);
+        return;
+      }
+      try {
+        await step(session);
+      } catch (e) {
+        if (name === AUTH_STEPS[0][0]) broken = 'the pages never signed in';
+        await session.screenshot('FAILED').catch(() => {});
+        console.error(`  [browser/auth] step failed: ${name}\n${stack.tails()}`);
+        throw e;
+      }
+    });
+  }
+
+  it('no secret and no token in any process log', () => {
+    const secrets = [stack.hub1.env.HUB_JWT_SECRETS, stack.web3.env.WEB_JWT_SECRET];
+    for (const name of ['hub1', 'hub2', 'web1', 'web2', 'web3']) {
+      const text = readFileSync(stack[name].logFile, 'utf8');
+      for (const s of secrets) assert.ok(!text.includes(s), `${name}'s log contains a JWT secret`);
+      // A JWT's header always starts like this (base64url of '{"alg":"HS256"' / '{"typ":"JWT"').
+      assert.ok(!/eyJ[A-Za-z0-9_-]{10,}\.eyJ/.test(text), `${name}'s log contains a token`);
+    }
+  });
+});
