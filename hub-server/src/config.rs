@@ -75,6 +75,13 @@ pub struct Settings {
     pub jwt_leeway: Duration,
     /// Connections of one user (`sub`) on this hub; one more is closed with 4008.
     pub max_connections_per_user: usize,
+    /// Messages kept per room for late joiners and recovery; 0 keeps none.
+    pub history_size: usize,
+    /// A room's history is dropped after this long without a message.
+    #[serde(with = "humantime_serde")]
+    pub history_ttl: Duration,
+    /// Most messages one `since` join may replay; more is `too_many`.
+    pub recovery_max: usize,
 }
 
 /// A value that must never reach a log: its `Debug` is redacted.
@@ -136,6 +143,9 @@ auth_timeout = "5s"
 jwt_default_rooms = "*"
 jwt_leeway = "30s"
 max_connections_per_user = 32
+history_size = 100
+history_ttl = "10m"
+recovery_max = 300
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +214,9 @@ impl Settings {
                 "max_connections_per_user",
                 self.max_connections_per_user == 0,
             ),
+            // Redis key TTLs are whole seconds: below one second a key would never expire.
+            ("history_ttl", self.history_ttl < Duration::from_secs(1)),
+            ("recovery_max", self.recovery_max == 0),
         ];
         if let Some((key, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
             return Err(ConfigError::Invalid(format!(

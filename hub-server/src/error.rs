@@ -32,6 +32,8 @@ pub enum ProtocolError {
     Forbidden(String),
     #[error("this hub runs with auth_mode = off: tokens are not checked")]
     AuthOff,
+    #[error("the message could not be stored: the hub's outage buffer is full")]
+    Unavailable,
 }
 
 impl ProtocolError {
@@ -51,6 +53,7 @@ impl ProtocolError {
             ProtocolError::Unauthenticated => "unauthenticated",
             ProtocolError::Forbidden(_) => "forbidden",
             ProtocolError::AuthOff => "auth_off",
+            ProtocolError::Unavailable => "unavailable",
         }
     }
 }
@@ -62,6 +65,8 @@ pub enum StartError {
     Redis(#[from] crate::bridge::BadRedisUrl),
     #[error(transparent)]
     Keys(#[from] crate::auth::KeyError),
+    #[error("REDIS_URL is not usable for history: {0}")]
+    History(#[from] redis::RedisError),
 }
 
 /// Why the hub closes a connection.

@@ -226,6 +226,69 @@ impl Hub {
         Ok(new_room)
     }
 
+    /// Joins `room` with `via` standing in for the client's own queue, or points an existing
+    /// membership at it: live messages wait there while a join replays history. Returns true
+    /// when the room just got its first local member. [`Hub::settle`] ends it.
+    pub fn join_via(
+        &self,
+        client_id: &ClientId,
+        room: &Room,
+        via: Recipient,
+    ) -> Result<bool, ProtocolError> {
+        let new_room = {
+            let mut state = self.write();
+            let State { clients, rooms } = &mut *state;
+            let Some(member) = clients.get_mut(client_id) else {
+                return Ok(false);
+            };
+            if !member.rooms.contains(room) {
+                if member.rooms.len() >= self.0.max_rooms_per_client {
+                    return Err(ProtocolError::TooManyRooms(self.0.max_rooms_per_client));
+                }
+                member.rooms.push(room.clone());
+            }
+            let members = rooms.entry(room.clone()).or_default();
+            members.insert(client_id.clone(), via);
+            members.len() == 1
+        };
+        if new_room {
+            self.0.rooms_changed.notify_one();
+        }
+        self.0.presence_changed.notify_one();
+        Ok(new_room)
+    }
+
+    /// Ends a [`Hub::join_via`]: moves what waited in `buffer` to the client's own queue — only
+    /// frames after offset `after` (the replay had the rest) — and points the membership back at
+    /// the client. Under the write lock, so no delivery can slip in between and pass them.
+    pub fn settle(
+        &self,
+        client_id: &ClientId,
+        room: &Room,
+        buffer: &mut mpsc::Receiver<Frame>,
+        after: Option<u64>,
+    ) {
+        let mut state = self.write();
+        let State { clients, rooms } = &mut *state;
+        let Some(member) = clients.get(client_id) else {
+            return;
+        };
+        while let Ok(frame) = buffer.try_recv() {
+            let new = match (frame.offset(), after) {
+                (Some(offset), Some(after)) => offset > after,
+                _ => true,
+            };
+            if new {
+                member.recipient.offer(&frame);
+            }
+        }
+        if let Some(members) = rooms.get_mut(room)
+            && let Some(slot) = members.get_mut(client_id)
+        {
+            *slot = member.recipient.clone();
+        }
+    }
+
     pub fn leave(&self, client_id: &ClientId, room: &Room) -> Result<(), ProtocolError> {
         let emptied = {
             let mut state = self.write();

@@ -11,9 +11,12 @@ pub mod bridge;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod history;
 pub mod hub;
+pub mod join;
 pub mod origin;
 pub mod protocol;
+pub mod publish;
 pub mod rate_limit;
 pub mod session;
 pub mod shutdown;
@@ -61,6 +64,7 @@ pub async fn run(
 ) -> Result<(), error::StartError> {
     let settings = Arc::new(settings);
     let auth = auth::Auth::from_settings(&settings)?;
+    let history = history::History::from_settings(&settings)?;
     let (trigger, shutdown) = shutdown::channel();
     let hub = Hub::new(settings.name.clone(), settings.max_rooms_per_client);
     let bridge = Bridge::start(&settings, hub.clone(), shutdown.clone())?;
@@ -83,6 +87,7 @@ pub async fn run(
         sessions: TaskTracker::new(),
         slots: slots::Slots::new(settings.max_connections),
         auth,
+        history,
         users: auth::UserSlots::new(settings.max_connections_per_user),
     };
     let sessions = state.sessions.clone();

@@ -45,11 +45,16 @@ impl std::fmt::Display for Room {
 /// What a client asked for, after validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    Join(Room),
+    Join {
+        room: Room,
+        replay: Replay,
+    },
     Leave(Room),
+    /// `reference`: the client's `ref`, echoed in the `ack` (or the `error`).
     Message {
         room: Room,
         content: String,
+        reference: Option<String>,
     },
     Broadcast {
         content: String,
@@ -61,6 +66,28 @@ pub enum Command {
     },
 }
 
+/// What a join asks to be replayed from the room's history before `joined`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Replay {
+    /// Nothing: live messages from now on.
+    #[default]
+    None,
+    /// The last `n` messages (`"history": n`).
+    Last(usize),
+    /// Every message after `offset` of `epoch` (`"since": {"epoch", "offset"}`): all or nothing.
+    Since { epoch: String, offset: u64 },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSince {
+    epoch: String,
+    offset: u64,
+}
+
+/// Longest `ref` a client may attach to a message: it is echoed back, so it stays small.
+const MAX_REF_LEN: usize = 64;
+
 /// The JSON shape of a client frame; unknown fields are an error, not silently ignored.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,17 +97,25 @@ struct RawFrame {
     room: Option<String>,
     content: Option<String>,
     token: Option<String>,
+    history: Option<usize>,
+    since: Option<RawSince>,
+    #[serde(rename = "ref")]
+    reference: Option<String>,
 }
 
 impl RawFrame {
     /// Fields another frame type has are as wrong here as unknown ones (a `token` on a message
     /// would otherwise be accepted and ignored).
-    fn only(&self, room: bool, content: bool, token: bool) -> Result<(), ProtocolError> {
-        let extra = [
-            ("room", self.room.is_some() && !room),
-            ("content", self.content.is_some() && !content),
-            ("token", self.token.is_some() && !token),
+    fn only(&self, allowed: &[&str]) -> Result<(), ProtocolError> {
+        let present = [
+            ("room", self.room.is_some()),
+            ("content", self.content.is_some()),
+            ("token", self.token.is_some()),
+            ("history", self.history.is_some()),
+            ("since", self.since.is_some()),
+            ("ref", self.reference.is_some()),
         ];
+        let extra = present.map(|(field, is)| (field, is && !allowed.contains(&field)));
         match extra.iter().find(|(_, extra)| *extra) {
             Some((field, _)) => Err(ProtocolError::BadJson(format!(
                 "field {field:?} does not belong in a {:?} frame",
@@ -99,6 +134,7 @@ impl Command {
             return Ok(Command::Message {
                 room: Room::default_room(),
                 content: non_empty(text.to_owned())?,
+                reference: None,
             });
         }
         let raw: RawFrame =
@@ -108,15 +144,31 @@ impl Command {
         };
         let content = |c: Option<String>| c.ok_or(ProtocolError::MissingField("content"));
         match raw.kind.as_str() {
-            "join" | "leave" => raw.only(true, false, false)?,
-            "message" => raw.only(true, true, false)?,
-            "broadcast" => raw.only(false, true, false)?,
-            "ping" => raw.only(false, false, false)?,
-            "auth" => raw.only(false, false, true)?,
+            "join" => raw.only(&["room", "history", "since"])?,
+            "leave" => raw.only(&["room"])?,
+            "message" => raw.only(&["room", "content", "ref"])?,
+            "broadcast" => raw.only(&["content"])?,
+            "ping" => raw.only(&[])?,
+            "auth" => raw.only(&["token"])?,
             _ => {}
         }
         match raw.kind.as_str() {
-            "join" => Ok(Command::Join(room(raw.room)?)),
+            "join" => Ok(Command::Join {
+                room: room(raw.room)?,
+                replay: match (raw.history, raw.since) {
+                    (None, None) => Replay::None,
+                    (Some(n), None) => Replay::Last(n),
+                    (None, Some(since)) => Replay::Since {
+                        epoch: since.epoch,
+                        offset: since.offset,
+                    },
+                    (Some(_), Some(_)) => {
+                        return Err(ProtocolError::BadJson(
+                            "a join has \"history\" or \"since\", not both".into(),
+                        ));
+                    }
+                },
+            }),
             "leave" => Ok(Command::Leave(room(raw.room)?)),
             "message" => Ok(Command::Message {
                 room: match raw.room {
@@ -124,6 +176,14 @@ impl Command {
                     some => room(some)?,
                 },
                 content: non_empty(content(raw.content)?)?,
+                reference: match raw.reference {
+                    Some(r) if r.is_empty() || r.len() > MAX_REF_LEN => {
+                        return Err(ProtocolError::BadJson(format!(
+                            "\"ref\" must be 1-{MAX_REF_LEN} bytes"
+                        )));
+                    }
+                    r => r,
+                },
             }),
             "broadcast" => Ok(Command::Broadcast {
                 content: non_empty(content(raw.content)?)?,
@@ -155,26 +215,59 @@ pub struct User<'a> {
 
 /// A serialized hub → client frame. Cloning shares the bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame(Utf8Bytes);
+pub struct Frame {
+    json: Utf8Bytes,
+    /// The room offset of a stored message, kept beside the bytes so a join's replay can drop
+    /// live copies of what it replayed without parsing them.
+    offset: Option<u64>,
+}
 
 impl Frame {
     fn encode(value: &impl Serialize) -> Self {
         // Serializing these plain structs cannot fail: no maps with non-string keys, no I/O.
         let json = serde_json::to_string(value).unwrap_or_else(|_| String::from("{}"));
-        Frame(Utf8Bytes::from(json))
+        Frame::from_json(json)
+    }
+
+    /// A frame serialized elsewhere (another hub, the history), with its offset if it has one.
+    pub fn from_stored(json: impl Into<Utf8Bytes>, offset: Option<u64>) -> Self {
+        Frame {
+            json: json.into(),
+            offset,
+        }
     }
 
     /// A frame that was serialized by another hub and arrived over Redis.
-    pub fn from_json(json: &str) -> Self {
-        Frame(Utf8Bytes::from(json))
+    pub fn from_json(json: impl Into<Utf8Bytes>) -> Self {
+        Self::from_stored(json, None)
     }
 
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        self.json.as_str()
     }
 
     pub fn bytes(&self) -> Utf8Bytes {
-        self.0.clone()
+        self.json.clone()
+    }
+
+    pub fn offset(&self) -> Option<u64> {
+        self.offset
+    }
+
+    /// This chat frame as the history stores it: `offset` and `epoch` first. The Redis append
+    /// script builds exactly the same bytes (see `history::scripts`).
+    pub fn stored(&self, offset: u64, epoch: &str) -> Self {
+        let json = format!(
+            "{{\"offset\":{offset},\"epoch\":\"{epoch}\",{}",
+            &self.as_str()[1..]
+        );
+        Self::from_stored(json, Some(offset))
+    }
+
+    /// A stored frame sent again by a join's replay.
+    pub fn replayed(&self) -> Self {
+        let json = format!("{{\"replayed\":true,{}", &self.as_str()[1..]);
+        Self::from_stored(json, self.offset)
     }
 
     pub fn welcome(
@@ -255,8 +348,37 @@ impl Frame {
         })
     }
 
-    pub fn joined(room: &Room) -> Self {
-        Self::room_event("joined", room)
+    pub fn joined(room: &Room, outcome: &JoinOutcome) -> Self {
+        #[derive(Serialize)]
+        struct Joined<'a> {
+            r#type: &'static str,
+            room: &'a str,
+            #[serde(flatten)]
+            outcome: &'a JoinOutcome,
+        }
+        Self::encode(&Joined {
+            r#type: "joined",
+            room: room.as_str(),
+            outcome,
+        })
+    }
+
+    /// The message with `reference` is in the history (`offset`; none without history).
+    pub fn ack(reference: &str, id: &str, offset: Option<u64>) -> Self {
+        #[derive(Serialize)]
+        struct Ack<'a> {
+            r#type: &'static str,
+            r#ref: &'a str,
+            id: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            offset: Option<u64>,
+        }
+        Self::encode(&Ack {
+            r#type: "ack",
+            r#ref: reference,
+            id,
+            offset,
+        })
     }
 
     pub fn left(room: &Room) -> Self {
@@ -276,22 +398,44 @@ impl Frame {
     }
 
     pub fn pong() -> Self {
-        Frame(Utf8Bytes::from_static(r#"{"type":"pong"}"#))
+        Self::from_json(Utf8Bytes::from_static(r#"{"type":"pong"}"#))
     }
 
     pub fn error(err: &ProtocolError) -> Self {
+        Self::error_for(err, None)
+    }
+
+    /// An error answering the message with `reference`.
+    pub fn error_for(err: &ProtocolError, reference: Option<&str>) -> Self {
         #[derive(Serialize)]
         struct ErrorFrame<'a> {
             r#type: &'static str,
             code: &'static str,
             message: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            r#ref: Option<&'a str>,
         }
         Self::encode(&ErrorFrame {
             r#type: "error",
             code: err.code(),
             message: &err.to_string(),
+            r#ref: reference,
         })
     }
+}
+
+/// What `joined` says about the history: the epoch and last offset the replay covered, and for
+/// `since` whether the recovery was complete. Empty when the room keeps no history.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct JoinOutcome {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 fn now_rfc3339() -> String {
@@ -312,7 +456,35 @@ mod tests {
     fn parses_every_command() {
         assert_eq!(
             Command::parse(r#"{"type":"join","room":"r1"}"#),
-            Ok(Command::Join(room("r1")))
+            Ok(Command::Join {
+                room: room("r1"),
+                replay: Replay::None
+            })
+        );
+        assert_eq!(
+            Command::parse(r#"{"type":"join","room":"r1","history":20}"#),
+            Ok(Command::Join {
+                room: room("r1"),
+                replay: Replay::Last(20)
+            })
+        );
+        assert_eq!(
+            Command::parse(r#"{"type":"join","room":"r1","since":{"epoch":"e1","offset":7}}"#),
+            Ok(Command::Join {
+                room: room("r1"),
+                replay: Replay::Since {
+                    epoch: "e1".into(),
+                    offset: 7
+                }
+            })
+        );
+        assert_eq!(
+            Command::parse(r#"{"type":"message","room":"r1","content":"hi","ref":"c1"}"#),
+            Ok(Command::Message {
+                room: room("r1"),
+                content: "hi".into(),
+                reference: Some("c1".into())
+            })
         );
         assert_eq!(
             Command::parse(r#"{"type":"leave","room":"r1"}"#),
@@ -322,14 +494,16 @@ mod tests {
             Command::parse(r#"{"type":"message","room":"a.b:c-d_e","content":"hi"}"#),
             Ok(Command::Message {
                 room: room("a.b:c-d_e"),
-                content: "hi".into()
+                content: "hi".into(),
+                reference: None
             })
         );
         assert_eq!(
             Command::parse(r#"{"type":"message","content":"hi"}"#),
             Ok(Command::Message {
                 room: room("general"),
-                content: "hi".into()
+                content: "hi".into(),
+                reference: None
             })
         );
         assert_eq!(
@@ -353,7 +527,8 @@ mod tests {
             Command::parse("hello there"),
             Ok(Command::Message {
                 room: room("general"),
-                content: "hello there".into()
+                content: "hello there".into(),
+                reference: None
             })
         );
     }
@@ -376,6 +551,22 @@ mod tests {
         );
         assert_eq!(code(r#"{"type":"message","content":""}"#), "empty_content");
         assert_eq!(code(r#"{"type":"auth"}"#), "missing_field");
+        assert_eq!(
+            code(r#"{"type":"join","room":"r","history":5,"since":{"epoch":"e","offset":1}}"#),
+            "bad_json"
+        );
+        assert_eq!(
+            code(r#"{"type":"join","room":"r","history":-1}"#),
+            "bad_json"
+        );
+        assert_eq!(
+            code(r#"{"type":"message","content":"x","ref":""}"#),
+            "bad_json"
+        );
+        assert_eq!(
+            code(r#"{"type":"leave","room":"r","history":5}"#),
+            "bad_json"
+        );
     }
 
     #[test]
@@ -437,5 +628,29 @@ mod tests {
         assert_eq!(v["type"], "broadcast");
         assert_eq!(v["user"], serde_json::json!({"id": "c1"}));
         assert!(v.get("room").is_none());
+    }
+
+    #[test]
+    fn stored_and_replayed_frames_are_the_chat_frame_with_fields_in_front() {
+        let user = User {
+            id: "u",
+            name: None,
+        };
+        let chat = Frame::chat("id", Some(&room("r")), "c", user, "x", "h");
+        let stored = chat.stored(42, "ab12cd34");
+        assert_eq!(stored.offset(), Some(42));
+        let v: serde_json::Value = serde_json::from_str(stored.as_str()).expect("json");
+        assert_eq!(
+            (v["offset"].as_u64(), v["epoch"].as_str()),
+            (Some(42), Some("ab12cd34"))
+        );
+        assert_eq!(v["content"], "x");
+        let replayed = stored.replayed();
+        let v: serde_json::Value = serde_json::from_str(replayed.as_str()).expect("json");
+        assert_eq!(
+            (v["replayed"].as_bool(), v["offset"].as_u64()),
+            (Some(true), Some(42))
+        );
+        assert_eq!(replayed.offset(), Some(42));
     }
 }

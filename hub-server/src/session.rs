@@ -15,13 +15,12 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use uuid::Uuid;
 
 use crate::auth::{self, Auth, Grants, Identity, UserSlot};
-use crate::bridge::Target;
 use crate::error::{AuthFailure, CloseReason, ProtocolError};
 use crate::hub::{ClientId, Kick, Recipient};
 use crate::protocol::{Command, Frame, Room};
 use crate::rate_limit::TokenBucket;
 use crate::state::AppState;
-use crate::writer;
+use crate::{join, publish, writer};
 
 /// How long a closing connection gets to send its last frames and finish the close handshake.
 const WRITER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -324,24 +323,18 @@ impl Session<'_> {
             };
         };
         if let Err(err) = permitted(&identity.grants, &command) {
-            self.me.offer(&Frame::error(&err));
+            let reference = match &command {
+                Command::Message { reference, .. } => reference.as_deref(),
+                _ => None,
+            };
+            self.me.offer(&Frame::error_for(&err, reference));
             return Ok(());
         }
         let hub = &self.state.hub;
         match command {
-            Command::Join(room) => match hub.join(self.client_id, &room) {
-                Ok(_) => {
-                    // `joined` promises cross-hub delivery: wait for the subscription. Not only
-                    // for the room's first member: a second one may join while the first's
-                    // SUBSCRIBE is still on its way (the wait returns at once once confirmed).
-                    let target = Target::Room(room.clone());
-                    self.state.bridge.wait_subscribed(&target).await;
-                    self.me.offer(&Frame::joined(&room));
-                }
-                Err(err) => {
-                    self.me.offer(&Frame::error(&err));
-                }
-            },
+            Command::Join { room, replay } => {
+                join::join(self.state, self.client_id, self.me, room, replay).await;
+            }
             Command::Leave(room) => match hub.leave(self.client_id, &room) {
                 Ok(()) => {
                     self.me.offer(&Frame::left(&room));
@@ -350,8 +343,12 @@ impl Session<'_> {
                     self.me.offer(&Frame::error(&err));
                 }
             },
-            Command::Message { room, content } => self.send(Some(room), &content),
-            Command::Broadcast { content } => self.send(None, &content),
+            Command::Message {
+                room,
+                content,
+                reference,
+            } => self.send(Some(room), &content, reference),
+            Command::Broadcast { content } => self.send(None, &content, None),
             Command::Ping => {
                 self.me.offer(&Frame::pong());
             }
@@ -360,33 +357,29 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Local delivery first, then exactly one publish for the other hubs.
-    fn send(&self, room: Option<Room>, content: &str) {
+    /// Stamps the message with its id, sender and user, and hands it on (see [`publish`]).
+    fn send(&self, room: Option<Room>, content: &str, reference: Option<String>) {
         let Some(identity) = &self.identity else {
             return;
         };
-        let hub = &self.state.hub;
         let id = Uuid::new_v4().to_string();
-        let user = identity.user();
         let frame = Frame::chat(
             &id,
             room.as_ref(),
             self.client_id,
-            user,
+            identity.user(),
             content,
-            hub.name(),
+            self.state.hub.name(),
         );
-        let target = match room {
-            Some(room) => {
-                hub.deliver(&room, &frame, Some(self.client_id));
-                Target::Room(room)
-            }
-            None => {
-                hub.deliver_all(&frame, Some(self.client_id));
-                Target::Broadcast
-            }
+        let message = publish::Message {
+            sender: self.client_id,
+            me: self.me,
+            room,
+            id,
+            frame,
+            reference,
         };
-        self.state.bridge.publish(target, frame);
+        publish::send(self.state, message);
     }
 }
 
@@ -395,7 +388,7 @@ impl Session<'_> {
 fn permitted(grants: &Grants, command: &Command) -> Result<(), ProtocolError> {
     let forbidden = |what: String| Err(ProtocolError::Forbidden(what));
     match command {
-        Command::Join(room) if !grants.may_join(room) => {
+        Command::Join { room, .. } if !grants.may_join(room) => {
             forbidden(format!("not allowed to join room {room:?}"))
         }
         Command::Message { room, .. } if !grants.may_publish(room) => {

@@ -7,6 +7,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{Auth, UserSlots};
 use crate::bridge::Bridge;
 use crate::config::Settings;
+use crate::history::History;
 use crate::hub::Hub;
 use crate::origin::AllowedOrigins;
 use crate::shutdown::Shutdown;
@@ -24,6 +25,7 @@ pub struct AppState {
     /// Connections admitted (upgrading or in a session), against `max_connections`.
     pub slots: Slots,
     pub auth: Auth,
+    pub history: History,
     /// Connections per user, against `max_connections_per_user` (`auth_mode = jwt` only).
     pub users: UserSlots,
 }

@@ -1,9 +1,14 @@
 //! What travels through Redis: channel names and the envelope around a client frame.
 //!
-//! `{"v":1,"origin":"<instance uuid>","seq":42,"n":7,"frame":{…}}` — `origin` is the publishing
-//! hub's per-process id, `seq` its publish counter over all channels (dedup and order), `n` its
-//! publish counter on this channel, which lets a receiver count the messages it missed.
-//! The frame is the exact JSON the local clients got, copied in as bytes, never re-serialized.
+//! `{"v":1,"origin":"<instance uuid>","seq":42,"n":7,"local":true,"sender":"<client id>",
+//! "o":12,"e":"<epoch>","frame":{…}}` — `origin` is the publishing hub's per-process id, `seq` its
+//! publish counter over all channels (dedup and order), `n` its publish counter on this channel,
+//! which lets a receiver count the messages it missed. `local` says whether the origin hub already
+//! delivered the frame to its own clients: a stored room message is delivered by every hub,
+//! the origin included, from this one ordered stream (so each hub delivers a room in offset
+//! order), and then `sender` is the client that must not get it back. `o` / `e` are the room
+//! offset and epoch of a stored message, added by the history's append script.
+//! The frame is the exact JSON the clients get, copied in as bytes, never re-serialized.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -50,18 +55,47 @@ impl Channels {
             .map(Target::Room)
     }
 
+    /// The room's history stream and meta record. `{room}` is a hash tag: on a Redis Cluster both
+    /// keys live in the room's slot, so the append script never touches two nodes.
+    pub fn history_keys(&self, room: &Room) -> (String, String) {
+        (
+            format!("{}history:{{{room}}}", self.prefix),
+            format!("{}meta:{{{room}}}", self.prefix),
+        )
+    }
+
     pub fn presence_key(&self, client_id: &str) -> String {
         format!("{}conn:{}", self.prefix, client_id)
     }
 }
 
-pub fn encode(origin: Uuid, seq: u64, n: u64, frame: &Frame) -> String {
-    // Every part is already valid JSON (a UUID, two integers, a serialized frame): plain
+/// Who published an envelope and how it was handled at the origin.
+#[derive(Debug, Clone, Copy)]
+pub struct Header<'a> {
+    pub origin: Uuid,
+    pub seq: u64,
+    pub n: u64,
+    /// Already delivered to the origin hub's clients.
+    pub local: bool,
+    /// The client that sent it (a client id: UUID text, no escaping needed).
+    pub sender: &'a str,
+    /// The message id (UUID text).
+    pub id: &'a str,
+}
+
+/// Everything of the envelope before the frame, ending in a comma: the append script adds the
+/// offset, the epoch and the frame.
+pub fn encode_head(h: &Header<'_>) -> String {
+    // Every part is already valid JSON (a UUID, integers, a bool, a UUID-shaped client id): plain
     // concatenation is exact and avoids re-serializing the frame.
     format!(
-        r#"{{"v":{VERSION},"origin":"{origin}","seq":{seq},"n":{n},"frame":{}}}"#,
-        frame.as_str()
+        r#"{{"v":{VERSION},"origin":"{}","seq":{},"n":{},"local":{},"sender":"{}","id":"{}","#,
+        h.origin, h.seq, h.n, h.local, h.sender, h.id
     )
+}
+
+pub fn encode(h: &Header<'_>, frame: &Frame) -> String {
+    format!(r#"{}"frame":{}}}"#, encode_head(h), frame.as_str())
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,8 +104,21 @@ pub struct Envelope<'a> {
     pub origin: Uuid,
     pub seq: u64,
     pub n: u64,
+    #[serde(default = "already_delivered")]
+    pub local: bool,
+    #[serde(default, borrow)]
+    pub sender: Option<&'a str>,
+    #[serde(default, borrow)]
+    pub id: Option<&'a str>,
+    #[serde(default)]
+    pub o: Option<u64>,
     #[serde(borrow)]
     pub frame: &'a RawValue,
+}
+
+/// Envelopes without `local` come from hubs that always delivered locally first.
+fn already_delivered() -> bool {
+    true
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,10 +155,25 @@ mod tests {
             "h",
         );
         let origin = Uuid::new_v4();
-        let text = encode(origin, 7, 5, &frame);
+        let header = Header {
+            origin,
+            seq: 7,
+            n: 5,
+            local: false,
+            sender: "c1",
+            id: "m1",
+        };
+        let text = encode(&header, &frame);
         let env = decode(text.as_bytes()).expect("decodes");
         assert_eq!((env.origin, env.seq, env.n), (origin, 7, 5));
+        assert_eq!((env.local, env.sender, env.o), (false, Some("c1"), None));
+        assert_eq!(env.id, Some("m1"));
         assert_eq!(env.frame.get(), frame.as_str());
+        let old = format!(r#"{{"v":1,"origin":"{origin}","seq":1,"n":1,"frame":{{}}}}"#);
+        assert!(
+            decode(old.as_bytes()).expect("decodes").local,
+            "wave 1 envelopes"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod presence;
 mod publisher;
 pub mod sequence;
 mod subscriber;
+pub mod unconfirmed;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -20,16 +21,52 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Settings;
-use crate::hub::Hub;
+use crate::hub::{ClientId, Hub};
 use crate::protocol::Frame;
 use crate::shutdown::Shutdown;
 pub use envelope::{Channels, Target};
 
 /// A local message on its way to Redis.
 #[derive(Debug)]
-struct Outgoing {
-    target: Target,
-    frame: Frame,
+pub struct Outgoing {
+    pub target: Target,
+    /// The message id (also inside the frame): how this hub recognizes it when it comes back.
+    pub id: String,
+    /// The chat frame as the sender's session built it (no offset yet).
+    pub frame: Frame,
+    pub sender: ClientId,
+    /// Already delivered to this hub's clients (history off, a broadcast, or Redis down when it
+    /// was sent); otherwise this hub delivers it when it comes back from Redis, in room order.
+    pub delivered_locally: bool,
+    /// Append it to the room's history in the same atomic step as the publish.
+    pub store: bool,
+    pub ack: Option<Ack>,
+}
+
+/// A promise to tell the sender that its message is stored: `{"type":"ack",…}`. Holds the
+/// sender's queue weakly, so a message waiting out an outage does not keep a closed client's
+/// writer alive.
+#[derive(Debug)]
+pub struct Ack {
+    pub to: mpsc::WeakSender<Frame>,
+    pub reference: String,
+    pub id: String,
+}
+
+impl Ack {
+    pub fn send(self, offset: Option<u64>) {
+        if let Some(to) = self.to.upgrade() {
+            // A full queue means the client is being closed as a slow consumer anyway.
+            let _ = to.try_send(Frame::ack(&self.reference, &self.id, offset));
+        }
+    }
+
+    /// The message did not make it: an error carrying the client's `ref`.
+    pub fn fail(self, err: &crate::error::ProtocolError) {
+        if let Some(to) = self.to.upgrade() {
+            let _ = to.try_send(Frame::error_for(err, Some(&self.reference)));
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -64,6 +101,8 @@ pub struct RedisBridge {
     /// Channels the subscriber connection is confirmed to be subscribed to.
     subscribed: watch::Sender<HashSet<String>>,
     counters: BridgeCounters,
+    /// This hub's stored room messages until they come back from Redis (or are overdue).
+    pub unconfirmed: unconfirmed::Unconfirmed,
     redis_timeout: Duration,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
@@ -94,6 +133,7 @@ impl Bridge {
             subscriber_up: watch::Sender::new(false),
             subscribed: watch::Sender::new(HashSet::new()),
             counters: BridgeCounters::default(),
+            unconfirmed: unconfirmed::Unconfirmed::default(),
             redis_timeout: settings.redis_timeout,
             tasks: std::sync::Mutex::new(Vec::new()),
         });
@@ -110,11 +150,20 @@ impl Bridge {
                 link.clone(),
                 outgoing_rx,
                 settings.redis_ping_interval,
+                publisher::Retention {
+                    size: settings.history_size,
+                    ttl_secs: settings.history_ttl.as_secs(),
+                },
             )),
             tokio::spawn(subscriber::run(
                 link.clone(),
                 hub.clone(),
                 settings.redis_ping_interval,
+            )),
+            tokio::spawn(unconfirmed::run(
+                inner.clone(),
+                hub.clone(),
+                link.shutdown.clone(),
             )),
             tokio::spawn(presence::run(
                 link,
@@ -131,15 +180,19 @@ impl Bridge {
     }
 
     /// Hands a local message to the publisher without waiting. While Redis is down it waits in
-    /// the bounded buffer; when that is full it is counted as overflowed.
-    pub fn publish(&self, target: Target, frame: Frame) {
-        let Bridge::Redis(inner) = self else { return };
-        if inner.outgoing.try_send(Outgoing { target, frame }).is_err() {
+    /// the bounded buffer; when that is full it is counted as overflowed and given back.
+    pub fn publish(&self, out: Outgoing) -> Result<(), Outgoing> {
+        // Standalone: nothing to publish.
+        let Bridge::Redis(inner) = self else {
+            return Ok(());
+        };
+        inner.outgoing.try_send(out).map_err(|err| {
             let lost = inner.counters.overflowed.fetch_add(1, Ordering::Relaxed) + 1;
             if lost.is_power_of_two() {
                 tracing::warn!(lost, "bridge buffer full: cross-hub messages dropped");
             }
-        }
+            err.into_inner()
+        })
     }
 
     pub fn state(&self) -> BridgeState {

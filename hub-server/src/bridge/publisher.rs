@@ -1,6 +1,9 @@
-//! Sends local messages to Redis: one PUBLISH per client message, pipelined in batches, in the
-//! order the hub produced them. While Redis is unreachable the bounded queue is the outage buffer;
-//! after a reconnect the batch that failed is sent again (receivers drop the duplicates by `seq`).
+//! Sends local messages to Redis: one command per client message, pipelined in batches, in the
+//! order the hub produced them — a PUBLISH, or for a room message with history on, one EVALSHA
+//! of the append script (store and publish in one atomic step) whose reply carries the offset for
+//! the sender's ack. While Redis is unreachable the bounded queue is the outage buffer; after a
+//! reconnect the batch that failed is sent again (receivers drop duplicate publishes by `seq`,
+//! the append script duplicate appends by origin and `seq`).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -10,8 +13,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::backoff::Backoff;
-use super::envelope::encode;
-use super::{Link, Outgoing};
+use super::envelope::{Header, encode, encode_head};
+use super::{Ack, Link, Outgoing, Target};
+use crate::history::{new_epoch, scripts};
 
 /// Most PUBLISH commands in one pipeline: large enough to amortize round trips under load,
 /// small enough that one slow batch does not hold the rest for long.
@@ -29,20 +33,40 @@ struct ChannelStats {
     receivers: i64,
 }
 
-struct Batch {
-    channels: Vec<String>,
-    payloads: Vec<String>,
+/// How rooms keep their history: the append script's MAXLEN and TTL.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Retention {
+    pub size: usize,
+    pub ttl_secs: u64,
 }
 
-pub(super) async fn run(link: Link, mut rx: mpsc::Receiver<Outgoing>, check_interval: Duration) {
+/// One message of a batch, ready to send (and to send again after a failure).
+struct Item {
+    channel: String,
+    command: redis::Cmd,
+    /// An append (EVALSHA) rather than a plain PUBLISH: its reply is `{offset, epoch, receivers}`.
+    stored: bool,
+    ack: Option<Ack>,
+}
+
+#[derive(Default)]
+struct Batch {
+    items: Vec<Item>,
+}
+
+pub(super) async fn run(
+    link: Link,
+    mut rx: mpsc::Receiver<Outgoing>,
+    check_interval: Duration,
+    retention: Retention,
+) {
     let origin = link.bridge.channels.clone();
     let instance = link.instance_id;
     let mut stats: HashMap<String, ChannelStats> = HashMap::new();
     let mut seq = 0u64;
-    let mut pending = Batch {
-        channels: Vec::new(),
-        payloads: Vec::new(),
-    };
+    let mut pending = Batch::default();
+    // The append script's SHA, loaded on every (re)connect: a restarted Redis has forgotten it.
+    let append = redis::Script::new(scripts::APPEND);
     let mut incoming = Vec::with_capacity(MAX_BATCH);
     let mut backoff = Backoff::new(link.reconnect_max);
     let mut conn = None;
@@ -62,12 +86,20 @@ pub(super) async fn run(link: Link, mut rx: mpsc::Receiver<Outgoing>, check_inte
                 .counters
                 .reconnects
                 .fetch_add(1, Ordering::Relaxed);
+            if !load_script(&link, c.clone(), &append).await {
+                super::Link::set_up(&link.bridge.publisher_up, false, "publisher");
+                if !link.pause(backoff.next_delay()).await {
+                    return report_unsent(&pending, &rx);
+                }
+                continue;
+            }
             // Messages that waited out the outage (failed batch or still queued) need listeners.
-            if !pending.channels.is_empty() || !rx.is_empty() {
+            if !pending.items.is_empty() || !rx.is_empty() {
                 let mut wanted: HashMap<&str, i64> =
                     HashMap::from([(broadcast.as_str(), hubs_listening)]);
-                for channel in &pending.channels {
-                    wanted.insert(channel, stats.get(channel).map_or(0, |s| s.receivers));
+                for item in &pending.items {
+                    let receivers = stats.get(&item.channel).map_or(0, |s| s.receivers);
+                    wanted.insert(&item.channel, receivers);
                 }
                 wait_for_subscribers(&link, c.clone(), wanted).await;
             }
@@ -76,7 +108,7 @@ pub(super) async fn run(link: Link, mut rx: mpsc::Receiver<Outgoing>, check_inte
             continue;
         };
 
-        if pending.channels.is_empty() {
+        if pending.items.is_empty() {
             let n = tokio::select! {
                 n = rx.recv_many(&mut incoming, MAX_BATCH) => n,
                 _ = link.shutdown.wait(), if rx.is_empty() => return,
@@ -107,25 +139,63 @@ pub(super) async fn run(link: Link, mut rx: mpsc::Receiver<Outgoing>, check_inte
                 let entry = stats.entry(channel.clone()).or_default();
                 entry.published += 1;
                 seq += 1;
-                pending
-                    .payloads
-                    .push(encode(instance, seq, entry.published, &out.frame));
-                pending.channels.push(channel);
+                let header = Header {
+                    origin: instance,
+                    seq,
+                    n: entry.published,
+                    local: out.delivered_locally,
+                    sender: &out.sender,
+                    id: &out.id,
+                };
+                let command = match (&out.target, out.store) {
+                    (Target::Room(room), true) => {
+                        let (stream, meta) = origin.history_keys(room);
+                        let mut cmd = redis::cmd("EVALSHA");
+                        cmd.arg(append.get_hash())
+                            .arg(2)
+                            .arg(stream)
+                            .arg(meta)
+                            .arg(out.frame.as_str())
+                            .arg(retention.size)
+                            .arg(retention.ttl_secs)
+                            .arg(&channel)
+                            .arg(encode_head(&header))
+                            .arg(new_epoch())
+                            .arg(instance.to_string())
+                            .arg(seq);
+                        cmd
+                    }
+                    _ => {
+                        let mut cmd = redis::cmd("PUBLISH");
+                        cmd.arg(&channel).arg(encode(&header, &out.frame));
+                        cmd
+                    }
+                };
+                pending.items.push(Item {
+                    channel,
+                    command,
+                    stored: out.store,
+                    ack: out.ack,
+                });
             }
         }
 
         let mut pipe = redis::pipe();
-        for (channel, payload) in pending.channels.iter().zip(&pending.payloads) {
-            pipe.cmd("PUBLISH").arg(channel).arg(payload);
+        for item in &pending.items {
+            pipe.add_command(item.command.clone());
         }
         pipe.cmd("PUBSUB").arg("NUMSUB").arg(&broadcast);
         match tokio::time::timeout(link.timeout, pipe.query_async::<Vec<redis::Value>>(&mut c))
             .await
         {
             Ok(Ok(replies)) => {
-                for (channel, reply) in pending.channels.iter().zip(&replies) {
-                    if let (Some(s), redis::Value::Int(count)) = (stats.get_mut(channel), reply) {
-                        s.receivers = *count;
+                for (item, reply) in pending.items.drain(..).zip(&replies) {
+                    let (offset, receivers) = reply_of(item.stored, reply);
+                    if let (Some(s), Some(count)) = (stats.get_mut(&item.channel), receivers) {
+                        s.receivers = count;
+                    }
+                    if let Some(ack) = item.ack {
+                        ack.send(offset);
                     }
                 }
                 if let Some(redis::Value::Array(numsub)) = replies.last()
@@ -133,23 +203,21 @@ pub(super) async fn run(link: Link, mut rx: mpsc::Receiver<Outgoing>, check_inte
                 {
                     hubs_listening = *n;
                 }
-                let sent = pending.channels.len() as u64;
+                let sent = (replies.len() - 1) as u64;
                 link.bridge
                     .counters
                     .published
                     .fetch_add(sent, Ordering::Relaxed);
-                pending.channels.clear();
-                pending.payloads.clear();
                 backoff.reset();
                 conn = Some(c);
             }
             failure => {
                 match failure {
                     Ok(Err(err)) => {
-                        tracing::warn!(%err, held = pending.channels.len(), "publish failed")
+                        tracing::warn!(%err, held = pending.items.len(), "publish failed")
                     }
                     _ => tracing::warn!(
-                        held = pending.channels.len(),
+                        held = pending.items.len(),
                         "publish timed out: redis stalled"
                     ),
                 }
@@ -214,8 +282,51 @@ async fn count_subscribers(
     }
 }
 
+/// The offset (none for a plain publish or a re-sent append) and the receiver count of a reply.
+fn reply_of(stored: bool, reply: &redis::Value) -> (Option<u64>, Option<i64>) {
+    use redis::Value;
+    match (stored, reply) {
+        (false, Value::Int(receivers)) => (None, Some(*receivers)),
+        (true, Value::Array(parts)) => {
+            let offset = match parts.first() {
+                Some(Value::Int(o)) if *o > 0 => u64::try_from(*o).ok(),
+                _ => None,
+            };
+            let receivers = match parts.get(2) {
+                Some(Value::Int(r)) if *r >= 0 => Some(*r),
+                _ => None,
+            };
+            (offset, receivers)
+        }
+        _ => (None, None),
+    }
+}
+
+/// SCRIPT LOAD on a fresh connection; false when Redis does not take it in time.
+async fn load_script(
+    link: &Link,
+    mut conn: redis::aio::MultiplexedConnection,
+    script: &redis::Script,
+) -> bool {
+    let mut cmd = redis::cmd("SCRIPT");
+    cmd.arg("LOAD").arg(scripts::APPEND);
+    let load = cmd.query_async::<String>(&mut conn);
+    match tokio::time::timeout(link.timeout, load).await {
+        Ok(Ok(sha)) if sha == script.get_hash() => true,
+        Ok(Ok(sha)) => {
+            tracing::error!(%sha, "redis hashed the append script differently");
+            false
+        }
+        Ok(Err(err)) => {
+            tracing::warn!(%err, "redis SCRIPT LOAD failed");
+            false
+        }
+        Err(_) => false,
+    }
+}
+
 fn report_unsent(pending: &Batch, rx: &mpsc::Receiver<Outgoing>) {
-    let unsent = pending.channels.len() + rx.len();
+    let unsent = pending.items.len() + rx.len();
     if unsent > 0 {
         tracing::warn!(
             unsent,

@@ -1,7 +1,9 @@
-//! Brings other hubs' messages in: one dedicated pub/sub connection, subscribed to the broadcast
-//! channel and to the channel of every room with local members. Drops this hub's own messages
-//! (origin id) and duplicates (sequence), counts what was missed, and hands the rest to the hub
-//! in arrival order — in this task, never a task per message, which would reorder them.
+//! Brings messages in: one dedicated pub/sub connection, subscribed to the broadcast channel and
+//! to the channel of every room with local members. Drops duplicates (sequence) and this hub's
+//! own messages when they were already delivered here (`local`), counts what was missed, and
+//! hands the rest to the hub in arrival order — in this task, never a task per message, which
+//! would reorder them. Stored room messages of this hub come back this way too, so every hub
+//! delivers a room's messages in the order of their offsets.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -156,10 +158,7 @@ impl Session<'_> {
                 return;
             }
         };
-        if envelope.origin == self.link.instance_id {
-            counters.own_dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
+        let own = envelope.origin == self.link.instance_id;
         match self
             .tracker
             .observe(envelope.origin, channel, envelope.seq, envelope.n)
@@ -174,14 +173,33 @@ impl Session<'_> {
                 tracing::warn!(%channel, origin = %envelope.origin, missed, "messages from another hub were lost");
             }
         }
+        if own && envelope.local {
+            counters.own_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        // Our own stored message: deliver it now, unless it was overdue and went out without
+        // offset already; its sender must not get it back.
+        let sender = match own {
+            false => None,
+            true => match envelope
+                .id
+                .and_then(|id| self.link.bridge.unconfirmed.take(id))
+            {
+                Some(entry) => Some(entry.sender),
+                None => {
+                    counters.own_dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            },
+        };
         counters.received.fetch_add(1, Ordering::Relaxed);
-        let frame = Frame::from_json(envelope.frame.get());
+        let frame = Frame::from_stored(envelope.frame.get(), envelope.o);
         match self.link.bridge.channels.target(channel) {
             Some(Target::Room(room)) => {
-                self.hub.deliver(&room, &frame, None);
+                self.hub.deliver(&room, &frame, sender.as_ref());
             }
             Some(Target::Broadcast) => {
-                self.hub.deliver_all(&frame, None);
+                self.hub.deliver_all(&frame, sender.as_ref());
             }
             None => tracing::warn!(%channel, "message on an unknown channel"),
         }

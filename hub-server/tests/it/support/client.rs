@@ -156,15 +156,17 @@ impl Client {
     }
 
     /// Join `room` and wait for the hub's `joined`: only then is the client a member on every hub.
-    pub async fn join(&mut self, room: &str) {
+    /// Returns the `joined` frame (epoch and offset of the room's history).
+    pub async fn join(&mut self, room: &str) -> Value {
         self.send_json(&json!({"type": "join", "room": room})).await;
         let frame = self.recv_json().await;
         assert_eq!(
-            frame,
-            json!({"type": "joined", "room": room}),
-            "client {}: join {room}",
+            (frame["type"].as_str(), frame["room"].as_str()),
+            (Some("joined"), Some(room)),
+            "client {}: join {room}: {frame}",
             self.id
         );
+        frame
     }
 
     pub async fn leave(&mut self, room: &str) {

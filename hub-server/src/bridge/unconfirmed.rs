@@ -1,0 +1,124 @@
+//! Stored room messages of this hub on their way round through Redis. With history on, a hub
+//! delivers its own room messages when they come back from Redis (with their offset, in room
+//! order). Local delivery must never wait on a slow Redis, though: a message that has not come
+//! back within [`PATIENCE`] is delivered here without offset, and its copy from Redis, if it ever
+//! comes, is dropped. Every entry leaves within `PATIENCE` plus one tick: the map stays small.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::hub::{ClientId, Hub};
+use crate::protocol::{Frame, Room};
+use crate::shutdown::Shutdown;
+
+/// How long local members wait for a message to come back from Redis before they get it anyway.
+pub const PATIENCE: Duration = Duration::from_millis(150);
+const TICK: Duration = Duration::from_millis(25);
+
+#[derive(Debug)]
+pub struct Entry {
+    pub id: String,
+    pub room: Room,
+    pub frame: Frame,
+    pub sender: ClientId,
+    sent: Instant,
+}
+
+/// In send order, which is the order Redis returns them in.
+#[derive(Debug, Default)]
+pub struct Unconfirmed(Mutex<VecDeque<Entry>>);
+
+impl Unconfirmed {
+    pub fn push(&self, id: String, room: Room, frame: Frame, sender: ClientId) {
+        let entry = Entry {
+            id,
+            room,
+            frame,
+            sender,
+            sent: Instant::now(),
+        };
+        self.lock().push_back(entry);
+    }
+
+    /// The entry of message `id`, if it is still waiting: the caller delivers it.
+    pub fn take(&self, id: &str) -> Option<Entry> {
+        let mut entries = self.lock();
+        // Almost always the first: messages come back in the order they were sent.
+        let at = entries.iter().position(|e| e.id == id)?;
+        entries.remove(at)
+    }
+
+    fn overdue(&self, now: Instant) -> Vec<Entry> {
+        let mut entries = self.lock();
+        let mut due = Vec::new();
+        while entries.front().is_some_and(|e| now - e.sent >= PATIENCE) {
+            due.extend(entries.pop_front());
+        }
+        due
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Entry>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Delivers overdue messages locally until shutdown.
+pub(super) async fn run(bridge: std::sync::Arc<super::RedisBridge>, hub: Hub, shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait() => return,
+        }
+        let due = bridge.unconfirmed.overdue(Instant::now());
+        if !due.is_empty() {
+            tracing::debug!(
+                messages = due.len(),
+                "redis is slow: delivering locally without offset"
+            );
+        }
+        for entry in due {
+            hub.deliver(&entry.room, &entry.frame, Some(&entry.sender));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room() -> Room {
+        Room::parse("r").expect("room")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn entries_leave_when_taken_or_when_overdue_in_order() {
+        let u = Unconfirmed::default();
+        for id in ["a", "b", "c"] {
+            u.push(id.into(), room(), Frame::pong(), "s".into());
+        }
+        assert_eq!(u.take("b").map(|e| e.id), Some("b".into()));
+        assert!(u.take("b").is_none(), "taken once");
+        assert!(u.overdue(Instant::now()).is_empty(), "not yet");
+        tokio::time::advance(PATIENCE).await;
+        let due: Vec<String> = u
+            .overdue(Instant::now())
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(due, vec!["a", "c"]);
+        assert!(u.is_empty());
+    }
+}

@@ -1,0 +1,49 @@
+//! Per-room history: what late joiners see and what a reconnecting client recovers.
+//!
+//! With Redis, each room message is appended and published in one atomic step (the publisher
+//! runs [`scripts::APPEND`]); a join reads with [`scripts::READ`]. Without Redis the same protocol
+//! is served from memory ([`memory`]). `history_size = 0` turns it off: wave 1's pure pub/sub.
+//! [`recovery`] decides what a join replays: all of what was asked, or nothing.
+
+pub mod memory;
+pub mod recovery;
+pub mod redis;
+pub mod scripts;
+
+use std::sync::Arc;
+
+use crate::config::Settings;
+
+pub use recovery::{Stored, outcome};
+
+/// The history of every room, where the hub keeps it.
+#[derive(Debug, Clone)]
+pub enum History {
+    Off,
+    Memory(Arc<memory::MemoryHistory>),
+    Redis(Arc<redis::RedisHistory>),
+}
+
+impl History {
+    pub fn from_settings(settings: &Settings) -> Result<Self, ::redis::RedisError> {
+        if settings.history_size == 0 {
+            return Ok(History::Off);
+        }
+        Ok(match settings.redis_url.as_deref() {
+            Some(url) => History::Redis(Arc::new(redis::RedisHistory::new(url, settings)?)),
+            None => History::Memory(Arc::new(memory::MemoryHistory::new(
+                settings.history_size,
+                settings.history_ttl,
+            ))),
+        })
+    }
+
+    pub fn is_on(&self) -> bool {
+        !matches!(self, History::Off)
+    }
+}
+
+/// A fresh epoch: 8 hex digits, random, so a room whose history was lost never reuses one.
+pub fn new_epoch() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}

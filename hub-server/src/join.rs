@@ -1,0 +1,75 @@
+//! A join: the room's history first (what was asked: the last N, or everything since an offset,
+//! all or nothing), then `joined`, then live messages with no gap and no duplicate.
+//!
+//! With Redis, live messages for the joiner wait in a bounded buffer of their own while the
+//! history is read; then the hub moves those newer than the replay into the client's queue and
+//! points the membership at it, under its lock ([`Hub::settle`](crate::hub::Hub::settle)). In memory the
+//! room's log is locked for the whole join, so nothing can arrive in between.
+
+use tokio::sync::mpsc;
+
+use crate::bridge::Target;
+use crate::history::{History, outcome};
+use crate::hub::{ClientId, Recipient};
+use crate::protocol::{Frame, JoinOutcome, Replay, Room};
+use crate::state::AppState;
+
+pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Room, replay: Replay) {
+    let hub = &state.hub;
+    let recovery_max = state.settings.recovery_max;
+    match &state.history {
+        History::Off => match hub.join(client, &room) {
+            Ok(_) => {
+                // `joined` promises cross-hub delivery: wait for the subscription. Not only for
+                // the room's first member: a second one may join while the first's SUBSCRIBE is
+                // still on its way (the wait returns at once once confirmed).
+                state
+                    .bridge
+                    .wait_subscribed(&Target::Room(room.clone()))
+                    .await;
+                me.offer(&Frame::joined(&room, &JoinOutcome::default()));
+            }
+            Err(err) => {
+                me.offer(&Frame::error(&err));
+            }
+        },
+        History::Memory(memory) => {
+            let joined = memory.with_room(&room, |log| {
+                hub.join(client, &room)?;
+                let (frames, joined) = outcome(&replay, Some(log.read(&replay)), recovery_max);
+                replay_then_joined(me, &room, &frames, &joined);
+                Ok(())
+            });
+            if let Err(err) = joined {
+                me.offer(&Frame::error(&err));
+            }
+        }
+        History::Redis(redis) => {
+            let (tx, mut waiting) = mpsc::channel(state.settings.send_queue);
+            let via = Recipient {
+                tx,
+                kick: me.kick.clone(),
+            };
+            if let Err(err) = hub.join_via(client, &room, via) {
+                me.offer(&Frame::error(&err));
+                return;
+            }
+            state
+                .bridge
+                .wait_subscribed(&Target::Room(room.clone()))
+                .await;
+            let stored = redis.read(&room, &replay).await;
+            let (frames, joined) = outcome(&replay, stored, recovery_max);
+            replay_then_joined(me, &room, &frames, &joined);
+            let covered = frames.last().and_then(Frame::offset).or(joined.offset);
+            hub.settle(client, &room, &mut waiting, covered);
+        }
+    }
+}
+
+fn replay_then_joined(me: &Recipient, room: &Room, frames: &[Frame], joined: &JoinOutcome) {
+    for frame in frames {
+        me.offer(&frame.replayed());
+    }
+    me.offer(&Frame::joined(room, joined));
+}
