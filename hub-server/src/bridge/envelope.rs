@@ -55,7 +55,7 @@ impl Channels {
             .map(Target::Room)
     }
 
-    /// The room's history stream and meta record. `{room}` is a hash tag: on a Redis Cluster both
+    /// The room's history list and meta record. `{room}` is a hash tag: on a Redis Cluster both
     /// keys live in the room's slot, so the append script never touches two nodes.
     pub fn history_keys(&self, room: &Room) -> (String, String) {
         (

@@ -181,7 +181,7 @@ impl Bridge {
 
     /// Hands a local message to the publisher without waiting. While Redis is down it waits in
     /// the bounded buffer; when that is full it is counted as overflowed and given back.
-    pub fn publish(&self, out: Outgoing) -> Result<(), Outgoing> {
+    pub fn publish(&self, out: Outgoing) -> Result<(), Box<Outgoing>> {
         // Standalone: nothing to publish.
         let Bridge::Redis(inner) = self else {
             return Ok(());
@@ -191,7 +191,7 @@ impl Bridge {
             if lost.is_power_of_two() {
                 tracing::warn!(lost, "bridge buffer full: cross-hub messages dropped");
             }
-            err.into_inner()
+            Box::new(err.into_inner())
         })
     }
 

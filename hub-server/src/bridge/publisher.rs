@@ -33,7 +33,7 @@ struct ChannelStats {
     receivers: i64,
 }
 
-/// How rooms keep their history: the append script's MAXLEN and TTL.
+/// How rooms keep their history: how many messages, and for how long.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Retention {
     pub size: usize,
@@ -149,11 +149,11 @@ pub(super) async fn run(
                 };
                 let command = match (&out.target, out.store) {
                     (Target::Room(room), true) => {
-                        let (stream, meta) = origin.history_keys(room);
+                        let (list, meta) = origin.history_keys(room);
                         let mut cmd = redis::cmd("EVALSHA");
                         cmd.arg(append.get_hash())
                             .arg(2)
-                            .arg(stream)
+                            .arg(list)
                             .arg(meta)
                             .arg(out.frame.as_str())
                             .arg(retention.size)

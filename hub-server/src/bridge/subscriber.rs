@@ -122,9 +122,15 @@ impl Session<'_> {
             .collect();
         wanted.insert(channels.name(&Target::Broadcast));
 
-        let add: Vec<&String> = wanted.difference(subscribed).collect();
-        let remove: Vec<&String> = subscribed.difference(&wanted).collect();
+        let add: Vec<String> = wanted.difference(subscribed).cloned().collect();
+        let remove: Vec<String> = subscribed.difference(&wanted).cloned().collect();
         let timeout = self.link.timeout;
+        if !remove.is_empty() {
+            // Unconfirmed before the UNSUBSCRIBE goes out: a client that joins one of these rooms
+            // meanwhile must wait for the SUBSCRIBE that follows, not take the old one for it.
+            subscribed.retain(|channel| !remove.contains(channel));
+            self.link.bridge.subscribed.send_replace(subscribed.clone());
+        }
         if !add.is_empty() {
             let ok = tokio::time::timeout(timeout, self.sink.subscribe(&add)).await;
             if !matches!(ok, Ok(Ok(()))) {

@@ -75,11 +75,12 @@ pub fn outcome(
 mod tests {
     use super::*;
 
-    fn stored(epoch: &str, offsets: std::ops::RangeInclusive<u64>, top: u64) -> Stored {
+    fn stored(epoch: &str, offsets: impl IntoIterator<Item = u64>, top: u64) -> Stored {
         Stored {
             epoch: epoch.into(),
             top,
             entries: offsets
+                .into_iter()
                 .map(|o| Frame::from_stored(format!("{{\"offset\":{o}}}"), Some(o)))
                 .collect(),
         }
@@ -105,7 +106,7 @@ mod tests {
             (joined.epoch.as_deref(), joined.offset),
             (Some("e"), Some(9))
         );
-        let (frames, joined) = outcome(&since("e", 9), Some(stored("e", 1..=0, 9)), 300);
+        let (frames, joined) = outcome(&since("e", 9), Some(stored("e", [], 9)), 300);
         assert!(frames.is_empty());
         assert_eq!(joined.recovered, Some(true), "nothing missed");
     }
@@ -127,7 +128,7 @@ mod tests {
             Some("too_old")
         );
         assert_eq!(
-            reason(&since("e", 5), stored("e", 1..=0, 9), 3),
+            reason(&since("e", 5), stored("e", [], 9), 3),
             Some("too_many")
         );
         let (frames, joined) = outcome(&since("e", 5), None, 300);
@@ -144,7 +145,7 @@ mod tests {
         let (frames, joined) = outcome(&Replay::Last(3), Some(stored("e", 7..=9, 9)), 300);
         assert_eq!(offsets(&frames), vec![7, 8, 9]);
         assert_eq!(joined.recovered, None);
-        let (frames, joined) = outcome(&Replay::None, Some(stored("e", 1..=0, 9)), 300);
+        let (frames, joined) = outcome(&Replay::None, Some(stored("e", [], 9)), 300);
         assert!(frames.is_empty());
         assert_eq!(joined.offset, Some(9));
     }

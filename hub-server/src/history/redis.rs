@@ -20,7 +20,7 @@ pub struct RedisHistory {
     conn: OnceCell<ConnectionManager>,
     read: redis::Script,
     channels: Channels,
-    /// `history_size`: the stream's approximate MAXLEN.
+    /// `history_size`: how many messages a room's list keeps.
     pub size: usize,
     pub ttl_secs: u64,
     recovery_max: usize,
@@ -59,43 +59,48 @@ impl RedisHistory {
 
     /// What `request` needs of `room`'s history; `None` when Redis does not answer in time.
     pub async fn read(&self, room: &Room, request: &Replay) -> Option<Stored> {
-        let mut conn = self.connection().await?;
         let (mode, n) = match request {
             Replay::None => ("last", 0),
             Replay::Last(n) => ("last", (*n).min(self.size) as u64),
             Replay::Since { offset, .. } => ("since", *offset),
         };
-        let (stream, meta) = self.channels.history_keys(room);
-        let mut call = self.read.key(stream);
+        let (list, meta) = self.channels.history_keys(room);
+        let mut call = self.read.key(list);
         call.key(meta)
             .arg(mode)
             .arg(n)
             .arg(self.recovery_max)
             .arg(new_epoch())
             .arg(self.ttl_secs);
-        let reply = tokio::time::timeout(self.timeout, call.invoke_async::<Value>(&mut conn)).await;
-        match reply {
-            Ok(Ok(value)) => {
-                let stored = parse(value, mode == "last");
-                if stored.is_none() {
-                    tracing::warn!(%room, "history: unexpected reply from the read script");
+        // Once more after an error: the first command on a connection Redis dropped (a restart)
+        // fails while the manager reconnects.
+        for attempt in 0..2 {
+            let mut conn = self.connection().await?;
+            let reply = call.invoke_async::<Value>(&mut conn);
+            match tokio::time::timeout(self.timeout, reply).await {
+                Ok(Ok(value)) => {
+                    let stored = parse(value);
+                    if stored.is_none() {
+                        tracing::warn!(%room, "history: unexpected reply from the read script");
+                    }
+                    return stored;
                 }
-                stored
-            }
-            Ok(Err(err)) => {
-                tracing::warn!(%room, %err, "history: read failed");
-                None
-            }
-            Err(_) => {
-                tracing::warn!(%room, "history: read timed out");
-                None
+                Ok(Err(err)) if attempt == 0 => {
+                    tracing::debug!(%room, %err, "history: read failed, trying again")
+                }
+                Ok(Err(err)) => tracing::warn!(%room, %err, "history: read failed"),
+                Err(_) => {
+                    tracing::warn!(%room, "history: read timed out");
+                    return None;
+                }
             }
         }
+        None
     }
 }
 
-/// `{epoch, top, [[id, ["f", frame]], …]}`; `newest_first` for XREVRANGE.
-fn parse(value: Value, newest_first: bool) -> Option<Stored> {
+/// `{epoch, top, [frame, …]}`, newest first: entry `i` has offset `top - i`.
+fn parse(value: Value) -> Option<Stored> {
     let Value::Array(mut parts) = value else {
         return None;
     };
@@ -104,38 +109,24 @@ fn parse(value: Value, newest_first: bool) -> Option<Stored> {
     else {
         return None;
     };
-    let mut entries = raw.into_iter().map(entry).collect::<Option<Vec<_>>>()?;
-    if newest_first {
-        entries.reverse();
+    let top = u64::try_from(top).ok()?;
+    let mut entries = Vec::with_capacity(raw.len());
+    for (i, value) in raw.into_iter().enumerate() {
+        let Value::BulkString(json) = value else {
+            return None;
+        };
+        let offset = top.checked_sub(i as u64)?;
+        entries.push(Frame::from_stored(
+            String::from_utf8(json).ok()?,
+            Some(offset),
+        ));
     }
+    entries.reverse();
     Some(Stored {
         epoch: String::from_utf8(epoch).ok()?,
-        top: u64::try_from(top).ok()?,
+        top,
         entries,
     })
-}
-
-fn entry(value: Value) -> Option<Frame> {
-    let Value::Array(mut pair) = value else {
-        return None;
-    };
-    let (Some(Value::Array(mut fields)), Some(Value::BulkString(id))) = (pair.pop(), pair.pop())
-    else {
-        return None;
-    };
-    let offset = std::str::from_utf8(&id)
-        .ok()?
-        .split('-')
-        .next()?
-        .parse()
-        .ok()?;
-    let Some(Value::BulkString(json)) = fields.pop() else {
-        return None;
-    };
-    Some(Frame::from_stored(
-        String::from_utf8(json).ok()?,
-        Some(offset),
-    ))
 }
 
 #[cfg(test)]
@@ -146,25 +137,18 @@ mod tests {
         Value::BulkString(s.as_bytes().to_vec())
     }
 
-    fn entry_value(offset: u64) -> Value {
-        Value::Array(vec![
-            bulk(&format!("{offset}-0")),
-            Value::Array(vec![bulk("f"), bulk(&format!("{{\"offset\":{offset}}}"))]),
-        ])
-    }
-
     #[test]
     fn a_read_reply_becomes_frames_oldest_first() {
         let reply = Value::Array(vec![
             bulk("ab12"),
             Value::Int(9),
-            Value::Array(vec![entry_value(9), entry_value(8)]),
+            Value::Array(vec![bulk("{\"offset\":9}"), bulk("{\"offset\":8}")]),
         ]);
-        let stored = parse(reply, true).expect("parses");
+        let stored = parse(reply).expect("parses");
         assert_eq!((stored.epoch.as_str(), stored.top), ("ab12", 9));
         let offsets: Vec<_> = stored.entries.iter().filter_map(Frame::offset).collect();
         assert_eq!(offsets, vec![8, 9]);
         assert_eq!(stored.entries[0].as_str(), "{\"offset\":8}");
-        assert!(parse(Value::Int(1), false).is_none());
+        assert!(parse(Value::Int(1)).is_none());
     }
 }

@@ -10,6 +10,8 @@
 //! - `limits`     — 6 slow consumer, 1009, rate limit, Origin 403, pong timeout + Redis metadata.
 //! - `standalone` — 7 no REDIS_URL.
 //! - `shutdown`   — 8 SIGTERM.
+//! - `history`    — issue 11: script per message, offsets, acks, recovery under load, late joiners,
+//!   too_old/too_many/epoch_changed/unavailable, outage, SIGKILLed hub, standalone, bounded keys.
 //! - `auth`       — issue 10: tokens, refusals (4001), grants, refresh/expiry (4002), 4008, no secrets in logs.
 //!
 //! Run: `cargo test -p hub-server --test it` (needs `redis-server` on PATH:
@@ -19,6 +21,7 @@ mod support;
 
 mod auth;
 mod cross_hub;
+mod history;
 mod limits;
 mod outage;
 mod protocol;

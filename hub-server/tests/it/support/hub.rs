@@ -18,11 +18,18 @@ pub struct HubBuilder {
     name: String,
     redis_url: Option<String>,
     env: Vec<(String, String)>,
+    port: Option<u16>,
 }
 
 impl HubBuilder {
     pub fn redis(mut self, redis: &RedisServer) -> Self {
         self.redis_url = Some(redis.url());
+        self
+    }
+
+    /// Listen on `port` (a restarted hub where its clients expect it) instead of a free one.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
         self
     }
 
@@ -40,7 +47,7 @@ impl HubBuilder {
 
     /// Spawn the hub without waiting for it to be ready.
     pub fn spawn(self) -> Hub {
-        let port = free_port();
+        let port = self.port.unwrap_or_else(free_port);
         let log_path = std::env::temp_dir().join(format!(
             "hub-it-{}-{}-{port}.log",
             self.name,
@@ -87,6 +94,7 @@ impl Hub {
             name: name.to_owned(),
             redis_url: None,
             env: Vec::new(),
+            port: None,
         }
     }
 
@@ -164,6 +172,14 @@ impl Hub {
     pub async fn connections(&self) -> Option<u64> {
         let resp = self.health().await.ok()?;
         resp.json().get("connections").and_then(Value::as_u64)
+    }
+
+    /// SIGKILL: the hub dies without closing anything, as in a crash; waits until it is gone.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Send SIGTERM, as `docker stop` does.

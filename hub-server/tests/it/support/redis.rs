@@ -139,8 +139,18 @@ impl RedisServer {
 
     /// How many PUBLISH commands Redis has executed since it started (INFO commandstats).
     pub async fn publish_count(&self) -> u64 {
+        self.command_count("publish").await
+    }
+
+    /// How many times Redis ran `command` (lower case: `evalsha`, `xadd`, …) since it started.
+    pub async fn command_count(&self, command: &str) -> u64 {
         let info: String = self.query(redis::cmd("INFO").arg("commandstats")).await;
-        parse_publish_calls(&info)
+        parse_calls(&info, command)
+    }
+
+    /// Any command, for what a test checks once (XLEN, FLUSHALL, INFO memory, …).
+    pub async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
+        self.query(cmd).await
     }
 
     pub async fn exists(&self, key: &str) -> bool {
@@ -176,10 +186,11 @@ fn signal(pid: u32, name: &str) {
     assert!(status.success(), "kill -{name} {pid} failed: {status}");
 }
 
-/// `cmdstat_publish:calls=7,usec=...` → 7; no line means no PUBLISH yet.
-fn parse_publish_calls(info: &str) -> u64 {
+/// `cmdstat_publish:calls=7,usec=...` → 7; no line means no such call yet.
+fn parse_calls(info: &str, command: &str) -> u64 {
+    let prefix = format!("cmdstat_{command}:");
     info.lines()
-        .find_map(|line| line.strip_prefix("cmdstat_publish:"))
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
         .and_then(|stats| stats.split(',').find_map(|kv| kv.strip_prefix("calls=")))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
