@@ -75,7 +75,41 @@ struct Member {
 #[derive(Debug, Default)]
 struct State {
     clients: HashMap<ClientId, Member>,
-    rooms: HashMap<Room, HashMap<ClientId, Recipient>>,
+    rooms: HashMap<Room, HashMap<ClientId, Seat>>,
+}
+
+/// A client's place in one room.
+#[derive(Debug)]
+struct Seat {
+    recipient: Recipient,
+    /// After a join's replay: room messages up to this offset are already in the client's queue
+    /// (the replay had them), but the subscriber may still be working through its backlog of
+    /// them. They are skipped until the first newer one passes; 0 when there is nothing to skip.
+    skip_through: AtomicU64,
+}
+
+impl Seat {
+    fn new(recipient: Recipient) -> Self {
+        Seat {
+            recipient,
+            skip_through: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether `frame` is one the replay already gave this client.
+    fn replayed(&self, frame: &Frame) -> bool {
+        let skip = self.skip_through.load(Ordering::Relaxed);
+        match frame.offset() {
+            _ if skip == 0 => false,
+            Some(offset) if offset <= skip => true,
+            Some(_) => {
+                // Offsets reach a hub in order: once past, nothing older comes.
+                self.skip_through.store(0, Ordering::Relaxed);
+                false
+            }
+            None => false,
+        }
+    }
 }
 
 /// One client as the presence writer stores it in Redis.
@@ -160,7 +194,7 @@ impl Hub {
             if in_default_room {
                 let members = state.rooms.entry(room.clone()).or_default();
                 new_room = members.is_empty();
-                members.insert(client_id.clone(), recipient.clone());
+                members.insert(client_id.clone(), Seat::new(recipient.clone()));
             }
             state.clients.insert(
                 client_id,
@@ -216,7 +250,7 @@ impl Hub {
             }
             member.rooms.push(room.clone());
             let members = rooms.entry(room.clone()).or_default();
-            members.insert(client_id.clone(), member.recipient.clone());
+            members.insert(client_id.clone(), Seat::new(member.recipient.clone()));
             members.len() == 1
         };
         if new_room {
@@ -248,7 +282,7 @@ impl Hub {
                 member.rooms.push(room.clone());
             }
             let members = rooms.entry(room.clone()).or_default();
-            members.insert(client_id.clone(), via);
+            members.insert(client_id.clone(), Seat::new(via));
             members.len() == 1
         };
         if new_room {
@@ -260,7 +294,8 @@ impl Hub {
 
     /// Ends a [`Hub::join_via`]: moves what waited in `buffer` to the client's own queue — only
     /// frames after offset `after` (the replay had the rest) — and points the membership back at
-    /// the client. Under the write lock, so no delivery can slip in between and pass them.
+    /// the client, still skipping what the replay had. Under the write lock, so no delivery can
+    /// slip in between and pass them.
     pub fn settle(
         &self,
         client_id: &ClientId,
@@ -283,9 +318,10 @@ impl Hub {
             }
         }
         if let Some(members) = rooms.get_mut(room)
-            && let Some(slot) = members.get_mut(client_id)
+            && let Some(seat) = members.get_mut(client_id)
         {
-            *slot = member.recipient.clone();
+            seat.recipient = member.recipient.clone();
+            *seat.skip_through.get_mut() = after.unwrap_or(0);
         }
     }
 
@@ -313,7 +349,11 @@ impl Hub {
         let Some(members) = state.rooms.get(room) else {
             return 0;
         };
-        self.offer_all(members.iter(), frame, except)
+        let seats = members
+            .iter()
+            .filter(|(_, seat)| !seat.replayed(frame))
+            .map(|(id, seat)| (id, &seat.recipient));
+        self.offer_all(seats, frame, except)
     }
 
     /// Queues `frame` for every local client except `except`.
@@ -395,7 +435,7 @@ impl Hub {
 
 /// Removes one member; returns true when the room is now empty (and gone).
 fn remove_member(
-    rooms: &mut HashMap<Room, HashMap<ClientId, Recipient>>,
+    rooms: &mut HashMap<Room, HashMap<ClientId, Seat>>,
     room: &Room,
     client_id: &ClientId,
 ) -> bool {
@@ -489,6 +529,38 @@ mod tests {
             rx_fast.try_recv().is_ok(),
             "the fast client is not held back"
         );
+    }
+
+    #[test]
+    fn a_buffered_join_settles_without_gap_or_duplicate_even_when_the_backlog_comes_late() {
+        let hub = Hub::new("h".into(), 10);
+        let (a, mut rx, kick) = client(&hub, "a", 16);
+        let r = room("r");
+        let stored = |o: u64| Frame::from_stored(format!("{{\"offset\":{o}}}"), Some(o));
+        let (tx, mut waiting) = mpsc::channel(16);
+        let via = Recipient { tx, kick };
+        hub.join_via(&a, &r, via).expect("join");
+        // Live while the history is read: 4 and 5 (the replay will cover up to 5), then 6.
+        for o in [4, 5, 6] {
+            hub.deliver(&r, &stored(o), None);
+        }
+        assert!(
+            rx.try_recv().is_err(),
+            "nothing reaches the client before its replay"
+        );
+        hub.settle(&a, &r, &mut waiting, Some(5));
+        assert_eq!(rx.try_recv().ok().and_then(|f| f.offset()), Some(6));
+        // The subscriber's backlog: 5 again (skipped), then 7 and 8 pass.
+        for o in [5, 7, 8] {
+            hub.deliver(&r, &stored(o), None);
+        }
+        let got: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok())
+            .filter_map(|f| f.offset())
+            .collect();
+        assert_eq!(got, vec![7, 8]);
+        // Once past, a new epoch's low offsets are not skipped.
+        hub.deliver(&r, &stored(1), None);
+        assert_eq!(rx.try_recv().ok().and_then(|f| f.offset()), Some(1));
     }
 
     #[test]
