@@ -90,6 +90,8 @@ pub enum CloseReason {
     TokenExpired,
     /// The user has `max_connections_per_user` connections on this hub already.
     TooManyUserConnections,
+    /// A backend asked for the user to be disconnected (`POST /api/disconnect`).
+    Disconnected,
 }
 
 /// Why a token was refused: said in the 4001 close frame and the log, never with the token.
@@ -144,6 +146,7 @@ impl CloseReason {
             CloseReason::AuthFailed(_) => CloseCode::Library(4001),
             CloseReason::TokenExpired => CloseCode::Library(4002),
             CloseReason::TooManyUserConnections => CloseCode::Library(4008),
+            CloseReason::Disconnected => CloseCode::Library(4003),
         }
     }
 
@@ -158,6 +161,7 @@ impl CloseReason {
             CloseReason::AuthFailed(failure) => failure.text(),
             CloseReason::TokenExpired => "token expired",
             CloseReason::TooManyUserConnections => "too many connections for this user",
+            CloseReason::Disconnected => "disconnected by the server",
         }
     }
 }

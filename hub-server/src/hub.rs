@@ -70,6 +70,22 @@ struct Member {
     ip: IpAddr,
     connected_at: String,
     rooms: Vec<Room>,
+    /// The user this connection belongs to (the client id itself when anonymous).
+    user: Arc<str>,
+    name: Option<Arc<str>>,
+}
+
+/// A client the session admitted, as the hub registers it.
+#[derive(Debug)]
+pub struct Newcomer {
+    pub client_id: ClientId,
+    pub recipient: Recipient,
+    pub ip: IpAddr,
+    pub connected_at: String,
+    pub user: Arc<str>,
+    pub name: Option<Arc<str>>,
+    /// A member of the default room from the start (when the grants allow it).
+    pub in_default_room: bool,
 }
 
 #[derive(Debug, Default)]
@@ -116,6 +132,8 @@ impl Seat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresenceEntry {
     pub client_id: ClientId,
+    pub user: Arc<str>,
+    pub name: Option<Arc<str>>,
     pub ip: IpAddr,
     pub connected_at: String,
     pub rooms: String,
@@ -179,14 +197,16 @@ impl Hub {
     }
 
     /// Adds a client; a member of the default room from the start when `in_default_room`.
-    pub fn register(
-        &self,
-        client_id: ClientId,
-        recipient: Recipient,
-        ip: IpAddr,
-        connected_at: String,
-        in_default_room: bool,
-    ) {
+    pub fn register(&self, newcomer: Newcomer) {
+        let Newcomer {
+            client_id,
+            recipient,
+            ip,
+            connected_at,
+            user,
+            name,
+            in_default_room,
+        } = newcomer;
         let room = Room::default_room();
         let new_room = {
             let mut state = self.write();
@@ -203,6 +223,8 @@ impl Hub {
                     ip,
                     connected_at,
                     rooms: if in_default_room { vec![room] } else { vec![] },
+                    user,
+                    name,
                 },
             );
             new_room
@@ -388,6 +410,17 @@ impl Hub {
         delivered as usize
     }
 
+    /// Closes every local connection of `user` with `reason`; returns how many.
+    pub fn kick_user(&self, user: &str, reason: CloseReason) -> usize {
+        let state = self.read();
+        let mut kicked = 0;
+        for member in state.clients.values().filter(|m| &*m.user == user) {
+            member.recipient.kick.close(reason);
+            kicked += 1;
+        }
+        kicked
+    }
+
     pub fn connections(&self) -> usize {
         self.read().clients.len()
     }
@@ -420,6 +453,8 @@ impl Hub {
             .iter()
             .map(|(id, m)| PresenceEntry {
                 client_id: id.clone(),
+                user: m.user.clone(),
+                name: m.name.clone(),
                 ip: m.ip,
                 connected_at: m.connected_at.clone(),
                 rooms: m
@@ -463,13 +498,15 @@ mod tests {
             tx,
             kick: kick.clone(),
         };
-        hub.register(
-            id.clone(),
+        hub.register(Newcomer {
+            client_id: id.clone(),
             recipient,
-            IpAddr::V4(Ipv4Addr::LOCALHOST),
-            "t".into(),
-            true,
-        );
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            connected_at: "t".into(),
+            user: id.clone(),
+            name: None,
+            in_default_room: true,
+        });
         (id, rx, kick)
     }
 

@@ -1,5 +1,5 @@
-//! Where a client's message goes once the session accepted it. Three ways, by where the history
-//! lives:
+//! Where a message goes once a session (or the server API) accepted it. Three ways, by where the
+//! history lives:
 //! - Redis: one atomic append-and-publish (the bridge's publisher), and every hub — this one too —
 //!   delivers it when it comes back from Redis, so each hub delivers a room in offset order. While
 //!   Redis is down it is delivered here at once, without offset, and stored when Redis is back;
@@ -7,43 +7,43 @@
 //! - memory (standalone): appended and delivered under the room's log lock.
 //! - none (`history_size = 0`) and broadcasts: delivered here at once, then one PUBLISH (wave 1).
 
-use crate::bridge::{Ack, Bridge, BridgeState, Outgoing, Target};
+use tokio::sync::oneshot;
+
+use crate::bridge::{Ack, Bridge, BridgeState, Outgoing, Stored, Target};
 use crate::error::ProtocolError;
 use crate::history::History;
-use crate::hub::{ClientId, Recipient};
-use crate::protocol::{Frame, Room};
+use crate::hub::ClientId;
+use crate::protocol::{Frame, Room, User};
 use crate::state::AppState;
 
-/// A message a session accepted from its client.
-pub struct Message<'a> {
-    pub sender: &'a ClientId,
-    pub me: &'a Recipient,
+/// A message accepted from a client or a backend.
+pub struct Message {
+    /// Who must not get it back: the sending client (for the API, an id no client has).
+    pub sender: ClientId,
     /// `None`: a broadcast.
     pub room: Option<Room>,
     pub id: String,
     /// The chat frame, without offset.
     pub frame: Frame,
-    /// The client's `ref`: it wants an `ack`.
-    pub reference: Option<String>,
+    /// Who wants to know where it was stored.
+    pub ack: Option<Ack>,
 }
 
-pub fn send(state: &AppState, msg: Message<'_>) {
+pub fn send(state: &AppState, msg: Message) {
     let hub = &state.hub;
-    let ack = msg.reference.map(|reference| Ack {
-        to: msg.me.tx.downgrade(),
-        reference,
-        id: msg.id.clone(),
-    });
-    let sender = Some(msg.sender);
+    let sender = Some(&msg.sender);
     match (msg.room, &state.history) {
         (Some(room), History::Memory(memory)) => {
-            let offset = memory.with_room(&room, |log| {
+            let stored = memory.with_room(&room, |log| {
                 let stored = log.append(&msg.frame);
                 hub.deliver(&room, &stored, sender);
-                stored.offset()
+                Stored {
+                    offset: stored.offset(),
+                    epoch: Some(log.epoch().to_owned()),
+                }
             });
-            if let Some(ack) = ack {
-                ack.send(offset);
+            if let Some(ack) = msg.ack {
+                ack.send(stored);
             }
         }
         (Some(room), History::Redis(_)) => {
@@ -66,7 +66,7 @@ pub fn send(state: &AppState, msg: Message<'_>) {
                 sender: msg.sender.clone(),
                 delivered_locally: down,
                 store: true,
-                ack,
+                ack: msg.ack,
             };
             if let Err(out) = state.bridge.publish(out) {
                 // The outage buffer is full: the local members at least get it now.
@@ -101,9 +101,64 @@ pub fn send(state: &AppState, msg: Message<'_>) {
             };
             // Overflow is counted by the bridge; local delivery already happened.
             let _ = state.bridge.publish(out);
-            if let Some(ack) = ack {
-                ack.send(None);
+            if let Some(ack) = msg.ack {
+                ack.send(Stored {
+                    offset: None,
+                    epoch: None,
+                });
             }
         }
+    }
+}
+
+/// What the server API learns of a message it published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub id: String,
+    pub offset: Option<u64>,
+    pub epoch: Option<String>,
+}
+
+/// Why the server API could not publish.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiPublishError {
+    /// Redis is down (or did not answer within `redis_timeout`): nothing was published.
+    #[error("redis is unavailable")]
+    Unavailable,
+}
+
+/// Publishes `content` to `room` (or to everyone: `None`) on behalf of a backend, as `user`
+/// (`{"id":"api"}` when none), and waits until it is stored (room messages with history) or
+/// handed to Redis. Unlike a client's message, it is refused while Redis is down: the backend
+/// gets a 503 and can retry, instead of a message only this hub's clients saw.
+pub async fn from_api(
+    state: &AppState,
+    room: Option<Room>,
+    content: &str,
+    user: User<'_>,
+) -> Result<Published, ApiPublishError> {
+    if matches!(state.bridge, Bridge::Redis(_)) && state.bridge.state() != BridgeState::Up {
+        return Err(ApiPublishError::Unavailable);
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let sender: ClientId = "api".into();
+    let frame = Frame::chat(&id, room.as_ref(), &sender, user, content, state.hub.name());
+    let (answer, stored) = oneshot::channel();
+    let msg = Message {
+        sender,
+        room,
+        id: id.clone(),
+        frame,
+        ack: Some(Ack::Api(answer)),
+    };
+    send(state, msg);
+    let wait = state.settings.redis_timeout * 2;
+    match tokio::time::timeout(wait, stored).await {
+        Ok(Ok(Ok(stored))) => Ok(Published {
+            id,
+            offset: stored.offset,
+            epoch: stored.epoch,
+        }),
+        _ => Err(ApiPublishError::Unavailable),
     }
 }

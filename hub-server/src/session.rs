@@ -15,8 +15,9 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use uuid::Uuid;
 
 use crate::auth::{self, Auth, Grants, Identity, UserSlot};
+use crate::bridge::Ack;
 use crate::error::{AuthFailure, CloseReason, ProtocolError};
-use crate::hub::{ClientId, Kick, Recipient};
+use crate::hub::{ClientId, Kick, Newcomer, Recipient};
 use crate::protocol::{Command, Frame, Room};
 use crate::rate_limit::TokenBucket;
 use crate::state::AppState;
@@ -160,13 +161,15 @@ impl Session<'_> {
         let connected_at = OffsetDateTime::now_utc()
             .format(&Rfc3339)
             .unwrap_or_default();
-        hub.register(
-            self.client_id.clone(),
-            self.me.clone(),
-            self.ip,
+        hub.register(Newcomer {
+            client_id: self.client_id.clone(),
+            recipient: self.me.clone(),
+            ip: self.ip,
             connected_at,
+            user: identity.user_id.clone(),
+            name: identity.name.clone(),
             in_default_room,
-        );
+        });
         tracing::debug!(client_id = %self.client_id, user = %identity.user_id, "client admitted");
         self.deadline = self.expiry(&identity);
         self.identity = Some(identity);
@@ -371,13 +374,17 @@ impl Session<'_> {
             content,
             self.state.hub.name(),
         );
+        let ack = reference.map(|reference| Ack::Client {
+            to: self.me.tx.downgrade(),
+            reference,
+            id: id.clone(),
+        });
         let message = publish::Message {
-            sender: self.client_id,
-            me: self.me,
+            sender: self.client_id.clone(),
             room,
             id,
             frame,
-            reference,
+            ack,
         };
         publish::send(self.state, message);
     }

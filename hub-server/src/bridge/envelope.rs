@@ -45,6 +45,11 @@ impl Channels {
         }
     }
 
+    /// Where hubs send each other orders (see `control`).
+    pub fn control(&self) -> String {
+        format!("{}control", self.prefix)
+    }
+
     pub fn target(&self, channel: &str) -> Option<Target> {
         let rest = channel.strip_prefix(&self.prefix)?;
         if rest == "broadcast" {

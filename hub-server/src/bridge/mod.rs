@@ -4,6 +4,7 @@
 //! the hub runs standalone.
 
 mod backoff;
+pub mod control;
 pub mod envelope;
 mod presence;
 mod publisher;
@@ -21,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Settings;
+use crate::error::ProtocolError;
 use crate::hub::{ClientId, Hub};
 use crate::protocol::Frame;
 use crate::shutdown::Shutdown;
@@ -43,28 +45,52 @@ pub struct Outgoing {
     pub ack: Option<Ack>,
 }
 
-/// A promise to tell the sender that its message is stored: `{"type":"ack",…}`. Holds the
-/// sender's queue weakly, so a message waiting out an outage does not keep a closed client's
-/// writer alive.
+/// A promise to tell the sender that its message is stored: an `{"type":"ack",…}` frame for a
+/// client (its queue held weakly, so a message waiting out an outage does not keep a closed
+/// client's writer alive), or the answer to a server API call.
 #[derive(Debug)]
-pub struct Ack {
-    pub to: mpsc::WeakSender<Frame>,
-    pub reference: String,
-    pub id: String,
+pub enum Ack {
+    Client {
+        to: mpsc::WeakSender<Frame>,
+        reference: String,
+        id: String,
+    },
+    Api(tokio::sync::oneshot::Sender<Result<Stored, ProtocolError>>),
+}
+
+/// Where a message landed in its room's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub offset: Option<u64>,
+    pub epoch: Option<String>,
 }
 
 impl Ack {
-    pub fn send(self, offset: Option<u64>) {
-        if let Some(to) = self.to.upgrade() {
-            // A full queue means the client is being closed as a slow consumer anyway.
-            let _ = to.try_send(Frame::ack(&self.reference, &self.id, offset));
+    pub fn send(self, stored: Stored) {
+        match self {
+            Ack::Client { to, reference, id } => {
+                if let Some(to) = to.upgrade() {
+                    // A full queue means the client is being closed as a slow consumer anyway.
+                    let _ = to.try_send(Frame::ack(&reference, &id, stored.offset));
+                }
+            }
+            Ack::Api(answer) => {
+                let _ = answer.send(Ok(stored));
+            }
         }
     }
 
-    /// The message did not make it: an error carrying the client's `ref`.
-    pub fn fail(self, err: &crate::error::ProtocolError) {
-        if let Some(to) = self.to.upgrade() {
-            let _ = to.try_send(Frame::error_for(err, Some(&self.reference)));
+    /// The message did not make it: an error (carrying the client's `ref`).
+    pub fn fail(self, err: &ProtocolError) {
+        match self {
+            Ack::Client { to, reference, .. } => {
+                if let Some(to) = to.upgrade() {
+                    let _ = to.try_send(Frame::error_for(err, Some(&reference)));
+                }
+            }
+            Ack::Api(answer) => {
+                let _ = answer.send(Err(err.clone()));
+            }
         }
     }
 }
@@ -105,6 +131,9 @@ pub struct RedisBridge {
     pub unconfirmed: unconfirmed::Unconfirmed,
     redis_timeout: Duration,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    client: redis::Client,
+    /// For requests outside the message path (control, presence, the API), made on first use.
+    commands: tokio::sync::OnceCell<redis::aio::ConnectionManager>,
 }
 
 /// Cloneable handle to the bridge; `Disabled` when the hub runs standalone.
@@ -136,6 +165,8 @@ impl Bridge {
             unconfirmed: unconfirmed::Unconfirmed::default(),
             redis_timeout: settings.redis_timeout,
             tasks: std::sync::Mutex::new(Vec::new()),
+            client: client.clone(),
+            commands: tokio::sync::OnceCell::new(),
         });
         let link = Link {
             client,
@@ -212,6 +243,48 @@ impl Bridge {
             Bridge::Disabled => None,
             Bridge::Redis(inner) => Some(&inner.counters),
         }
+    }
+
+    /// A managed connection for one-off requests (reconnected by redis-rs), or `None` when Redis
+    /// cannot be reached within `redis_timeout`. Standalone: `None`.
+    pub async fn commands(&self) -> Option<redis::aio::ConnectionManager> {
+        let Bridge::Redis(inner) = self else {
+            return None;
+        };
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(inner.redis_timeout))
+            .set_response_timeout(Some(inner.redis_timeout))
+            .set_number_of_retries(1);
+        let make = || redis::aio::ConnectionManager::new_with_config(inner.client.clone(), config);
+        let made = tokio::time::timeout(inner.redis_timeout, inner.commands.get_or_try_init(make));
+        match made.await {
+            Ok(Ok(conn)) => Some(conn.clone()),
+            _ => None,
+        }
+    }
+
+    /// Closes every connection of `user` on every hub with 4003; false when Redis could not be
+    /// told (this hub's connections are closed all the same).
+    pub async fn disconnect_user(&self, hub: &Hub, user: &str) -> bool {
+        let Bridge::Redis(inner) = self else {
+            hub.kick_user(user, crate::error::CloseReason::Disconnected);
+            return true;
+        };
+        let order = control::Control {
+            disconnect: user.to_owned(),
+        };
+        let Some(mut conn) = self.commands().await else {
+            hub.kick_user(user, crate::error::CloseReason::Disconnected);
+            return false;
+        };
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(inner.channels.control()).arg(order.encode());
+        let sent = tokio::time::timeout(inner.redis_timeout, cmd.query_async::<i64>(&mut conn));
+        if !matches!(sent.await, Ok(Ok(_))) {
+            hub.kick_user(user, crate::error::CloseReason::Disconnected);
+            return false;
+        }
+        true
     }
 
     /// Waits (bounded) until the subscriber confirms `target`'s channel, so that a client told

@@ -54,6 +54,8 @@ pub(super) async fn run(link: Link, hub: Hub, interval: Duration, ttl: Duration)
                             &[
                                 ("hub", hub.name().to_owned()),
                                 ("instance_id", hub.instance_id().to_string()),
+                                ("user", entry.user.to_string()),
+                                ("name", entry.name.as_deref().unwrap_or_default().to_owned()),
                                 ("ip", entry.ip.to_string()),
                                 ("connected_at", entry.connected_at.clone()),
                                 ("rooms", entry.rooms.clone()),

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::backoff::Backoff;
 use super::envelope::{Header, encode, encode_head};
-use super::{Ack, Link, Outgoing, Target};
+use super::{Ack, Link, Outgoing, Stored, Target};
 use crate::history::{new_epoch, scripts};
 
 /// Most PUBLISH commands in one pipeline: large enough to amortize round trips under load,
@@ -190,12 +190,12 @@ pub(super) async fn run(
         {
             Ok(Ok(replies)) => {
                 for (item, reply) in pending.items.drain(..).zip(&replies) {
-                    let (offset, receivers) = reply_of(item.stored, reply);
+                    let (stored, receivers) = reply_of(item.stored, reply);
                     if let (Some(s), Some(count)) = (stats.get_mut(&item.channel), receivers) {
                         s.receivers = count;
                     }
                     if let Some(ack) = item.ack {
-                        ack.send(offset);
+                        ack.send(stored);
                     }
                 }
                 if let Some(redis::Value::Array(numsub)) = replies.last()
@@ -282,23 +282,32 @@ async fn count_subscribers(
     }
 }
 
-/// The offset (none for a plain publish or a re-sent append) and the receiver count of a reply.
-fn reply_of(stored: bool, reply: &redis::Value) -> (Option<u64>, Option<i64>) {
+/// Where the message was stored (no offset for a plain publish or a re-sent append) and the
+/// receiver count of a reply.
+fn reply_of(stored: bool, reply: &redis::Value) -> (Stored, Option<i64>) {
     use redis::Value;
+    let nowhere = Stored {
+        offset: None,
+        epoch: None,
+    };
     match (stored, reply) {
-        (false, Value::Int(receivers)) => (None, Some(*receivers)),
+        (false, Value::Int(receivers)) => (nowhere, Some(*receivers)),
         (true, Value::Array(parts)) => {
             let offset = match parts.first() {
                 Some(Value::Int(o)) if *o > 0 => u64::try_from(*o).ok(),
+                _ => None,
+            };
+            let epoch = match parts.get(1) {
+                Some(Value::BulkString(e)) => String::from_utf8(e.clone()).ok(),
                 _ => None,
             };
             let receivers = match parts.get(2) {
                 Some(Value::Int(r)) if *r >= 0 => Some(*r),
                 _ => None,
             };
-            (offset, receivers)
+            (Stored { offset, epoch }, receivers)
         }
-        _ => (None, None),
+        _ => (nowhere, None),
     }
 }
 

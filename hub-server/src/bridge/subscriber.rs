@@ -121,6 +121,7 @@ impl Session<'_> {
             .map(|room| channels.name(&Target::Room(room)))
             .collect();
         wanted.insert(channels.name(&Target::Broadcast));
+        wanted.insert(channels.control());
 
         let add: Vec<String> = wanted.difference(subscribed).cloned().collect();
         let remove: Vec<String> = subscribed.difference(&wanted).cloned().collect();
@@ -156,6 +157,9 @@ impl Session<'_> {
     fn handle(&mut self, msg: &redis::Msg) {
         let counters = &self.link.bridge.counters;
         let channel = msg.get_channel_name();
+        if channel == self.link.bridge.channels.control() {
+            return super::control::Control::apply(msg.get_payload_bytes(), self.hub);
+        }
         let envelope = match envelope::decode(msg.get_payload_bytes()) {
             Ok(envelope) => envelope,
             Err(err) => {

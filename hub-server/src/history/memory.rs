@@ -43,6 +43,10 @@ impl RoomLog {
         stored
     }
 
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
     pub fn read(&self, request: &Replay) -> Stored {
         let entries = match request {
             Replay::None => Vec::new(),

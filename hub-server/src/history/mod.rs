@@ -13,6 +13,7 @@ pub mod scripts;
 use std::sync::Arc;
 
 use crate::config::Settings;
+use crate::protocol::{Replay, Room};
 
 pub use recovery::{Stored, outcome};
 
@@ -40,6 +41,16 @@ impl History {
 
     pub fn is_on(&self) -> bool {
         !matches!(self, History::Off)
+    }
+
+    /// What `request` asks of `room`'s history (for the server API; joins use [`crate::join`],
+    /// which also orders the replay against live messages). `None`: no history, or Redis down.
+    pub async fn read(&self, room: &Room, request: &Replay) -> Option<Stored> {
+        match self {
+            History::Off => None,
+            History::Memory(memory) => Some(memory.with_room(room, |log| log.read(request))),
+            History::Redis(redis) => redis.read(room, request).await,
+        }
     }
 }
 
