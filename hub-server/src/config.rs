@@ -82,6 +82,10 @@ pub struct Settings {
     pub history_ttl: Duration,
     /// Most messages one `since` join may replay; more is `too_many`.
     pub recovery_max: usize,
+    /// Address of the server API and `/metrics` (a second listener, for backends and operators).
+    pub api_listen: SocketAddr,
+    /// Comma-separated API keys (`Authorization: Bearer <key>`); unset: no API listener at all.
+    pub api_keys: Option<Secret>,
 }
 
 /// A value that must never reach a log: its `Debug` is redacted.
@@ -146,6 +150,7 @@ max_connections_per_user = 32
 history_size = 100
 history_ttl = "10m"
 recovery_max = 300
+api_listen = "127.0.0.1:8090"
 "#;
 
 #[derive(Debug, thiserror::Error)]

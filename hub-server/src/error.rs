@@ -22,8 +22,6 @@ pub enum ProtocolError {
     RateLimited(u32),
     #[error("not a member of room {0:?}")]
     NotMember(String),
-    #[error("already a member of room {0:?}")]
-    AlreadyMember(String),
     #[error("too many rooms: the limit is {0} per connection")]
     TooManyRooms(usize),
     #[error("send {{\"type\":\"auth\",\"token\":\"<jwt>\"}} first")]
@@ -48,7 +46,6 @@ impl ProtocolError {
             ProtocolError::BinaryUnsupported => "binary_unsupported",
             ProtocolError::RateLimited(_) => "rate_limited",
             ProtocolError::NotMember(_) => "not_member",
-            ProtocolError::AlreadyMember(_) => "already_member",
             ProtocolError::TooManyRooms(_) => "too_many_rooms",
             ProtocolError::Unauthenticated => "unauthenticated",
             ProtocolError::Forbidden(_) => "forbidden",

@@ -75,6 +75,16 @@ struct Member {
     name: Option<Arc<str>>,
 }
 
+/// What a join did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Joined {
+    /// The room's first local member: the bridge subscribes to it.
+    NewRoom,
+    Member,
+    /// Nothing: the client was in the room already.
+    AlreadyMember,
+}
+
 /// A client the session admitted, as the hub registers it.
 #[derive(Debug)]
 pub struct Newcomer {
@@ -258,63 +268,49 @@ impl Hub {
     /// Joins a room; joining a room twice is harmless. Returns true when the room just got its
     /// first local member (the bridge must subscribe before cross-hub messages can arrive).
     pub fn join(&self, client_id: &ClientId, room: &Room) -> Result<bool, ProtocolError> {
-        let new_room = {
+        self.join_via(client_id, room, None)
+            .map(|joined| joined == Joined::NewRoom)
+    }
+
+    /// Joins `room`, with `via` (when given) standing in for the client's own queue: live
+    /// messages wait there while a join replays history, until [`Hub::settle`]. A client already
+    /// in the room stays as it is: it keeps receiving, and a replay may repeat what it has.
+    pub fn join_via(
+        &self,
+        client_id: &ClientId,
+        room: &Room,
+        via: Option<Recipient>,
+    ) -> Result<Joined, ProtocolError> {
+        let joined = {
             let mut state = self.write();
             let State { clients, rooms } = &mut *state;
             let Some(member) = clients.get_mut(client_id) else {
-                return Ok(false);
+                return Ok(Joined::AlreadyMember);
             };
             if member.rooms.contains(room) {
-                return Ok(false);
+                return Ok(Joined::AlreadyMember);
             }
             if member.rooms.len() >= self.0.max_rooms_per_client {
                 return Err(ProtocolError::TooManyRooms(self.0.max_rooms_per_client));
             }
             member.rooms.push(room.clone());
             let members = rooms.entry(room.clone()).or_default();
-            members.insert(client_id.clone(), Seat::new(member.recipient.clone()));
-            members.len() == 1
-        };
-        if new_room {
-            self.0.rooms_changed.notify_one();
-        }
-        self.0.presence_changed.notify_one();
-        Ok(new_room)
-    }
-
-    /// Joins `room` with `via` standing in for the client's own queue, or points an existing
-    /// membership at it: live messages wait there while a join replays history. Returns true
-    /// when the room just got its first local member. [`Hub::settle`] ends it.
-    pub fn join_via(
-        &self,
-        client_id: &ClientId,
-        room: &Room,
-        via: Recipient,
-    ) -> Result<bool, ProtocolError> {
-        let new_room = {
-            let mut state = self.write();
-            let State { clients, rooms } = &mut *state;
-            let Some(member) = clients.get_mut(client_id) else {
-                return Ok(false);
-            };
-            if !member.rooms.contains(room) {
-                if member.rooms.len() >= self.0.max_rooms_per_client {
-                    return Err(ProtocolError::TooManyRooms(self.0.max_rooms_per_client));
-                }
-                member.rooms.push(room.clone());
+            let recipient = via.unwrap_or_else(|| member.recipient.clone());
+            members.insert(client_id.clone(), Seat::new(recipient));
+            if members.len() == 1 {
+                Joined::NewRoom
+            } else {
+                Joined::Member
             }
-            let members = rooms.entry(room.clone()).or_default();
-            members.insert(client_id.clone(), Seat::new(via));
-            members.len() == 1
         };
-        if new_room {
+        if joined == Joined::NewRoom {
             self.0.rooms_changed.notify_one();
         }
         self.0.presence_changed.notify_one();
-        Ok(new_room)
+        Ok(joined)
     }
 
-    /// Ends a [`Hub::join_via`]: moves what waited in `buffer` to the client's own queue — only
+    /// Ends a [`Hub::join_via`] of a new member: moves what waited in `buffer` to the client's own queue — only
     /// frames after offset `after` (the replay had the rest) — and points the membership back at
     /// the client, still skipping what the replay had. Under the write lock, so no delivery can
     /// slip in between and pass them.
@@ -410,6 +406,15 @@ impl Hub {
         delivered as usize
     }
 
+    /// The rooms `client_id` is in.
+    pub fn rooms_of(&self, client_id: &ClientId) -> Vec<Room> {
+        self.read()
+            .clients
+            .get(client_id)
+            .map(|m| m.rooms.clone())
+            .unwrap_or_default()
+    }
+
     /// Closes every local connection of `user` with `reason`; returns how many.
     pub fn kick_user(&self, user: &str, reason: CloseReason) -> usize {
         let state = self.read();
@@ -432,10 +437,6 @@ impl Hub {
     /// Rooms with at least one local member: what the bridge must be subscribed to.
     pub fn local_rooms(&self) -> Vec<Room> {
         self.read().rooms.keys().cloned().collect()
-    }
-
-    pub fn is_local_room(&self, room: &Room) -> bool {
-        self.read().rooms.contains_key(room)
     }
 
     pub async fn rooms_changed(&self) {
@@ -542,9 +543,9 @@ mod tests {
             !hub.join(&a, &room("x")).expect("join"),
             "joining twice is harmless"
         );
-        assert!(hub.is_local_room(&room("x")));
+        assert!(hub.local_rooms().contains(&room("x")));
         hub.leave(&a, &room("x")).expect("leave");
-        assert!(!hub.is_local_room(&room("x")));
+        assert!(!hub.local_rooms().contains(&room("x")));
         assert_eq!(hub.leave(&a, &room("x")).unwrap_err().code(), "not_member");
         hub.remove(&a);
         assert_eq!(hub.connections(), 0);
@@ -576,7 +577,7 @@ mod tests {
         let stored = |o: u64| Frame::from_stored(format!("{{\"offset\":{o}}}"), Some(o));
         let (tx, mut waiting) = mpsc::channel(16);
         let via = Recipient { tx, kick };
-        hub.join_via(&a, &r, via).expect("join");
+        hub.join_via(&a, &r, Some(via)).expect("join");
         // Live while the history is read: 4 and 5 (the replay will cover up to 5), then 6.
         for o in [4, 5, 6] {
             hub.deliver(&r, &stored(o), None);

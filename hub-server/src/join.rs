@@ -3,14 +3,16 @@
 //!
 //! With Redis, live messages for the joiner wait in a bounded buffer of their own while the
 //! history is read; then the hub moves those newer than the replay into the client's queue and
-//! points the membership at it, under its lock ([`Hub::settle`](crate::hub::Hub::settle)). In memory the
+//! points the membership at it, under its lock ([`Hub::settle`](crate::hub::Hub::settle)), and
+//! skips the subscriber's late copies of what the replay covered. A client already in the room
+//! keeps receiving throughout: its replay may repeat messages it has (same ids: it drops them). In memory the
 //! room's log is locked for the whole join, so nothing can arrive in between.
 
 use tokio::sync::mpsc;
 
 use crate::bridge::Target;
 use crate::history::{History, outcome};
-use crate::hub::{ClientId, Recipient};
+use crate::hub::{ClientId, Joined, Recipient};
 use crate::protocol::{Frame, JoinOutcome, Replay, Room};
 use crate::state::AppState;
 
@@ -50,10 +52,13 @@ pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Roo
                 tx,
                 kick: me.kick.clone(),
             };
-            if let Err(err) = hub.join_via(client, &room, via) {
-                me.offer(&Frame::error(&err));
-                return;
-            }
+            let was = match hub.join_via(client, &room, Some(via)) {
+                Ok(was) => was,
+                Err(err) => {
+                    me.offer(&Frame::error(&err));
+                    return;
+                }
+            };
             state
                 .bridge
                 .wait_subscribed(&Target::Room(room.clone()))
@@ -61,8 +66,11 @@ pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Roo
             let stored = redis.read(&room, &replay).await;
             let (frames, joined) = outcome(&replay, stored, recovery_max);
             replay_then_joined(me, &room, &frames, &joined);
-            let covered = frames.last().and_then(Frame::offset).or(joined.offset);
-            hub.settle(client, &room, &mut waiting, covered);
+            // A client that was in the room all along kept receiving: nothing waited for it.
+            if was != Joined::AlreadyMember {
+                let covered = frames.last().and_then(Frame::offset).or(joined.offset);
+                hub.settle(client, &room, &mut waiting, covered);
+            }
         }
     }
 }

@@ -193,6 +193,14 @@ impl Session<'_> {
             Some(_) => {
                 let exp = identity.expires_at.unwrap_or_default();
                 self.me.offer(&Frame::authenticated(identity.user(), exp));
+                // Grants may have narrowed: leave what the new token no longer allows.
+                for room in state.hub.rooms_of(self.client_id) {
+                    if !identity.grants.may_join(&room)
+                        && state.hub.leave(self.client_id, &room).is_ok()
+                    {
+                        self.me.offer(&Frame::left(&room));
+                    }
+                }
                 self.deadline = self.expiry(&identity);
                 self.identity = Some(identity);
                 Ok(())
@@ -213,7 +221,11 @@ impl Session<'_> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        let left = Duration::from_secs(exp).saturating_sub(now) + leeway;
+        // A token may say it lasts for ever: a timer a year out is as good, and cannot overflow.
+        let left = Duration::from_secs(exp)
+            .saturating_sub(now)
+            .saturating_add(leeway)
+            .min(Duration::from_secs(365 * 24 * 3600));
         Some((
             tokio::time::Instant::now() + left,
             CloseReason::TokenExpired,

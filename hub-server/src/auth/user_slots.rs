@@ -49,12 +49,6 @@ impl UserSlots {
     }
 }
 
-impl UserSlot {
-    pub fn user(&self) -> &Arc<str> {
-        &self.user
-    }
-}
-
 impl Drop for UserSlot {
     fn drop(&mut self) {
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);

@@ -1,13 +1,13 @@
 //! What travels through Redis: channel names and the envelope around a client frame.
 //!
-//! `{"v":1,"origin":"<instance uuid>","seq":42,"n":7,"local":true,"sender":"<client id>",
-//! "o":12,"e":"<epoch>","frame":{…}}` — `origin` is the publishing hub's per-process id, `seq` its
+//! `{"v":1,"origin":"<instance uuid>","seq":42,"n":7,"local":true,"id":"<message id>","o":12,
+//! "frame":{…}}` — `origin` is the publishing hub's per-process id, `seq` its
 //! publish counter over all channels (dedup and order), `n` its publish counter on this channel,
 //! which lets a receiver count the messages it missed. `local` says whether the origin hub already
 //! delivered the frame to its own clients: a stored room message is delivered by every hub,
 //! the origin included, from this one ordered stream (so each hub delivers a room in offset
-//! order), and then `sender` is the client that must not get it back. `o` / `e` are the room
-//! offset and epoch of a stored message, added by the history's append script.
+//! order), recognizing it by `id`. `o` is the room offset of a stored message, added by the
+//! history's append script.
 //! The frame is the exact JSON the clients get, copied in as bytes, never re-serialized.
 
 use serde::Deserialize;
@@ -82,8 +82,6 @@ pub struct Header<'a> {
     pub n: u64,
     /// Already delivered to the origin hub's clients.
     pub local: bool,
-    /// The client that sent it (a client id: UUID text, no escaping needed).
-    pub sender: &'a str,
     /// The message id (UUID text).
     pub id: &'a str,
 }
@@ -94,8 +92,8 @@ pub fn encode_head(h: &Header<'_>) -> String {
     // Every part is already valid JSON (a UUID, integers, a bool, a UUID-shaped client id): plain
     // concatenation is exact and avoids re-serializing the frame.
     format!(
-        r#"{{"v":{VERSION},"origin":"{}","seq":{},"n":{},"local":{},"sender":"{}","id":"{}","#,
-        h.origin, h.seq, h.n, h.local, h.sender, h.id
+        r#"{{"v":{VERSION},"origin":"{}","seq":{},"n":{},"local":{},"id":"{}","#,
+        h.origin, h.seq, h.n, h.local, h.id
     )
 }
 
@@ -111,8 +109,6 @@ pub struct Envelope<'a> {
     pub n: u64,
     #[serde(default = "already_delivered")]
     pub local: bool,
-    #[serde(default, borrow)]
-    pub sender: Option<&'a str>,
     #[serde(default, borrow)]
     pub id: Option<&'a str>,
     #[serde(default)]
@@ -165,13 +161,12 @@ mod tests {
             seq: 7,
             n: 5,
             local: false,
-            sender: "c1",
             id: "m1",
         };
         let text = encode(&header, &frame);
         let env = decode(text.as_bytes()).expect("decodes");
         assert_eq!((env.origin, env.seq, env.n), (origin, 7, 5));
-        assert_eq!((env.local, env.sender, env.o), (false, Some("c1"), None));
+        assert_eq!((env.local, env.o), (false, None));
         assert_eq!(env.id, Some("m1"));
         assert_eq!(env.frame.get(), frame.as_str());
         let old = format!(r#"{{"v":1,"origin":"{origin}","seq":1,"n":1,"frame":{{}}}}"#);

@@ -109,6 +109,8 @@ pub struct BridgeCounters {
     pub published: AtomicU64,
     /// Local messages that found the outage buffer full and never reached Redis.
     pub overflowed: AtomicU64,
+    /// Messages Redis refused (an error reply to their command): not published, not stored.
+    pub failed: AtomicU64,
     pub received: AtomicU64,
     pub own_dropped: AtomicU64,
     pub duplicates_dropped: AtomicU64,

@@ -144,7 +144,6 @@ pub(super) async fn run(
                     seq,
                     n: entry.published,
                     local: out.delivered_locally,
-                    sender: &out.sender,
                     id: &out.id,
                 };
                 let command = match (&out.target, out.store) {
@@ -181,15 +180,47 @@ pub(super) async fn run(
         }
 
         let mut pipe = redis::pipe();
+        // One message's error (a full Redis refusing a write, a key of the wrong type) fails that
+        // message only, not the batch: a deterministic error would otherwise be re-sent for ever.
+        pipe.ignore_errors();
         for item in &pending.items {
             pipe.add_command(item.command.clone());
         }
         pipe.cmd("PUBSUB").arg("NUMSUB").arg(&broadcast);
-        match tokio::time::timeout(link.timeout, pipe.query_async::<Vec<redis::Value>>(&mut c))
-            .await
-        {
-            Ok(Ok(replies)) => {
+        let answer =
+            tokio::time::timeout(link.timeout, pipe.query_async::<Vec<redis::Value>>(&mut c));
+        let replies = match answer.await {
+            // A Redis that forgot the script (SCRIPT FLUSH): reconnect, which loads it again.
+            Ok(Ok(replies)) if replies.iter().any(is_noscript) => {
+                tracing::warn!("redis no longer knows the append script");
+                None
+            }
+            Ok(Ok(replies)) => Some(replies),
+            Ok(Err(err)) => {
+                tracing::warn!(%err, held = pending.items.len(), "publish failed");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(
+                    held = pending.items.len(),
+                    "publish timed out: redis stalled"
+                );
+                None
+            }
+        };
+        match replies {
+            Some(replies) => {
+                let mut sent = 0;
                 for (item, reply) in pending.items.drain(..).zip(&replies) {
+                    if let redis::Value::ServerError(err) = reply {
+                        link.bridge.counters.failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(channel = %item.channel, code = err.code(), "redis refused a message");
+                        if let Some(ack) = item.ack {
+                            ack.fail(&crate::error::ProtocolError::Unavailable);
+                        }
+                        continue;
+                    }
+                    sent += 1;
                     let (stored, receivers) = reply_of(item.stored, reply);
                     if let (Some(s), Some(count)) = (stats.get_mut(&item.channel), receivers) {
                         s.receivers = count;
@@ -203,7 +234,6 @@ pub(super) async fn run(
                 {
                     hubs_listening = *n;
                 }
-                let sent = (replies.len() - 1) as u64;
                 link.bridge
                     .counters
                     .published
@@ -211,16 +241,7 @@ pub(super) async fn run(
                 backoff.reset();
                 conn = Some(c);
             }
-            failure => {
-                match failure {
-                    Ok(Err(err)) => {
-                        tracing::warn!(%err, held = pending.items.len(), "publish failed")
-                    }
-                    _ => tracing::warn!(
-                        held = pending.items.len(),
-                        "publish timed out: redis stalled"
-                    ),
-                }
+            None => {
                 super::Link::set_up(&link.bridge.publisher_up, false, "publisher");
                 if !link.pause(backoff.next_delay()).await {
                     return report_unsent(&pending, &rx);
@@ -280,6 +301,10 @@ async fn count_subscribers(
         Ok(Ok(counts)) => Some(counts.get(channel).copied().unwrap_or(0)),
         _ => None,
     }
+}
+
+fn is_noscript(reply: &redis::Value) -> bool {
+    matches!(reply, redis::Value::ServerError(err) if err.code() == "NOSCRIPT")
 }
 
 /// Where the message was stored (no offset for a plain publish or a re-sent append) and the

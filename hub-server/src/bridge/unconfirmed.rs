@@ -60,14 +60,6 @@ impl Unconfirmed {
         due
     }
 
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Entry>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -119,6 +111,6 @@ mod tests {
             .map(|e| e.id)
             .collect();
         assert_eq!(due, vec!["a", "c"]);
-        assert!(u.is_empty());
+        assert!(u.lock().is_empty());
     }
 }

@@ -117,13 +117,18 @@ impl MemoryHistory {
             *last = Instant::now();
         }
         let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        // A log someone holds (cloned under this lock, about to be locked) stays: dropping it
+        // would let a second log, with another epoch, appear for the same room.
         rooms.retain(|_, log| {
-            log.try_lock()
-                .map_or(true, |log| log.touched.elapsed() <= self.ttl)
+            Arc::strong_count(log) > 1
+                || log
+                    .try_lock()
+                    .map_or(true, |log| log.touched.elapsed() <= self.ttl)
         });
     }
 
-    pub fn rooms(&self) -> usize {
+    #[cfg(test)]
+    fn rooms(&self) -> usize {
         self.rooms
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -263,10 +263,12 @@ async fn rotation_every_secret_and_every_public_key_kind_verifies() {
             token::signed(Algorithm::EdDSA, &claims("u5", "Five", 300)),
         ),
     ];
-    for (kind, tok) in &tokens {
+    for (i, (kind, tok)) in tokens.iter().enumerate() {
         let client = Client::connect_with_token(&hub, tok).await;
-        assert!(
-            client.welcome["user"]["id"].is_string(),
+        let want = format!("u{}", i + 1);
+        assert_eq!(
+            client.welcome["user"]["id"],
+            want.as_str(),
             "{kind}: {}",
             client.welcome
         );
@@ -478,4 +480,45 @@ async fn with_auth_off_users_are_their_client_ids_and_tokens_are_not_checked() {
     b.auth("whatever").await;
     assert_eq!(b.recv_json().await["code"], "auth_off");
     assert_all_quiet(&mut [&mut a, &mut b]).await;
+}
+
+#[tokio::test]
+async fn a_token_that_never_expires_is_admitted_and_cleaned_up_and_a_narrower_refresh_leaves_rooms()
+{
+    let redis = RedisServer::start().await;
+    let hub = jwt_hub("hub1", &redis, &[]).await;
+    let forever = hs256(
+        SECRET,
+        &json!({"sub": "u-f", "name": "F", "exp": u64::MAX / 2}),
+    );
+    let mut f = Client::connect_with_token(&hub, &forever).await;
+    assert_eq!(f.welcome["user"]["id"], "u-f");
+    f.send_json(&json!({"type": "ping"})).await;
+    assert_eq!(
+        f.recv_json().await["type"],
+        "pong",
+        "the session survived its expiry timer"
+    );
+    drop(f);
+    let deadline = Instant::now() + RECV_TIMEOUT;
+    while hub.connections().await != Some(0) {
+        assert!(
+            Instant::now() < deadline,
+            "the connection was never cleaned up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut n = Client::connect_with_token(&hub, &hs256(SECRET, &claims("u-n", "N", 60))).await;
+    let r = room("kept");
+    n.join(&r).await;
+    let mut narrower = claims("u-n", "N", 60);
+    narrower["rooms"] = json!([r]);
+    n.auth(&hs256(SECRET, &narrower)).await;
+    assert_eq!(n.recv_json().await["type"], "authenticated");
+    assert_eq!(
+        n.recv_json().await,
+        json!({"type": "left", "room": "general"})
+    );
+    n.expect_quiet().await;
 }

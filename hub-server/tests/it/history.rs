@@ -582,3 +582,48 @@ async fn history_keys_are_trimmed_expire_when_silent_and_ten_thousand_rooms_stay
     // README, "History": at most 2 KiB per room holding one such message.
     assert!(per_room <= 2048, "{per_room} bytes per room");
 }
+
+/// A client already in a room that joins it again (as a page does for `general`) keeps every
+/// message: nothing waits for it and nothing is dropped.
+#[tokio::test]
+async fn joining_a_room_one_is_already_in_loses_nothing() {
+    let redis = RedisServer::start().await;
+    let hub1 = hub("hub1", &redis, &[]).await;
+    let hub2 = hub("hub2", &redis, &[]).await;
+    let r = room("rejoin");
+    let mut sender = Client::connect(&hub1).await;
+    let mut member = Client::connect(&hub2).await;
+    member.join(&r).await;
+    let want = numbered("m", 0..200);
+    let sending = {
+        let (r, want) = (r.clone(), want.clone());
+        tokio::spawn(async move {
+            for content in &want {
+                sender.say(&r, content).await;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            sender
+        })
+    };
+    let mut got = Vec::new();
+    let mut rejoins = 0;
+    while got.len() < want.len() {
+        if got.len() % 20 == 10 && rejoins < got.len() / 20 + 1 {
+            member.send_json(&json!({"type": "join", "room": r})).await;
+            rejoins += 1;
+        }
+        let f = member.recv_json().await;
+        if f["type"] == "message" {
+            got.push(f);
+        } else {
+            assert_eq!(f["type"], "joined", "{f}");
+        }
+    }
+    let _sender = sending.await.expect("sender");
+    assert!(rejoins >= 5, "{rejoins} rejoins");
+    assert_eq!(
+        contents(&got),
+        want,
+        "every message once, in order, across {rejoins} rejoins"
+    );
+}
