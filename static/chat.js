@@ -1,6 +1,7 @@
 // The chat page's browser code: sign-in (when the server signs tokens), one WebSocket to the paired hub,
-// rooms, the feed (newest on top) and reconnect with jittered backoff. Plain JS, no build step; the only
-// requests are the hub socket and POST /token to this page's own server.
+// rooms, the feed (newest on top), each room's earlier messages and recovery of what was missed after a
+// reconnect, own messages' delivery state, and reconnect with jittered backoff. Plain JS, no build step;
+// the only requests are the hub socket and POST /token to this page's own server.
 // Chat text and names only ever reach the DOM through textContent: they are never parsed as HTML.
 'use strict';
 
@@ -15,6 +16,12 @@
   const REFRESH_RETRY_MS = 5_000; // a failed renewal is tried again this soon while the token lasts
   const NAME_MAX = 32;
   const IDENTITY_KEY = 'realtime-hub.identity'; // localStorage: {name, sub}, so a reload signs in again
+  const HISTORY_LIMIT = 50; // earlier messages a room shows when joined (the hub keeps HUB_HISTORY_SIZE)
+  const ACK_TIMEOUT_MS = 10_000; // an own message the hub has not confirmed by then is shown as failed
+  const UNCONFIRMED_KEEP = 50; // failed own messages remembered, to be found again in a recovery
+  const CLIENT_IDS_KEEP = 20; // earlier connections of this tab whose messages are "you"
+  const RECOVERY_WAIT_MS = 15_000; // rooms whose rejoin got no answer by then count as not recovered
+  const SAVE_EVERY_MS = 250; // cursors reach sessionStorage at most this often (and on pagehide)
 
   const body = document.body;
   const cfg = {
@@ -25,6 +32,8 @@
     // `jwt`: this server signs tokens, the page signs in first; otherwise it runs anonymous.
     auth: body.dataset.auth === 'jwt',
   };
+  // sessionStorage (this tab only, survives a reload): {rooms, active, cursors, clientIds}
+  const SESSION_KEY = `realtime-hub.session:${cfg.hubUrl}`;
 
   const $ = (id) => document.getElementById(id);
   const el = {
@@ -60,6 +69,7 @@
   let lastHeard = 0;
   let noticeTimer = null;
   let welcomed = false; // the hub admitted this socket (its welcome arrived)
+  let everWelcomed = false; // a welcome came before: the next one is a reconnect
   let opening = false; // a token request for the next socket is in flight
 
   const me = { clientId: '', hub: '', userId: '', name: '' };
@@ -72,6 +82,19 @@
   const wantedRooms = new Set([DEFAULT_ROOM]); // rooms the user chose; restored after a reconnect
   const userJoins = new Set(); // joins the user asked for (their room becomes the active one)
   let active = DEFAULT_ROOM;
+  // History and recovery. A room's cursor is the (epoch, offset) of the newest message the page has
+  // from it: after any reconnect it rejoins with `since` and the hub replays exactly what was missed.
+  const cursors = new Map(); // room → {epoch, offset}
+  const shown = new Map(); // message id → its feed item: a message seen twice (live, then replayed) shows once
+  const joins = new Map(); // room → [{kind: 'history' | 'since', fresh}], joins sent, answered in order
+  const loaded = new Set(); // rooms whose earlier messages this page has asked for (not after a reload)
+  let recovery = null; // the rejoin after a (re)connect: {waiting: Set(room), recovered, missing: Map(room → reason)}
+  let recoveryTimer = null;
+  const ownClientIds = new Set(); // every client id this tab had: messages from them are "you"
+  // Own messages until the hub confirms them: ref → {ref, li, room, content, clientId, state, timer}.
+  const outbox = new Map();
+  let refSeq = 0;
+  let saveTimer = null;
 
   // ---- status ---------------------------------------------------------------------------------
 
@@ -91,16 +114,18 @@
     body.dataset.state = state;
   }
 
-  // A sticky notice (a refusal) stays until the next welcome; others fade after a few seconds.
-  function notice(text, { sticky = false } = {}) {
+  // A sticky notice (a refusal) stays until the next welcome; others fade after `ms`. `kind` tells
+  // notices apart for styling and tests: error (default), recovered, gap.
+  function notice(text, { sticky = false, kind = 'error', ms = 6000 } = {}) {
     el.notice.textContent = text;
     el.notice.hidden = false;
     el.notice.dataset.sticky = String(sticky);
+    el.notice.dataset.kind = kind;
     clearTimeout(noticeTimer);
     if (!sticky) {
       noticeTimer = setTimeout(() => {
         el.notice.hidden = true;
-      }, 6000);
+      }, ms);
     }
   }
 
@@ -250,7 +275,13 @@
     saveIdentity(null);
     me.name = '';
     el.signinName.value = '';
-    el.feed.replaceChildren();
+    // The next person in this tab starts afresh: no feed, no cursors, no "you" from the last one.
+    clearFeed();
+    cursors.clear();
+    loaded.clear();
+    ownClientIds.clear();
+    everWelcomed = false;
+    saveSession();
     showSignIn('');
   }
 
@@ -289,6 +320,11 @@
   async function connect() {
     clearTimers();
     if (ws || opening) return;
+    if (navigator.onLine === false) {
+      // No network at all: an attempt would only fail. The `online` event (or the next retry) comes back.
+      scheduleReconnect();
+      return;
+    }
     if (cfg.auth) {
       if (!identity) {
         showSignIn('');
@@ -348,17 +384,41 @@
     });
     socket.addEventListener('close', (ev) => {
       if (socket !== ws) return;
-      ws = null;
-      welcomed = false;
-      clearTimers();
-      rooms = new Set();
-      renderRooms();
+      connectionLost();
       if (!wanted) {
         setStatus('disconnected', 'Disconnected');
         return;
       }
       onClose(ev.code, ev.reason);
     });
+  }
+
+  // The one path for a socket that is gone (closed by either side, or dropped by the page): what was
+  // not confirmed on it is failed, what was being rejoined is forgotten.
+  function connectionLost() {
+    ws = null;
+    welcomed = false;
+    clearTimers();
+    rooms = new Set();
+    joins.clear();
+    endRecovery();
+    failPending('connection lost');
+    renderRooms();
+  }
+
+  // The network went away (the browser's `offline` event). A socket may look open for minutes before
+  // TCP notices, and a browser in offline mode may keep it open: drop it now and come back with
+  // recovery once the network is back.
+  function dropForOffline() {
+    if (!ws) return;
+    const socket = ws;
+    connectionLost();
+    try {
+      socket.close(1000, 'offline');
+    } catch {
+      // Already closing.
+    }
+    if (wanted) scheduleReconnect();
   }
 
   // What each close code means for the user; the hub's reason text is shown as it is.
@@ -430,7 +490,11 @@
     retryTimer = setTimeout(connect, delay);
     const tick = () => {
       const s = Math.max(0, Math.ceil((retryAt - Date.now()) / 1000));
-      setStatus('reconnecting', `Reconnecting to ${hubDisplay()} in ${s} s…`);
+      if (navigator.onLine === false) {
+        setStatus('reconnecting', 'Offline — reconnecting when the network is back…');
+      } else {
+        setStatus('reconnecting', `Reconnecting to ${hubDisplay()} in ${s} s…`);
+      }
     };
     tick();
     countdownTimer = setInterval(tick, 250);
@@ -446,14 +510,9 @@
 
   function disconnect() {
     wanted = false;
-    clearTimers();
-    if (ws) {
-      const socket = ws;
-      ws = null;
-      socket.close(1000, 'user disconnected');
-    }
-    rooms = new Set();
-    renderRooms();
+    const socket = ws;
+    connectionLost();
+    if (socket) socket.close(1000, 'user disconnected');
     setStatus('disconnected', 'Disconnected');
   }
 
@@ -476,28 +535,18 @@
         // A renewed token was accepted; the hub may know the user by a new name now.
         return onUser(f.user);
       case 'message':
-      case 'broadcast': {
-        const user = f.user && typeof f.user === 'object' ? f.user : {};
-        return addItem({
-          id: str(f.id),
-          room: f.type === 'broadcast' ? '' : str(f.room),
-          from: str(f.from),
-          userId: str(user.id) || str(f.from),
-          name: str(user.name),
-          hub: str(f.hub),
-          content: str(f.content),
-          timestamp: str(f.timestamp),
-          own: false,
-        });
-      }
+      case 'broadcast':
+        return onChat(f);
+      case 'ack':
+        return onAck(f);
       case 'joined':
-        return onJoined(str(f.room));
+        return onJoined(f);
       case 'left':
         return onLeft(str(f.room));
       case 'pong':
         return undefined;
       case 'error':
-        return notice(`Hub error ${str(f.code)}: ${str(f.message)}`);
+        return onError(f);
       default:
         return undefined; // newer hubs may send more; ignoring keeps old pages working
     }
@@ -520,29 +569,63 @@
     me.userId = me.clientId;
     me.name = '';
     onUser(f.user);
+    if (me.clientId) {
+      ownClientIds.delete(me.clientId);
+      ownClientIds.add(me.clientId);
+      for (const id of ownClientIds) {
+        if (ownClientIds.size <= CLIENT_IDS_KEEP) break;
+        ownClientIds.delete(id);
+      }
+    }
     el.hubName.textContent = me.hub || hubDisplay();
     rooms = new Set(Array.isArray(f.rooms) ? f.rooms.map(str) : [DEFAULT_ROOM]);
-    // Restore the rooms the user had before a reconnect, and leave the default room if they had left it.
-    for (const room of wantedRooms) if (!rooms.has(room)) sendFrame({ type: 'join', room });
+    // Leave the default room if the user had left it; every room the user wants is (re)joined, the
+    // default room too, so that each one shows its earlier messages or recovers what was missed.
     for (const room of rooms) if (!wantedRooms.has(room)) sendFrame({ type: 'leave', room });
     rooms = new Set([...rooms].filter((r) => wantedRooms.has(r)));
+    rejoinAll();
     if (!active || !wantedRooms.has(active)) active = firstRoom();
     renderRooms();
+    saveSession();
     setStatus('connected', `Connected to ${me.hub || hubDisplay()}`);
   }
 
-  function onJoined(room) {
+  function onJoined(f) {
+    const room = str(f.room);
+    const join = nextJoin(room);
+    const epoch = typeof f.epoch === 'string' ? f.epoch : '';
+    const hasHistory = epoch !== '' && Number.isSafeInteger(f.offset);
+    // The replay (if any) came before this frame and live messages follow it: from here on the page
+    // has everything up to `offset`.
+    if (hasHistory) advanceCursor(room, epoch, f.offset);
     rooms.add(room);
     wantedRooms.add(room);
     if (userJoins.delete(room) || !active) active = room;
     renderRooms();
+    saveSession();
+    if (join) settleJoin(room, join, f, hasHistory);
   }
 
   function onLeft(room) {
     rooms.delete(room);
     wantedRooms.delete(room);
+    // A room joined again later starts with its earlier messages, not a recovery.
+    cursors.delete(room);
+    loaded.delete(room);
     if (active === room) active = firstRoom();
     renderRooms();
+    saveSession();
+  }
+
+  function onError(f) {
+    const entry = outbox.get(str(f.ref));
+    const why = `${str(f.code)}: ${str(f.message)}`;
+    if (entry) {
+      failOwn(entry, str(f.code) || 'refused', why);
+      notice(`Message not sent: ${why}`);
+      return;
+    }
+    notice(`Hub error ${why}`);
   }
 
   function firstRoom() {
@@ -550,12 +633,276 @@
     return wantedRooms.values().next().value || '';
   }
 
+  // ---- messages: every one shown once, in order ---------------------------------------------
+
+  function onChat(f) {
+    const broadcast = f.type === 'broadcast';
+    const room = broadcast ? '' : str(f.room);
+    const id = str(f.id);
+    const from = str(f.from);
+    const content = str(f.content);
+    const epoch = typeof f.epoch === 'string' ? f.epoch : '';
+    const offset = epoch && Number.isSafeInteger(f.offset) ? f.offset : null;
+    const replayed = f.replayed === true && !!room;
+    if (offset !== null) advanceCursor(room, epoch, offset);
+    const join = replayed ? (joins.get(room) || [])[0] : undefined;
+    const seen = id ? shown.get(id) : undefined;
+    if (seen) {
+      // Delivered before (live, or by an earlier replay): keep that one. A message delivered while
+      // Redis was down had no offset then; it has one now, which places later replays right.
+      if (offset !== null && !seen.dataset.offset) setOrder(seen, epoch, offset);
+      return;
+    }
+    // A message of this tab whose ack never came (the socket dropped first): a replay, or a late
+    // delivery to this tab's next connection (sent while Redis was down), proves it was delivered.
+    const mine = room && ownClientIds.has(from) ? unconfirmedOwn(room, from, content) : undefined;
+    if (mine) {
+      confirmOwn(mine, id, epoch, offset);
+      return;
+    }
+    if (join) join.fresh += 1;
+    const user = f.user && typeof f.user === 'object' ? f.user : {};
+    const own = ownClientIds.has(from);
+    const li = messageItem({
+      id,
+      room,
+      from,
+      userId: str(user.id) || from,
+      name: str(user.name),
+      hub: str(f.hub),
+      content,
+      timestamp: str(f.timestamp),
+      own,
+      replayed: replayed ? (join ? join.kind : 'history') : '',
+      epoch,
+      offset,
+    });
+    // Sent by an earlier connection of this tab (before a reload): the hub has it.
+    if (own) setOwnState(li, 'sent');
+    if (replayed) placeInOrder(li);
+    else placeNewest(li);
+  }
+
+  /** Moves a room's cursor forward (or onto a new epoch: the room's history was reset). */
+  function advanceCursor(room, epoch, offset) {
+    if (!room || !epoch || !Number.isSafeInteger(offset) || offset < 0) return;
+    const c = cursors.get(room);
+    if (c && c.epoch === epoch && c.offset >= offset) return;
+    cursors.set(room, { epoch, offset });
+    saveSoon();
+  }
+
+  // ---- joins, history and recovery ----------------------------------------------------------
+
+  /**
+   * Joins `room` asking for what it needs: with a cursor, `since` (exactly what was missed, or
+   * nothing); without, the last HISTORY_LIMIT messages. The hub answers joins in the order sent.
+   */
+  function sendJoin(room, kind) {
+    const c = cursors.get(room);
+    const frame = { type: 'join', room };
+    if (kind === 'since' && c) {
+      frame.since = { epoch: c.epoch, offset: c.offset };
+    } else {
+      kind = 'history';
+      frame.history = HISTORY_LIMIT;
+    }
+    if (!sendFrame(frame)) return false;
+    if (!joins.has(room)) joins.set(room, []);
+    joins.get(room).push({ kind, fresh: 0 });
+    if (kind === 'history') loaded.add(room);
+    return true;
+  }
+
+  function nextJoin(room) {
+    const queue = joins.get(room);
+    const join = queue ? queue.shift() : undefined;
+    if (queue && !queue.length) joins.delete(room);
+    return join;
+  }
+
+  // After a welcome: every wanted room is joined again. A room with a cursor (a reconnect, or a reload
+  // of this tab) recovers; its outcome, for all rooms together, is one notice.
+  function rejoinAll() {
+    endRecovery();
+    const reconnect = everWelcomed;
+    everWelcomed = true;
+    const waiting = new Set();
+    for (const room of wantedRooms) {
+      const kind = cursors.has(room) ? 'since' : 'history';
+      if (!sendJoin(room, kind)) continue;
+      // On a reconnect a room without a cursor had no history to recover from: say so if it still has none.
+      if (kind === 'since' || reconnect) waiting.add(room);
+    }
+    if (!waiting.size) return;
+    recovery = { waiting, recovered: 0, missing: new Map() };
+    recoveryTimer = setTimeout(() => {
+      if (!recovery) return;
+      for (const room of recovery.waiting) recovery.missing.set(room, 'no_answer');
+      finishRecovery();
+    }, RECOVERY_WAIT_MS);
+  }
+
+  function settleJoin(room, join, f, hasHistory) {
+    const part = recovery && recovery.waiting.has(room) ? recovery : null;
+    if (join.kind === 'since') {
+      if (f.recovered === true) {
+        if (part) part.recovered += join.fresh;
+        // After a reload the feed is empty: show the room's earlier messages too.
+        if (!loaded.has(room)) sendJoin(room, 'history');
+      } else {
+        // All or nothing: nothing was replayed. Mark where the hole is, then show the latest.
+        const reason = f.recovered === false ? str(f.reason) || 'unknown' : 'no_history';
+        if (part) part.missing.set(room, reason);
+        else notice(`Some messages in #${room} may be missing: ${reasonText(reason)}.`, { kind: 'gap', ms: 20_000 });
+        markGap(room, reason);
+        if (hasHistory) sendJoin(room, 'history');
+      }
+    } else if (part && !hasHistory) {
+      part.missing.set(room, 'no_history');
+      markGap(room, 'no_history');
+    }
+    if (part) {
+      part.waiting.delete(room);
+      if (!part.waiting.size) finishRecovery();
+    }
+  }
+
+  function finishRecovery() {
+    const { recovered, missing } = recovery;
+    endRecovery();
+    const count = (n) => `${n} missed message${n === 1 ? '' : 's'}`;
+    if (missing.size) {
+      const where = [...missing].map(([room, reason]) => `#${room} (${reasonText(reason)})`).join(', ');
+      const got = recovered ? ` Recovered ${count(recovered)} elsewhere.` : '';
+      notice(`Some messages may be missing in ${where}; the latest ones are shown.${got}`, { kind: 'gap', ms: 20_000 });
+    } else if (recovered) {
+      notice(`Reconnected: recovered ${count(recovered)}.`, { kind: 'recovered' });
+    } else {
+      notice('Reconnected: no messages were missed.', { kind: 'recovered', ms: 3000 });
+    }
+  }
+
+  function endRecovery() {
+    clearTimeout(recoveryTimer);
+    recoveryTimer = null;
+    recovery = null;
+  }
+
+  function reasonText(reason) {
+    switch (reason) {
+      case 'epoch_changed':
+        return "the room's history was reset";
+      case 'too_old':
+        return 'older than the history the hub keeps';
+      case 'too_many':
+        return 'too many to replay';
+      case 'unavailable':
+        return 'the history is unavailable right now';
+      case 'no_history':
+        return 'this hub keeps no history';
+      case 'no_answer':
+        return 'the hub did not answer';
+      default:
+        return reason;
+    }
+  }
+
+  /** A line in the feed where messages of `room` may be missing: just above the newest one the page had. */
+  function markGap(room, reason) {
+    const li = document.createElement('li');
+    li.className = 'gap';
+    li.dataset.testid = 'feed-gap';
+    li.dataset.room = room;
+    const newest = [...el.feed.children].find((c) => c.dataset.room === room && c.classList.contains('msg'));
+    li.dataset.ts = String(newest ? Number(newest.dataset.ts) + 0.5 : 0);
+    li.textContent = `Some messages in #${room} may be missing here (${reasonText(reason)}).`;
+    placeInOrder(li);
+  }
+
+  // ---- own messages: pending → sent (ack) or failed ------------------------------------------
+
+  function sendOwn(room, content) {
+    refSeq += 1;
+    const ref = `m${refSeq}`;
+    if (!sendFrame({ type: 'message', room, content, ref })) return false;
+    // The hub never echoes a sender's own message, so the page shows it itself, marked "you".
+    const li = messageItem({
+      id: '',
+      room,
+      from: me.clientId,
+      userId: me.userId || me.clientId,
+      name: me.name,
+      hub: me.hub,
+      content,
+      timestamp: new Date().toISOString(),
+      own: true,
+      replayed: '',
+      epoch: '',
+      offset: null,
+    });
+    const entry = { ref, li, room, content, clientId: me.clientId, state: 'pending', timer: null };
+    entry.timer = setTimeout(() => failOwn(entry, 'no confirmation', `no answer from the hub within ${ACK_TIMEOUT_MS / 1000} s`), ACK_TIMEOUT_MS);
+    outbox.set(ref, entry);
+    setOwnState(li, 'pending');
+    placeNewest(li);
+    return true;
+  }
+
+  function onAck(f) {
+    const entry = outbox.get(str(f.ref));
+    if (!entry) return;
+    const c = cursors.get(entry.room);
+    const offset = Number.isSafeInteger(f.offset) ? f.offset : null;
+    // The ack has no epoch: it is the room's current one (it only orders the item, never the cursor:
+    // messages before this offset may still be on their way to this page).
+    confirmOwn(entry, str(f.id), c && offset !== null ? c.epoch : '', offset);
+  }
+
+  function confirmOwn(entry, id, epoch, offset) {
+    clearTimeout(entry.timer);
+    outbox.delete(entry.ref);
+    entry.state = 'sent';
+    const { li } = entry;
+    if (id) {
+      const other = shown.get(id);
+      if (other && other !== li) forget(other);
+      li.dataset.id = id;
+      if (li.isConnected) shown.set(id, li);
+    }
+    if (epoch && offset !== null) setOrder(li, epoch, offset);
+    setOwnState(li, 'sent');
+  }
+
+  function failOwn(entry, short, why) {
+    if (entry.state !== 'pending') return;
+    clearTimeout(entry.timer);
+    entry.state = 'failed';
+    setOwnState(entry.li, 'failed', short, why);
+    // Kept (a late ack, or a recovery that replays it, still confirms it), but not forever.
+    const failed = [...outbox.values()].filter((e) => e.state === 'failed');
+    for (const old of failed.slice(0, Math.max(0, failed.length - UNCONFIRMED_KEEP))) outbox.delete(old.ref);
+  }
+
+  function failPending(short) {
+    for (const entry of [...outbox.values()]) {
+      if (entry.state === 'pending') failOwn(entry, short, 'the connection dropped before the hub confirmed it');
+    }
+  }
+
+  /** The oldest own message not yet confirmed that this replayed one is: same connection, room, text. */
+  function unconfirmedOwn(room, from, content) {
+    for (const entry of outbox.values()) {
+      if (entry.room === room && entry.clientId === from && entry.content === content) return entry;
+    }
+    return undefined;
+  }
+
   // ---- rendering ------------------------------------------------------------------------------
 
   function renderRooms() {
-    const shown = new Set([...wantedRooms]);
     el.rooms.replaceChildren(
-      ...[...shown].sort().map((room) => {
+      ...[...wantedRooms].sort().map((room) => {
         const li = document.createElement('li');
         li.dataset.room = room;
         if (room === active) li.setAttribute('data-active', '');
@@ -580,7 +927,8 @@
     el.send.disabled = !usable;
   }
 
-  function addItem(m) {
+  /** A feed item for one message; placed by placeNewest / placeInOrder. */
+  function messageItem(m) {
     const li = document.createElement('li');
     li.className = 'msg';
     li.dataset.testid = 'feed-item';
@@ -591,6 +939,10 @@
     li.dataset.user = m.userId;
     li.dataset.name = m.name;
     li.dataset.own = String(m.own);
+    const date = new Date(m.timestamp);
+    const valid = !Number.isNaN(date.getTime());
+    li.dataset.ts = String(valid ? date.getTime() : Date.now());
+    if (m.offset !== null) setOrder(li, m.epoch, m.offset);
     if (m.own) li.classList.add('own');
     if (!m.room) li.classList.add('broadcast');
     // Colour by user, not by connection: one person keeps one colour across reconnects and tabs.
@@ -604,22 +956,97 @@
     from.title = m.userId;
     const room = span('room', m.room ? `#${m.room}` : 'all rooms');
     const hub = span('hub', `via ${m.hub || '?'}`);
+    meta.append(from, room, hub);
+    if (m.replayed) {
+      // Not live: said before this page joined (history), or while it was away (recovery).
+      li.dataset.replayed = m.replayed;
+      li.classList.add('replayed');
+      const mark = span('replayed-mark', m.replayed === 'since' ? 'missed while away' : 'earlier');
+      mark.title = m.replayed === 'since' ? 'Sent while this page was disconnected' : 'Sent before this page joined the room';
+      meta.append(mark);
+    }
     const time = document.createElement('time');
     time.className = 'time';
-    const date = new Date(m.timestamp);
-    const valid = !Number.isNaN(date.getTime());
     time.dateTime = valid ? date.toISOString() : '';
     time.textContent = valid ? date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' }) : '—';
     time.title = valid ? date.toLocaleString() : m.timestamp;
-    meta.append(from, room, hub, time);
+    meta.append(time);
+    if (m.own) meta.append(span('state', ''));
 
     const content = document.createElement('p');
     content.className = 'content';
     content.textContent = m.content;
 
     li.append(meta, content);
-    el.feed.prepend(li); // newest on top
-    while (el.feed.childElementCount > FEED_MAX) el.feed.lastElementChild.remove();
+    return li;
+  }
+
+  // An own message's delivery state, in words and a symbol (not by colour alone).
+  function setOwnState(li, state, short = '', why = '') {
+    li.dataset.state = state;
+    const s = li.querySelector('.state');
+    if (!s) return;
+    if (state === 'pending') {
+      s.textContent = '… sending';
+      s.title = 'Waiting for the hub to confirm it';
+    } else if (state === 'sent') {
+      s.textContent = '✓ sent';
+      s.title = 'The hub has it';
+    } else {
+      s.textContent = `✕ not sent (${short})`;
+      s.title = why || short;
+    }
+  }
+
+  function setOrder(li, epoch, offset) {
+    li.dataset.epoch = epoch;
+    li.dataset.offset = String(offset);
+  }
+
+  // `a` belongs above `b`: by offset within one room's epoch (exact), else by time.
+  function isNewer(a, b) {
+    const x = a.dataset;
+    const y = b.dataset;
+    if (x.room && x.room === y.room && x.epoch && x.epoch === y.epoch && x.offset && y.offset) {
+      return Number(x.offset) > Number(y.offset);
+    }
+    return Number(x.ts) > Number(y.ts);
+  }
+
+  /** A live message: it is the newest, on top. */
+  function placeNewest(li) {
+    remember(li);
+    el.feed.prepend(li);
+    trimFeed();
+  }
+
+  /** A replayed message (or a gap line): under everything newer, so the feed stays newest first. */
+  function placeInOrder(li) {
+    let at = el.feed.firstElementChild;
+    while (at && !isNewer(li, at)) at = at.nextElementSibling;
+    remember(li);
+    el.feed.insertBefore(li, at);
+    trimFeed();
+  }
+
+  function remember(li) {
+    if (li.dataset.id) shown.set(li.dataset.id, li);
+  }
+
+  function forget(li) {
+    if (li.dataset.id && shown.get(li.dataset.id) === li) shown.delete(li.dataset.id);
+    li.remove();
+  }
+
+  function trimFeed() {
+    while (el.feed.childElementCount > FEED_MAX) forget(el.feed.lastElementChild);
+  }
+
+  function clearFeed() {
+    for (const entry of outbox.values()) clearTimeout(entry.timer);
+    outbox.clear();
+    shown.clear();
+    el.feed.replaceChildren();
   }
 
   function span(cls, text) {
@@ -641,6 +1068,58 @@
 
   function str(v) {
     return typeof v === 'string' ? v : v == null ? '' : String(v);
+  }
+
+  // ---- this tab's session (sessionStorage): rooms, cursors, client ids -----------------------
+
+  // Cursors move with every message: written at most every SAVE_EVERY_MS, and when the page goes.
+  function saveSoon() {
+    if (!saveTimer) saveTimer = setTimeout(saveSession, SAVE_EVERY_MS);
+  }
+
+  function saveSession() {
+    clearTimeout(saveTimer);
+    saveTimer = null;
+    try {
+      sessionStorage.setItem(
+        SESSION_KEY,
+        JSON.stringify({
+          rooms: [...wantedRooms],
+          active,
+          cursors: Object.fromEntries(cursors),
+          clientIds: [...ownClientIds],
+        }),
+      );
+    } catch {
+      // Storage off or full: a reload then starts with the rooms' earlier messages instead.
+    }
+  }
+
+  // A reload of this tab comes back to the same rooms and recovers what it missed meanwhile.
+  function loadSession() {
+    let v;
+    try {
+      v = JSON.parse(sessionStorage.getItem(SESSION_KEY) || 'null');
+    } catch {
+      return;
+    }
+    if (!v || typeof v !== 'object') return;
+    if (Array.isArray(v.rooms)) {
+      const kept = v.rooms.filter((r) => typeof r === 'string' && ROOM_RE.test(r));
+      wantedRooms.clear();
+      for (const r of kept) wantedRooms.add(r);
+      if (typeof v.active === 'string' && wantedRooms.has(v.active)) active = v.active;
+      else active = firstRoom();
+    }
+    for (const [room, c] of Object.entries(v.cursors && typeof v.cursors === 'object' ? v.cursors : {})) {
+      if (ROOM_RE.test(room) && wantedRooms.has(room) && c && typeof c.epoch === 'string' && c.epoch &&
+        Number.isSafeInteger(c.offset) && c.offset >= 0) {
+        cursors.set(room, { epoch: c.epoch, offset: c.offset });
+      }
+    }
+    for (const id of Array.isArray(v.clientIds) ? v.clientIds.slice(-CLIENT_IDS_KEEP) : []) {
+      if (typeof id === 'string' && id) ownClientIds.add(id);
+    }
   }
 
   // ---- user actions ---------------------------------------------------------------------------
@@ -686,7 +1165,8 @@
       return;
     }
     userJoins.add(room);
-    sendFrame({ type: 'join', room });
+    // A room joined now shows what was said there lately.
+    sendJoin(room, 'history');
   });
 
   el.leave.addEventListener('click', () => {
@@ -703,19 +1183,7 @@
     ev.preventDefault();
     const content = el.message.value;
     if (!content.trim() || !active) return;
-    // The hub never echoes a sender's own message, so the page shows it itself, marked "you".
-    if (!sendFrame({ type: 'message', room: active, content })) return;
-    addItem({
-      id: '',
-      room: active,
-      from: me.clientId,
-      userId: me.userId || me.clientId,
-      name: me.name,
-      hub: me.hub,
-      content,
-      timestamp: new Date().toISOString(),
-      own: true,
-    });
+    if (!sendOwn(active, content)) return;
     el.message.value = '';
   });
 
@@ -723,6 +1191,9 @@
   window.addEventListener('online', () => {
     if (wanted && !ws) connect();
   });
+  window.addEventListener('offline', dropForOffline);
+  // A reload or a closed tab: the latest cursors must be in sessionStorage for the next load.
+  window.addEventListener('pagehide', saveSession);
 
   // Background tabs get their timers throttled: when the tab comes back, renew an overdue token now.
   document.addEventListener('visibilitychange', () => {
@@ -731,6 +1202,7 @@
     refreshToken();
   });
 
+  loadSession();
   renderRooms();
   if (cfg.auth) {
     identity = loadIdentity();
