@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ChatSession, STEPS } from './scenario.mjs';
+import { ChatSession, HISTORY_STEPS, STEPS } from './scenario.mjs';
 import { startStack } from './stack.mjs';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -38,6 +38,7 @@ describe('chat page: two pages on two web servers chat across two hubs bridged b
       page2Url: stack.page2Url,
       stopHub1: () => stack.stopHub1(),
       startHub1: () => stack.startHub1(),
+      forgetRoomHistory: (room) => stack.forgetRoomHistory(room),
       screenshotDir: SCREENSHOT_DIR,
       log,
     });
@@ -59,7 +60,9 @@ describe('chat page: two pages on two web servers chat across two hubs bridged b
     assert.equal(stack.healthcheck('hub-client-web', { WEB_LISTEN: '127.0.0.1:9' }), 1);
   });
 
-  for (const [name, step] of STEPS) {
+  // The history steps run after the chat steps, in the same session (the hubs keep history: the
+  // default HUB_HISTORY_SIZE=100).
+  for (const [name, step] of [...STEPS, ...HISTORY_STEPS]) {
     it(name, { timeout: STEP_TIMEOUT_MS }, async (t) => {
       // Without connected pages every later step would only time out: report the cause once.
       if (broken) {

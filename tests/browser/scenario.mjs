@@ -17,12 +17,21 @@
 //   [data-testid=message-input]                Enter sends to the active room
 //   [data-testid=feed] [data-testid=feed-item] newest first; data-room, data-hub, data-from,
 //                                data-user, data-name, data-own ("true" for this page's own messages),
-//                                .content, .from (the sender's name, or a short id when anonymous)
+//                                data-id, .content, .from (the sender's name, or a short id when anonymous);
+//                                data-replayed = history | since (.replayed-mark "earlier" / "missed
+//                                while away"); own ones data-state = pending | sent | failed (.state)
+//   [data-testid=feed] [data-testid=feed-gap]  "some messages may be missing here"
+//   [data-testid=notice] data-kind = error | recovered | gap
+//
+// HISTORY_STEPS (local test, hubs with history) add page 4, in a browser of its own so that browser's
+// offline mode takes page 4 alone offline, and page 5, a page opened late.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { launchChromium } from './browser.mjs';
 
 const STEP_TIMEOUT_MS = 15_000;
+// Messages page 1 sends while page 4 is offline (the issue asks for 30).
+const OFFLINE_MESSAGES = 30;
 // A restarted hub is reached after its start-up plus at most one capped reconnect delay (10 s default).
 const RECONNECT_TIMEOUT_MS = 45_000;
 const XSS = '<img src=x onerror=alert(1)>';
@@ -31,7 +40,8 @@ const XSS = '<img src=x onerror=alert(1)>';
  * One browser with three pages; each step throws on a failed expectation.
  * Options beyond the URLs and hub callbacks: page3Url (default page2Url); autoSignIn (default true: a
  * page that asks for a name gets one at open(); false leaves the sign-in to the steps); tokenTtlMs
- * (the web servers' WEB_TOKEN_TTL, for the renewal step).
+ * (the web servers' WEB_TOKEN_TTL, for the renewal step); forgetRoomHistory (async (room): deletes the
+ * room's history in Redis, for the step where recovery cannot be complete).
  */
 export class ChatSession {
   constructor({
@@ -43,12 +53,30 @@ export class ChatSession {
     screenshotDir,
     autoSignIn = true,
     tokenTtlMs = 0,
+    forgetRoomHistory,
     log = () => {},
   }) {
-    Object.assign(this, { page1Url, page2Url, page3Url, stopHub1, startHub1, screenshotDir, autoSignIn, tokenTtlMs, log });
+    Object.assign(this, {
+      page1Url,
+      page2Url,
+      page3Url,
+      stopHub1,
+      startHub1,
+      screenshotDir,
+      autoSignIn,
+      tokenTtlMs,
+      forgetRoomHistory,
+      log,
+    });
     this.run = Math.random().toString(36).slice(2, 8);
     // Names with the run id, so a stale page of an earlier run can never satisfy an expectation.
-    this.names = { page1: `Ana ${this.run}`, page2: `Bo ${this.run}`, page3: `Cy ${this.run}` };
+    this.names = {
+      page1: `Ana ${this.run}`,
+      page2: `Bo ${this.run}`,
+      page3: `Cy ${this.run}`,
+      page4: `Dee ${this.run}`,
+      page5: `Eli ${this.run}`,
+    };
     this.dialogs = [];
     this.pageErrors = [];
     this.shot = 0;
@@ -71,12 +99,17 @@ export class ChatSession {
   }
 
   async close() {
-    if (this.browser) await this.browser.close();
-    this.browser = undefined;
+    try {
+      if (this.offlineBrowser) await this.offlineBrowser.close();
+    } finally {
+      this.offlineBrowser = undefined;
+      if (this.browser) await this.browser.close();
+      this.browser = undefined;
+    }
   }
 
-  async newPage(name, url, viewport) {
-    const page = await this.browser.context.newPage();
+  async newPage(name, url, viewport, context = this.browser.context) {
+    const page = await context.newPage();
     page.rtName = name;
     // Every WebSocket the page opens, with the types of the frames it sent and received: the renewal
     // and refusal steps check that a page keeps its socket, and does not loop on a refused token.
@@ -123,8 +156,8 @@ export class ChatSession {
     if (!this.screenshotDir) return;
     this.shot += 1;
     const n = String(this.shot).padStart(2, '0');
-    for (const page of [this.page1, this.page2, this.page3]) {
-      if (!page) continue;
+    for (const page of [this.page1, this.page2, this.page3, this.page4]) {
+      if (!page || page.isClosed()) continue;
       const file = join(this.screenshotDir, `${n}-${label}-${page.rtName}.png`);
       await page.screenshot({ path: file, fullPage: true }).catch((e) => this.log(`screenshot ${file}: ${e.message}`));
     }
@@ -411,6 +444,296 @@ export class ChatSession {
     await this.screenshot('reconnected');
   }
 
+  // ---- history and recovery steps (hubs keeping history: HUB_HISTORY_SIZE > 0, the default) -------
+
+  /** Signs `page` in when its server asks for a name, then waits until it is connected. */
+  async ready(page) {
+    if (this.autoSignIn && (await this.asksForName(page))) await this.signIn(page);
+    await this.waitState(page, 'connected');
+  }
+
+  /** The feed as a user reads it, top (newest) first. */
+  async feedItems(page) {
+    return page.$$eval('[data-testid=feed] [data-testid=feed-item]', (items) =>
+      items.map((li) => {
+        const mark = li.querySelector('.replayed-mark');
+        const state = li.querySelector('.state');
+        return {
+          text: li.querySelector('.content')?.textContent ?? '',
+          id: li.dataset.id,
+          own: li.dataset.own,
+          replayed: li.dataset.replayed ?? '',
+          mark: mark && mark.checkVisibility() ? mark.textContent : '',
+          state: li.dataset.state ?? '',
+          stateText: state && state.checkVisibility() ? state.textContent : '',
+        };
+      }),
+    );
+  }
+
+  /** Waits for the notice of `kind` with text matching `re` to be visible; returns its text. */
+  async waitNotice(page, kind, re) {
+    await this.waitFor(
+      page,
+      `a ${kind} notice matching ${re}`,
+      ({ kind, source, flags }) => {
+        const n = document.querySelector('[data-testid=notice]');
+        return n && n.checkVisibility() && n.dataset.kind === kind && new RegExp(source, flags).test(n.textContent);
+      },
+      { kind, source: re.source, flags: re.flags },
+    );
+    return page.locator('[data-testid=notice]').textContent();
+  }
+
+  /**
+   * Records, in the page, every state each own message shows (data-state and its visible text), in
+   * order: what a user watching the message would have seen.
+   */
+  async watchOwnStates(page) {
+    await page.evaluate(() => {
+      const seen = new Map();
+      window.rtOwnStates = seen;
+      const note = (li) => {
+        if (!li.matches || !li.matches('[data-testid=feed-item][data-own=true]')) return;
+        const text = li.querySelector('.content')?.textContent ?? '';
+        const list = seen.get(text) ?? [];
+        const now = `${li.dataset.state}: ${li.querySelector('.state')?.textContent ?? ''}`;
+        if (list.at(-1) !== now) list.push(now);
+        seen.set(text, list);
+      };
+      new MutationObserver((records) => {
+        for (const r of records) {
+          if (r.type === 'childList') r.addedNodes.forEach(note);
+          else note(r.target);
+        }
+      }).observe(document.querySelector('[data-testid=feed]'), {
+        childList: true,
+        subtree: true,
+        attributes: true,
+        attributeFilter: ['data-state'],
+      });
+    });
+  }
+
+  async ownStates(page, text) {
+    return page.evaluate((t) => window.rtOwnStates?.get(t) ?? [], text);
+  }
+
+  /** Page 4 (web 2 → hub 2) in a browser of its own, whose offline mode affects page 4 alone. */
+  async openOfflinePage() {
+    this.offlineBrowser = await launchChromium();
+    this.page4 = await this.newPage('page4', this.page2Url, { width: 800, height: 900 }, this.offlineBrowser.context);
+    await this.ready(this.page4);
+    // Page 4 is live in general once a message sent now reaches it.
+    const hello = `page 4 is here (${this.run})`;
+    await this.send(this.page1, hello);
+    await this.expectTop(this.page4, hello, { room: 'general', hub: this.hub1 });
+  }
+
+  async goOffline(page, context) {
+    await context.setOffline(true);
+    await this.waitFor(page, 'status "Offline — reconnecting…"', () => {
+      const s = document.querySelector('[data-testid=status]');
+      return s && s.dataset.state === 'reconnecting' && /offline/i.test(s.textContent);
+    });
+    // The chat cannot be used while offline.
+    if (!(await page.locator('[data-testid=message-input]').isDisabled())) {
+      throw new Error(`${page.rtName}: the message box is usable while offline`);
+    }
+  }
+
+  async offlineRecovery() {
+    await this.openOfflinePage();
+    const page4 = this.page4;
+    const before = (await this.feedItems(page4)).length;
+    await this.watchOwnStates(this.page1);
+    this.log('page4 goes offline');
+    await this.goOffline(page4, this.offlineBrowser.context);
+    await this.screenshot('page4-offline');
+    const texts = Array.from({ length: OFFLINE_MESSAGES }, (_, i) => `missed ${String(i + 1).padStart(2, '0')} (${this.run})`);
+    for (const text of texts) await this.send(this.page1, text);
+    this.missed = texts;
+    // They did cross the hubs meanwhile: page 2, on hub 2 like page 4, has the last one.
+    await this.expectTop(this.page2, texts.at(-1), { room: 'general', hub: this.hub1 });
+    if ((await this.feedItems(page4)).length !== before) throw new Error('page4 got messages while offline');
+    this.log('page4 comes back online');
+    await this.offlineBrowser.context.setOffline(false);
+    await this.waitState(page4, 'connected', RECONNECT_TIMEOUT_MS);
+    const said = await this.waitNotice(page4, 'recovered', new RegExp(`recovered ${OFFLINE_MESSAGES} missed messages`, 'i'));
+    this.log(`page4 shows: ${said}`);
+    await this.expectTop(page4, texts.at(-1), { room: 'general', hub: this.hub1 });
+    const feed = await this.feedItems(page4);
+    // Every one exactly once, newest on top, right above what page 4 had before it went offline.
+    const got = feed.filter((m) => texts.includes(m.text));
+    const want = [...texts].reverse();
+    if (JSON.stringify(got.map((m) => m.text)) !== JSON.stringify(want)) {
+      throw new Error(`page4 shows the missed messages as ${JSON.stringify(got.map((m) => m.text))}`);
+    }
+    if (JSON.stringify(feed.slice(0, texts.length).map((m) => m.text)) !== JSON.stringify(want)) {
+      throw new Error(`page4's feed does not start with the ${texts.length} missed messages`);
+    }
+    if (feed[texts.length]?.text !== `page 4 is here (${this.run})`) {
+      throw new Error(`below the missed messages page4 shows "${feed[texts.length]?.text}"`);
+    }
+    const unmarked = got.filter((m) => m.replayed !== 'since' || m.mark !== 'missed while away' || m.own !== 'false');
+    if (unmarked.length) throw new Error(`recovered messages not marked as missed: ${JSON.stringify(unmarked)}`);
+    assertUniqueIds(page4, feed);
+    await this.screenshot('page4-recovered');
+    // Page 1 saw each of its messages go from "sending" to "sent".
+    for (const text of texts) {
+      const states = await this.ownStates(this.page1, text);
+      if (states.length !== 2 || !/^pending: … sending$/.test(states[0]) || !/^sent: ✓ sent$/.test(states[1])) {
+        throw new Error(`page1's "${text}" showed ${JSON.stringify(states)}, expected sending then sent`);
+      }
+    }
+  }
+
+  async lateJoinerSeesHistory() {
+    if (!this.missed) throw new Error('run offlineRecovery first');
+    const page5 = await this.newPage('page5', this.page1Url, { width: 390, height: 900 });
+    try {
+      await this.ready(page5);
+      await this.waitFor(
+        page5,
+        `the last message of general ("${this.missed.at(-1)}") on top`,
+        (t) => document.querySelector('[data-testid=feed] [data-testid=feed-item] .content')?.textContent === t,
+        this.missed.at(-1),
+      );
+      const feed = await this.feedItems(page5);
+      const top = feed.slice(0, this.missed.length);
+      if (JSON.stringify(top.map((m) => m.text)) !== JSON.stringify([...this.missed].reverse())) {
+        throw new Error(`page5's feed starts with ${JSON.stringify(top.map((m) => m.text))}`);
+      }
+      const unmarked = feed.filter((m) => m.replayed !== 'history' || m.mark !== 'earlier' || m.own !== 'false');
+      if (unmarked.length) throw new Error(`page5 shows messages not marked earlier: ${JSON.stringify(unmarked.slice(0, 3))}`);
+      if (feed.length > 50) throw new Error(`page5 shows ${feed.length} earlier messages, asked for 50`);
+      assertUniqueIds(page5, feed);
+      this.log(`page5 (opened now) shows ${feed.length} earlier messages of general`);
+      this.shot += 1;
+      if (this.screenshotDir) {
+        await page5.screenshot({ path: join(this.screenshotDir, `${String(this.shot).padStart(2, '0')}-late-joiner-page5.png`), fullPage: true });
+      }
+    } finally {
+      await page5.close();
+    }
+  }
+
+  async reloadRecovers() {
+    const page4 = this.page4;
+    const before = (await this.feedItems(page4)).map((m) => m.text);
+    const socketsBefore = page4.rtSockets.length;
+    await page4.reload();
+    await this.waitState(page4, 'connected');
+    // The tab kept its cursor (sessionStorage): it rejoins with `since`, then refills the feed.
+    const said = await this.waitNotice(page4, 'recovered', /no messages were missed/i);
+    this.log(`page4 after a reload shows: ${said}`);
+    const sock = page4.rtSockets[socketsBefore];
+    if (!sock || !sock.sent.includes('join')) throw new Error('page4 sent no join after the reload');
+    await this.waitFor(
+      page4,
+      `the ${before.length} messages it had before the reload`,
+      (n) => document.querySelectorAll('[data-testid=feed] [data-testid=feed-item]').length >= n,
+      before.length,
+    );
+    const after = await this.feedItems(page4);
+    if (JSON.stringify(after.map((m) => m.text)) !== JSON.stringify(before)) {
+      throw new Error(`page4 after a reload shows ${JSON.stringify(after.map((m) => m.text).slice(0, 5))}…, had ${JSON.stringify(before.slice(0, 5))}…`);
+    }
+    assertUniqueIds(page4, after);
+  }
+
+  /**
+   * Makes page 1's socket close as it sends its next chat message: before the frame leaves
+   * (`delivered` false) or right after it (the hub has it, the ack is lost). Test-only, through
+   * the DevTools protocol (not subject to the page's CSP).
+   */
+  async dropOnNextMessage(page, delivered) {
+    await page.evaluate((delivered) => {
+      const send = WebSocket.prototype.send;
+      WebSocket.prototype.send = function (data) {
+        if (typeof data !== 'string' || !data.includes('"type":"message"')) return send.call(this, data);
+        WebSocket.prototype.send = send;
+        if (delivered) send.call(this, data);
+        this.close(3000, 'test: dropped before the ack');
+        return undefined;
+      };
+    }, delivered);
+  }
+
+  async ownMessageFailsAndRecovers() {
+    const page = this.page1;
+    const input = page.locator('[data-testid=message-input]');
+    const typeAndSend = async (text) => {
+      await input.fill(text);
+      await input.press('Enter');
+    };
+    // 1. Never reached the hub: failed, and still failed once the page has reconnected and recovered.
+    const lost = `never left page 1 (${this.run})`;
+    await this.dropOnNextMessage(page, false);
+    await typeAndSend(lost);
+    await this.waitState(page, 'connected', RECONNECT_TIMEOUT_MS);
+    await this.waitNotice(page, 'recovered', /reconnected/i);
+    let item = (await this.feedItems(page)).find((m) => m.text === lost);
+    if (!item || item.state !== 'failed' || !/✕ not sent \(connection lost\)/.test(item.stateText)) {
+      throw new Error(`page1's undelivered message shows ${JSON.stringify(item)}`);
+    }
+    // 2. Reached the hub, ack lost with the connection: failed until the recovery replays it, then sent.
+    const late = `acked by the recovery (${this.run})`;
+    await this.dropOnNextMessage(page, true);
+    await typeAndSend(late);
+    await this.waitState(page, 'connected', RECONNECT_TIMEOUT_MS);
+    await this.waitFor(page, `"${late}" sent`, (t) => {
+      const li = [...document.querySelectorAll('[data-testid=feed-item][data-own=true]')].find(
+        (l) => l.querySelector('.content')?.textContent === t,
+      );
+      return li && li.dataset.state === 'sent';
+    }, late);
+    const states = await this.ownStates(page, late);
+    const want = ['pending: … sending', 'failed: ✕ not sent (connection lost)', 'sent: ✓ sent'];
+    if (JSON.stringify(states) !== JSON.stringify(want)) {
+      throw new Error(`page1's "${late}" showed ${JSON.stringify(states)}, expected ${JSON.stringify(want)}`);
+    }
+    // The others have it, once; the page shows it once too.
+    await this.expectTop(this.page2, late, { room: 'general', hub: this.hub1 });
+    const mine = (await this.feedItems(page)).filter((m) => m.text === late || m.text === lost);
+    if (mine.length !== 2) throw new Error(`page1 shows its two messages ${mine.length} times`);
+    item = (await this.feedItems(page)).find((m) => m.text === lost);
+    if (item.state !== 'failed') throw new Error(`page1's undelivered message became "${item.state}"`);
+    if ((await this.feedTexts(this.page2)).includes(lost)) throw new Error('page2 shows a message that never left page 1');
+    // Both recoveries replayed page 1's own earlier messages (acked, so known by id): shown once still.
+    assertUniqueIds(page, await this.feedItems(page));
+    const texts = (await this.feedItems(page)).map((m) => m.text);
+    const twice = texts.filter((t, i) => texts.indexOf(t) !== i);
+    if (twice.length) throw new Error(`page1 shows ${JSON.stringify(twice.slice(0, 3))} twice`);
+    await this.screenshot('own-states');
+  }
+
+  async recoveryGapIsShown() {
+    if (!this.forgetRoomHistory) throw new Error('the forgetRoomHistory callback is required');
+    const page4 = this.page4;
+    const lastSeen = (await this.feedItems(page4))[0]?.text;
+    await this.goOffline(page4, this.offlineBrowser.context);
+    // What a Redis restarted empty does to the room: a new epoch, offsets from 1 again.
+    await this.forgetRoomHistory('general');
+    const text = `after the history reset (${this.run})`;
+    await this.send(this.page1, text);
+    await this.expectTop(this.page2, text, { room: 'general', hub: this.hub1 });
+    await this.offlineBrowser.context.setOffline(false);
+    await this.waitState(page4, 'connected', RECONNECT_TIMEOUT_MS);
+    const said = await this.waitNotice(page4, 'gap', /some messages may be missing in #general \(the room's history was reset\)/i);
+    this.log(`page4 shows: ${said}`);
+    await this.expectTop(page4, text, { room: 'general', hub: this.hub1 });
+    const gap = await page4.$$eval('[data-testid=feed] > *', (items) =>
+      items.map((li) => (li.dataset.testid === 'feed-gap' ? `GAP: ${li.textContent}` : li.querySelector('.content')?.textContent)),
+    );
+    const at = gap.findIndex((t) => t?.startsWith('GAP: '));
+    if (at !== 1 || !/may be missing here/.test(gap[at]) || gap[at + 1] !== lastSeen) {
+      throw new Error(`page4 does not mark the gap between the new message and the last it had: ${JSON.stringify(gap.slice(0, 4))}`);
+    }
+    assertUniqueIds(page4, await this.feedItems(page4));
+    await this.screenshot('gap');
+  }
+
   noPageErrors() {
     if (this.pageErrors.length) throw new Error(`page errors: ${this.pageErrors.join('; ')}`);
   }
@@ -547,6 +870,22 @@ export const STEPS = [
   ['no script errors and no foreign fetches in any page', (s) => s.noPageErrors()],
 ];
 
+/**
+ * History and recovery, after STEPS (hubs keeping history; forgetRoomHistory set), in order.
+ * About 20 s: a second browser, 30 + 3 messages, three reconnects.
+ */
+export const HISTORY_STEPS = [
+  [`a page offline while ${OFFLINE_MESSAGES} messages are sent shows all of them once, in order, and says it recovered them; the sender saw each go from sending to sent`,
+    (s) => s.offlineRecovery()],
+  ['a page opened now shows the latest messages of general, marked earlier', (s) => s.lateJoinerSeesHistory()],
+  ['a reload recovers from where the tab was and shows the same messages once, in order', (s) => s.reloadRecovers()],
+  ['an own message whose connection drops before the ack shows failed; sent once a recovery replays it', (s) =>
+    s.ownMessageFailsAndRecovers()],
+  ['a recovery that cannot be complete (history reset) says messages may be missing and marks where', (s) =>
+    s.recoveryGapIsShown()],
+  ['no script errors and no foreign fetches in any page', (s) => s.noPageErrors()],
+];
+
 /** The sign-in scenario (autoSignIn: false, page3 on a web server with another secret), in order. */
 export const AUTH_STEPS = [
   ['each page asks for a name, signs in and connects, the token as its first frame', (s) => s.signInBoth()],
@@ -574,6 +913,12 @@ export async function crossHubChat({ page1Url, page2Url, stopHub1, startHub1, sc
   } finally {
     await session.close();
   }
+}
+
+function assertUniqueIds(page, feed) {
+  const ids = feed.map((m) => m.id).filter(Boolean);
+  const twice = ids.filter((id, i) => ids.indexOf(id) !== i);
+  if (twice.length) throw new Error(`${page.rtName} shows ${twice.length} message(s) twice: ${JSON.stringify(twice.slice(0, 3))}`);
 }
 
 async function describePage(page) {

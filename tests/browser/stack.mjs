@@ -15,6 +15,41 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => process.exit(130));
 }
 
+/**
+ * Sends one command to Redis (RESP over a plain socket: no client library for a test helper) and
+ * resolves to its reply line, e.g. ':2' for a DEL of two keys. `url` is redis://[:password@]host:port.
+ */
+export function redisCommand(url, ...args) {
+  const u = new URL(url);
+  const encode = (parts) =>
+    `*${parts.length}\r\n${parts.map((p) => `$${Buffer.byteLength(String(p))}\r\n${p}\r\n`).join('')}`;
+  let wire = '';
+  let replies = 1;
+  if (u.password) {
+    const auth = u.username ? ['AUTH', decodeURIComponent(u.username), decodeURIComponent(u.password)] : ['AUTH', decodeURIComponent(u.password)];
+    wire += encode(auth);
+    replies += 1;
+  }
+  wire += encode(args);
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(Number(u.port) || 6379, u.hostname);
+    let got = '';
+    sock.setTimeout(5000, () => sock.destroy(new Error(`redis ${args[0]}: no answer`)));
+    sock.on('error', reject);
+    sock.on('data', (d) => {
+      got += d;
+      const lines = got.split('\r\n');
+      if (lines.length > replies) {
+        sock.end();
+        const reply = lines[replies - 1];
+        if (reply.startsWith('-')) reject(new Error(`redis ${args[0]}: ${reply}`));
+        else resolve(reply);
+      }
+    });
+    sock.write(wire);
+  });
+}
+
 export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -155,6 +190,11 @@ export async function startStack({ binDir, redisUrl, logDir, hubEnv = {}, webEnv
     },
     tails() {
       return names.map((n) => `==== ${n} (${stack[n].logFile})\n${stack[n].tail(20)}`).join('\n');
+    },
+    /** Deletes a room's history in Redis (list and meta), as a Redis restarted empty would. */
+    async forgetRoomHistory(room) {
+      const prefix = hubEnv.HUB_REDIS_PREFIX || 'rthub:';
+      return redisCommand(redisUrl, 'DEL', `${prefix}history:{${room}}`, `${prefix}meta:{${room}}`);
     },
     /** Runs `<bin> healthcheck` with the given environment; returns its exit status. */
     healthcheck(binName, env) {
