@@ -39,10 +39,17 @@ pub struct Settings {
     pub pong_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// A user's last leave is announced this long after it, unless they come back meanwhile.
     #[serde(with = "humantime_serde")]
-    pub presence_ttl: Duration,
+    pub presence_leave_delay: Duration,
+    /// Rooms with more users get no `presence_diff` events (they can still ask).
+    pub presence_events_max: usize,
+    /// How often the hub writes its heartbeat (and looks for dead hubs).
     #[serde(with = "humantime_serde")]
-    pub presence_interval: Duration,
+    pub hub_heartbeat: Duration,
+    /// A hub silent this long is dead: the others remove it and its users from presence.
+    #[serde(with = "humantime_serde")]
+    pub hub_timeout: Duration,
     /// Cross-hub messages held in order while Redis is unreachable.
     pub bridge_buffer: usize,
     #[serde(with = "humantime_serde")]
@@ -135,8 +142,10 @@ handshake_timeout = "10s"
 ping_interval = "20s"
 pong_timeout = "60s"
 shutdown_grace = "10s"
-presence_ttl = "30s"
-presence_interval = "10s"
+presence_leave_delay = "5s"
+presence_events_max = 1000
+hub_heartbeat = "2s"
+hub_timeout = "10s"
 bridge_buffer = 10000
 redis_ping_interval = "1s"
 redis_timeout = "2s"
@@ -210,7 +219,7 @@ impl Settings {
             // These drive timers and intervals: zero would panic (tokio intervals) or spin.
             ("handshake_timeout", self.handshake_timeout.is_zero()),
             ("ping_interval", self.ping_interval.is_zero()),
-            ("presence_interval", self.presence_interval.is_zero()),
+            ("hub_heartbeat", self.hub_heartbeat.is_zero()),
             ("redis_ping_interval", self.redis_ping_interval.is_zero()),
             ("redis_timeout", self.redis_timeout.is_zero()),
             ("reconnect_max", self.reconnect_max.is_zero()),
@@ -233,9 +242,9 @@ impl Settings {
                 "pong_timeout must be longer than ping_interval".into(),
             ));
         }
-        if self.presence_ttl <= self.presence_interval {
+        if self.hub_timeout < self.hub_heartbeat * 2 {
             return Err(ConfigError::Invalid(
-                "presence_ttl must be longer than presence_interval".into(),
+                "hub_timeout must be at least twice hub_heartbeat".into(),
             ));
         }
         if self.name.trim().is_empty() {
@@ -317,7 +326,7 @@ mod tests {
         for key in [
             "HANDSHAKE_TIMEOUT",
             "PING_INTERVAL",
-            "PRESENCE_INTERVAL",
+            "HUB_HEARTBEAT",
             "REDIS_PING_INTERVAL",
             "REDIS_TIMEOUT",
             "RECONNECT_MAX",

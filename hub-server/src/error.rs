@@ -32,6 +32,8 @@ pub enum ProtocolError {
     AuthOff,
     #[error("the message could not be stored: the hub's outage buffer is full")]
     Unavailable,
+    #[error("presence is unavailable: redis did not answer")]
+    PresenceUnavailable,
 }
 
 impl ProtocolError {
@@ -50,7 +52,7 @@ impl ProtocolError {
             ProtocolError::Unauthenticated => "unauthenticated",
             ProtocolError::Forbidden(_) => "forbidden",
             ProtocolError::AuthOff => "auth_off",
-            ProtocolError::Unavailable => "unavailable",
+            ProtocolError::Unavailable | ProtocolError::PresenceUnavailable => "unavailable",
         }
     }
 }

@@ -6,7 +6,6 @@
 //! it what to publish and which rooms have local members.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -15,6 +14,7 @@ use uuid::Uuid;
 
 use crate::error::{CloseReason, ProtocolError};
 use crate::protocol::{Frame, Room};
+use crate::room_users::{PresenceChange, PresenceFeed, RoomUsers};
 
 pub type ClientId = Arc<str>;
 
@@ -67,8 +67,6 @@ impl Recipient {
 #[derive(Debug)]
 struct Member {
     recipient: Recipient,
-    ip: IpAddr,
-    connected_at: String,
     rooms: Vec<Room>,
     /// The user this connection belongs to (the client id itself when anonymous).
     user: Arc<str>,
@@ -90,8 +88,6 @@ pub enum Joined {
 pub struct Newcomer {
     pub client_id: ClientId,
     pub recipient: Recipient,
-    pub ip: IpAddr,
-    pub connected_at: String,
     pub user: Arc<str>,
     pub name: Option<Arc<str>>,
     /// A member of the default room from the start (when the grants allow it).
@@ -102,6 +98,7 @@ pub struct Newcomer {
 struct State {
     clients: HashMap<ClientId, Member>,
     rooms: HashMap<Room, HashMap<ClientId, Seat>>,
+    users: RoomUsers,
 }
 
 /// A client's place in one room.
@@ -138,17 +135,6 @@ impl Seat {
     }
 }
 
-/// One client as the presence writer stores it in Redis.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PresenceEntry {
-    pub client_id: ClientId,
-    pub user: Arc<str>,
-    pub name: Option<Arc<str>>,
-    pub ip: IpAddr,
-    pub connected_at: String,
-    pub rooms: String,
-}
-
 #[derive(Debug, Default)]
 pub struct Counters {
     pub delivered: AtomicU64,
@@ -164,8 +150,8 @@ struct Inner {
     state: RwLock<State>,
     /// Woken when the set of rooms with local members changes (the bridge resubscribes).
     rooms_changed: Notify,
-    /// Woken when a client connects, leaves or changes rooms (the presence writer updates Redis).
-    presence_changed: Notify,
+    /// Every change of who is in which room, for the presence writer.
+    presence: PresenceFeed,
     counters: Counters,
 }
 
@@ -181,7 +167,7 @@ impl Hub {
             max_rooms_per_client,
             state: RwLock::default(),
             rooms_changed: Notify::new(),
-            presence_changed: Notify::new(),
+            presence: PresenceFeed::default(),
             counters: Counters::default(),
         }))
     }
@@ -198,6 +184,24 @@ impl Hub {
         &self.0.counters
     }
 
+    pub fn presence_feed(&self) -> &PresenceFeed {
+        &self.0.presence
+    }
+
+    /// Every (room, user) on this hub with its connection count.
+    pub fn presence_snapshot_by_room(&self) -> Vec<PresenceChange> {
+        self.read().users.snapshot()
+    }
+
+    /// The users of `room` on this hub.
+    pub fn room_users(&self, room: &Room) -> Vec<PresenceChange> {
+        self.read().users.room(room)
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.read().users.users()
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, State> {
         self.0.state.read().unwrap_or_else(PoisonError::into_inner)
     }
@@ -211,13 +215,12 @@ impl Hub {
         let Newcomer {
             client_id,
             recipient,
-            ip,
-            connected_at,
             user,
             name,
             in_default_room,
         } = newcomer;
         let room = Room::default_room();
+        let mut changes = Vec::new();
         let new_room = {
             let mut state = self.write();
             let mut new_room = false;
@@ -225,13 +228,12 @@ impl Hub {
                 let members = state.rooms.entry(room.clone()).or_default();
                 new_room = members.is_empty();
                 members.insert(client_id.clone(), Seat::new(recipient.clone()));
+                changes.push(state.users.add(&room, &user, &name));
             }
             state.clients.insert(
                 client_id,
                 Member {
                     recipient,
-                    ip,
-                    connected_at,
                     rooms: if in_default_room { vec![room] } else { vec![] },
                     user,
                     name,
@@ -242,12 +244,13 @@ impl Hub {
         if new_room {
             self.0.rooms_changed.notify_one();
         }
-        self.0.presence_changed.notify_one();
+        self.0.presence.send(changes);
     }
 
     /// The one cleanup path of a client: out of every room, out of the hub. Dropping the hub's
     /// `Sender` clones is what lets the session's writer finish.
     pub fn remove(&self, client_id: &ClientId) {
+        let mut changes = Vec::new();
         let emptied_room = {
             let mut state = self.write();
             let Some(member) = state.clients.remove(client_id) else {
@@ -256,13 +259,14 @@ impl Hub {
             let mut emptied = false;
             for room in &member.rooms {
                 emptied |= remove_member(&mut state.rooms, room, client_id);
+                changes.extend(state.users.remove(room, &member.user));
             }
             emptied
         };
+        self.0.presence.send(changes);
         if emptied_room {
             self.0.rooms_changed.notify_one();
         }
-        self.0.presence_changed.notify_one();
     }
 
     /// Joins a room; joining a room twice is harmless. Returns true when the room just got its
@@ -281,9 +285,14 @@ impl Hub {
         room: &Room,
         via: Option<Recipient>,
     ) -> Result<Joined, ProtocolError> {
+        let mut changes = Vec::new();
         let joined = {
             let mut state = self.write();
-            let State { clients, rooms } = &mut *state;
+            let State {
+                clients,
+                rooms,
+                users,
+            } = &mut *state;
             let Some(member) = clients.get_mut(client_id) else {
                 return Ok(Joined::AlreadyMember);
             };
@@ -297,6 +306,7 @@ impl Hub {
             let members = rooms.entry(room.clone()).or_default();
             let recipient = via.unwrap_or_else(|| member.recipient.clone());
             members.insert(client_id.clone(), Seat::new(recipient));
+            changes.push(users.add(room, &member.user, &member.name));
             if members.len() == 1 {
                 Joined::NewRoom
             } else {
@@ -306,7 +316,7 @@ impl Hub {
         if joined == Joined::NewRoom {
             self.0.rooms_changed.notify_one();
         }
-        self.0.presence_changed.notify_one();
+        self.0.presence.send(changes);
         Ok(joined)
     }
 
@@ -322,7 +332,7 @@ impl Hub {
         after: Option<u64>,
     ) {
         let mut state = self.write();
-        let State { clients, rooms } = &mut *state;
+        let State { clients, rooms, .. } = &mut *state;
         let Some(member) = clients.get(client_id) else {
             return;
         };
@@ -344,20 +354,25 @@ impl Hub {
     }
 
     pub fn leave(&self, client_id: &ClientId, room: &Room) -> Result<(), ProtocolError> {
-        let emptied = {
+        let (emptied, change) = {
             let mut state = self.write();
-            let State { clients, rooms } = &mut *state;
+            let State {
+                clients,
+                rooms,
+                users,
+            } = &mut *state;
             let member = clients
                 .get_mut(client_id)
                 .filter(|m| m.rooms.contains(room))
                 .ok_or_else(|| ProtocolError::NotMember(room.to_string()))?;
             member.rooms.retain(|r| r != room);
-            remove_member(rooms, room, client_id)
+            let change = users.remove(room, &member.user);
+            (remove_member(rooms, room, client_id), change)
         };
         if emptied {
             self.0.rooms_changed.notify_one();
         }
-        self.0.presence_changed.notify_one();
+        self.0.presence.send(change.into_iter().collect());
         Ok(())
     }
 
@@ -442,31 +457,6 @@ impl Hub {
     pub async fn rooms_changed(&self) {
         self.0.rooms_changed.notified().await;
     }
-
-    pub async fn presence_changed(&self) {
-        self.0.presence_changed.notified().await;
-    }
-
-    pub fn presence_snapshot(&self) -> Vec<PresenceEntry> {
-        let state = self.read();
-        state
-            .clients
-            .iter()
-            .map(|(id, m)| PresenceEntry {
-                client_id: id.clone(),
-                user: m.user.clone(),
-                name: m.name.clone(),
-                ip: m.ip,
-                connected_at: m.connected_at.clone(),
-                rooms: m
-                    .rooms
-                    .iter()
-                    .map(Room::as_str)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            })
-            .collect()
-    }
 }
 
 /// Removes one member; returns true when the room is now empty (and gone).
@@ -489,7 +479,6 @@ fn remove_member(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
 
     fn client(hub: &Hub, id: &str, queue: usize) -> (ClientId, mpsc::Receiver<Frame>, Arc<Kick>) {
         let (tx, rx) = mpsc::channel(queue);
@@ -502,8 +491,6 @@ mod tests {
         hub.register(Newcomer {
             client_id: id.clone(),
             recipient,
-            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            connected_at: "t".into(),
             user: id.clone(),
             name: None,
             in_default_room: true,

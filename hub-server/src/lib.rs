@@ -15,9 +15,11 @@ pub mod history;
 pub mod hub;
 pub mod join;
 pub mod origin;
+pub mod presence;
 pub mod protocol;
 pub mod publish;
 pub mod rate_limit;
+pub mod room_users;
 pub mod session;
 pub mod shutdown;
 pub mod slots;
@@ -76,6 +78,19 @@ pub async fn run(
             tracing::info!(prefix = %settings.redis_prefix, "bridging to other hubs through redis")
         }
     }
+    let users = auth::UserSlots::new(settings.max_connections_per_user);
+    let presence = presence::Presence::new(hub.clone(), bridge.clone(), &settings.redis_prefix);
+    let presence_timing = presence::writer::Timing {
+        leave_delay: settings.presence_leave_delay,
+        events_max: settings.presence_events_max,
+        heartbeat: settings.hub_heartbeat,
+        hub_timeout: settings.hub_timeout,
+    };
+    let presence_writer = tokio::spawn(presence::writer::run(
+        presence.clone(),
+        presence_timing,
+        shutdown.clone(),
+    ));
     let state = AppState {
         hub: hub.clone(),
         bridge: bridge.clone(),
@@ -88,7 +103,8 @@ pub async fn run(
         slots: slots::Slots::new(settings.max_connections),
         auth,
         history,
-        users: auth::UserSlots::new(settings.max_connections_per_user),
+        users,
+        presence,
     };
     let sessions = state.sessions.clone();
     let routes = upgrade::route(state.clone())
@@ -116,6 +132,8 @@ pub async fn run(
     // period (its connections are already told to close), so the process exits within it.
     let deadline = tokio::time::Instant::now() + settings.shutdown_grace;
     drain(&trigger, &hub, &sessions, &bridge, deadline).await;
+    // It took this hub's users out of presence when shutdown began; bounded like the rest.
+    let _ = tokio::time::timeout_at(deadline, presence_writer).await;
     let _ = tokio::time::timeout_at(deadline, server).await;
     Ok(())
 }

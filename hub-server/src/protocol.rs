@@ -60,6 +60,8 @@ pub enum Command {
         content: String,
     },
     Ping,
+    /// Who is in a room, across every hub.
+    Presence(Room),
     /// A token: the first frame in `auth_mode = jwt`, or a refresh later.
     Auth {
         token: String,
@@ -145,7 +147,7 @@ impl Command {
         let content = |c: Option<String>| c.ok_or(ProtocolError::MissingField("content"));
         match raw.kind.as_str() {
             "join" => raw.only(&["room", "history", "since"])?,
-            "leave" => raw.only(&["room"])?,
+            "leave" | "presence" => raw.only(&["room"])?,
             "message" => raw.only(&["room", "content", "ref"])?,
             "broadcast" => raw.only(&["content"])?,
             "ping" => raw.only(&[])?,
@@ -170,6 +172,7 @@ impl Command {
                 },
             }),
             "leave" => Ok(Command::Leave(room(raw.room)?)),
+            "presence" => Ok(Command::Presence(room(raw.room)?)),
             "message" => Ok(Command::Message {
                 room: match raw.room {
                     None => Room::default_room(),
@@ -394,6 +397,55 @@ impl Frame {
         Self::encode(&RoomEvent {
             r#type: kind,
             room: room.as_str(),
+        })
+    }
+
+    /// Users whose first connection joined `room`, or whose last left it (across every hub).
+    pub fn presence_diff(
+        room: &Room,
+        joins: &[(String, Option<String>)],
+        leaves: &[(String, Option<String>)],
+    ) -> Self {
+        #[derive(Serialize)]
+        struct Who<'a> {
+            user: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            name: Option<&'a str>,
+        }
+        #[derive(Serialize)]
+        struct Diff<'a> {
+            r#type: &'static str,
+            room: &'a str,
+            joins: Vec<Who<'a>>,
+            leaves: Vec<Who<'a>>,
+        }
+        fn who(list: &[(String, Option<String>)]) -> Vec<Who<'_>> {
+            list.iter()
+                .map(|(user, name)| Who {
+                    user,
+                    name: name.as_deref(),
+                })
+                .collect()
+        }
+        Self::encode(&Diff {
+            r#type: "presence_diff",
+            room: room.as_str(),
+            joins: who(joins),
+            leaves: who(leaves),
+        })
+    }
+
+    /// The answer to `{"type":"presence","room":…}`.
+    pub fn presence(presence: &impl Serialize) -> Self {
+        #[derive(Serialize)]
+        struct Answer<'a, P> {
+            r#type: &'static str,
+            #[serde(flatten)]
+            presence: &'a P,
+        }
+        Self::encode(&Answer {
+            r#type: "presence",
+            presence,
         })
     }
 

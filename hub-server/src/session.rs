@@ -7,8 +7,6 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures_util::{Stream, StreamExt};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError as WsProtocolError};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -158,14 +156,9 @@ impl Session<'_> {
             rooms,
             identity.user(),
         ));
-        let connected_at = OffsetDateTime::now_utc()
-            .format(&Rfc3339)
-            .unwrap_or_default();
         hub.register(Newcomer {
             client_id: self.client_id.clone(),
             recipient: self.me.clone(),
-            ip: self.ip,
-            connected_at,
             user: identity.user_id.clone(),
             name: identity.name.clone(),
             in_default_room,
@@ -368,6 +361,13 @@ impl Session<'_> {
                 self.me.offer(&Frame::pong());
             }
             Command::Auth { token } => return self.authenticate(&token),
+            Command::Presence(room) => {
+                let answer = match self.state.presence.room(&room).await {
+                    Ok(presence) => Frame::presence(&presence),
+                    Err(_) => Frame::error(&ProtocolError::PresenceUnavailable),
+                };
+                self.me.offer(&answer);
+            }
         }
         Ok(())
     }
@@ -407,7 +407,8 @@ impl Session<'_> {
 fn permitted(grants: &Grants, command: &Command) -> Result<(), ProtocolError> {
     let forbidden = |what: String| Err(ProtocolError::Forbidden(what));
     match command {
-        Command::Join { room, .. } if !grants.may_join(room) => {
+        // Who is in a room is for those who may be in it.
+        Command::Join { room, .. } | Command::Presence(room) if !grants.may_join(room) => {
             forbidden(format!("not allowed to join room {room:?}"))
         }
         Command::Message { room, .. } if !grants.may_publish(room) => {

@@ -28,4 +28,6 @@ pub struct AppState {
     pub history: History,
     /// Connections per user, against `max_connections_per_user` (`auth_mode = jwt` only).
     pub users: UserSlots,
+    /// Who is in which room across every hub, and the live hubs.
+    pub presence: crate::presence::Presence,
 }

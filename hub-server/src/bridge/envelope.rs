@@ -68,10 +68,6 @@ impl Channels {
             format!("{}meta:{{{room}}}", self.prefix),
         )
     }
-
-    pub fn presence_key(&self, client_id: &str) -> String {
-        format!("{}conn:{}", self.prefix, client_id)
-    }
 }
 
 /// Who published an envelope and how it was handled at the origin.

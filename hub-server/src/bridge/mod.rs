@@ -1,12 +1,10 @@
 //! The Redis bridge between hubs: what a hub publishes, what it receives, and whether Redis is
-//! reachable. [`publisher`] sends local messages out, [`subscriber`] brings other hubs' messages in,
-//! [`presence`] keeps connection metadata in Redis. Without `REDIS_URL` the bridge is disabled and
+//! reachable. [`publisher`] sends local messages out, [`subscriber`] brings other hubs' messages in. Without `REDIS_URL` the bridge is disabled and
 //! the hub runs standalone.
 
 mod backoff;
 pub mod control;
 pub mod envelope;
-mod presence;
 mod publisher;
 pub mod sequence;
 mod subscriber;
@@ -150,7 +148,7 @@ pub enum Bridge {
 pub struct BadRedisUrl(#[from] redis::RedisError);
 
 impl Bridge {
-    /// Starts the publisher, subscriber and presence tasks; they run until `shutdown`.
+    /// Starts the publisher, subscriber and overdue-delivery tasks; they run until `shutdown`.
     pub fn start(settings: &Settings, hub: Hub, shutdown: Shutdown) -> Result<Self, BadRedisUrl> {
         let Some(url) = settings.redis_url.as_deref() else {
             return Ok(Bridge::Disabled);
@@ -197,12 +195,6 @@ impl Bridge {
                 inner.clone(),
                 hub.clone(),
                 link.shutdown.clone(),
-            )),
-            tokio::spawn(presence::run(
-                link,
-                hub,
-                settings.presence_interval,
-                settings.presence_ttl,
             )),
         ];
         *inner

@@ -39,6 +39,10 @@ impl History {
         })
     }
 
+    pub fn is_on(&self) -> bool {
+        !matches!(self, History::Off)
+    }
+
     /// What `request` asks of `room`'s history (for the server API; joins use [`crate::join`],
     /// which also orders the replay against live messages). `None`: no history, or Redis down.
     pub async fn read(&self, room: &Room, request: &Replay) -> Option<Stored> {

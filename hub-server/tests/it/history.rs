@@ -171,8 +171,10 @@ async fn one_script_call_per_message_offsets_count_up_the_same_on_every_hub_and_
 #[tokio::test]
 async fn recovery_with_since_loses_nothing_and_repeats_nothing_twenty_times_under_load() {
     let redis = RedisServer::start().await;
-    let hub1 = hub("hub1", &redis, &[]).await;
-    let hub2 = hub("hub2", &redis, &[]).await;
+    // ~300 messages a second and up to ~0.4 s away: more than the default 100 kept.
+    let keep = [("HUB_HISTORY_SIZE", "1000"), ("HUB_RECOVERY_MAX", "1000")];
+    let hub1 = hub("hub1", &redis, &keep).await;
+    let hub2 = hub("hub2", &redis, &keep).await;
     let r = room("recover");
     let noise_room = room("noise");
 

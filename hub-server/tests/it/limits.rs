@@ -319,66 +319,58 @@ async fn foreign_origin_gets_403_and_allowed_origins_are_upgraded() {
 }
 
 #[tokio::test]
-async fn unanswered_pings_drop_the_client_and_its_redis_metadata() {
+async fn unanswered_pings_drop_the_client_and_its_presence() {
     let redis = RedisServer::start().await;
     let hub = Hub::builder("hub-l")
         .redis(&redis)
         .env("HUB_PING_INTERVAL", "200ms")
         .env("HUB_PONG_TIMEOUT", "1s")
+        .env("HUB_PRESENCE_LEAVE_DELAY", "0s")
         .start()
         .await;
     // `silent` is never polled after its welcome, so tungstenite never answers the hub's pings.
     let mut silent = Client::connect(&hub).await;
     let stopped = Instant::now();
     let mut alive = Client::connect(&hub).await;
-    let silent_key = format!("rthub:conn:{}", silent.id);
-    let alive_key = format!("rthub:conn:{}", alive.id);
+    // Anonymous clients are users of their own: their presence entry is named by the client id.
+    let instance = silent.welcome["instance_id"]
+        .as_str()
+        .expect("instance id")
+        .to_owned();
+    let entries = "rthub:presence:{general}";
+    let silent_field = format!("{instance}|{}", silent.id);
+    let alive_field = format!("{instance}|{}", alive.id);
 
     let deadline = Instant::now() + Duration::from_millis(800);
-    while !redis.exists(&silent_key).await {
+    while !redis.hgetall(entries).await.contains_key(&silent_field) {
         assert!(
             Instant::now() < deadline,
-            "{silent_key} not written while the client was connected"
+            "{silent_field} not written while the client was connected"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(redis.key_type(&silent_key).await, "hash");
-    let meta = redis.hgetall(&silent_key).await;
+    let users = redis.hgetall("rthub:presence-users:{general}").await;
     assert_eq!(
-        meta.get("hub").map(String::as_str),
-        Some("hub-l"),
-        "{meta:?}"
+        users.get(&*silent.id).map(String::as_str),
+        Some("1"),
+        "{users:?}"
     );
-    assert!(
-        meta.get("ip").is_some_and(|ip| ip.contains("127.0.0.1")),
-        "{meta:?}"
-    );
-    assert!(
-        meta.get("connected_at").is_some_and(|t| !t.is_empty()),
-        "{meta:?}"
-    );
-    assert!(
-        meta.get("rooms").is_some_and(|r| r.contains("general")),
-        "{meta:?}"
-    );
-    let ttl = redis.ttl(&silent_key).await;
-    assert!(ttl > 0, "{silent_key} has no TTL (TTL = {ttl})");
 
-    // `alive` keeps polling (and so answering pings) while we watch the silent client's key.
+    // `alive` keeps polling (and so answering pings) while we watch the silent client's entry.
     let watch = async {
         loop {
-            if !redis.exists(&silent_key).await {
+            if !redis.hgetall(entries).await.contains_key(&silent_field) {
                 return stopped.elapsed();
             }
             assert!(
                 stopped.elapsed() < Duration::from_secs(5),
-                "{silent_key} still there 5 s after the client went silent"
+                "{silent_field} still there 5 s after the client went silent"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
     let (gone_after, ()) = tokio::join!(watch, alive.expect_no_frame(Duration::from_secs(3)));
-    eprintln!("silent client's metadata gone {gone_after:?} after it stopped answering");
+    eprintln!("silent client's presence gone {gone_after:?} after it stopped answering");
     // Pong timeout 1 s, pings every 200 ms: dropped within ~1.2 s; the rest is slack for a busy box.
     assert!(
         gone_after < Duration::from_millis(2500),
@@ -386,8 +378,8 @@ async fn unanswered_pings_drop_the_client_and_its_redis_metadata() {
     );
 
     assert!(
-        redis.exists(&alive_key).await,
-        "a client that answers pings lost its metadata"
+        redis.hgetall(entries).await.contains_key(&alive_field),
+        "a client that answers pings lost its presence"
     );
     alive.send_json(&json!({"type": "ping"})).await;
     assert_eq!(alive.recv_json().await, json!({"type": "pong"}));

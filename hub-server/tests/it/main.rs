@@ -12,6 +12,7 @@
 //! - `shutdown`   — 8 SIGTERM.
 //! - `history`    — issue 11: script per message, offsets, acks, recovery under load, late joiners,
 //!   too_old/too_many/epoch_changed/unavailable, outage, SIGKILLed hub, standalone, bounded keys.
+//! - `presence`   — issue 12: the same members on every hub, diffs once, leave delay, SIGKILL, Redis restart.
 //! - `auth`       — issue 10: tokens, refusals (4001), grants, refresh/expiry (4002), 4008, no secrets in logs.
 //!
 //! Run: `cargo test -p hub-server --test it` (needs `redis-server` on PATH:
@@ -24,6 +25,7 @@ mod cross_hub;
 mod history;
 mod limits;
 mod outage;
+mod presence;
 mod protocol;
 mod shutdown;
 mod standalone;

@@ -162,10 +162,6 @@ impl RedisServer {
         self.query(redis::cmd("TTL").arg(key)).await
     }
 
-    pub async fn key_type(&self, key: &str) -> String {
-        self.query(redis::cmd("TYPE").arg(key)).await
-    }
-
     pub async fn hgetall(&self, key: &str) -> HashMap<String, String> {
         self.query(redis::cmd("HGETALL").arg(key)).await
     }

@@ -1,0 +1,271 @@
+//! Presence: who is in a room across every hub (user, name, connections), answered by any hub,
+//! `presence_diff` events when a user's first connection joins a room or its last leaves, and
+//! the registry of live hubs. The hub counts its own users per room ([`crate::room_users`]); the
+//! [`writer`] mirrors the changes into Redis (or, standalone, only announces them), keeps this
+//! hub's heartbeat, and removes the entries of hubs that died without cleaning up.
+
+mod scripts;
+pub mod writer;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bridge::Bridge;
+use crate::hub::Hub;
+use crate::protocol::Room;
+
+/// One user in a room, across every hub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Member {
+    pub user: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub connections: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomPresence {
+    pub room: String,
+    pub count: usize,
+    pub members: Vec<Member>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomSummary {
+    pub room: String,
+    pub users: usize,
+    pub connections: u64,
+}
+
+/// A live hub and its figures, as its heartbeat last wrote them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubInfo {
+    pub instance_id: String,
+    pub name: String,
+    pub connections: u64,
+    pub rooms: u64,
+    pub users: u64,
+    /// Messages received from clients and frames delivered to them since the hub started.
+    pub received: u64,
+    pub delivered: u64,
+    pub bridge: String,
+    pub started_at: String,
+}
+
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("presence is unavailable: redis did not answer")]
+pub struct PresenceUnavailable;
+
+/// The Redis keys of presence, under the hub's prefix.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Keys {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// The room's per-hub entries and its per-user totals.
+    pub fn room(&self, room: &Room) -> (String, String) {
+        (
+            format!("{}presence:{{{room}}}", self.prefix),
+            format!("{}presence-users:{{{room}}}", self.prefix),
+        )
+    }
+
+    pub fn hubs(&self) -> String {
+        format!("{}{{hubs}}", self.prefix)
+    }
+
+    pub fn hub(&self, instance: &str) -> String {
+        format!("{}{{hubs}}:hub:{instance}", self.prefix)
+    }
+
+    pub fn hub_rooms(&self, instance: &str) -> String {
+        format!("{}{{hubs}}:rooms:{instance}", self.prefix)
+    }
+
+    pub fn reaping(&self, instance: &str) -> String {
+        format!("{}{{hubs}}:reaping:{instance}", self.prefix)
+    }
+}
+
+/// Answers presence questions for the whole cluster (or, standalone, this hub).
+#[derive(Debug, Clone)]
+pub struct Presence {
+    hub: Hub,
+    bridge: Bridge,
+    keys: Keys,
+    started_at: Arc<str>,
+}
+
+impl Presence {
+    pub fn new(hub: Hub, bridge: Bridge, prefix: &str) -> Self {
+        let started_at = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        Presence {
+            hub,
+            bridge,
+            keys: Keys::new(prefix),
+            started_at: started_at.into(),
+        }
+    }
+
+    /// This hub's figures, as its heartbeat publishes them.
+    pub fn this_hub(&self) -> HubInfo {
+        let hub = &self.hub;
+        let c = hub.counters();
+        let bridge = serde_json::to_value(self.bridge.state())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        HubInfo {
+            instance_id: hub.instance_id().to_string(),
+            name: hub.name().to_owned(),
+            connections: hub.connections() as u64,
+            rooms: hub.room_count() as u64,
+            users: hub.user_count() as u64,
+            received: c.received.load(std::sync::atomic::Ordering::Relaxed),
+            delivered: c.delivered.load(std::sync::atomic::Ordering::Relaxed),
+            bridge,
+            started_at: self.started_at.to_string(),
+        }
+    }
+
+    pub async fn room(&self, room: &Room) -> Result<RoomPresence, PresenceUnavailable> {
+        let mut members: BTreeMap<String, Member> = BTreeMap::new();
+        let mut add = |user: &str, name: Option<&str>, connections: u64| {
+            let m = members.entry(user.to_owned()).or_insert_with(|| Member {
+                user: user.to_owned(),
+                name: None,
+                connections: 0,
+            });
+            m.connections += connections;
+            if m.name.is_none() {
+                m.name = name.filter(|n| !n.is_empty()).map(str::to_owned);
+            }
+        };
+        if matches!(self.bridge, Bridge::Disabled) {
+            for c in self.hub.room_users(room) {
+                add(&c.user, c.name.as_deref(), u64::from(c.count));
+            }
+        } else {
+            let mut conn = self.bridge.commands().await.ok_or(PresenceUnavailable)?;
+            let (entries, _) = self.keys.room(room);
+            let (live, fields): (Vec<String>, HashMap<String, String>) = redis::pipe()
+                .zrange(self.keys.hubs(), 0, -1)
+                .hgetall(entries)
+                .query_async(&mut conn)
+                .await
+                .map_err(|_| PresenceUnavailable)?;
+            let live: HashSet<String> = live.into_iter().collect();
+            for (field, value) in &fields {
+                let Some((instance, user)) = field.split_once('|') else {
+                    continue;
+                };
+                if !live.contains(instance) {
+                    continue;
+                }
+                let (count, name) = value.split_once('|').unwrap_or((value, ""));
+                add(user, Some(name), count.parse().unwrap_or(0));
+            }
+        }
+        let members: Vec<Member> = members.into_values().collect();
+        Ok(RoomPresence {
+            room: room.to_string(),
+            count: members.len(),
+            members,
+        })
+    }
+
+    /// Every room with members on some live hub.
+    pub async fn rooms(&self) -> Result<Vec<RoomSummary>, PresenceUnavailable> {
+        if matches!(self.bridge, Bridge::Disabled) {
+            let mut rooms: BTreeMap<String, RoomSummary> = BTreeMap::new();
+            for c in self.hub.presence_snapshot_by_room() {
+                let r = rooms
+                    .entry(c.room.to_string())
+                    .or_insert_with(|| RoomSummary {
+                        room: c.room.to_string(),
+                        users: 0,
+                        connections: 0,
+                    });
+                r.users += 1;
+                r.connections += u64::from(c.count);
+            }
+            return Ok(rooms.into_values().collect());
+        }
+        let mut conn = self.bridge.commands().await.ok_or(PresenceUnavailable)?;
+        let live: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.keys.hubs())
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .map_err(|_| PresenceUnavailable)?;
+        let mut pipe = redis::pipe();
+        for instance in &live {
+            pipe.smembers(self.keys.hub_rooms(instance));
+        }
+        let per_hub: Vec<Vec<String>> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|_| PresenceUnavailable)?;
+        let names: std::collections::BTreeSet<String> = per_hub.into_iter().flatten().collect();
+        let rooms: Vec<Room> = names.iter().filter_map(|n| Room::parse(n).ok()).collect();
+        let mut pipe = redis::pipe();
+        for room in &rooms {
+            pipe.hgetall(self.keys.room(room).1);
+        }
+        let totals: Vec<HashMap<String, i64>> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|_| PresenceUnavailable)?;
+        Ok(rooms
+            .iter()
+            .zip(totals)
+            .filter(|(_, users)| !users.is_empty())
+            .map(|(room, users)| RoomSummary {
+                room: room.to_string(),
+                users: users.len(),
+                connections: users.values().map(|n| (*n).max(0) as u64).sum(),
+            })
+            .collect())
+    }
+
+    /// Every live hub with its figures.
+    pub async fn hubs(&self) -> Result<Vec<HubInfo>, PresenceUnavailable> {
+        if matches!(self.bridge, Bridge::Disabled) {
+            return Ok(vec![self.this_hub()]);
+        }
+        let mut conn = self.bridge.commands().await.ok_or(PresenceUnavailable)?;
+        let live: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.keys.hubs())
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .map_err(|_| PresenceUnavailable)?;
+        if live.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = live.iter().map(|i| self.keys.hub(i)).collect();
+        let infos: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .map_err(|_| PresenceUnavailable)?;
+        Ok(infos
+            .into_iter()
+            .flatten()
+            .filter_map(|json| serde_json::from_str(&json).ok())
+            .collect())
+    }
+}

@@ -1,0 +1,402 @@
+//! The presence writer: one task per hub. It takes the hub's room/user changes, holds a user's
+//! last leave for `presence_leave_delay` (a reconnect meanwhile cancels it: nothing is said),
+//! writes what remains to Redis (one script call per change, pipelined; standalone: nothing to
+//! write), and announces first joins and last leaves as `presence_diff` to the room's members on
+//! every hub. Each tick it writes the hub's heartbeat — O(1), whatever the number of
+//! connections — and removes the entries of hubs whose heartbeat stopped (one survivor does it,
+//! under a lock, so their users' leaves are announced once). After any Redis failure it writes
+//! everything it knows again (entries are absolute, so that is safe), which also rebuilds
+//! presence after a Redis restarted empty.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::scripts;
+use super::{Keys, Presence};
+use crate::bridge::{Bridge, Outgoing, Target};
+use crate::hub::Hub;
+use crate::protocol::{Frame, Room};
+use crate::room_users::PresenceChange;
+use crate::shutdown::Shutdown;
+
+/// Changes waiting for the writer; past this the hub asks for a resync instead.
+const QUEUE: usize = 4096;
+const BATCH: usize = 256;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub leave_delay: Duration,
+    pub events_max: usize,
+    pub heartbeat: Duration,
+    pub hub_timeout: Duration,
+}
+
+type Key = (Room, Arc<str>);
+
+struct Writer {
+    hub: Hub,
+    bridge: Bridge,
+    presence: Presence,
+    keys: Keys,
+    timing: Timing,
+    me: String,
+    /// Last leaves waiting out the delay: when, and the name to announce.
+    pending: HashMap<Key, (Instant, Option<Arc<str>>)>,
+    /// Standalone: the users announced as present, per room.
+    announced: HashSet<Key>,
+    resync: bool,
+    set_count: redis::Script,
+    reap: redis::Script,
+    heartbeat: redis::Script,
+}
+
+pub async fn run(presence: Presence, timing: Timing, shutdown: Shutdown) {
+    let hub = presence.hub.clone();
+    let mut rx = hub.presence_feed().subscribe(QUEUE);
+    let mut w = Writer {
+        bridge: presence.bridge.clone(),
+        keys: presence.keys.clone(),
+        me: hub.instance_id().to_string(),
+        hub,
+        presence,
+        timing,
+        pending: HashMap::new(),
+        announced: HashSet::new(),
+        resync: true,
+        set_count: redis::Script::new(scripts::SET_COUNT),
+        reap: redis::Script::new(scripts::REAP),
+        heartbeat: redis::Script::new(scripts::HEARTBEAT),
+    };
+    let mut tick = tokio::time::interval(timing.heartbeat);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let next_leave = w.pending.values().map(|(at, _)| *at).min();
+        tokio::select! {
+            _ = shutdown.wait() => return w.leave_cluster().await,
+            n = rx.recv_many(&mut batch, BATCH) => {
+                if n == 0 {
+                    return;
+                }
+                w.changes(std::mem::take(&mut batch)).await;
+            }
+            _ = w.hub.presence_feed().lost() => w.resync = true,
+            _ = sleep_until(next_leave) => w.due_leaves().await,
+            _ = tick.tick() => w.tick().await,
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Writer {
+    async fn changes(&mut self, changes: Vec<PresenceChange>) {
+        let mut now = Vec::new();
+        for change in changes {
+            let key = (change.room.clone(), change.user.clone());
+            if change.count > 0 {
+                // Back within the delay: the leave is never said, and neither is this join.
+                self.pending.remove(&key);
+                now.push(change);
+            } else if self.timing.leave_delay.is_zero() {
+                now.push(change);
+            } else {
+                let at = Instant::now() + self.timing.leave_delay;
+                self.pending.insert(key, (at, change.name.clone()));
+            }
+        }
+        self.write(now).await;
+    }
+
+    async fn due_leaves(&mut self) {
+        let now = Instant::now();
+        let due: Vec<Key> = self
+            .pending
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut leaves = Vec::new();
+        for key in due {
+            if let Some((_, name)) = self.pending.remove(&key) {
+                leaves.push(PresenceChange {
+                    room: key.0,
+                    user: key.1,
+                    name,
+                    count: 0,
+                });
+            }
+        }
+        self.write(leaves).await;
+    }
+
+    /// Writes absolute counts and announces what they changed.
+    async fn write(&mut self, changes: Vec<PresenceChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        if matches!(self.bridge, Bridge::Disabled) {
+            return self.announce_local(changes);
+        }
+        let Some(conn) = self.bridge.commands().await else {
+            self.resync = true;
+            return;
+        };
+        // The connection is multiplexed: these calls go out together, like a pipeline, and
+        // redis-rs loads the script again if Redis forgot it.
+        let calls = changes.iter().map(|c| {
+            let (entries, totals) = self.keys.room(&c.room);
+            let mut call = self.set_count.key(entries);
+            call.key(totals)
+                .arg(&self.me)
+                .arg(&*c.user)
+                .arg(c.count)
+                .arg(c.name.as_deref().unwrap_or_default());
+            let mut conn = conn.clone();
+            async move { call.invoke_async::<(i64, i64)>(&mut conn).await }
+        });
+        let mut rooms = redis::cmd("SADD");
+        rooms.arg(self.keys.hub_rooms(&self.me));
+        for c in changes.iter().filter(|c| c.count > 0) {
+            rooms.arg(c.room.as_str());
+        }
+        let mut index = conn.clone();
+        let all = async {
+            if changes.iter().any(|c| c.count > 0) {
+                rooms.query_async::<i64>(&mut index).await?;
+            }
+            futures_util::future::join_all(calls)
+                .await
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
+        };
+        match tokio::time::timeout(self.timing.heartbeat * 2, all).await {
+            Ok(Ok(replies)) => {
+                for (c, (event, users)) in changes.iter().zip(replies) {
+                    let users = usize::try_from(users).unwrap_or(0);
+                    match event {
+                        1 => self.announce(&c.room, &[c], &[], users),
+                        -1 => self.announce(&c.room, &[], &[c], users),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {
+                tracing::warn!(
+                    changes = changes.len(),
+                    "presence: redis write failed; will resync"
+                );
+                self.resync = true;
+            }
+        }
+    }
+
+    /// Standalone: this hub is the cluster; a user is present while it has a connection here.
+    fn announce_local(&mut self, changes: Vec<PresenceChange>) {
+        for c in &changes {
+            let key = (c.room.clone(), c.user.clone());
+            let users = self.hub.room_users(&c.room).len();
+            if c.count > 0 && self.announced.insert(key.clone()) {
+                self.announce(&c.room, &[c], &[], users);
+            } else if c.count == 0 && self.announced.remove(&key) {
+                self.announce(&c.room, &[], &[c], users);
+            }
+        }
+    }
+
+    /// `presence_diff` to the room's members here and on every other hub.
+    fn announce(
+        &self,
+        room: &Room,
+        joins: &[&PresenceChange],
+        leaves: &[&PresenceChange],
+        users: usize,
+    ) {
+        if users > self.timing.events_max {
+            return;
+        }
+        let who = |c: &&PresenceChange| (c.user.to_string(), c.name.as_deref().map(str::to_owned));
+        let joins: Vec<_> = joins.iter().map(who).collect();
+        let leaves: Vec<_> = leaves.iter().map(who).collect();
+        let frame = Frame::presence_diff(room, &joins, &leaves);
+        self.hub.deliver(room, &frame, None);
+        let out = Outgoing {
+            target: Target::Room(room.clone()),
+            id: uuid::Uuid::new_v4().to_string(),
+            frame,
+            sender: "presence".into(),
+            delivered_locally: true,
+            store: false,
+            ack: None,
+        };
+        let _ = self.bridge.publish(out);
+    }
+
+    /// The heartbeat, the dead hubs' cleanup, and a resync when one is due.
+    async fn tick(&mut self) {
+        let Some(mut conn) = self.bridge.commands().await else {
+            if !matches!(self.bridge, Bridge::Disabled) {
+                self.resync = true;
+            }
+            return;
+        };
+        let info = serde_json::to_string(&self.presence.this_hub()).unwrap_or_default();
+        let timeout_ms = self.timing.hub_timeout.as_millis() as u64;
+        let mut call = self.heartbeat.key(self.keys.hubs());
+        call.key(self.keys.hub(&self.me))
+            .arg(&self.me)
+            .arg(info)
+            .arg(timeout_ms);
+        let dead = tokio::time::timeout(
+            self.timing.heartbeat * 2,
+            call.invoke_async::<Vec<String>>(&mut conn),
+        );
+        let dead = match dead.await {
+            Ok(Ok(dead)) => dead,
+            _ => {
+                tracing::warn!("presence: heartbeat failed");
+                self.resync = true;
+                return;
+            }
+        };
+        if self.resync && self.sync(&mut conn, false).await {
+            self.resync = false;
+        }
+        let others: Vec<String> = dead.into_iter().filter(|i| *i != self.me).collect();
+        for instance in others {
+            self.bury(&mut conn, &instance).await;
+        }
+    }
+
+    /// Makes Redis say exactly what this hub knows: its counts as they are, and none of its
+    /// entries it no longer has (`gone`: as if it had none, when it leaves the cluster).
+    async fn sync(&mut self, conn: &mut redis::aio::ConnectionManager, gone: bool) -> bool {
+        let local = if gone {
+            Vec::new()
+        } else {
+            self.hub.presence_snapshot_by_room()
+        };
+        let mine: HashSet<Key> = local
+            .iter()
+            .map(|c| (c.room.clone(), c.user.clone()))
+            .chain(self.pending.keys().filter(|_| !gone).cloned())
+            .collect();
+        let listed: Result<Vec<String>, _> = redis::cmd("SMEMBERS")
+            .arg(self.keys.hub_rooms(&self.me))
+            .query_async(conn)
+            .await;
+        let Ok(listed) = listed else { return false };
+        let prefix = format!("{}|", self.me);
+        let mut stale = Vec::new();
+        for room in listed.iter().filter_map(|r| Room::parse(r).ok()) {
+            let entries: Result<HashMap<String, String>, _> = redis::cmd("HGETALL")
+                .arg(self.keys.room(&room).0)
+                .query_async(conn)
+                .await;
+            let Ok(entries) = entries else { return false };
+            for (field, value) in entries {
+                let Some(user) = field.strip_prefix(&prefix) else {
+                    continue;
+                };
+                let user: Arc<str> = user.into();
+                if !mine.contains(&(room.clone(), user.clone())) {
+                    let name = value.split_once('|').map(|(_, n)| Arc::from(n));
+                    stale.push(PresenceChange {
+                        room: room.clone(),
+                        user,
+                        name,
+                        count: 0,
+                    });
+                }
+            }
+        }
+        let before = self.resync;
+        self.resync = false;
+        self.write(local.into_iter().chain(stale).collect()).await;
+        let ok = !self.resync;
+        self.resync = before;
+        ok
+    }
+
+    /// Removes a dead hub's entries, once across the cluster, announcing its users' leaves.
+    async fn bury(&mut self, conn: &mut redis::aio::ConnectionManager, dead: &str) {
+        let locked: Result<Option<String>, _> = redis::cmd("SET")
+            .arg(self.keys.reaping(dead))
+            .arg(&self.me)
+            .arg("NX")
+            .arg("PX")
+            .arg(60_000)
+            .query_async(conn)
+            .await;
+        if !matches!(locked, Ok(Some(_))) {
+            return;
+        }
+        let rooms: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.hub_rooms(dead))
+            .query_async(conn)
+            .await
+            .unwrap_or_default();
+        tracing::info!(
+            hub = dead,
+            rooms = rooms.len(),
+            "a hub stopped beating: removing its presence"
+        );
+        for room in rooms.iter().filter_map(|r| Room::parse(r).ok()) {
+            let (entries, totals) = self.keys.room(&room);
+            let mut call = self.reap.key(entries);
+            call.key(totals).arg(dead);
+            let Ok((left, users)) = call.invoke_async::<(Vec<String>, i64)>(conn).await else {
+                return;
+            };
+            let leaves: Vec<PresenceChange> = left
+                .chunks(2)
+                .map(|pair| PresenceChange {
+                    room: room.clone(),
+                    user: pair[0].as_str().into(),
+                    name: pair
+                        .get(1)
+                        .filter(|n| !n.is_empty())
+                        .map(|n| n.as_str().into()),
+                    count: 0,
+                })
+                .collect();
+            if !leaves.is_empty() {
+                let refs: Vec<&PresenceChange> = leaves.iter().collect();
+                self.announce(&room, &[], &refs, usize::try_from(users).unwrap_or(0));
+            }
+        }
+        let _: Result<(), _> = redis::pipe()
+            .del(self.keys.hub_rooms(dead))
+            .del(self.keys.hub(dead))
+            .zrem(self.keys.hubs(), dead)
+            .query_async(conn)
+            .await;
+    }
+
+    /// Shutdown: this hub's users leave now (no delay: nobody will come back here), and the hub
+    /// leaves the registry at once instead of being found dead later.
+    async fn leave_cluster(mut self) {
+        self.pending.clear();
+        if matches!(self.bridge, Bridge::Disabled) {
+            return;
+        }
+        let Some(mut conn) = self.bridge.commands().await else {
+            return;
+        };
+        self.sync(&mut conn, true).await;
+        let _: Result<(), _> = redis::pipe()
+            .del(self.keys.hub_rooms(&self.me))
+            .del(self.keys.hub(&self.me))
+            .zrem(self.keys.hubs(), &self.me)
+            .query_async(&mut conn)
+            .await;
+    }
+}
