@@ -32,7 +32,7 @@ pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Roo
                 me.offer(&Frame::joined(&room, &JoinOutcome::default()));
             }
             Err(err) => {
-                me.offer(&Frame::error(&err));
+                me.offer(&Frame::error_in(&err, &room));
             }
         },
         History::Memory(memory) => {
@@ -43,7 +43,7 @@ pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Roo
                 Ok(())
             });
             if let Err(err) = joined {
-                me.offer(&Frame::error(&err));
+                me.offer(&Frame::error_in(&err, &room));
             }
         }
         History::Redis(redis) => {
@@ -55,7 +55,7 @@ pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Roo
             let was = match hub.join_via(client, &room, Some(via)) {
                 Ok(was) => was,
                 Err(err) => {
-                    me.offer(&Frame::error(&err));
+                    me.offer(&Frame::error_in(&err, &room));
                     return;
                 }
             };

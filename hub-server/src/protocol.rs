@@ -459,6 +459,15 @@ impl Frame {
 
     /// An error answering the message with `reference`.
     pub fn error_for(err: &ProtocolError, reference: Option<&str>) -> Self {
+        Self::error_frame(err, reference, None)
+    }
+
+    /// An error answering a join (or a presence question) about `room`: the client learns which.
+    pub fn error_in(err: &ProtocolError, room: &Room) -> Self {
+        Self::error_frame(err, None, Some(room))
+    }
+
+    fn error_frame(err: &ProtocolError, reference: Option<&str>, room: Option<&Room>) -> Self {
         #[derive(Serialize)]
         struct ErrorFrame<'a> {
             r#type: &'static str,
@@ -466,12 +475,15 @@ impl Frame {
             message: &'a str,
             #[serde(skip_serializing_if = "Option::is_none")]
             r#ref: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            room: Option<&'a str>,
         }
         Self::encode(&ErrorFrame {
             r#type: "error",
             code: err.code(),
             message: &err.to_string(),
             r#ref: reference,
+            room: room.map(Room::as_str),
         })
     }
 }

@@ -331,11 +331,12 @@ impl Session<'_> {
             };
         };
         if let Err(err) = permitted(&identity.grants, &command) {
-            let reference = match &command {
-                Command::Message { reference, .. } => reference.as_deref(),
-                _ => None,
+            let frame = match &command {
+                Command::Message { reference, .. } => Frame::error_for(&err, reference.as_deref()),
+                Command::Join { room, .. } | Command::Presence(room) => Frame::error_in(&err, room),
+                _ => Frame::error(&err),
             };
-            self.me.offer(&Frame::error_for(&err, reference));
+            self.me.offer(&frame);
             return Ok(());
         }
         let hub = &self.state.hub;
@@ -364,7 +365,7 @@ impl Session<'_> {
             Command::Presence(room) => {
                 let answer = match self.state.presence.room(&room).await {
                     Ok(presence) => Frame::presence(&presence),
-                    Err(_) => Frame::error(&ProtocolError::PresenceUnavailable),
+                    Err(_) => Frame::error_in(&ProtocolError::PresenceUnavailable, &room),
                 };
                 self.me.offer(&answer);
             }

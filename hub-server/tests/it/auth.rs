@@ -341,7 +341,12 @@ async fn grants_decide_what_a_user_may_join_and_publish_and_the_connection_stays
     plain
         .send_json(&json!({"type": "join", "room": "private"}))
         .await;
-    assert!(forbidden(&plain.recv_json().await));
+    let refused = plain.recv_json().await;
+    assert!(forbidden(&refused));
+    assert_eq!(
+        refused["room"], "private",
+        "a join's error names its room: {refused}"
+    );
 
     assert_all_quiet(&mut [&mut user, &mut editor, &mut plain]).await;
 }
