@@ -27,12 +27,16 @@ struct UserCount {
 }
 
 #[derive(Debug, Default)]
-pub struct RoomUsers(HashMap<Room, HashMap<Arc<str>, UserCount>>);
+pub struct RoomUsers {
+    rooms: HashMap<Room, HashMap<Arc<str>, UserCount>>,
+    /// In how many rooms each user is: its length is the hub's user count, read every heartbeat.
+    users: HashMap<Arc<str>, u32>,
+}
 
 impl RoomUsers {
     pub fn add(&mut self, room: &Room, user: &Arc<str>, name: &Option<Arc<str>>) -> PresenceChange {
         let entry = self
-            .0
+            .rooms
             .entry(room.clone())
             .or_default()
             .entry(user.clone())
@@ -40,20 +44,29 @@ impl RoomUsers {
                 count: 0,
                 name: name.clone(),
             });
+        if entry.count == 0 {
+            *self.users.entry(user.clone()).or_insert(0) += 1;
+        }
         entry.count += 1;
         entry.name = name.clone();
         change(room, user, entry)
     }
 
     pub fn remove(&mut self, room: &Room, user: &Arc<str>) -> Option<PresenceChange> {
-        let users = self.0.get_mut(room)?;
+        let users = self.rooms.get_mut(room)?;
         let entry = users.get_mut(user)?;
         entry.count = entry.count.saturating_sub(1);
         let change = change(room, user, entry);
         if entry.count == 0 {
             users.remove(user);
             if users.is_empty() {
-                self.0.remove(room);
+                self.rooms.remove(room);
+            }
+            if let Some(rooms) = self.users.get_mut(user) {
+                *rooms -= 1;
+                if *rooms == 0 {
+                    self.users.remove(user);
+                }
             }
         }
         Some(change)
@@ -61,7 +74,7 @@ impl RoomUsers {
 
     /// Every (room, user) with its count: what a resync writes.
     pub fn snapshot(&self) -> Vec<PresenceChange> {
-        self.0
+        self.rooms
             .iter()
             .flat_map(|(room, users)| users.iter().map(move |(user, c)| change(room, user, c)))
             .collect()
@@ -69,7 +82,7 @@ impl RoomUsers {
 
     /// The users of one room on this hub.
     pub fn room(&self, room: &Room) -> Vec<PresenceChange> {
-        self.0
+        self.rooms
             .get(room)
             .map(|users| {
                 users
@@ -81,10 +94,7 @@ impl RoomUsers {
     }
 
     pub fn users(&self) -> usize {
-        let mut all: Vec<&Arc<str>> = self.0.values().flat_map(|u| u.keys()).collect();
-        all.sort_unstable();
-        all.dedup();
-        all.len()
+        self.users.len()
     }
 }
 
@@ -147,10 +157,15 @@ mod tests {
         let name = Some(Arc::from("Ana"));
         assert_eq!(users.add(&r, &ana, &name).count, 1);
         assert_eq!(users.add(&r, &ana, &name).count, 2);
+        let other = Room::parse("other").expect("room");
+        users.add(&other, &ana, &name);
+        assert_eq!(users.users(), 1, "one user in two rooms");
+        assert_eq!(users.remove(&other, &ana).map(|c| c.count), Some(0));
         assert_eq!(users.users(), 1);
         assert_eq!(users.remove(&r, &ana).map(|c| c.count), Some(1));
         assert_eq!(users.remove(&r, &ana).map(|c| c.count), Some(0));
         assert!(users.snapshot().is_empty());
+        assert_eq!(users.users(), 0);
         assert!(users.remove(&r, &ana).is_none());
     }
 }
