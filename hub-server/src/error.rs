@@ -66,6 +66,13 @@ pub enum StartError {
     Keys(#[from] crate::auth::KeyError),
     #[error("REDIS_URL is not usable for history: {0}")]
     History(#[from] redis::RedisError),
+    #[error(transparent)]
+    ApiKeys(#[from] crate::api::auth::BadApiKeys),
+    #[error("cannot listen on api_listen {addr}: {source}")]
+    ApiListen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Why the hub closes a connection.

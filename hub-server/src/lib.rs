@@ -6,6 +6,7 @@
 //! the session also hands it to [`bridge`]'s publisher → Redis → the subscriber of every other hub
 //! → that hub's [`hub`] → its writers.
 
+pub mod api;
 pub mod auth;
 pub mod bridge;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod health;
 pub mod history;
 pub mod hub;
 pub mod join;
+pub mod metrics;
 pub mod origin;
 pub mod presence;
 pub mod protocol;
@@ -79,6 +81,11 @@ pub async fn run(
         }
     }
     let users = auth::UserSlots::new(settings.max_connections_per_user);
+    let metrics = Arc::new(metrics::Metrics::new(
+        hub.clone(),
+        bridge.clone(),
+        users.clone(),
+    ));
     let presence = presence::Presence::new(hub.clone(), bridge.clone(), &settings.redis_prefix);
     let presence_timing = presence::writer::Timing {
         leave_delay: settings.presence_leave_delay,
@@ -105,8 +112,10 @@ pub async fn run(
         history,
         users,
         presence,
+        metrics,
     };
     let sessions = state.sessions.clone();
+    let api_server = api::start(&state)?;
     let routes = upgrade::route(state.clone())
         .or(health::routes(state))
         .unify()
@@ -135,6 +144,9 @@ pub async fn run(
     // It took this hub's users out of presence when shutdown began; bounded like the rest.
     let _ = tokio::time::timeout_at(deadline, presence_writer).await;
     let _ = tokio::time::timeout_at(deadline, server).await;
+    if let Some(api_server) = api_server {
+        let _ = tokio::time::timeout_at(deadline, api_server).await;
+    }
     Ok(())
 }
 

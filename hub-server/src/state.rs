@@ -30,4 +30,6 @@ pub struct AppState {
     pub users: UserSlots,
     /// Who is in which room across every hub, and the live hubs.
     pub presence: crate::presence::Presence,
+    /// What `GET /metrics` serves (see [`crate::metrics`]).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
