@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Makes sure the programs the tests and `make run` use are installed.
-# Usage: scripts/ensure-deps.sh redis-server [chromium] [node]
+# Usage: scripts/ensure-deps.sh redis-server [prometheus] [chromium] [node]
 # Installs Debian packages itself when it runs as root or with password-less sudo;
 # otherwise stops and prints the exact command to run.
 set -euo pipefail
 
 declare -A package_of=(
   [redis-server]=redis-server
+  [prometheus]=prometheus
+  [promtool]=prometheus
   [chromium]=chromium
   [node]=nodejs
   [npm]=npm

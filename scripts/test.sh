@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# `make test`: unit and integration tests of every crate against a real redis-server the tests
-# start on free ports, then the real-browser test of the chat page in Debian's headless Chromium.
+# `make test`: unit and integration tests of every crate against a real redis-server (and, for
+# /metrics, a real Prometheus server) the tests start on free ports, then the real-browser test of
+# the chat page in Debian's headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/ensure-deps.sh redis-server chromium node npm
+scripts/ensure-deps.sh redis-server prometheus promtool chromium node npm
 cargo test --workspace --locked
 tests/browser/run.sh

@@ -14,16 +14,21 @@
 //!   too_old/too_many/epoch_changed/unavailable, outage, SIGKILLed hub, standalone, bounded keys.
 //! - `presence`   — issue 12: the same members on every hub, diffs once, leave delay, SIGKILL, Redis restart.
 //! - `auth`       — issue 10: tokens, refusals (4001), grants, refresh/expiry (4002), 4008, no secrets in logs.
+//! - `api`        — issue 12: the server API (publish once everywhere, idempotency across hubs,
+//!   broadcast, history, disconnect 4003, 401/400/413/503), its listener, OpenAPI vs routes.
+//! - `metrics`    — issue 12: a real Prometheus scrapes two hubs' `/metrics`; `promtool check metrics`.
 //!
-//! Run: `cargo test -p hub-server --test it` (needs `redis-server` on PATH:
-//! `apt-get install redis-server`). A failing test prints the tail of every hub's log.
+//! Run: `cargo test -p hub-server --test it` (needs `redis-server` and `prometheus` on PATH:
+//! `apt-get install redis-server prometheus`). A failing test prints the tail of every hub's log.
 
 mod support;
 
+mod api;
 mod auth;
 mod cross_hub;
 mod history;
 mod limits;
+mod metrics;
 mod outage;
 mod presence;
 mod protocol;

@@ -19,6 +19,8 @@ pub struct HubBuilder {
     redis_url: Option<String>,
     env: Vec<(String, String)>,
     port: Option<u16>,
+    /// The server API's key; the API listens on a free port when set.
+    api_key: Option<String>,
 }
 
 impl HubBuilder {
@@ -30,6 +32,12 @@ impl HubBuilder {
     /// Listen on `port` (a restarted hub where its clients expect it) instead of a free one.
     pub fn port(mut self, port: u16) -> Self {
         self.port = Some(port);
+        self
+    }
+
+    /// Turn the server API on (`HUB_API_KEYS`), on a free port: [`Hub::api_port`].
+    pub fn api(mut self, key: &str) -> Self {
+        self.api_key = Some(key.to_owned());
         self
     }
 
@@ -63,6 +71,12 @@ impl HubBuilder {
         if let Some(url) = &self.redis_url {
             cmd.env("REDIS_URL", url);
         }
+        let api_port = self.api_key.as_ref().map(|key| {
+            let port = free_port();
+            cmd.env("HUB_API_KEYS", key)
+                .env("HUB_API_LISTEN", format!("127.0.0.1:{port}"));
+            port
+        });
         for (key, value) in &self.env {
             cmd.env(key, value);
         }
@@ -75,6 +89,8 @@ impl HubBuilder {
         Hub {
             name: self.name,
             port,
+            api_port,
+            api_key: self.api_key,
             child: Some(child),
             log_path,
         }
@@ -84,6 +100,9 @@ impl HubBuilder {
 pub struct Hub {
     pub name: String,
     pub port: u16,
+    /// Where the server API listens (when the builder turned it on).
+    pub api_port: Option<u16>,
+    api_key: Option<String>,
     child: Option<Child>,
     log_path: PathBuf,
 }
@@ -95,6 +114,7 @@ impl Hub {
             redis_url: None,
             env: Vec::new(),
             port: None,
+            api_key: None,
         }
     }
 
@@ -118,6 +138,53 @@ impl Hub {
 
     pub async fn health(&self) -> std::io::Result<Response> {
         http::get(self.port, "/health").await
+    }
+
+    fn api_port(&self) -> u16 {
+        self.api_port
+            .unwrap_or_else(|| panic!("hub {} runs without the server API", self.name))
+    }
+
+    /// A request to the server API with `headers` as given (no key added).
+    pub async fn api_raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Response {
+        http::request(self.api_port(), method, path, headers, body)
+            .await
+            .unwrap_or_else(|e| panic!("hub {}: {method} {path}: {e}", self.name))
+    }
+
+    /// A request to the server API with the hub's key.
+    pub async fn api(&self, method: &str, path: &str, body: Option<&Value>) -> Response {
+        let key = self.api_key.as_deref().expect("hub has an API key");
+        let auth = format!("Bearer {key}");
+        let body = body.map(Value::to_string);
+        let mut headers = vec![("Authorization", auth.as_str())];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        self.api_raw(method, path, &headers, body.as_deref().map(str::as_bytes))
+            .await
+    }
+
+    /// `POST path` with the hub's key and `body` as JSON.
+    pub async fn api_post(&self, path: &str, body: &Value) -> Response {
+        self.api("POST", path, Some(body)).await
+    }
+
+    /// `GET /metrics` (no key needed): the text.
+    pub async fn metrics(&self) -> String {
+        let resp = self.api_raw("GET", "/metrics", &[], None).await;
+        assert_eq!(
+            resp.status, 200,
+            "hub {}: GET /metrics: {resp:?}",
+            self.name
+        );
+        resp.body
     }
 
     async fn wait_ready(&mut self) {

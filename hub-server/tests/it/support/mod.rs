@@ -3,6 +3,7 @@
 pub mod client;
 pub mod http;
 pub mod hub;
+pub mod prometheus;
 pub mod redis;
 pub mod token;
 

@@ -1,0 +1,761 @@
+//! Issue 12, the server API (DESIGN section 13), against real hubs and a real Redis: publish
+//! exactly once on every hub with `{id, offset, epoch}`, idempotency across hubs (and in memory
+//! standalone), broadcast, history, disconnect (4003 wherever the user is), keys (401 and nothing
+//! happens), refusals (400 with a code, 413), Redis down (503), the listener's life, and the
+//! OpenAPI document against the routes the server serves.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{Client, Event, Hub, RECV_TIMEOUT, RedisServer, free_port, room, token};
+
+pub const KEY: &str = "api-key-for-tests-0123456789";
+const OTHER_KEY: &str = "second-api-key-0123456789";
+
+/// A hub with the API on and a fast bridge (outages noticed within ~1.5 s).
+async fn hub(name: &str, redis: Option<&RedisServer>, extra: &[(&str, &str)]) -> Hub {
+    let mut builder = Hub::builder(name)
+        .api(KEY)
+        .env("HUB_REDIS_PING_INTERVAL", "500ms")
+        .env("HUB_REDIS_TIMEOUT", "1s")
+        .env("HUB_RECONNECT_MAX", "500ms");
+    if let Some(redis) = redis {
+        builder = builder.redis(redis);
+    }
+    for (key, value) in extra {
+        builder = builder.env(key, value);
+    }
+    builder.start().await
+}
+
+/// A client of `hub` that joined `room`.
+async fn member(hub: &Hub, room: &str) -> Client {
+    let mut client = Client::connect(hub).await;
+    client.join(room).await;
+    client
+}
+
+/// The response must be `status` with a JSON body; returns the body.
+fn expect(resp: &crate::support::http::Response, status: u16) -> Value {
+    assert_eq!(resp.status, status, "{resp:?}");
+    let body = resp.json();
+    assert!(body.is_object(), "not a JSON object: {resp:?}");
+    body
+}
+
+/// The response must be the API's error `status` / `code`.
+fn expect_error(resp: &crate::support::http::Response, status: u16, code: &str) {
+    let body = expect(resp, status);
+    assert_eq!(body["error"]["code"], code, "{resp:?}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "no message: {resp:?}"
+    );
+}
+
+/// `client` gets exactly one chat frame, the API's message `answer`; returns it.
+async fn receives_published(client: &mut Client, answer: &Value, content: &str) -> Value {
+    let frames = client.recv_chat(1).await;
+    let frame = &frames[0];
+    assert_eq!(frame["id"], answer["id"], "{frame}");
+    assert_eq!(frame["content"], content, "{frame}");
+    assert_eq!(frame["offset"], answer["offset"], "{frame}");
+    assert_eq!(frame["epoch"], answer["epoch"], "{frame}");
+    frame.clone()
+}
+
+#[tokio::test]
+async fn publish_reaches_every_member_on_every_hub_once_and_answers_id_offset_epoch() {
+    let redis = RedisServer::start().await;
+    let hubs = [
+        hub("pub1", Some(&redis), &[]).await,
+        hub("pub2", Some(&redis), &[]).await,
+        hub("pub3", Some(&redis), &[]).await,
+    ];
+    let r = room("api-pub");
+    let mut members = Vec::new();
+    for h in &hubs {
+        members.push(member(h, &r).await);
+        members.push(member(h, &r).await);
+    }
+    let mut elsewhere = member(&hubs[1], &room("api-other")).await;
+    elsewhere.leave("general").await;
+
+    let request = json!({"room": r, "content": "from the backend", "user": {"id": "billing", "name": "Billing"}});
+    let answer = expect(&hubs[0].api_post("/api/publish", &request).await, 200);
+    assert!(
+        answer["id"].as_str().is_some_and(|id| id.len() == 36),
+        "{answer}"
+    );
+    assert_eq!(answer["offset"], 1, "{answer}");
+    let epoch = answer["epoch"].as_str().expect("epoch").to_owned();
+    assert_eq!(epoch.len(), 8, "{answer}");
+    for m in &mut members {
+        let frame = receives_published(m, &answer, "from the backend").await;
+        assert_eq!(frame["type"], "message");
+        assert_eq!(frame["room"], r.as_str());
+        assert_eq!(frame["user"], json!({"id": "billing", "name": "Billing"}));
+        assert_eq!(frame["hub"], "pub1");
+    }
+
+    // Through another hub, without a user: the next offset, sent as "api".
+    let request = json!({"room": r, "content": "second"});
+    let second = expect(&hubs[2].api_post("/api/publish", &request).await, 200);
+    assert_eq!(
+        (second["offset"].as_u64(), second["epoch"].as_str()),
+        (Some(2), Some(epoch.as_str()))
+    );
+    assert_ne!(second["id"], answer["id"]);
+    for m in &mut members {
+        let frame = receives_published(m, &second, "second").await;
+        assert_eq!(frame["user"], json!({"id": "api"}));
+    }
+    let mut all: Vec<&mut Client> = members.iter_mut().collect();
+    all.push(&mut elsewhere);
+    crate::support::assert_all_quiet(&mut all).await;
+}
+
+#[tokio::test]
+async fn an_idempotency_key_publishes_once_across_hubs_and_answers_the_same() {
+    let redis = RedisServer::start().await;
+    let (h1, h2) = (
+        hub("idem1", Some(&redis), &[]).await,
+        hub("idem2", Some(&redis), &[]).await,
+    );
+    let r = room("api-idem");
+    let mut members = [member(&h1, &r).await, member(&h2, &r).await];
+
+    let key = format!("order-{}", uuid::Uuid::new_v4().simple());
+    let first = json!({"room": r, "content": "once", "idempotency_key": key});
+    let answer = expect(&h1.api_post("/api/publish", &first).await, 200);
+    // A retry through the other hub, even with other content, gets the first answer.
+    let retry = json!({"room": r, "content": "twice?", "idempotency_key": key});
+    let again = expect(&h2.api_post("/api/publish", &retry).await, 200);
+    assert_eq!(again, answer);
+    let again = expect(&h1.api_post("/api/publish", &first).await, 200);
+    assert_eq!(again, answer);
+    for m in &mut members {
+        receives_published(m, &answer, "once").await;
+    }
+    // The record lives 5 minutes in Redis.
+    let ttl = redis.ttl(&format!("rthub:api:idem:{key}")).await;
+    assert!((290..=300).contains(&ttl), "TTL {ttl}");
+
+    // Two at once on two hubs with a new key: one publish, one answer for both.
+    let key = format!("race-{}", uuid::Uuid::new_v4().simple());
+    let body = json!({"room": r, "content": "raced", "idempotency_key": key});
+    let (a, b) = tokio::join!(
+        h1.api_post("/api/publish", &body),
+        h2.api_post("/api/publish", &body)
+    );
+    let (a, b) = (expect(&a, 200), expect(&b, 200));
+    assert_eq!(a, b);
+    assert_eq!(a["offset"], 2, "{a}");
+    for m in &mut members {
+        receives_published(m, &a, "raced").await;
+    }
+
+    // Another key is another message.
+    let body = json!({"room": r, "content": "new key", "idempotency_key": "another-key"});
+    let c = expect(&h2.api_post("/api/publish", &body).await, 200);
+    assert_eq!(c["offset"], 3, "{c}");
+    for m in &mut members {
+        receives_published(m, &c, "new key").await;
+    }
+    let mut all: Vec<&mut Client> = members.iter_mut().collect();
+    crate::support::assert_all_quiet(&mut all).await;
+}
+
+#[tokio::test]
+async fn a_standalone_hub_serves_the_api_from_memory() {
+    let h = hub("alone", None, &[]).await;
+    let r = room("api-alone");
+    let mut m = member(&h, &r).await;
+    let body = json!({"room": r, "content": "kept", "idempotency_key": "k-1"});
+    let answer = expect(&h.api_post("/api/publish", &body).await, 200);
+    assert_eq!(answer["offset"], 1, "{answer}");
+    assert_eq!(
+        expect(&h.api_post("/api/publish", &body).await, 200),
+        answer
+    );
+    receives_published(&mut m, &answer, "kept").await;
+    m.expect_quiet().await;
+
+    let history = expect(
+        &h.api("GET", &format!("/api/rooms/{r}/history"), None).await,
+        200,
+    );
+    assert_eq!(
+        history["messages"].as_array().map(Vec::len),
+        Some(1),
+        "{history}"
+    );
+    assert_eq!(history["messages"][0]["id"], answer["id"]);
+
+    let b = expect(
+        &h.api_post("/api/broadcast", &json!({"content": "all"}))
+            .await,
+        200,
+    );
+    let frame = &m.recv_chat(1).await[0];
+    assert_eq!(
+        (frame["type"].as_str(), &frame["id"]),
+        (Some("broadcast"), &b["id"])
+    );
+
+    let resp = h.api_post("/api/disconnect", &json!({"user": m.id})).await;
+    assert_eq!(expect(&resp, 200)["disconnected"], true);
+    let (code, _) = m.expect_close(RECV_TIMEOUT).await;
+    assert_eq!(code, Some(4003));
+}
+
+#[tokio::test]
+async fn broadcast_reaches_every_client_on_every_hub_once() {
+    let redis = RedisServer::start().await;
+    let (h1, h2) = (
+        hub("bc1", Some(&redis), &[]).await,
+        hub("bc2", Some(&redis), &[]).await,
+    );
+    let mut clients = [
+        Client::connect(&h1).await,
+        Client::connect(&h2).await,
+        member(&h2, &room("api-bc")).await,
+    ];
+    // Not in any room: a broadcast still reaches it.
+    clients[0].leave("general").await;
+    let body = json!({"content": "to everyone", "user": {"id": "ops"}});
+    let answer = expect(&h2.api_post("/api/broadcast", &body).await, 200);
+    assert_eq!(answer.as_object().map(|o| o.len()), Some(1), "{answer}");
+    for c in &mut clients {
+        let frames = c.recv_chat(1).await;
+        let f = &frames[0];
+        assert_eq!(f["type"], "broadcast", "{f}");
+        assert_eq!(f["id"], answer["id"], "{f}");
+        assert_eq!(f["content"], "to everyone");
+        assert_eq!(f["user"], json!({"id": "ops"}));
+        assert!(f.get("room").is_none(), "{f}");
+    }
+    let mut all: Vec<&mut Client> = clients.iter_mut().collect();
+    crate::support::assert_all_quiet(&mut all).await;
+}
+
+#[tokio::test]
+async fn history_returns_the_stored_messages_oldest_first_all_or_nothing() {
+    let redis = RedisServer::start().await;
+    let (h1, h2) = (
+        hub("hist1", Some(&redis), &[]).await,
+        hub("hist2", Some(&redis), &[("HUB_RECOVERY_MAX", "3")]).await,
+    );
+    let r = room("api-hist");
+    let mut ids = Vec::new();
+    for i in 1..=5 {
+        let body = json!({"room": r, "content": format!("m{i}")});
+        ids.push(expect(&h1.api_post("/api/publish", &body).await, 200)["id"].clone());
+    }
+    let path = |q: &str| format!("/api/rooms/{r}/history{q}");
+    let contents = |h: &Value| -> Vec<String> {
+        h["messages"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no messages: {h}"))
+            .iter()
+            .map(|m| m["content"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+
+    // Through the other hub: all, then the last 2.
+    let all = expect(&h2.api("GET", &path(""), None).await, 200);
+    assert_eq!(contents(&all), ["m1", "m2", "m3", "m4", "m5"]);
+    assert_eq!(all["offset"], 5);
+    assert_eq!(all["room"], r.as_str());
+    let ids_read: Vec<&Value> = all["messages"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|m| &m["id"])
+        .collect();
+    assert_eq!(ids_read, ids.iter().collect::<Vec<_>>());
+    let epoch = all["epoch"].as_str().expect("epoch").to_owned();
+    let last = expect(&h2.api("GET", &path("?limit=2"), None).await, 200);
+    assert_eq!(contents(&last), ["m4", "m5"]);
+    let offsets: Vec<u64> = last["messages"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|m| m["offset"].as_u64())
+        .collect();
+    assert_eq!(offsets, [4, 5]);
+
+    // Since an offset: everything after it, or nothing and why.
+    let since = expect(
+        &h1.api(
+            "GET",
+            &path(&format!("?since_epoch={epoch}&since_offset=2")),
+            None,
+        )
+        .await,
+        200,
+    );
+    assert_eq!(contents(&since), ["m3", "m4", "m5"]);
+    assert_eq!(since["recovered"], true);
+    let changed = expect(
+        &h1.api("GET", &path("?since_epoch=00000000&since_offset=2"), None)
+            .await,
+        200,
+    );
+    assert_eq!(
+        (changed["recovered"].as_bool(), changed["reason"].as_str()),
+        (Some(false), Some("epoch_changed"))
+    );
+    assert_eq!(contents(&changed), Vec::<String>::new());
+    // hist2 replays at most 3.
+    let too_many = expect(
+        &h2.api(
+            "GET",
+            &path(&format!("?since_epoch={epoch}&since_offset=1")),
+            None,
+        )
+        .await,
+        200,
+    );
+    assert_eq!(
+        (too_many["recovered"].as_bool(), too_many["reason"].as_str()),
+        (Some(false), Some("too_many"))
+    );
+    assert_eq!(contents(&too_many), Vec::<String>::new());
+
+    // A room nobody wrote to: no messages, offset 0.
+    let empty = expect(
+        &h1.api(
+            "GET",
+            &format!("/api/rooms/{}/history", room("api-empty")),
+            None,
+        )
+        .await,
+        200,
+    );
+    assert_eq!(
+        (empty["offset"].as_u64(), contents(&empty).len()),
+        (Some(0), 0)
+    );
+
+    for bad in [
+        "?limit=x",
+        "?limit=2&since_epoch=e&since_offset=1",
+        "?since_offset=1",
+        "?page=2",
+    ] {
+        expect_error(&h1.api("GET", &path(bad), None).await, 400, "bad_query");
+    }
+    expect_error(
+        &h1.api("GET", "/api/rooms/a%20b/history", None).await,
+        400,
+        "bad_room",
+    );
+    let off = hub("hist-off", Some(&redis), &[("HUB_HISTORY_SIZE", "0")]).await;
+    expect_error(&off.api("GET", &path(""), None).await, 404, "no_history");
+}
+
+#[tokio::test]
+async fn disconnect_closes_every_connection_of_the_user_on_every_hub_with_4003() {
+    let redis = RedisServer::start().await;
+    let jwt = [("HUB_AUTH_MODE", "jwt"), ("HUB_JWT_SECRETS", token::SECRET)];
+    let (h1, h2) = (
+        hub("dc1", Some(&redis), &jwt).await,
+        hub("dc2", Some(&redis), &jwt).await,
+    );
+    let user = format!("u-{}", uuid::Uuid::new_v4().simple());
+    let signed = |sub: &str| token::hs256(token::SECRET, &token::claims(sub, "Name", 600));
+    let mut targets = [
+        Client::connect_with_token(&h1, &signed(&user)).await,
+        Client::connect_with_token(&h2, &signed(&user)).await,
+        Client::connect_with_token(&h2, &signed(&user)).await,
+    ];
+    let mut bystander = Client::connect_with_token(&h2, &signed("someone-else")).await;
+
+    let resp = h1.api_post("/api/disconnect", &json!({"user": user})).await;
+    assert_eq!(
+        expect(&resp, 200),
+        json!({"user": user, "disconnected": true})
+    );
+    for t in &mut targets {
+        let (code, _) = t.expect_close(RECV_TIMEOUT).await;
+        assert_eq!(code, Some(4003), "client {}", t.id);
+        assert_eq!(
+            t.close_reason.as_deref(),
+            Some("disconnected by the server")
+        );
+    }
+    bystander.send_json(&json!({"type": "ping"})).await;
+    assert_eq!(bystander.recv_json().await["type"], "pong");
+    // A user with no connection is not an error.
+    let resp = h2
+        .api_post("/api/disconnect", &json!({"user": "nobody-here"}))
+        .await;
+    assert_eq!(expect(&resp, 200)["disconnected"], true);
+    bystander.expect_quiet().await;
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_key_is_401_and_nothing_happens() {
+    let redis = RedisServer::start().await;
+    let keys = format!("{KEY},{OTHER_KEY}");
+    let h = Hub::builder("keys").redis(&redis).api(&keys).start().await;
+    let r = room("api-keys");
+    let mut m = member(&h, &r).await;
+    let publishes = redis.publish_count().await;
+    let scripts = redis.command_count("evalsha").await + redis.command_count("eval").await;
+
+    let publish = json!({"room": r, "content": "must not arrive"}).to_string();
+    let disconnect = json!({"user": m.id}).to_string();
+    let wrong = [
+        None,
+        Some("Bearer wrong-key-0123456789abcdef".to_owned()),
+        Some(format!("Bearer {KEY}x")),
+        Some(format!("Bearer {}", &KEY[..KEY.len() - 1])),
+        Some(format!("Basic {KEY}")),
+        Some(KEY.to_owned()),
+        Some(format!("Bearer {KEY},{OTHER_KEY}")),
+    ];
+    for auth in &wrong {
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        for (method, path, body) in [
+            ("POST", "/api/publish", Some(&publish)),
+            ("POST", "/api/broadcast", Some(&publish)),
+            ("POST", "/api/disconnect", Some(&disconnect)),
+            ("GET", &format!("/api/rooms/{r}/history") as &str, None),
+        ] {
+            let resp = h
+                .api_raw(method, path, &headers, body.map(|b| b.as_bytes()))
+                .await;
+            expect_error(&resp, 401, "unauthorized");
+            assert_eq!(resp.header("www-authenticate"), Some("Bearer"), "{resp:?}");
+        }
+    }
+    m.expect_quiet().await;
+    assert_eq!(
+        redis.publish_count().await,
+        publishes,
+        "nothing was published"
+    );
+    assert_eq!(
+        redis.command_count("evalsha").await + redis.command_count("eval").await,
+        scripts,
+        "nothing was stored"
+    );
+
+    // Either configured key works; /metrics needs none.
+    let other = format!("Bearer {OTHER_KEY}");
+    let body = json!({"room": r, "content": "with the second key"}).to_string();
+    let resp = h
+        .api_raw(
+            "POST",
+            "/api/publish",
+            &[("Authorization", &other)],
+            Some(body.as_bytes()),
+        )
+        .await;
+    let answer = expect(&resp, 200);
+    receives_published(&mut m, &answer, "with the second key").await;
+    assert!(h.metrics().await.contains("realtime_hub_connections 1"));
+    // The keys show nowhere.
+    for shown in [h.log(), h.health().await.expect("health").body] {
+        assert!(
+            !shown.contains(KEY) && !shown.contains(OTHER_KEY),
+            "a key leaked"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_requests_get_400_with_a_code_oversize_413_unknown_routes_404() {
+    let redis = RedisServer::start().await;
+    let h = hub("bad", Some(&redis), &[("HUB_MAX_MESSAGE_BYTES", "1000")]).await;
+    let r = room("api-bad");
+    let mut m = member(&h, &r).await;
+    let auth = format!("Bearer {KEY}");
+    let raw = |body: &'static str| {
+        let auth = auth.clone();
+        let h = &h;
+        async move {
+            h.api_raw(
+                "POST",
+                "/api/publish",
+                &[("Authorization", &auth)],
+                Some(body.as_bytes()),
+            )
+            .await
+        }
+    };
+    for (body, code) in [
+        ("{\"room\":", "bad_json"),
+        ("", "bad_json"),
+        ("[]", "bad_json"),
+        ("{\"room\":\"r\",\"content\":\"x\",\"extra\":1}", "bad_json"),
+        ("{\"room\":\"r\"}", "bad_json"),
+        ("{\"room\":\"r\",\"content\":7}", "bad_json"),
+        ("{\"room\":\"no spaces\",\"content\":\"x\"}", "bad_room"),
+        ("{\"room\":\"\",\"content\":\"x\"}", "bad_room"),
+        ("{\"room\":\"r\",\"content\":\"\"}", "empty_content"),
+        (
+            "{\"room\":\"r\",\"content\":\"x\",\"user\":{\"id\":\"\"}}",
+            "bad_user",
+        ),
+        (
+            "{\"room\":\"r\",\"content\":\"x\",\"user\":{\"id\":\"u\",\"role\":\"admin\"}}",
+            "bad_json",
+        ),
+        (
+            "{\"room\":\"r\",\"content\":\"x\",\"idempotency_key\":\"has space\"}",
+            "bad_idempotency_key",
+        ),
+    ] {
+        expect_error(&raw(body).await, 400, code);
+    }
+    let resp = h
+        .api_post("/api/broadcast", &json!({"content": "x", "room": "r"}))
+        .await;
+    expect_error(&resp, 400, "bad_json");
+    let resp = h.api_post("/api/disconnect", &json!({"user": ""})).await;
+    expect_error(&resp, 400, "bad_user");
+
+    // Over max_message_bytes + 4 KiB: 413 before the body is read; content over the limit: 413.
+    let huge = json!({"room": r, "content": "x".repeat(6000)});
+    expect_error(&h.api_post("/api/publish", &huge).await, 413, "too_large");
+    let long = json!({"room": r, "content": "x".repeat(1001)});
+    expect_error(&h.api_post("/api/publish", &long).await, 413, "too_large");
+    let fits = json!({"room": r, "content": "x".repeat(1000)});
+    let answer = expect(&h.api_post("/api/publish", &fits).await, 200);
+
+    expect_error(&h.api("GET", "/api/nothing", None).await, 404, "not_found");
+    expect_error(&h.api_raw("GET", "/", &[], None).await, 404, "not_found");
+    let resp = h.api("GET", "/api/publish", None).await;
+    expect_error(&resp, 405, "method_not_allowed");
+    assert_eq!(resp.header("allow"), Some("POST"));
+
+    // Only the good one arrived.
+    receives_published(&mut m, &answer, &"x".repeat(1000)).await;
+    m.expect_quiet().await;
+    let metrics = h.metrics().await;
+    for line in [
+        "realtime_hub_api_requests_total{route=\"/api/publish\",status=\"400\"} 12",
+        "realtime_hub_api_requests_total{route=\"/api/publish\",status=\"413\"} 2",
+        "realtime_hub_api_requests_total{route=\"/api/publish\",status=\"200\"} 1",
+        "realtime_hub_api_requests_total{route=\"unmatched\",status=\"404\"} 2",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn redis_down_is_503_for_what_needs_redis_and_nothing_is_published() {
+    let mut redis = RedisServer::start().await;
+    let h = hub("down", Some(&redis), &[]).await;
+    let r = room("api-down");
+    let mut m = member(&h, &r).await;
+    assert!(
+        h.metrics()
+            .await
+            .lines()
+            .any(|l| l == "realtime_hub_redis_up 1")
+    );
+    redis.kill();
+    h.wait_health(503, "down", Duration::from_secs(10)).await;
+
+    let publish = json!({"room": r, "content": "lost?", "idempotency_key": "down-key"});
+    expect_error(
+        &h.api_post("/api/publish", &publish).await,
+        503,
+        "unavailable",
+    );
+    let publish = json!({"room": r, "content": "lost?"});
+    let resp = h.api_post("/api/publish", &publish).await;
+    expect_error(&resp, 503, "unavailable");
+    assert_eq!(resp.header("retry-after"), Some("1"));
+    expect_error(
+        &h.api_post("/api/broadcast", &json!({"content": "x"})).await,
+        503,
+        "unavailable",
+    );
+    expect_error(
+        &h.api("GET", &format!("/api/rooms/{r}/history"), None).await,
+        503,
+        "unavailable",
+    );
+    let resp = h
+        .api_post("/api/disconnect", &json!({"user": "someone"}))
+        .await;
+    expect_error(&resp, 503, "unavailable");
+    // Still answering, saying that Redis is down.
+    assert!(
+        h.metrics()
+            .await
+            .lines()
+            .any(|l| l == "realtime_hub_redis_up 0")
+    );
+    m.expect_quiet().await;
+
+    redis.restart().await;
+    // Back within a bounded time (the publisher may notice the restart after the subscriber: a
+    // 503 meanwhile publishes nothing); the key publishes once.
+    let publish = json!({"room": r, "content": "after", "idempotency_key": "down-key"});
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let answer = loop {
+        let resp = h.api_post("/api/publish", &publish).await;
+        if resp.status == 200 {
+            break expect(&resp, 200);
+        }
+        expect_error(&resp, 503, "unavailable");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still 503 15 s after Redis came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    receives_published(&mut m, &answer, "after").await;
+    m.expect_quiet().await;
+}
+
+#[tokio::test]
+async fn the_api_listens_only_with_keys_refuses_weak_ones_and_stops_with_the_hub() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let _plain = Hub::builder("no-api")
+        .env("HUB_API_LISTEN", &listen)
+        .start()
+        .await;
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err(),
+        "no api_keys: nothing listens on api_listen"
+    );
+
+    let mut weak = Hub::builder("weak-key").api("short,also-short").spawn();
+    let status = weak
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("a hub with a weak API key must not start");
+    assert!(!status.success());
+    let log = weak.log();
+    assert!(log.contains("api_keys"), "{log}");
+    assert!(!log.contains("also-short"), "the key leaked: {log}");
+
+    let mut h = hub("stops", None, &[]).await;
+    let api_port = h.api_port.expect("api port");
+    assert!(h.metrics().await.contains("realtime_hub_connections 0"));
+    h.sigterm();
+    let status = h.wait_exit(Duration::from_secs(10)).await.expect("exits");
+    assert!(status.success(), "{status}");
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", api_port))
+            .await
+            .is_err()
+    );
+}
+
+/// `docs/api/openapi.json` and the server agree: every documented operation is a route the
+/// server serves (a real hub answers it with something else than 404/405), every route is
+/// documented, and what is not documented is 404.
+#[tokio::test]
+async fn the_openapi_document_and_the_served_routes_agree() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/api/openapi.json");
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("read openapi.json"))
+            .expect("openapi.json is JSON");
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "not OpenAPI 3"
+    );
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            if ["get", "post", "put", "delete", "patch", "head", "options"]
+                .contains(&method.as_str())
+            {
+                assert!(
+                    op["responses"].is_object(),
+                    "{method} {path} has no responses"
+                );
+                documented.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    let served: BTreeSet<(String, String)> = hub_server::api::Route::ALL
+        .iter()
+        .map(|r| (r.method().to_string(), r.pattern().to_owned()))
+        .collect();
+    assert_eq!(
+        documented, served,
+        "openapi.json and api::Route::ALL differ"
+    );
+
+    let h = hub("openapi", None, &[]).await;
+    for (method, path) in &documented {
+        let concrete = path.replace("{room}", "general");
+        let resp = h.api_raw(method, &concrete, &[], None).await;
+        let expected = if path.starts_with("/api/") { 401 } else { 200 };
+        assert_eq!(
+            resp.status, expected,
+            "{method} {concrete} without a key: {resp:?}"
+        );
+    }
+    for (method, path) in [
+        ("GET", "/api/undocumented"),
+        ("GET", "/health"),
+        ("DELETE", "/api/rooms/general"),
+    ] {
+        expect_error(&h.api_raw(method, path, &[], None).await, 404, "not_found");
+    }
+}
+
+#[tokio::test]
+async fn a_caller_that_hangs_up_mid_publish_does_not_cut_it_in_half() {
+    // Redis stalls (SIGSTOP) while a keyed publish waits for its claim; the caller hangs up; Redis
+    // resumes. The publish runs in its own task, so it goes out anyway, once, and its answer is
+    // stored under the key for the retry (dropped with the request, it would leave only a claim).
+    let redis = RedisServer::start().await;
+    let h = hub("hangup", Some(&redis), &[]).await;
+    let r = room("api-hangup");
+    let mut m = member(&h, &r).await;
+    // A first keyed publish makes the hub's command connection, which a stalled Redis would not.
+    let warm = json!({"room": r, "content": "warm", "idempotency_key": "warm-up"});
+    let warm = expect(&h.api_post("/api/publish", &warm).await, 200);
+    receives_published(&mut m, &warm, "warm").await;
+
+    let body = json!({"room": r, "content": "hung up", "idempotency_key": "hangup-key"});
+    let text = body.to_string();
+    let request = format!(
+        "POST /api/publish HTTP/1.0\r\nAuthorization: Bearer {KEY}\r\nContent-Length: {}\r\n\r\n{text}",
+        text.len()
+    );
+    redis.stop();
+    {
+        use tokio::io::AsyncWriteExt;
+        let port = h.api_port.expect("api port");
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Dropped here without reading the answer.
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    redis.cont();
+    let frame = m.recv_chat(1).await.remove(0);
+    assert_eq!(frame["content"], "hung up", "{frame}");
+    let again = expect(&h.api_post("/api/publish", &body).await, 200);
+    assert_eq!(again["id"], frame["id"]);
+    match m.next_event(crate::support::QUIET).await {
+        None => {}
+        Some(Event::Frame(f)) => panic!("published twice: {f}"),
+        Some(other) => panic!("{other:?}"),
+    }
+}
