@@ -11,9 +11,11 @@ pub mod auth;
 pub mod disconnect;
 pub mod errors;
 pub mod history;
+pub mod hubs;
 pub mod idempotency;
 pub mod publish;
 pub mod request;
+pub mod rooms;
 
 use std::sync::Arc;
 
@@ -36,8 +38,11 @@ use idempotency::Idempotency;
 pub enum Route {
     Publish,
     Broadcast,
+    Rooms,
+    RoomPresence,
     RoomHistory,
     Disconnect,
+    Hubs,
     Metrics,
 }
 
@@ -45,8 +50,11 @@ impl Route {
     pub const ALL: &'static [Route] = &[
         Route::Publish,
         Route::Broadcast,
+        Route::Rooms,
+        Route::RoomPresence,
         Route::RoomHistory,
         Route::Disconnect,
+        Route::Hubs,
         Route::Metrics,
     ];
 
@@ -60,7 +68,11 @@ impl Route {
     fn method_name(self) -> &'static str {
         match self {
             Route::Publish | Route::Broadcast | Route::Disconnect => "POST",
-            Route::RoomHistory | Route::Metrics => "GET",
+            Route::Rooms
+            | Route::RoomPresence
+            | Route::RoomHistory
+            | Route::Hubs
+            | Route::Metrics => "GET",
         }
     }
 
@@ -69,8 +81,11 @@ impl Route {
         match self {
             Route::Publish => "/api/publish",
             Route::Broadcast => "/api/broadcast",
+            Route::Rooms => "/api/rooms",
+            Route::RoomPresence => "/api/rooms/{room}/presence",
             Route::RoomHistory => "/api/rooms/{room}/history",
             Route::Disconnect => "/api/disconnect",
+            Route::Hubs => "/api/hubs",
             Route::Metrics => "/metrics",
         }
     }
@@ -256,6 +271,11 @@ impl Api {
                 let request = request::json(&body().await?)?;
                 Ok(json(&publish::broadcast(state, request).await?))
             }
+            Route::Rooms => Ok(json(&rooms::list(state).await?)),
+            Route::RoomPresence => {
+                let room = room.unwrap_or_default();
+                Ok(json(&rooms::presence(state, &room).await?))
+            }
             Route::RoomHistory => {
                 let room = room.unwrap_or_default();
                 Ok(json(&history::read(state, &room, query).await?))
@@ -264,8 +284,21 @@ impl Api {
                 let request = request::json(&body().await?)?;
                 Ok(json(&disconnect::disconnect(state, request).await?))
             }
+            Route::Hubs => Ok(json(&hubs::list(state).await?)),
             Route::Metrics => Ok(metrics(state)),
         }
+    }
+}
+
+/// A presence question, bounded: Redis not answering within two `redis_timeout`s is a 503.
+async fn presence_bounded<T>(
+    state: &AppState,
+    question: impl std::future::Future<Output = Result<T, crate::presence::PresenceUnavailable>>,
+) -> Result<T, ApiError> {
+    let unavailable = ApiError::Unavailable("presence is unavailable: redis did not answer");
+    match tokio::time::timeout(state.settings.redis_timeout * 2, question).await {
+        Ok(Ok(answer)) => Ok(answer),
+        _ => Err(unavailable),
     }
 }
 
@@ -293,6 +326,12 @@ mod tests {
             Ok((Route::RoomHistory, Some("team-1.x")))
         );
         assert_eq!(resolve(&get, "/metrics"), Ok((Route::Metrics, None)));
+        assert_eq!(resolve(&get, "/api/rooms"), Ok((Route::Rooms, None)));
+        assert_eq!(
+            resolve(&get, "/api/rooms/r1/presence"),
+            Ok((Route::RoomPresence, Some("r1")))
+        );
+        assert_eq!(resolve(&get, "/api/hubs"), Ok((Route::Hubs, None)));
         for missing in [
             "/api/rooms//history",
             "/api/rooms/a/b/history",

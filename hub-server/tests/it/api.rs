@@ -196,6 +196,25 @@ async fn a_standalone_hub_serves_the_api_from_memory() {
     );
     assert_eq!(history["messages"][0]["id"], answer["id"]);
 
+    let p = expect(
+        &h.api("GET", &format!("/api/rooms/{r}/presence"), None)
+            .await,
+        200,
+    );
+    assert_eq!(p["members"], json!([{"user": m.id, "connections": 1}]));
+    let hubs = expect(&h.api("GET", "/api/hubs", None).await, 200);
+    assert_eq!(hubs["hubs"].as_array().map(Vec::len), Some(1), "{hubs}");
+    assert_eq!(
+        (&hubs["hubs"][0]["name"], &hubs["hubs"][0]["bridge"]),
+        (&json!("alone"), &json!("disabled"))
+    );
+    let rooms = expect(&h.api("GET", "/api/rooms", None).await, 200);
+    assert!(
+        rooms["rooms"]
+            .as_array()
+            .is_some_and(|rs| rs.iter().any(|x| x["room"] == r.as_str())),
+        "{rooms}"
+    );
     let b = expect(
         &h.api_post("/api/broadcast", &json!({"content": "all"}))
             .await,
@@ -757,5 +776,158 @@ async fn a_caller_that_hangs_up_mid_publish_does_not_cut_it_in_half() {
         None => {}
         Some(Event::Frame(f)) => panic!("published twice: {f}"),
         Some(other) => panic!("{other:?}"),
+    }
+}
+
+/// Polls `GET path` on `hub` until `done` accepts the body (presence is written asynchronously).
+async fn api_until(
+    hub: &Hub,
+    path: &str,
+    within: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let body = expect(&hub.api("GET", path, None).await, 200);
+        if done(&body) {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "hub {}: GET {path} not as expected within {within:?}; last: {body}",
+            hub.name
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn rooms_presence_and_hubs_answer_for_every_hub_and_forget_a_killed_one() {
+    let redis = RedisServer::start().await;
+    let jwt = [("HUB_AUTH_MODE", "jwt"), ("HUB_JWT_SECRETS", token::SECRET)];
+    let h1 = hub("pres1", Some(&redis), &jwt).await;
+    let mut h2 = hub("pres2", Some(&redis), &jwt).await;
+    let r = room("api-pres");
+    let signed =
+        |sub: &str, name: &str| token::hs256(token::SECRET, &token::claims(sub, name, 600));
+    let (ana, bo) = (
+        format!("ana-{}", uuid::Uuid::new_v4().simple()),
+        format!("bo-{}", uuid::Uuid::new_v4().simple()),
+    );
+    let mut clients = Vec::new();
+    for (h, sub, name) in [(&h1, &ana, "Ana"), (&h2, &ana, "Ana"), (&h2, &bo, "Bo")] {
+        let mut c = Client::connect_with_token(h, &signed(sub, name)).await;
+        c.join(&r).await;
+        clients.push(c);
+    }
+    let want = |p: &Value| {
+        let mut members = p["members"].as_array().cloned().unwrap_or_default();
+        members.sort_by_key(|m| m["user"].as_str().unwrap_or_default().to_owned());
+        p["count"] == 2
+            && members
+                == [
+                    json!({"user": ana, "name": "Ana", "connections": 2}),
+                    json!({"user": bo, "name": "Bo", "connections": 1}),
+                ]
+    };
+    // Any hub answers the same for the whole cluster.
+    let path = format!("/api/rooms/{r}/presence");
+    for h in [&h1, &h2] {
+        let p = api_until(h, &path, RECV_TIMEOUT, want).await;
+        assert_eq!(p["room"], r.as_str());
+    }
+    let rooms = api_until(&h1, "/api/rooms", RECV_TIMEOUT, |b| {
+        b["rooms"]
+            .as_array()
+            .is_some_and(|rs| rs.iter().any(|x| x["room"] == r.as_str()))
+    })
+    .await;
+    let listed = rooms["rooms"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|x| x["room"] == r.as_str()))
+        .cloned();
+    assert_eq!(
+        listed,
+        Some(json!({"room": r, "users": 2, "connections": 3}))
+    );
+    let empty = expect(
+        &h2.api(
+            "GET",
+            &format!("/api/rooms/{}/presence", room("api-nobody")),
+            None,
+        )
+        .await,
+        200,
+    );
+    assert_eq!(
+        (
+            empty["count"].as_u64(),
+            empty["members"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(0))
+    );
+    expect_error(
+        &h1.api("GET", "/api/rooms/a%20b/presence", None).await,
+        400,
+        "bad_room",
+    );
+
+    let instance = |c: &Client| {
+        c.welcome["instance_id"]
+            .as_str()
+            .expect("instance_id")
+            .to_owned()
+    };
+    let (id1, id2) = (instance(&clients[0]), instance(&clients[1]));
+    let hubs = api_until(&h2, "/api/hubs", RECV_TIMEOUT, |b| {
+        b["hubs"].as_array().is_some_and(|h| h.len() == 2)
+    })
+    .await;
+    let mut seen: Vec<(String, String)> = hubs["hubs"]
+        .as_array()
+        .expect("hubs")
+        .iter()
+        .map(|h| {
+            (
+                h["instance_id"].as_str().unwrap_or_default().to_owned(),
+                h["name"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let mut want_hubs = vec![
+        (id1.clone(), "pres1".to_owned()),
+        (id2.clone(), "pres2".to_owned()),
+    ];
+    want_hubs.sort();
+    assert_eq!(seen, want_hubs, "{hubs}");
+
+    // hub2 dies without a goodbye: within 15 s it is gone from /api/hubs, and so are its
+    // connections from the room's presence.
+    h2.kill9();
+    let started = std::time::Instant::now();
+    let hubs = api_until(&h1, "/api/hubs", Duration::from_secs(15), |b| {
+        b["hubs"].as_array().is_some_and(|h| h.len() == 1)
+    })
+    .await;
+    assert_eq!(hubs["hubs"][0]["instance_id"], id1.as_str());
+    assert_eq!(hubs["hubs"][0]["connections"], 1);
+    let p = api_until(
+        &h1,
+        &path,
+        Duration::from_secs(15).saturating_sub(started.elapsed()),
+        |p| p["count"] == 1,
+    )
+    .await;
+    assert_eq!(
+        p["members"],
+        json!([{"user": ana, "name": "Ana", "connections": 1}])
+    );
+
+    // Redis down: presence questions are 503.
+    drop(redis);
+    h1.wait_health(503, "down", Duration::from_secs(10)).await;
+    for path in ["/api/rooms", &path as &str, "/api/hubs"] {
+        expect_error(&h1.api("GET", path, None).await, 503, "unavailable");
     }
 }

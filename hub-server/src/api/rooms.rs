@@ -1,0 +1,25 @@
+//! `GET /api/rooms` (every room with members on some live hub, with its user and connection
+//! counts) and `GET /api/rooms/{room}/presence` (who is in one room, across every hub), answered
+//! from [`crate::presence`]: any hub answers for the whole cluster.
+
+use serde::Serialize;
+
+use super::ApiError;
+use crate::presence::{RoomPresence, RoomSummary};
+use crate::protocol::Room;
+use crate::state::AppState;
+
+#[derive(Debug, Serialize)]
+pub struct Rooms {
+    pub rooms: Vec<RoomSummary>,
+}
+
+pub async fn list(state: &AppState) -> Result<Rooms, ApiError> {
+    let rooms = super::presence_bounded(state, state.presence.rooms()).await?;
+    Ok(Rooms { rooms })
+}
+
+pub async fn presence(state: &AppState, room: &str) -> Result<RoomPresence, ApiError> {
+    let room = Room::parse(room)?;
+    super::presence_bounded(state, state.presence.room(&room)).await
+}
