@@ -1,6 +1,7 @@
 // The chat page's browser code: sign-in (when the server signs tokens), one WebSocket to the paired hub,
 // rooms, the feed (newest on top), each room's earlier messages and recovery of what was missed after a
-// reconnect, own messages' delivery state, and reconnect with jittered backoff. Plain JS, no build step;
+// reconnect, own messages' delivery state, who is in each room (presence), and reconnect with jittered
+// backoff. Plain JS, no build step;
 // the only requests are the hub socket and POST /token to this page's own server.
 // Chat text and names only ever reach the DOM through textContent: they are never parsed as HTML.
 'use strict';
@@ -22,6 +23,19 @@
   const CLIENT_IDS_KEEP = 20; // earlier connections of this tab whose messages are "you"
   const RECOVERY_WAIT_MS = 15_000; // rooms whose rejoin got no answer by then count as not recovered
   const SAVE_EVERY_MS = 250; // cursors reach sessionStorage at most this often (and on pagehide)
+  // Presence. The hub sends no presence_diff in rooms over its presence_events_max (1000 by default):
+  // such a room's list is asked again every PRESENCE_POLL_MS instead.
+  const PRESENCE_EVENTS_MAX = 1000;
+  const PRESENCE_POLL_MS = 30_000;
+  const PRESENCE_WAIT_MS = 10_000; // a question unanswered this long counts as unavailable
+  const PRESENCE_RETRY_MS = 5_000; // an unavailable room's presence is asked again this soon
+  const PRESENCE_TICK_MS = 1_000;
+  // Questions sent at once, then per tick: a page in many rooms, reconnecting, already sends a join
+  // per room (and after a reload a second one); its presence questions must not push it over the
+  // hub's rate limit (rate_limit_burst 200, then 100 a second), which closes a client that insists.
+  const PRESENCE_ASKS_BURST = 10;
+  const PRESENCE_ASKS_PER_TICK = 5;
+  const MEMBERS_SHOWN = 200; // names listed at most; the count covers everyone
 
   const body = document.body;
   const cfg = {
@@ -56,6 +70,9 @@
     message: $('message-input'),
     send: $('send'),
     feed: $('feed'),
+    members: $('members'),
+    membersTitle: $('members-title'),
+    membersNote: $('members-note'),
   };
 
   let ws = null;
@@ -95,6 +112,13 @@
   const outbox = new Map();
   let refSeq = 0;
   let saveTimer = null;
+  // Who is in each room this page is in, across every hub: the hub's answer to `presence`, then its
+  // presence_diff events. room → {members: Map(user → name), state, waiting, askedAt, large}:
+  // state 'asking' (no answer yet) | 'live' | 'stale' (the socket dropped: the last list, not kept
+  // up to date) | 'unavailable' | 'forbidden'; waiting: while a question is on its way, the diffs
+  // that arrive meanwhile (applied in order on top of the answer, which may predate them), else null.
+  const presence = new Map();
+  let presenceBudget = PRESENCE_ASKS_BURST;
 
   // ---- status ---------------------------------------------------------------------------------
 
@@ -279,6 +303,7 @@
     clearFeed();
     cursors.clear();
     loaded.clear();
+    presence.clear();
     ownClientIds.clear();
     everWelcomed = false;
     saveSession();
@@ -403,6 +428,12 @@
     joins.clear();
     endRecovery();
     failPending('connection lost');
+    // Nothing keeps the lists up to date now: shown as they were, marked not live, until re-asked.
+    for (const p of presence.values()) {
+      p.waiting = null;
+      p.due = false;
+      if (p.state === 'live') p.state = 'stale';
+    }
     renderRooms();
   }
 
@@ -543,6 +574,10 @@
         return onJoined(f);
       case 'left':
         return onLeft(str(f.room));
+      case 'presence':
+        return onPresence(f);
+      case 'presence_diff':
+        return onPresenceDiff(f);
       case 'pong':
         return undefined;
       case 'error':
@@ -601,6 +636,10 @@
     rooms.add(room);
     wantedRooms.add(room);
     if (userJoins.delete(room) || !active) active = room;
+    // Asked after every (re)join but a repeat on the same socket (its diffs kept the list live): after
+    // a reconnect the list may have changed in any way meanwhile.
+    const listed = presence.get(room);
+    if (!listed || listed.state !== 'live') askPresence(room);
     renderRooms();
     saveSession();
     if (join) settleJoin(room, join, f, hasHistory);
@@ -612,6 +651,7 @@
     // A room joined again later starts with its earlier messages, not a recovery.
     cursors.delete(room);
     loaded.delete(room);
+    presence.delete(room);
     if (active === room) active = firstRoom();
     renderRooms();
     saveSession();
@@ -625,6 +665,7 @@
       notice(`Message not sent: ${why}`);
       return;
     }
+    if (presenceRefused(f)) return;
     notice(`Hub error ${why}`);
   }
 
@@ -820,6 +861,180 @@
     placeInOrder(li);
   }
 
+  // ---- presence: who is in each room, across every hub ----------------------------------------
+
+  /**
+   * Asks the hub who is in `room` (a room this connection is in); one question at a time per room.
+   * Beyond the budget the question waits for the next tick (`due`), except the active room's.
+   */
+  function askPresence(room) {
+    if (!rooms.has(room) || !ws || ws.readyState !== WebSocket.OPEN || !welcomed) return;
+    let p = presence.get(room);
+    if (!p) {
+      p = { members: new Map(), state: 'asking', waiting: null, askedAt: 0, large: false, due: false };
+      presence.set(room, p);
+    }
+    if (p.waiting) return;
+    if (presenceBudget <= 0 && room !== active) {
+      p.due = true;
+      return;
+    }
+    presenceBudget = Math.max(0, presenceBudget - 1);
+    p.due = false;
+    ws.send(JSON.stringify({ type: 'presence', room }));
+    p.waiting = [];
+    p.askedAt = Date.now();
+  }
+
+  function onPresence(f) {
+    const room = str(f.room);
+    const p = presence.get(room);
+    if (!p || !p.waiting || !rooms.has(room)) return;
+    const members = new Map();
+    for (const m of Array.isArray(f.members) ? f.members : []) {
+      const user = m && typeof m === 'object' ? str(m.user) : '';
+      if (user) members.set(user, str(m.name));
+    }
+    p.members = members;
+    p.large = Math.max(members.size, Number(f.count) || 0) > PRESENCE_EVENTS_MAX;
+    // The answer was read at some point after the question: diffs that came since are applied on
+    // top, in order (each one follows the write it announces, so the last word is always right).
+    const diffs = p.waiting;
+    p.waiting = null;
+    p.state = 'live';
+    for (const d of diffs) applyDiff(p, d);
+    presenceChanged(room);
+  }
+
+  function onPresenceDiff(f) {
+    const room = str(f.room);
+    const p = presence.get(room);
+    if (!p) return; // not asked yet: the answer to come includes this change
+    if (p.waiting) p.waiting.push(f);
+    else if (p.state === 'live') {
+      applyDiff(p, f);
+      presenceChanged(room);
+    }
+  }
+
+  function applyDiff(p, f) {
+    for (const j of Array.isArray(f.joins) ? f.joins : []) {
+      const user = j && typeof j === 'object' ? str(j.user) : '';
+      if (user) p.members.set(user, str(j.name));
+    }
+    for (const l of Array.isArray(f.leaves) ? f.leaves : []) {
+      const user = l && typeof l === 'object' ? str(l.user) : '';
+      if (user) p.members.delete(user);
+    }
+  }
+
+  /**
+   * An error that answers a presence question (it names the room, and no join of that room is
+   * waiting for its answer): shown in the member list, not as a notice.
+   */
+  function presenceRefused(f) {
+    const room = str(f.room);
+    const p = room ? presence.get(room) : undefined;
+    if (!p || !p.waiting || joins.has(room)) return false;
+    p.waiting = null;
+    p.state = str(f.code) === 'forbidden' ? 'forbidden' : 'unavailable';
+    presenceChanged(room);
+    return true;
+  }
+
+  // Once a second: questions left unanswered, questions put off, rooms to ask again (unavailable, or
+  // too large for events).
+  function presenceTick() {
+    presenceBudget = Math.min(PRESENCE_ASKS_BURST, presenceBudget + PRESENCE_ASKS_PER_TICK);
+    if (!welcomed) return;
+    const now = Date.now();
+    for (const [room, p] of presence) {
+      if (!rooms.has(room)) continue;
+      if (p.due) {
+        askPresence(room);
+      } else if (p.waiting) {
+        if (now - p.askedAt < PRESENCE_WAIT_MS) continue;
+        p.waiting = null;
+        p.state = 'unavailable';
+        presenceChanged(room);
+      } else if (p.state === 'unavailable' && now - p.askedAt >= PRESENCE_RETRY_MS) {
+        askPresence(room);
+      } else if (p.state === 'live' && p.large && now - p.askedAt >= PRESENCE_POLL_MS) {
+        askPresence(room);
+      }
+    }
+  }
+
+  function presenceChanged(room) {
+    renderCount(room);
+    if (room === active) renderMembers();
+  }
+
+  /** The member list of the active room: one item per user, this user first and marked "(you)". */
+  function renderMembers() {
+    const room = active;
+    const p = room ? presence.get(room) : undefined;
+    const members = p ? [...p.members] : [];
+    const you = (user) => user === me.userId;
+    const label = (user, name) => name || shortId(user);
+    members.sort(([a, an], [b, bn]) =>
+      Number(you(b)) - Number(you(a)) ||
+      Number(!an) - Number(!bn) ||
+      label(a, an).localeCompare(label(b, bn), undefined, { sensitivity: 'base' }) ||
+      (a < b ? -1 : a > b ? 1 : 0));
+    el.membersTitle.textContent = room ? `In #${room}` : 'No room';
+    el.members.dataset.room = room;
+    el.members.dataset.state = p ? p.state : 'none';
+    el.members.replaceChildren(
+      ...members.slice(0, MEMBERS_SHOWN).map(([user, name]) => {
+        const li = document.createElement('li');
+        li.dataset.user = user;
+        li.dataset.you = String(you(user));
+        li.title = name ? `${name} (${user})` : user;
+        // The same colour as the person's messages in the feed.
+        li.style.setProperty('--hue', String(hue(user)));
+        li.append(span('name', label(user, name)));
+        if (you(user)) li.append(span('you', ' (you)'));
+        return li;
+      }),
+    );
+    const notes = [];
+    if (!p || p.state === 'asking') notes.push('Finding out who is here…');
+    else if (p.state === 'stale') notes.push('Not live: as it was when the connection dropped.');
+    else if (p.state === 'unavailable') notes.push('Who is here is unknown right now (the hub cannot tell); asking again…');
+    else if (p.state === 'forbidden') notes.push('You may not see who is here.');
+    if (members.length > MEMBERS_SHOWN) notes.push(`and ${members.length - MEMBERS_SHOWN} more.`);
+    if (p && p.large && p.state === 'live') notes.push(`A large room: the list is refreshed every ${PRESENCE_POLL_MS / 1000} s.`);
+    el.membersNote.textContent = notes.join(' ');
+    el.membersNote.hidden = !room || !notes.length;
+  }
+
+  /** A room's member count in the room list (in place: a focused room button keeps its focus). */
+  function renderCount(room) {
+    const li = [...el.rooms.children].find((c) => c.dataset.room === room);
+    if (!li) return;
+    const badge = li.querySelector('.count');
+    const b = li.querySelector('button');
+    const p = presence.get(room);
+    const known = !!p && (p.state === 'live' || p.state === 'stale');
+    const n = known ? p.members.size : 0;
+    const people = `${n} ${n === 1 ? 'person' : 'people'}`;
+    badge.textContent = known ? String(n) : p && p.state !== 'asking' ? '?' : '';
+    badge.hidden = badge.textContent === '';
+    li.dataset.count = known ? String(n) : '';
+    li.classList.toggle('stale', !!p && p.state === 'stale');
+    b.setAttribute('aria-label', known ? `#${room}, ${people} here` : `#${room}`);
+    b.title = `${room === active ? 'Messages go to this room' : 'Write in this room'}${known ? ` · ${people} here` : ''}`;
+  }
+
+  /** The user picked `room` (in the list or the room field): it becomes the active room. */
+  function activate(room) {
+    active = room;
+    el.roomInput.value = room;
+    renderRooms();
+    askPresence(room);
+  }
+
   // ---- own messages: pending → sent (ack) or failed ------------------------------------------
 
   function sendOwn(room, content) {
@@ -909,18 +1124,20 @@
         if (!rooms.has(room)) li.classList.add('pending');
         const b = document.createElement('button');
         b.type = 'button';
-        b.textContent = `#${room}`;
-        b.title = room === active ? 'Messages go to this room' : 'Write in this room';
+        // How many are in the room, across every hub (blank until the hub has answered).
+        const count = span('count', '');
+        count.dataset.testid = 'room-count';
+        b.append(span('name', `#${room}`), count);
         b.addEventListener('click', () => {
-          active = room;
-          el.roomInput.value = room;
-          renderRooms();
+          activate(room);
           el.message.focus();
         });
         li.append(b);
         return li;
       }),
     );
+    for (const room of wantedRooms) renderCount(room);
+    renderMembers();
     el.message.placeholder = active ? `Message #${active} — Enter sends` : 'Join a room to chat';
     const usable = el.status.dataset.state === 'connected' && !!active;
     el.message.disabled = !usable;
@@ -1160,8 +1377,7 @@
     const room = roomFromInput();
     if (!room) return;
     if (rooms.has(room)) {
-      active = room;
-      renderRooms();
+      activate(room);
       return;
     }
     userJoins.add(room);
@@ -1202,6 +1418,7 @@
     refreshToken();
   });
 
+  setInterval(presenceTick, PRESENCE_TICK_MS);
   loadSession();
   renderRooms();
   if (cfg.auth) {

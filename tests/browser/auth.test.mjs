@@ -1,7 +1,8 @@
 // Real-browser test of sign-in against real processes: two hub-servers in jwt mode bridged by the
 // redis-server run.sh started (REDIS_URL), web1 → hub1 and web2 → hub2 signing tokens with the hubs'
 // secret, and web3 → hub1 signing with another secret (its tokens must be refused). Headless Debian
-// Chromium signs in on each page and checks the names across the hubs, a reload, a refusal, a renewal.
+// Chromium signs in on each page and checks the names across the hubs, a reload, a refusal, a renewal,
+// then who is in the room (presence) across the hubs, and a closed page leaving it.
 // Run it through tests/browser/run.sh (`make test` does), which builds the binaries and starts Redis.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -9,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AUTH_STEPS, ChatSession } from './scenario.mjs';
+import { AUTH_STEPS, ChatSession, PRESENCE_STEPS } from './scenario.mjs';
 import { startStack } from './stack.mjs';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -24,7 +25,7 @@ const TOKEN_TTL_MS = 8_000;
 
 const log = (msg) => console.log(`  [browser/auth] ${msg}`);
 
-describe('sign-in: names across two hubs in jwt mode, a refused token, a renewed one', () => {
+describe('sign-in: names across two hubs in jwt mode, a refused token, a renewed one; who is here', () => {
   let stack;
   let session;
   let broken = '';
@@ -43,6 +44,8 @@ describe('sign-in: names across two hubs in jwt mode, a refused token, a renewed
         HUB_AUTH_MODE: 'jwt',
         HUB_JWT_SECRETS: secret,
         HUB_JWT_LEEWAY: '2s',
+        // A closed page leaves the member lists 1 s later (default 5 s): the presence step stays short.
+        HUB_PRESENCE_LEAVE_DELAY: '1s',
         // Apart from the anonymous test's channels, should both ever share a Redis.
         HUB_REDIS_PREFIX: 'rthub-auth:',
       },
@@ -71,7 +74,7 @@ describe('sign-in: names across two hubs in jwt mode, a refused token, a renewed
     }
   });
 
-  for (const [name, step] of AUTH_STEPS) {
+  for (const [name, step] of [...AUTH_STEPS, ...PRESENCE_STEPS]) {
     it(name, { timeout: STEP_TIMEOUT_MS }, async (t) => {
       if (broken) {
         t.skip(`not run: ${broken}`);

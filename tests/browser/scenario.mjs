@@ -22,9 +22,14 @@
 //                                while away"); own ones data-state = pending | sent | failed (.state)
 //   [data-testid=feed] [data-testid=feed-gap]  "some messages may be missing here"
 //   [data-testid=notice] data-kind = error | recovered | gap
+//   [data-testid=members] > li   who is in the active room, one per user (name, or a short id when
+//                                anonymous; this page's user first, "… (you)", data-you="true"), with
+//                                [data-testid=members-title] "In #room" and [data-testid=members-note];
+//   [data-testid=rooms] li [data-testid=room-count]   each room's member count
 //
 // HISTORY_STEPS (local test, hubs with history) add page 4, in a browser of its own so that browser's
-// offline mode takes page 4 alone offline, and page 5, a page opened late.
+// offline mode takes page 4 alone offline, and page 5, a page opened late. PRESENCE_STEPS (after AUTH_STEPS,
+// hubs with a short presence_leave_delay) add page 6, signed in on web 2, and close it.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { launchChromium } from './browser.mjs';
@@ -76,6 +81,7 @@ export class ChatSession {
       page3: `Cy ${this.run}`,
       page4: `Dee ${this.run}`,
       page5: `Eli ${this.run}`,
+      page6: `Fay ${this.run}`,
     };
     this.dialogs = [];
     this.pageErrors = [];
@@ -156,7 +162,7 @@ export class ChatSession {
     if (!this.screenshotDir) return;
     this.shot += 1;
     const n = String(this.shot).padStart(2, '0');
-    for (const page of [this.page1, this.page2, this.page3, this.page4]) {
+    for (const page of [this.page1, this.page2, this.page3, this.page4, this.page6]) {
       if (!page || page.isClosed()) continue;
       const file = join(this.screenshotDir, `${n}-${label}-${page.rtName}.png`);
       await page.screenshot({ path: file, fullPage: true }).catch((e) => this.log(`screenshot ${file}: ${e.message}`));
@@ -290,6 +296,42 @@ export class ChatSession {
     );
   }
 
+  /**
+   * Waits until `page` shows `room` as its active room's member list with exactly `want` (item texts,
+   * in order: this user first, "… (you)") and the room list counts `want.length` for it.
+   */
+  async waitMembers(page, room, want) {
+    await this.waitFor(
+      page,
+      `the members of #${room}: ${JSON.stringify(want)}, counted ${want.length} in the room list`,
+      ({ room, want }) => {
+        const list = document.querySelector('[data-testid=members]');
+        const title = document.querySelector('[data-testid=members-title]');
+        const count = document.querySelector(`[data-testid=rooms] li[data-room="${room}"] [data-testid=room-count]`);
+        if (!list || !list.checkVisibility() || title?.textContent !== `In #${room}`) return false;
+        if (!count || !count.checkVisibility() || count.textContent !== String(want.length)) return false;
+        const items = [...list.children].map((li) => li.textContent);
+        return JSON.stringify(items) === JSON.stringify(want);
+      },
+      { room, want },
+    );
+  }
+
+  /** What `page` shows: its member list (texts) and each room's count. */
+  async presenceShown(page) {
+    return page.evaluate(() => ({
+      title: document.querySelector('[data-testid=members-title]')?.textContent,
+      members: [...document.querySelectorAll('[data-testid=members] > li')].map((li) => li.textContent),
+      note: document.querySelector('[data-testid=members-note]')?.textContent,
+      counts: Object.fromEntries(
+        [...document.querySelectorAll('[data-testid=rooms] li')].map((li) => [
+          li.dataset.room,
+          li.querySelector('[data-testid=room-count]')?.textContent,
+        ]),
+      ),
+    }));
+  }
+
   // ---- steps ---------------------------------------------------------------------------------
 
   async connectBoth() {
@@ -314,7 +356,44 @@ export class ChatSession {
     await this.send(this.page2, b);
     await this.expectTop(this.page1, b, { room: 'general', hub: this.hub2, name: this.nameOf(this.page2) });
     this.first = a;
+    this.back = b;
     if (this.nameOf(this.page1)) this.log(`names across the hubs: "${this.nameOf(this.page1)}" ⇄ "${this.nameOf(this.page2)}"`);
+  }
+
+  /**
+   * Each page lists who is in general across the hubs: itself first as "<name or short id> (you)",
+   * the other page by its name (anonymous: its short id), and the room list counts what is listed.
+   * Other pages may be in general too (page 3 here): the list must hold these two, counted right.
+   */
+  async membersListed() {
+    const user1 = await this.page1.$eval('[data-testid=feed-item][data-own=true]', (li) => li.dataset.user);
+    const user2 = await this.page1.$$eval(
+      '[data-testid=feed-item][data-own=false]',
+      (items, t) => items.find((li) => li.querySelector('.content')?.textContent === t)?.dataset.user,
+      this.back,
+    );
+    if (!user1 || !user2 || user1 === user2) throw new Error(`pages' user ids ${user1} / ${user2}`);
+    const label = (page, user) => this.nameOf(page) || user.slice(0, 8);
+    const pages = [
+      [this.page1, `${label(this.page1, user1)} (you)`, label(this.page2, user2)],
+      [this.page2, `${label(this.page2, user2)} (you)`, label(this.page1, user1)],
+    ];
+    for (const [page, self, other] of pages) {
+      await this.waitFor(
+        page,
+        `"${self}" first and "${other}" in the members of #general, counted in the room list`,
+        ({ self, other }) => {
+          const list = document.querySelector('[data-testid=members]');
+          const count = document.querySelector('[data-testid=rooms] li[data-room="general"] [data-testid=room-count]');
+          if (!list?.checkVisibility() || !count?.checkVisibility()) return false;
+          const items = [...list.children].map((li) => li.textContent);
+          return items[0] === self && items.includes(other) && items.filter((t) => /\(you\)/.test(t)).length === 1 &&
+            count.textContent === String(items.length);
+        },
+        { self, other },
+      );
+    }
+    this.log(`page1 lists ${JSON.stringify((await this.presenceShown(this.page1)).members)}`);
   }
 
   async newestOnTop() {
@@ -738,6 +817,44 @@ export class ChatSession {
     if (this.pageErrors.length) throw new Error(`page errors: ${this.pageErrors.join('; ')}`);
   }
 
+  // ---- presence steps (after AUTH_STEPS: page 1 signed in, page 2 signed out; hubs with a short
+  // presence_leave_delay) -------------------------------------------------------------------------
+
+  /**
+   * Page 6 signs in on web 2 (hub 2) as a new user: page 1 (hub 1) and page 6 each list both names,
+   * themselves first and marked "(you)", and count 2 in general; page 6 in a room of its own lists
+   * only itself there, then general's two again when it goes back to general.
+   */
+  async membersAcrossHubs() {
+    const ana = this.nameOf(this.page1);
+    this.page6 = await this.newPage('page6', this.page2Url, { width: 390, height: 760 });
+    await this.signIn(this.page6);
+    const fay = this.nameOf(this.page6);
+    await this.waitMembers(this.page1, 'general', [`${ana} (you)`, fay]);
+    await this.waitMembers(this.page6, 'general', [`${fay} (you)`, ana]);
+    const own = await this.page6.$eval('[data-testid=members] li[data-you=true]', (li) => li.textContent);
+    if (own !== `${fay} (you)`) throw new Error(`page6 marks "${own}" as itself`);
+    await this.screenshot('members');
+    // The list is the active room's: page 6 alone in a side room, general still counted 2.
+    const side = `side-${this.run}`;
+    await this.joinRoom(this.page6, side);
+    await this.waitMembers(this.page6, side, [`${fay} (you)`]);
+    const shown = await this.presenceShown(this.page6);
+    if (shown.counts.general !== '2') throw new Error(`page6 counts general ${JSON.stringify(shown.counts)} while in ${side}`);
+    await this.page6.locator('[data-testid=rooms] li[data-room="general"] button').click();
+    await this.waitMembers(this.page6, 'general', [`${fay} (you)`, ana]);
+  }
+
+  /** Page 6 closes: its name leaves page 1's list, and the count follows, within seconds. */
+  async closedPageLeaves() {
+    const ana = this.nameOf(this.page1);
+    const t0 = Date.now();
+    await this.page6.close();
+    await this.waitMembers(this.page1, 'general', [`${ana} (you)`]);
+    this.log(`page6's name left page1's member list ${((Date.now() - t0) / 1000).toFixed(1)} s after it closed`);
+    await this.screenshot('member-left');
+  }
+
   // ---- sign-in steps (web servers with WEB_JWT_SECRET, hubs with HUB_AUTH_MODE=jwt) ---------------
 
   async signInBoth() {
@@ -860,6 +977,8 @@ export class ChatSession {
 export const STEPS = [
   ['pages on both web servers connect to their hubs', (s) => s.connectBoth()],
   ['a message crosses the hubs both ways', (s) => s.chatBothWays()],
+  ['each page lists who is in general across the hubs, itself marked (you), counted in the room list', (s) =>
+    s.membersListed()],
   ['the newest message is on top', (s) => s.newestOnTop()],
   ['the page fits a phone screen (390 px), long words wrap', (s) => s.fitsPhoneWidth()],
   ['chat text is shown as text and never runs', (s) => s.htmlIsText()],
@@ -895,6 +1014,17 @@ export const AUTH_STEPS = [
     s.refusedTokenShowsWhy()],
   ['the page renews its token before it expires and keeps its connection', (s) => s.tokenRenewed()],
   ['Sign out forgets the name: a reload asks again', (s) => s.signOutForgets()],
+  ['no script errors and no foreign fetches in any page', (s) => s.noPageErrors()],
+];
+
+/**
+ * Presence, after AUTH_STEPS (page 1 signed in, page 2 signed out; the hubs' presence_leave_delay short:
+ * a closed page leaves the lists that much later). About 3 s.
+ */
+export const PRESENCE_STEPS = [
+  ['two signed-in pages on the two hubs list both names, themselves marked (you), and count 2; the list follows the active room', (s) =>
+    s.membersAcrossHubs()],
+  ['a page that closes leaves the other page\'s member list and count', (s) => s.closedPageLeaves()],
   ['no script errors and no foreign fetches in any page', (s) => s.noPageErrors()],
 ];
 
