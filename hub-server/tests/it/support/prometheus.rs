@@ -60,8 +60,13 @@ impl Prometheus {
             .spawn();
         let child = match child {
             Ok(child) => child,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!("{INSTALL_HINT}"),
-            Err(e) => panic!("cannot start prometheus: {e}"),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                match e.kind() {
+                    std::io::ErrorKind::NotFound => panic!("{INSTALL_HINT}"),
+                    _ => panic!("cannot start prometheus: {e}"),
+                }
+            }
         };
         let mut prometheus = Prometheus {
             port,
