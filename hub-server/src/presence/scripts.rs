@@ -62,11 +62,15 @@ return {leaves, redis.call('HLEN', KEYS[2])}
 
 /// The per-hub heartbeat: O(1) whatever the number of connections. KEYS: 1 `{hubs}`, 2 this
 /// hub's info key. ARGV: 1 instance, 2 info JSON, 3 timeout in ms.
-/// Returns the instances whose heartbeat is older than the timeout (dead hubs).
+/// Returns `{known, dead}`: known 0 when this hub was not in the registry (Redis lost its data —
+/// a restart, FLUSHALL — or the others took it for dead): then it must write all it knows again;
+/// dead: the instances whose heartbeat is older than the timeout.
 pub const HEARTBEAT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local known = 1
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then known = 0 end
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', tonumber(ARGV[3]) * 3)
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
+return {known, redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))}
 "#;

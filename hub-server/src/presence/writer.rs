@@ -255,12 +255,16 @@ impl Writer {
             .arg(&self.me)
             .arg(info)
             .arg(timeout_ms);
-        let dead = tokio::time::timeout(
-            self.timing.heartbeat * 2,
-            call.invoke_async::<Vec<String>>(&mut conn),
-        );
-        let dead = match dead.await {
-            Ok(Ok(dead)) => dead,
+        let beat = call.invoke_async::<(i64, Vec<String>)>(&mut conn);
+        let dead = match tokio::time::timeout(self.timing.heartbeat * 2, beat).await {
+            Ok(Ok((known, dead))) => {
+                // Not in the registry: Redis lost what this hub wrote (a restart, FLUSHALL) even
+                // if no request failed, since the connection came back on its own.
+                if known == 0 {
+                    self.resync = true;
+                }
+                dead
+            }
             _ => {
                 tracing::warn!("presence: heartbeat failed");
                 self.resync = true;
