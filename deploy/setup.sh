@@ -2,7 +2,8 @@
 # `make setup`: builds the image, starts redis, hub1, hub2, web1, web2 in Docker, waits until every
 # service is healthy, then prints the pages to open. Idempotent: run it again after a code change.
 # SETUP_TIMEOUT (seconds, default 180) bounds the wait for health, not the build.
-# First run: makes the stack's random JWT secret in .secrets/jwt.env (git-ignored, reused later).
+# First run: makes the stack's random JWT secret in .secrets/jwt.env and its server API key in
+# .secrets/api.env (git-ignored, reused later, never printed).
 set -euo pipefail
 # shellcheck source=deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -17,8 +18,10 @@ if find vendor -mindepth 1 -maxdepth 1 -type d 2>/dev/null | grep -q . && [ Carg
   fi
 fi
 
-# Before any compose call that starts something: the hubs run in jwt mode and refuse to start without it.
+# Before any compose call that starts something: the hubs run in jwt mode and refuse to start without
+# a secret, and serve no API without a key.
 ensure_jwt_secret
+ensure_api_key
 
 say "building the image (${COMPOSE[*]} build)"
 # Build first and only then start: the four services share the one image hub1 builds, and `up` alone
@@ -46,6 +49,13 @@ done
 
 HUB1_PORT="$(setting HUB1_PORT)" HUB2_PORT="$(setting HUB2_PORT)"
 WEB1_PORT="$(setting WEB1_PORT)" WEB2_PORT="$(setting WEB2_PORT)"
+HUB1_API_PORT="$(setting HUB1_API_PORT)" HUB2_API_PORT="$(setting HUB2_API_PORT)"
+# Where the key is, never the key: from the file make setup wrote, or the caller's own HUB_API_KEYS.
+if [ -n "${HUB_API_KEYS:-}" ]; then
+  key_from='KEY=<a key of your HUB_API_KEYS>'
+else
+  key_from="KEY=\$(sed -n 's/^HUB_API_KEYS=//p' $API_KEY_FILE | cut -d, -f1)"
+fi
 cat <<MSG
 
 realtime-hub is up: redis, hub1 (ws://localhost:${HUB1_PORT}/ws), hub2 (ws://localhost:${HUB2_PORT}/ws), web1, web2.
@@ -53,6 +63,11 @@ Open these two pages, in two tabs or two browsers, sign in with a name on each, 
 
     http://localhost:${WEB1_PORT}    (connected to hub1)
     http://localhost:${WEB2_PORT}    (connected to hub2)
+
+Server API (README, "Server API"; on 127.0.0.1 only): hub1 http://127.0.0.1:${HUB1_API_PORT}, hub2 http://127.0.0.1:${HUB2_API_PORT}
+
+    ${key_from}
+    curl -s -H "Authorization: Bearer \$KEY" http://127.0.0.1:${HUB1_API_PORT}/api/hubs
 
 make ps  - status    make logs  - follow the logs    make teardown  - remove everything
 MSG
