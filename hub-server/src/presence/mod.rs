@@ -202,14 +202,7 @@ impl Presence {
             }
             return Ok(rooms.into_values().collect());
         }
-        let mut conn = self.bridge.commands().await.ok_or(PresenceUnavailable)?;
-        let live: Vec<String> = redis::cmd("ZRANGE")
-            .arg(self.keys.hubs())
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut conn)
-            .await
-            .map_err(|_| PresenceUnavailable)?;
+        let (mut conn, live) = self.live_hubs().await?;
         let mut pipe = redis::pipe();
         for instance in &live {
             pipe.smembers(self.keys.hub_rooms(instance));
@@ -240,11 +233,11 @@ impl Presence {
             .collect())
     }
 
-    /// Every live hub with its figures.
-    pub async fn hubs(&self) -> Result<Vec<HubInfo>, PresenceUnavailable> {
-        if matches!(self.bridge, Bridge::Disabled) {
-            return Ok(vec![self.this_hub()]);
-        }
+    /// A connection, and the instance ids the registry lists (dead ones until a survivor buries
+    /// them, within `hub_timeout` plus a heartbeat).
+    async fn live_hubs(
+        &self,
+    ) -> Result<(redis::aio::ConnectionManager, Vec<String>), PresenceUnavailable> {
         let mut conn = self.bridge.commands().await.ok_or(PresenceUnavailable)?;
         let live: Vec<String> = redis::cmd("ZRANGE")
             .arg(self.keys.hubs())
@@ -253,6 +246,15 @@ impl Presence {
             .query_async(&mut conn)
             .await
             .map_err(|_| PresenceUnavailable)?;
+        Ok((conn, live))
+    }
+
+    /// Every live hub with its figures.
+    pub async fn hubs(&self) -> Result<Vec<HubInfo>, PresenceUnavailable> {
+        if matches!(self.bridge, Bridge::Disabled) {
+            return Ok(vec![self.this_hub()]);
+        }
+        let (mut conn, live) = self.live_hubs().await?;
         if live.is_empty() {
             return Ok(Vec::new());
         }
