@@ -1,9 +1,13 @@
 //! Idle mode: open many connections that do nothing and report what each one costs the hubs in
-//! resident memory (VmRSS after − before, summed over the hub processes, divided by the connections).
+//! resident memory (VmRSS after − before, summed over the hub processes, divided by the connections);
+//! then, if asked, keep them open a while, so something else can measure the hubs with them held.
 
 use std::time::{Duration, Instant};
 
-use crate::client::Protocol;
+use futures_util::StreamExt;
+use tokio::task::JoinSet;
+
+use crate::client::{Protocol, Ws};
 use crate::error::BenchError;
 use crate::load::open_many;
 use crate::procstat;
@@ -18,6 +22,8 @@ pub struct IdleConfig {
     pub connect_timeout: Duration,
     /// How long to wait after the last connect before reading RSS, so the hubs finish their set-up.
     pub settle: Duration,
+    /// How long to keep the connections open after the report ([`hold`]); zero: close at once.
+    pub hold: Duration,
     pub hub_pids: Vec<u32>,
 }
 
@@ -36,7 +42,8 @@ pub struct IdleResult {
     pub rss_per_connection_bytes: f64,
 }
 
-pub async fn run(cfg: &IdleConfig) -> Result<IdleResult, BenchError> {
+/// Opens the connections and measures them; returns them still open, for [`hold`].
+pub async fn run(cfg: &IdleConfig) -> Result<(IdleResult, Vec<Ws>), BenchError> {
     let rss = || {
         cfg.hub_pids
             .iter()
@@ -63,8 +70,7 @@ pub async fn run(cfg: &IdleConfig) -> Result<IdleResult, BenchError> {
     tokio::time::sleep(cfg.settle).await;
     let after = rss()?;
     let connected = open.len();
-    drop(open);
-    Ok(IdleResult {
+    let result = IdleResult {
         kind: "idle",
         target: cfg.target.clone(),
         protocol: cfg.proto,
@@ -76,7 +82,35 @@ pub async fn run(cfg: &IdleConfig) -> Result<IdleResult, BenchError> {
         rss_before_kib: before,
         rss_after_kib: after,
         rss_per_connection_bytes: per_connection_bytes(before, after, connected),
+    };
+    Ok((result, open))
+}
+
+/// Keeps the connections open for `duration`, or until the servers have closed them all, reading
+/// each one: a connection nobody reads never answers the server's pings, and the server drops it
+/// as dead. Returns how many the servers closed meanwhile.
+pub async fn hold(open: Vec<Ws>, duration: Duration) -> usize {
+    let mut readers = JoinSet::new();
+    for ws in open {
+        readers.spawn(read_until_closed(ws));
+    }
+    let mut closed = 0;
+    let _ = tokio::time::timeout(duration, async {
+        while readers.join_next().await.is_some() {
+            closed += 1;
+        }
     })
+    .await;
+    closed
+}
+
+/// tungstenite queues the pong for a ping it reads and sends it on the next read.
+async fn read_until_closed(mut ws: Ws) {
+    while let Some(Ok(msg)) = ws.next().await {
+        if msg.is_close() {
+            break;
+        }
+    }
 }
 
 fn per_connection_bytes(before_kib: u64, after_kib: u64, connections: usize) -> f64 {
@@ -88,6 +122,9 @@ fn per_connection_bytes(before_kib: u64, after_kib: u64, connections: usize) -> 
 
 #[cfg(test)]
 mod tests {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+
     use super::*;
 
     #[test]
@@ -95,5 +132,40 @@ mod tests {
         assert_eq!(per_connection_bytes(1000, 1080, 10), 8192.0);
         assert_eq!(per_connection_bytes(1000, 900, 10), 0.0);
         assert_eq!(per_connection_bytes(1000, 2000, 0), 0.0);
+    }
+
+    #[tokio::test]
+    async fn hold_answers_pings_and_counts_what_the_server_closed() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let mut sockets = Vec::new();
+            for _ in 0..2 {
+                let (tcp, _) = listener.accept().await.unwrap();
+                sockets.push(tokio_tungstenite::accept_async(tcp).await.unwrap());
+            }
+            let mut pongs = 0;
+            for ws in &mut sockets {
+                ws.send(Message::Ping(b"alive?"[..].into())).await.unwrap();
+                while let Some(Ok(msg)) = ws.next().await {
+                    if let Message::Pong(data) = msg {
+                        assert_eq!(&data[..], b"alive?");
+                        pongs += 1;
+                        break;
+                    }
+                }
+                ws.close(None).await.unwrap();
+            }
+            pongs
+        });
+        let mut open = Vec::new();
+        for _ in 0..2 {
+            open.push(tokio_tungstenite::connect_async(&url).await.unwrap().0);
+        }
+        // Returns as soon as the server has closed both, long before the bound.
+        let started = Instant::now();
+        assert_eq!(hold(open, Duration::from_secs(30)).await, 2);
+        assert!(started.elapsed() < Duration::from_secs(30));
+        assert_eq!(server.await.unwrap(), 2, "a ping went unanswered");
     }
 }

@@ -14,7 +14,7 @@ hub-bench load   --target NAME --proto hub|socketio --url WS_URL[,WS_URL…] --r
                  [--drain 2s] [--payload-bytes 0] [--connect-concurrency 256] [--hub-pid PID,…]
                  [--redis-pid PID,…] [--json RESULTS.jsonl]
 hub-bench idle   --target NAME --proto hub|socketio --url WS_URL[,…] [--connections 10000]
-                 [--settle 3s] [--hub-pid PID,…] [--json RESULTS.jsonl]
+                 [--settle 3s] [--hold 0s] [--hub-pid PID,…] [--json RESULTS.jsonl]
 hub-bench report RESULTS.jsonl [--ours ours] [--peer socketio]";
 
 #[tokio::main]
@@ -80,9 +80,10 @@ async fn main() -> Result<()> {
                 connect_concurrency: f.get("connect-concurrency", 256)?,
                 connect_timeout: f.duration("connect-timeout", Duration::from_secs(30))?,
                 settle: f.duration("settle", Duration::from_secs(3))?,
+                hold: f.duration("hold", Duration::ZERO)?,
                 hub_pids: f.pids("hub-pid")?,
             };
-            let r = idle::run(&cfg)
+            let (r, open) = idle::run(&cfg)
                 .await
                 .with_context(|| format!("idle run on {}", cfg.target))?;
             eprintln!(
@@ -100,6 +101,18 @@ async fn main() -> Result<()> {
                 r.rss_per_connection_bytes / 1024.0
             );
             emit(&f, &serde_json::to_string(&r)?)?;
+            if !cfg.hold.is_zero() {
+                let held = open.len();
+                eprintln!(
+                    "{:>9} idle: holding {held} connections for {:?}",
+                    r.target, cfg.hold
+                );
+                let closed = idle::hold(open, cfg.hold).await;
+                eprintln!(
+                    "{:>9} idle: {closed} of {held} closed by the server",
+                    r.target
+                );
+            }
         }
         "report" => {
             let Some(path) = argv.next() else {
