@@ -1,7 +1,7 @@
 # realtime-hub — every target delegates to a script that says what it does.
 # The two commands a newcomer needs: `make setup` (run the product) and `make test` (run the tests).
 
-.PHONY: setup teardown logs ps test test-compose run bench fmt lint
+.PHONY: setup teardown logs ps test test-compose run bench bench-presence fmt lint
 
 setup:          ## build and start redis + 2 hubs + 2 web servers in Docker, print the URLs
 	@deploy/setup.sh
@@ -26,6 +26,9 @@ run:            ## the whole topology as local processes, no Docker; Ctrl-C stop
 
 bench:          ## fan-out throughput / latency / memory, side by side with Socket.IO + Redis adapter
 	@bench/run.sh
+
+bench-presence: ## Redis time of the presence tick with 1k and 100k idle connections on one hub
+	@bench/presence-tick.sh
 
 fmt:
 	cargo fmt --all
