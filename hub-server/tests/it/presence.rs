@@ -172,7 +172,14 @@ async fn a_hub_killed_with_sigkill_leaves_presence_within_15_s_and_its_users_lea
     let mut o1 = user(&hub1, "u-o1", &r).await;
     let mut o3 = user(&hub3, "u-o3", &r).await;
     let _victim = user(&hub2, "u-victim", &r).await;
-    assert_eq!(live_hubs(&redis).await, 3);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while live_hubs(&redis).await != 3 {
+        assert!(
+            Instant::now() < deadline,
+            "three hubs never in the registry"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     diffs(&mut o1, &r, QUIET).await;
     diffs(&mut o3, &r, Duration::ZERO).await;
     assert!(
@@ -234,10 +241,12 @@ async fn no_stale_member_survives_a_redis_restart() {
     let r = room("restart");
     let mut stays = user(&hub1, "u-stays", &r).await;
     let goes = user(&hub1, "u-goes", &r).await;
-    assert_eq!(
-        members(&mut stays, &r).await,
-        pairs(&[("u-goes", 1), ("u-stays", 1)])
-    );
+    // Presence is written by the hub's writer task just after the join: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while members(&mut stays, &r).await != pairs(&[("u-goes", 1), ("u-stays", 1)]) {
+        assert!(Instant::now() < deadline, "both users never listed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     redis.kill();
     drop(goes);
