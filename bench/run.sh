@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
-# `make bench`: fan-out throughput, latency and memory of realtime-hub (Redis + two hubs) side by side
-# with Socket.IO 4 + @socket.io/redis-adapter (the same Redis + two instances), driven by one load tool
-# (hub-bench) in one run, on loopback only. Prints a Markdown table and writes JSON lines + the report
+# `make bench`: fan-out throughput, latency and memory of realtime-hub (Redis + two hubs), with per-room
+# history on (the default) and off, side by side with Socket.IO 4 + @socket.io/redis-adapter (the same
+# Redis + two instances), driven by one load tool (hub-bench) in one run, on loopback only. Prints a Markdown table and writes JSON lines + the report
 # to bench/results/<timestamp>/ (git-ignored). See BENCHMARKS.md for the workload and the figures.
 #
 # Knobs (environment):
 #   BENCH_PIN=auto|1|0        1: Redis and the servers on CPU 0, hub-bench on CPU 1 (taskset);
 #                             auto (default): pin when the machine has 2+ CPUs
-#   BENCH_TARGETS="ours socketio"
+#   BENCH_REDIS_CPU=1         (pinned only) Redis on CPU 1 beside the tool instead of on the servers'
+#                             CPU: the hubs without Redis's work on their core (on 2 CPUs, Redis and
+#                             the tool then share one)
+#   BENCH_TARGETS="ours ours-nohist socketio"   ours: the hub as shipped, history on (history_size
+#                             100); ours-nohist: HUB_HISTORY_SIZE=0 (pure pub/sub); socketio: the peer
 #   BENCH_SUBSCRIBERS=1000    BENCH_RATES="25000 50000 …"   offered deliveries/s (= msgs/s × subscribers)
+#   BENCH_SMALL_SUBSCRIBERS=10 BENCH_SMALL_RATES="…"       the small room: many messages, each a Redis step
+#   BENCH_SMALL_TARGETS="ours ours-nohist"
+#   BENCH_REFINE=3  BENCH_REFINE_TARGETS="ours ours-nohist"  bisection steps between a target's highest
+#                             sustainable rate and the next rate that was not (5–9 % apart after 3 steps)
 #   BENCH_BIG_SUBSCRIBERS=5000 BENCH_BIG_RATES="250000"     the many-subscribers point(s)
-#   BENCH_PUBLISHERS=4  BENCH_DURATION=8s  BENCH_DRAIN=2s  BENCH_IDLE_CONNECTIONS=10000
-#   BENCH_BUDGET=540          seconds after which no new point starts (the whole run stays ≤ ~10 min)
+#   BENCH_RETRIES=2           runs of a point again when it failed while other processes took the CPU
+#   BENCH_PUBLISHERS=4  BENCH_DURATION=8s  BENCH_DRAIN=2s  BENCH_IDLE_CONNECTIONS=10000 (0: no idle run)
+#   BENCH_HUB_REV=<git rev>   benchmark hub-server as committed at that revision (built from `git archive`
+#                             under target/), not the working tree, which others may be editing
+#   BENCH_HUB_BIN=<path>      benchmark this hub-server binary (labelled with its path)
+#   BENCH_BUDGET=780          seconds after which no new point starts (the whole run stays ≤ ~14 min)
 # Each target's sweep stops after two saturated points in a row (loss, drops, < 95% delivered):
 # past saturation the figures say nothing more.
 set -euo pipefail
@@ -19,26 +31,60 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 BENCH_PIN=${BENCH_PIN:-auto}
-BENCH_TARGETS=${BENCH_TARGETS-"ours socketio"}
+BENCH_TARGETS=${BENCH_TARGETS-"ours ours-nohist socketio"}
 BENCH_SUBSCRIBERS=${BENCH_SUBSCRIBERS:-1000}
 BENCH_RATES=${BENCH_RATES-"5000 10000 25000 50000 100000 200000 400000 800000"}
+BENCH_SMALL_SUBSCRIBERS=${BENCH_SMALL_SUBSCRIBERS:-10}
+BENCH_SMALL_RATES=${BENCH_SMALL_RATES-"100000 200000 400000 600000 800000 1000000 1200000"}
+BENCH_SMALL_TARGETS=${BENCH_SMALL_TARGETS-"ours ours-nohist"}
+BENCH_REFINE=${BENCH_REFINE:-3}
+BENCH_RETRIES=${BENCH_RETRIES:-2}
+BENCH_REFINE_TARGETS=${BENCH_REFINE_TARGETS-"ours ours-nohist"}
 BENCH_BIG_SUBSCRIBERS=${BENCH_BIG_SUBSCRIBERS:-5000}
 BENCH_BIG_RATES=${BENCH_BIG_RATES-"250000"}
 BENCH_PUBLISHERS=${BENCH_PUBLISHERS:-4}
 BENCH_DURATION=${BENCH_DURATION:-8s}
 BENCH_DRAIN=${BENCH_DRAIN:-2s}
 BENCH_IDLE_CONNECTIONS=${BENCH_IDLE_CONNECTIONS:-10000}
-BENCH_BUDGET=${BENCH_BUDGET:-540}
+BENCH_BUDGET=${BENCH_BUDGET:-780}
 
 say() { printf '\n== %s\n' "$*" >&2; }
 
 # --- prerequisites ---------------------------------------------------------------------------------
 scripts/ensure-deps.sh redis-server node npm
 command -v taskset >/dev/null || BENCH_PIN=0
-say "release build (hub-server, hub-bench)"
-cargo build --release -p hub-server -p hub-bench
+if [ -n "${BENCH_HUB_BIN:-}${BENCH_HUB_REV:-}" ]; then
+  say "release build (hub-bench)"
+  cargo build --release -p hub-bench
+else
+  say "release build (hub-server, hub-bench)"
+  cargo build --release -p hub-server -p hub-bench
+fi
 hub_bin=$root/target/release/hub-server
 bench_bin=$root/target/release/hub-bench
+if [ -n "${BENCH_HUB_BIN:-}" ]; then
+  hub_bin=$BENCH_HUB_BIN
+  hub_version="binary $BENCH_HUB_BIN"
+elif [ -n "${BENCH_HUB_REV:-}" ]; then
+  # The hub exactly as committed: its own source tree and target dir (dependencies built once).
+  hub_rev=$(git rev-parse --short=12 "$BENCH_HUB_REV^{commit}")
+  hub_src=$root/target/bench-src/$hub_rev
+  if [ ! -f "$hub_src/Cargo.toml" ]; then
+    mkdir -p "$hub_src.tmp"
+    git archive "$hub_rev" | tar -x -C "$hub_src.tmp"
+    mv "$hub_src.tmp" "$hub_src"
+  fi
+  say "release build of hub-server at $hub_rev"
+  CARGO_TARGET_DIR=$root/target/bench-rev cargo build --release -p hub-server \
+    --manifest-path "$hub_src/Cargo.toml"
+  hub_bin=$root/target/bench-rev/release/hub-server
+  hub_version="$hub_rev"
+else
+  hub_version="$(git rev-parse --short=12 HEAD)"
+  if [ -n "$(git status --porcelain -- hub-server/src hub-server/Cargo.toml Cargo.toml Cargo.lock)" ]; then
+    hub_version="$hub_version + uncommitted changes"
+  fi
+fi
 
 peer_dir=$root/bench/peers/socketio
 if [[ " $BENCH_TARGETS " == *" socketio "* ]]; then
@@ -63,9 +109,11 @@ if [ "$BENCH_PIN" = auto ]; then BENCH_PIN=$([ "$cpus" -ge 2 ] && echo 1 || echo
 if [ "$BENCH_PIN" = 1 ]; then
   server_cpu=(taskset -c 0)
   tool_cpu=(taskset -c 1)
+  redis_cpu=(taskset -c "${BENCH_REDIS_CPU:-0}")
 else
   server_cpu=()
   tool_cpu=()
+  redis_cpu=()
 fi
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
@@ -84,7 +132,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-next_port=$((20000 + RANDOM % 20000))
+# Listening ports below the kernel's ephemeral range: the tool's thousands of outgoing connections
+# take their local ports from that range, and a port one of them holds cannot be bound.
+ephemeral_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+next_port=$((10000 + RANDOM % (ephemeral_low - 12000)))
 # Sets the named variable to a free port; not `$(…)`: a subshell would forget next_port.
 alloc_port() { # var
   while ! port_free "$next_port"; do next_port=$((next_port + 1)); done
@@ -97,34 +148,56 @@ wait_port() { # port name
     sleep 0.1
   done
   echo "$2 did not listen on 127.0.0.1:$1; its log: $out/$2.log" >&2
-  tail -20 "$out/$2.log" >&2
-  exit 1
+  tail -n 20 "$out/$2.log" >&2
+  return 1
 }
 
 alloc_port redis_port
-"${server_cpu[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+"${redis_cpu[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
   >"$out/redis.log" 2>&1 &
 redis_pid=$!
 started+=("$redis_pid")
-wait_port "$redis_port" redis
+wait_port "$redis_port" redis || exit 1
 
 # Per target: pids and WebSocket URLs of its two instances, started on demand.
 declare -A pids urls
+# Others on this machine bind ports too: one may take a port between our check and the bind. Then
+# the target starts again on other ports.
 start_target() { # target
+  local attempt
+  for attempt in 1 2 3; do
+    start_target_once "$1" && return 0
+    stop_target "$1"
+    echo "$1 did not come up (attempt $attempt): trying other ports" >&2
+  done
+  echo "$1 did not start; logs in $out" >&2
+  exit 1
+}
+# Every process of a target alive (a port taken by someone else fails the bind and ends it).
+alive() { # target
+  local pid
+  IFS=, read -ra list <<<"${pids[$1]:-}"
+  for pid in "${list[@]}"; do kill -0 "$pid" 2>/dev/null || return 1; done
+}
+start_target_once() { # target
   local t=$1 p1 p2
   alloc_port p1
   alloc_port p2
   case $t in
-  ours)
+  ours | ours-nohist)
+    # ours: the hub as shipped (history on, history_size 100); ours-nohist: HUB_HISTORY_SIZE=0,
+    # wave 1's pure pub/sub path. Each under its own key prefix, so they never share a channel.
+    local extra=(HUB_REDIS_PREFIX="$t:")
+    [ "$t" = ours-nohist ] && extra+=(HUB_HISTORY_SIZE=0)
     for i in 1 2; do
       local port=$p1
       [ "$i" = 2 ] && port=$p2
       # Limits raised for a benchmark: publishers send far above the per-client default rate,
       # and the idle run opens more connections than a laptop test would.
-      HUB_LISTEN=127.0.0.1:$port HUB_NAME=hub$i REDIS_URL=redis://127.0.0.1:$redis_port \
+      env HUB_LISTEN=127.0.0.1:$port HUB_NAME=hub$i REDIS_URL=redis://127.0.0.1:$redis_port \
         HUB_ALLOWED_ORIGINS='*' HUB_MAX_CONNECTIONS=100000 \
-        HUB_RATE_LIMIT_PER_SEC=10000000 HUB_RATE_LIMIT_BURST=10000000 \
-        "${server_cpu[@]}" "$hub_bin" >"$out/$t$i.log" 2>&1 &
+        HUB_RATE_LIMIT_PER_SEC=10000000 HUB_RATE_LIMIT_BURST=10000000 "${extra[@]}" \
+        "${server_cpu[@]}" "$hub_bin" >>"$out/$t$i.log" 2>&1 &
       started+=($!)
       pids[$t]="${pids[$t]:-}${pids[$t]:+,}$!"
     done
@@ -132,22 +205,23 @@ start_target() { # target
     for port in $p1 $p2; do
       for _ in $(seq 1 100); do
         HUB_LISTEN=127.0.0.1:$port "$hub_bin" healthcheck >/dev/null 2>&1 && break
+        alive "$t" || break
         sleep 0.1
       done
       HUB_LISTEN=127.0.0.1:$port "$hub_bin" healthcheck >/dev/null 2>&1 ||
-        { echo "hub on $port not healthy; logs in $out" >&2; tail -20 "$out"/ours*.log >&2; exit 1; }
+        { echo "hub on $port not healthy; logs in $out" >&2; tail -n 5 "$out/$t"?.log >&2; return 1; }
     done
+    alive "$t" || { tail -n 5 "$out/$t"?.log >&2; return 1; }
     ;;
   socketio)
     for port in $p1 $p2; do
       PORT=$port REDIS_URL=redis://127.0.0.1:$redis_port \
-        "${server_cpu[@]}" node "$peer_dir/server.js" >"$out/$t-$port.log" 2>&1 &
+        "${server_cpu[@]}" node "$peer_dir/server.js" >>"$out/$t-$port.log" 2>&1 &
       started+=($!)
       pids[$t]="${pids[$t]:-}${pids[$t]:+,}$!"
     done
     urls[$t]="ws://127.0.0.1:$p1/socket.io/?EIO=4&transport=websocket,ws://127.0.0.1:$p2/socket.io/?EIO=4&transport=websocket"
-    wait_port "$p1" "$t-$p1"
-    wait_port "$p2" "$t-$p2"
+    wait_port "$p1" "$t-$p1" && wait_port "$p2" "$t-$p2" && alive "$t" || return 1
     ;;
   *) echo "unknown target $t" >&2; exit 2 ;;
   esac
@@ -159,7 +233,7 @@ stop_target() { # target
   for pid in "${list[@]}"; do wait "$pid" 2>/dev/null || true; done
   unset "pids[$t]" "urls[$t]"
 }
-proto_of() { [ "$1" = ours ] && echo hub || echo socketio; }
+proto_of() { [ "$1" = socketio ] && echo socketio || echo hub; }
 in_budget() {
   if [ $((SECONDS - start_time)) -ge "$BENCH_BUDGET" ]; then
     echo "time budget (${BENCH_BUDGET}s) spent: skipping $*" >&2
@@ -167,19 +241,19 @@ in_budget() {
   fi
 }
 
-# One load point; prints sustainable, late (nothing lost, p99 over the limit) or saturated.
+# One load point; prints its JSON line (nothing when the tool failed).
 load_point() { # target subscribers rate
-  local line
-  line=$("${tool_cpu[@]}" "$bench_bin" load --target "$1" --proto "$(proto_of "$1")" --url "${urls[$1]}" \
+  "${tool_cpu[@]}" "$bench_bin" load --target "$1" --proto "$(proto_of "$1")" --url "${urls[$1]}" \
     --subscribers "$2" --publishers "$BENCH_PUBLISHERS" --rate "$3" --duration "$BENCH_DURATION" \
-    --drain "$BENCH_DRAIN" --hub-pid "${pids[$1]}" --redis-pid "$redis_pid" --json "$results") || {
-    echo "load point $1 $2 subs $3/s failed" >&2
-    echo saturated
-    return
-  }
-  if [[ $line == *'"sustainable":true'* ]]; then
+    --drain "$BENCH_DRAIN" --hub-pid "${pids[$1]}" --redis-pid "$redis_pid" \
+    --redis-addr "127.0.0.1:$redis_port" --json "$results" || echo "load point $1 $2 subs $3/s failed" >&2
+}
+
+# sustainable, late (nothing lost, p99 over the limit) or saturated.
+verdict_of() { # json line
+  if [[ $1 == *'"sustainable":true'* ]]; then
     echo sustainable
-  elif [[ $line == *'"saturated":false'* ]]; then
+  elif [[ $1 == *'"saturated":false'* ]]; then
     echo late
   else
     echo saturated
@@ -188,14 +262,17 @@ load_point() { # target subscribers rate
 
 # --- the run ---------------------------------------------------------------------------------------
 {
-  printf '{"kind":"machine","nproc":%s,"cpu":"%s","kernel":"%s","pinned":%s,"date":"%s",' \
-    "$cpus" "$(lscpu | sed -n 's/^Model name: *//p' | head -1)" "$(uname -r)" "$BENCH_PIN" "$stamp"
-  printf '"node":"%s","redis":"%s","duration":"%s","publishers":%s}\n' \
-    "$(node --version)" "$(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')" "$BENCH_DURATION" "$BENCH_PUBLISHERS"
+  printf '{"kind":"machine","nproc":%s,"cpu":"%s","kernel":"%s","pinned":%s,"redis_cpu":"%s","date":"%s",' \
+    "$cpus" "$(lscpu | sed -n 's/^Model name: *//p' | head -1)" "$(uname -r)" "$BENCH_PIN" \
+    "$([ "$BENCH_PIN" = 1 ] && echo "${BENCH_REDIS_CPU:-0}" || echo any)" "$stamp"
+  printf '"node":"%s","redis":"%s","duration":"%s","publishers":%s,"hub":"%s"}\n' \
+    "$(node --version)" "$(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')" "$BENCH_DURATION" "$BENCH_PUBLISHERS" \
+    "$hub_version"
 } >>"$results"
 
-say "idle: $BENCH_IDLE_CONNECTIONS connections per target, fresh processes"
+[ "$BENCH_IDLE_CONNECTIONS" -gt 0 ] && say "idle: $BENCH_IDLE_CONNECTIONS connections per target, fresh processes"
 for t in $BENCH_TARGETS; do
+  [ "$BENCH_IDLE_CONNECTIONS" -gt 0 ] || break
   start_target "$t"
   "${tool_cpu[@]}" "$bench_bin" idle --target "$t" --proto "$(proto_of "$t")" --url "${urls[$t]}" \
     --connections "$BENCH_IDLE_CONNECTIONS" --hub-pid "${pids[$t]}" --json "$results" >/dev/null ||
@@ -203,38 +280,98 @@ for t in $BENCH_TARGETS; do
   stop_target "$t"
 done
 
-say "sweep: $BENCH_SUBSCRIBERS subscribers, $BENCH_PUBLISHERS publishers, offered deliveries/s: $BENCH_RATES"
-for t in $BENCH_TARGETS; do start_target "$t"; done
-# A target stops after two saturated points in a row (lost or dropped deliveries, or < 95% delivered
-# in the window: one can be noise on a shared machine). After any unsustainable point its processes
-# are restarted, so a backlog cannot steal CPU from the other target's next point or carry over.
-declare -A saturated_in_a_row=()
-for rate in $BENCH_RATES; do
-  for t in $BENCH_TARGETS; do
-    [ "${saturated_in_a_row[$t]:-0}" -ge 2 ] && continue
-    in_budget "$t at $rate/s" || continue
-    verdict=$(load_point "$t" "$BENCH_SUBSCRIBERS" "$rate")
-    case $verdict in
-    sustainable) saturated_in_a_row[$t]=0 ;;
-    late) saturated_in_a_row[$t]=0 ;;
-    *) saturated_in_a_row[$t]=$((${saturated_in_a_row[$t]:-0} + 1)) ;;
-    esac
+# Every verdict of a series, per target: "rate:verdict …".
+declare -A verdicts=()
+# One point, its verdict in $verdict; restarts the target's processes after an unsustainable one,
+# so a backlog cannot steal CPU from the next point or carry over. A point that failed while other
+# processes (or the hypervisor) took CPU is run again, up to BENCH_RETRIES times: the report keeps
+# the last run. (Not called as `$(point …)`: a subshell would forget the restarted processes.)
+point() { # target subscribers rate
+  local line attempt
+  for attempt in $(seq 0 "$BENCH_RETRIES"); do
+    [ -n "${pids[$1]:-}" ] || start_target "$1"
+    line=$(load_point "$1" "$2" "$3")
+    verdict=$(verdict_of "$line")
     if [ "$verdict" != sustainable ]; then
-      stop_target "$t"
-      if [ "${saturated_in_a_row[$t]}" -lt 2 ]; then start_target "$t"; fi
+      stop_target "$1"
+      start_target "$1"
     fi
     sleep 1
+    if [ "$verdict" = sustainable ] || [[ $line != *'"disturbed":true'* ]] ||
+      [ "$attempt" -ge "$BENCH_RETRIES" ] || ! in_budget "a repeat of $1 at $3/s"; then
+      break
+    fi
+    echo "  … other processes took the CPU during that point: running it again" >&2
+    sleep 5
   done
-done
-for t in $BENCH_TARGETS; do stop_target "$t"; done
+  verdicts[$1]="${verdicts[$1]:-}$3:$verdict "
+}
 
-say "many subscribers: $BENCH_BIG_SUBSCRIBERS subscribers at $BENCH_BIG_RATES deliveries/s"
+# The next rate to try between a target's highest sustainable rate and the lowest higher rate that
+# was not sustainable (geometric middle, 2 significant digits); nothing when there is no such pair
+# or they are as close as that rounding allows.
+next_probe() { # target
+  tr ' ' '\n' <<<"${verdicts[$1]:-}" | awk -F: '
+    NF < 2 { next }
+    $2 == "sustainable" && $1 > ok { ok = $1 }
+    { rate[NR] = $1; verdict[NR] = $2 }
+    END {
+      if (!ok) exit
+      for (i in rate) if (verdict[i] != "sustainable" && rate[i] > ok && (!bad || rate[i] < bad)) bad = rate[i]
+      if (!bad) exit
+      mid = sqrt(ok * bad); scale = 10 ^ (int(log(mid) / log(10)) - 1)
+      mid = int(mid / scale + 0.5) * scale
+      if (mid > ok && mid < bad) printf "%d\n", mid
+    }'
+}
+
+# A series: every rate for every target, interleaved so slow drift of the machine hits them alike;
+# then, for the targets being compared, bisection steps (also interleaved) towards the highest
+# sustainable rate. A target stops after two saturated points in a row (lost or dropped deliveries,
+# or < 95% delivered in the window: one can be noise on a shared machine).
+series() { # subscribers "rates" "targets"
+  local subs=$1 rates=$2 targets=$3 rate t step probe
+  say "$subs subscribers, $BENCH_PUBLISHERS publishers, offered deliveries/s: $rates; targets: $targets"
+  verdicts=()
+  declare -A saturated_in_a_row=()
+  for t in $targets; do start_target "$t"; done
+  for rate in $rates; do
+    for t in $targets; do
+      [ "${saturated_in_a_row[$t]:-0}" -ge 2 ] && continue
+      in_budget "$t with $subs subscribers at $rate/s" || continue
+      point "$t" "$subs" "$rate"
+      case $verdict in
+      sustainable | late) saturated_in_a_row[$t]=0 ;;
+      *) saturated_in_a_row[$t]=$((${saturated_in_a_row[$t]:-0} + 1)) ;;
+      esac
+    done
+  done
+  for step in $(seq 1 "$BENCH_REFINE"); do
+    for t in $targets; do
+      [[ " $BENCH_REFINE_TARGETS " == *" $t "* ]] || continue
+      probe=$(next_probe "$t")
+      [ -n "$probe" ] || continue
+      in_budget "$t with $subs subscribers at $probe/s (bisection step $step)" || continue
+      point "$t" "$subs" "$probe"
+    done
+  done
+  for t in $targets; do stop_target "$t"; done
+}
+
+if [ -n "$BENCH_RATES" ]; then
+  series "$BENCH_SUBSCRIBERS" "$BENCH_RATES" "$BENCH_TARGETS"
+fi
+if [ -n "$BENCH_SMALL_RATES" ] && [ -n "$BENCH_SMALL_TARGETS" ]; then
+  series "$BENCH_SMALL_SUBSCRIBERS" "$BENCH_SMALL_RATES" "$BENCH_SMALL_TARGETS"
+fi
+
+[ -n "$BENCH_BIG_RATES" ] && say "many subscribers: $BENCH_BIG_SUBSCRIBERS subscribers at $BENCH_BIG_RATES deliveries/s"
 for rate in $BENCH_BIG_RATES; do
   for t in $BENCH_TARGETS; do
     in_budget "$t with $BENCH_BIG_SUBSCRIBERS subscribers" || continue
     # Fresh processes: nothing left over from the sweep.
     start_target "$t"
-    load_point "$t" "$BENCH_BIG_SUBSCRIBERS" "$rate" >/dev/null
+    point "$t" "$BENCH_BIG_SUBSCRIBERS" "$rate"
     stop_target "$t"
   done
 done

@@ -10,5 +10,6 @@ pub mod idle;
 pub mod load;
 pub mod payload;
 pub mod procstat;
+pub mod redisstat;
 pub mod report;
 pub mod tracker;

@@ -2,6 +2,7 @@
 //! then the accounting (throughput, latency from the *scheduled* send time, loss, duplicates, reorders,
 //! CPU per delivery of the hub and Redis processes).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,10 +16,14 @@ use crate::client::{self, Protocol, Ws};
 use crate::error::BenchError;
 use crate::payload::{self, Stamp};
 use crate::procstat;
+use crate::redisstat::{self, CommandStat};
 use crate::tracker::{Counts, Tracker};
 
 /// A run is "sustainable" when nothing is lost or dropped and p99 stays under this.
 pub const SUSTAINABLE_P99_MS: f64 = 50.0;
+/// CPU taken by anything but the processes under test and the tool (other processes, or the
+/// hypervisor's steal), in % of one core, above which a point says it was disturbed.
+pub const DISTURBED_PCT: f64 = 10.0;
 const HISTOGRAM_SHARDS: usize = 16;
 /// Latencies a subscriber buffers before taking a shard lock.
 const LOCAL_BATCH: usize = 256;
@@ -42,6 +47,8 @@ pub struct LoadConfig {
     pub connect_timeout: Duration,
     pub hub_pids: Vec<u32>,
     pub redis_pids: Vec<u32>,
+    /// `host:port` of the Redis behind the hubs: its `INFO commandstats` is read around the window.
+    pub redis_addr: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -75,14 +82,32 @@ pub struct LoadResult {
     /// Deliveries received before the end of the send window, per second of the window.
     pub delivered_per_s: f64,
     pub disconnects: u64,
+    /// Why connections ended early: the close code and reason the server sent, or the error.
+    pub disconnect_reasons: BTreeMap<String, u64>,
     pub error_frames: u64,
     pub latency: Latency,
     pub connect_per_s: f64,
     pub hub_cpu_us_per_delivery: f64,
     pub redis_cpu_us_per_delivery: f64,
+    /// CPU per message sent: what a message costs whatever the size of the room.
+    pub hub_cpu_us_per_msg: f64,
+    pub redis_cpu_us_per_msg: f64,
+    /// Redis's own statistics over send + drain (empty without `--redis-addr`).
+    pub redis_commands: Vec<CommandStat>,
+    /// Seconds of send + drain: the window the CPU per delivery / message, the other processes' CPU
+    /// and Redis's statistics cover.
+    pub window_s: f64,
+    /// Utilization while sending (% of one core): the drain after it is mostly idle and would dilute it.
     pub hub_cpu_pct: f64,
     pub redis_cpu_pct: f64,
     pub tool_cpu_pct: f64,
+    /// CPU of every other process on the machine during send + drain, % of one core.
+    pub other_cpu_pct: f64,
+    /// CPU the hypervisor took from this VM meanwhile, % of one core.
+    pub steal_cpu_pct: f64,
+    /// Other processes or the hypervisor took more than [`DISTURBED_PCT`]: the figures are not
+    /// the servers' alone (bench/run.sh repeats such a point when it fails).
+    pub disturbed: bool,
     pub tool_cores: usize,
     pub sustainable: bool,
     /// Past the target's capacity: deliveries lost, connections dropped, or under 95% delivered in
@@ -120,13 +145,14 @@ impl Shared {
 struct SubscriberOutcome {
     tracker: Tracker,
     in_window: u64,
-    disconnected: bool,
+    /// Why the connection ended before the drain did, if it did.
+    disconnected: Option<String>,
     error_frames: u64,
 }
 
 struct PublisherOutcome {
     sent: u64,
-    disconnected: bool,
+    disconnected: Option<String>,
     error_frames: u64,
     /// Per message: µs from its due time to the flush that sent it.
     send_lag: Histogram<u64>,
@@ -199,20 +225,35 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
         epoch + Duration::from_nanos(start_ns),
     ))
     .await;
+    let redis_before = redis_snapshot(cfg).await?;
     let cpu_before = CpuSnapshot::take(cfg)?;
     let wall_before = Instant::now();
 
     // Publishers stop on their own at end_ns; subscribers get the drain period to catch up.
+    tokio::time::sleep_until(TokioInstant::from_std(epoch + Duration::from_nanos(end_ns))).await;
+    let cpu_sent = CpuSnapshot::take(cfg)?;
+    let send_wall = wall_before.elapsed().as_secs_f64();
     tokio::time::sleep_until(TokioInstant::from_std(
         epoch + Duration::from_nanos(end_ns) + cfg.drain,
     ))
     .await;
     let cpu_after = CpuSnapshot::take(cfg)?;
     let wall = wall_before.elapsed().as_secs_f64();
+    let redis_commands = match (redis_before, redis_snapshot(cfg).await?) {
+        (Some(before), Some(after)) => redisstat::diff(&before, &after),
+        _ => Vec::new(),
+    };
     let _ = stop_tx.send(true);
 
     let mut sent = vec![0u64; cfg.publishers];
     let (mut disconnects, mut error_frames) = (0u64, 0u64);
+    let mut disconnect_reasons = BTreeMap::new();
+    let mut count_reason = |reason: Option<String>| {
+        if let Some(reason) = reason {
+            disconnects += 1;
+            *disconnect_reasons.entry(reason).or_insert(0u64) += 1;
+        }
+    };
     let mut send_lag = latency_histogram();
     for (p, task) in pub_tasks.into_iter().enumerate() {
         let out = task
@@ -220,7 +261,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
             .map_err(|e| BenchError::Usage(format!("publisher task: {e}")))?;
         sent[p] = out.sent;
         send_lag.add(&out.send_lag).expect("same bounds");
-        disconnects += u64::from(out.disconnected);
+        count_reason(out.disconnected);
         error_frames += out.error_frames;
     }
     let mut counts = Counts::default();
@@ -231,7 +272,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
             .map_err(|e| BenchError::Usage(format!("subscriber task: {e}")))?;
         counts += out.tracker.finish(&sent);
         in_window += out.in_window;
-        disconnects += u64::from(out.disconnected);
+        count_reason(out.disconnected);
         error_frames += out.error_frames;
     }
 
@@ -251,10 +292,25 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
         send_lag_max_ms: ms(send_lag.max()),
     };
     let total_sent: u64 = sent.iter().sum();
+    let per_msg = total_sent.max(1) as f64;
     let delivered = counts.delivered.max(1) as f64;
     let hub_cpu = cpu_after.hub.saturating_sub(cpu_before.hub) as f64;
     let redis_cpu = cpu_after.redis.saturating_sub(cpu_before.redis) as f64;
     let tool_cpu = cpu_after.tool.saturating_sub(cpu_before.tool) as f64;
+    let machine_busy = cpu_after
+        .machine
+        .busy_us
+        .saturating_sub(cpu_before.machine.busy_us) as f64;
+    let other_cpu = (machine_busy - hub_cpu - redis_cpu - tool_cpu).max(0.0);
+    let steal_cpu = cpu_after
+        .machine
+        .steal_us
+        .saturating_sub(cpu_before.machine.steal_us) as f64;
+    let pct = |us: f64| 100.0 * us / 1e6 / wall;
+    // Utilization while messages were being sent (the drain that follows is mostly idle).
+    let send_pct = |after: u64, before: u64| {
+        100.0 * after.saturating_sub(before) as f64 / 1e6 / send_wall.max(1e-3)
+    };
     let sustainable = counts.lost == 0
         && counts.duplicated == 0
         && counts.invalid == 0
@@ -278,14 +334,22 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
         counts,
         delivered_per_s,
         disconnects,
+        disconnect_reasons,
         error_frames,
         latency,
         connect_per_s,
         hub_cpu_us_per_delivery: hub_cpu / delivered,
         redis_cpu_us_per_delivery: redis_cpu / delivered,
-        hub_cpu_pct: 100.0 * hub_cpu / 1e6 / wall,
-        redis_cpu_pct: 100.0 * redis_cpu / 1e6 / wall,
-        tool_cpu_pct: 100.0 * tool_cpu / 1e6 / wall,
+        hub_cpu_us_per_msg: hub_cpu / per_msg,
+        redis_cpu_us_per_msg: redis_cpu / per_msg,
+        redis_commands,
+        window_s: wall,
+        hub_cpu_pct: send_pct(cpu_sent.hub, cpu_before.hub),
+        redis_cpu_pct: send_pct(cpu_sent.redis, cpu_before.redis),
+        tool_cpu_pct: send_pct(cpu_sent.tool, cpu_before.tool),
+        other_cpu_pct: pct(other_cpu),
+        steal_cpu_pct: pct(steal_cpu),
+        disturbed: pct(other_cpu) > DISTURBED_PCT || pct(steal_cpu) > DISTURBED_PCT,
         tool_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         sustainable,
         saturated,
@@ -356,7 +420,7 @@ async fn subscriber(
     mut stop: watch::Receiver<bool>,
 ) -> SubscriberOutcome {
     let mut batch = Vec::with_capacity(LOCAL_BATCH);
-    let (mut in_window, mut error_frames, mut disconnected) = (0u64, 0u64, false);
+    let (mut in_window, mut error_frames, mut disconnected) = (0u64, 0u64, None);
     loop {
         tokio::select! {
             biased;
@@ -375,16 +439,16 @@ async fn subscriber(
                             shared.flush(index, &mut batch);
                         }
                     } else if let Some(reply) = proto.reply_to(t) {
-                        if ws.send(Message::text(reply)).await.is_err() {
-                            disconnected = true;
+                        if let Err(e) = ws.send(Message::text(reply)).await {
+                            disconnected = Some(format!("send failed: {e}"));
                             break;
                         }
                     } else if proto.is_error(t) {
                         error_frames += 1;
                     }
                 }
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                    disconnected = true;
+                end @ (Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => {
+                    disconnected = Some(end_reason(end));
                     break;
                 }
                 Some(Ok(_)) => {}
@@ -424,7 +488,7 @@ async fn publisher(
     mut stop: watch::Receiver<bool>,
 ) -> PublisherOutcome {
     let due = |seq: u64| job.first_ns + seq * job.interval_ns;
-    let (mut seq, mut error_frames, mut disconnected) = (0u64, 0u64, false);
+    let (mut seq, mut error_frames, mut disconnected) = (0u64, 0u64, None);
     let mut send_lag = latency_histogram();
     while due(seq) < job.end_ns {
         let wake = TokioInstant::from_std(epoch + Duration::from_nanos(due(seq)));
@@ -442,8 +506,8 @@ async fn publisher(
                     result = ws.feed(Message::text(job.proto.message_frame(&job.room, &content))).await;
                     seq += 1;
                 }
-                if result.and(ws.flush().await).is_err() {
-                    disconnected = true;
+                if let Err(e) = result.and(ws.flush().await) {
+                    disconnected = Some(format!("send failed: {e}"));
                     break;
                 }
                 let flushed = epoch.elapsed().as_nanos() as u64;
@@ -456,23 +520,23 @@ async fn publisher(
             msg = ws.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
                     if let Some(reply) = job.proto.reply_to(t.as_str()) {
-                        if ws.send(Message::text(reply)).await.is_err() {
-                            disconnected = true;
+                        if let Err(e) = ws.send(Message::text(reply)).await {
+                            disconnected = Some(format!("send failed: {e}"));
                             break;
                         }
                     } else if job.proto.is_error(t.as_str()) {
                         error_frames += 1;
                     }
                 }
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                    disconnected = true;
+                end @ (Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => {
+                    disconnected = Some(end_reason(end));
                     break;
                 }
                 Some(Ok(_)) => {}
             },
         }
     }
-    if !disconnected {
+    if disconnected.is_none() {
         // Keep reading until the drain ends, so the hub does not close us as a slow consumer meanwhile.
         loop {
             tokio::select! {
@@ -485,7 +549,10 @@ async fn publisher(
                         }
                     }
                     Some(Ok(_)) => {}
-                    _ => break,
+                    end => {
+                        disconnected = Some(end_reason(end));
+                        break;
+                    }
                 },
             }
         }
@@ -498,11 +565,33 @@ async fn publisher(
     }
 }
 
-/// CPU time (µs) of the hub processes, the Redis processes and this tool at one moment.
+/// Why a connection ended: the close code and reason the server sent, or what went wrong.
+fn end_reason(end: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) -> String {
+    match end {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            format!("closed {} {}", u16::from(frame.code), frame.reason)
+        }
+        Some(Ok(Message::Close(None))) => "closed without a code".into(),
+        Some(Ok(_)) => "unexpected frame".into(),
+        Some(Err(e)) => format!("error: {e}"),
+        None => "ended without a close frame".into(),
+    }
+}
+
+async fn redis_snapshot(cfg: &LoadConfig) -> Result<Option<redisstat::Snapshot>, BenchError> {
+    match &cfg.redis_addr {
+        Some(addr) => redisstat::snapshot(addr).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// CPU time (µs) of the hub processes, the Redis processes, this tool and the whole machine at one
+/// moment.
 struct CpuSnapshot {
     hub: u64,
     redis: u64,
     tool: u64,
+    machine: procstat::MachineCpu,
 }
 
 impl CpuSnapshot {
@@ -516,6 +605,7 @@ impl CpuSnapshot {
             hub: sum(&cfg.hub_pids)?,
             redis: sum(&cfg.redis_pids)?,
             tool: procstat::cpu_us(std::process::id())?,
+            machine: procstat::machine_cpu()?,
         })
     }
 }

@@ -12,10 +12,10 @@ const USAGE: &str = "\
 hub-bench load   --target NAME --proto hub|socketio --url WS_URL[,WS_URL…] --rate DELIVERIES_PER_S
                  [--subscribers 1000] [--publishers 4] [--room bench] [--duration 10s] [--warmup 1s]
                  [--drain 2s] [--payload-bytes 0] [--connect-concurrency 256] [--hub-pid PID,…]
-                 [--redis-pid PID,…] [--json RESULTS.jsonl]
+                 [--redis-pid PID,…] [--redis-addr HOST:PORT] [--json RESULTS.jsonl]
 hub-bench idle   --target NAME --proto hub|socketio --url WS_URL[,…] [--connections 10000]
                  [--settle 3s] [--hold 0s] [--hub-pid PID,…] [--json RESULTS.jsonl]
-hub-bench report RESULTS.jsonl [--ours ours] [--peer socketio]";
+hub-bench report RESULTS.jsonl [--ours ours] [--peer socketio] [--baseline ours-nohist]";
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -40,13 +40,15 @@ async fn main() -> Result<()> {
                 connect_timeout: f.duration("connect-timeout", Duration::from_secs(30))?,
                 hub_pids: f.pids("hub-pid")?,
                 redis_pids: f.pids("redis-pid")?,
+                redis_addr: f.required("redis-addr").ok(),
             };
             let result = load::run(&cfg)
                 .await
                 .with_context(|| format!("load point on {}", cfg.target))?;
             eprintln!(
-                "{:>9} {:>5} subs offered {:>9.0}/s delivered {:>9.0}/s p50 {:>7.2} p99 {:>8.2} p99.9 {:>8.2} ms \
-                 (tool send lag p99 {:.2}) lost {} dup {} reord {} disc {} hub {:.2} µs/del redis {:.2} µs/del tool {:.0}% {}",
+                "{:>11} {:>5} subs offered {:>9.0}/s delivered {:>9.0}/s p50 {:>7.2} p99 {:>8.2} p99.9 {:>8.2} ms \
+                 (tool send lag p99 {:.2}) lost {} dup {} reord {} disc {} hub {:.2} µs/del {:.1} µs/msg \
+                 redis {:.2} µs/del {:.1} µs/msg{} CPU hub {:.0}% redis {:.0}% tool {:.0}% other {:.0}% steal {:.0}% {}{}",
                 result.target,
                 result.subscribers,
                 result.offered_deliveries_per_s,
@@ -60,14 +62,29 @@ async fn main() -> Result<()> {
                 result.counts.reordered,
                 result.disconnects,
                 result.hub_cpu_us_per_delivery,
+                result.hub_cpu_us_per_msg,
                 result.redis_cpu_us_per_delivery,
+                result.redis_cpu_us_per_msg,
+                result
+                    .redis_commands
+                    .first()
+                    .map(|c| format!(" ({} {:.2} µs/call)", c.command, c.usec_per_call))
+                    .unwrap_or_default(),
+                result.hub_cpu_pct,
+                result.redis_cpu_pct,
                 result.tool_cpu_pct,
+                result.other_cpu_pct,
+                result.steal_cpu_pct,
+                if result.disturbed { "DISTURBED " } else { "" },
                 if result.sustainable {
                     "ok"
                 } else {
                     "NOT SUSTAINABLE"
                 },
             );
+            for (reason, n) in &result.disconnect_reasons {
+                eprintln!("{:>11} disconnected: {n} × {reason}", "");
+            }
             emit(&f, &serde_json::to_string(&result)?)?;
         }
         "idle" => {
@@ -121,14 +138,17 @@ async fn main() -> Result<()> {
             let f = Flags::parse(argv)?;
             let text = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
             let results = report::Results::parse(&text).with_context(|| format!("parse {path}"))?;
-            print!(
-                "{}",
-                report::render(
-                    &results,
-                    &f.get("ours", "ours".to_owned())?,
-                    &f.get("peer", "socketio".to_owned())?
-                )
+            let (ours, peer, baseline) = (
+                f.get("ours", "ours".to_owned())?,
+                f.get("peer", "socketio".to_owned())?,
+                f.get("baseline", "ours-nohist".to_owned())?,
             );
+            let names = report::Names {
+                ours: &ours,
+                peer: &peer,
+                baseline: &baseline,
+            };
+            print!("{}", report::render(&results, names));
         }
         _ => bail!("usage:\n{USAGE}"),
     }

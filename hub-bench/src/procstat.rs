@@ -21,6 +21,41 @@ pub fn cpu_us(pid: u32) -> Result<u64, BenchError> {
         })
 }
 
+/// CPU time of the whole machine (all CPUs, µs) spent running processes — user, nice and system — and
+/// stolen by the hypervisor. Interrupt time is left out: the loopback traffic a point makes is
+/// handled there, on behalf of the processes under test.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MachineCpu {
+    pub busy_us: u64,
+    pub steal_us: u64,
+}
+
+pub fn machine_cpu() -> Result<MachineCpu, BenchError> {
+    let text = std::fs::read_to_string("/proc/stat").map_err(|e| BenchError::Proc {
+        pid: 0,
+        reason: format!("/proc/stat: {e}"),
+    })?;
+    parse_proc_stat(&text).ok_or_else(|| BenchError::Proc {
+        pid: 0,
+        reason: "/proc/stat: no cpu line".into(),
+    })
+}
+
+/// The aggregate `cpu  user nice system idle iowait irq softirq steal …` line, in ticks → µs.
+fn parse_proc_stat(stat: &str) -> Option<MachineCpu> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    let us = |t: u64| t * 1_000_000 / TICKS_PER_SEC;
+    Some(MachineCpu {
+        busy_us: us(ticks.first()? + ticks.get(1)? + ticks.get(2)?),
+        steal_us: us(*ticks.get(7).unwrap_or(&0)),
+    })
+}
+
 /// Resident set size of a process in KiB.
 pub fn rss_kib(pid: u32) -> Result<u64, BenchError> {
     let text =
@@ -64,6 +99,20 @@ mod tests {
                     12345678 2000 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
         assert_eq!(parse_stat_cpu_ticks(line), Some(281));
         assert_eq!(parse_stat_cpu_ticks("4242 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn machine_cpu_is_user_nice_system_and_steal_apart() {
+        let stat = "cpu  100 5 40 9000 3 7 11 2 0 0\ncpu0 50 2 20 4500 1 3 5 1 0 0\nintr 1 2\n";
+        assert_eq!(
+            parse_proc_stat(stat),
+            Some(MachineCpu {
+                busy_us: 1_450_000,
+                steal_us: 20_000
+            })
+        );
+        assert_eq!(parse_proc_stat("cpu0 1 2 3\n"), None);
+        assert!(machine_cpu().expect("this machine's").busy_us > 0);
     }
 
     #[test]
