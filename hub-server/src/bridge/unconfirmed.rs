@@ -17,6 +17,8 @@ use crate::shutdown::Shutdown;
 /// How long local members wait for a message to come back from Redis before they get it anyway.
 pub const PATIENCE: Duration = Duration::from_millis(150);
 const TICK: Duration = Duration::from_millis(25);
+/// How many waiting entries `take` looks at.
+const SCAN: usize = 64;
 
 #[derive(Debug)]
 pub struct Entry {
@@ -46,8 +48,11 @@ impl Unconfirmed {
     /// The entry of message `id`, if it is still waiting: the caller delivers it.
     pub fn take(&self, id: &str) -> Option<Entry> {
         let mut entries = self.lock();
-        // Almost always the first: messages come back in the order they were sent.
-        let at = entries.iter().position(|e| e.id == id)?;
+        // Almost always the first: messages come back in the order they were sent. Only the
+        // first few are looked at: when Redis runs far behind, a full scan per message would
+        // grow with the backlog exactly when the hub is short of CPU. An entry further back is
+        // left to the overdue tick (delivered once, without offset).
+        let at = entries.iter().take(SCAN).position(|e| e.id == id)?;
         entries.remove(at)
     }
 
@@ -112,5 +117,16 @@ mod tests {
             .collect();
         assert_eq!(due, vec!["a", "c"]);
         assert!(u.lock().is_empty());
+    }
+
+    #[test]
+    fn take_looks_only_near_the_front_and_leaves_the_rest_to_the_tick() {
+        let u = Unconfirmed::default();
+        for i in 0..=SCAN {
+            u.push(format!("m{i}"), room(), Frame::pong(), "s".into());
+        }
+        assert!(u.take(&format!("m{SCAN}")).is_none(), "past the scan");
+        assert!(u.take(&format!("m{}", SCAN - 1)).is_some(), "within it");
+        assert_eq!(u.lock().len(), SCAN, "the far one still waits for the tick");
     }
 }
