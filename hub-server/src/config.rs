@@ -95,6 +95,11 @@ pub struct Settings {
     pub api_keys: Option<Secret>,
 }
 
+/// The entries of a comma-separated setting, trimmed, empty ones skipped.
+pub fn comma_list(setting: &str) -> impl Iterator<Item = &str> {
+    setting.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
 /// A value that must never reach a log: its `Debug` is redacted.
 #[derive(Clone, Deserialize)]
 #[serde(transparent)]

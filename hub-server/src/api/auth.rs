@@ -8,7 +8,7 @@ use http::header::AUTHORIZATION;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::config::Secret;
+use crate::config::{Secret, comma_list};
 
 /// Shortest key accepted: a key is a password for publishing to every room.
 pub const MIN_KEY_BYTES: usize = 16;
@@ -43,12 +43,7 @@ impl ApiKeys {
     /// Comma-separated keys; blanks around commas and empty entries are ignored.
     pub fn parse(keys: &Secret) -> Result<Self, BadApiKeys> {
         let mut digests = Vec::new();
-        let keys = keys
-            .expose()
-            .split(',')
-            .map(str::trim)
-            .filter(|k| !k.is_empty());
-        for (i, key) in keys.enumerate() {
+        for (i, key) in comma_list(keys.expose()).enumerate() {
             let printable = key.bytes().all(|b| b.is_ascii_graphic());
             if key.len() < MIN_KEY_BYTES || !printable {
                 return Err(BadApiKeys::Weak(i + 1));

@@ -48,7 +48,7 @@ impl Patterns {
 
     /// Comma-separated patterns, as in `HUB_JWT_DEFAULT_ROOMS`.
     pub fn parse_list(list: &str) -> Self {
-        Self::parse(&list.split(',').collect::<Vec<_>>())
+        Self::parse(&crate::config::comma_list(list).collect::<Vec<_>>())
     }
 
     pub fn everything() -> Self {

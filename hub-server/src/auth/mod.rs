@@ -12,7 +12,7 @@ pub use grants::{Grants, Patterns};
 pub use user_slots::{UserSlot, UserSlots};
 pub use verifier::{Checks, Identity, KeyError, MIN_SECRET_BYTES, Verifier};
 
-use crate::config::{AuthMode, Settings};
+use crate::config::{AuthMode, Settings, comma_list};
 
 /// The hub's authentication, chosen by `auth_mode`.
 #[derive(Debug, Clone)]
@@ -28,10 +28,7 @@ impl Auth {
             AuthMode::Off => Ok(Auth::Off),
             AuthMode::Jwt => {
                 let list = |s: Option<&str>| -> Vec<String> {
-                    s.unwrap_or_default()
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
+                    comma_list(s.unwrap_or_default())
                         .map(str::to_owned)
                         .collect()
                 };
