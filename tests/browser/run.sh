@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Real-browser test of the chat page (`make test` runs it after `cargo test`):
 # builds hub-server and hub-client-web, starts a throw-away redis-server on a free loopback port, and runs
-# tests/browser/local.test.mjs (anonymous chat, hubs in off mode) then tests/browser/auth.test.mjs (sign-in,
-# hubs in jwt mode) with node's test runner. Each starts its hubs and web servers as real processes on free
+# every tests/browser/*.test.mjs in name order (e.g. local.test.mjs: anonymous chat, hubs in off mode;
+# auth.test.mjs: sign-in, hubs in jwt mode) with node's test runner. Each starts its hubs and web servers as real processes on free
 # ports and drives headless Debian Chromium (/usr/bin/chromium, never downloaded) through playwright-core. Screenshots: target/browser-screenshots/. Process logs: target/browser-test-logs/.
 # Exits non-zero when any check fails; every process it started is stopped on exit, Ctrl-C included.
 set -euo pipefail
@@ -57,10 +57,12 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 
-# One file at a time (node would run them in parallel: two stacks and two Chromiums on a small CI box);
-# the second runs even when the first failed, so one report shows both.
+# One file at a time (node would run them in parallel: several stacks and Chromiums on a small CI box);
+# each runs even when an earlier one failed, so one report shows them all. Every tests/browser/*.test.mjs
+# is run, in name order.
 status=0
-for test_file in local.test.mjs auth.test.mjs; do
+for test_path in tests/browser/*.test.mjs; do
+  test_file=$(basename "$test_path")
   echo "== browser test $test_file (node --test)"
   file_status=0
   REDIS_URL="redis://127.0.0.1:$redis_port" BIN_DIR="$root/target/debug" \
