@@ -901,6 +901,7 @@ async fn rooms_presence_and_hubs_answer_for_every_hub_and_forget_a_killed_one() 
     ];
     want_hubs.sort();
     assert_eq!(seen, want_hubs, "{hubs}");
+    assert_eq!(hubs["answered_by"], id2.as_str(), "{hubs}");
 
     // hub2 dies without a goodbye: within 15 s it is gone from /api/hubs, and so are its
     // connections from the room's presence.
