@@ -6,20 +6,20 @@
 #   publish   a plain PUBLISH of the same envelope: the history-off path
 #   empty     EVALSHA of `return 1` with the append's arguments: the price of calling a script at all
 #   append    the append script as hub-server runs it (APPEND in hub-server/src/history/scripts.rs)
-#   lean      a sketch of a leaner append with the same KEYS and ARGV: one HMGET for the epoch and
-#             the origin's seq, no EXPIRE per message, the frame stored and published as sent (the
-#             hub would add offset and epoch, which are positional); not what hub-server runs
+#   v1        the first append hub-server shipped (nine redis.call per message: two HGETs, HSET,
+#             HINCRBY, LPUSH, LTRIM, two EXPIREs, PUBLISH; the frame rebuilt with offset and epoch),
+#             for comparison; its own ARGV layout (frame, size, ttl s, channel, head, epoch, origin, seq)
 #   FILE.lua  any script taking the append's KEYS and ARGV (to try another)
 #   batchK    a sketch of one call appending and publishing K messages of a room (the publisher
 #             pipelines up to 512 messages already); figures are per message
-# Usage: bench/script-cost.sh [N=200000] [VARIANT …]     (default: publish empty append lean batch16)
+# Usage: bench/script-cost.sh [N=200000] [VARIANT …]     (default: publish empty v1 append batch16)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 n=${1:-200000}
 shift || true
 variants=("$@")
-[ ${#variants[@]} -gt 0 ] || variants=(publish empty append lean batch16)
+[ ${#variants[@]} -gt 0 ] || variants=(publish empty v1 append batch16)
 command -v redis-server >/dev/null && command -v redis-cli >/dev/null ||
   { echo "needs redis-server and redis-cli (scripts/ensure-deps.sh redis-server)" >&2; exit 1; }
 
@@ -47,25 +47,28 @@ sed -n '/^pub const APPEND: &str = r#"/,/^"#;/p' "$root/hub-server/src/history/s
   sed '1d;$d' >"$work/append.lua"
 [ -s "$work/append.lua" ] || { echo "APPEND not found in hub-server/src/history/scripts.rs" >&2; exit 1; }
 echo 'return 1' >"$work/empty.lua"
-cat >"$work/lean.lua" <<'LUA'
+cat >"$work/v1.lua" <<'LUA'
 local list, meta = KEYS[1], KEYS[2]
-local origin = 's:' .. ARGV[7]
-local got = redis.call('HMGET', meta, 'e', origin)
-local epoch = got[1]
+local epoch = redis.call('HGET', meta, 'e')
 if not epoch then
   epoch = ARGV[6]
   redis.call('DEL', list)
   redis.call('HSET', meta, 'e', epoch, 'o', 0)
 end
+local origin = 's:' .. ARGV[7]
 local seq = tonumber(ARGV[8])
-if seq <= tonumber(got[2] or '0') then
+local seen = tonumber(redis.call('HGET', meta, origin) or '0')
+if seq <= seen then
   return {0, epoch, -1}
 end
 redis.call('HSET', meta, origin, ARGV[8])
 local offset = redis.call('HINCRBY', meta, 'o', 1)
-redis.call('LPUSH', list, ARGV[1])
+local frame = '{"offset":' .. offset .. ',"epoch":"' .. epoch .. '",' .. string.sub(ARGV[1], 2)
+redis.call('LPUSH', list, frame)
 redis.call('LTRIM', list, 0, tonumber(ARGV[2]) - 1)
-local receivers = redis.call('PUBLISH', ARGV[4], ARGV[5] .. '"o":' .. offset .. ',"frame":' .. ARGV[1] .. '}')
+redis.call('EXPIRE', list, ARGV[3])
+redis.call('EXPIRE', meta, ARGV[3])
+local receivers = redis.call('PUBLISH', ARGV[4], ARGV[5] .. '"o":' .. offset .. ',"frame":' .. frame .. '}')
 return {offset, epoch, receivers}
 LUA
 # The batch sketch: the append's steps once per call where they can be (epoch and duplicate check,
@@ -121,9 +124,16 @@ resp() { # mode sha [messages per call]
         }
         a[++k] = i; a[++k] = head; a[++k] = frame
         if (i % per != 0 && i != n) continue
-      } else {
+      } else if (mode == "eval1") {
         k = 0; a[++k] = "EVALSHA"; a[++k] = sha; a[++k] = "2"; a[++k] = "rthub:history:{bench}"
         a[++k] = "rthub:meta:{bench}"; a[++k] = frame; a[++k] = "100"; a[++k] = "600"
+        a[++k] = "rthub:room:bench"; a[++k] = head; a[++k] = "8ad48dac"; a[++k] = origin; a[++k] = i
+      } else {
+        # What hub-server sends (publisher.rs): history_size 100, history_ttl 10m, the hub clock
+        # in ms advancing 10 µs per message (a refresh every 37.5 s of it: 3 in 10^6 messages).
+        k = 0; a[++k] = "EVALSHA"; a[++k] = sha; a[++k] = "2"; a[++k] = "rthub:history:{bench}"
+        a[++k] = "rthub:meta:{bench}"; a[++k] = frame; a[++k] = "99"; a[++k] = "106"
+        a[++k] = "675000"; a[++k] = "37500"; a[++k] = sprintf("%d", 1764000000000 + i / 100)
         a[++k] = "rthub:room:bench"; a[++k] = head; a[++k] = "8ad48dac"; a[++k] = origin; a[++k] = i
       }
       printf "*%d\r\n", k
@@ -143,7 +153,8 @@ for v in "${variants[@]}"; do
   done
   case $v in
   publish) resp publish - >"$work/cmds" ;;
-  empty | append | lean) resp eval "$(redis-cli -p "$port" script load "$(cat "$work/$v.lua")")" >"$work/cmds" ;;
+  empty | append) resp eval "$(redis-cli -p "$port" script load "$(cat "$work/$v.lua")")" >"$work/cmds" ;;
+  v1) resp eval1 "$(redis-cli -p "$port" script load "$(cat "$work/v1.lua")")" >"$work/cmds" ;;
   *.lua) resp eval "$(redis-cli -p "$port" script load "$(cat "$v")")" >"$work/cmds" ;;
   batch[0-9]*) resp batch "$(redis-cli -p "$port" script load "$(cat "$work/batch.lua")")" "${v#batch}" >"$work/cmds" ;;
   *) echo "unknown variant $v" >&2; exit 2 ;;

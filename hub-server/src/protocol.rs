@@ -260,10 +260,18 @@ impl Frame {
     /// This chat frame as the history stores it: `offset` and `epoch` first. The Redis append
     /// script builds exactly the same bytes (see `history::scripts`).
     pub fn stored(&self, offset: u64, epoch: &str) -> Self {
-        let json = format!(
-            "{{\"offset\":{offset},\"epoch\":\"{epoch}\",{}",
-            &self.as_str()[1..]
-        );
+        Self::stored_from(self.as_str(), offset, epoch)
+    }
+
+    /// [`Frame::stored`] of a chat frame's JSON as Redis keeps and sends it (`offset` and epoch
+    /// travel beside it there). A frame that already starts with `offset` (stored by an older
+    /// hub) is taken as it is.
+    pub fn stored_from(chat: &str, offset: u64, epoch: &str) -> Self {
+        if chat.starts_with("{\"offset\":") {
+            return Self::from_stored(chat.to_owned(), Some(offset));
+        }
+        let rest = chat.get(1..).unwrap_or_default();
+        let json = format!("{{\"offset\":{offset},\"epoch\":\"{epoch}\",{rest}");
         Self::from_stored(json, Some(offset))
     }
 

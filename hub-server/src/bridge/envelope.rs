@@ -6,8 +6,11 @@
 //! which lets a receiver count the messages it missed. `local` says whether the origin hub already
 //! delivered the frame to its own clients: a stored room message is delivered by every hub,
 //! the origin included, from this one ordered stream (so each hub delivers a room in offset
-//! order), recognizing it by `id`. `o` is the room offset of a stored message, added by the
-//! history's append script.
+//! order), recognizing it by `id`. `o` and `e` are the room offset and epoch of a stored message,
+//! added by the history's append script (`"o":12,"e":"ab12cd34","frame":…`).
+//! `t` is when the origin hub's publisher sent it to Redis, in microseconds since the Unix epoch
+//! by that hub's clock: a receiver measures the cross-hub lag with it (`metrics`). Hubs older than
+//! `t` send none and ignore it (serde skips unknown fields), so mixed versions still talk.
 //! The frame is the exact JSON the clients get, copied in as bytes, never re-serialized.
 
 use serde::Deserialize;
@@ -107,8 +110,16 @@ pub struct Envelope<'a> {
     pub local: bool,
     #[serde(default, borrow)]
     pub id: Option<&'a str>,
+    /// When the origin published it (see the module doc); `None` from older hubs.
+    #[serde(default)]
+    pub t: Option<u64>,
     #[serde(default)]
     pub o: Option<u64>,
+    /// The room's epoch beside `o`: the frame is the chat frame as its hub made it, and the
+    /// receiver puts `offset` and `epoch` in front (an older hub's append put them in the frame
+    /// and sent no `e`).
+    #[serde(default, borrow)]
+    pub e: Option<&'a str>,
     #[serde(borrow)]
     pub frame: &'a RawValue,
 }

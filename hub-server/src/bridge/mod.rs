@@ -181,10 +181,7 @@ impl Bridge {
                 link.clone(),
                 outgoing_rx,
                 settings.redis_ping_interval,
-                publisher::Retention {
-                    size: settings.history_size,
-                    ttl_secs: settings.history_ttl.as_secs(),
-                },
+                publisher::Retention::new(settings.history_size, settings.history_ttl),
             )),
             tokio::spawn(subscriber::run(
                 link.clone(),

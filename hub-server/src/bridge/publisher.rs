@@ -33,11 +33,34 @@ struct ChannelStats {
     receivers: i64,
 }
 
-/// How rooms keep their history: how many messages, and for how long.
-#[derive(Debug, Clone, Copy)]
+/// How rooms keep their history: how many messages, and for how long (the append script's
+/// arguments, worked out once; see `history::scripts` for the slack and the margin).
+#[derive(Debug, Clone)]
 pub(super) struct Retention {
-    pub size: usize,
-    pub ttl_secs: u64,
+    last_index: String,
+    trim_at: String,
+    ttl_ms: String,
+    refresh_ms: String,
+}
+
+impl Retention {
+    pub fn new(size: usize, ttl: Duration) -> Self {
+        let refresh = (ttl.as_millis() / 16).max(1);
+        Retention {
+            last_index: size.saturating_sub(1).to_string(),
+            trim_at: (size + (size / 16).max(1)).to_string(),
+            ttl_ms: (ttl.as_millis() + 2 * refresh).to_string(),
+            refresh_ms: refresh.to_string(),
+        }
+    }
+}
+
+/// The hub's wall clock in ms, for the append script's TTL refresh.
+fn now_ms() -> String {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+        .to_string()
 }
 
 /// One message of a batch, ready to send (and to send again after a failure).
@@ -155,8 +178,11 @@ pub(super) async fn run(
                             .arg(list)
                             .arg(meta)
                             .arg(out.frame.as_str())
-                            .arg(retention.size)
-                            .arg(retention.ttl_secs)
+                            .arg(&retention.last_index)
+                            .arg(&retention.trim_at)
+                            .arg(&retention.ttl_ms)
+                            .arg(&retention.refresh_ms)
+                            .arg(now_ms())
                             .arg(&channel)
                             .arg(encode_head(&header))
                             .arg(new_epoch())

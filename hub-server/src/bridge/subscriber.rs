@@ -203,7 +203,10 @@ impl Session<'_> {
             },
         };
         counters.received.fetch_add(1, Ordering::Relaxed);
-        let frame = Frame::from_stored(envelope.frame.get(), envelope.o);
+        let frame = match (envelope.o, envelope.e) {
+            (Some(offset), Some(epoch)) => Frame::stored_from(envelope.frame.get(), offset, epoch),
+            (offset, _) => Frame::from_stored(envelope.frame.get(), offset),
+        };
         match self.link.bridge.channels.target(channel) {
             Some(Target::Room(room)) => {
                 self.hub.deliver(&room, &frame, sender.as_ref());

@@ -110,20 +110,22 @@ fn parse(value: Value) -> Option<Stored> {
         return None;
     };
     let top = u64::try_from(top).ok()?;
+    let epoch = String::from_utf8(epoch).ok()?;
     let mut entries = Vec::with_capacity(raw.len());
     for (i, value) in raw.into_iter().enumerate() {
         let Value::BulkString(json) = value else {
             return None;
         };
         let offset = top.checked_sub(i as u64)?;
-        entries.push(Frame::from_stored(
-            String::from_utf8(json).ok()?,
-            Some(offset),
+        entries.push(Frame::stored_from(
+            std::str::from_utf8(&json).ok()?,
+            offset,
+            &epoch,
         ));
     }
     entries.reverse();
     Some(Stored {
-        epoch: String::from_utf8(epoch).ok()?,
+        epoch,
         top,
         entries,
     })
@@ -138,17 +140,28 @@ mod tests {
     }
 
     #[test]
-    fn a_read_reply_becomes_frames_oldest_first() {
+    fn a_read_reply_becomes_frames_oldest_first_with_offset_and_epoch_in_front() {
         let reply = Value::Array(vec![
             bulk("ab12"),
             Value::Int(9),
-            Value::Array(vec![bulk("{\"offset\":9}"), bulk("{\"offset\":8}")]),
+            Value::Array(vec![
+                bulk("{\"type\":\"message\",\"content\":\"b\"}"),
+                // Stored by an older hub, which put offset and epoch in itself.
+                bulk("{\"offset\":8,\"epoch\":\"ab12\",\"type\":\"message\"}"),
+            ]),
         ]);
         let stored = parse(reply).expect("parses");
         assert_eq!((stored.epoch.as_str(), stored.top), ("ab12", 9));
         let offsets: Vec<_> = stored.entries.iter().filter_map(Frame::offset).collect();
         assert_eq!(offsets, vec![8, 9]);
-        assert_eq!(stored.entries[0].as_str(), "{\"offset\":8}");
+        assert_eq!(
+            stored.entries[0].as_str(),
+            "{\"offset\":8,\"epoch\":\"ab12\",\"type\":\"message\"}"
+        );
+        assert_eq!(
+            stored.entries[1].as_str(),
+            "{\"offset\":9,\"epoch\":\"ab12\",\"type\":\"message\",\"content\":\"b\"}"
+        );
         assert!(parse(Value::Int(1)).is_none());
     }
 }

@@ -321,7 +321,11 @@ async fn recovery_is_all_or_nothing_too_old_too_many_epoch_changed_unavailable()
     let len: u64 = redis
         .run(redis::cmd("LLEN").arg(format!("rthub:history:{{{r_old}}}")))
         .await;
-    assert_eq!(len, 5, "the history keeps history_size messages");
+    // Trimmed approximately: at most history_size / 16 (at least 1) past it.
+    assert!(
+        (5..=6).contains(&len),
+        "the history keeps history_size messages (+1): {len}"
+    );
 
     let mut talker = Client::connect(&strict).await;
     let r_many = room("many");
@@ -549,7 +553,8 @@ async fn history_keys_are_trimmed_expire_when_silent_and_ten_thousand_rooms_stay
     let list = format!("rthub:history:{{{r}}}");
     let meta = format!("rthub:meta:{{{r}}}");
     let len: u64 = redis.run(redis::cmd("LLEN").arg(&list)).await;
-    assert_eq!(len, 100, "history_size 100 of 600");
+    // Trimmed approximately: at most history_size / 16 past it (README, "History").
+    assert!((100..=106).contains(&len), "history_size 100 of 600: {len}");
     assert!((1..=2).contains(&redis.ttl(&list).await));
     assert!((1..=2).contains(&redis.ttl(&meta).await));
     tokio::time::sleep(Duration::from_millis(3100)).await;
