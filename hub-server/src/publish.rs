@@ -69,11 +69,12 @@ pub fn send(state: &AppState, msg: Message) {
                 ack: msg.ack,
             };
             if let Err(out) = state.bridge.publish(out) {
-                // The outage buffer is full: the local members at least get it now.
-                let waiting = bridge.unconfirmed.take(&out.id);
-                if let (Target::Room(room), Some(_)) = (&out.target, waiting) {
-                    hub.deliver(room, &out.frame, sender);
-                }
+                // The bridge's queue is full (counted there). While Redis is down the local
+                // members already have it (wave 1's outage behaviour). While it is up, the message
+                // goes nowhere: delivering it here now would put it ahead of this room's older
+                // messages still on their way round through Redis, so the sender is told it
+                // failed instead (and may send it again).
+                bridge.unconfirmed.take(&out.id);
                 if let Some(ack) = out.ack {
                     ack.fail(&ProtocolError::Unavailable);
                 }

@@ -208,12 +208,16 @@ impl Bridge {
         let Bridge::Redis(inner) = self else {
             return Ok(());
         };
-        inner.outgoing.try_send(out).map_err(|err| {
-            let lost = inner.counters.overflowed.fetch_add(1, Ordering::Relaxed) + 1;
-            if lost.is_power_of_two() {
-                tracing::warn!(lost, "bridge buffer full: cross-hub messages dropped");
+        inner.outgoing.try_send(out).map_err(|err| match err {
+            mpsc::error::TrySendError::Full(out) => {
+                let lost = inner.counters.overflowed.fetch_add(1, Ordering::Relaxed) + 1;
+                if lost.is_power_of_two() {
+                    tracing::warn!(lost, "bridge buffer full: cross-hub messages dropped");
+                }
+                Box::new(out)
             }
-            Box::new(err.into_inner())
+            // The publisher has stopped: the hub is shutting down.
+            mpsc::error::TrySendError::Closed(out) => Box::new(out),
         })
     }
 

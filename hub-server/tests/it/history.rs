@@ -634,3 +634,73 @@ async fn joining_a_room_one_is_already_in_loses_nothing() {
         "every message once, in order, across {rejoins} rejoins"
     );
 }
+
+/// A hub whose bridge queue overflows while Redis is up (a burst far past `bridge_buffer`) fails
+/// the overflowing messages to their sender and delivers them nowhere: every member, on this hub
+/// and the other, gets exactly the acked messages, in the order they were sent. (It used to deliver
+/// an overflowing message to the local members at once, ahead of older ones still on their way
+/// round through Redis.)
+#[tokio::test]
+async fn an_overflowing_bridge_queue_fails_messages_to_the_sender_and_reorders_nothing() {
+    let redis = RedisServer::start().await;
+    let tiny = [
+        ("HUB_BRIDGE_BUFFER", "2"),
+        ("HUB_RATE_LIMIT_PER_SEC", "100000"),
+        ("HUB_RATE_LIMIT_BURST", "100000"),
+    ];
+    let hub1 = hub("hub1", &redis, &tiny).await;
+    let hub2 = hub("hub2", &redis, &[]).await;
+    let r = room("overflow");
+    let mut sender = Client::connect(&hub1).await;
+    let mut near = Client::connect(&hub1).await;
+    let mut far = Client::connect(&hub2).await;
+    for c in [&mut sender, &mut near, &mut far] {
+        c.join(&r).await;
+    }
+    let n = 2000;
+    let sent = numbered("m", 0..n);
+    for content in &sent {
+        sender
+            .send_json(&json!({"type": "message", "room": r, "content": content, "ref": content}))
+            .await;
+    }
+    let (mut acked, mut failed) = (HashSet::new(), HashSet::new());
+    while acked.len() + failed.len() < n {
+        let f = sender.recv_json().await;
+        let reference = f["ref"].as_str().unwrap_or_default().to_owned();
+        match f["type"].as_str() {
+            Some("ack") => acked.insert(reference),
+            Some("error") => {
+                assert_eq!(f["code"], "unavailable", "{f}");
+                failed.insert(reference)
+            }
+            _ => panic!("sender: {f}"),
+        };
+    }
+    assert!(
+        !failed.is_empty(),
+        "a burst of {n} into a queue of 2 overflows"
+    );
+    assert!(!acked.is_empty(), "some of the burst got through");
+    say_stored(&mut sender, &r, &["end".to_owned()]).await;
+    let want: Vec<String> = sent.iter().filter(|c| acked.contains(*c)).cloned().collect();
+    for (name, member) in [("hub1", &mut near), ("hub2", &mut far)] {
+        let mut got = Vec::new();
+        loop {
+            let f = member.recv_json().await;
+            assert_eq!(f["type"], "message", "{name}: {f}");
+            let content = f["content"].as_str().unwrap_or_default().to_owned();
+            if content == "end" {
+                break;
+            }
+            got.push(content);
+        }
+        assert_eq!(
+            got,
+            want,
+            "{name}: the {} acked messages once each, in order, none of the {} failed",
+            acked.len(),
+            failed.len()
+        );
+    }
+}
