@@ -6,6 +6,8 @@
 #   debian:bookworm-slim  debootstrap --variant=minbase, imported
 #   rust:1-bookworm       debootstrap + gcc/libc6-dev + this machine's stable Rust toolchain
 #   redis (compose tag)   debootstrap + Debian's redis-server, CMD ["redis-server"] like the official image
+#   prometheus (compose tag, monitoring profile)  debootstrap + Debian's prometheus, run as nobody in
+#                         /prometheus like the official image (compose sets its entrypoint and flags)
 # Needs root and debootstrap (installed when missing) for the stand-ins.
 set -euo pipefail
 # shellcheck source=deploy/lib.sh
@@ -19,6 +21,7 @@ WORK="${TMPDIR:-/tmp}/realtime-hub-base-images"
 mapfile -t FROM_TAGS < <(awk 'toupper($1)=="FROM" {print $2}' Dockerfile | sort -u)
 # The Redis tag as docker-compose.yml reads it: REDIS_IMAGE from the environment, else from .env.
 REDIS_TAG="$(setting REDIS_IMAGE)"
+PROMETHEUS_TAG="$(setting PROMETHEUS_IMAGE)"
 
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 
@@ -82,6 +85,20 @@ make_redis() {
     --change 'CMD ["redis-server"]'
 }
 
+make_prometheus() {
+  rootfs "$WORK/prometheus" --include=prometheus
+  # The official image's layout: data in /prometheus owned by nobody, who runs it.
+  mkdir -p "$WORK/prometheus/prometheus"
+  chown 65534:65534 "$WORK/prometheus/prometheus"
+  import "$WORK/prometheus" "$1" \
+    --change 'USER nobody' \
+    --change 'WORKDIR /prometheus' \
+    --change 'VOLUME /prometheus' \
+    --change 'EXPOSE 9090' \
+    --change 'ENTRYPOINT ["/usr/bin/prometheus"]' \
+    --change 'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]'
+}
+
 # Tags to make locally, with their maker; made in parallel (debootstrap waits on the mirror a lot).
 to_make=()
 
@@ -103,6 +120,8 @@ for tag in "${FROM_TAGS[@]}"; do
 done
 [ -n "$REDIS_TAG" ] || die "REDIS_IMAGE is set neither in the environment nor in .env"
 ensure "$REDIS_TAG" make_redis
+[ -n "$PROMETHEUS_TAG" ] || die "PROMETHEUS_IMAGE is set neither in the environment nor in .env"
+ensure "$PROMETHEUS_TAG" make_prometheus
 
 [ ${#to_make[@]} -gt 0 ] || exit 0
 command -v debootstrap >/dev/null 2>&1 || scripts/ensure-deps.sh debootstrap

@@ -7,7 +7,9 @@ set -euo pipefail
 # shellcheck source=deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-scripts/ensure-deps.sh docker docker-compose
+scripts/ensure-deps.sh docker
+# A compose command: the v2 plugin when the docker client has it, else Debian's docker-compose (1.29).
+docker compose version >/dev/null 2>&1 || scripts/ensure-deps.sh docker-compose
 engine_up && exit 0
 # A docker client alone (some images ship one) cannot start an engine: the daemon comes with docker.io.
 scripts/ensure-deps.sh dockerd

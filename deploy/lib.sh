@@ -15,13 +15,23 @@ if ! docker buildx version >/dev/null 2>&1; then
   export COMPOSE_DOCKER_CLI_BUILD=0
 fi
 
-# The compose command as an array: compose up -d ...
-if docker compose version >/dev/null 2>&1; then
+# The compose command as an array: compose up -d ... `docker compose` (v2, the plugin) when it answers,
+# else `docker-compose` (1.29, Debian's package). Both read docker-compose.yml and .env the same way.
+# COMPOSE_MISSING says exactly what was looked for when neither is there.
+COMPOSE=()
+COMPOSE_MISSING=""
+if command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
   COMPOSE=(docker compose)
 elif command -v docker-compose >/dev/null 2>&1; then
   COMPOSE=(docker-compose)
 else
-  COMPOSE=()
+  if command -v docker >/dev/null 2>&1; then
+    COMPOSE_MISSING="'docker compose' (the Compose v2 plugin of $(command -v docker)) is not installed"
+  else
+    COMPOSE_MISSING="'docker compose' is not available (no docker command on PATH)"
+  fi
+  COMPOSE_MISSING+=" and no 'docker-compose' (v1.29) is on PATH ($PATH). Install either: Debian's"
+  COMPOSE_MISSING+=" 'apt-get install docker-compose', or Docker's docker-compose-plugin package"
 fi
 
 # The stack's secrets, each in a file of .secrets/ (git-ignored, mode 600) as one line VAR=<value>,
@@ -97,14 +107,61 @@ ensure_api_key() {
 # HUB_JWT_SECRETS and HUB_API_KEYS, and the web servers' WEB_JWT_SECRET, the first JWT secret, unless
 # the hubs run with HUB_AUTH_MODE=off (then the pages run anonymous). Empty when there is no file yet,
 # so ps, logs and teardown work before the first setup (a hub with no API key serves no API).
+# Each hub's allowed origins follow where its page can be opened (page_origins), unless
+# HUB1_ALLOWED_ORIGINS / HUB2_ALLOWED_ORIGINS are set in the environment.
 compose() {
-  [ ${#COMPOSE[@]} -gt 0 ] || die "neither 'docker compose' nor 'docker-compose' is installed (Debian: apt-get install docker-compose)"
-  local secrets web="" keys
+  [ ${#COMPOSE[@]} -gt 0 ] || die "no compose command: $COMPOSE_MISSING"
+  local secrets web="" keys origins1 origins2
   secrets="$(jwt_secrets)"
   keys="$(api_keys)"
   if [ "$(setting HUB_AUTH_MODE)" != off ]; then web="${WEB_JWT_SECRET:-${secrets%%,*}}"; fi
-  HUB_JWT_SECRETS="$secrets" WEB_JWT_SECRET="$web" HUB_API_KEYS="$keys" "${COMPOSE[@]}" "$@"
+  origins1="${HUB1_ALLOWED_ORIGINS:-$(page_origins "$(setting WEB1_PORT)")}"
+  origins2="${HUB2_ALLOWED_ORIGINS:-$(page_origins "$(setting WEB2_PORT)")}"
+  HUB_JWT_SECRETS="$secrets" WEB_JWT_SECRET="$web" HUB_API_KEYS="$keys" \
+    HUB1_ALLOWED_ORIGINS="$origins1" HUB2_ALLOWED_ORIGINS="$origins2" \
+    COMPOSE_PROFILES="$(setting COMPOSE_PROFILES)" "${COMPOSE[@]}" "$@"
 }
+
+# The hosts a browser may load the pages from: localhost and 127.0.0.1 always; with BIND_ADDRESS
+# widened, PUBLIC_HOSTS when set, else this machine's names and IPv4 addresses for 0.0.0.0 (what
+# Docker publishes on), its names and every address for ::, or BIND_ADDRESS itself. One a line.
+page_hosts() {
+  local bind public
+  bind="$(setting BIND_ADDRESS)"
+  public="$(setting PUBLIC_HOSTS)"
+  {
+    printf '%s\n' localhost 127.0.0.1
+    case "$bind" in
+      "" | 127.* | localhost | ::1 | "[::1]") ;;
+      *)
+        if [ -n "$public" ]; then
+          tr ', ' '\n\n' <<<"$public"
+        elif [ "$bind" = 0.0.0.0 ] || [ "$bind" = :: ] || [ "$bind" = "[::]" ]; then
+          hostname 2>/dev/null || true
+          hostname -f 2>/dev/null || true
+          for ip in $(hostname -I 2>/dev/null); do
+            case "$ip" in fe80:*) ;; *:*) [ "$bind" = 0.0.0.0 ] || echo "$ip" ;; *) echo "$ip" ;; esac
+          done
+        else
+          echo "$bind"
+        fi
+        ;;
+    esac
+  } | tr -d '[]' | grep -v '^$' | awk '!seen[$0]++'
+}
+
+# page_origins PORT: the pages' origins on PORT, comma-separated: http://host:PORT, http://[v6]:PORT.
+page_origins() {
+  local port=$1 host out=""
+  while read -r host; do
+    case "$host" in *:*) host="[$host]" ;; esac
+    out+="${out:+,}http://$host:$port"
+  done < <(page_hosts)
+  printf '%s' "$out"
+}
+
+# The compose profiles in use (COMPOSE_PROFILES, from the environment or .env; compose reads the same).
+profile_on() { [[ ",$(setting COMPOSE_PROFILES)," == *",$1,"* ]]; }
 
 engine_up() { docker info >/dev/null 2>&1; }
 
@@ -113,9 +170,12 @@ require_engine() {
   engine_up || die "the Docker engine does not answer: start it (e.g. 'sudo systemctl start docker') and retry"
 }
 
-# Every service of the stack, in start order.
+# Every service of the stack, in start order; prometheus with the monitoring profile.
 # shellcheck disable=SC2034 # used by the scripts that source this file
 SERVICES=(redis hub1 hub2 web1 web2)
+# Every optional profile docker-compose.yml defines: teardown removes their services too.
+# shellcheck disable=SC2034
+ALL_PROFILES=(monitoring)
 
 # Health of one service's container: healthy, starting, unhealthy, exited, or missing.
 service_health() {
@@ -131,3 +191,5 @@ setting() {
   [ -n "$v" ] || v="$(sed -n "s/^$1=//p" .env | tail -n1)"
   printf '%s' "$v"
 }
+
+if profile_on monitoring; then SERVICES+=(prometheus); fi

@@ -30,7 +30,7 @@ compose build
 say "starting ${SERVICES[*]}"
 compose up -d --remove-orphans
 
-say "waiting for every service to be healthy"
+say "waiting for every service to be healthy: ${SERVICES[*]}"
 deadline=$(( $(date +%s) + ${SETUP_TIMEOUT:-180} ))
 while :; do
   pending=()
@@ -46,10 +46,36 @@ while :; do
   fi
   sleep 2
 done
+# The hubs' container healthcheck is liveness; ready (/health: the Redis bridge is up) is what a user
+# needs before chatting across them: `hub-server healthcheck` asks it.
+for s in hub1 hub2; do
+  until compose exec -T "$s" hub-server healthcheck >/dev/null 2>&1; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      compose logs --tail=30 "$s" >&2 || true
+      die "$s is live but not ready (its Redis bridge is down) after ${SETUP_TIMEOUT:-180}s"
+    fi
+    sleep 1
+  done
+done
 
 HUB1_PORT="$(setting HUB1_PORT)" HUB2_PORT="$(setting HUB2_PORT)"
 WEB1_PORT="$(setting WEB1_PORT)" WEB2_PORT="$(setting WEB2_PORT)"
 HUB1_API_PORT="$(setting HUB1_API_PORT)" HUB2_API_PORT="$(setting HUB2_API_PORT)"
+# Other machines reach the pages at these hosts when BIND_ADDRESS is widened (deploy/lib.sh, page_hosts).
+mapfile -t remote_hosts < <(page_hosts | grep -vx 'localhost\|127.0.0.1')
+remote=""
+if [ ${#remote_hosts[@]} -gt 0 ]; then
+  remote="From other machines (BIND_ADDRESS=$(setting BIND_ADDRESS); the hubs allow these pages):"$'\n'
+  for h in "${remote_hosts[@]}"; do
+    case "$h" in *:*) h="[$h]" ;; esac
+    remote+="    http://$h:${WEB1_PORT}    http://$h:${WEB2_PORT}"$'\n'
+  done
+  remote+=$'\n'
+fi
+monitoring=""
+if profile_on monitoring; then
+  monitoring="Prometheus (monitoring profile; on 127.0.0.1 only): http://127.0.0.1:$(setting PROMETHEUS_PORT)  (targets: /targets, alerts: /alerts)"$'\n\n'
+fi
 # Where the key is, never the key: from the file make setup wrote, or the caller's own HUB_API_KEYS.
 if [ -n "${HUB_API_KEYS:-}" ]; then
   key_from='KEY=<a key of your HUB_API_KEYS>'
@@ -64,7 +90,9 @@ Open these two pages, in two tabs or two browsers, sign in with a name on each, 
     http://localhost:${WEB1_PORT}    (connected to hub1)
     http://localhost:${WEB2_PORT}    (connected to hub2)
 
-Server API (README, "Server API"; on 127.0.0.1 only): hub1 http://127.0.0.1:${HUB1_API_PORT}, hub2 http://127.0.0.1:${HUB2_API_PORT}
+Status of both hubs, live: http://localhost:${WEB1_PORT}/status
+
+${remote}${monitoring}Server API (README, "Server API"; on 127.0.0.1 only): hub1 http://127.0.0.1:${HUB1_API_PORT}, hub2 http://127.0.0.1:${HUB2_API_PORT}
 
     ${key_from}
     curl -s -H "Authorization: Bearer \$KEY" http://127.0.0.1:${HUB1_API_PORT}/api/hubs

@@ -7,7 +7,8 @@ set -euo pipefail
 # shellcheck source=deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 require_engine
-compose down --volumes --remove-orphans --timeout 20
+# Every profile's services too (Prometheus), whether or not the profile is on now.
+compose "${ALL_PROFILES[@]/#/--profile=}" down --volumes --remove-orphans --timeout 20
 say "removed the realtime-hub containers, network and volumes"
 if [ -e "$JWT_SECRET_FILE" ]; then
   say "kept the JWT secret in $JWT_SECRET_FILE (delete it for a new one at the next make setup)"

@@ -11,14 +11,29 @@
 # setup's output, not in any service's logs, not in a container's command line or healthcheck, not in
 # the image; the API key not even in the environment of redis or the web servers. The API ports must be
 # published on 127.0.0.1 only.
+# The run turns the `monitoring` profile on: Prometheus must see both hubs up, load the alerting rules
+# and read realtime_hub_redis_up. The hubs' container healthcheck is liveness: with Redis paused, they
+# stay healthy while unready (and Prometheus reads redis_up 0). Redis runs with a random password for
+# the run, which must be on no process command line (ps, docker top, docker inspect). The stack is
+# published on every interface (BIND_ADDRESS=0.0.0.0) with 127.0.0.2 standing for another machine's
+# address (PUBLIC_HOSTS): the pages answer there and each hub accepts its own page's origin there and
+# no other. deploy/compose-command.test.sh first checks the choice between `docker compose` and
+# `docker-compose`.
 # The stack is torn down even when a step fails; its logs are printed first.
 set -euo pipefail
 # shellcheck source=deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 
+# This run's settings (see above). The password: letters and digits, URL-safe.
+REDIS_PASSWORD="rt$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export REDIS_PASSWORD COMPOSE_PROFILES=monitoring BIND_ADDRESS=0.0.0.0 PUBLIC_HOSTS=127.0.0.2
+# shellcheck source=deploy/lib.sh
+source deploy/lib.sh
+
 t0=$(date +%s)
 lap() { say "$1 ($(( $(date +%s) - t0 )) s so far)"; }
 
+deploy/compose-command.test.sh
 deploy/engine.sh
 # The engine may have been installed just now: pick the compose command again.
 # shellcheck source=deploy/lib.sh
@@ -57,14 +72,16 @@ cleanup() {
     say "failed (exit $rc): the stack's state and last logs"
     compose ps >&2 || true
     compose logs --no-color --tail=60 >&2 || true
-    compose down --volumes --remove-orphans --timeout 20 >&2 || true
+    # A step may have failed with Redis paused.
+    docker unpause "$(compose ps -q redis 2>/dev/null | head -n1)" >/dev/null 2>&1 || true
+    compose "${ALL_PROFILES[@]/#/--profile=}" down --volumes --remove-orphans --timeout 20 >&2 || true
   fi
   exit $rc
 }
 trap cleanup EXIT
 
 # A stack left over from an earlier run would be reused half-built: start clean.
-compose down --volumes --remove-orphans --timeout 20 >/dev/null 2>&1 || true
+compose "${ALL_PROFILES[@]/#/--profile=}" down --volumes --remove-orphans --timeout 20 >/dev/null 2>&1 || true
 volumes_before="$(docker volume ls -q | sort)"
 
 # Whether stdin holds one of the values LIST prints (jwt_secrets or api_keys; fixed strings, none is
@@ -136,13 +153,126 @@ api_on_loopback_only() {
   done
 }
 
+# A JSON answer of Prometheus's HTTP API, reduced by a JS expression over `d` (its data) to one line.
+prom() { # prom PATH JS
+  local body
+  body="$(curl -sf --max-time 3 "http://127.0.0.1:$(setting PROMETHEUS_PORT)$1")" || return 1
+  node -e 'const d = JSON.parse(require("fs").readFileSync(0, "utf8")).data; console.log(eval(process.argv[1]))' "$2" <<<"$body"
+}
+# until_true SECONDS WHAT COMMAND...: COMMAND succeeds within SECONDS, or the test fails saying WHAT
+# and what COMMAND last saw (it may put that in LAST).
+LAST=""
+until_true() {
+  local limit=$1 what=$2 end
+  shift 2
+  end=$(( $(date +%s) + limit ))
+  LAST=""
+  until "$@"; do
+    [ "$(date +%s)" -lt "$end" ] || die "not within ${limit}s: $what (last seen: ${LAST:-nothing})"
+    sleep 1
+  done
+}
+# redis_up_is "hub1:8090=V hub2:8090=V": realtime_hub_redis_up as Prometheus last read it from each hub.
+redis_up_is() {
+  LAST="$(prom '/api/v1/query?query=realtime_hub_redis_up' \
+    'd.result.map(r => `${r.metric.instance}=${r.value[1]}`).sort().join(" ")' || echo 'no answer')"
+  [ "$LAST" = "$1" ]
+}
+
+# Prometheus (monitoring profile) scrapes both hubs, has loaded every alerting rule, fires none.
+prometheus_sees_both_hubs() {
+  local want_rules got
+  targets_up() {
+    LAST="$(prom '/api/v1/targets?state=active' \
+      'd.activeTargets.filter(t => t.labels.job === "realtime-hub").map(t => `${t.labels.instance}=${t.health} ${t.lastError}`).sort().join(", ")' \
+      || echo 'no answer')"
+    [ "$LAST" = "hub1:8090=up , hub2:8090=up " ]
+  }
+  until_true 60 "Prometheus sees hub1:8090 and hub2:8090 up (/api/v1/targets)" targets_up
+  want_rules="$(sed -n 's/^ *- alert: //p' deploy/monitoring/alerts.yml | sort | tr '\n' ' ')"
+  got="$(prom /api/v1/rules 'd.groups.flatMap(g => g.rules).filter(r => r.type === "alerting" && r.health === "ok").map(r => r.name).sort().join(" ")') "
+  [ "$got" = "$want_rules" ] || die "Prometheus's alerting rules: '$got', want '$want_rules' (all healthy)"
+  until_true 30 "Prometheus reads realtime_hub_redis_up 1 from both hubs" redis_up_is "hub1:8090=1 hub2:8090=1"
+  got="$(prom /api/v1/alerts 'd.alerts.filter(a => a.state === "firing").map(a => a.labels.alertname).join(" ")')"
+  [ -z "$got" ] || die "alerts firing on a healthy stack: $got"
+  say "Prometheus: hub1:8090 and hub2:8090 up, rules loaded ($want_rules), realtime_hub_redis_up 1 on both, nothing firing"
+}
+
+# With Redis paused, each hub is unready (/health 503, what `hub-server healthcheck` asks) but stays
+# healthy for its container healthcheck (/health/live) well past interval x retries, and so do the
+# web servers; Prometheus reads redis_up 0. Then Redis comes back and the hubs are ready again.
+liveness_not_readiness() {
+  local redis s h
+  redis="$(compose ps -q redis | head -n1)"
+  ready() { compose exec -T "$1" hub-server healthcheck >/dev/null 2>&1; }
+  not_ready() { ! ready "$1"; }
+  both_unready() { not_ready hub1 && not_ready hub2; }
+  docker pause "$redis" >/dev/null
+  until_true 20 "hub1 and hub2 unready with Redis paused" both_unready
+  until_true 30 "Prometheus reads realtime_hub_redis_up 0 from both hubs" redis_up_is "hub1:8090=0 hub2:8090=0"
+  # Healthcheck every 5 s, 3 retries: a readiness healthcheck would turn unhealthy within ~15 s.
+  sleep 20
+  for s in hub1 hub2 web1 web2; do
+    h="$(service_health "$s")"
+    [ "$h" = healthy ] || { docker unpause "$redis" >/dev/null; die "$s is $h after 20 s of Redis paused (its healthcheck must be liveness)"; }
+  done
+  not_ready hub1 || { docker unpause "$redis" >/dev/null; die "hub1 became ready with Redis still paused"; }
+  docker unpause "$redis" >/dev/null
+  for s in hub1 hub2; do until_true 30 "$s ready again after Redis came back" ready "$s"; done
+  say "Redis paused 20+ s: hubs unready, still healthy (liveness), redis_up 0 in Prometheus; ready again once it was back"
+}
+
+# The process command lines of the whole machine (every container's processes included) and of each
+# container as docker shows them hold no Redis password; the control: redis's environment does.
+redis_password_on_no_command_line() {
+  local s id
+  id="$(compose ps -q redis | head -n1)"
+  docker inspect -f '{{json .Config.Env}}' "$id" | grep -qF "$REDIS_PASSWORD" \
+    || die "control failed: the Redis password is not even in redis's environment"
+  ps -eo args >"$evidence/ps-of-this-machine"
+  grep -q '[r]edis-server' "$evidence/ps-of-this-machine" || die "control failed: no redis-server in ps"
+  for s in "${SERVICES[@]}"; do
+    id="$(compose ps -q "$s" | head -n1)"
+    docker top "$id" -eo pid,args >"$evidence/docker-top-of-$s"
+  done
+  for f in "$evidence"/*; do
+    ! grep -qF "$REDIS_PASSWORD" "$f" || die "the Redis password is in the ${f##*/}"
+  done
+}
+
+# 127.0.0.2 plays another machine (PUBLIC_HOSTS): with BIND_ADDRESS=0.0.0.0 each page answers there,
+# and its hub accepts a WebSocket from that page's origin, and refuses the other page's and a stranger's.
+origins_follow_bind_address() {
+  local n hub web other code origin want
+  for n in 1 2; do
+    hub="$(setting "HUB${n}_PORT")" web="$(setting "WEB${n}_PORT")" other="$(setting "WEB$((3 - n))_PORT")"
+    code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.2:$web/" || true)"
+    [ "$code" = 200 ] || die "web$n's page at http://127.0.0.2:$web/ answered $code"
+    for origin in "http://127.0.0.2:$web=101" "http://127.0.0.2:$other=403" "http://127.0.0.3:$web=403"; do
+      want="${origin##*=}" origin="${origin%=*}"
+      code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
+        -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' -H "Origin: $origin" \
+        "http://127.0.0.2:$hub/ws" || true)"
+      [ "$code" = "$want" ] || die "hub$n at 127.0.0.2:$hub answered $code to a page of $origin (want $want)"
+    done
+  done
+  say "from 127.0.0.2 (PUBLIC_HOSTS): both pages answer, each hub takes its page's origin (101) and refuses others (403)"
+}
+
 setup_log="$(mktemp)"
 build_start=$(date +%s)
 make --no-print-directory setup 2>&1 | tee "$setup_log"
 lap "make setup done: build + start + healthy in $(( $(date +%s) - build_start )) s"
 
+prometheus_sees_both_hubs
+origins_follow_bind_address
+lap "monitoring profile and widened BIND_ADDRESS checked"
+
 node --test deploy/compose.test.mjs
 lap "jwt checks, browser scenario and server API checks passed"
+
+liveness_not_readiness
+lap "the hubs' container healthcheck is liveness"
 
 api_on_loopback_only
 lap "the API ports are bound to 127.0.0.1 only"
@@ -152,8 +282,9 @@ gather_evidence
 shows_nowhere "JWT secret" jwt_secrets "$JWT_SECRET_FILE" HUB_JWT_SECRETS
 shows_nowhere "server API key" api_keys "$API_KEY_FILE" HUB_API_KEYS
 api_key_only_in_hubs
+redis_password_on_no_command_line
 rm -rf "$setup_log" "$evidence"
-lap "the JWT secret and the API key are in no log, command line, healthcheck or image history, nor in make setup's output; the API key only in the hubs' environment"
+lap "the JWT secret and the API key are in no log, command line, healthcheck or image history, nor in make setup's output; the API key only in the hubs' environment; the Redis password on no command line (ps, docker top, docker inspect) nor in any log"
 
 make --no-print-directory teardown
 left="$(stack_leftovers | sort -u)"

@@ -98,8 +98,8 @@ broken grace 's/^      terminationGracePeriodSeconds: 20$/      terminationGrace
 expect_refused "a grace period shorter than preStop + shutdown_grace" "terminationGracePeriodSeconds 12" content_check "$tmp/grace"
 broken liveness 's|^              path: /health/live$|              path: /health|' hub-server.yaml
 expect_refused "liveness on /health" "livenessProbe is not GET /health/live" content_check "$tmp/liveness"
-broken secret 's|^              value: https://chat.example.com$|              value: https://chat.example.com\n            - name: HUB_API_KEYS_INLINE\n              value: hunter2hunter2hunter2|' hub-server.yaml
-expect_refused "a literal secret" "HUB_API_KEYS_INLINE holds a secret" content_check "$tmp/secret"
+broken secret 's|^              value: https://chat.example.com$|              value: https://chat.example.com\n            - name: WEB_JWT_SECRET\n              value: hunter2hunter2hunter2hunter2hunter2|' hub-server.yaml
+expect_refused "a literal secret" "WEB_JWT_SECRET holds a secret" content_check "$tmp/secret"
 printf 'x\n## Configuration\n`HUB_LISTEN`\n' >"$tmp/README-without-k8s.md"
 expect_refused "a README without the Secret's keys" "README's Kubernetes section" content_check "$K8S_DIR" "$tmp/README-without-k8s.md"
 say "self-test: 7 broken copies refused, each for its reason"
