@@ -24,6 +24,9 @@ pub struct Settings {
     pub max_rooms_per_client: usize,
     /// Frames queued for one client before it is closed as a slow consumer.
     pub send_queue: usize,
+    /// Bytes queued for one client before it is closed as a slow consumer (a single frame into
+    /// an empty queue always goes).
+    pub send_queue_bytes: usize,
     pub rate_limit_per_sec: u32,
     pub rate_limit_burst: u32,
     /// Frames refused for the rate limit before the connection is closed.
@@ -52,6 +55,10 @@ pub struct Settings {
     pub hub_timeout: Duration,
     /// Cross-hub messages held in order while Redis is unreachable.
     pub bridge_buffer: usize,
+    /// Messages from Redis waiting for this hub's fan-out, at most; past it (or past
+    /// `inbound_buffer_bytes`) they are shed and counted, never queued without bound.
+    pub inbound_buffer: usize,
+    pub inbound_buffer_bytes: usize,
     #[serde(with = "humantime_serde")]
     pub redis_ping_interval: Duration,
     /// Longest wait for any Redis reply before the connection is declared stalled.
@@ -93,6 +100,10 @@ pub struct Settings {
     pub api_listen: SocketAddr,
     /// Comma-separated API keys (`Authorization: Bearer <key>`); unset: no API listener at all.
     pub api_keys: Option<Secret>,
+    /// Not a setting (no key, no variable): the hub-echo conformance binary sets it, and every
+    /// session then writes back each message it reads instead of running the chat protocol.
+    #[serde(skip)]
+    pub echo: bool,
 }
 
 /// The entries of a comma-separated setting, trimmed, empty ones skipped.
@@ -140,6 +151,7 @@ max_message_bytes = 65536
 max_connections = 100000
 max_rooms_per_client = 100
 send_queue = 1024
+send_queue_bytes = 1048576
 rate_limit_per_sec = 100
 rate_limit_burst = 200
 rate_limit_max_rejects = 20
@@ -152,6 +164,8 @@ presence_events_max = 1000
 hub_heartbeat = "2s"
 hub_timeout = "10s"
 bridge_buffer = 10000
+inbound_buffer = 10000
+inbound_buffer_bytes = 16777216
 redis_ping_interval = "1s"
 redis_timeout = "2s"
 reconnect_max = "2s"
@@ -216,7 +230,10 @@ impl Settings {
             ("max_connections", self.max_connections == 0),
             ("max_rooms_per_client", self.max_rooms_per_client == 0),
             ("send_queue", self.send_queue == 0),
+            ("send_queue_bytes", self.send_queue_bytes == 0),
             ("bridge_buffer", self.bridge_buffer == 0),
+            ("inbound_buffer", self.inbound_buffer == 0),
+            ("inbound_buffer_bytes", self.inbound_buffer_bytes == 0),
             ("rate_limit_per_sec", self.rate_limit_per_sec == 0),
             ("rate_limit_burst", self.rate_limit_burst == 0),
             // 0 would close on the first refused frame, before the error frame that explains it.
@@ -250,6 +267,11 @@ impl Settings {
         if self.hub_timeout < self.hub_heartbeat * 2 {
             return Err(ConfigError::Invalid(
                 "hub_timeout must be at least twice hub_heartbeat".into(),
+            ));
+        }
+        if self.send_queue_bytes < self.max_message_bytes {
+            return Err(ConfigError::Invalid(
+                "send_queue_bytes must be at least max_message_bytes".into(),
             ));
         }
         if self.name.trim().is_empty() {
@@ -326,6 +348,12 @@ mod tests {
     fn bad_values_are_rejected_with_the_key_named() {
         let err = Settings::load_from(None, env(&[("HUB_SEND_QUEUE", "0")])).unwrap_err();
         assert!(err.to_string().contains("send_queue"), "{err}");
+        let err = Settings::load_from(None, env(&[("HUB_SEND_QUEUE_BYTES", "65535")])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("send_queue_bytes must be at least max_message_bytes"),
+            "{err}"
+        );
         let err = Settings::load_from(None, env(&[("HUB_PING_INTERVAL", "soon")])).unwrap_err();
         assert!(err.to_string().contains("ping_interval"), "{err}");
         for key in [

@@ -90,6 +90,8 @@ pub enum CloseReason {
     PongTimeout,
     /// The WebSocket protocol was violated.
     ProtocolViolation,
+    /// A text message that is not UTF-8 (RFC 6455 8.1: 1007).
+    InvalidPayload,
     /// A bad, missing or late token.
     AuthFailed(AuthFailure),
     /// The token's `exp` (plus `jwt_leeway`) passed without a refresh.
@@ -149,6 +151,7 @@ impl CloseReason {
             CloseReason::MessageTooBig => CloseCode::Size,
             CloseReason::PongTimeout => CloseCode::Policy,
             CloseReason::ProtocolViolation => CloseCode::Protocol,
+            CloseReason::InvalidPayload => CloseCode::Invalid,
             CloseReason::AuthFailed(_) => CloseCode::Library(4001),
             CloseReason::TokenExpired => CloseCode::Library(4002),
             CloseReason::TooManyUserConnections => CloseCode::Library(4008),
@@ -164,6 +167,7 @@ impl CloseReason {
             CloseReason::MessageTooBig => "message too big",
             CloseReason::PongTimeout => "pong timeout",
             CloseReason::ProtocolViolation => "protocol violation",
+            CloseReason::InvalidPayload => "text frame not utf-8",
             CloseReason::AuthFailed(failure) => failure.text(),
             CloseReason::TokenExpired => "token expired",
             CloseReason::TooManyUserConnections => "too many connections for this user",

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::error::{CloseReason, ProtocolError};
 use crate::protocol::{Frame, Room};
 use crate::room_users::{PresenceChange, PresenceFeed, RoomUsers};
+use crate::writer::QueuedBytes;
 
 pub type ClientId = Arc<str>;
 
@@ -43,23 +44,37 @@ impl Kick {
     }
 }
 
-/// How the hub reaches one client: its bounded queue and its kick switch.
+/// How the hub reaches one client: its bounded queue, the bytes in it, and its kick switch.
 #[derive(Debug, Clone)]
 pub struct Recipient {
     pub tx: mpsc::Sender<Frame>,
+    /// Bytes waiting in `tx`, against `send_queue_bytes` (the writer gives them back).
+    pub queued: Arc<QueuedBytes>,
     pub kick: Arc<Kick>,
 }
 
 impl Recipient {
-    /// Queues `frame`; a full queue closes the client as a slow consumer. Returns whether queued.
+    /// Queues `frame`; a queue full in frames or in bytes closes the client as a slow consumer.
+    /// Returns whether queued.
     pub fn offer(&self, frame: &Frame) -> bool {
+        let len = frame.as_str().len();
+        if !self.queued.try_add(len) {
+            if !self.tx.is_closed() {
+                self.kick.close(CloseReason::SlowConsumer);
+            }
+            return false;
+        }
         match self.tx.try_send(frame.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
+                self.queued.release(len);
                 self.kick.close(CloseReason::SlowConsumer);
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.queued.release(len);
+                false
+            }
         }
     }
 }
@@ -486,6 +501,7 @@ mod tests {
         let id: ClientId = id.into();
         let recipient = Recipient {
             tx,
+            queued: QueuedBytes::new(usize::MAX),
             kick: kick.clone(),
         };
         hub.register(Newcomer {
@@ -563,7 +579,11 @@ mod tests {
         let r = room("r");
         let stored = |o: u64| Frame::from_stored(format!("{{\"offset\":{o}}}"), Some(o));
         let (tx, mut waiting) = mpsc::channel(16);
-        let via = Recipient { tx, kick };
+        let via = Recipient {
+            tx,
+            queued: QueuedBytes::new(usize::MAX),
+            kick,
+        };
         hub.join_via(&a, &r, Some(via)).expect("join");
         // Live while the history is read: 4 and 5 (the replay will cover up to 5), then 6.
         for o in [4, 5, 6] {

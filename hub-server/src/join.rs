@@ -15,6 +15,7 @@ use crate::history::{History, outcome};
 use crate::hub::{ClientId, Joined, Recipient};
 use crate::protocol::{Frame, JoinOutcome, Replay, Room};
 use crate::state::AppState;
+use crate::writer::QueuedBytes;
 
 pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Room, replay: Replay) {
     let hub = &state.hub;
@@ -48,8 +49,10 @@ pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Roo
         }
         History::Redis(redis) => {
             let (tx, mut waiting) = mpsc::channel(state.settings.send_queue);
+            // A budget of its own: this buffer is emptied by `settle`, not by a writer.
             let via = Recipient {
                 tx,
+                queued: QueuedBytes::new(state.settings.send_queue_bytes),
                 kick: me.kick.clone(),
             };
             let was = match hub.join_via(client, &room, Some(via)) {

@@ -42,9 +42,25 @@ where
     let kick = Arc::new(Kick::default());
     let me = Recipient {
         tx,
+        queued: writer::QueuedBytes::new(settings.send_queue_bytes),
         kick: kick.clone(),
     };
-    let mut writer = tokio::spawn(writer::run(sink, rx, close_rx, settings.ping_interval));
+    // Echo mode (the hub-echo conformance binary only): messages go back through the writer.
+    let (echo, echo_rx) = match settings.echo {
+        true => {
+            let (tx, rx) = mpsc::channel(16);
+            (Some(tx), Some(rx))
+        }
+        false => (None, None),
+    };
+    let mut writer = tokio::spawn(writer::run(
+        sink,
+        rx,
+        me.queued.clone(),
+        close_rx,
+        settings.ping_interval,
+        echo_rx,
+    ));
     tracing::debug!(client_id = %client_id, %ip, "client connected");
 
     let mut session = Session {
@@ -61,8 +77,13 @@ where
         identity: None,
         user_slot: None,
         deadline: None,
+        echo,
     };
-    let reason = match session.start(bearer.as_deref()) {
+    let started = match session.echo {
+        Some(_) => Ok(()),
+        None => session.start(bearer.as_deref()),
+    };
+    let reason = match started {
         Ok(()) => session.read_until_closed(&mut stream, &kick).await,
         Err(reason) => Some(reason),
     };
@@ -112,6 +133,8 @@ struct Session<'a> {
     /// When the connection must close, and why: no token by `auth_timeout`, then the token's
     /// expiry. One timer for both, since a connection is only ever waiting for one of them.
     deadline: Option<(tokio::time::Instant, CloseReason)>,
+    /// Echo mode: where each message read goes instead of the chat protocol.
+    echo: Option<mpsc::Sender<Message>>,
 }
 
 impl Session<'_> {
@@ -254,6 +277,13 @@ impl Session<'_> {
             deadline = tokio::time::Instant::now() + pong_timeout;
             match msg {
                 None | Some(Ok(Message::Close(_))) => return None,
+                Some(Ok(msg @ (Message::Text(_) | Message::Binary(_)))) if self.echo.is_some() => {
+                    if let Some(echo) = &self.echo
+                        && echo.send(msg).await.is_err()
+                    {
+                        return None;
+                    }
+                }
                 Some(Ok(Message::Text(text))) => {
                     if let Some(reason) = self.on_frame(Some(text.as_str())).await {
                         return Some(reason);
@@ -270,6 +300,10 @@ impl Session<'_> {
                 }
                 Some(Err(WsError::Protocol(WsProtocolError::ResetWithoutClosingHandshake))) => {
                     return None;
+                }
+                Some(Err(WsError::Utf8(err))) => {
+                    tracing::debug!(client_id = %self.client_id, %err, "text frame not UTF-8");
+                    return Some(CloseReason::InvalidPayload);
                 }
                 Some(Err(WsError::Protocol(err))) => {
                     tracing::debug!(client_id = %self.client_id, %err, "websocket protocol error");

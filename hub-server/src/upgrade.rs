@@ -62,14 +62,24 @@ fn handshake(
     if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
         return refuse(StatusCode::BAD_REQUEST, "expected a websocket upgrade\n");
     }
-    if headers
+    // RFC 6455 4.4: a version we do not speak is 426 naming the one we do; 4.2.1: a handshake
+    // without a version is not one (400), told the version all the same.
+    match headers
         .get(header::SEC_WEBSOCKET_VERSION)
         .map(|v| v.as_bytes())
-        != Some(b"13")
     {
-        return refuse(StatusCode::BAD_REQUEST, "unsupported websocket version\n");
+        Some(b"13") => {}
+        Some(_) => return refuse_version(StatusCode::UPGRADE_REQUIRED),
+        None => return refuse_version(StatusCode::BAD_REQUEST),
     }
-    let (Some(key), Some(on_upgrade)) = (headers.get(header::SEC_WEBSOCKET_KEY), on_upgrade) else {
+    let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
+    let (Some(key), None) = (keys.next(), keys.next()) else {
+        return refuse(StatusCode::BAD_REQUEST, "expected one Sec-WebSocket-Key\n");
+    };
+    if !is_key(key.as_bytes()) {
+        return refuse(StatusCode::BAD_REQUEST, "bad Sec-WebSocket-Key\n");
+    }
+    let Some(on_upgrade) = on_upgrade else {
         return refuse(StatusCode::BAD_REQUEST, "expected a websocket upgrade\n");
     };
     if state.shutdown.has_begun() {
@@ -122,6 +132,25 @@ fn handshake(
     response
 }
 
+fn refuse_version(status: StatusCode) -> Response {
+    let mut response = refuse(status, "websocket version 13 only\n");
+    response.headers_mut().insert(
+        header::SEC_WEBSOCKET_VERSION,
+        header::HeaderValue::from_static("13"),
+    );
+    response
+}
+
+/// RFC 6455 4.1: the key is 16 bytes in base64, which is 22 characters of the base64 alphabet
+/// and `==`.
+fn is_key(key: &[u8]) -> bool {
+    key.len() == 24
+        && key.ends_with(b"==")
+        && key[..22]
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
+}
+
 /// The token of an `Authorization: Bearer <token>` header (non-browser clients). Tokens in the URL
 /// are not read: they would land in proxy and access logs.
 fn bearer_token(headers: &HeaderMap) -> Option<String> {
@@ -138,4 +167,25 @@ fn socket_config(max_message_bytes: usize) -> WebSocketConfig {
         .read_buffer_size(1024)
         .max_message_size(Some(max_message_bytes))
         .max_frame_size(Some(max_message_bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_key;
+
+    #[test]
+    fn a_key_is_sixteen_bytes_in_base64() {
+        assert!(is_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "RFC 6455's example");
+        for bad in [
+            &b""[..],
+            b"dGhlIHNhbXBsZSBub25jZQ",
+            b"dGhlIHNhbXBsZSBub25jZQ=",
+            b"dGhlIHNhbXBsZSBub25jZQ===",
+            b"dGhlIHNhbXBsZSBub25j*Q==",
+            b"dGhlIHNhbXBsZSBub25jZQAA",
+            b"not a key",
+        ] {
+            assert!(!is_key(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
 }

@@ -1,7 +1,13 @@
 //! The only writer of a client's socket. It drains everything queued before writing and flushes
 //! once per batch: one write() per frame caps a 2-core machine near 150k frames/s, coalescing is
 //! what gets past that. It also sends the server pings and, when told, the close frame.
+//!
+//! The queue is bounded twice: in frames by the channel (`send_queue`) and in bytes by
+//! [`QueuedBytes`] (`send_queue_bytes`): senders reserve a frame's bytes before queueing it, the
+//! writer gives them back once it has written the batch they were in.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::{Sink, SinkExt};
@@ -17,11 +23,58 @@ const MAX_BATCH: usize = 64;
 /// A close frame to a client that stopped reading can block forever: give up after this.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The bytes waiting in one client's queue, against `send_queue_bytes`. One atomic add per
+/// queued frame, one subtraction per written batch.
+#[derive(Debug)]
+pub struct QueuedBytes {
+    bytes: AtomicUsize,
+    limit: usize,
+}
+
+impl QueuedBytes {
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(QueuedBytes {
+            bytes: AtomicUsize::new(0),
+            limit,
+        })
+    }
+
+    /// Reserves `n` bytes; false when that would take the queue past the limit. A frame into an
+    /// empty queue always fits, so a single frame larger than the limit is still delivered.
+    pub fn try_add(&self, n: usize) -> bool {
+        let before = self.bytes.fetch_add(n, Ordering::Relaxed);
+        if before != 0 && before.saturating_add(n) > self.limit {
+            self.release(n);
+            return false;
+        }
+        true
+    }
+
+    /// Gives `n` bytes back. Saturates at zero: a few small frames (acks) are queued without a
+    /// reservation, and giving theirs back must not wrap the counter.
+    pub fn release(&self, n: usize) {
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some(b.saturating_sub(n))
+            });
+    }
+
+    pub fn get(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// Writes what `queue` brings (giving its bytes back to `queued`) until the queue ends or a close
+/// reason comes. `echo` is the hub-echo test binary's way in: whole messages the session read,
+/// written back as they are (see `session`); `None` in a hub.
 pub async fn run<S>(
     mut sink: S,
     mut queue: mpsc::Receiver<Frame>,
+    queued: Arc<QueuedBytes>,
     mut close: oneshot::Receiver<CloseReason>,
     ping_interval: Duration,
+    mut echo: Option<mpsc::Receiver<Message>>,
 ) where
     S: Sink<Message, Error = WsError> + Unpin,
 {
@@ -32,14 +85,23 @@ pub async fn run<S>(
     loop {
         tokio::select! {
             biased;
-            reason = &mut close => {
-                if let Ok(reason) = reason {
-                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, close_with(&mut sink, &mut queue, reason)).await;
-                }
-                return;
-            }
+            reason = &mut close => return finish(&mut sink, &mut queue, &mut echo, reason.ok()).await,
             n = queue.recv_many(&mut batch, MAX_BATCH) => {
-                if n == 0 || write_batch(&mut sink, &mut batch).await.is_err() {
+                if n == 0 {
+                    // Every sender is gone: the session is ending and says why next (or drops
+                    // `close`, when the client left on its own).
+                    let reason = close.await.ok();
+                    return finish(&mut sink, &mut queue, &mut echo, reason).await;
+                }
+                let bytes: usize = batch.iter().map(|f| f.as_str().len()).sum();
+                let written = write_batch(&mut sink, &mut batch).await;
+                queued.release(bytes);
+                if written.is_err() {
+                    return;
+                }
+            }
+            Some(msg) = next_echo(&mut echo) => {
+                if sink.send(msg).await.is_err() {
                     return;
                 }
             }
@@ -49,6 +111,42 @@ pub async fn run<S>(
                 }
             }
         }
+    }
+}
+
+/// The end of a connection, bounded by [`CLOSE_TIMEOUT`]: what the client sent back to it (echo
+/// mode), then with a `reason` what is still queued and our close frame; without one (the client
+/// closed) the close reply tungstenite has queued.
+async fn finish<S>(
+    sink: &mut S,
+    queue: &mut mpsc::Receiver<Frame>,
+    echo: &mut Option<mpsc::Receiver<Message>>,
+    reason: Option<CloseReason>,
+) where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
+    let finish = async {
+        if let Some(echo) = echo {
+            while let Ok(msg) = echo.try_recv() {
+                if sink.feed(msg).await.is_err() {
+                    return;
+                }
+            }
+        }
+        match reason {
+            Some(reason) => close_with(sink, queue, reason).await,
+            None => {
+                let _ = sink.flush().await;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, finish).await;
+}
+
+async fn next_echo(echo: &mut Option<mpsc::Receiver<Message>>) -> Option<Message> {
+    match echo {
+        Some(echo) => echo.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -106,7 +204,14 @@ mod tests {
         for _ in 0..3 {
             tx.try_send(Frame::pong()).expect("room in queue");
         }
-        let writer = tokio::spawn(run(sink, rx, close_rx, Duration::from_secs(60)));
+        let writer = tokio::spawn(run(
+            sink,
+            rx,
+            QueuedBytes::new(usize::MAX),
+            close_rx,
+            Duration::from_secs(60),
+            None,
+        ));
         for _ in 0..3 {
             assert!(
                 matches!(out.recv().await, Some(Message::Text(t)) if t.as_str() == Frame::pong().as_str())
@@ -137,8 +242,61 @@ mod tests {
         let (sink, mut out) = sink_pair();
         let (_tx, rx) = mpsc::channel::<Frame>(8);
         let (_close_tx, close_rx) = oneshot::channel();
-        tokio::spawn(run(sink, rx, close_rx, Duration::from_secs(20)));
+        tokio::spawn(run(
+            sink,
+            rx,
+            QueuedBytes::new(usize::MAX),
+            close_rx,
+            Duration::from_secs(20),
+            None,
+        ));
         let first = tokio::time::timeout(Duration::from_secs(21), out.recv()).await;
         assert!(matches!(first, Ok(Some(Message::Ping(_)))), "{first:?}");
+    }
+
+    #[test]
+    fn the_byte_bound_refuses_what_would_pass_it_but_never_a_frame_into_an_empty_queue() {
+        let q = QueuedBytes::new(100);
+        assert!(q.try_add(150), "alone in the queue, a large frame goes");
+        assert!(!q.try_add(1), "nothing more while over the bound");
+        q.release(150);
+        assert!(q.try_add(60));
+        assert!(q.try_add(40), "exactly at the bound");
+        assert!(!q.try_add(1));
+        assert_eq!(q.get(), 100, "a refused frame reserves nothing");
+        q.release(1000);
+        assert_eq!(q.get(), 0, "giving back more than was taken saturates");
+    }
+
+    #[tokio::test]
+    async fn the_writer_gives_back_the_bytes_of_what_it_wrote() {
+        let (sink, mut out) = sink_pair();
+        let (tx, rx) = mpsc::channel(8);
+        let (_close_tx, close_rx) = oneshot::channel();
+        let queued = QueuedBytes::new(usize::MAX);
+        for _ in 0..3 {
+            assert!(queued.try_add(Frame::pong().as_str().len()));
+            tx.try_send(Frame::pong()).expect("room in queue");
+        }
+        assert!(queued.get() > 0);
+        tokio::spawn(run(
+            sink,
+            rx,
+            queued.clone(),
+            close_rx,
+            Duration::from_secs(60),
+            None,
+        ));
+        for _ in 0..3 {
+            out.recv().await.expect("a frame");
+        }
+        // The bytes are given back just after the flush that wrote them.
+        for _ in 0..100 {
+            if queued.get() == 0 {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("{} bytes still counted", queued.get());
     }
 }
