@@ -26,6 +26,7 @@ mod support;
 mod api;
 mod auth;
 mod cross_hub;
+mod handshake;
 mod history;
 mod limits;
 mod metrics;
