@@ -13,9 +13,16 @@ use serde::Deserialize;
 pub struct Settings {
     /// Address the HTTP server binds.
     pub listen: SocketAddr,
-    /// The hub's WebSocket URL as the *browser* reaches it (not as this server would): the page connects
-    /// there directly, so behind Docker it is the published host port, e.g. `ws://localhost:8080/ws`.
-    pub hub_url: String,
+    /// Override of the hub's WebSocket URL as the *browser* reaches it (not as this server would), e.g.
+    /// `wss://chat.example/ws` behind a TLS proxy. Unset (the default): the page connects to
+    /// `ws://<the host it was loaded from>:<hub_port><hub_path>`, so the same server works from
+    /// `localhost` and from another machine on the network.
+    #[serde(default)]
+    pub hub_url: Option<String>,
+    /// The hub's port as the browser reaches it (its published port behind Docker), when `hub_url` is unset.
+    pub hub_port: u16,
+    /// The hub's WebSocket path, when `hub_url` is unset.
+    pub hub_path: String,
     /// Page title and heading.
     pub title: String,
     /// Short name of the paired hub shown in the header until its welcome frame names it; empty
@@ -46,6 +53,15 @@ pub struct Settings {
     /// `aud` claim of demo tokens, for hubs that check `HUB_JWT_AUDIENCE`. Unset: no `aud`.
     #[serde(default)]
     pub jwt_audience: Option<String>,
+    /// Comma-separated base URLs of the hubs' server APIs as *this server* reaches them (e.g.
+    /// `http://hub1:8090,http://hub2:8090`), read for the status page (`/status`): `GET /api/hubs`
+    /// from the first that answers, `GET /metrics` from each. Unset: the status page says so.
+    #[serde(default)]
+    pub api_urls: Option<String>,
+    /// The key those APIs accept (one of the hubs' `HUB_API_KEYS`). Read here only: it never
+    /// reaches a browser.
+    #[serde(default)]
+    pub api_key: Option<Secret>,
 }
 
 /// A secret read from the configuration. Its `Debug` is redacted, so printing [`Settings`] (or an
@@ -80,6 +96,31 @@ pub const MIN_SECRET_BYTES: usize = 32;
 /// short-lived, the page refreshes them.
 pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// Where the page's WebSocket connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HubTarget {
+    /// The configured `hub_url`, as is.
+    Fixed(String),
+    /// `ws://<host the page was loaded from>:<port><path>`.
+    PageHost { port: u16, path: String },
+}
+
+impl HubTarget {
+    /// For logs and `/health`.
+    pub fn describe(&self) -> String {
+        match self {
+            HubTarget::Fixed(url) => url.clone(),
+            HubTarget::PageHost { port, path } => format!("ws://<page host>:{port}{path}"),
+        }
+    }
+}
+
+/// No character that would split a Content-Security-Policy header or an HTML attribute.
+fn csp_safe(s: &str) -> bool {
+    !s.chars()
+        .any(|c| c.is_whitespace() || c.is_control() || ";,'\"<>".contains(c))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -90,7 +131,8 @@ pub enum LogFormat {
 /// The defaults, as TOML, so the README table and the code cannot drift apart silently.
 pub const DEFAULTS: &str = r#"
 listen = "0.0.0.0:9081"
-hub_url = "ws://localhost:8080/ws"
+hub_port = 8080
+hub_path = "/ws"
 title = "realtime-hub chat"
 hub_label = ""
 reconnect_min = "500ms"
@@ -150,21 +192,74 @@ impl Settings {
         Ok(settings)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
-        let url = self.hub_url.as_str();
-        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-            return Err(ConfigError::Invalid(format!(
-                "hub_url must start with ws:// or wss://, got {url:?}"
-            )));
+    /// Where the page's WebSocket goes: the `hub_url` override, or derived from the page's host.
+    pub fn hub_target(&self) -> HubTarget {
+        match &self.hub_url {
+            Some(url) => HubTarget::Fixed(url.clone()),
+            None => HubTarget::PageHost {
+                port: self.hub_port,
+                path: self.hub_path.clone(),
+            },
         }
-        // The URL is also written into the Content-Security-Policy header, where these would split it.
-        if url
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || ";,'\"<>".contains(c))
+    }
+
+    /// The hub API base URLs of `api_urls`, without a trailing `/`.
+    pub fn api_urls(&self) -> Vec<String> {
+        self.api_urls
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(|u| u.trim().trim_end_matches('/'))
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = self.hub_url.as_deref() {
+            if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "hub_url must start with ws:// or wss://, got {url:?}"
+                )));
+            }
+            // The URL is also written into the Content-Security-Policy header, where these would split it.
+            if !csp_safe(url) {
+                return Err(ConfigError::Invalid(format!(
+                    "hub_url contains a character not allowed in a URL: {url:?}"
+                )));
+            }
+        }
+        if self.hub_port == 0 {
+            return Err(ConfigError::Invalid("hub_port must not be 0".into()));
+        }
+        if !self.hub_path.starts_with('/')
+            || !csp_safe(&self.hub_path)
+            || self.hub_path.contains('?')
         {
             return Err(ConfigError::Invalid(format!(
-                "hub_url contains a character not allowed in a URL: {url:?}"
+                "hub_path must be a path starting with /, got {:?}",
+                self.hub_path
             )));
+        }
+        for url in self.api_urls() {
+            let Some(rest) = url.strip_prefix("http://") else {
+                return Err(ConfigError::Invalid(format!(
+                    "api_urls (WEB_API_URLS): each must start with http:// (the hubs' internal API \
+                     listener), got {url:?}"
+                )));
+            };
+            if rest.is_empty() || rest.contains(['/', '?', '#', '@']) || !csp_safe(rest) {
+                return Err(ConfigError::Invalid(format!(
+                    "api_urls (WEB_API_URLS): each must be http://host:port, got {url:?}"
+                )));
+            }
+        }
+        if !self.api_urls().is_empty() && self.api_key.is_none() {
+            return Err(ConfigError::Invalid(
+                "api_urls (WEB_API_URLS) needs api_key (WEB_API_KEY): the hubs' API refuses \
+                 requests without a key"
+                    .into(),
+            ));
         }
         if self.title.trim().is_empty() {
             return Err(ConfigError::Invalid("title must not be empty".into()));
@@ -222,7 +317,15 @@ mod tests {
     fn defaults_load_without_file_or_environment() {
         let s = Settings::load_from(None, env(&[])).expect("defaults are valid");
         assert_eq!(s.listen.port(), 9081);
-        assert_eq!(s.hub_url, "ws://localhost:8080/ws");
+        assert_eq!(
+            s.hub_target(),
+            HubTarget::PageHost {
+                port: 8080,
+                path: "/ws".into()
+            },
+            "the page's own host unless overridden"
+        );
+        assert!(s.api_urls().is_empty() && s.api_key.is_none());
         assert_eq!(s.reconnect_max, Duration::from_secs(10));
         assert_eq!(s.log_format, LogFormat::Text);
         assert!(s.jwt_secret.is_none(), "no sign-in unless a secret is set");
@@ -279,7 +382,10 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(s.listen.port(), 9999);
-        assert_eq!(s.hub_url, "wss://chat.example/ws");
+        assert_eq!(
+            s.hub_target(),
+            HubTarget::Fixed("wss://chat.example/ws".into())
+        );
         assert_eq!(s.title, "East");
         assert_eq!(s.hub_label, "hub1");
         assert_eq!(s.reconnect_max, Duration::from_secs(2));
@@ -305,5 +411,41 @@ mod tests {
         }
         let err = Settings::load_from(None, env(&[("WEB_JWT_ISSUER", " ")])).unwrap_err();
         assert!(err.to_string().contains("jwt_issuer"), "{err}");
+        for (key, value, named) in [
+            ("WEB_HUB_PORT", "0", "hub_port"),
+            ("WEB_HUB_PORT", "70000", "hub_port"),
+            ("WEB_HUB_PATH", "ws", "hub_path"),
+            ("WEB_HUB_PATH", "/ws; script-src *", "hub_path"),
+            ("WEB_API_URLS", "https://hub1:8090", "api_urls"),
+            ("WEB_API_URLS", "http://hub1:8090/api", "api_urls"),
+            ("WEB_API_URLS", "http://hub1:8090", "api_key"),
+        ] {
+            let err = Settings::load_from(None, env(&[(key, value)])).unwrap_err();
+            assert!(err.to_string().contains(named), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_page_host_port_and_path_and_the_status_apis_are_read() {
+        let key = "an-api-key-0123456789";
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("WEB_HUB_PORT", "8081"),
+                ("WEB_HUB_PATH", "/hub/ws"),
+                ("WEB_API_URLS", " http://hub1:8090/, http://hub2:8090 ,"),
+                ("WEB_API_KEY", key),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(
+            s.hub_target(),
+            HubTarget::PageHost {
+                port: 8081,
+                path: "/hub/ws".into()
+            }
+        );
+        assert_eq!(s.api_urls(), ["http://hub1:8090", "http://hub2:8090"]);
+        assert!(!format!("{s:?}").contains(key), "the API key is redacted");
     }
 }

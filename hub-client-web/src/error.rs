@@ -9,6 +9,9 @@ pub enum WebError {
     Render(#[from] askama::Error),
     #[error("not found")]
     NotFound,
+    /// The page's Host header is missing or not a host name: the hub's address is derived from it.
+    #[error("bad Host header")]
+    BadHost,
     /// `POST /token` refused: answered as JSON `{"error":{"code","message"}}`.
     #[error(transparent)]
     Token(#[from] TokenError),
@@ -19,6 +22,7 @@ impl WebError {
         match self {
             WebError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
             WebError::NotFound => StatusCode::NOT_FOUND,
+            WebError::BadHost => StatusCode::BAD_REQUEST,
             WebError::Token(e) => e.status(),
         }
     }

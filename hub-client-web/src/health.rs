@@ -10,15 +10,16 @@ use tokio::net::TcpStream;
 /// The body of `/health`. The web server has no dependency to be unready on: serving means healthy.
 /// It does not probe the hub: a hub outage is the page's to show, not a reason to pull the page.
 #[derive(Debug, Serialize)]
-pub struct Health<'a> {
+pub struct Health {
     pub status: &'static str,
     pub service: &'static str,
     pub version: &'static str,
-    pub hub_url: &'a str,
+    /// The configured hub URL, or `ws://<page host>:PORT/PATH` when the page derives it.
+    pub hub_url: String,
 }
 
-impl<'a> Health<'a> {
-    pub fn ok(hub_url: &'a str) -> Self {
+impl Health {
+    pub fn ok(hub_url: String) -> Self {
         Health {
             status: "ok",
             service: env!("CARGO_PKG_NAME"),

@@ -1,15 +1,19 @@
 //! hub-client-web: the small web server paired with one hub-server. It serves the chat page
 //! (askama template + embedded static JS/CSS) whose browser code connects straight to the hub, and,
 //! when it shares a secret with the hubs, signs the short-lived demo tokens the page signs in with.
+//! Given the hubs' API addresses and key, it also serves the cluster's live status page.
 
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod hub_api;
 pub mod page;
+pub mod prom;
 pub mod routes;
 pub mod shutdown;
 pub mod static_files;
+pub mod status;
 pub mod token;
 
 use std::future::Future;
@@ -26,6 +30,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let header_timeout = settings.request_header_timeout;
-    let routes = routes::routes(Arc::new(settings));
+    let (status, poller) = status::start(&settings);
+    let routes = routes::routes(Arc::new(settings), status);
     http_accept::serve(listener, routes, header_timeout, shutdown).await;
+    if let Some(poller) = poller {
+        poller.abort();
+    }
 }

@@ -45,8 +45,9 @@ async fn run() -> anyhow::Result<ExitCode> {
         .with_context(|| format!("binding {}", settings.listen))?;
     tracing::info!(
         listen = %listener.local_addr()?,
-        hub_url = %settings.hub_url,
+        hub_url = %settings.hub_target().describe(),
         sign_in = settings.jwt_secret.is_some(),
+        status_apis = settings.api_urls().len(),
         "serving the chat page"
     );
     hub_client_web::run(listener, settings, shutdown::signal()).await;

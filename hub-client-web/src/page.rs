@@ -2,7 +2,7 @@
 
 use askama::Template;
 
-use crate::config::Settings;
+use crate::config::{HubTarget, Settings};
 use crate::error::WebError;
 use crate::static_files;
 
@@ -23,11 +23,12 @@ pub struct IndexPage<'a> {
 }
 
 impl<'a> IndexPage<'a> {
-    pub fn new(settings: &'a Settings) -> Self {
+    /// `hub_url`: where this page's WebSocket goes, from [`hub_url_for`].
+    pub fn new(settings: &'a Settings, hub_url: &'a str) -> Self {
         IndexPage {
             title: &settings.title,
             hub_label: &settings.hub_label,
-            hub_url: &settings.hub_url,
+            hub_url,
             reconnect_min_ms: settings.reconnect_min.as_millis(),
             reconnect_max_ms: settings.reconnect_max.as_millis(),
             auth: if settings.jwt_secret.is_some() {
@@ -40,13 +41,78 @@ impl<'a> IndexPage<'a> {
     }
 }
 
-/// Renders the page; an error becomes a 500 through [`WebError::status`].
-pub fn render(settings: &Settings) -> Result<String, WebError> {
-    Ok(IndexPage::new(settings).render()?)
+/// Renders the page for a browser whose WebSocket goes to `hub_url`; an error becomes a 500 through
+/// [`WebError::status`].
+pub fn render(settings: &Settings, hub_url: &str) -> Result<String, WebError> {
+    Ok(IndexPage::new(settings, hub_url).render()?)
+}
+
+/// The status page (`templates/status.html`): a shell that `static/status.js` fills from
+/// `/status/data`. Nothing about the hubs is rendered here, and no key: the figures come as JSON.
+#[derive(Template)]
+#[template(path = "status.html")]
+pub struct StatusPage<'a> {
+    pub title: &'a str,
+    pub asset_version: &'a str,
+}
+
+pub fn render_status(settings: &Settings) -> Result<String, WebError> {
+    Ok(StatusPage {
+        title: &settings.title,
+        asset_version: static_files::VERSION,
+    }
+    .render()?)
+}
+
+/// The status page's policy: its script and its data come from this origin alone.
+pub const STATUS_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
+
+/// The WebSocket URL for a page requested with `Host: host`: the configured override, or
+/// `ws://<that host's name>:<hub_port><hub_path>` — the address the user typed to reach this page
+/// (localhost, a LAN address, a DNS name) is the address that reaches the hub's published port.
+/// `None` when the Host header is missing or not a plain host name or IP address (it is written into
+/// the page and its Content-Security-Policy, so nothing else may pass).
+pub fn hub_url_for(target: &HubTarget, host: Option<&str>) -> Option<String> {
+    match target {
+        HubTarget::Fixed(url) => Some(url.clone()),
+        HubTarget::PageHost { port, path } => {
+            let name = host_name(host?)?;
+            Some(format!("ws://{name}:{port}{path}"))
+        }
+    }
+}
+
+/// The host part of a `Host` header value (`name`, `name:port`, `[v6]`, `[v6]:port`), checked.
+pub fn host_name(host: &str) -> Option<&str> {
+    let (name, port) = if host.starts_with('[') {
+        let end = host.find(']')?;
+        let inner = &host[1..end];
+        let ok = !inner.is_empty()
+            && inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        (ok.then_some(&host[..=end])?, &host[end + 1..])
+    } else {
+        let name = host.split(':').next().unwrap_or("");
+        let ok = !name.is_empty()
+            && name.len() <= 253
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        (ok.then_some(name)?, &host[name.len()..])
+    };
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    port_ok.then_some(name)
 }
 
 /// The page's Content-Security-Policy: only this origin for scripts, styles and images, and only
-/// this origin plus the configured hub for connections (the hub URL is validated in `config`).
+/// this origin plus the page's hub for connections (its URL is checked in `config`, or built from a
+/// checked host name by [`hub_url_for`]).
 pub fn content_security_policy(hub_url: &str) -> String {
     format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \

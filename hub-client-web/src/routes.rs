@@ -1,9 +1,13 @@
-//! The warp filters: `/` (the page), `/static/*`, `/health`, `/health/live`, `POST /token` (the demo
-//! identity provider), and the rejection mapping.
+//! The warp filters: `/` (the page), `/status` and `/status/data` (the cluster's status page),
+//! `/static/*`, `/health`, `/health/live`, `POST /token` (the demo identity provider), and the
+//! rejection mapping.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use warp::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST, ORIGIN};
+use warp::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST, ORIGIN, VARY,
+};
 use warp::http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use warp::hyper::body::Bytes;
 use warp::path::Tail;
@@ -13,12 +17,14 @@ use warp::{Filter, Rejection, Reply};
 use crate::config::Settings;
 use crate::error::{TokenError, WebError};
 use crate::health::Health;
+use crate::status::StatusBoard;
 use crate::token::{self, Issuer};
 use crate::{page, static_files};
 
 /// Every route of the web server, with its error mapping and common security headers.
 pub fn routes(
     settings: Arc<Settings>,
+    status: StatusBoard,
 ) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     let issuer = Issuer::from_settings(&settings).map(Arc::new);
     let with_settings = warp::any().map(move || settings.clone());
@@ -26,12 +32,23 @@ pub fn routes(
     let index = warp::get()
         .and(warp::path::end())
         .and(with_settings.clone())
+        .and(warp::header::optional::<String>(HOST.as_str()))
         .and_then(index);
+    let status_page = warp::get()
+        .and(warp::path("status"))
+        .and(warp::path::end())
+        .and(with_settings.clone())
+        .and_then(status_page);
+    let status_data = warp::get()
+        .and(warp::path!("status" / "data"))
+        .and(warp::query::<HashMap<String, String>>())
+        .and(warp::any().map(move || status.clone()))
+        .map(status_data);
     let health = warp::get()
         .and(warp::path("health"))
         .and(warp::path::end())
         .and(with_settings)
-        .map(|s: Arc<Settings>| warp::reply::json(&Health::ok(&s.hub_url)));
+        .map(|s: Arc<Settings>| warp::reply::json(&Health::ok(s.hub_target().describe())));
     // Liveness and readiness are the same thing here; the path exists so probes can be uniform.
     let live = warp::get()
         .and(warp::path!("health" / "live"))
@@ -45,6 +62,8 @@ pub fn routes(
         .and(token_route(issuer));
 
     index
+        .or(status_page)
+        .or(status_data)
         .or(health)
         .or(live)
         .or(statics)
@@ -131,16 +150,46 @@ fn token_error_response(e: &TokenError) -> AnyResponse {
     res
 }
 
-async fn index(settings: Arc<Settings>) -> Result<Response<String>, Rejection> {
-    let html = page::render(&settings).map_err(warp::reject::custom)?;
-    let csp = page::content_security_policy(&settings.hub_url);
+async fn index(
+    settings: Arc<Settings>,
+    host: Option<String>,
+) -> Result<Response<String>, Rejection> {
+    let hub_url = page::hub_url_for(&settings.hub_target(), host.as_deref())
+        .ok_or_else(|| warp::reject::custom(WebError::BadHost))?;
+    let html = page::render(&settings, &hub_url).map_err(warp::reject::custom)?;
+    let csp = page::content_security_policy(&hub_url);
     Response::builder()
         .header(CONTENT_TYPE, "text/html; charset=utf-8")
         // The page names the current asset version, so it must be revalidated every time.
         .header(CACHE_CONTROL, "no-cache")
+        // The hub URL in it follows the Host it was asked for.
+        .header(VARY, "Host")
         .header(CONTENT_SECURITY_POLICY, csp)
         .body(html)
         .map_err(|_| warp::reject::custom(WebError::NotFound))
+}
+
+async fn status_page(settings: Arc<Settings>) -> Result<Response<String>, Rejection> {
+    let html = page::render_status(&settings).map_err(warp::reject::custom)?;
+    Response::builder()
+        .header(CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(CACHE_CONTROL, "no-cache")
+        .header(
+            CONTENT_SECURITY_POLICY,
+            page::STATUS_CONTENT_SECURITY_POLICY,
+        )
+        .body(html)
+        .map_err(|_| warp::reject::custom(WebError::NotFound))
+}
+
+/// `GET /status/data[?since=SEQ]`: the hubs now, and the chart points after `since` (all kept
+/// without it, or when it is not a number).
+fn status_data(query: HashMap<String, String>, status: StatusBoard) -> AnyResponse {
+    let since = query.get("since").and_then(|s| s.parse().ok());
+    let mut res = warp::reply::json(&status.snapshot(since)).into_response();
+    res.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }
 
 async fn static_file(tail: Tail) -> Result<Response<Bytes>, Rejection> {
@@ -211,7 +260,7 @@ mod tests {
     async fn index_renders_the_hub_url_with_a_csp() {
         let res = warp::test::request()
             .path("/")
-            .reply(&routes(settings()))
+            .reply(&routes(settings(), StatusBoard::unconfigured()))
             .await;
         assert_eq!(res.status(), 200);
         let body = String::from_utf8_lossy(res.body());
@@ -230,13 +279,110 @@ mod tests {
         assert!(!csp.contains("unsafe-inline"), "{csp}");
     }
 
+    fn page_from(host: &str) -> warp::test::RequestBuilder {
+        warp::test::request().path("/").header("host", host)
+    }
+
+    #[tokio::test]
+    async fn without_hub_url_the_page_connects_to_the_host_it_was_loaded_from() {
+        let env = [("WEB_HUB_PORT".to_string(), "8081".to_string())];
+        let routes = routes(
+            Arc::new(Settings::load_from(None, env).expect("valid settings")),
+            StatusBoard::unconfigured(),
+        );
+        for (host, hub) in [
+            ("localhost:9082", "ws://localhost:8081/ws"),
+            ("192.168.1.20:9082", "ws://192.168.1.20:8081/ws"),
+            ("chat.lan", "ws://chat.lan:8081/ws"),
+            ("[fd00::7]:9082", "ws://[fd00::7]:8081/ws"),
+        ] {
+            let res = page_from(host).reply(&routes).await;
+            assert_eq!(res.status(), 200, "{host}");
+            let body = String::from_utf8_lossy(res.body());
+            assert!(
+                body.contains(&format!(r#"data-hub-url="{hub}""#)),
+                "{host}: {body}"
+            );
+            let csp = res.headers()[CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap_or("");
+            assert!(csp.contains(&format!("connect-src 'self' {hub};")), "{csp}");
+            assert_eq!(res.headers()[VARY], "Host");
+        }
+        // Nothing but a host name or address gets into the page or its policy.
+        for host in [
+            "evil.example; script-src *",
+            "a\"b",
+            "x:80:90",
+            "[zz]:1",
+            "",
+            "h:",
+        ] {
+            let res = page_from(host).reply(&routes).await;
+            assert_eq!(res.status(), 400, "{host:?}");
+        }
+        let res = warp::test::request().path("/").reply(&routes).await;
+        assert_eq!(res.status(), 400, "no Host header");
+        // A sign-in from a page loaded at a LAN address is its own origin: allowed.
+        let signing = routes_with(&[("WEB_JWT_SECRET", SECRET)]);
+        let res = token_request()
+            .header("host", "192.168.1.20:9082")
+            .header("origin", "http://192.168.1.20:9082")
+            .body(r#"{"name":"Ana"}"#)
+            .reply(&signing)
+            .await;
+        assert_eq!(res.status(), 200);
+    }
+
+    fn routes_with(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone + use<> {
+        let env: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        routes(
+            Arc::new(Settings::load_from(None, env).expect("valid settings")),
+            StatusBoard::unconfigured(),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_status_page_is_served_with_a_strict_policy_and_its_data_as_json() {
+        let routes = routes_with(&[]);
+        let res = warp::test::request().path("/status").reply(&routes).await;
+        assert_eq!(res.status(), 200);
+        let body = String::from_utf8_lossy(res.body());
+        assert!(body.contains("/static/status.js?v="), "{body}");
+        assert!(!body.contains("<script>"), "no inline script: {body}");
+        let csp = res.headers()[CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap_or("");
+        assert!(csp.contains("connect-src 'self';"), "{csp}");
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        let res = warp::test::request()
+            .path("/status/data?since=3")
+            .reply(&routes)
+            .await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
+        let data: serde_json::Value = serde_json::from_slice(res.body()).expect("json");
+        assert_eq!(data["configured"], false, "{data}");
+        assert_eq!(data["hubs"], serde_json::json!([]), "{data}");
+        for asset in ["/static/status.js", "/static/status.css"] {
+            let res = warp::test::request().path(asset).reply(&routes).await;
+            assert_eq!(res.status(), 200, "{asset}");
+        }
+    }
+
     #[tokio::test]
     async fn template_values_are_html_escaped() {
         let env = [("WEB_TITLE".to_string(), "<b>chat</b> & co".to_string())];
         let settings = Arc::new(Settings::load_from(None, env).expect("valid settings"));
         let res = warp::test::request()
             .path("/")
-            .reply(&routes(settings))
+            .header("host", "127.0.0.1:9081")
+            .reply(&routes(settings, StatusBoard::unconfigured()))
             .await;
         let body = String::from_utf8_lossy(res.body());
         assert!(!body.contains("<b>chat</b>"), "{body}");
@@ -250,7 +396,7 @@ mod tests {
     async fn static_files_are_served_with_type_and_cache_header() {
         let res = warp::test::request()
             .path("/static/chat.js?v=1")
-            .reply(&routes(settings()))
+            .reply(&routes(settings(), StatusBoard::unconfigured()))
             .await;
         assert_eq!(res.status(), 200);
         assert!(
@@ -278,7 +424,7 @@ mod tests {
         ] {
             let res = warp::test::request()
                 .path(path)
-                .reply(&routes(settings()))
+                .reply(&routes(settings(), StatusBoard::unconfigured()))
                 .await;
             assert_eq!(res.status(), 404, "{path}");
         }
@@ -288,14 +434,14 @@ mod tests {
     async fn health_answers_200_with_json() {
         let res = warp::test::request()
             .path("/health")
-            .reply(&routes(settings()))
+            .reply(&routes(settings(), StatusBoard::unconfigured()))
             .await;
         assert_eq!(res.status(), 200);
         let body: serde_json::Value = serde_json::from_slice(res.body()).expect("json");
         assert_eq!(body["status"], "ok");
         let live = warp::test::request()
             .path("/health/live")
-            .reply(&routes(settings()))
+            .reply(&routes(settings(), StatusBoard::unconfigured()))
             .await;
         assert_eq!(live.status(), 200);
     }
@@ -328,7 +474,8 @@ mod tests {
         for (settings, auth) in [(settings(), "off"), (signing_settings(), "jwt")] {
             let res = warp::test::request()
                 .path("/")
-                .reply(&routes(settings))
+                .header("host", "127.0.0.1:9081")
+                .reply(&routes(settings, StatusBoard::unconfigured()))
                 .await;
             let body = String::from_utf8_lossy(res.body());
             assert!(body.contains(&format!(r#"data-auth="{auth}""#)), "{body}");
@@ -340,7 +487,7 @@ mod tests {
     async fn token_is_404_without_a_secret() {
         let res = token_request()
             .body(r#"{"name":"Ana"}"#)
-            .reply(&routes(settings()))
+            .reply(&routes(settings(), StatusBoard::unconfigured()))
             .await;
         assert_eq!(res.status(), 404);
         assert_eq!(error_of(&res), "not_found");
@@ -350,7 +497,7 @@ mod tests {
     async fn token_answers_json_with_no_store() {
         let res = token_request()
             .body(r#"{"name":"Ana"}"#)
-            .reply(&routes(signing_settings()))
+            .reply(&routes(signing_settings(), StatusBoard::unconfigured()))
             .await;
         assert_eq!(res.status(), 200);
         assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
@@ -367,7 +514,7 @@ mod tests {
 
     #[tokio::test]
     async fn token_refusals_are_json_with_their_status() {
-        let routes = routes(signing_settings());
+        let routes = routes(signing_settings(), StatusBoard::unconfigured());
         let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(5000));
         let cases = [
             (token_request().method("GET"), 405, "method_not_allowed"),

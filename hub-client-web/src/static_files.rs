@@ -25,6 +25,8 @@ const ASSETS: &[(&str, Asset)] = &[
     asset!("chat.js", "text/javascript; charset=utf-8"),
     asset!("chat.css", "text/css; charset=utf-8"),
     asset!("favicon.svg", "image/svg+xml"),
+    asset!("status.js", "text/javascript; charset=utf-8"),
+    asset!("status.css", "text/css; charset=utf-8"),
 ];
 
 /// Looks a request path below `/static/` up; `None` is a 404.
