@@ -16,6 +16,9 @@
 //! - `auth`       — issue 10: tokens, refusals (4001), grants, refresh/expiry (4002), 4008, no secrets in logs.
 //! - `api`        — issue 12: the server API (publish once everywhere, idempotency across hubs,
 //!   broadcast, history, disconnect 4003, 401/400/413/503), its listener, OpenAPI vs routes.
+//! - `handshake`  — issue 14.5: the RFC 6455 opening handshake's answers over raw TCP.
+//! - `send_queue` — issue 14.2: a client that stops reading is closed past `send_queue_bytes`.
+//! - `garbage`    — issue 14.6: 30 s of random bytes, HTTP, frames and messages; hub stays healthy.
 //! - `metrics`    — issue 12: a real Prometheus scrapes two hubs' `/metrics`; `promtool check metrics`.
 //!
 //! Run: `cargo test -p hub-server --test it` (needs `redis-server` and `prometheus` on PATH:
@@ -26,6 +29,7 @@ mod support;
 mod api;
 mod auth;
 mod cross_hub;
+mod garbage;
 mod handshake;
 mod history;
 mod limits;
@@ -33,5 +37,6 @@ mod metrics;
 mod outage;
 mod presence;
 mod protocol;
+mod send_queue;
 mod shutdown;
 mod standalone;

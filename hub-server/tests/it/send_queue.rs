@@ -1,0 +1,113 @@
+//! Issue 14.2: a client's send queue is bounded in bytes (`send_queue_bytes`, 1 MiB by default),
+//! not only in frames (`send_queue`, 1024). A client that stops reading while 60 KiB messages flow
+//! is closed as a slow consumer (counted in `slow_consumers`) once its queue holds a MiB — long
+//! before 1024 frames (60 MiB) — and the hub's memory grows by little more than that bound.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{Client, Hub, room};
+
+/// Content of each message: 60 KiB, under `max_message_bytes` (64 KiB).
+const SIZE: usize = 60 * 1024;
+/// Give up after this many: 36 MiB, well short of the frame bound's 1024 frames (60 MiB) plus
+/// what the kernel buffers for the unread socket.
+const MAX_MESSAGES: usize = 600;
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+async fn slow_consumers(hub: &Hub) -> u64 {
+    let health = hub.health().await.expect("health");
+    health.json()["messages"]["slow_consumers"]
+        .as_u64()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_closed_once_its_queue_passes_the_byte_bound() {
+    let hub = Hub::builder("hub-sqb")
+        // The default byte bound (1 MiB) and frame bound (1024) are what is under test.
+        .env("HUB_RATE_LIMIT_PER_SEC", "1000000")
+        .env("HUB_RATE_LIMIT_BURST", "1000000")
+        .start()
+        .await;
+    let flood = room("flood");
+    let mut sender = Client::connect(&hub).await;
+    let mut fast = Client::connect(&hub).await;
+    let mut slow = Client::connect(&hub).await;
+    for c in [&mut sender, &mut fast, &mut slow] {
+        c.join(&flood).await;
+    }
+    assert_eq!(slow_consumers(&hub).await, 0);
+    let rss_before = rss_kib(hub.pid());
+
+    // `fast` reads everything; `slow` is never polled again.
+    let reader = tokio::spawn(async move {
+        let mut n = 0;
+        while n < MAX_MESSAGES {
+            let text = fast.recv_text_within(Duration::from_secs(10)).await;
+            if text.contains("\"content\":\"m") {
+                n += 1;
+            }
+        }
+        fast
+    });
+    let padding = "x".repeat(SIZE);
+    let mut sent = 0;
+    let mut closed_at = None;
+    let mut rss_max = rss_before;
+    while sent < MAX_MESSAGES {
+        sender.say(&flood, &format!("m{sent}:{padding}")).await;
+        sent += 1;
+        if sent % 8 == 0 {
+            // Paced so that the hub and `fast` keep up: only `slow` falls behind.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            rss_max = rss_max.max(rss_kib(hub.pid()));
+            if closed_at.is_none() && slow_consumers(&hub).await > 0 {
+                closed_at = Some(sent);
+            }
+        }
+    }
+    let fast = tokio::time::timeout(Duration::from_secs(30), reader)
+        .await
+        .expect("the reading client got every message in time")
+        .expect("reader");
+    let closed_at = closed_at.unwrap_or_else(|| {
+        panic!(
+            "not closed as a slow consumer after {MAX_MESSAGES} messages of {SIZE} bytes\n{}",
+            hub.log()
+        )
+    });
+    let growth_mib = (rss_max.saturating_sub(rss_before)) as f64 / 1024.0;
+    eprintln!(
+        "slow consumer closed after {closed_at} messages ({:.1} MiB sent); hub RSS {} KiB -> max {} KiB (+{growth_mib:.1} MiB)",
+        (closed_at * SIZE) as f64 / (1024.0 * 1024.0),
+        rss_before,
+        rss_max
+    );
+    // The kernel holds several MiB of the unread socket before the hub's queue even starts to
+    // fill (~4-6 MiB on loopback); the byte bound adds 1 MiB. The frame bound alone would have
+    // waited for 1024 queued frames: 60 MiB more.
+    assert!(
+        closed_at * SIZE < 16 * 1024 * 1024,
+        "closed only after {closed_at} messages"
+    );
+    assert!(
+        growth_mib < 16.0,
+        "hub RSS grew by {growth_mib:.1} MiB for one slow client with a 1 MiB bound"
+    );
+    assert_eq!(slow_consumers(&hub).await, 1, "counted once");
+    // The slow client is gone, the others are not.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hub.connections().await != Some(2) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(hub.connections().await, Some(2));
+    drop((slow, fast));
+}
