@@ -11,7 +11,9 @@
 #                             CPU: the hubs without Redis's work on their core (on 2 CPUs, Redis and
 #                             the tool then share one)
 #   BENCH_TARGETS="ours ours-nohist socketio"   ours: the hub as shipped, history on (history_size
-#                             100); ours-nohist: HUB_HISTORY_SIZE=0 (pure pub/sub); socketio: the peer
+#                             100); ours-nohist: HUB_HISTORY_SIZE=0 (pure pub/sub); socketio: the peer;
+#                             ours-scraped: ours with its API listener on and GET /metrics on both hubs
+#                             every second (from the tool's CPU), to set beside ours: the cost of scraping
 #   BENCH_SUBSCRIBERS=1000    BENCH_RATES="25000 50000 …"   offered deliveries/s (= msgs/s × subscribers)
 #   BENCH_SMALL_SUBSCRIBERS=10 BENCH_SMALL_RATES="…"       the small room: many messages, each a Redis step
 #   BENCH_SMALL_TARGETS="ours ours-nohist"
@@ -184,19 +186,26 @@ start_target_once() { # target
   alloc_port p1
   alloc_port p2
   case $t in
-  ours | ours-nohist)
+  ours | ours-nohist | ours-scraped)
     # ours: the hub as shipped (history on, history_size 100); ours-nohist: HUB_HISTORY_SIZE=0,
     # wave 1's pure pub/sub path. Each under its own key prefix, so they never share a channel.
-    local extra=(HUB_REDIS_PREFIX="$t:")
+    local extra=(HUB_REDIS_PREFIX="$t:") api_ports=()
     [ "$t" = ours-nohist ] && extra+=(HUB_HISTORY_SIZE=0)
     for i in 1 2; do
       local port=$p1
       [ "$i" = 2 ] && port=$p2
+      local api=()
+      if [ "$t" = ours-scraped ]; then
+        local api_port
+        alloc_port api_port
+        api_ports+=("$api_port")
+        api=(HUB_API_KEYS=bench-api-key-0123456789 HUB_API_LISTEN=127.0.0.1:$api_port)
+      fi
       # Limits raised for a benchmark: publishers send far above the per-client default rate,
       # and the idle run opens more connections than a laptop test would.
       env HUB_LISTEN=127.0.0.1:$port HUB_NAME=hub$i REDIS_URL=redis://127.0.0.1:$redis_port \
         HUB_ALLOWED_ORIGINS='*' HUB_MAX_CONNECTIONS=100000 \
-        HUB_RATE_LIMIT_PER_SEC=10000000 HUB_RATE_LIMIT_BURST=10000000 "${extra[@]}" \
+        HUB_RATE_LIMIT_PER_SEC=10000000 HUB_RATE_LIMIT_BURST=10000000 "${extra[@]}" ${api[@]+"${api[@]}"} \
         "${server_cpu[@]}" "$hub_bin" >>"$out/$t$i.log" 2>&1 &
       started+=($!)
       pids[$t]="${pids[$t]:-}${pids[$t]:+,}$!"
@@ -212,6 +221,19 @@ start_target_once() { # target
         { echo "hub on $port not healthy; logs in $out" >&2; tail -n 5 "$out/$t"?.log >&2; return 1; }
     done
     alive "$t" || { tail -n 5 "$out/$t"?.log >&2; return 1; }
+    if [ "$t" = ours-scraped ]; then
+      # As Prometheus would: each hub's /metrics once a second; every answer's size is logged.
+      "${tool_cpu[@]}" bash -c 'while :; do
+          for p; do
+            { exec 3<>"/dev/tcp/127.0.0.1/$p" &&
+              printf "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" >&3 &&
+              echo "$(date +%s) $p $(wc -c <&3)"; exec 3>&-; } 2>/dev/null
+          done
+          sleep 1
+        done' scraper "${api_ports[@]}" >>"$out/$t-scrapes.log" 2>&1 &
+      started+=($!)
+      pids[$t]="${pids[$t]},$!"
+    fi
     ;;
   socketio)
     for port in $p1 $p2; do

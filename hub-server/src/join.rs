@@ -40,6 +40,7 @@ pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Roo
             let joined = memory.with_room(&room, |log| {
                 hub.join(client, &room)?;
                 let (frames, joined) = outcome(&replay, Some(log.read(&replay)), recovery_max);
+                state.metrics.joined(&joined);
                 replay_then_joined(me, &room, &frames, &joined);
                 Ok(())
             });
@@ -68,6 +69,7 @@ pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Roo
                 .await;
             let stored = redis.read(&room, &replay).await;
             let (frames, joined) = outcome(&replay, stored, recovery_max);
+            state.metrics.joined(&joined);
             replay_then_joined(me, &room, &frames, &joined);
             // A client that was in the room all along kept receiving: nothing waited for it.
             if was != Joined::AlreadyMember {

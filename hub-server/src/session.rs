@@ -35,7 +35,7 @@ where
         + 'static,
 {
     let settings = state.settings.clone();
-    let (sink, mut stream) = socket.split();
+    let (sink, mut stream) = state.metrics.accepted(socket).split();
     let client_id: ClientId = Uuid::new_v4().to_string().into();
     let (tx, rx) = mpsc::channel(settings.send_queue);
     let (close_tx, close_rx) = oneshot::channel();
@@ -116,6 +116,7 @@ where
             }
         }
     }
+    state.metrics.closed(reason);
     tracing::debug!(client_id = %client_id, ?reason, "client disconnected");
 }
 
@@ -322,6 +323,7 @@ impl Session<'_> {
         let settings = &self.state.settings;
         if !self.bucket.try_take(Instant::now()) {
             self.rejected_in_a_row += 1;
+            self.state.metrics.rate_limited();
             if self.rejected_in_a_row > settings.rate_limit_max_rejects {
                 return Some(CloseReason::RateLimitExceeded);
             }

@@ -1,7 +1,7 @@
 //! What travels through Redis: channel names and the envelope around a client frame.
 //!
-//! `{"v":1,"origin":"<instance uuid>","seq":42,"n":7,"local":true,"id":"<message id>","o":12,
-//! "frame":{…}}` — `origin` is the publishing hub's per-process id, `seq` its
+//! `{"v":1,"origin":"<instance uuid>","seq":42,"n":7,"local":true,"id":"<message id>",
+//! "t":1764000000123456,"o":12,"frame":{…}}` — `origin` is the publishing hub's per-process id, `seq` its
 //! publish counter over all channels (dedup and order), `n` its publish counter on this channel,
 //! which lets a receiver count the messages it missed. `local` says whether the origin hub already
 //! delivered the frame to its own clients: a stored room message is delivered by every hub,
@@ -91,9 +91,21 @@ pub fn encode_head(h: &Header<'_>) -> String {
     // Every part is already valid JSON (a UUID, integers, a bool, a UUID-shaped client id): plain
     // concatenation is exact and avoids re-serializing the frame.
     format!(
-        r#"{{"v":{VERSION},"origin":"{}","seq":{},"n":{},"local":{},"id":"{}","#,
-        h.origin, h.seq, h.n, h.local, h.id
+        r#"{{"v":{VERSION},"origin":"{}","seq":{},"n":{},"local":{},"id":"{}","t":{},"#,
+        h.origin,
+        h.seq,
+        h.n,
+        h.local,
+        h.id,
+        unix_micros()
     )
+}
+
+/// This hub's wall clock in microseconds since the Unix epoch (0 before 1970).
+pub fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 pub fn encode(h: &Header<'_>, frame: &Frame) -> String {
@@ -181,6 +193,32 @@ mod tests {
             decode(old.as_bytes()).expect("decodes").local,
             "wave 1 envelopes"
         );
+    }
+
+    #[test]
+    fn the_publish_time_travels_and_envelopes_without_it_still_decode() {
+        let origin = Uuid::new_v4();
+        let header = Header {
+            origin,
+            seq: 1,
+            n: 1,
+            local: false,
+            id: "m1",
+        };
+        let before = unix_micros();
+        let text = encode(&header, &Frame::pong());
+        let t = decode(text.as_bytes()).expect("decodes").t.expect("t");
+        assert!((before..=unix_micros()).contains(&t), "{t} not now: {text}");
+        // An older hub's envelope (no `t`), and one from a newer hub with fields we do not know.
+        let old = format!(
+            r#"{{"v":1,"origin":"{origin}","seq":2,"n":2,"local":false,"id":"m2","o":3,"frame":{{}}}}"#
+        );
+        let env = decode(old.as_bytes()).expect("an older hub's envelope decodes");
+        assert_eq!((env.t, env.o), (None, Some(3)));
+        let newer = format!(
+            r#"{{"v":1,"origin":"{origin}","seq":3,"n":3,"t":5,"later":[1],"frame":{{}}}}"#
+        );
+        assert_eq!(decode(newer.as_bytes()).expect("decodes").t, Some(5));
     }
 
     #[test]

@@ -116,6 +116,16 @@ pub struct BridgeCounters {
     pub missed: AtomicU64,
     pub undecodable: AtomicU64,
     pub reconnects: AtomicU64,
+    /// Publish round trips and cross-hub lag, for `/metrics` (not in `/health`).
+    #[serde(skip)]
+    pub timings: crate::metrics::BridgeTimings,
+}
+
+/// See [`Bridge::queues`].
+#[derive(Debug, Clone, Copy)]
+pub struct BridgeQueues {
+    pub subscribed_channels: usize,
+    pub buffered: usize,
 }
 
 #[derive(Debug)]
@@ -238,6 +248,17 @@ impl Bridge {
             Bridge::Disabled => None,
             Bridge::Redis(inner) => Some(&inner.counters),
         }
+    }
+
+    /// Channels subscribed and messages waiting for the publisher, for `/metrics`.
+    pub fn queues(&self) -> Option<BridgeQueues> {
+        let Bridge::Redis(inner) = self else {
+            return None;
+        };
+        Some(BridgeQueues {
+            subscribed_channels: inner.subscribed.borrow().len(),
+            buffered: inner.outgoing.max_capacity() - inner.outgoing.capacity(),
+        })
     }
 
     /// A managed connection for one-off requests (reconnected by redis-rs), or `None` when Redis

@@ -213,6 +213,7 @@ pub(super) async fn run(
             pipe.add_command(item.command.clone());
         }
         pipe.cmd("PUBSUB").arg("NUMSUB").arg(&broadcast);
+        let sent_at = Instant::now();
         let answer =
             tokio::time::timeout(link.timeout, pipe.query_async::<Vec<redis::Value>>(&mut c));
         let replies = match answer.await {
@@ -236,6 +237,10 @@ pub(super) async fn run(
         };
         match replies {
             Some(replies) => {
+                link.bridge
+                    .counters
+                    .timings
+                    .publish_round_trip(sent_at.elapsed());
                 let mut sent = 0;
                 for (item, reply) in pending.items.drain(..).zip(&replies) {
                     if let redis::Value::ServerError(err) = reply {

@@ -216,5 +216,8 @@ impl Session<'_> {
             }
             None => tracing::warn!(%channel, "message on an unknown channel"),
         }
+        if !own {
+            counters.timings.cross_hub_lag(envelope.t);
+        }
     }
 }

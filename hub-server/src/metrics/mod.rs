@@ -1,24 +1,41 @@
-//! Prometheus metrics (`GET /metrics` on the API listener): one registry per hub. What the hub and
-//! the bridge count anyway (atomics, the connection table) is read at scrape time by a collector,
-//! so the message path does no extra work for metrics; only what exists nowhere else (API requests
-//! by route and status) is counted here.
+//! Prometheus metrics (`GET /metrics` on the API listener): one registry per hub.
+//!
+//! - [`collector`] reads at scrape time what the hub and the bridge keep anyway (atomics, the
+//!   connection table, the bridge's queue), the process (`/proc/self`) and the tokio runtime;
+//! - [`stats`] holds what only the metrics need, counted by the session, the join and the
+//!   socket wrapper of [`socket`] through the methods here: one relaxed atomic add each, in arrays
+//!   indexed by the fixed label values of [`labels`] (never a room or a user);
+//! - [`histogram`]: the bridge's latencies, observed without a lock.
 //!
 //! Names follow Prometheus conventions: `realtime_hub_` prefix, base units, counters registered
-//! without `_total` (the encoder appends it). Served in the Prometheus text format 0.0.4, which
-//! both a Prometheus server and `promtool check metrics` read.
+//! without `_total` (the encoder appends it), `_seconds` histograms. Served in the Prometheus text
+//! format 0.0.4, which both a Prometheus server and `promtool check metrics` read.
 
+mod collector;
+pub mod histogram;
+pub mod labels;
+pub mod process;
+pub mod socket;
+pub mod stats;
+
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::SystemTime;
 
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
+pub use histogram::BridgeTimings;
+pub use socket::Counted;
+
 use crate::auth::UserSlots;
-use crate::bridge::{Bridge, BridgeState};
+use crate::bridge::Bridge;
+use crate::error::CloseReason;
 use crate::hub::Hub;
+use crate::protocol::JoinOutcome;
+use stats::Stats;
 
 /// The `Content-Type` of what [`Metrics::encode`] returns.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -31,30 +48,63 @@ pub struct ApiRequest {
     pub status: u16,
 }
 
-/// A hub's metrics registry. Extend it by registering more families in [`Metrics::new`] (values
-/// kept elsewhere: add them to [`HubCollector`]).
+/// A hub's metrics registry and the counters only it needs.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     api_requests: Family<ApiRequest, Counter>,
+    stats: Arc<Stats>,
 }
 
 impl Metrics {
     pub fn new(hub: Hub, bridge: Bridge, users: UserSlots) -> Self {
         let mut registry = Registry::default();
+        let stats = Arc::new(Stats::default());
+        registry.register_collector(Box::new(collector::HubCollector {
+            hub,
+            bridge,
+            users,
+            stats: stats.clone(),
+            started: SystemTime::now(),
+        }));
         let api_requests = Family::<ApiRequest, Counter>::default();
         registry.register(
             "realtime_hub_api_requests",
             "Server API requests answered, by route and HTTP status",
             api_requests.clone(),
         );
-        registry.register_collector(Box::new(HubCollector { hub, bridge, users }));
         Metrics {
             registry,
             api_requests,
+            stats,
         }
     }
 
+    /// A client's upgraded socket, counted as accepted; every message through it is counted
+    /// (bytes, error frames): the session reads and writes through what this returns.
+    pub fn accepted<S>(self: &Arc<Self>, socket: S) -> Counted<S> {
+        self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        Counted::new(socket, self.clone())
+    }
+
+    /// A connection ended: `None` when the client left, else why the hub closed it (auth
+    /// failures and slow consumers are counted from this too).
+    pub fn closed(&self, reason: Option<CloseReason>) {
+        self.stats.closed(reason);
+    }
+
+    /// A frame refused by the rate limit.
+    pub fn rate_limited(&self) {
+        self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A join answered: counted when it asked to recover (`since`).
+    pub fn joined(&self, outcome: &JoinOutcome) {
+        self.stats.recovery(outcome);
+    }
+
+    /// Not on the message path: the API is for backends, and its label set is bounded by
+    /// `Route::ALL` × the statuses it answers.
     pub fn api_request(&self, route: &'static str, status: u16) {
         self.api_requests
             .get_or_create(&ApiRequest { route, status })
@@ -63,143 +113,21 @@ impl Metrics {
 
     /// The whole registry in the Prometheus text format.
     pub fn encode(&self) -> String {
-        let mut out = String::with_capacity(4096);
+        let mut out = String::with_capacity(16 * 1024);
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
         out
     }
 }
 
-/// Reads the hub's and the bridge's own figures at scrape time.
-#[derive(Debug)]
-pub struct HubCollector {
-    hub: Hub,
-    bridge: Bridge,
-    users: UserSlots,
-}
-
-fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> std::fmt::Result {
-    let gauge = ConstGauge::new(value);
-    gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)
-}
-
-/// `name` without `_total`: the encoder appends it.
-fn counter(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    value: u64,
-) -> std::fmt::Result {
-    let counter = ConstCounter::new(value);
-    counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)
-}
-
-fn count(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-impl Collector for HubCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
-        let e = &mut encoder;
-        gauge(
-            e,
-            "realtime_hub_connections",
-            "WebSocket connections open on this hub.",
-            count(self.hub.connections()),
-        )?;
-        gauge(
-            e,
-            "realtime_hub_rooms",
-            "Rooms with at least one member on this hub.",
-            count(self.hub.room_count()),
-        )?;
-        gauge(
-            e,
-            "realtime_hub_users",
-            "Users with at least one authenticated connection on this hub (auth_mode = jwt).",
-            count(self.users.users()),
-        )?;
-        let c = self.hub.counters();
-        counter(
-            e,
-            "realtime_hub_messages_received",
-            "Frames received from this hub's clients (past the rate limit).",
-            c.received.load(Ordering::Relaxed),
-        )?;
-        counter(
-            e,
-            "realtime_hub_messages_delivered",
-            "Frames queued for this hub's clients.",
-            c.delivered.load(Ordering::Relaxed),
-        )?;
-        counter(
-            e,
-            "realtime_hub_slow_consumers",
-            "Frames that found a client's queue full (the client is closed with 4000).",
-            c.slow_consumers.load(Ordering::Relaxed),
-        )?;
-        // Standalone there is no Redis to be up or down: the bridge families are left out.
-        let Some(b) = self.bridge.counters() else {
-            return Ok(());
-        };
-        gauge(
-            e,
-            "realtime_hub_redis_up",
-            "1 while both bridge connections to Redis are up, else 0.",
-            i64::from(self.bridge.state() == BridgeState::Up),
-        )?;
-        let bridge_counters = [
-            (
-                "realtime_hub_bridge_published",
-                "Messages this hub published to Redis.",
-                &b.published,
-            ),
-            (
-                "realtime_hub_bridge_overflowed",
-                "Messages lost because the outage buffer (bridge_buffer) was full.",
-                &b.overflowed,
-            ),
-            (
-                "realtime_hub_bridge_received",
-                "Messages of other hubs received from Redis.",
-                &b.received,
-            ),
-            (
-                "realtime_hub_bridge_own_dropped",
-                "This hub's own messages dropped when they came back from Redis.",
-                &b.own_dropped,
-            ),
-            (
-                "realtime_hub_bridge_duplicates_dropped",
-                "Messages received twice from Redis and dropped.",
-                &b.duplicates_dropped,
-            ),
-            (
-                "realtime_hub_bridge_missed",
-                "Messages of other hubs that Redis never delivered here (sequence gaps).",
-                &b.missed,
-            ),
-            (
-                "realtime_hub_bridge_undecodable",
-                "Messages from Redis that could not be decoded.",
-                &b.undecodable,
-            ),
-            (
-                "realtime_hub_bridge_reconnects",
-                "Reconnections to Redis.",
-                &b.reconnects,
-            ),
-        ];
-        for (name, help, value) in bridge_counters {
-            counter(e, name, help, value.load(Ordering::Relaxed))?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::AuthFailure;
+
+    fn has(text: &str, line: &str) -> bool {
+        text.lines().any(|l| l == line)
+    }
 
     #[test]
     fn a_standalone_hub_exposes_its_figures_and_api_requests() {
@@ -219,15 +147,56 @@ mod tests {
             "realtime_hub_api_requests_total{route=\"/api/publish\",status=\"200\"} 2",
             "realtime_hub_api_requests_total{route=\"unmatched\",status=\"404\"} 1",
         ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "{line:?} missing in\n{text}"
-            );
+            assert!(has(&text, line), "{line:?} missing in\n{text}");
         }
         assert!(!text.contains("redis_up"), "standalone: no bridge\n{text}");
         assert!(
+            !text.contains("cross_hub_lag"),
+            "standalone: no bridge\n{text}"
+        );
+        assert!(
             !text.contains("# EOF"),
             "0.0.4 text, not OpenMetrics\n{text}"
+        );
+    }
+
+    #[test]
+    fn closes_count_by_reason_with_auth_failures_and_slow_consumers_and_every_series_exists() {
+        let metrics = Metrics::new(
+            Hub::new("h".into(), 10),
+            Bridge::Disabled,
+            UserSlots::new(4),
+        );
+        metrics.closed(None);
+        metrics.closed(Some(CloseReason::SlowConsumer));
+        metrics.closed(Some(CloseReason::AuthFailed(AuthFailure::BadSignature)));
+        metrics.rate_limited();
+        metrics.joined(&JoinOutcome {
+            recovered: Some(false),
+            reason: Some("too_old"),
+            ..JoinOutcome::default()
+        });
+        metrics.joined(&JoinOutcome::default());
+        let text = metrics.encode();
+        for line in [
+            "realtime_hub_connections_closed_total{reason=\"client\"} 1",
+            "realtime_hub_connections_closed_total{reason=\"slow_consumer\"} 1",
+            "realtime_hub_connections_closed_total{reason=\"auth_failed\"} 1",
+            "realtime_hub_connections_closed_total{reason=\"pong_timeout\"} 0",
+            "realtime_hub_slow_consumers_total 1",
+            "realtime_hub_auth_failures_total{reason=\"bad_signature\"} 1",
+            "realtime_hub_auth_failures_total{reason=\"no_token\"} 0",
+            "realtime_hub_rate_limited_total 1",
+            "realtime_hub_recoveries_total{result=\"too_old\"} 1",
+            "realtime_hub_recoveries_total{result=\"recovered\"} 0",
+            "realtime_hub_errors_total{code=\"bad_json\"} 0",
+        ] {
+            assert!(has(&text, line), "{line:?} missing in\n{text}");
+        }
+        #[cfg(target_os = "linux")]
+        assert!(
+            text.contains("\nrealtime_hub_process_resident_memory_bytes "),
+            "{text}"
         );
     }
 }
