@@ -105,7 +105,8 @@ ensure_api_key() {
 
 # Every compose call gets the secrets through its environment (not its command line): the hubs'
 # HUB_JWT_SECRETS and HUB_API_KEYS, and the web servers' WEB_JWT_SECRET, the first JWT secret, unless
-# the hubs run with HUB_AUTH_MODE=off (then the pages run anonymous). Empty when there is no file yet,
+# the hubs run with HUB_AUTH_MODE=off (then the pages run anonymous), and WEB_API_KEY, the first API
+# key, with which their status page reads the hubs' APIs server-side. Empty when there is no file yet,
 # so ps, logs and teardown work before the first setup (a hub with no API key serves no API).
 # Each hub's allowed origins follow where its page can be opened (page_origins), unless
 # HUB1_ALLOWED_ORIGINS / HUB2_ALLOWED_ORIGINS are set in the environment.
@@ -117,7 +118,7 @@ compose() {
   if [ "$(setting HUB_AUTH_MODE)" != off ]; then web="${WEB_JWT_SECRET:-${secrets%%,*}}"; fi
   origins1="${HUB1_ALLOWED_ORIGINS:-$(page_origins "$(setting WEB1_PORT)")}"
   origins2="${HUB2_ALLOWED_ORIGINS:-$(page_origins "$(setting WEB2_PORT)")}"
-  HUB_JWT_SECRETS="$secrets" WEB_JWT_SECRET="$web" HUB_API_KEYS="$keys" \
+  HUB_JWT_SECRETS="$secrets" WEB_JWT_SECRET="$web" HUB_API_KEYS="$keys" WEB_API_KEY="${keys%%,*}" \
     HUB1_ALLOWED_ORIGINS="$origins1" HUB2_ALLOWED_ORIGINS="$origins2" \
     COMPOSE_PROFILES="$(setting COMPOSE_PROFILES)" "${COMPOSE[@]}" "$@"
 }

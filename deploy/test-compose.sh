@@ -16,8 +16,9 @@
 # stay healthy while unready (and Prometheus reads redis_up 0). Redis runs with a random password for
 # the run, which must be on no process command line (ps, docker top, docker inspect). The stack is
 # published on every interface (BIND_ADDRESS=0.0.0.0) with 127.0.0.2 standing for another machine's
-# address (PUBLIC_HOSTS): the pages answer there and each hub accepts its own page's origin there and
-# no other. deploy/compose-command.test.sh first checks the choice between `docker compose` and
+# address (PUBLIC_HOSTS): the pages answer there and connect to their hub there, and each hub accepts
+# its own page's origin there and no other. Each web server's status page shows both hubs up, and no
+# page holds the API key (the web servers have it, as WEB_API_KEY, and nothing else does but the hubs). deploy/compose-command.test.sh first checks the choice between `docker compose` and
 # `docker-compose`.
 # The stack is torn down even when a step fails; its logs are printed first.
 set -euo pipefail
@@ -121,15 +122,40 @@ shows_nowhere() {
   done
 }
 
-# The API key is handed to the hubs alone: the environment of redis and the web servers lacks it.
+# The API key is handed to the hubs, and to the web servers as WEB_API_KEY alone (their status page
+# reads the hubs' APIs server-side): redis's environment lacks it, and so does every other variable.
 api_key_only_in_hubs() {
   local s id env
   for s in redis web1 web2; do
     id="$(compose ps -q "$s" | head -n1)"
     [ -n "$id" ] || die "no container for $s"
-    env="$(docker inspect -f '{{json .Config.Env}}' "$id")"
-    ! has_secret api_keys <<<"$env" || die "the server API key is in the environment of $s"
+    env="$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$id")"
+    [ "$s" = redis ] || env="$(grep -v '^WEB_API_KEY=' <<<"$env")"
+    ! has_secret api_keys <<<"$env" || die "the server API key is in the environment of $s (beyond WEB_API_KEY)"
   done
+}
+
+# Each web server's status page (/status) reads both hubs through their APIs inside the network: its
+# data names hub1 and hub2, both up; neither the page, its data nor the chat page holds the API key.
+status_page_sees_both_hubs() {
+  local n web path file
+  for n in 1 2; do
+    web="http://localhost:$(setting "WEB${n}_PORT")"
+    # Asking is what starts the reading (the hubs are read only while someone watches).
+    both_up() {
+      LAST="$(curl -sf --max-time 3 "$web/status/data" | node -e '
+        const d = JSON.parse(require("fs").readFileSync(0, "utf8"));
+        console.log(d.configured, d.hubs.map(h => `${h.name}=${h.state}`).sort().join(" "))' 2>&1 || true)"
+      [ "$LAST" = "true hub1=up hub2=up" ]
+    }
+    until_true 30 "web$n's status page shows hub1 and hub2 up ($web/status/data)" both_up
+    for path in /status/data /status /; do
+      file="$evidence_pages/web$n${path//\//_}"
+      curl -sf --max-time 3 "$web$path" >"$file" || die "$web$path did not answer 200"
+      ! has_secret api_keys <"$file" || die "the server API key is in $web$path"
+    done
+  done
+  say "status pages: web1 and web2 show hub1 and hub2 up; the API key in none of /, /status, /status/data"
 }
 
 # Each hub's API port is published on 127.0.0.1 only: docker says so, no host socket listens on that
@@ -246,8 +272,9 @@ origins_follow_bind_address() {
   local n hub web other code origin want
   for n in 1 2; do
     hub="$(setting "HUB${n}_PORT")" web="$(setting "WEB${n}_PORT")" other="$(setting "WEB$((3 - n))_PORT")"
-    code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.2:$web/" || true)"
-    [ "$code" = 200 ] || die "web$n's page at http://127.0.0.2:$web/ answered $code"
+    curl -sf --max-time 5 "http://127.0.0.2:$web/" >"$evidence_pages/remote-page" || die "web$n's page at http://127.0.0.2:$web/ did not answer 200"
+    # The page connects to its hub at the host it was loaded from.
+    grep -qF "ws://127.0.0.2:$hub/ws" "$evidence_pages/remote-page" || die "web$n's page loaded from 127.0.0.2 does not name ws://127.0.0.2:$hub/ws"
     for origin in "http://127.0.0.2:$web=101" "http://127.0.0.2:$other=403" "http://127.0.0.3:$web=403"; do
       want="${origin##*=}" origin="${origin%=*}"
       code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
@@ -256,7 +283,7 @@ origins_follow_bind_address() {
       [ "$code" = "$want" ] || die "hub$n at 127.0.0.2:$hub answered $code to a page of $origin (want $want)"
     done
   done
-  say "from 127.0.0.2 (PUBLIC_HOSTS): both pages answer, each hub takes its page's origin (101) and refuses others (403)"
+  say "from 127.0.0.2 (PUBLIC_HOSTS): both pages answer and connect to ws://127.0.0.2:<their hub's port>/ws, each hub takes its page's origin (101) and refuses others (403)"
 }
 
 setup_log="$(mktemp)"
@@ -264,9 +291,12 @@ build_start=$(date +%s)
 make --no-print-directory setup 2>&1 | tee "$setup_log"
 lap "make setup done: build + start + healthy in $(( $(date +%s) - build_start )) s"
 
+evidence_pages="$(mktemp -d)"
 prometheus_sees_both_hubs
+status_page_sees_both_hubs
 origins_follow_bind_address
-lap "monitoring profile and widened BIND_ADDRESS checked"
+rm -rf "$evidence_pages"
+lap "monitoring profile, status pages and widened BIND_ADDRESS checked"
 
 node --test deploy/compose.test.mjs
 lap "jwt checks, browser scenario and server API checks passed"
@@ -284,7 +314,7 @@ shows_nowhere "server API key" api_keys "$API_KEY_FILE" HUB_API_KEYS
 api_key_only_in_hubs
 redis_password_on_no_command_line
 rm -rf "$setup_log" "$evidence"
-lap "the JWT secret and the API key are in no log, command line, healthcheck or image history, nor in make setup's output; the API key only in the hubs' environment; the Redis password on no command line (ps, docker top, docker inspect) nor in any log"
+lap "the JWT secret and the API key are in no log, command line, healthcheck or image history, nor in make setup's output; the API key only in the hubs' environment and the web servers' WEB_API_KEY; the Redis password on no command line (ps, docker top, docker inspect) nor in any log"
 
 make --no-print-directory teardown
 left="$(stack_leftovers | sort -u)"
