@@ -5,9 +5,9 @@
 //! consumer without waiting for it. Cross-hub traffic is the bridge's business: the hub only tells
 //! it what to publish and which rooms have local members.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
@@ -165,6 +165,10 @@ struct Inner {
     state: RwLock<State>,
     /// Woken when the set of rooms with local members changes (the bridge resubscribes).
     rooms_changed: Notify,
+    /// Rooms that got their first local member or lost their last since the bridge last asked
+    /// ([`Hub::take_room_changes`]): it subscribes per change, never by comparing every room.
+    /// At most one entry per room.
+    room_changes: Mutex<HashSet<Room>>,
     /// Every change of who is in which room, for the presence writer.
     presence: PresenceFeed,
     counters: Counters,
@@ -182,6 +186,7 @@ impl Hub {
             max_rooms_per_client,
             state: RwLock::default(),
             rooms_changed: Notify::new(),
+            room_changes: Mutex::default(),
             presence: PresenceFeed::default(),
             counters: Counters::default(),
         }))
@@ -238,10 +243,10 @@ impl Hub {
         let mut changes = Vec::new();
         let new_room = {
             let mut state = self.write();
-            let mut new_room = false;
+            let mut new_room = None;
             if in_default_room {
                 let members = state.rooms.entry(room.clone()).or_default();
-                new_room = members.is_empty();
+                new_room = members.is_empty().then(|| room.clone());
                 members.insert(client_id.clone(), Seat::new(recipient.clone()));
                 changes.push(state.users.add(&room, &user, &name));
             }
@@ -256,8 +261,8 @@ impl Hub {
             );
             new_room
         };
-        if new_room {
-            self.0.rooms_changed.notify_one();
+        if let Some(room) = new_room {
+            self.room_changed([room]);
         }
         self.0.presence.send(changes);
     }
@@ -266,21 +271,23 @@ impl Hub {
     /// `Sender` clones is what lets the session's writer finish.
     pub fn remove(&self, client_id: &ClientId) {
         let mut changes = Vec::new();
-        let emptied_room = {
+        let emptied = {
             let mut state = self.write();
             let Some(member) = state.clients.remove(client_id) else {
                 return;
             };
-            let mut emptied = false;
-            for room in &member.rooms {
-                emptied |= remove_member(&mut state.rooms, room, client_id);
-                changes.extend(state.users.remove(room, &member.user));
+            let mut emptied = Vec::new();
+            for room in member.rooms {
+                changes.extend(state.users.remove(&room, &member.user));
+                if remove_member(&mut state.rooms, &room, client_id) {
+                    emptied.push(room);
+                }
             }
             emptied
         };
         self.0.presence.send(changes);
-        if emptied_room {
-            self.0.rooms_changed.notify_one();
+        if !emptied.is_empty() {
+            self.room_changed(emptied);
         }
     }
 
@@ -329,7 +336,7 @@ impl Hub {
             }
         };
         if joined == Joined::NewRoom {
-            self.0.rooms_changed.notify_one();
+            self.room_changed([room.clone()]);
         }
         self.0.presence.send(changes);
         Ok(joined)
@@ -385,7 +392,7 @@ impl Hub {
             (remove_member(rooms, room, client_id), change)
         };
         if emptied {
-            self.0.rooms_changed.notify_one();
+            self.room_changed([room.clone()]);
         }
         self.0.presence.send(change.into_iter().collect());
         Ok(())
@@ -467,6 +474,39 @@ impl Hub {
     /// Rooms with at least one local member: what the bridge must be subscribed to.
     pub fn local_rooms(&self) -> Vec<Room> {
         self.read().rooms.keys().cloned().collect()
+    }
+
+    /// Every room with local members, for a fresh subscription (after a reconnect): what changed
+    /// before this call is in it, so pending changes are dropped.
+    pub fn resync_rooms(&self) -> Vec<Room> {
+        self.room_changes().clear();
+        self.local_rooms()
+    }
+
+    /// Rooms whose local membership came or went since the last call (or [`Hub::resync_rooms`]),
+    /// each with whether it has local members now.
+    pub fn take_room_changes(&self) -> Vec<(Room, bool)> {
+        let changed = std::mem::take(&mut *self.room_changes());
+        let state = self.read();
+        changed
+            .into_iter()
+            .map(|room| {
+                let present = state.rooms.contains_key(&room);
+                (room, present)
+            })
+            .collect()
+    }
+
+    fn room_changed(&self, rooms: impl IntoIterator<Item = Room>) {
+        self.room_changes().extend(rooms);
+        self.0.rooms_changed.notify_one();
+    }
+
+    fn room_changes(&self) -> std::sync::MutexGuard<'_, HashSet<Room>> {
+        self.0
+            .room_changes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub async fn rooms_changed(&self) {

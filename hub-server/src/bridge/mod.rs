@@ -1,10 +1,12 @@
 //! The Redis bridge between hubs: what a hub publishes, what it receives, and whether Redis is
-//! reachable. [`publisher`] sends local messages out, [`subscriber`] brings other hubs' messages in. Without `REDIS_URL` the bridge is disabled and
-//! the hub runs standalone.
+//! reachable. [`publisher`] sends local messages out, [`subscriber`] brings other hubs' messages
+//! in through the bounded [`inbound`] queue. Without `REDIS_URL` the bridge is disabled and the
+//! hub runs standalone.
 
 mod backoff;
 pub mod control;
 pub mod envelope;
+mod inbound;
 mod publisher;
 pub mod sequence;
 mod subscriber;
@@ -114,6 +116,9 @@ pub struct BridgeCounters {
     pub duplicates_dropped: AtomicU64,
     /// Messages of other hubs that Redis never delivered to this hub (sequence gaps).
     pub missed: AtomicU64,
+    /// Messages from Redis this hub had no room for (its inbound queue was full): shed, not
+    /// delivered; they show up as `missed` too, once the next message of their room arrives.
+    pub inbound_shed: AtomicU64,
     pub undecodable: AtomicU64,
     pub reconnects: AtomicU64,
     /// Publish round trips and cross-hub lag, for `/metrics` (not in `/health`).
@@ -178,8 +183,16 @@ impl Bridge {
             client: client.clone(),
             commands: tokio::sync::OnceCell::new(),
         });
+        // RESP3, so that pub/sub messages arrive as pushes into our bounded queue.
+        let info = client.get_connection_info().clone();
+        let resp3 = info
+            .redis_settings()
+            .clone()
+            .set_protocol(redis::ProtocolVersion::RESP3);
+        let pubsub_client = redis::Client::open(info.set_redis_settings(resp3))?;
         let link = Link {
             client,
+            pubsub_client,
             timeout: settings.redis_timeout,
             reconnect_max: settings.reconnect_max,
             instance_id: hub.instance_id(),
@@ -197,6 +210,10 @@ impl Bridge {
                 link.clone(),
                 hub.clone(),
                 settings.redis_ping_interval,
+                subscriber::InboundLimits {
+                    messages: settings.inbound_buffer,
+                    bytes: settings.inbound_buffer_bytes,
+                },
             )),
             tokio::spawn(unconfirmed::run(
                 inner.clone(),
@@ -343,6 +360,8 @@ impl Bridge {
 #[derive(Debug, Clone)]
 struct Link {
     client: redis::Client,
+    /// The same Redis, spoken to in RESP3: the subscriber's connection.
+    pubsub_client: redis::Client,
     timeout: Duration,
     reconnect_max: Duration,
     /// This process's origin id, stamped on every envelope it publishes.

@@ -1,7 +1,10 @@
 //! Receiver-side bookkeeping of what other hubs published: drops duplicates (a batch re-sent
-//! after a Redis reconnect) and counts gaps (messages Redis never delivered to us).
+//! after a Redis reconnect) and counts gaps (messages Redis never delivered to us). Bounded by age
+//! (what is idle for 10 minutes is forgotten) and by size (past a bound the older half goes), so
+//! 100k rooms and many hubs' restarts keep both the maps and the work per message small.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
@@ -13,47 +16,149 @@ pub enum Verdict {
     Duplicate,
 }
 
-/// Bounded so that origins of long-gone hubs cannot grow it forever.
-const MAX_ORIGINS: usize = 4096;
-const MAX_CHANNELS: usize = 65536;
+/// An origin or a channel not heard from for this long is forgotten: a hub that is gone, a room
+/// nobody talks in. Forgetting costs nothing but the check of its next message (a duplicate
+/// re-send after 10 minutes is not expected).
+const IDLE: Duration = Duration::from_secs(600);
+/// How often [`SequenceTracker::expire`] looks (it is called on every Redis ping).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// Hard bounds, whatever the age: past one, the older half goes (never all, which would switch
+/// off duplicate and gap detection exactly when traffic is heaviest).
+const MAX_ORIGINS: usize = 65_536;
+const MAX_CHANNEL_ENTRIES: usize = 1 << 20;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    last: u64,
+    at: Instant,
+}
+
+#[derive(Debug)]
 pub struct SequenceTracker {
     /// Highest `seq` seen per origin: publishes of one origin arrive in order, whatever the channel.
-    last_seq: HashMap<Uuid, u64>,
-    /// Last per-channel count `n` seen per origin and channel.
-    last_on_channel: HashMap<(Uuid, String), u64>,
+    last_seq: HashMap<Uuid, Seen>,
+    /// Last per-channel count `n` seen, per channel and origin: forgetting a channel is one removal.
+    on_channel: HashMap<String, HashMap<Uuid, Seen>>,
+    channel_entries: usize,
+    swept: Instant,
+}
+
+impl Default for SequenceTracker {
+    fn default() -> Self {
+        SequenceTracker {
+            last_seq: HashMap::new(),
+            on_channel: HashMap::new(),
+            channel_entries: 0,
+            swept: Instant::now(),
+        }
+    }
 }
 
 impl SequenceTracker {
     pub fn observe(&mut self, origin: Uuid, channel: &str, seq: u64, n: u64) -> Verdict {
-        if self.last_seq.get(&origin).is_some_and(|&last| seq <= last) {
+        self.observe_at(Instant::now(), origin, channel, seq, n)
+    }
+
+    fn observe_at(
+        &mut self,
+        now: Instant,
+        origin: Uuid,
+        channel: &str,
+        seq: u64,
+        n: u64,
+    ) -> Verdict {
+        if self.last_seq.get(&origin).is_some_and(|s| seq <= s.last) {
             return Verdict::Duplicate;
         }
-        if self.last_seq.len() >= MAX_ORIGINS {
-            self.last_seq.clear();
+        if self.last_seq.len() >= MAX_ORIGINS && !self.last_seq.contains_key(&origin) {
+            halve(&mut self.last_seq);
         }
-        self.last_seq.insert(origin, seq);
-        if self.last_on_channel.len() >= MAX_CHANNELS {
-            self.last_on_channel.clear();
+        self.last_seq.insert(origin, Seen { last: seq, at: now });
+        if self.channel_entries >= MAX_CHANNEL_ENTRIES {
+            self.halve_channels();
         }
-        let seen = self.last_on_channel.insert((origin, channel.to_owned()), n);
+        let origins = match self.on_channel.get_mut(channel) {
+            Some(origins) => origins,
+            None => self.on_channel.entry(channel.to_owned()).or_default(),
+        };
+        let seen = origins.insert(origin, Seen { last: n, at: now });
+        if seen.is_none() {
+            self.channel_entries += 1;
+        }
         // A count at or below the last one means the publisher restarted its count for this
         // channel (it forgets idle channels): nothing to check then.
-        let missed = seen.map_or(0, |last| n.saturating_sub(last).saturating_sub(1));
+        let missed = seen.map_or(0, |s| n.saturating_sub(s.last).saturating_sub(1));
         Verdict::Deliver { missed }
     }
 
     /// After unsubscribing, gaps on that channel are expected, not losses.
     pub fn forget_channel(&mut self, channel: &str) {
-        self.last_on_channel.retain(|(_, ch), _| ch != channel);
+        if let Some(origins) = self.on_channel.remove(channel) {
+            self.channel_entries -= origins.len();
+        }
     }
 
     /// After our own subscription was re-established, what was published meanwhile never reached
     /// us by design of pub/sub: start the per-channel checks afresh.
     pub fn forget_channels(&mut self) {
-        self.last_on_channel.clear();
+        self.on_channel.clear();
+        self.channel_entries = 0;
     }
+
+    /// Forgets what has been idle for [`IDLE`]; does the work at most once per [`SWEEP_EVERY`].
+    pub fn expire(&mut self) {
+        self.expire_at(Instant::now());
+    }
+
+    fn expire_at(&mut self, now: Instant) {
+        if now.duration_since(self.swept) < SWEEP_EVERY {
+            return;
+        }
+        self.swept = now;
+        let fresh = |s: &Seen| now.duration_since(s.at) < IDLE;
+        self.last_seq.retain(|_, s| fresh(s));
+        let mut entries = 0;
+        self.on_channel.retain(|_, origins| {
+            origins.retain(|_, s| fresh(s));
+            entries += origins.len();
+            !origins.is_empty()
+        });
+        self.channel_entries = entries;
+    }
+
+    fn halve_channels(&mut self) {
+        let mut ages: Vec<Instant> = self
+            .on_channel
+            .values()
+            .flat_map(|origins| origins.values().map(|s| s.at))
+            .collect();
+        let Some(cut) = median(&mut ages) else {
+            return;
+        };
+        let mut entries = 0;
+        self.on_channel.retain(|_, origins| {
+            origins.retain(|_, s| s.at > cut);
+            entries += origins.len();
+            !origins.is_empty()
+        });
+        self.channel_entries = entries;
+    }
+}
+
+/// Keeps the newer half of `map`.
+fn halve(map: &mut HashMap<Uuid, Seen>) {
+    let mut ages: Vec<Instant> = map.values().map(|s| s.at).collect();
+    if let Some(cut) = median(&mut ages) {
+        map.retain(|_, s| s.at > cut);
+    }
+}
+
+fn median(ages: &mut [Instant]) -> Option<Instant> {
+    if ages.is_empty() {
+        return None;
+    }
+    let mid = ages.len() / 2;
+    Some(*ages.select_nth_unstable(mid).1)
 }
 
 #[cfg(test)]
@@ -108,5 +213,60 @@ mod tests {
         t.observe(o, "c", 1, 1);
         t.forget_channel("c");
         assert_eq!(t.observe(o, "c", 9, 8), Verdict::Deliver { missed: 0 });
+    }
+
+    #[test]
+    fn idle_entries_expire_and_recent_ones_stay() {
+        let mut t = SequenceTracker::default();
+        let (old, new) = (Uuid::new_v4(), Uuid::new_v4());
+        let start = Instant::now();
+        t.observe_at(start, old, "quiet", 1, 1);
+        let later = start + IDLE;
+        t.observe_at(later, new, "busy", 1, 1);
+        t.expire_at(later);
+        assert_eq!(t.last_seq.len(), 1, "the idle origin went");
+        assert!(t.on_channel.contains_key("busy") && !t.on_channel.contains_key("quiet"));
+        assert_eq!(t.channel_entries, 1);
+        // The forgotten origin starts afresh; the kept one still drops repeats.
+        assert_eq!(
+            t.observe_at(later, old, "quiet", 1, 1),
+            Verdict::Deliver { missed: 0 }
+        );
+        assert_eq!(t.observe_at(later, new, "busy", 1, 1), Verdict::Duplicate);
+    }
+
+    #[test]
+    fn past_the_bound_the_older_half_goes_not_everything() {
+        let mut t = SequenceTracker::default();
+        let start = Instant::now();
+        let first = Uuid::new_v4();
+        t.observe_at(start, first, "c", 1, 1);
+        for i in 1..MAX_ORIGINS as u64 {
+            t.observe_at(start + Duration::from_millis(i), Uuid::new_v4(), "c", 1, 1);
+        }
+        assert_eq!(t.last_seq.len(), MAX_ORIGINS);
+        let newest = start + Duration::from_millis(MAX_ORIGINS as u64);
+        t.observe_at(newest, Uuid::new_v4(), "c", 1, 1);
+        assert!(
+            t.last_seq.len() <= MAX_ORIGINS / 2 + 1,
+            "{}",
+            t.last_seq.len()
+        );
+        assert!(!t.last_seq.contains_key(&first), "the oldest went");
+        assert!(t.last_seq.len() > 1000, "the newer half stayed");
+    }
+
+    #[test]
+    fn forgetting_a_channel_keeps_the_entry_count() {
+        let mut t = SequenceTracker::default();
+        for o in [Uuid::new_v4(), Uuid::new_v4()] {
+            t.observe(o, "a", 1, 1);
+            t.observe(o, "b", 2, 1);
+        }
+        assert_eq!(t.channel_entries, 4);
+        t.forget_channel("a");
+        assert_eq!(t.channel_entries, 2);
+        t.forget_channels();
+        assert_eq!(t.channel_entries, 0);
     }
 }

@@ -1,41 +1,56 @@
-//! Brings messages in: one dedicated pub/sub connection, subscribed to the broadcast channel and
-//! to the channel of every room with local members. Drops duplicates (sequence) and this hub's
-//! own messages when they were already delivered here (`local`), counts what was missed, and
-//! hands the rest to the hub in arrival order — in this task, never a task per message, which
-//! would reorder them. Stored room messages of this hub come back this way too, so every hub
-//! delivers a room's messages in the order of their offsets.
+//! Brings messages in: one dedicated RESP3 connection, subscribed to the broadcast channel, the
+//! control channel and the channel of every room with local members. Its pub/sub messages come
+//! through the bounded [`inbound`](super::inbound) queue (what does not fit is shed and counted).
+//! Drops duplicates (sequence) and this hub's own messages when they were already delivered here
+//! (`local`), counts what was missed, and hands the rest to the hub in arrival order — in this
+//! task, never a task per message, which would reorder them. Stored room messages of this hub
+//! come back this way too, so every hub delivers a room's messages in the order of their offsets.
+//!
+//! Subscriptions follow the hub's room changes one by one (never by comparing every room), and a
+//! fresh connection subscribes in chunks, each under `redis_timeout`, so 100k rooms resubscribe
+//! without one giant command and joins waiting for an early chunk go on at once.
 
-use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use redis::aio::{PubSubSink, PubSubStream};
+use redis::aio::MultiplexedConnection;
 
 use super::Link;
 use super::backoff::Backoff;
 use super::envelope::{self, Target};
+use super::inbound::{self, Inbound, InboundReceiver};
 use super::sequence::{SequenceTracker, Verdict};
 use crate::hub::Hub;
 use crate::protocol::Frame;
 
-pub(super) async fn run(link: Link, hub: Hub, ping_interval: Duration) {
+/// Channels per SUBSCRIBE / UNSUBSCRIBE command.
+const CHUNK: usize = 1000;
+
+/// How much the inbound queue holds; see [`inbound`].
+#[derive(Debug, Clone, Copy)]
+pub(super) struct InboundLimits {
+    pub messages: usize,
+    pub bytes: usize,
+}
+
+pub(super) async fn run(link: Link, hub: Hub, ping_interval: Duration, limits: InboundLimits) {
     let mut backoff = Backoff::new(link.reconnect_max);
     let mut tracker = SequenceTracker::default();
     loop {
-        if let Some((sink, stream)) = connect(&link).await {
+        if let Some((conn, inbound)) = connect(&link, limits).await {
             backoff.reset();
             // Whatever was published while we were away is gone: gap checks start afresh.
             tracker.forget_channels();
             let ended = Session {
                 link: &link,
                 hub: &hub,
-                sink,
+                conn,
                 tracker: &mut tracker,
             }
-            .serve(stream, ping_interval)
+            .serve(inbound, ping_interval)
             .await;
-            link.bridge.subscribed.send_replace(HashSet::new());
+            link.bridge.subscribed.send_modify(|s| s.clear());
             if ended == Ended::Shutdown {
                 link.bridge.subscriber_up.send_replace(false);
                 return;
@@ -48,10 +63,25 @@ pub(super) async fn run(link: Link, hub: Hub, ping_interval: Duration) {
     }
 }
 
-async fn connect(link: &Link) -> Option<(PubSubSink, PubSubStream)> {
-    let attempt = link.client.get_async_pubsub();
+/// A RESP3 connection whose pub/sub messages go to a fresh bounded queue.
+async fn connect(
+    link: &Link,
+    limits: InboundLimits,
+) -> Option<(MultiplexedConnection, InboundReceiver)> {
+    let bridge = link.bridge.clone();
+    let on_shed: inbound::OnShed = Arc::new(move || {
+        let shed = bridge.counters.inbound_shed.fetch_add(1, Ordering::Relaxed) + 1;
+        if shed.is_power_of_two() {
+            tracing::warn!(shed, "inbound queue full: messages from redis shed");
+        }
+    });
+    let (tx, rx) = inbound::queue(limits.messages, limits.bytes, on_shed);
+    let config = link.connection_config().set_push_sender(tx);
+    let attempt = link
+        .pubsub_client
+        .get_multiplexed_async_connection_with_config(&config);
     match tokio::time::timeout(link.timeout, attempt).await {
-        Ok(Ok(pubsub)) => Some(pubsub.split()),
+        Ok(Ok(conn)) => Some((conn, rx)),
         Ok(Err(err)) => {
             tracing::debug!(%err, "redis pub/sub connect failed");
             None
@@ -72,14 +102,13 @@ enum Ended {
 struct Session<'a> {
     link: &'a Link,
     hub: &'a Hub,
-    sink: PubSubSink,
+    conn: MultiplexedConnection,
     tracker: &'a mut SequenceTracker,
 }
 
 impl Session<'_> {
-    async fn serve(mut self, mut stream: PubSubStream, ping_interval: Duration) -> Ended {
-        let mut subscribed = HashSet::new();
-        if !self.sync_subscriptions(&mut subscribed).await {
+    async fn serve(mut self, mut inbound: InboundReceiver, ping_interval: Duration) -> Ended {
+        if !self.subscribe_all().await {
             return Ended::ConnectionLost;
         }
         super::Link::set_up(&self.link.bridge.subscriber_up, true, "subscriber");
@@ -89,78 +118,110 @@ impl Session<'_> {
             tokio::select! {
                 biased;
                 _ = self.link.shutdown.wait() => return Ended::Shutdown,
-                msg = stream.next() => match msg {
+                msg = inbound.recv() => match msg {
                     Some(msg) => self.handle(&msg),
                     None => return Ended::ConnectionLost,
                 },
                 _ = self.hub.rooms_changed() => {
-                    if !self.sync_subscriptions(&mut subscribed).await {
+                    if !self.follow_room_changes().await {
                         return Ended::ConnectionLost;
                     }
                 }
                 _ = ping.tick() => {
                     // A stalled Redis (SIGSTOP, a dead network path) sends nothing and closes
                     // nothing: only an unanswered PING reveals it.
-                    let pong = self.sink.ping::<redis::Value>();
+                    let ping_cmd = redis::cmd("PING");
+                    let pong = ping_cmd.query_async::<redis::Value>(&mut self.conn);
                     if !matches!(tokio::time::timeout(self.link.timeout, pong).await, Ok(Ok(_))) {
                         tracing::warn!("redis did not answer PING in time");
                         return Ended::ConnectionLost;
                     }
+                    self.tracker.expire();
                 }
             }
         }
     }
 
-    /// Subscribes to what the hub needs now and unsubscribes from what it no longer needs.
-    async fn sync_subscriptions(&mut self, subscribed: &mut HashSet<String>) -> bool {
+    /// On a fresh connection: every room with local members, the broadcast and control channels.
+    async fn subscribe_all(&mut self) -> bool {
         let channels = &self.link.bridge.channels;
-        let mut wanted: HashSet<String> = self
-            .hub
-            .local_rooms()
-            .into_iter()
-            .map(|room| channels.name(&Target::Room(room)))
-            .collect();
-        wanted.insert(channels.name(&Target::Broadcast));
-        wanted.insert(channels.control());
+        let mut wanted = vec![channels.name(&Target::Broadcast), channels.control()];
+        wanted.extend(
+            self.hub
+                .resync_rooms()
+                .into_iter()
+                .map(|room| channels.name(&Target::Room(room))),
+        );
+        self.subscribe(wanted).await
+    }
 
-        let add: Vec<String> = wanted.difference(subscribed).cloned().collect();
-        let remove: Vec<String> = subscribed.difference(&wanted).cloned().collect();
-        let timeout = self.link.timeout;
-        if !remove.is_empty() {
-            // Unconfirmed before the UNSUBSCRIBE goes out: a client that joins one of these rooms
-            // meanwhile must wait for the SUBSCRIBE that follows, not take the old one for it.
-            subscribed.retain(|channel| !remove.contains(channel));
-            self.link.bridge.subscribed.send_replace(subscribed.clone());
+    /// Subscribes to rooms that got their first local member and unsubscribes from rooms that
+    /// lost their last, since the last call.
+    async fn follow_room_changes(&mut self) -> bool {
+        let channels = &self.link.bridge.channels;
+        let (mut add, mut remove) = (Vec::new(), Vec::new());
+        {
+            let subscribed = self.link.bridge.subscribed.borrow();
+            for (room, present) in self.hub.take_room_changes() {
+                let channel = channels.name(&Target::Room(room));
+                match (present, subscribed.contains(&channel)) {
+                    (true, false) => add.push(channel),
+                    (false, true) => remove.push(channel),
+                    _ => {}
+                }
+            }
         }
-        if !add.is_empty() {
-            let ok = tokio::time::timeout(timeout, self.sink.subscribe(&add)).await;
+        self.unsubscribe(remove).await && self.subscribe(add).await
+    }
+
+    /// SUBSCRIBE in chunks; each chunk counts as subscribed (joins waiting for it go on) once
+    /// Redis confirmed it.
+    async fn subscribe(&mut self, channels: Vec<String>) -> bool {
+        for chunk in channels.chunks(CHUNK) {
+            let ok = tokio::time::timeout(self.link.timeout, self.conn.subscribe(chunk)).await;
             if !matches!(ok, Ok(Ok(()))) {
-                tracing::warn!(channels = add.len(), "redis SUBSCRIBE failed");
+                tracing::warn!(channels = chunk.len(), "redis SUBSCRIBE failed");
                 return false;
             }
+            self.link
+                .bridge
+                .subscribed
+                .send_modify(|s| s.extend(chunk.iter().cloned()));
         }
-        if !remove.is_empty() {
-            let ok = tokio::time::timeout(timeout, self.sink.unsubscribe(&remove)).await;
-            if !matches!(ok, Ok(Ok(()))) {
-                tracing::warn!(channels = remove.len(), "redis UNSUBSCRIBE failed");
-                return false;
-            }
-            for channel in &remove {
-                self.tracker.forget_channel(channel);
-            }
-        }
-        *subscribed = wanted;
-        self.link.bridge.subscribed.send_replace(subscribed.clone());
         true
     }
 
-    fn handle(&mut self, msg: &redis::Msg) {
-        let counters = &self.link.bridge.counters;
-        let channel = msg.get_channel_name();
-        if channel == self.link.bridge.channels.control() {
-            return super::control::Control::apply(msg.get_payload_bytes(), self.hub);
+    /// UNSUBSCRIBE in chunks. Each channel stops counting as subscribed before its UNSUBSCRIBE
+    /// goes out: a client that joins the room meanwhile waits for the SUBSCRIBE that follows, not
+    /// for the old subscription on its way out.
+    async fn unsubscribe(&mut self, channels: Vec<String>) -> bool {
+        for chunk in channels.chunks(CHUNK) {
+            self.link.bridge.subscribed.send_modify(|s| {
+                for channel in chunk {
+                    s.remove(channel);
+                }
+            });
+            let ok = tokio::time::timeout(self.link.timeout, self.conn.unsubscribe(chunk)).await;
+            if !matches!(ok, Ok(Ok(()))) {
+                tracing::warn!(channels = chunk.len(), "redis UNSUBSCRIBE failed");
+                return false;
+            }
+            for channel in chunk {
+                self.tracker.forget_channel(channel);
+            }
         }
-        let envelope = match envelope::decode(msg.get_payload_bytes()) {
+        true
+    }
+
+    fn handle(&mut self, msg: &Inbound) {
+        let counters = &self.link.bridge.counters;
+        let Ok(channel) = std::str::from_utf8(&msg.channel) else {
+            return;
+        };
+        if channel == self.link.bridge.channels.control() {
+            return super::control::Control::apply(&msg.payload, self.hub);
+        }
+        let envelope = match envelope::decode(&msg.payload) {
             Ok(envelope) => envelope,
             Err(err) => {
                 counters.undecodable.fetch_add(1, Ordering::Relaxed);

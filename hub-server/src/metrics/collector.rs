@@ -243,6 +243,11 @@ impl HubCollector {
                 &b.missed,
             ),
             (
+                "realtime_hub_bridge_inbound_shed",
+                "Messages from Redis shed because this hub's inbound queue was full (inbound_buffer).",
+                &b.inbound_shed,
+            ),
+            (
                 "realtime_hub_bridge_undecodable",
                 "Messages from Redis that could not be decoded.",
                 &b.undecodable,

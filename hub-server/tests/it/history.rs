@@ -683,7 +683,11 @@ async fn an_overflowing_bridge_queue_fails_messages_to_the_sender_and_reorders_n
     );
     assert!(!acked.is_empty(), "some of the burst got through");
     say_stored(&mut sender, &r, &["end".to_owned()]).await;
-    let want: Vec<String> = sent.iter().filter(|c| acked.contains(*c)).cloned().collect();
+    let want: Vec<String> = sent
+        .iter()
+        .filter(|c| acked.contains(*c))
+        .cloned()
+        .collect();
     for (name, member) in [("hub1", &mut near), ("hub2", &mut far)] {
         let mut got = Vec::new();
         loop {

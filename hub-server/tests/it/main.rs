@@ -16,6 +16,8 @@
 //! - `auth`       — issue 10: tokens, refusals (4001), grants, refresh/expiry (4002), 4008, no secrets in logs.
 //! - `api`        — issue 12: the server API (publish once everywhere, idempotency across hubs,
 //!   broadcast, history, disconnect 4003, 401/400/413/503), its listener, OpenAPI vs routes.
+//! - `bridge`     — issue 14: a flood from other hubs shed within bounded memory; a rejoin while
+//!   the room's UNSUBSCRIBE is held back by a proxy waits for the new subscription.
 //! - `handshake`  — issue 14.5: the RFC 6455 opening handshake's answers over raw TCP.
 //! - `send_queue` — issue 14.2: a client that stops reading is closed past `send_queue_bytes`.
 //! - `garbage`    — issue 14.6: 30 s of random bytes, HTTP, frames and messages; hub stays healthy.
@@ -28,6 +30,7 @@ mod support;
 
 mod api;
 mod auth;
+mod bridge;
 mod cross_hub;
 mod garbage;
 mod handshake;

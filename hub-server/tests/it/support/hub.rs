@@ -29,6 +29,12 @@ impl HubBuilder {
         self
     }
 
+    /// Reach Redis at `url` (a proxy in front of it, say) rather than a [`RedisServer`]'s own.
+    pub fn redis_url(mut self, url: &str) -> Self {
+        self.redis_url = Some(url.to_owned());
+        self
+    }
+
     /// Listen on `port` (a restarted hub where its clients expect it) instead of a free one.
     pub fn port(mut self, port: u16) -> Self {
         self.port = Some(port);

@@ -4,6 +4,7 @@ pub mod client;
 pub mod http;
 pub mod hub;
 pub mod prometheus;
+pub mod proxy;
 pub mod redis;
 pub mod token;
 

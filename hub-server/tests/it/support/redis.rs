@@ -32,6 +32,10 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     fn pid(&self) -> u32 {
         self.child
             .as_ref()
