@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # `make test`: unit and integration tests of every crate against a real redis-server (and, for
-# /metrics, a real Prometheus server) the tests start on free ports, then the real-browser test of
-# the chat page in Debian's headless Chromium.
+# /metrics, a real Prometheus server) the tests start on free ports, the Autobahn WebSocket
+# conformance cases against the hub's own accept + handshake + session code, then the real-browser
+# tests of the pages in Debian's headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/ensure-deps.sh redis-server prometheus promtool chromium node npm
 cargo test --workspace --locked
+scripts/autobahn.sh
 tests/browser/run.sh
