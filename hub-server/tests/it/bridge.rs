@@ -1,7 +1,9 @@
 //! Issue 14, the bridge under pressure, against real hubs and a real Redis: a flood from other
-//! hubs is shed (counted) within a bounded memory instead of queued without end, and a rejoin
+//! hubs is shed (counted) within a bounded memory instead of queued without end; a rejoin
 //! while the room's UNSUBSCRIBE is still on its way to Redis waits for the new subscription (a
-//! proxy in front of Redis holds the UNSUBSCRIBE back to force that interleaving).
+//! proxy in front of Redis holds the UNSUBSCRIBE back to force that interleaving); a network
+//! partition between a hub and Redis (a namespace and iptables) is noticed in time and loses
+//! nothing.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +14,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::client::open;
+use crate::support::netns::PartitionableRedis;
 use crate::support::proxy::RedisProxy;
 use crate::support::{Client, Hub, RedisServer, room};
 
@@ -210,4 +213,103 @@ async fn a_flood_from_other_hubs_is_shed_within_bounded_memory_and_the_hub_recov
     assert_eq!(f["content"], "still here", "{f}");
     let log = slow.log();
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// Issue 14 item 7: the link between hub2 and Redis is cut (packets dropped inside Redis's own
+/// network namespace, not refused). hub2 notices within `redis_ping_interval + redis_timeout`,
+/// its clients go on chatting locally, and once the link heals every message is delivered once:
+/// hub1's members get what hub2's members said meanwhile, and hub2's member recovers, with
+/// `since`, what hub1's member said.
+#[tokio::test]
+async fn a_partition_between_a_hub_and_redis_is_noticed_in_time_and_loses_nothing() {
+    let redis = PartitionableRedis::start().await.unwrap_or_else(|e| {
+        panic!("this test makes a network namespace: it needs root, iproute2 and iptables: {e}")
+    });
+    let fast = |name: &str, url: String| {
+        Hub::builder(name)
+            .redis_url(&url)
+            .env("HUB_REDIS_PING_INTERVAL", "500ms")
+            .env("HUB_REDIS_TIMEOUT", "1s")
+            .env("HUB_RECONNECT_MAX", "500ms")
+    };
+    let hub1 = fast("hub1", redis.url(0)).start().await;
+    let hub2 = fast("hub2", redis.url(1)).start().await;
+    let r = room("partition");
+    let mut a = Client::connect(&hub1).await;
+    let mut b = Client::connect(&hub2).await;
+    let mut c = Client::connect(&hub2).await;
+    for client in [&mut a, &mut b, &mut c] {
+        client.join(&r).await;
+    }
+    a.say(&r, "before").await;
+    let seen = b.recv_json().await;
+    assert_eq!(seen["content"], "before", "{seen}");
+    assert_eq!(c.recv_json().await["content"], "before");
+    let last_offset = seen["offset"].as_u64().expect("stored: has an offset");
+
+    redis.cut(1);
+    // Noticed within ping interval + timeout (1.5 s), give or take the 50 ms polling of /health
+    // and a busy machine's scheduling.
+    let noticed = hub2.wait_health(503, "down", Duration::from_secs(10)).await;
+    eprintln!("partition noticed after {noticed:?}");
+    assert!(
+        noticed <= Duration::from_millis(1500 + 700),
+        "noticed after {noticed:?}"
+    );
+
+    let from_b: Vec<String> = (0..5).map(|i| format!("b-{i}")).collect();
+    let from_a: Vec<String> = (0..5).map(|i| format!("a-{i}")).collect();
+    for content in &from_b {
+        b.say(&r, content).await;
+    }
+    let local: Vec<Value> = c.recv_chat_within(5, Duration::from_secs(5)).await;
+    let local: Vec<&str> = local.iter().filter_map(|f| f["content"].as_str()).collect();
+    assert_eq!(
+        local, from_b,
+        "local chat on hub2 goes on during the partition"
+    );
+    for content in &from_a {
+        a.say(&r, content).await;
+    }
+
+    redis.heal(1);
+    hub2.wait_health(200, "up", Duration::from_secs(15)).await;
+    // hub1's member gets what was said on hub2 during the partition, once, in order.
+    let late = a.recv_chat_within(5, Duration::from_secs(10)).await;
+    let late: Vec<&str> = late.iter().filter_map(|f| f["content"].as_str()).collect();
+    assert_eq!(late, from_b);
+    a.expect_quiet().await;
+
+    // hub2's member recovers everything after the last offset it saw: each message once.
+    b.send_json(&json!({"type": "join", "room": r,
+        "since": {"epoch": seen["epoch"], "offset": last_offset}}))
+        .await;
+    let mut replayed = Vec::new();
+    let joined = loop {
+        let f = b.recv_json_within(Duration::from_secs(10)).await;
+        if f["type"] == "joined" {
+            break f;
+        }
+        if f["replayed"] == true {
+            replayed.push(f);
+        }
+    };
+    assert_eq!(joined["recovered"], true, "{joined}");
+    let offsets: Vec<u64> = replayed
+        .iter()
+        .filter_map(|f| f["offset"].as_u64())
+        .collect();
+    assert_eq!(
+        offsets,
+        ((last_offset + 1)..=(last_offset + 10)).collect::<Vec<_>>(),
+        "ten messages after the cut, in order"
+    );
+    let mut contents: Vec<&str> = replayed
+        .iter()
+        .filter_map(|f| f["content"].as_str())
+        .collect();
+    contents.sort_unstable();
+    let mut want: Vec<&str> = from_a.iter().chain(&from_b).map(String::as_str).collect();
+    want.sort_unstable();
+    assert_eq!(contents, want, "each message once");
 }

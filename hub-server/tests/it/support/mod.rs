@@ -3,6 +3,7 @@
 pub mod client;
 pub mod http;
 pub mod hub;
+pub mod netns;
 pub mod prometheus;
 pub mod proxy;
 pub mod redis;
