@@ -1,7 +1,8 @@
 // The chat page's browser code: sign-in (when the server signs tokens), one WebSocket to the paired hub,
-// rooms, the feed (newest on top), each room's earlier messages and recovery of what was missed after a
-// reconnect, own messages' delivery state, who is in each room (presence), and reconnect with jittered
-// backoff. Plain JS, no build step;
+// rooms, one view per room (newest on top; unread counts and mentions for the others; day separators
+// and relative times), each room's earlier messages (on join, and more on scroll) and recovery of what
+// was missed after a reconnect, own messages' delivery state (with retry), who is in each room
+// (presence), and reconnect with jittered backoff. Plain JS, no build step;
 // the only requests are the hub socket and POST /token to this page's own server.
 // Chat text and names only ever reach the DOM through textContent: they are never parsed as HTML.
 'use strict';
@@ -9,7 +10,14 @@
 (() => {
   const ROOM_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
   const DEFAULT_ROOM = 'general';
-  const FEED_MAX = 500; // oldest items are dropped beyond this, so a long session stays light
+  // A room's view keeps at most FEED_MAX items while its reader is at the top (the newest): the oldest
+  // go, and scrolling down loads them again from the hub's history. A reader scrolled down to older
+  // messages keeps up to FEED_HARD_MAX, so what is being read does not vanish under a busy room.
+  const FEED_MAX = 200;
+  const FEED_HARD_MAX = 1000;
+  const OLDER_PAGE = 100; // messages more asked for each time the reader reaches the oldest shown
+  const TIME_TICK_MS = 10_000; // relative times ("3 min ago") and day labels are redrawn this often
+  const AT_TOP_PX = 48; // a feed scrolled less than this is "at the newest"
   const CONNECT_TIMEOUT_MS = 10_000;
   const PING_EVERY_MS = 25_000; // application ping keeps idle proxies from closing the socket
   const SILENCE_LIMIT_MS = 70_000; // nothing heard for this long: the link is dead even if TCP says not
@@ -69,7 +77,10 @@
     compose: $('compose'),
     message: $('message-input'),
     send: $('send'),
-    feed: $('feed'),
+    roomTitle: $('room-title'),
+    feedScroll: $('feed-scroll'),
+    loadOlder: $('load-older'),
+    feedEnd: $('feed-end'),
     members: $('members'),
     membersTitle: $('members-title'),
     membersNote: $('members-note'),
@@ -119,6 +130,11 @@
   // that arrive meanwhile (applied in order on top of the answer, which may predate them), else null.
   const presence = new Map();
   let presenceBudget = PRESENCE_ASKS_BURST;
+  // One view per room: room → {room, feed (its role=log element, in the page only while the room is
+  // active), unread, mention, scrollTop, atTop, older: a load of earlier messages is on its way,
+  // exhausted: the hub has nothing older than what is shown, daysDirty}. Broadcasts go to the active room's.
+  const views = new Map();
+  let daysTimer = 0;
 
   // ---- status ---------------------------------------------------------------------------------
 
@@ -652,7 +668,18 @@
     cursors.delete(room);
     loaded.delete(room);
     presence.delete(room);
-    if (active === room) active = firstRoom();
+    // Its view goes with it, and its own messages still waiting for an ack.
+    dropView(room);
+    for (const [ref, entry] of outbox) {
+      if (entry.room === room) {
+        clearTimeout(entry.timer);
+        outbox.delete(ref);
+      }
+    }
+    if (active === room) {
+      active = firstRoom();
+      el.roomInput.value = active;
+    }
     renderRooms();
     saveSession();
   }
@@ -687,6 +714,7 @@
     const replayed = f.replayed === true && !!room;
     if (offset !== null) advanceCursor(room, epoch, offset);
     const join = replayed ? (joins.get(room) || [])[0] : undefined;
+    if (join) join.replayed += 1;
     const seen = id ? shown.get(id) : undefined;
     if (seen) {
       // Delivered before (live, or by an earlier replay): keep that one. A message delivered while
@@ -722,6 +750,7 @@
     if (own) setOwnState(li, 'sent');
     if (replayed) placeInOrder(li);
     else placeNewest(li);
+    noteUnread(li, replayed ? (join ? join.kind : 'history') : 'live');
   }
 
   /** Moves a room's cursor forward (or onto a new epoch: the room's history was reset). */
@@ -737,20 +766,22 @@
 
   /**
    * Joins `room` asking for what it needs: with a cursor, `since` (exactly what was missed, or
-   * nothing); without, the last HISTORY_LIMIT messages. The hub answers joins in the order sent.
+   * nothing); without, the last HISTORY_LIMIT messages (or `n`: more, to load older ones, `older`).
+   * The hub answers joins in the order sent.
    */
-  function sendJoin(room, kind) {
+  function sendJoin(room, kind, { n = HISTORY_LIMIT, older = false } = {}) {
     const c = cursors.get(room);
     const frame = { type: 'join', room };
     if (kind === 'since' && c) {
       frame.since = { epoch: c.epoch, offset: c.offset };
     } else {
       kind = 'history';
-      frame.history = HISTORY_LIMIT;
+      frame.history = n;
     }
     if (!sendFrame(frame)) return false;
     if (!joins.has(room)) joins.set(room, []);
-    joins.get(room).push({ kind, fresh: 0 });
+    // fresh: messages this join showed for the first time; replayed: every one it replayed.
+    joins.get(room).push({ kind, fresh: 0, replayed: 0, asked: kind === 'history' ? n : 0, older });
     if (kind === 'history') loaded.add(room);
     return true;
   }
@@ -803,9 +834,27 @@
       part.missing.set(room, 'no_history');
       markGap(room, 'no_history');
     }
+    if (join.kind === 'history') olderLoaded(room, join);
     if (part) {
       part.waiting.delete(room);
       if (!part.waiting.size) finishRecovery();
+    }
+  }
+
+  /**
+   * A history join answered: fewer replayed than asked means the hub keeps nothing older than what
+   * the view shows. A load of older ones that showed nothing new says the same.
+   */
+  function olderLoaded(room, join) {
+    const v = views.get(room);
+    if (!v) return;
+    if (join.replayed < join.asked || (join.older && join.fresh === 0)) v.exhausted = true;
+    if (join.older) v.older = false;
+    if (room !== active) return;
+    renderFeedEnd();
+    if (join.older && olderWatch && !v.exhausted) {
+      olderWatch.unobserve(el.loadOlder);
+      olderWatch.observe(el.loadOlder);
     }
   }
 
@@ -851,11 +900,11 @@
 
   /** A line in the feed where messages of `room` may be missing: just above the newest one the page had. */
   function markGap(room, reason) {
-    const li = document.createElement('li');
+    const li = document.createElement('div');
     li.className = 'gap';
     li.dataset.testid = 'feed-gap';
     li.dataset.room = room;
-    const newest = [...el.feed.children].find((c) => c.dataset.room === room && c.classList.contains('msg'));
+    const newest = viewFor(room).feed.querySelector('.msg');
     li.dataset.ts = String(newest ? Number(newest.dataset.ts) + 0.5 : 0);
     li.textContent = `Some messages in #${room} may be missing here (${reasonText(reason)}).`;
     placeInOrder(li);
@@ -1009,7 +1058,10 @@
     el.membersNote.hidden = !room || !notes.length;
   }
 
-  /** A room's member count in the room list (in place: a focused room button keeps its focus). */
+  /**
+   * A room's member count and unread count in the room list, and its button's label (in place: a
+   * focused room button keeps its focus).
+   */
   function renderCount(room) {
     const li = [...el.rooms.children].find((c) => c.dataset.room === room);
     if (!li) return;
@@ -1023,16 +1075,18 @@
     badge.hidden = badge.textContent === '';
     li.dataset.count = known ? String(n) : '';
     li.classList.toggle('stale', !!p && p.state === 'stale');
-    b.setAttribute('aria-label', known ? `#${room}, ${people} here` : `#${room}`);
+    const v = views.get(room);
+    const unread = v && room !== active ? v.unread : 0;
+    const mention = unread > 0 && v.mention;
+    const u = li.querySelector('.unread');
+    u.querySelector('.n').textContent = unread > 99 ? '99+' : String(unread);
+    u.querySelector('.said').textContent = ` unread${mention ? ', you are mentioned' : ''}`;
+    u.hidden = !unread;
+    u.dataset.mention = String(mention);
+    li.dataset.unread = String(unread);
+    li.dataset.mention = String(mention);
+    li.querySelector('.people').textContent = known ? ` ${n === 1 ? 'person' : 'people'} here` : '';
     b.title = `${room === active ? 'Messages go to this room' : 'Write in this room'}${known ? ` · ${people} here` : ''}`;
-  }
-
-  /** The user picked `room` (in the list or the room field): it becomes the active room. */
-  function activate(room) {
-    active = room;
-    el.roomInput.value = room;
-    renderRooms();
-    askPresence(room);
   }
 
   // ---- own messages: pending → sent (ack) or failed ------------------------------------------
@@ -1083,7 +1137,7 @@
       const other = shown.get(id);
       if (other && other !== li) forget(other);
       li.dataset.id = id;
-      if (li.isConnected) shown.set(id, li);
+      if (li.parentNode) shown.set(id, li); // in its room's view (open or not), not trimmed away
     }
     if (epoch && offset !== null) setOrder(li, epoch, offset);
     setOwnState(li, 'sent');
@@ -1116,6 +1170,11 @@
   // ---- rendering ------------------------------------------------------------------------------
 
   function renderRooms() {
+    // Rebuilt whole: a room button that had the focus gets it back (keyboard users stay where they were).
+    const focused = document.activeElement && document.activeElement.closest
+      ? document.activeElement.closest('#rooms li')
+      : null;
+    const focusRoom = focused ? focused.dataset.room : '';
     el.rooms.replaceChildren(
       ...[...wantedRooms].sort().map((room) => {
         const li = document.createElement('li');
@@ -1124,10 +1183,19 @@
         if (!rooms.has(room)) li.classList.add('pending');
         const b = document.createElement('button');
         b.type = 'button';
+        b.className = 'room-button';
+        if (room === active) b.setAttribute('aria-current', 'true');
+        // Messages not read yet (live while another room was open), "@" when one mentions this user.
+        // The button's name is what it shows, with words for the signs (hidden from sight only).
+        const unread = span('unread', '');
+        unread.dataset.testid = 'unread';
+        const at = span('at', '@');
+        at.setAttribute('aria-hidden', 'true');
+        unread.append(at, span('n', ''), span('visually-hidden said', ''));
         // How many are in the room, across every hub (blank until the hub has answered).
         const count = span('count', '');
         count.dataset.testid = 'room-count';
-        b.append(span('name', `#${room}`), count);
+        b.append(span('name', `#${room}`), unread, count, span('visually-hidden people', ''));
         b.addEventListener('click', () => {
           activate(room);
           el.message.focus();
@@ -1137,16 +1205,119 @@
       }),
     );
     for (const room of wantedRooms) renderCount(room);
+    if (focusRoom) {
+      const b = el.rooms.querySelector(`li[data-room="${CSS.escape(focusRoom)}"] button`);
+      if (b) b.focus();
+    }
+    showView();
     renderMembers();
-    el.message.placeholder = active ? `Message #${active} — Enter sends` : 'Join a room to chat';
+    el.message.placeholder = active ? `Message #${active}` : 'Join a room to chat';
     const usable = el.status.dataset.state === 'connected' && !!active;
     el.message.disabled = !usable;
     el.send.disabled = !usable;
   }
 
+  // ---- one view per room ----------------------------------------------------------------------
+
+  /** The view of `room` ('' when the page is in no room: an empty feed), made on first use. */
+  function viewFor(room) {
+    let v = views.get(room);
+    if (v) return v;
+    const feed = document.createElement('div');
+    feed.className = 'feed';
+    feed.dataset.testid = 'feed';
+    feed.dataset.room = room;
+    // A log: screen readers announce what is added (politely), not every time label redrawn.
+    feed.setAttribute('role', 'log');
+    feed.setAttribute('aria-live', 'polite');
+    feed.setAttribute('aria-relevant', 'additions');
+    feed.setAttribute('aria-label', room ? `Messages in #${room}, newest first` : 'Messages');
+    feed.tabIndex = 0; // keyboard users can focus it and scroll with the arrow keys
+    // msgs: its messages (a live collection: no count kept by hand).
+    v = { room, feed, msgs: feed.getElementsByClassName('msg'), unread: 0, mention: false, scrollTop: 0, atTop: true, older: false, exhausted: false, daysDirty: false };
+    views.set(room, v);
+    return v;
+  }
+
+  /** Puts the active room's view in the page (the others stay detached: they cost no layout). */
+  function showView() {
+    const v = viewFor(active);
+    const current = el.feedScroll.querySelector('.feed');
+    if (current !== v.feed) {
+      const old = current ? views.get(current.dataset.room) : undefined;
+      if (old && old.feed === current) old.scrollTop = el.feedScroll.scrollTop;
+      if (current) current.remove();
+      el.feedScroll.prepend(v.feed);
+      el.feedScroll.scrollTop = v.scrollTop;
+      v.atTop = v.scrollTop < AT_TOP_PX;
+      v.daysDirty = true;
+    }
+    // Opened: nothing in it is unread any more.
+    if (v.unread || v.mention) {
+      v.unread = 0;
+      v.mention = false;
+      renderCount(active);
+    }
+    if (v.daysDirty) fixDays(v);
+    refreshTimes(v.feed);
+    renderFeedEnd();
+    el.roomTitle.textContent = active ? `#${active}` : 'No room';
+  }
+
+  function dropView(room) {
+    const v = views.get(room);
+    if (!v) return;
+    for (const item of [...v.feed.children]) forget(item);
+    v.feed.remove();
+    views.delete(room);
+  }
+
+  /** The end of the active feed: a button to load earlier messages, or a line saying there are none. */
+  function renderFeedEnd() {
+    const v = views.get(active);
+    const can = !!v && !!active && rooms.has(active) && !v.exhausted;
+    const text = v && v.older ? 'Loading earlier messages…' : 'Load earlier messages';
+    if (el.loadOlder.hidden !== !can) el.loadOlder.hidden = !can;
+    if (el.loadOlder.textContent !== text) el.loadOlder.textContent = text;
+    el.loadOlder.setAttribute('aria-busy', String(!!(v && v.older)));
+    const end = !!v && !!active && rooms.has(active) && v.exhausted && v.msgs.length > 0;
+    if (el.feedEnd.hidden !== !end) el.feedEnd.hidden = !end;
+  }
+
+  /**
+   * Asks the hub for more of the active room's history than is shown (a join with a larger
+   * `history`: the ones already shown are dropped as copies, the older ones placed in order).
+   */
+  function loadOlder() {
+    const v = views.get(active);
+    if (!v || !active || v.older || v.exhausted || !rooms.has(active)) return;
+    const shownNow = v.msgs.length;
+    if (!sendJoin(active, 'history', { n: shownNow + OLDER_PAGE, older: true })) return;
+    v.older = true;
+    renderFeedEnd();
+  }
+
+  // Scrolled near the oldest shown: load more. Observed again after each load, so that a button still
+  // in sight once the new messages are laid out (a short page of them) asks for the next page.
+  const olderWatch = 'IntersectionObserver' in window
+    ? new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) loadOlder();
+    }, { root: el.feedScroll, rootMargin: '0px 0px 200px 0px' })
+    : null;
+  if (olderWatch) olderWatch.observe(el.loadOlder);
+
+  /** The user picked `room` (in the list or the room field): it becomes the active room. */
+  function activate(room) {
+    active = room;
+    el.roomInput.value = room;
+    renderRooms();
+    askPresence(room);
+    saveSoon();
+  }
+
   /** A feed item for one message; placed by placeNewest / placeInOrder. */
   function messageItem(m) {
-    const li = document.createElement('li');
+    const li = document.createElement('article');
     li.className = 'msg';
     li.dataset.testid = 'feed-item';
     li.dataset.id = m.id;
@@ -1158,7 +1329,8 @@
     li.dataset.own = String(m.own);
     const date = new Date(m.timestamp);
     const valid = !Number.isNaN(date.getTime());
-    li.dataset.ts = String(valid ? date.getTime() : Date.now());
+    const ts = valid ? date.getTime() : Date.now();
+    li.dataset.ts = String(ts);
     if (m.offset !== null) setOrder(li, m.epoch, m.offset);
     if (m.own) li.classList.add('own');
     if (!m.room) li.classList.add('broadcast');
@@ -1182,10 +1354,19 @@
       mark.title = m.replayed === 'since' ? 'Sent while this page was disconnected' : 'Sent before this page joined the room';
       meta.append(mark);
     }
+    if (!m.own && mentionsMe(m.content)) {
+      // Said in words and a sign, the colour only helps.
+      li.classList.add('mentions-me');
+      li.dataset.mention = 'true';
+      meta.append(span('mention-mark', '@ mentions you'));
+    }
+    // "just now", "5 min ago", then the clock time (the day is on the separator above); redrawn
+    // every TIME_TICK_MS while the page is open. The full date and time are in the title.
     const time = document.createElement('time');
     time.className = 'time';
     time.dateTime = valid ? date.toISOString() : '';
-    time.textContent = valid ? date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' }) : '—';
+    time.dataset.ts = String(ts);
+    time.textContent = valid ? timeText(ts, Date.now()) : '—';
     time.title = valid ? date.toLocaleString() : m.timestamp;
     meta.append(time);
     if (m.own) meta.append(span('state', ''));
@@ -1198,7 +1379,8 @@
     return li;
   }
 
-  // An own message's delivery state, in words and a symbol (not by colour alone).
+  // An own message's delivery state, in words and a symbol (not by colour alone); a failed one
+  // has a Retry button.
   function setOwnState(li, state, short = '', why = '') {
     li.dataset.state = state;
     const s = li.querySelector('.state');
@@ -1213,6 +1395,40 @@
       s.textContent = `✕ not sent (${short})`;
       s.title = why || short;
     }
+    let retry = li.querySelector('.retry');
+    if (state === 'failed' && !retry) {
+      retry = document.createElement('button');
+      retry.type = 'button';
+      retry.className = 'retry';
+      retry.dataset.testid = 'retry';
+      retry.textContent = 'Retry';
+      const text = li.querySelector('.content')?.textContent ?? '';
+      retry.setAttribute('aria-label', `Retry sending "${text.length > 40 ? `${text.slice(0, 40)}…` : text}"`);
+      retry.addEventListener('click', () => retryOwn(li));
+      s.after(retry);
+    } else if (state !== 'failed' && retry) {
+      retry.remove();
+    }
+  }
+
+  /** Sends a failed own message again, as a new message on top; the failed one goes. */
+  function retryOwn(li) {
+    if (li.dataset.state !== 'failed') return;
+    const room = li.dataset.room;
+    const content = li.querySelector('.content')?.textContent ?? '';
+    if (!room || !rooms.has(room)) {
+      notice(`You are not in #${room} any more.`);
+      return;
+    }
+    if (!sendOwn(room, content)) return;
+    for (const [ref, entry] of outbox) {
+      if (entry.li === li) {
+        clearTimeout(entry.timer);
+        outbox.delete(ref);
+      }
+    }
+    forget(li);
+    el.message.focus();
   }
 
   function setOrder(li, epoch, offset) {
@@ -1230,20 +1446,34 @@
     return Number(x.ts) > Number(y.ts);
   }
 
-  /** A live message: it is the newest, on top. */
+  /** The view an item belongs in: its room's (a broadcast: the active room's). */
+  function viewOfItem(li) {
+    return viewFor(li.dataset.room || active);
+  }
+
+  /** A live message: it is the newest, on top (under its day's separator when there is one). */
   function placeNewest(li) {
+    const v = viewOfItem(li);
     remember(li);
-    el.feed.prepend(li);
-    trimFeed();
+    const first = v.feed.firstElementChild;
+    if (first && first.classList.contains('day') && first.dataset.day === String(dayStart(Number(li.dataset.ts)))) {
+      first.after(li);
+    } else {
+      v.feed.prepend(li);
+      markDays(v);
+    }
+    trimFeed(v);
   }
 
   /** A replayed message (or a gap line): under everything newer, so the feed stays newest first. */
   function placeInOrder(li) {
-    let at = el.feed.firstElementChild;
-    while (at && !isNewer(li, at)) at = at.nextElementSibling;
+    const v = viewOfItem(li);
+    let at = v.feed.firstElementChild;
+    while (at && (at.classList.contains('day') || !isNewer(li, at))) at = at.nextElementSibling;
     remember(li);
-    el.feed.insertBefore(li, at);
-    trimFeed();
+    v.feed.insertBefore(li, at);
+    markDays(v);
+    trimFeed(v);
   }
 
   function remember(li) {
@@ -1255,15 +1485,154 @@
     li.remove();
   }
 
-  function trimFeed() {
-    while (el.feed.childElementCount > FEED_MAX) forget(el.feed.lastElementChild);
+  // Bounded per room: FEED_MAX while the reader is at the newest (or the room is not open),
+  // FEED_HARD_MAX while reading further down. What goes can be loaded again from the history.
+  function trimFeed(v) {
+    const limit = v.room === active && !v.atTop ? FEED_HARD_MAX : FEED_MAX;
+    if (v.msgs.length <= limit) return;
+    while (v.msgs.length > limit) forget(v.feed.lastElementChild);
+    v.exhausted = false;
+    markDays(v);
+    if (v.room === active) renderFeedEnd();
   }
 
   function clearFeed() {
     for (const entry of outbox.values()) clearTimeout(entry.timer);
     outbox.clear();
     shown.clear();
-    el.feed.replaceChildren();
+    for (const v of views.values()) v.feed.remove();
+    views.clear();
+    showView();
+  }
+
+  // ---- days and times ---------------------------------------------------------------------------
+
+  function dayStart(ts) {
+    const d = new Date(ts);
+    d.setHours(0, 0, 0, 0);
+    return d.getTime();
+  }
+
+  /** "Today", "Yesterday", else the date (with the year when it is not this one). */
+  function dayLabel(start, now) {
+    const today = dayStart(now);
+    if (start === today) return 'Today';
+    const yesterday = new Date(today);
+    yesterday.setDate(yesterday.getDate() - 1);
+    if (start === yesterday.getTime()) return 'Yesterday';
+    const d = new Date(start);
+    const opts = { weekday: 'long', day: 'numeric', month: 'long' };
+    if (d.getFullYear() !== new Date(now).getFullYear()) opts.year = 'numeric';
+    return d.toLocaleDateString(undefined, opts);
+  }
+
+  function timeText(ts, now) {
+    const s = (now - ts) / 1000;
+    if (s < 45) return 'just now'; // a little in the future too (clocks differ)
+    if (s < 3600) return `${Math.max(1, Math.round(s / 60))} min ago`;
+    return new Date(ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  }
+
+  // Separators are put right once per frame for the open view (a burst of messages costs one pass),
+  // and when a view is opened.
+  function markDays(v) {
+    v.daysDirty = true;
+    if (v.room !== active || daysTimer) return;
+    daysTimer = requestAnimationFrame(() => {
+      daysTimer = 0;
+      const open = views.get(active);
+      if (open && open.daysDirty) fixDays(open);
+    });
+  }
+
+  /**
+   * One separator above each day's messages (newest first, so above the day's newest). Separators
+   * already right stay: a screen reader hears a day's name once, when its first message comes.
+   */
+  function fixDays(v) {
+    v.daysDirty = false;
+    const now = Date.now();
+    let prevDay = null;
+    let sep = null; // a separator seen, waiting for the message under it
+    for (let node = v.feed.firstElementChild; node;) {
+      const next = node.nextElementSibling;
+      if (node.classList.contains('day')) {
+        if (sep) sep.remove();
+        sep = node;
+      } else if (node.classList.contains('msg')) {
+        const day = dayStart(Number(node.dataset.ts));
+        if (day !== prevDay) {
+          if (!sep || Number(sep.dataset.day) !== day) {
+            if (sep) sep.remove();
+            node.before(daySeparator(day, now));
+          }
+        } else if (sep) {
+          sep.remove();
+        }
+        sep = null;
+        prevDay = day;
+      }
+      node = next;
+    }
+    if (sep) sep.remove();
+  }
+
+  function daySeparator(day, now) {
+    const d = document.createElement('div');
+    d.className = 'day';
+    d.dataset.testid = 'day-separator';
+    d.dataset.day = String(day);
+    d.append(span('day-label', dayLabel(day, now)));
+    return d;
+  }
+
+  /** Relative times and day labels of a view, as of now. */
+  function refreshTimes(feed) {
+    const now = Date.now();
+    for (const t of feed.getElementsByClassName('time')) {
+      const ts = Number(t.dataset.ts);
+      if (!t.dateTime || !ts) continue;
+      const text = timeText(ts, now);
+      if (t.textContent !== text) t.textContent = text;
+    }
+    for (const d of feed.getElementsByClassName('day-label')) {
+      const text = dayLabel(Number(d.parentElement.dataset.day), now);
+      if (d.textContent !== text) d.textContent = text;
+    }
+  }
+
+  // ---- unread and mentions ----------------------------------------------------------------------
+
+  let mentionKey = null;
+  let mentionRes = [];
+
+  /** Whether chat text mentions this user: "@" and their name (or its first word), any case. */
+  function mentionsMe(content) {
+    const names = [me.name, identity ? identity.name : ''].filter(Boolean);
+    if (!names.length && me.userId) names.push(shortId(me.userId));
+    const key = names.join('\n');
+    if (key !== mentionKey) {
+      mentionKey = key;
+      const words = new Set();
+      for (const n of names) {
+        words.add(n);
+        const first = n.split(/\s+/)[0];
+        if ([...first].length >= 2) words.add(first);
+      }
+      mentionRes = [...words].map((w) =>
+        new RegExp(`(?:^|[^\\p{L}\\p{N}_])@${w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\p{L}\\p{N}_])`, 'iu'));
+    }
+    return mentionRes.some((re) => re.test(content));
+  }
+
+  /** A message for another room than the open one: counted unread there (a mention marks the count). */
+  function noteUnread(li, kind) {
+    const room = li.dataset.room;
+    if (!room || room === active || kind === 'history' || li.dataset.own === 'true') return;
+    const v = viewFor(room);
+    v.unread += 1;
+    if (li.dataset.mention === 'true') v.mention = true;
+    renderCount(room);
   }
 
   function span(cls, text) {
@@ -1402,6 +1771,38 @@
     if (!sendOwn(active, content)) return;
     el.message.value = '';
   });
+
+  // Enter sends, Shift+Enter is a new line (and Enter while an input method composes is its own).
+  el.message.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Enter' || ev.shiftKey || ev.isComposing || ev.keyCode === 229) return;
+    ev.preventDefault();
+    el.compose.requestSubmit();
+  });
+
+  // Alt+↑ / Alt+↓: the previous / next room, from anywhere on the page.
+  document.addEventListener('keydown', (ev) => {
+    if (!ev.altKey || ev.ctrlKey || ev.metaKey || (ev.key !== 'ArrowUp' && ev.key !== 'ArrowDown')) return;
+    if (body.dataset.view !== 'chat') return;
+    const list = [...wantedRooms].sort();
+    if (list.length < 2) return;
+    ev.preventDefault();
+    const i = Math.max(0, list.indexOf(active));
+    activate(list[(i + (ev.key === 'ArrowDown' ? 1 : list.length - 1)) % list.length]);
+  });
+
+  el.loadOlder.addEventListener('click', loadOlder);
+
+  // Where the reader is: at the newest (the top), or further down reading older messages.
+  el.feedScroll.addEventListener('scroll', () => {
+    const v = views.get(active);
+    if (v) v.atTop = el.feedScroll.scrollTop < AT_TOP_PX;
+  }, { passive: true });
+
+  // Relative times and day labels stay right while the page is open (also across midnight).
+  setInterval(() => {
+    const v = views.get(active);
+    if (v && v.feed.isConnected) refreshTimes(v.feed);
+  }, TIME_TICK_MS);
 
   // Back online: no point waiting out the backoff.
   window.addEventListener('online', () => {

@@ -24,8 +24,10 @@ const FLAGS = [
 /**
  * Starts a fresh Chromium with its own throw-away profile.
  * Returns { browser, close } where close() also removes the profile directory.
+ * `contextOptions` are added to the context's (e.g. { bypassCSP: true } for a test that injects a
+ * checker such as axe-core into the page; never for the steps that check the page itself).
  */
-export async function launchChromium() {
+export async function launchChromium(contextOptions = {}) {
   if (!existsSync(CHROMIUM_PATH)) {
     throw new Error(
       `no Chromium at ${CHROMIUM_PATH}: install it with "apt-get install -y chromium" ` +
@@ -40,6 +42,7 @@ export async function launchChromium() {
     headless: true,
     args: FLAGS,
     viewport: { width: 1000, height: 800 },
+    ...contextOptions,
   });
   const close = async () => {
     try {

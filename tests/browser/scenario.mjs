@@ -802,7 +802,8 @@ export class ChatSession {
     const said = await this.waitNotice(page4, 'gap', /some messages may be missing in #general \(the room's history was reset\)/i);
     this.log(`page4 shows: ${said}`);
     await this.expectTop(page4, text, { room: 'general', hub: this.hub1 });
-    const gap = await page4.$$eval('[data-testid=feed] > *', (items) =>
+    // Messages and gap lines as the feed shows them (day separators left out).
+    const gap = await page4.$$eval('[data-testid=feed] > :not([data-testid=day-separator])', (items) =>
       items.map((li) => (li.dataset.testid === 'feed-gap' ? `GAP: ${li.textContent}` : li.querySelector('.content')?.textContent)),
     );
     const at = gap.findIndex((t) => t?.startsWith('GAP: '));

@@ -132,9 +132,12 @@ async function waitHealthy(proc, url, timeoutMs = 20_000) {
  * Starts hub1, hub2, web1 (→ hub1), web2 (→ hub2). Options: binDir (hub-server, hub-client-web),
  * redisUrl, logDir, hubEnv (extra environment for both hubs), webEnv (for every web server),
  * extraWebs ([{ name, hub: 'hub1' | 'hub2', env }]: more web servers, each let in by its hub),
- * logPrefix (prepended to log file names, so two stacks can share a log directory).
+ * logPrefix (prepended to log file names, so two stacks can share a log directory), hubEnvs
+ * ({ hub1: {…}, hub2: {…} }: environment for one hub only, e.g. its API listener).
  */
-export async function startStack({ binDir, redisUrl, logDir, hubEnv = {}, webEnv = {}, extraWebs = [], logPrefix = '' }) {
+export async function startStack({
+  binDir, redisUrl, logDir, hubEnv = {}, webEnv = {}, extraWebs = [], logPrefix = '', hubEnvs = {},
+}) {
   mkdirSync(logDir, { recursive: true });
   const [hub1Port, hub2Port, web1Port, web2Port, ...extraPorts] = await Promise.all(
     Array.from({ length: 4 + extraWebs.length }, () => freePort()),
@@ -155,6 +158,7 @@ export async function startStack({ binDir, redisUrl, logDir, hubEnv = {}, webEnv
       HUB_ALLOWED_ORIGINS: webs.filter((w) => w.hub === name).map((w) => origins(w.port)).join(','),
       RUST_LOG: process.env.RUST_LOG || 'info',
       ...hubEnv,
+      ...(hubEnvs[name] || {}),
     }, logDir, `${logPrefix}${name}`);
   const web = ({ name, hub: hubName, port, env }) =>
     new Proc(name, join(binDir, 'hub-client-web'), [], {
