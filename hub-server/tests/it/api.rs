@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Client, Event, Hub, RECV_TIMEOUT, RedisServer, free_port, room, token};
+use crate::support::{Client, Event, Hub, RECV_TIMEOUT, RedisServer, room, token};
 
 pub const KEY: &str = "api-key-for-tests-0123456789";
 const OTHER_KEY: &str = "second-api-key-0123456789";
@@ -644,18 +644,20 @@ async fn redis_down_is_503_for_what_needs_redis_and_nothing_is_published() {
 
 #[tokio::test]
 async fn the_api_listens_only_with_keys_refuses_weak_ones_and_stops_with_the_hub() {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let _plain = Hub::builder("no-api")
+    // api_listen names a port we hold: a hub that tried to listen there would fail to start
+    // (address in use), so one that starts and logs no API listener did not try.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let listen = held.local_addr().expect("local_addr").to_string();
+    let plain = Hub::builder("no-api")
         .env("HUB_API_LISTEN", &listen)
         .start()
         .await;
     assert!(
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err(),
-        "no api_keys: nothing listens on api_listen"
+        !plain.log().contains("server API listening"),
+        "no api_keys: the API must not listen; log:\n{}",
+        plain.log()
     );
+    drop(held);
 
     let mut weak = Hub::builder("weak-key").api("short,also-short").spawn();
     let status = weak
@@ -670,13 +672,24 @@ async fn the_api_listens_only_with_keys_refuses_weak_ones_and_stops_with_the_hub
     let mut h = hub("stops", None, &[]).await;
     let api_port = h.api_port.expect("api port");
     assert!(h.metrics().await.contains("realtime_hub_connections 0"));
+    // A connection open to the API when the hub stops is closed by it: the API stops with the
+    // hub. (Connecting afterwards proves nothing: another process may have the port by then.)
+    let mut open = tokio::net::TcpStream::connect(("127.0.0.1", api_port))
+        .await
+        .expect("connect to the API");
     h.sigterm();
     let status = h.wait_exit(Duration::from_secs(10)).await.expect("exits");
     assert!(status.success(), "{status}");
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut open, &mut buf),
+    )
+    .await
+    .expect("the API connection is closed when the hub stops");
     assert!(
-        tokio::net::TcpStream::connect(("127.0.0.1", api_port))
-            .await
-            .is_err()
+        matches!(read, Ok(0) | Err(_)),
+        "the stopped API answered: {read:?}"
     );
 }
 

@@ -1,5 +1,9 @@
-//! A real hub-server process on a free loopback port, its output captured to a log file that is
-//! printed when a test fails. The process is killed when the value is dropped.
+//! A real hub-server process on loopback, its output captured to a log file that is printed when a
+//! test fails. The process is killed when the value is dropped.
+//!
+//! A hub listens on port 0 (its API too) and the test reads the port the kernel gave it from the
+//! hub's `hub listening addr=…` / `server API listening addr=…` log lines: no port is picked by the
+//! test, released, and bound later by the hub, so no other process can take it in between.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -8,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::RedisServer;
 use super::http::{self, Response};
-use super::{RedisServer, free_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hub-server");
 
@@ -19,7 +23,7 @@ pub struct HubBuilder {
     redis_url: Option<String>,
     env: Vec<(String, String)>,
     port: Option<u16>,
-    /// The server API's key; the API listens on a free port when set.
+    /// The server API's key; the API listens on a port of its own (port 0) when set.
     api_key: Option<String>,
 }
 
@@ -35,13 +39,14 @@ impl HubBuilder {
         self
     }
 
-    /// Listen on `port` (a restarted hub where its clients expect it) instead of a free one.
+    /// Listen on `port` (a restarted hub where its clients expect it) instead of one the kernel
+    /// picks. [`HubBuilder::start`] waits while another process holds it.
     pub fn port(mut self, port: u16) -> Self {
         self.port = Some(port);
         self
     }
 
-    /// Turn the server API on (`HUB_API_KEYS`), on a free port: [`Hub::api_port`].
+    /// Turn the server API on (`HUB_API_KEYS`), on a port the kernel picks: [`Hub::api_port`].
     pub fn api(mut self, key: &str) -> Self {
         self.api_key = Some(key.to_owned());
         self
@@ -52,18 +57,48 @@ impl HubBuilder {
         self
     }
 
-    /// Spawn the hub and wait until GET /health answers 200 (bridge up, or disabled standalone).
+    /// Spawn the hub, learn its ports, and wait until GET /health answers 200 (bridge up, or
+    /// disabled standalone).
     pub async fn start(self) -> Hub {
-        let mut hub = self.spawn();
+        // A hub restarted on a given port may find it taken for a while (by a process that got it
+        // from the kernel while the port was free): wait for it, bounded.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut hub = loop {
+            let mut hub = self.spawn_once();
+            match hub.wait_listening().await {
+                Ok(()) => break hub,
+                Err(log)
+                    if self.port.is_some()
+                        && log.contains("Address already in use")
+                        && Instant::now() < deadline =>
+                {
+                    eprintln!(
+                        "hub {}: port {:?} taken, retrying: {}",
+                        self.name,
+                        self.port,
+                        log.lines().last().unwrap_or_default()
+                    );
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(log) => panic!(
+                    "hub {} exited before it listened; its log:\n{log}",
+                    self.name
+                ),
+            }
+        };
         hub.wait_ready().await;
         hub
     }
 
-    /// Spawn the hub without waiting for it to be ready.
+    /// Spawn the hub without waiting for it: for a hub expected not to start. Its `port` and
+    /// `api_port` are 0 until [`Hub::wait_listening`]; use [`HubBuilder::start`] for a hub to talk to.
     pub fn spawn(self) -> Hub {
-        let port = self.port.unwrap_or_else(free_port);
+        self.spawn_once()
+    }
+
+    fn spawn_once(&self) -> Hub {
         let log_path = std::env::temp_dir().join(format!(
-            "hub-it-{}-{}-{port}.log",
+            "hub-it-{}-{}.log",
             self.name,
             uuid::Uuid::new_v4().simple()
         ));
@@ -72,17 +107,18 @@ impl HubBuilder {
         // A clean environment: a REDIS_URL or HUB_* exported in the developer's shell must not leak in.
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HUB_LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "HUB_LISTEN",
+                format!("127.0.0.1:{}", self.port.unwrap_or(0)),
+            )
             .env("HUB_NAME", &self.name);
         if let Some(url) = &self.redis_url {
             cmd.env("REDIS_URL", url);
         }
-        let api_port = self.api_key.as_ref().map(|key| {
-            let port = free_port();
+        if let Some(key) = &self.api_key {
             cmd.env("HUB_API_KEYS", key)
-                .env("HUB_API_LISTEN", format!("127.0.0.1:{port}"));
-            port
-        });
+                .env("HUB_API_LISTEN", "127.0.0.1:0");
+        }
         for (key, value) in &self.env {
             cmd.env(key, value);
         }
@@ -93,20 +129,33 @@ impl HubBuilder {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
         Hub {
-            name: self.name,
-            port,
-            api_port,
-            api_key: self.api_key,
+            name: self.name.clone(),
+            port: 0,
+            api_port: self.api_key.as_ref().map(|_| 0),
+            api_key: self.api_key.clone(),
             child: Some(child),
             log_path,
         }
     }
 }
 
+/// The address a `message` log line of the hub names in its `addr` field, in the text format
+/// (`… message addr=127.0.0.1:40123 …`) or the JSON one (`"message":"…","addr":"127.0.0.1:40123"`).
+fn logged_port(log: &str, message: &str) -> Option<u16> {
+    let line = log.lines().find(|line| line.contains(message))?;
+    let addr = if let Some((_, rest)) = line.split_once("\"addr\":\"") {
+        rest.split('"').next()?
+    } else {
+        line.split_once(" addr=")?.1.split_whitespace().next()?
+    };
+    addr.parse::<std::net::SocketAddr>().ok().map(|a| a.port())
+}
+
 pub struct Hub {
     pub name: String,
+    /// Where the hub listens, as it logged it.
     pub port: u16,
-    /// Where the server API listens (when the builder turned it on).
+    /// Where the server API listens (when the builder turned it on), as the hub logged it.
     pub api_port: Option<u16>,
     api_key: Option<String>,
     child: Option<Child>,
@@ -191,6 +240,37 @@ impl Hub {
             self.name
         );
         resp.body
+    }
+
+    /// Wait (bounded) until the hub logs where it listens and take its ports from there; the
+    /// hub's log if it exits first.
+    pub async fn wait_listening(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = self.log();
+            // The API binds (and logs) before the hub logs its own listener.
+            if let Some(port) = logged_port(&log, "hub listening") {
+                self.port = port;
+                if self.api_port.is_some() {
+                    let api = logged_port(&log, "server API listening");
+                    self.api_port = Some(api.unwrap_or_else(|| {
+                        panic!("hub {} logged no API address:\n{log}", self.name)
+                    }));
+                }
+                return Ok(());
+            }
+            let child = self.child.as_mut().expect("hub already reaped");
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("({status})\n{}", self.log()));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hub {} logged no `hub listening addr=` line within 20 s (info logs of hub_server \
+                 needed); its log:\n{log}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     async fn wait_ready(&mut self) {

@@ -23,7 +23,10 @@ pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long we listen to prove that nothing (more) arrives: duplicates, echoes, leaks to other rooms.
 pub const QUIET: Duration = Duration::from_millis(500);
 
-/// A port that was free a moment ago: bind port 0 on loopback, read the port, release it.
+/// A port that was free a moment ago: bind port 0 on loopback, read the port, release it. Another
+/// process may take it before it is used: only for servers that cannot listen on port 0 themselves
+/// (redis-server), and only with a retry on another port when the server finds it taken. Hubs and
+/// Prometheus listen on port 0 and log the port they got.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local_addr").port()

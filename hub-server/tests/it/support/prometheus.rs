@@ -1,4 +1,5 @@
-//! A real Prometheus server (Debian's `prometheus` package) on a free loopback port, scraping the
+//! A real Prometheus server (Debian's `prometheus` package) on loopback port 0 (the port it got is
+//! read from its `msg="Listening on" address=…` log line), scraping the
 //! given targets every second, with its data in a temporary directory; queried through its own
 //! HTTP API. `promtool check metrics` lints an exposition. The process is killed and the directory
 //! removed when the value is dropped (its log is printed first if the test failed).
@@ -10,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::free_port;
 use super::http;
 
 const INSTALL_HINT: &str = "prometheus is not installed: the metrics test scrapes the hubs with a \
@@ -42,7 +42,6 @@ impl Prometheus {
              scrape_configs:\n  - job_name: realtime-hub\n    static_configs:\n      - targets: [{targets}]\n"
         );
         std::fs::write(dir.join("prometheus.yml"), config).expect("write prometheus.yml");
-        let port = free_port();
         let log = std::fs::File::create(dir.join("prometheus.log")).expect("create log");
         let child = Command::new("prometheus")
             .arg(format!(
@@ -53,7 +52,7 @@ impl Prometheus {
                 "--storage.tsdb.path={}",
                 dir.join("data").display()
             ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.listen-address=127.0.0.1:0")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log"))
             .stderr(log)
@@ -69,7 +68,7 @@ impl Prometheus {
             }
         };
         let mut prometheus = Prometheus {
-            port,
+            port: 0,
             child: Some(child),
             dir,
         };
@@ -80,7 +79,11 @@ impl Prometheus {
     async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(resp) = http::get(self.port, "/-/ready").await
+            if self.port == 0 {
+                self.port = listening_port(&self.log()).unwrap_or(0);
+            }
+            if self.port != 0
+                && let Ok(resp) = http::get(self.port, "/-/ready").await
                 && resp.status == 200
             {
                 return;
@@ -135,6 +138,13 @@ impl Prometheus {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
+}
+
+/// The port of `… msg="Listening on" address=127.0.0.1:40123` in Prometheus's log.
+fn listening_port(log: &str) -> Option<u16> {
+    let line = log.lines().find(|l| l.contains("msg=\"Listening on\""))?;
+    let addr = line.split_once(" address=")?.1.split_whitespace().next()?;
+    addr.parse::<std::net::SocketAddr>().ok().map(|a| a.port())
 }
 
 /// The sample value of one result of an instant vector.

@@ -1,7 +1,13 @@
 //! A real `redis-server` on a free loopback port: kill, restart on the same port, SIGSTOP/SIGCONT,
 //! and the few queries the tests assert on. The process is killed when the value is dropped.
+//!
+//! redis-server cannot listen on port 0, so the port is one that was free a moment ago; if another
+//! process took it meanwhile, our server exits with "Address already in use" and we try another
+//! one. A server is ours only when its `INFO server` names our child's pid: another test's Redis
+//! answering PING on that port is not taken for ours.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,17 +21,31 @@ const INSTALL_HINT: &str = "redis-server is not installed: the integration tests
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
+    /// redis-server's own output, read when it exits at start-up.
+    log_path: PathBuf,
 }
+
+/// Why a redis-server did not come up: only a port taken by someone else is worth a retry.
+struct PortTaken;
 
 impl RedisServer {
     /// Start redis-server on a free port and wait until it answers PING.
     pub async fn start() -> Self {
         let mut server = Self {
-            port: free_port(),
+            port: 0,
             child: None,
+            log_path: std::env::temp_dir().join(format!(
+                "hub-it-redis-{}.log",
+                uuid::Uuid::new_v4().simple()
+            )),
         };
-        server.spawn().await;
-        server
+        for _ in 0..10 {
+            server.port = free_port();
+            if server.spawn().await.is_ok() {
+                return server;
+            }
+        }
+        panic!("redis-server: 10 free ports in a row were taken before it could bind them");
     }
 
     pub fn url(&self) -> String {
@@ -43,8 +63,9 @@ impl RedisServer {
             .id()
     }
 
-    async fn spawn(&mut self) {
+    async fn spawn(&mut self) -> Result<(), PortTaken> {
         let port = self.port.to_string();
+        let log = std::fs::File::create(&self.log_path).expect("create redis log file");
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -57,33 +78,39 @@ impl RedisServer {
                 "no",
             ])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone().expect("clone redis log file"))
+            .stderr(log)
             .spawn();
         let child = match child {
             Ok(child) => child,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!("{INSTALL_HINT}"),
             Err(e) => panic!("cannot start redis-server: {e}"),
         };
+        let pid = child.id();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(mut con) = self.try_connection().await {
-                let pong: redis::RedisResult<String> =
-                    redis::cmd("PING").query_async(&mut con).await;
-                if pong.is_ok() {
-                    return;
-                }
-            }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+                if log.contains("Address already in use") {
+                    return Err(PortTaken);
+                }
                 panic!(
-                    "redis-server on port {} exited at start-up: {status}",
+                    "redis-server on port {} exited at start-up: {status}\n{log}",
                     self.port
                 );
             }
+            if let Ok(mut con) = self.try_connection().await {
+                let info: redis::RedisResult<String> =
+                    redis::cmd("INFO").arg("server").query_async(&mut con).await;
+                if info.is_ok_and(|info| info_field(&info, "process_id") == Some(pid.to_string())) {
+                    return Ok(());
+                }
+            }
             assert!(
                 Instant::now() < deadline,
-                "redis-server on port {} never answered PING",
+                "redis-server on port {} never answered INFO as our process (pid {pid})",
                 self.port
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -98,10 +125,19 @@ impl RedisServer {
         }
     }
 
-    /// Start a fresh redis-server on the same port (the hubs' REDIS_URL stays valid).
+    /// Start a fresh redis-server on the same port (the hubs' REDIS_URL stays valid), waiting
+    /// (bounded) while another process holds it.
     pub async fn restart(&mut self) {
         self.kill();
-        self.spawn().await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.spawn().await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server: port {} still taken by another process 30 s after our restart",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// SIGSTOP: Redis keeps its sockets open but answers nothing — a stalled server.
@@ -175,6 +211,7 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         // A stopped process still dies on SIGKILL, so this also cleans up after a failed stall test.
         self.kill();
+        let _ = std::fs::remove_file(&self.log_path);
     }
 }
 
@@ -184,6 +221,14 @@ fn signal(pid: u32, name: &str) {
         .status()
         .expect("run kill(1)");
     assert!(status.success(), "kill -{name} {pid} failed: {status}");
+}
+
+/// `process_id:1234` in an INFO reply → `1234`.
+fn info_field(info: &str, name: &str) -> Option<String> {
+    let prefix = format!("{name}:");
+    info.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .map(|v| v.trim().to_owned())
 }
 
 /// `cmdstat_publish:calls=7,usec=...` → 7; no line means no such call yet.
