@@ -46,8 +46,11 @@ COPY --from=build /usr/local/bin/hub-server /usr/local/bin/hub-client-web /usr/l
 USER hub:hub
 ENV HUB_LISTEN=0.0.0.0:8080 WEB_LISTEN=0.0.0.0:9081
 # Ports: hub-server 8080 (HUB_LISTEN), hub-client-web 9081 (WEB_LISTEN); compose publishes them.
-# The binaries answer their own healthchecks (no curl in the image); compose sets the web one.
-HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 CMD ["hub-server", "healthcheck"]
+# The container healthcheck is liveness (GET /health/live on HUB_LISTEN's port, through bash's /dev/tcp:
+# no curl in the image), so a Redis outage does not mark the hub unhealthy; `hub-server healthcheck`
+# asks readiness (/health) for whoever needs it (make setup). Compose sets the web servers' own.
+HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 \
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${HUB_LISTEN##*:} && printf 'GET /health/live HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && read -r status <&3 && [[ $status == HTTP/1.?' 200'* ]]"]
 # docker stop sends SIGTERM: hub-server closes clients with 1001 and exits within HUB_SHUTDOWN_GRACE.
 STOPSIGNAL SIGTERM
 CMD ["hub-server"]
