@@ -478,8 +478,9 @@ describe('the chat page people expect: a view per room, unread counts, accessibl
         assert.equal(ana.rtSockets.at(-1), sock, 'the page lost its socket during the burst');
         assert.ok(keys >= 100, `only ${keys} keys pressed`);
         // The 95th percentile, not the maximum: this box's 2 cores are shared with builds and other tests,
-        // and a renderer starved of CPU for a moment is not the page's doing. The page's own faults (work per
-        // message, a layout per message, a throttled tab) move every press, and fail this (checked).
+        // and a renderer starved of CPU for a moment is not the page's doing. A fault of the page moves most
+        // presses, not one in twenty: the typed tab left behind another one (frames at 1 per second) gave a
+        // median of 263 ms and fails here.
         assert.ok(pct(pressLat, 0.95) < LATENCY_LIMIT_MS, `key press → paint p95 ${pct(pressLat, 0.95)} ms (Event Timing)`);
         assert.ok(pct(pressLat, 0.5) < LATENCY_LIMIT_MS / 2, `key press → paint median ${pct(pressLat, 0.5)} ms (Event Timing)`);
         assert.equal(frameLat.length, keys, 'a key press without its frame');
@@ -529,7 +530,7 @@ describe('the chat page people expect: a view per room, unread counts, accessibl
       const times = () => page.$$eval('[data-testid=feed] [data-testid=feed-item] .time', (t) => t.map((x) => x.textContent));
       await s.waitFor(page, 'a "Today" separator on top', () =>
         document.querySelector('[data-testid=feed] > *')?.textContent === 'Today');
-      assert.deepEqual(await sep(), ['Today'], 'all of general was said today');
+      assert.equal((await sep())[0], 'Today');
       assert.equal((await times())[0], 'just now');
       const real = Date.now();
       const tick = TIME_TICK_MS + 8000;
@@ -541,8 +542,9 @@ describe('the chat page people expect: a view per room, unread counts, accessibl
       // …a day: yesterday's messages, times of day.
       await page.clock.setFixedTime(real + 24 * 3600_000);
       await publish('general', `after a day (${s.run})`);
-      await s.waitFor(page, 'a "Yesterday" separator', () =>
-        [...document.querySelectorAll('[data-testid=feed] [data-testid=day-separator]')].map((d) => d.textContent).join() === 'Yesterday', undefined, tick);
+      await s.waitFor(page, 'a "Yesterday" separator on top', () =>
+        document.querySelector('[data-testid=feed] [data-testid=day-separator]')?.textContent === 'Yesterday', undefined, tick);
+      assert.ok(!(await sep()).includes('Today'), `separators ${JSON.stringify(await sep())}`);
       const clock = (await times())[0];
       assert.match(clock, /\d{1,2}[:.]\d{2}/, `a message of yesterday shows "${clock}"`);
       await screenshot('yesterday', [page]);
