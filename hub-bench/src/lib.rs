@@ -12,4 +12,5 @@ pub mod payload;
 pub mod procstat;
 pub mod redisstat;
 pub mod report;
+pub mod rooms;
 pub mod tracker;

@@ -1,4 +1,4 @@
-//! hub-bench command line: `load`, `idle` and `report` (see `hub-bench help`).
+//! hub-bench command line: `load`, `idle`, `rooms` and `report` (see `hub-bench help`).
 
 use std::io::Write;
 use std::time::Duration;
@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use hub_bench::args::Flags;
 use hub_bench::client::Protocol;
-use hub_bench::{idle, load, report};
+use hub_bench::{idle, load, report, rooms};
 
 const USAGE: &str = "\
 hub-bench load   --target NAME --proto hub|socketio --url WS_URL[,WS_URL…] --rate DELIVERIES_PER_S
@@ -15,6 +15,11 @@ hub-bench load   --target NAME --proto hub|socketio --url WS_URL[,WS_URL…] --r
                  [--redis-pid PID,…] [--redis-addr HOST:PORT] [--json RESULTS.jsonl]
 hub-bench idle   --target NAME --proto hub|socketio --url WS_URL[,…] [--connections 10000]
                  [--settle 3s] [--hold 0s] [--hub-pid PID,…] [--json RESULTS.jsonl]
+hub-bench rooms  --target NAME --url WS_URL[,…] [--rooms 100000] [--per-client 99] [--clients N]
+                 [--marks 1000,10000,50000,100000] [--window 4] [--prefix rb-] [--settle 500ms]
+                 [--block-timeout 300s] [--hold 0s | --hold-until FILE [--hold-max 600s]]
+                 [--ready FILE] [--probe-log FILE] [--hub-pid PID,…] [--redis-pid PID,…]
+                 [--redis-pid-file FILE] [--json RESULTS.jsonl]
 hub-bench report RESULTS.jsonl [--ours ours] [--peer socketio] [--baseline ours-nohist]";
 
 #[tokio::main]
@@ -130,6 +135,89 @@ async fn main() -> Result<()> {
                     r.target
                 );
             }
+        }
+        "rooms" => {
+            let f = Flags::parse(argv)?;
+            let hold = match f.required("hold-until") {
+                Ok(file) => rooms::Hold::Until {
+                    file: file.into(),
+                    max: f.duration("hold-max", Duration::from_secs(600))?,
+                },
+                Err(_) => rooms::Hold::For(f.duration("hold", Duration::ZERO)?),
+            };
+            let marks = f
+                .all("marks")
+                .iter()
+                .map(|m| m.parse::<usize>())
+                .collect::<Result<Vec<_>, _>>()
+                .context("--marks: room counts")?;
+            let cfg = rooms::RoomsConfig {
+                target: f.required("target")?,
+                urls: f.all("url"),
+                rooms: f.get("rooms", 100_000)?,
+                per_client: f.get("per-client", 99)?,
+                clients: f.required("clients").ok().map(|c| c.parse()).transpose()?,
+                marks: if marks.is_empty() {
+                    vec![1000, 10_000, 50_000, 100_000]
+                } else {
+                    marks
+                },
+                window: f.get("window", 4)?,
+                prefix: f.get("prefix", "rb-".to_owned())?,
+                connect_concurrency: f.get("connect-concurrency", 256)?,
+                connect_timeout: f.duration("connect-timeout", Duration::from_secs(30))?,
+                block_timeout: f.duration("block-timeout", Duration::from_secs(300))?,
+                settle: f.duration("settle", Duration::from_millis(500))?,
+                hold,
+                ready: f.required("ready").ok().map(Into::into),
+                probe_log: f.required("probe-log").ok().map(Into::into),
+                hub_pids: f.pids("hub-pid")?,
+                redis_pids: f.pids("redis-pid")?,
+                redis_pid_file: f.required("redis-pid-file").ok().map(Into::into),
+            };
+            let summary = rooms::run(&cfg, |r| {
+                eprintln!(
+                    "{:>9} rooms: {:>5} {:>6} → {:>6} rooms: {:>6} in {:>6.2} s = {:>7.1} µs each (wall), \
+                     latency p50 {:>6} p99 {:>7} max {:>7} µs, CPU hub {:>5.1} redis {:>5.1} µs each, \
+                     others {:>3.0}% CPU, hub RSS {} KiB, {} errors{}",
+                    r.target,
+                    format!("{:?}", r.op).to_lowercase(),
+                    r.rooms_before,
+                    r.rooms_after,
+                    r.ops,
+                    r.wall_s,
+                    r.us_per_op,
+                    r.latency_p50_us,
+                    r.latency_p99_us,
+                    r.latency_max_us,
+                    r.hub_cpu_us_per_op,
+                    r.redis_cpu_us_per_op,
+                    r.other_cpu_pct,
+                    r.hub_rss_kib,
+                    r.errors,
+                    r.first_error
+                        .as_deref()
+                        .map(|e| format!(" (first: {e})"))
+                        .unwrap_or_default(),
+                );
+                let line = serde_json::to_string(r).map_err(std::io::Error::other)?;
+                emit(&f, &line).map_err(std::io::Error::other)
+            })
+            .await
+            .with_context(|| format!("rooms run on {}", cfg.target))?;
+            eprintln!(
+                "{:>9} rooms: hub RSS {} KiB connected, {} KiB with {} rooms held = {:.0} bytes per room, {} KiB after leaving; \
+                 held {:.1} s, {} messages received meanwhile",
+                summary.target,
+                summary.rss_connected_kib,
+                summary.rss_held_kib,
+                summary.rooms,
+                summary.rss_per_room_bytes,
+                summary.rss_left_kib,
+                summary.held_s,
+                summary.messages_while_held
+            );
+            emit(&f, &serde_json::to_string(&summary)?)?;
         }
         "report" => {
             let Some(path) = argv.next() else {
