@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::token::{SECRET, claims, hs256};
-use crate::support::{Client, Hub, QUIET, RedisServer, room};
+use crate::support::{Client, Hub, QUIET, RECV_TIMEOUT, RedisServer, room};
 
 async fn jwt_hub(name: &str, redis: &RedisServer, extra: &[(&str, &str)]) -> Hub {
     let mut builder = Hub::builder(name)
@@ -75,6 +75,23 @@ async fn diffs(client: &mut Client, room: &str, quiet: Duration) -> Vec<String> 
     out
 }
 
+/// Waits (at most `within`) until `client` has seen a `presence_diff` for `room`, then QUIET more
+/// for any that should not come; returns them as [`diffs`] does, and when the first was seen.
+async fn next_diffs(client: &mut Client, room: &str, within: Duration) -> (Vec<String>, Instant) {
+    let deadline = Instant::now() + within;
+    while !client.presence_diffs.iter().any(|d| d["room"] == room) {
+        assert!(
+            Instant::now() < deadline,
+            "client {}: no presence_diff for {room} within {within:?}",
+            client.id
+        );
+        // A diff is kept and the wait goes on; any other frame fails the test.
+        client.expect_no_frame(Duration::from_millis(20)).await;
+    }
+    let seen = Instant::now();
+    (diffs(client, room, QUIET).await, seen)
+}
+
 /// How many hubs the registry lists.
 async fn live_hubs(redis: &RedisServer) -> usize {
     let live: Vec<String> = redis
@@ -89,9 +106,12 @@ fn pairs(list: &[(&str, u64)]) -> Vec<(String, u64)> {
 
 #[tokio::test]
 async fn every_hub_answers_the_same_members_and_diffs_come_once_per_first_join_and_last_leave() {
+    // Leave delay 2 s: time enough for a reconnect below on a loaded machine.
+    const LEAVE_DELAY: Duration = Duration::from_secs(2);
     let redis = RedisServer::start().await;
-    let hub1 = jwt_hub("hub1", &redis, &[]).await;
-    let hub2 = jwt_hub("hub2", &redis, &[]).await;
+    let delay = [("HUB_PRESENCE_LEAVE_DELAY", "2s")];
+    let hub1 = jwt_hub("hub1", &redis, &delay).await;
+    let hub2 = jwt_hub("hub2", &redis, &delay).await;
     let r = room("presence");
     let mut o1 = user(&hub1, "u-o1", &r).await;
     let mut o2 = user(&hub2, "u-o2", &r).await;
@@ -129,16 +149,18 @@ async fn every_hub_answers_the_same_members_and_diffs_come_once_per_first_join_a
             .is_empty(),
         "ana is still on hub1"
     );
+    // The hub notices the close after `dropped`: the leave cannot come before the delay.
+    let dropped = Instant::now();
     drop(ana1);
-    let started = Instant::now();
     for o in [&mut o1, &mut o2] {
-        assert_eq!(
-            diffs(o, &r, Duration::from_millis(1800)).await,
-            vec!["-u-ana"],
-            "one leave, after the delay"
+        let (got, seen) = next_diffs(o, &r, LEAVE_DELAY + Duration::from_secs(10)).await;
+        assert_eq!(got, vec!["-u-ana"], "one leave");
+        let after = seen - dropped;
+        assert!(
+            after >= LEAVE_DELAY,
+            "the leave came {after:?} after the close: before the delay"
         );
     }
-    assert!(started.elapsed() >= Duration::from_millis(900));
     assert_eq!(
         members(&mut o2, &r).await,
         pairs(&[("u-o1", 1), ("u-o2", 1)])
@@ -146,14 +168,23 @@ async fn every_hub_answers_the_same_members_and_diffs_come_once_per_first_join_a
 
     // A reconnect within presence_leave_delay says nothing at all.
     let bob = user(&hub1, "u-bob", &r).await;
-    assert_eq!(diffs(&mut o2, &r, QUIET).await, vec!["+u-bob"]);
+    assert_eq!(
+        next_diffs(&mut o2, &r, RECV_TIMEOUT).await.0,
+        vec!["+u-bob"]
+    );
     drop(bob);
+    let dropped = Instant::now();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _bob = user(&hub2, "u-bob", &r).await;
     assert!(
-        diffs(&mut o2, &r, Duration::from_millis(1800))
-            .await
-            .is_empty(),
+        dropped.elapsed() < LEAVE_DELAY,
+        "the reconnect took {:?}: not within the leave delay, the test proves nothing",
+        dropped.elapsed()
+    );
+    // Listen until well past the moment a leave that was not called off would come.
+    let listen = (LEAVE_DELAY + Duration::from_secs(1)).saturating_sub(dropped.elapsed());
+    assert!(
+        diffs(&mut o2, &r, listen).await.is_empty(),
         "no leave, no join"
     );
     assert_eq!(
@@ -208,7 +239,7 @@ async fn a_hub_killed_with_sigkill_leaves_presence_within_15_s_and_its_users_lea
         killed.elapsed()
     );
     assert_eq!(
-        diffs(&mut o3, &r, QUIET).await,
+        next_diffs(&mut o3, &r, Duration::from_secs(10)).await.0,
         vec!["-u-victim"],
         "once on every survivor"
     );

@@ -273,6 +273,40 @@ impl Hub {
         }
     }
 
+    /// The value of one series of `GET /metrics` (`name{label="value"}` as exposed); panics when
+    /// the hub does not expose it.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("hub {}: no series {series} in\n{text}", self.name))
+    }
+
+    /// Scrape until `series` is `value` (at most `within`); then it must stay so through
+    /// QUIET, so a count that goes past it fails too.
+    pub async fn wait_metric(&self, series: &str, value: f64, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let now = self.metric(series).await;
+            if now == value {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hub {}: {series} is {now}, not {value}, after {within:?}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(super::QUIET).await;
+        assert_eq!(
+            self.metric(series).await,
+            value,
+            "hub {}: {series}",
+            self.name
+        );
+    }
+
     async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
