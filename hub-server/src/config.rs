@@ -15,6 +15,9 @@ pub struct Settings {
     pub name: String,
     /// `redis://[:password@]host:port[/db]`; unset runs the hub standalone.
     pub redis_url: Option<String>,
+    /// Comma-separated `redis://` URLs of Redis Cluster nodes (some or all: the rest are found),
+    /// instead of `redis_url`: rooms then use sharded pub/sub (see `bridge::redis_link`).
+    pub redis_cluster_nodes: Option<String>,
     /// Prefix of every Redis key and channel, so several deployments can share one Redis.
     pub redis_prefix: String,
     /// Comma-separated exact origins, `*` for any; unset allows loopback origins only.
@@ -210,6 +213,9 @@ impl Settings {
         if let Some(url) = env.get("REDIS_URL").filter(|u| !u.is_empty()) {
             builder = builder.set_override("redis_url", url.clone())?;
         }
+        if let Some(nodes) = env.get("REDIS_CLUSTER_NODES").filter(|n| !n.is_empty()) {
+            builder = builder.set_override("redis_cluster_nodes", nodes.clone())?;
+        }
         builder = builder.add_source(
             config::Environment::with_prefix("HUB")
                 .prefix_separator("_")
@@ -274,6 +280,21 @@ impl Settings {
                 "send_queue_bytes must be at least max_message_bytes".into(),
             ));
         }
+        if self.redis_url.is_some() && self.redis_cluster_nodes.is_some() {
+            return Err(ConfigError::Invalid(
+                "set redis_url (one Redis) or redis_cluster_nodes (a Redis Cluster), not both"
+                    .into(),
+            ));
+        }
+        if self
+            .redis_cluster_nodes
+            .as_deref()
+            .is_some_and(|n| comma_list(n).next().is_none())
+        {
+            return Err(ConfigError::Invalid(
+                "redis_cluster_nodes must name at least one node".into(),
+            ));
+        }
         if self.name.trim().is_empty() {
             return Err(ConfigError::Invalid("name must not be empty".into()));
         }
@@ -318,6 +339,7 @@ mod tests {
         assert_eq!(s.listen.port(), 9999);
         assert_eq!(s.name, "east");
         assert_eq!(s.redis_url.as_deref(), Some("redis://:secret@redis:6379"));
+        assert!(s.redis_cluster_nodes.is_none());
         assert_eq!(s.ping_interval, Duration::from_millis(250));
         assert_eq!(s.max_message_bytes, 1024);
         assert_eq!(
@@ -373,6 +395,18 @@ mod tests {
                 "{var}=0s: {err}"
             );
         }
+        let err = Settings::load_from(
+            None,
+            env(&[
+                ("REDIS_URL", "redis://a:6379"),
+                ("REDIS_CLUSTER_NODES", "redis://b:6379"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("not both"), "{err}");
+        let err =
+            Settings::load_from(None, env(&[("HUB_REDIS_CLUSTER_NODES", " , ")])).unwrap_err();
+        assert!(err.to_string().contains("redis_cluster_nodes"), "{err}");
         let err = Settings::load_from(None, env(&[("HUB_AUTH_MODE", "magic")])).unwrap_err();
         assert!(err.to_string().contains("auth_mode"), "{err}");
         let err =

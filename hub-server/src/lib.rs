@@ -74,7 +74,9 @@ pub async fn run(
     let bridge = Bridge::start(&settings, hub.clone(), shutdown.clone())?;
     match &bridge {
         Bridge::Disabled => {
-            tracing::info!("no REDIS_URL: running standalone, in-process delivery only")
+            tracing::info!(
+                "no REDIS_URL or REDIS_CLUSTER_NODES: running standalone, in-process delivery only"
+            )
         }
         Bridge::Redis(_) => {
             tracing::info!(prefix = %settings.redis_prefix, "bridging to other hubs through redis")

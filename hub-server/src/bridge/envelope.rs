@@ -29,20 +29,46 @@ pub enum Target {
 }
 
 /// Maps targets to Redis channel names and back under one prefix.
+///
+/// On a Redis Cluster (`sharded`) a room's channel is `<prefix>room:{<room>}`: the `{room}` hash
+/// tag puts it in the slot of the room's history and presence keys, so the append script may
+/// SPUBLISH to it. On one Redis it stays `<prefix>room:<room>`, as it always was. The broadcast
+/// and control channels keep their names; on a cluster they are sharded channels too (each in the
+/// one slot its name hashes to), so every message of a hub goes through SPUBLISH / SSUBSCRIBE.
 #[derive(Debug, Clone)]
 pub struct Channels {
     prefix: String,
+    sharded: bool,
 }
 
 impl Channels {
     pub fn new(prefix: &str) -> Self {
         Channels {
             prefix: prefix.to_owned(),
+            sharded: false,
         }
+    }
+
+    /// The channels of a hub on a Redis Cluster (sharded pub/sub).
+    pub fn sharded(prefix: &str) -> Self {
+        Channels {
+            prefix: prefix.to_owned(),
+            sharded: true,
+        }
+    }
+
+    pub fn is_sharded(&self) -> bool {
+        self.sharded
+    }
+
+    /// The command that publishes on these channels.
+    pub fn publish_command(&self) -> &'static str {
+        if self.sharded { "SPUBLISH" } else { "PUBLISH" }
     }
 
     pub fn name(&self, target: &Target) -> String {
         match target {
+            Target::Room(room) if self.sharded => format!("{}room:{{{}}}", self.prefix, room),
             Target::Room(room) => format!("{}room:{}", self.prefix, room),
             Target::Broadcast => format!("{}broadcast", self.prefix),
         }
@@ -58,9 +84,12 @@ impl Channels {
         if rest == "broadcast" {
             return Some(Target::Broadcast);
         }
-        Room::parse(rest.strip_prefix("room:")?)
-            .ok()
-            .map(Target::Room)
+        let room = rest.strip_prefix("room:")?;
+        let room = match self.sharded {
+            true => room.strip_prefix('{')?.strip_suffix('}')?,
+            false => room,
+        };
+        Room::parse(room).ok().map(Target::Room)
     }
 
     /// The room's history list and meta record. `{room}` is a hash tag: on a Redis Cluster both
@@ -246,5 +275,22 @@ mod tests {
         );
         assert_eq!(ch.target("other:room:a"), None);
         assert_eq!(ch.target("rthub:room:bad room"), None);
+    }
+
+    #[test]
+    fn sharded_room_channels_share_the_slot_of_the_room_keys() {
+        let ch = Channels::sharded("rthub:");
+        let room = Room::parse("a:b").expect("room");
+        let target = Target::Room(room.clone());
+        assert_eq!(ch.name(&target), "rthub:room:{a:b}");
+        assert_eq!(ch.target("rthub:room:{a:b}"), Some(target.clone()));
+        assert_eq!(ch.target("rthub:room:a:b"), None);
+        let (list, meta) = ch.history_keys(&room);
+        let slot = super::super::redis_link::key_slot(&ch.name(&target));
+        assert_eq!(super::super::redis_link::key_slot(&list), slot);
+        assert_eq!(super::super::redis_link::key_slot(&meta), slot);
+        assert_eq!(ch.name(&Target::Broadcast), "rthub:broadcast");
+        assert_eq!(ch.publish_command(), "SPUBLISH");
+        assert_eq!(Channels::new("rthub:").publish_command(), "PUBLISH");
     }
 }

@@ -1,13 +1,15 @@
 //! The Redis bridge between hubs: what a hub publishes, what it receives, and whether Redis is
 //! reachable. [`publisher`] sends local messages out, [`subscriber`] brings other hubs' messages
-//! in through the bounded [`inbound`] queue. Without `REDIS_URL` the bridge is disabled and the
-//! hub runs standalone.
+//! in through the bounded [`inbound`] queue. [`redis_link`] knows whether that is one Redis
+//! (`REDIS_URL`) or a Redis Cluster (`REDIS_CLUSTER_NODES`, sharded pub/sub). Without either the
+//! bridge is disabled and the hub runs standalone.
 
 mod backoff;
 pub mod control;
 pub mod envelope;
 mod inbound;
 mod publisher;
+pub mod redis_link;
 pub mod sequence;
 mod subscriber;
 pub mod unconfirmed;
@@ -27,6 +29,7 @@ use crate::hub::{ClientId, Hub};
 use crate::protocol::Frame;
 use crate::shutdown::Shutdown;
 pub use envelope::{Channels, Target};
+pub use redis_link::{Conn, RedisTarget};
 
 /// A local message on its way to Redis.
 #[derive(Debug)]
@@ -146,9 +149,9 @@ pub struct RedisBridge {
     pub unconfirmed: unconfirmed::Unconfirmed,
     redis_timeout: Duration,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
-    client: redis::Client,
+    target: RedisTarget,
     /// For requests outside the message path (control, presence, the API), made on first use.
-    commands: tokio::sync::OnceCell<redis::aio::ConnectionManager>,
+    commands: tokio::sync::OnceCell<Conn>,
 }
 
 /// Cloneable handle to the bridge; `Disabled` when the hub runs standalone.
@@ -159,20 +162,23 @@ pub enum Bridge {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("REDIS_URL is not usable: {0}")]
+#[error("REDIS_URL / REDIS_CLUSTER_NODES is not usable: {0}")]
 pub struct BadRedisUrl(#[from] redis::RedisError);
 
 impl Bridge {
     /// Starts the publisher, subscriber and overdue-delivery tasks; they run until `shutdown`.
     pub fn start(settings: &Settings, hub: Hub, shutdown: Shutdown) -> Result<Self, BadRedisUrl> {
-        let Some(url) = settings.redis_url.as_deref() else {
+        let Some(target) = RedisTarget::from_settings(settings)? else {
             return Ok(Bridge::Disabled);
         };
-        let client = redis::Client::open(url)?;
+        let channels = match target.is_cluster() {
+            true => Channels::sharded(&settings.redis_prefix),
+            false => Channels::new(&settings.redis_prefix),
+        };
         let (outgoing, outgoing_rx) = mpsc::channel(settings.bridge_buffer);
         let inner = Arc::new(RedisBridge {
             outgoing,
-            channels: Channels::new(&settings.redis_prefix),
+            channels,
             publisher_up: watch::Sender::new(false),
             subscriber_up: watch::Sender::new(false),
             subscribed: watch::Sender::new(HashSet::new()),
@@ -180,19 +186,11 @@ impl Bridge {
             unconfirmed: unconfirmed::Unconfirmed::default(),
             redis_timeout: settings.redis_timeout,
             tasks: std::sync::Mutex::new(Vec::new()),
-            client: client.clone(),
+            target: target.clone(),
             commands: tokio::sync::OnceCell::new(),
         });
-        // RESP3, so that pub/sub messages arrive as pushes into our bounded queue.
-        let info = client.get_connection_info().clone();
-        let resp3 = info
-            .redis_settings()
-            .clone()
-            .set_protocol(redis::ProtocolVersion::RESP3);
-        let pubsub_client = redis::Client::open(info.set_redis_settings(resp3))?;
         let link = Link {
-            client,
-            pubsub_client,
+            target,
             timeout: settings.redis_timeout,
             reconnect_max: settings.reconnect_max,
             instance_id: hub.instance_id(),
@@ -278,17 +276,13 @@ impl Bridge {
         })
     }
 
-    /// A managed connection for one-off requests (reconnected by redis-rs), or `None` when Redis
-    /// cannot be reached within `redis_timeout`. Standalone: `None`.
-    pub async fn commands(&self) -> Option<redis::aio::ConnectionManager> {
+    /// A managed connection for one-off requests (reconnected by redis-rs; on a cluster, routed
+    /// by key), or `None` when Redis cannot be reached within `redis_timeout`. Standalone: `None`.
+    pub async fn commands(&self) -> Option<Conn> {
         let Bridge::Redis(inner) = self else {
             return None;
         };
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(inner.redis_timeout))
-            .set_response_timeout(Some(inner.redis_timeout))
-            .set_number_of_retries(1);
-        let make = || redis::aio::ConnectionManager::new_with_config(inner.client.clone(), config);
+        let make = || inner.target.managed(inner.redis_timeout);
         let made = tokio::time::timeout(inner.redis_timeout, inner.commands.get_or_try_init(make));
         match made.await {
             Ok(Ok(conn)) => Some(conn.clone()),
@@ -310,7 +304,7 @@ impl Bridge {
             hub.kick_user(user, crate::error::CloseReason::Disconnected);
             return false;
         };
-        let mut cmd = redis::cmd("PUBLISH");
+        let mut cmd = redis::cmd(inner.channels.publish_command());
         cmd.arg(inner.channels.control()).arg(order.encode());
         let sent = tokio::time::timeout(inner.redis_timeout, cmd.query_async::<i64>(&mut conn));
         if !matches!(sent.await, Ok(Ok(_))) {
@@ -359,9 +353,7 @@ impl Bridge {
 /// What every bridge task needs to reach Redis.
 #[derive(Debug, Clone)]
 struct Link {
-    client: redis::Client,
-    /// The same Redis, spoken to in RESP3: the subscriber's connection.
-    pubsub_client: redis::Client,
+    target: RedisTarget,
     timeout: Duration,
     reconnect_max: Duration,
     /// This process's origin id, stamped on every envelope it publishes.
@@ -371,20 +363,12 @@ struct Link {
 }
 
 impl Link {
-    fn connection_config(&self) -> redis::AsyncConnectionConfig {
-        redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-    }
-
-    /// Connects a multiplexed connection, retrying with backoff; `None` once shutdown begins.
-    async fn connect(&self, who: &'static str) -> Option<redis::aio::MultiplexedConnection> {
+    /// Connects (a multiplexed connection, or a cluster connection), retrying with backoff;
+    /// `None` once shutdown begins.
+    async fn connect(&self, who: &'static str) -> Option<Conn> {
         let mut backoff = backoff::Backoff::new(self.reconnect_max);
-        let config = self.connection_config();
         loop {
-            let attempt = self
-                .client
-                .get_multiplexed_async_connection_with_config(&config);
+            let attempt = self.target.connect(self.timeout);
             match tokio::time::timeout(self.timeout, attempt).await {
                 Ok(Ok(conn)) => return Some(conn),
                 Ok(Err(err)) => tracing::debug!(task = who, %err, "redis connect failed"),

@@ -4,6 +4,12 @@
 //! the sender's ack. While Redis is unreachable the bounded queue is the outage buffer; after a
 //! reconnect the batch that failed is sent again (receivers drop duplicate publishes by `seq`,
 //! the append script duplicate appends by origin and `seq`).
+//!
+//! On a Redis Cluster the commands are SPUBLISH and the sharded append, and a batch goes out as
+//! one pipeline per hash slot, each to its slot's master, all at once (a redis-rs pipeline goes
+//! whole to one node). A slot whose pipeline fails or meets a cluster in motion (MOVED, a master
+//! down) keeps its messages for the next attempt, on a fresh connection that sees the new
+//! topology; the other slots' messages are done. Within a room (one slot) the order holds.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -14,6 +20,7 @@ use tokio::time::Instant;
 
 use super::backoff::Backoff;
 use super::envelope::{Header, encode, encode_head};
+use super::redis_link::{Conn, is_cluster_transient, key_slot};
 use super::{Ack, Link, Outgoing, Stored, Target};
 use crate::history::{new_epoch, scripts};
 
@@ -66,6 +73,8 @@ fn now_ms() -> String {
 /// One message of a batch, ready to send (and to send again after a failure).
 struct Item {
     channel: String,
+    /// The channel's hash slot (a cluster; 0 on one Redis).
+    slot: u16,
     command: redis::Cmd,
     /// An append (EVALSHA) rather than a plain PUBLISH: its reply is `{offset, epoch, receivers}`.
     stored: bool,
@@ -89,7 +98,12 @@ pub(super) async fn run(
     let mut seq = 0u64;
     let mut pending = Batch::default();
     // The append script's SHA, loaded on every (re)connect: a restarted Redis has forgotten it.
-    let append = redis::Script::new(scripts::APPEND);
+    let sharded = origin.is_sharded();
+    let append_source = match sharded {
+        true => scripts::append_sharded(),
+        false => scripts::APPEND.to_owned(),
+    };
+    let append = redis::Script::new(&append_source);
     let mut incoming = Vec::with_capacity(MAX_BATCH);
     let mut backoff = Backoff::new(link.reconnect_max);
     let mut conn = None;
@@ -109,7 +123,7 @@ pub(super) async fn run(
                 .counters
                 .reconnects
                 .fetch_add(1, Ordering::Relaxed);
-            if !load_script(&link, c.clone(), &append).await {
+            if !load_script(&link, c.clone(), &append, &append_source).await {
                 super::Link::set_up(&link.bridge.publisher_up, false, "publisher");
                 if !link.pause(backoff.next_delay()).await {
                     return report_unsent(&pending, &rx);
@@ -191,12 +205,13 @@ pub(super) async fn run(
                         cmd
                     }
                     _ => {
-                        let mut cmd = redis::cmd("PUBLISH");
+                        let mut cmd = redis::cmd(origin.publish_command());
                         cmd.arg(&channel).arg(encode(&header, &out.frame));
                         cmd
                     }
                 };
                 pending.items.push(Item {
+                    slot: if sharded { key_slot(&channel) } else { 0 },
                     channel,
                     command,
                     stored: out.store,
@@ -205,80 +220,149 @@ pub(super) async fn run(
             }
         }
 
-        let mut pipe = redis::pipe();
-        // One message's error (a full Redis refusing a write, a key of the wrong type) fails that
-        // message only, not the batch: a deterministic error would otherwise be re-sent for ever.
-        pipe.ignore_errors();
-        for item in &pending.items {
-            pipe.add_command(item.command.clone());
-        }
-        pipe.cmd("PUBSUB").arg("NUMSUB").arg(&broadcast);
+        let groups = Group::split(&pending.items, sharded, key_slot(&broadcast));
+        let sends = groups.iter().map(|g| {
+            let pipe = g.pipeline(&pending.items, sharded, &broadcast);
+            let mut c = c.clone();
+            async move { c.pipeline_on(g.slot, pipe).await }
+        });
         let sent_at = Instant::now();
-        let answer =
-            tokio::time::timeout(link.timeout, pipe.query_async::<Vec<redis::Value>>(&mut c));
-        let replies = match answer.await {
-            // A Redis that forgot the script (SCRIPT FLUSH): reconnect, which loads it again.
-            Ok(Ok(replies)) if replies.iter().any(is_noscript) => {
-                tracing::warn!("redis no longer knows the append script");
-                None
-            }
-            Ok(Ok(replies)) => Some(replies),
-            Ok(Err(err)) => {
-                tracing::warn!(%err, held = pending.items.len(), "publish failed");
-                None
-            }
+        let answers = tokio::time::timeout(link.timeout, futures_util::future::join_all(sends));
+        let answers = match answers.await {
+            Ok(answers) => answers,
             Err(_) => {
                 tracing::warn!(
                     held = pending.items.len(),
                     "publish timed out: redis stalled"
                 );
-                None
+                Vec::new()
             }
         };
-        match replies {
-            Some(replies) => {
-                link.bridge
-                    .counters
-                    .timings
-                    .publish_round_trip(sent_at.elapsed());
-                let mut sent = 0;
-                for (item, reply) in pending.items.drain(..).zip(&replies) {
-                    if let redis::Value::ServerError(err) = reply {
-                        link.bridge.counters.failed.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(channel = %item.channel, code = err.code(), "redis refused a message");
-                        if let Some(ack) = item.ack {
-                            ack.fail(&crate::error::ProtocolError::Unavailable);
-                        }
-                        continue;
-                    }
-                    sent += 1;
-                    let (stored, receivers) = reply_of(item.stored, reply);
-                    if let (Some(s), Some(count)) = (stats.get_mut(&item.channel), receivers) {
-                        s.receivers = count;
-                    }
+        let mut items: Vec<Option<Item>> = pending.items.drain(..).map(Some).collect();
+        let mut sent = 0;
+        let mut all_done = answers.len() == groups.len();
+        for (group, answer) in groups.iter().zip(answers) {
+            let replies = match answer {
+                // A Redis that forgot the script (SCRIPT FLUSH, a replica promoted without it)
+                // or a cluster in motion: reconnect, which loads the script and sees the new
+                // topology, and send this slot's messages again.
+                Ok(replies) if replies.iter().any(must_retry) => {
+                    tracing::warn!(
+                        held = group.items.len(),
+                        "redis asked for a retry (NOSCRIPT, MOVED or a master down)"
+                    );
+                    all_done = false;
+                    continue;
+                }
+                Ok(replies) => replies,
+                Err(err) => {
+                    tracing::warn!(%err, held = group.items.len(), "publish failed");
+                    all_done = false;
+                    continue;
+                }
+            };
+            for (&i, reply) in group.items.iter().zip(&replies) {
+                let Some(item) = items[i].take() else {
+                    continue;
+                };
+                if let redis::Value::ServerError(err) = reply {
+                    link.bridge.counters.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(channel = %item.channel, code = err.code(), "redis refused a message");
                     if let Some(ack) = item.ack {
-                        ack.send(stored);
+                        ack.fail(&crate::error::ProtocolError::Unavailable);
                     }
+                    continue;
                 }
-                if let Some(redis::Value::Array(numsub)) = replies.last()
-                    && let Some(redis::Value::Int(n)) = numsub.get(1)
-                {
-                    hubs_listening = *n;
+                sent += 1;
+                let (stored, receivers) = reply_of(item.stored, reply);
+                if let (Some(s), Some(count)) = (stats.get_mut(&item.channel), receivers) {
+                    s.receivers = count;
                 }
-                link.bridge
-                    .counters
-                    .published
-                    .fetch_add(sent, Ordering::Relaxed);
-                backoff.reset();
-                conn = Some(c);
+                if let Some(ack) = item.ack {
+                    ack.send(stored);
+                }
             }
-            None => {
-                super::Link::set_up(&link.bridge.publisher_up, false, "publisher");
-                if !link.pause(backoff.next_delay()).await {
-                    return report_unsent(&pending, &rx);
-                }
+            if group.counts_hubs
+                && let Some(redis::Value::Array(numsub)) = replies.last()
+                && let Some(redis::Value::Int(n)) = numsub.get(1)
+            {
+                hubs_listening = *n;
             }
         }
+        // What did not go waits for the next attempt, in its order.
+        pending.items.extend(items.into_iter().flatten());
+        if sent > 0 {
+            link.bridge
+                .counters
+                .timings
+                .publish_round_trip(sent_at.elapsed());
+        }
+        link.bridge
+            .counters
+            .published
+            .fetch_add(sent, Ordering::Relaxed);
+        if all_done {
+            backoff.reset();
+            conn = Some(c);
+        } else {
+            super::Link::set_up(&link.bridge.publisher_up, false, "publisher");
+            if !link.pause(backoff.next_delay()).await {
+                return report_unsent(&pending, &rx);
+            }
+        }
+    }
+}
+
+/// The messages of a batch that travel in one pipeline: all of them on one Redis; on a cluster,
+/// those of one hash slot (in batch order).
+struct Group {
+    slot: u16,
+    /// Indices into the batch.
+    items: Vec<usize>,
+    /// The pipeline ends with a subscriber count of the broadcast channel (the hubs listening).
+    counts_hubs: bool,
+}
+
+impl Group {
+    fn split(items: &[Item], sharded: bool, broadcast_slot: u16) -> Vec<Group> {
+        if !sharded {
+            return vec![Group {
+                slot: 0,
+                items: (0..items.len()).collect(),
+                counts_hubs: true,
+            }];
+        }
+        let mut groups: Vec<Group> = Vec::new();
+        let mut at: HashMap<u16, usize> = HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            let g = *at.entry(item.slot).or_insert_with(|| {
+                groups.push(Group {
+                    slot: item.slot,
+                    items: Vec::new(),
+                    // Asked of the broadcast's master only when a batch goes there anyway; the
+                    // idle check asks it otherwise.
+                    counts_hubs: item.slot == broadcast_slot,
+                });
+                groups.len() - 1
+            });
+            groups[g].items.push(i);
+        }
+        groups
+    }
+
+    fn pipeline(&self, items: &[Item], sharded: bool, broadcast: &str) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
+        // One message's error (a full Redis refusing a write, a key of the wrong type) fails that
+        // message only, not the batch: a deterministic error would otherwise be re-sent for ever.
+        pipe.ignore_errors();
+        for &i in &self.items {
+            pipe.add_command(items[i].command.clone());
+        }
+        if self.counts_hubs {
+            let numsub = if sharded { "SHARDNUMSUB" } else { "NUMSUB" };
+            pipe.cmd("PUBSUB").arg(numsub).arg(broadcast);
+        }
+        pipe
     }
 }
 
@@ -286,25 +370,13 @@ pub(super) async fn run(
 /// keeps nothing for a subscriber that is not there yet. Every live hub retries within
 /// `reconnect_max`, so we wait at least that long (plus a margin for its SUBSCRIBE), and until each
 /// channel has the subscribers it had before (`wanted`); never longer than [`RESUME_WAIT`].
-async fn wait_for_subscribers(
-    link: &Link,
-    mut conn: redis::aio::MultiplexedConnection,
-    wanted: HashMap<&str, i64>,
-) {
+async fn wait_for_subscribers(link: &Link, mut conn: Conn, wanted: HashMap<&str, i64>) {
     let start = Instant::now();
     let settle = start + link.reconnect_max + Duration::from_millis(250);
     let deadline = start + RESUME_WAIT;
+    let channels: Vec<&str> = wanted.keys().copied().collect();
     while Instant::now() < deadline {
-        let mut cmd = redis::cmd("PUBSUB");
-        cmd.arg("NUMSUB");
-        for channel in wanted.keys() {
-            cmd.arg(*channel);
-        }
-        let counts = tokio::time::timeout(
-            link.timeout,
-            cmd.query_async::<HashMap<String, i64>>(&mut conn),
-        )
-        .await;
+        let counts = tokio::time::timeout(link.timeout, conn.numsub(&channels)).await;
         let Ok(Ok(counts)) = counts else { return };
         let ready = wanted
             .iter()
@@ -320,22 +392,18 @@ async fn wait_for_subscribers(
     tracing::warn!("other hubs did not all resubscribe in time; flushing the outage buffer anyway");
 }
 
-async fn count_subscribers(
-    link: &Link,
-    conn: &mut redis::aio::MultiplexedConnection,
-    channel: &str,
-) -> Option<i64> {
-    let mut cmd = redis::cmd("PUBSUB");
-    cmd.arg("NUMSUB").arg(channel);
-    let query = cmd.query_async::<HashMap<String, i64>>(conn);
-    match tokio::time::timeout(link.timeout, query).await {
+async fn count_subscribers(link: &Link, conn: &mut Conn, channel: &str) -> Option<i64> {
+    let channels = [channel];
+    match tokio::time::timeout(link.timeout, conn.numsub(&channels)).await {
         Ok(Ok(counts)) => Some(counts.get(channel).copied().unwrap_or(0)),
         _ => None,
     }
 }
 
-fn is_noscript(reply: &redis::Value) -> bool {
-    matches!(reply, redis::Value::ServerError(err) if err.code() == "NOSCRIPT")
+/// A reply that says "not done, try again": the script is missing, or the cluster is moving.
+fn must_retry(reply: &redis::Value) -> bool {
+    matches!(reply, redis::Value::ServerError(err)
+        if err.code() == "NOSCRIPT" || is_cluster_transient(err.code()))
 }
 
 /// Where the message was stored (no offset for a plain publish or a re-sent append) and the
@@ -367,14 +435,11 @@ fn reply_of(stored: bool, reply: &redis::Value) -> (Stored, Option<i64>) {
     }
 }
 
-/// SCRIPT LOAD on a fresh connection; false when Redis does not take it in time.
-async fn load_script(
-    link: &Link,
-    mut conn: redis::aio::MultiplexedConnection,
-    script: &redis::Script,
-) -> bool {
+/// SCRIPT LOAD on a fresh connection (on a cluster redis-rs sends it to every node); false when
+/// Redis does not take it in time.
+async fn load_script(link: &Link, mut conn: Conn, script: &redis::Script, source: &str) -> bool {
     let mut cmd = redis::cmd("SCRIPT");
-    cmd.arg("LOAD").arg(scripts::APPEND);
+    cmd.arg("LOAD").arg(source);
     let load = cmd.query_async::<String>(&mut conn);
     match tokio::time::timeout(link.timeout, load).await {
         Ok(Ok(sha)) if sha == script.get_hash() => true,

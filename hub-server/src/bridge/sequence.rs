@@ -30,6 +30,8 @@ const MAX_CHANNEL_ENTRIES: usize = 1 << 20;
 #[derive(Debug, Clone, Copy)]
 struct Seen {
     last: u64,
+    /// On a channel entry: the origin's highest `seq` seen on this channel (per-channel mode).
+    seq: u64,
     at: Instant,
 }
 
@@ -41,6 +43,10 @@ pub struct SequenceTracker {
     on_channel: HashMap<String, HashMap<Uuid, Seen>>,
     channel_entries: usize,
     swept: Instant,
+    /// Duplicates judged per channel, not per origin: on a Redis Cluster each shard reaches us
+    /// over its own connection, so one origin's publishes on channels of different shards arrive
+    /// in any order between them (each channel's still in order).
+    per_channel: bool,
 }
 
 impl Default for SequenceTracker {
@@ -50,11 +56,20 @@ impl Default for SequenceTracker {
             on_channel: HashMap::new(),
             channel_entries: 0,
             swept: Instant::now(),
+            per_channel: false,
         }
     }
 }
 
 impl SequenceTracker {
+    /// For sharded pub/sub (a Redis Cluster): see `per_channel`.
+    pub fn per_channel() -> Self {
+        SequenceTracker {
+            per_channel: true,
+            ..Self::default()
+        }
+    }
+
     pub fn observe(&mut self, origin: Uuid, channel: &str, seq: u64, n: u64) -> Verdict {
         self.observe_at(Instant::now(), origin, channel, seq, n)
     }
@@ -67,13 +82,27 @@ impl SequenceTracker {
         seq: u64,
         n: u64,
     ) -> Verdict {
-        if self.last_seq.get(&origin).is_some_and(|s| seq <= s.last) {
-            return Verdict::Duplicate;
+        if self.per_channel {
+            let seen = self.on_channel.get(channel).and_then(|o| o.get(&origin));
+            if seen.is_some_and(|s| seq <= s.seq) {
+                return Verdict::Duplicate;
+            }
+        } else {
+            if self.last_seq.get(&origin).is_some_and(|s| seq <= s.last) {
+                return Verdict::Duplicate;
+            }
+            if self.last_seq.len() >= MAX_ORIGINS && !self.last_seq.contains_key(&origin) {
+                halve(&mut self.last_seq);
+            }
+            self.last_seq.insert(
+                origin,
+                Seen {
+                    last: seq,
+                    seq,
+                    at: now,
+                },
+            );
         }
-        if self.last_seq.len() >= MAX_ORIGINS && !self.last_seq.contains_key(&origin) {
-            halve(&mut self.last_seq);
-        }
-        self.last_seq.insert(origin, Seen { last: seq, at: now });
         if self.channel_entries >= MAX_CHANNEL_ENTRIES {
             self.halve_channels();
         }
@@ -81,7 +110,14 @@ impl SequenceTracker {
             Some(origins) => origins,
             None => self.on_channel.entry(channel.to_owned()).or_default(),
         };
-        let seen = origins.insert(origin, Seen { last: n, at: now });
+        let seen = origins.insert(
+            origin,
+            Seen {
+                last: n,
+                seq,
+                at: now,
+            },
+        );
         if seen.is_none() {
             self.channel_entries += 1;
         }
@@ -101,6 +137,14 @@ impl SequenceTracker {
     /// After our own subscription was re-established, what was published meanwhile never reached
     /// us by design of pub/sub: start the per-channel checks afresh.
     pub fn forget_channels(&mut self) {
+        if self.per_channel {
+            // The entries also hold what dedups a re-sent batch: keep them, but no gap may be
+            // counted against a count from before (a count "at or below" restarts the check).
+            for s in self.on_channel.values_mut().flat_map(|o| o.values_mut()) {
+                s.last = u64::MAX;
+            }
+            return;
+        }
         self.on_channel.clear();
         self.channel_entries = 0;
     }
@@ -268,5 +312,21 @@ mod tests {
         assert_eq!(t.channel_entries, 2);
         t.forget_channels();
         assert_eq!(t.channel_entries, 0);
+    }
+
+    #[test]
+    fn per_channel_mode_takes_shards_out_of_order_and_still_drops_repeats() {
+        let mut t = SequenceTracker::per_channel();
+        let o = Uuid::new_v4();
+        // seq 2 on shard B arrives before seq 1 on shard A: both are new.
+        assert_eq!(t.observe(o, "b", 2, 1), Verdict::Deliver { missed: 0 });
+        assert_eq!(t.observe(o, "a", 1, 1), Verdict::Deliver { missed: 0 });
+        assert_eq!(t.observe(o, "a", 1, 1), Verdict::Duplicate);
+        assert_eq!(t.observe(o, "a", 4, 3), Verdict::Deliver { missed: 1 });
+        // After our own reconnect: repeats still dropped, no gap counted across it.
+        t.forget_channels();
+        assert_eq!(t.observe(o, "a", 4, 3), Verdict::Duplicate);
+        assert_eq!(t.observe(o, "a", 9, 7), Verdict::Deliver { missed: 0 });
+        assert_eq!(t.observe(o, "a", 10, 8), Verdict::Deliver { missed: 0 });
     }
 }

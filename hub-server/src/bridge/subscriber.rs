@@ -9,17 +9,25 @@
 //! Subscriptions follow the hub's room changes one by one (never by comparing every room), and a
 //! fresh connection subscribes in chunks, each under `redis_timeout`, so 100k rooms resubscribe
 //! without one giant command and joins waiting for an early chunk go on at once.
+//!
+//! On a Redis Cluster the connection is redis-rs's cluster connection (one socket per node, every
+//! node's pushes into the same queue) and the subscriptions are sharded (SSUBSCRIBE, per slot, on
+//! the slot's master only). redis-rs 1.8.1 subscribes again by itself when it refreshes its slot
+//! map, but it refreshes only when a request meets MOVED or a broken connection, and a connection
+//! that only receives never does. So the hub does not rely on it: a lost node connection ends the
+//! session (its Disconnection push), and so does a change of slot ownership seen by the
+//! topology check on every ping; the next session subscribes everything again on a fresh
+//! connection that sees the new masters. What was published meanwhile is what `since` recovers.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-
 use super::Link;
 use super::backoff::Backoff;
 use super::envelope::{self, Target};
 use super::inbound::{self, Inbound, InboundReceiver};
+use super::redis_link::Conn;
 use super::sequence::{SequenceTracker, Verdict};
 use crate::hub::Hub;
 use crate::protocol::Frame;
@@ -36,7 +44,10 @@ pub(super) struct InboundLimits {
 
 pub(super) async fn run(link: Link, hub: Hub, ping_interval: Duration, limits: InboundLimits) {
     let mut backoff = Backoff::new(link.reconnect_max);
-    let mut tracker = SequenceTracker::default();
+    let mut tracker = match link.bridge.channels.is_sharded() {
+        true => SequenceTracker::per_channel(),
+        false => SequenceTracker::default(),
+    };
     loop {
         if let Some((conn, inbound)) = connect(&link, limits).await {
             backoff.reset();
@@ -64,10 +75,7 @@ pub(super) async fn run(link: Link, hub: Hub, ping_interval: Duration, limits: I
 }
 
 /// A RESP3 connection whose pub/sub messages go to a fresh bounded queue.
-async fn connect(
-    link: &Link,
-    limits: InboundLimits,
-) -> Option<(MultiplexedConnection, InboundReceiver)> {
+async fn connect(link: &Link, limits: InboundLimits) -> Option<(Conn, InboundReceiver)> {
     let bridge = link.bridge.clone();
     let on_shed: inbound::OnShed = Arc::new(move || {
         let shed = bridge.counters.inbound_shed.fetch_add(1, Ordering::Relaxed) + 1;
@@ -76,10 +84,7 @@ async fn connect(
         }
     });
     let (tx, rx) = inbound::queue(limits.messages, limits.bytes, on_shed);
-    let config = link.connection_config().set_push_sender(tx);
-    let attempt = link
-        .pubsub_client
-        .get_multiplexed_async_connection_with_config(&config);
+    let attempt = link.target.connect_pubsub(link.timeout, tx);
     match tokio::time::timeout(link.timeout, attempt).await {
         Ok(Ok(conn)) => Some((conn, rx)),
         Ok(Err(err)) => {
@@ -102,12 +107,14 @@ enum Ended {
 struct Session<'a> {
     link: &'a Link,
     hub: &'a Hub,
-    conn: MultiplexedConnection,
+    conn: Conn,
     tracker: &'a mut SequenceTracker,
 }
 
 impl Session<'_> {
     async fn serve(mut self, mut inbound: InboundReceiver, ping_interval: Duration) -> Ended {
+        // Read before subscribing, so that a change while we subscribe is seen at the first check.
+        let topology = self.topology().await;
         if !self.subscribe_all().await {
             return Ended::ConnectionLost;
         }
@@ -136,10 +143,46 @@ impl Session<'_> {
                         tracing::warn!("redis did not answer PING in time");
                         return Ended::ConnectionLost;
                     }
+                    if let (Some(before), Some(now)) = (&topology, self.topology().await)
+                        && *before != now
+                    {
+                        tracing::warn!("redis cluster slots changed masters: subscribing again");
+                        return Ended::ConnectionLost;
+                    }
                     self.tracker.expire();
                 }
             }
         }
+    }
+
+    /// A Redis Cluster's slot ranges and their masters (`CLUSTER SLOTS`, from any node), sorted;
+    /// `None` on one Redis or when no node answers in time (the PING judges the connection).
+    async fn topology(&mut self) -> Option<Vec<(i64, i64, String)>> {
+        if !self.conn.is_cluster() {
+            return None;
+        }
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("SLOTS");
+        let slots = cmd.query_async::<redis::Value>(&mut self.conn);
+        let Ok(Ok(redis::Value::Array(ranges))) =
+            tokio::time::timeout(self.link.timeout, slots).await
+        else {
+            return None;
+        };
+        let mut owners: Vec<(i64, i64, String)> = ranges
+            .iter()
+            .filter_map(|range| match range {
+                redis::Value::Array(parts) => match (parts.first(), parts.get(1), parts.get(2)) {
+                    (Some(redis::Value::Int(from)), Some(redis::Value::Int(to)), Some(master)) => {
+                        Some((*from, *to, format!("{master:?}")))
+                    }
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        owners.sort();
+        Some(owners)
     }
 
     /// On a fresh connection: every room with local members, the broadcast and control channels.

@@ -30,8 +30,8 @@ impl History {
         if settings.history_size == 0 {
             return Ok(History::Off);
         }
-        Ok(match settings.redis_url.as_deref() {
-            Some(url) => History::Redis(Arc::new(redis::RedisHistory::new(url, settings)?)),
+        Ok(match crate::bridge::RedisTarget::from_settings(settings)? {
+            Some(target) => History::Redis(Arc::new(redis::RedisHistory::new(target, settings))),
             None => History::Memory(Arc::new(memory::MemoryHistory::new(
                 settings.history_size,
                 settings.history_ttl,

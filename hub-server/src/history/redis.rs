@@ -1,23 +1,23 @@
 //! Reads a room's history from Redis for a join (the append is the publisher's: one script per
 //! message, in its pipeline). One managed connection, shared by every session and reconnected by
-//! redis-rs after an outage; each read is bounded by `redis_timeout`.
+//! redis-rs after an outage; each read is bounded by `redis_timeout`. On a Redis Cluster the read
+//! goes to the master of the room's slot (both keys carry the `{room}` hash tag).
 
 use std::time::Duration;
 
 use redis::Value;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
 use super::{Stored, new_epoch, scripts};
-use crate::bridge::Channels;
+use crate::bridge::{Channels, Conn, RedisTarget};
 use crate::config::Settings;
 use crate::protocol::{Frame, Replay, Room};
 
 #[derive(Debug)]
 pub struct RedisHistory {
-    client: redis::Client,
+    target: RedisTarget,
     /// Made on first use, so a hub starts while Redis is still down.
-    conn: OnceCell<ConnectionManager>,
+    conn: OnceCell<Conn>,
     read: redis::Script,
     channels: Channels,
     /// `history_size`: how many messages a room's list keeps.
@@ -28,25 +28,25 @@ pub struct RedisHistory {
 }
 
 impl RedisHistory {
-    pub fn new(url: &str, settings: &Settings) -> redis::RedisResult<Self> {
-        Ok(RedisHistory {
-            client: redis::Client::open(url)?,
+    pub fn new(target: RedisTarget, settings: &Settings) -> Self {
+        let channels = match target.is_cluster() {
+            true => Channels::sharded(&settings.redis_prefix),
+            false => Channels::new(&settings.redis_prefix),
+        };
+        RedisHistory {
+            target,
             conn: OnceCell::new(),
             read: redis::Script::new(scripts::READ),
-            channels: Channels::new(&settings.redis_prefix),
+            channels,
             size: settings.history_size,
             ttl_secs: settings.history_ttl.as_secs(),
             recovery_max: settings.recovery_max,
             timeout: settings.redis_timeout,
-        })
+        }
     }
 
-    async fn connection(&self) -> Option<ConnectionManager> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1);
-        let make = || ConnectionManager::new_with_config(self.client.clone(), config);
+    async fn connection(&self) -> Option<Conn> {
+        let make = || self.target.managed(self.timeout);
         match tokio::time::timeout(self.timeout, self.conn.get_or_try_init(make)).await {
             Ok(Ok(conn)) => Some(conn.clone()),
             Ok(Err(err)) => {

@@ -57,6 +57,13 @@ local receivers = redis.call('PUBLISH', ARGV[7], ARGV[8] .. '"o":' .. o .. ',"e"
 return {offset, epoch, receivers}
 "#;
 
+/// [`APPEND`] for a Redis Cluster: the same steps, published with SPUBLISH to the room's sharded
+/// channel, which its `{room}` hash tag puts in the slot of `KEYS` (a script may only touch its
+/// own slot; a plain PUBLISH from it would be copied to every node of the cluster).
+pub fn append_sharded() -> String {
+    APPEND.replacen("redis.call('PUBLISH'", "redis.call('SPUBLISH'", 1)
+}
+
 /// Read for a join. ARGV: 1 `since` or `last`, 2 the offset after which to read / how many of the
 /// newest, 3 the most to return for `since`, 4 an epoch to use if the room has none, 5 TTL.
 /// Returns `{epoch, last offset, entries newest first}`; for `since` no entries when more than
@@ -82,3 +89,13 @@ elseif n > 0 then
 end
 return {epoch, top, entries}
 "#;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_sharded_append_differs_only_in_its_publish() {
+        let sharded = super::append_sharded();
+        assert_eq!(sharded.matches("SPUBLISH").count(), 1);
+        assert_eq!(sharded.replace("SPUBLISH", "PUBLISH"), super::APPEND);
+    }
+}

@@ -159,12 +159,23 @@ impl Presence {
         } else {
             let mut conn = self.bridge.commands().await.ok_or(PresenceUnavailable)?;
             let (entries, _) = self.keys.room(room);
-            let (live, fields): (Vec<String>, HashMap<String, String>) = redis::pipe()
-                .zrange(self.keys.hubs(), 0, -1)
-                .hgetall(entries)
-                .query_async(&mut conn)
-                .await
-                .map_err(|_| PresenceUnavailable)?;
+            // Two requests, not a pipeline: on a Redis Cluster the registry (`{hubs}`) and the
+            // room's entries (`{room}`) live in different slots. Multiplexed, they still go
+            // out together.
+            let mut registry = conn.clone();
+            let mut zrange = redis::cmd("ZRANGE");
+            zrange.arg(self.keys.hubs()).arg(0).arg(-1);
+            let mut hgetall = redis::cmd("HGETALL");
+            hgetall.arg(entries);
+            let (live, fields) = futures_util::future::join(
+                zrange.query_async::<Vec<String>>(&mut registry),
+                hgetall.query_async::<HashMap<String, String>>(&mut conn),
+            )
+            .await;
+            let (live, fields) = (
+                live.map_err(|_| PresenceUnavailable)?,
+                fields.map_err(|_| PresenceUnavailable)?,
+            );
             let live: HashSet<String> = live.into_iter().collect();
             for (field, value) in &fields {
                 let Some((instance, user)) = field.split_once('|') else {
@@ -213,13 +224,19 @@ impl Presence {
             .map_err(|_| PresenceUnavailable)?;
         let names: std::collections::BTreeSet<String> = per_hub.into_iter().flatten().collect();
         let rooms: Vec<Room> = names.iter().filter_map(|n| Room::parse(n).ok()).collect();
-        let mut pipe = redis::pipe();
-        for room in &rooms {
-            pipe.hgetall(self.keys.room(room).1);
-        }
-        let totals: Vec<HashMap<String, i64>> = pipe
-            .query_async(&mut conn)
+        // One request per room rather than one pipeline: on a Redis Cluster the rooms' totals
+        // live in as many slots as there are rooms (the multiplexed connection still sends
+        // them together).
+        let reads = rooms.iter().map(|room| {
+            let mut cmd = redis::cmd("HGETALL");
+            cmd.arg(self.keys.room(room).1);
+            let mut conn = conn.clone();
+            async move { cmd.query_async::<HashMap<String, i64>>(&mut conn).await }
+        });
+        let totals: Vec<HashMap<String, i64>> = futures_util::future::join_all(reads)
             .await
+            .into_iter()
+            .collect::<Result<_, _>>()
             .map_err(|_| PresenceUnavailable)?;
         Ok(rooms
             .iter()
@@ -235,9 +252,7 @@ impl Presence {
 
     /// A connection, and the instance ids the registry lists (dead ones until a survivor buries
     /// them, within `hub_timeout` plus a heartbeat).
-    async fn live_hubs(
-        &self,
-    ) -> Result<(redis::aio::ConnectionManager, Vec<String>), PresenceUnavailable> {
+    async fn live_hubs(&self) -> Result<(crate::bridge::Conn, Vec<String>), PresenceUnavailable> {
         let mut conn = self.bridge.commands().await.ok_or(PresenceUnavailable)?;
         let live: Vec<String> = redis::cmd("ZRANGE")
             .arg(self.keys.hubs())

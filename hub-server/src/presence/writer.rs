@@ -282,7 +282,7 @@ impl Writer {
 
     /// Makes Redis say exactly what this hub knows: its counts as they are, and none of its
     /// entries it no longer has (`gone`: as if it had none, when it leaves the cluster).
-    async fn sync(&mut self, conn: &mut redis::aio::ConnectionManager, gone: bool) -> bool {
+    async fn sync(&mut self, conn: &mut crate::bridge::Conn, gone: bool) -> bool {
         let local = if gone {
             Vec::new()
         } else {
@@ -331,7 +331,7 @@ impl Writer {
     }
 
     /// Removes a dead hub's entries, once across the cluster, announcing its users' leaves.
-    async fn bury(&mut self, conn: &mut redis::aio::ConnectionManager, dead: &str) {
+    async fn bury(&mut self, conn: &mut crate::bridge::Conn, dead: &str) {
         let locked: Result<Option<String>, _> = redis::cmd("SET")
             .arg(self.keys.reaping(dead))
             .arg(&self.me)
