@@ -31,6 +31,7 @@ mod support;
 mod api;
 mod auth;
 mod bridge;
+mod cluster;
 mod cross_hub;
 mod garbage;
 mod handshake;

@@ -1,6 +1,7 @@
 //! Shared helpers: processes under test (redis-server, hub-server), WebSocket clients, tiny HTTP.
 
 pub mod client;
+pub mod cluster;
 pub mod http;
 pub mod hub;
 pub mod netns;
