@@ -13,7 +13,7 @@
 #          (all hubs) and Redis CPU per message. Each message is one append (EVALSHA + SPUBLISH) and
 #          H pushes from Redis, H envelope decodes: what grows with H.
 #
-# Knobs (environment; defaults are for a quiet machine, ~6 minutes plus the build):
+# Knobs (environment; defaults are for a quiet machine, a few minutes plus the build):
 #   BENCH_PARTS="shards hubs"
 #   BENCH_SUBSCRIBERS=3000  BENCH_RATES="30000 150000 300000 600000"   (shards; deliveries/s in all)
 #   BENCH_HUB_COUNTS="1 2 4 8"  BENCH_HUB_SUBSCRIBERS=800  BENCH_HUB_RATE=80000  BENCH_HUB_MODES=cluster
