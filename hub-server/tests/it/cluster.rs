@@ -12,8 +12,12 @@ use serde_json::{Value, json};
 use crate::support::cluster::RedisCluster;
 use crate::support::{Client, Hub, Sent, assert_receives, room};
 
+const API_KEY: &str = "cluster-test-api-key-0123456789abcdef";
+
+/// A hub on the cluster, with the server API on.
 async fn cluster_hub(name: &str, cluster: &RedisCluster, prefix: &str) -> Hub {
     Hub::builder(name)
+        .api(API_KEY)
         .env("REDIS_CLUSTER_NODES", &cluster.nodes_env())
         .env("HUB_REDIS_PREFIX", prefix)
         .env("HUB_REDIS_TIMEOUT", "1s")
@@ -280,12 +284,70 @@ async fn rooms_travel_by_sharded_pubsub_on_their_own_master_and_recover_with_sin
         }
         assert_eq!(replayed, (3..=total + 1).collect::<Vec<_>>(), "room {name}");
     }
+
+    // The server API on a cluster: presence and rooms read keys of many slots, an idempotent
+    // publish, a broadcast and a disconnect order (sharded channels of their own) reach every hub.
+    let (name_b, _, list_b) = members
+        .iter_mut()
+        .find(|(_, master, _)| *master == b)
+        .expect("a room on B");
+    let presence = hubs[2]
+        .api("GET", &format!("/api/rooms/{name_b}/presence"), None)
+        .await;
+    assert_eq!(presence.status, 200, "{presence:?}");
+    assert_eq!(presence.json()["count"], list_b.len(), "{presence:?}");
+    let listed = hubs[0].api("GET", "/api/rooms", None).await.json();
+    let listed: BTreeSet<&str> = listed["rooms"]
+        .as_array()
+        .expect("rooms")
+        .iter()
+        .filter_map(|r| r["room"].as_str())
+        .collect();
+    for name in rooms.values().flatten() {
+        assert!(listed.contains(name.as_str()), "{name} not in {listed:?}");
+    }
+    let key = format!("k-{}", uuid::Uuid::new_v4().simple());
+    let body = json!({"room": name_b, "content": "api", "idempotency_key": key});
+    let first = hubs[2].api_post("/api/publish", &body).await.json();
+    let again = hubs[1].api_post("/api/publish", &body).await.json();
+    assert_eq!(first, again, "idempotent across hubs");
+    for m in list_b.iter_mut() {
+        let f = &m.client.recv_chat(1).await[0];
+        assert_eq!(
+            (f["content"].as_str(), &f["id"]),
+            (Some("api"), &first["id"])
+        );
+    }
+    let broadcast = hubs[1]
+        .api_post("/api/broadcast", &json!({"content": "all"}))
+        .await;
+    assert_eq!(broadcast.status, 200, "{broadcast:?}");
+    for m in list_b.iter_mut() {
+        let f = &m.client.recv_chat(1).await[0];
+        assert_eq!(
+            (f["type"].as_str(), f["content"].as_str()),
+            (Some("broadcast"), Some("all"))
+        );
+    }
+    let victim = &mut list_b[1].client; // on hub 2, ordered through hub 3
+    let user = victim.id.clone();
+    let order = hubs[2]
+        .api_post("/api/disconnect", &json!({"user": user}))
+        .await;
+    assert_eq!(order.json()["disconnected"], true, "{order:?}");
+    let (code, _) = victim.expect_close(Duration::from_secs(5)).await;
+    assert_eq!(code, Some(4003));
+    let registry = hubs[0].api("GET", "/api/hubs", None).await.json();
+    assert_eq!(
+        registry["hubs"].as_array().map(Vec::len),
+        Some(3),
+        "{registry}"
+    );
+
     for hub in &hubs {
         assert_clean_log(hub);
         let health = hub.health().await.expect("health");
         assert_eq!(health.status, 200, "{}", health.body);
-        let h: Value = serde_json::from_str(&health.body).expect("json");
-        println!("{}: {}", hub.name, h["bridge"]);
     }
 }
 
@@ -409,6 +471,19 @@ async fn a_killed_master_is_replaced_and_delivery_resumes_with_nothing_stored_lo
         "the killed master still serves slots"
     );
     assert_eq!(now.len(), 3, "a replica took over: {now:?}");
+    // The moved room's subscriptions are on its new master: both hubs have a member there.
+    let channel = format!("{prefix}room:{{{}}}", names[0]);
+    let promoted = owner(&now, cluster.keyslot(&format!("{{{}}}", names[0])).await);
+    let counts: HashMap<String, i64> = cluster
+        .on(
+            promoted,
+            redis::cmd("PUBSUB").arg("SHARDNUMSUB").arg(&channel),
+        )
+        .await;
+    assert_eq!(
+        counts[&channel], 2,
+        "{channel} on the promoted master {promoted}"
+    );
 
     // Every message sent gets its answer (an ack, with an offset when it was stored).
     let deadline = Instant::now() + Duration::from_secs(20);
