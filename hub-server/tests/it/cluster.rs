@@ -7,7 +7,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::cluster::RedisCluster;
 use crate::support::{Client, Hub, Sent, assert_receives, room};
