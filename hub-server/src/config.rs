@@ -404,6 +404,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("not both"), "{err}");
+        let s = Settings::load_from(
+            None,
+            env(&[("REDIS_CLUSTER_NODES", "redis://a:6379,redis://b:6379")]),
+        )
+        .expect("a cluster alone is valid");
+        assert_eq!(
+            s.redis_cluster_nodes.as_deref(),
+            Some("redis://a:6379,redis://b:6379")
+        );
+        assert!(s.redis_url.is_none());
         let err =
             Settings::load_from(None, env(&[("HUB_REDIS_CLUSTER_NODES", " , ")])).unwrap_err();
         assert!(err.to_string().contains("redis_cluster_nodes"), "{err}");
