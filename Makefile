@@ -1,7 +1,7 @@
 # realtime-hub — every target delegates to a script that says what it does.
 # The two commands a newcomer needs: `make setup` (run the product) and `make test` (run the tests).
 
-.PHONY: setup teardown logs ps test test-compose run bench bench-presence fmt lint
+.PHONY: setup teardown logs ps test test-compose run bench bench-presence bench-rooms fmt lint
 
 setup:          ## build and start redis + 2 hubs + 2 web servers in Docker, print the URLs
 	@deploy/setup.sh
@@ -29,6 +29,9 @@ bench:          ## fan-out throughput / latency / memory, side by side with Sock
 
 bench-presence: ## Redis time of the presence tick with 1k and 100k idle connections on one hub
 	@bench/presence-tick.sh
+
+bench-rooms:    ## join/leave cost by rooms held and resubscribe time after a Redis restart, 100k rooms on one hub
+	@bench/rooms.sh
 
 fmt:
 	cargo fmt --all

@@ -17,6 +17,10 @@
 #   ROOMS_VARIANTS="history nohistory"   history: HUB_HISTORY_SIZE default (100); nohistory: 0
 #   ROOMS_PER_CLIENT=99           rooms per client (the hub's max_rooms_per_client less `general`)
 #   ROOMS_RESUB_LIMIT=60          seconds after Redis is back before the resubscribe counts as failed
+#   ROOMS_PRESENCE_LIMIT=60       seconds after Redis is back to wait for the hub's presence resync
+#                                 (DBSIZE back to 2 keys per room) before the leaves start
+#   ROOMS_KEEP_GENERAL=0          1: the clients stay in `general` (every client starts there); by
+#                                 default they leave it first, see BENCHMARKS.md for why
 #   ROOMS_PERF=0                  1: perf record -g on the hub from the Redis kill until resubscribed
 #                                 (perf.data and a report in the results directory)
 #   ROOMS_HUB_REV=<git rev>       benchmark hub-server as committed at that revision (built from
@@ -32,6 +36,8 @@ ROOMS_VARIANTS=${ROOMS_VARIANTS-"history nohistory"}
 ROOMS_PER_CLIENT=${ROOMS_PER_CLIENT:-99}
 ROOMS_RESUB_LIMIT=${ROOMS_RESUB_LIMIT:-60}
 ROOMS_PERF=${ROOMS_PERF:-0}
+ROOMS_KEEP_GENERAL=${ROOMS_KEEP_GENERAL:-0}
+ROOMS_PRESENCE_LIMIT=${ROOMS_PRESENCE_LIMIT:-60}
 prefix=rb-
 first_room=${prefix}0
 last_room=${prefix}$((ROOMS_COUNT - 1))
@@ -169,6 +175,7 @@ run_variant() { # name history_size
   load_before=$(uptime | sed 's/.*load average: //')
   "$bench_bin" rooms --target "$name" --url "ws://127.0.0.1:$hub_port/ws" --rooms "$ROOMS_COUNT" \
     --per-client "$ROOMS_PER_CLIENT" --prefix "$prefix" --hold-until "$dir/go" --hold-max 600s \
+    --keep-general "$([ "$ROOMS_KEEP_GENERAL" = 0 ] && echo false || echo true)" \
     --ready "$dir/ready" --probe-log "$probe_log" --hub-pid "$hub_pid" \
     --redis-pid-file "$redis_pid_file" --json "$out/rooms.jsonl" >/dev/null 2>"$dir/bench.log" &
   local tool_pid=$!
@@ -184,7 +191,7 @@ run_variant() { # name history_size
   want=$(pubsub_channels)
   rss_held=$(rss_kib "$hub_pid")
   [ "$want" -ge "$ROOMS_COUNT" ] || die "hub subscribed to $want channels with $ROOMS_COUNT rooms joined"
-  echo "Redis has $want channels subscribed (the rooms, general, broadcast, control); hub RSS $rss_held KiB" >&2
+  echo "Redis has $want channels subscribed (the rooms, broadcast, control, general if kept); hub RSS $rss_held KiB" >&2
 
   # The probe path works before the restart (else a missing arrival below would mean nothing).
   local t0 room
@@ -255,14 +262,36 @@ run_variant() { # name history_size
     "(Redis saw $channels), probe in $first_room received after $s_first s (subscribed by $(
       [ -n "$t_sub_first" ] && secs "$t_up" "$t_sub_first" || echo '?') s), in $last_room after $s_last s" \
     "(subscribed by $([ -n "$t_sub_last" ] && secs "$t_up" "$t_sub_last" || echo '?') s); hub RSS $rss_held → $rss_after KiB; $verdict" >&2
+  # The hub also writes its presence again after Redis came back (every room's entries and totals:
+  # two keys per room); the leaves wait for it, or for ROOMS_PRESENCE_LIMIT, so they are timed on a
+  # hub that is done with the restart.
+  local t_presence="" keys=0 rss_peak=$rss_after rss
+  deadline=$((SECONDS + ROOMS_PRESENCE_LIMIT))
+  while [ $SECONDS -lt $deadline ]; do
+    keys=$(rcli DBSIZE)
+    rss=$(rss_kib "$hub_pid")
+    [ "$rss" -gt "$rss_peak" ] && rss_peak=$rss
+    if [ "${keys:-0}" -ge $((2 * ROOMS_COUNT)) ]; then
+      t_presence=$(now_us)
+      break
+    fi
+    sleep 0.25
+  done
+  local s_presence="not in $ROOMS_PRESENCE_LIMIT s"
+  [ -n "$t_presence" ] && s_presence="$(secs "$t_up" "$t_presence") s"
+  local failed_writes
+  failed_writes=$(grep -c 'presence: redis write failed' "$dir/hub.log" || true)
+  echo "presence rebuilt in Redis after $s_presence ($keys keys; $failed_writes failed presence writes in the hub log);" \
+    "hub RSS peak $rss_peak KiB" >&2
   local load_after
   load_after=$(uptime | sed 's/.*load average: //')
-  resub_rows+=("$name|$history|$want|$(secs "$t_kill" "$t_up")|$s_all|$s_first|$s_last|$load_before|$load_after|$verdict")
+  resub_rows+=("$name|$history|$want|$(secs "$t_kill" "$t_up")|$s_all|$s_first|$s_last|$s_presence|$rss_held → $rss_peak|$load_before|$load_after|$verdict")
   jq -nc --arg target "$name" --argjson channels "$want" --arg all "$s_all" --arg first "$s_first" \
-    --arg last "$s_last" --arg down "$(secs "$t_kill" "$t_up")" --arg load "$load_after" '
+    --arg last "$s_last" --arg presence "$s_presence" --argjson rss_held "$rss_held" --argjson rss_peak "$rss_peak" --arg down "$(secs "$t_kill" "$t_up")" --arg load "$load_after" '
     {kind: "rooms-resubscribe", target: $target, channels: $channels, redis_down_s: ($down | tonumber),
      all_subscribed_s: ($all | tonumber? // null), first_room_message_s: ($first | tonumber? // null),
-     last_room_message_s: ($last | tonumber? // null), load_average: $load}' >>"$out/rooms.jsonl"
+     last_room_message_s: ($last | tonumber? // null), presence_rebuilt: $presence,
+     hub_rss_held_kib: $rss_held, hub_rss_peak_after_restart_kib: $rss_peak, load_average: $load}' >>"$out/rooms.jsonl"
 
   say "$name: leaves"
   : >"$dir/go"
@@ -277,6 +306,8 @@ run_variant() { # name history_size
   local warnings
   warnings=$(grep -c 'subscription not confirmed in time' "$dir/hub.log" || true)
   [ "$warnings" = 0 ] || echo "hub log: $warnings joins answered before their subscription was confirmed" >&2
+  warnings=$(grep -c 'bridge buffer full' "$dir/hub.log" || true)
+  [ "$warnings" = 0 ] || echo "hub log: $warnings times the bridge buffer was full (presence_diff publishes dropped)" >&2
   cleanup
 }
 
@@ -292,21 +323,21 @@ say "report"
 {
   echo "machine: $machine; hub $hub_version; $ROOMS_COUNT rooms over $clients clients"
   echo
-  echo "| variant | op | rooms held | ops | µs per op (wall) | latency p50 / p99 / max µs | hub CPU µs per op | Redis CPU µs per op | other processes' CPU | hub RSS | errors |"
-  echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| variant | op | rooms held | ops | µs per op (wall) | latency p50 / p99 / max µs | CPU µs per op: hub / Redis / tool | other processes' CPU | hub RSS | errors |"
+  echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
   jq -r 'select(.kind == "rooms") |
-    "| \(.target) | \(.op) | \(.rooms_before) → \(.rooms_after) | \(.ops) | \(.us_per_op * 10 | round / 10) | \(.latency_p50_us) / \(.latency_p99_us) / \(.latency_max_us) | \(.hub_cpu_us_per_op * 10 | round / 10) | \(.redis_cpu_us_per_op * 10 | round / 10) | \(.other_cpu_pct | round) % | \(.hub_rss_kib / 1024 | round) MiB | \(.errors) |"' \
+    "| \(.target) | \(.op) | \(.rooms_before) → \(.rooms_after) | \(.ops) | \(.us_per_op * 10 | round / 10) | \(.latency_p50_us) / \(.latency_p99_us) / \(.latency_max_us) | \(.hub_cpu_us_per_op | round) / \(.redis_cpu_us_per_op | round) / \(.tool_cpu_us_per_op | round) | \(.other_cpu_pct | round) % | \(.hub_rss_kib / 1024 | round) MiB | \(.errors) |"' \
     "$out/rooms.jsonl"
   echo
   jq -r 'select(.kind == "rooms-summary") |
     "\(.target): hub RSS \(.rss_connected_kib / 1024 | round) MiB with \(.clients) clients, \(.rss_held_kib / 1024 | round) MiB with \(.rooms) rooms = \(.rss_per_room_bytes | round) bytes per room; \(.rss_left_kib / 1024 | round) MiB after leaving"' \
     "$out/rooms.jsonl"
   echo
-  echo "| variant | channels | Redis down | all subscribed | message in first room | message in last room | load average before / after | check |"
-  echo "|---|---:|---:|---:|---:|---:|---|---|"
+  echo "| variant | channels | Redis down | all subscribed | message in first room | message in last room | presence rebuilt | hub RSS held → peak after, KiB | load average before / after | check |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"
   for row in "${resub_rows[@]}"; do
-    IFS='|' read -r name _ want down all first last lb la verdict <<<"$row"
-    echo "| $name | $want | $down s | $all s | $first s | $last s | $lb / $la | $verdict |"
+    IFS='|' read -r name _ want down all first last presence rss lb la verdict <<<"$row"
+    echo "| $name | $want | $down s | $all s | $first s | $last s | $presence | $rss | $lb / $la | $verdict |"
   done
   echo
   echo "resubscribe times from the moment the new Redis answered PING; target: within 10 s"

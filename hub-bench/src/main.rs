@@ -17,7 +17,8 @@ hub-bench idle   --target NAME --proto hub|socketio --url WS_URL[,…] [--connec
                  [--settle 3s] [--hold 0s] [--hub-pid PID,…] [--json RESULTS.jsonl]
 hub-bench rooms  --target NAME --url WS_URL[,…] [--rooms 100000] [--per-client 99] [--clients N]
                  [--marks 1000,10000,50000,100000] [--window 4] [--prefix rb-] [--settle 500ms]
-                 [--block-timeout 300s] [--hold 0s | --hold-until FILE [--hold-max 600s]]
+                 [--leave-settle 6s]
+                 [--block-timeout 300s] [--hold 0s | --hold-until FILE [--hold-max 600s]] [--keep-general false]
                  [--ready FILE] [--probe-log FILE] [--hub-pid PID,…] [--redis-pid PID,…]
                  [--redis-pid-file FILE] [--json RESULTS.jsonl]
 hub-bench report RESULTS.jsonl [--ours ours] [--peer socketio] [--baseline ours-nohist]";
@@ -168,7 +169,9 @@ async fn main() -> Result<()> {
                 connect_timeout: f.duration("connect-timeout", Duration::from_secs(30))?,
                 block_timeout: f.duration("block-timeout", Duration::from_secs(300))?,
                 settle: f.duration("settle", Duration::from_millis(500))?,
+                leave_settle: f.duration("leave-settle", Duration::from_secs(6))?,
                 hold,
+                keep_general: f.get("keep-general", false)?,
                 ready: f.required("ready").ok().map(Into::into),
                 probe_log: f.required("probe-log").ok().map(Into::into),
                 hub_pids: f.pids("hub-pid")?,
@@ -178,7 +181,7 @@ async fn main() -> Result<()> {
             let summary = rooms::run(&cfg, |r| {
                 eprintln!(
                     "{:>9} rooms: {:>5} {:>6} → {:>6} rooms: {:>6} in {:>6.2} s = {:>7.1} µs each (wall), \
-                     latency p50 {:>6} p99 {:>7} max {:>7} µs, CPU hub {:>5.1} redis {:>5.1} µs each, \
+                     latency p50 {:>6} p99 {:>7} max {:>7} µs, CPU hub {:>5.1} redis {:>5.1} tool {:>5.1} µs each, \
                      others {:>3.0}% CPU, hub RSS {} KiB, {} errors{}",
                     r.target,
                     format!("{:?}", r.op).to_lowercase(),
@@ -192,6 +195,7 @@ async fn main() -> Result<()> {
                     r.latency_max_us,
                     r.hub_cpu_us_per_op,
                     r.redis_cpu_us_per_op,
+                    r.tool_cpu_us_per_op,
                     r.other_cpu_pct,
                     r.hub_rss_kib,
                     r.errors,

@@ -47,7 +47,14 @@ pub struct RoomsConfig {
     /// Pause after each block before CPU and RSS are read: work the block set off (presence writes
     /// to Redis, pipelined) counts for it.
     pub settle: Duration,
+    /// The same after a block of leaves: the hub announces a user's last leave of a room only
+    /// after `presence_leave_delay` (5 s by default), and that work belongs to the block.
+    pub leave_settle: Duration,
     pub hold: Hold,
+    /// Stay in `general`, where every client starts. Off: each client leaves it once connected,
+    /// so the rooms measured are the only ones (a room of ~1000 users gets the hub's presence
+    /// resync after a Redis restart as ~1000 `presence_diff` frames per member at once).
+    pub keep_general: bool,
     /// Created once every room is joined and held.
     pub ready: Option<PathBuf>,
     /// Every chat message received while holding: `<unix µs> <room> <message id>` per line.
@@ -115,6 +122,8 @@ pub struct BlockResult {
     /// The hub's CPU (all threads) over the block and its settle, per operation.
     pub hub_cpu_us_per_op: f64,
     pub redis_cpu_us_per_op: f64,
+    /// This tool's own CPU per operation: it shares the machine with the hub.
+    pub tool_cpu_us_per_op: f64,
     /// Every other process on the machine during the block, % of one core: a block that shared
     /// the CPUs with others says so here.
     pub other_cpu_pct: f64,
@@ -359,7 +368,11 @@ async fn block(
             reason: format!("{op:?} block {range:?}: {why}"),
         });
     }
-    tokio::time::sleep(cfg.settle).await;
+    tokio::time::sleep(match op {
+        Op::Join => cfg.settle,
+        Op::Leave => cfg.leave_settle,
+    })
+    .await;
     let after = meter.read()?;
     latencies.sort_unstable();
     let per_op = |us: u64| us as f64 / ops.max(1) as f64;
@@ -389,6 +402,7 @@ async fn block(
         latency_max_us: latencies.last().copied().unwrap_or(0),
         hub_cpu_us_per_op: per_op(hub),
         redis_cpu_us_per_op: per_op(redis),
+        tool_cpu_us_per_op: per_op(tool),
         other_cpu_pct: 100.0 * busy.saturating_sub(hub + redis + tool) as f64 / span_us,
         hub_rss_kib: meter.rss_kib()?,
     };
@@ -481,6 +495,30 @@ async fn read_while_held(
     }
 }
 
+/// Every client leaves `general` (its answers are not timed).
+async fn leave_general(cfg: &RoomsConfig, clients: Vec<Ws>) -> Result<Vec<Ws>, BenchError> {
+    let deadline = tokio::time::Instant::now() + cfg.block_timeout;
+    let mut tasks = JoinSet::new();
+    let n = clients.len();
+    for (c, ws) in clients.into_iter().enumerate() {
+        let rooms = vec!["general".to_owned()];
+        tasks.spawn(async move { (c, exchange(ws, Op::Leave, rooms, 1, deadline).await) });
+    }
+    let mut back: Vec<Option<Ws>> = (0..n).map(|_| None).collect();
+    while let Some(done) = tasks.join_next().await {
+        let (c, (ws, ex)) =
+            done.map_err(|e| BenchError::Usage(format!("client task failed: {e}")))?;
+        if let Some(why) = ex.failed.or(ex.first_error) {
+            return Err(BenchError::Handshake {
+                url: cfg.urls.join(","),
+                reason: format!("client {c} leaving general: {why}"),
+            });
+        }
+        back[c] = Some(ws);
+    }
+    Ok(back.into_iter().flatten().collect())
+}
+
 /// The whole run; `emit` gets each block's result as it finishes, then the summary.
 pub async fn run(
     cfg: &RoomsConfig,
@@ -512,6 +550,9 @@ pub async fn run(
     )
     .await;
     let mut clients = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    if !cfg.keep_general {
+        clients = leave_general(cfg, clients).await?;
+    }
     // Connecting makes presence work (every client is a user in `general`): let it pass.
     tokio::time::sleep(cfg.settle.max(Duration::from_secs(1))).await;
     let rss_connected = meter.rss_kib()?;
