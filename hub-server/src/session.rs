@@ -377,8 +377,11 @@ impl Session<'_> {
         }
         let hub = &self.state.hub;
         match command {
+            // Joins and presence questions wait on Redis and hold much state while they do:
+            // boxed, they take memory only while they run, instead of making every idle
+            // connection's task as large as its largest wait (5.4 KB before, measured).
             Command::Join { room, replay } => {
-                join::join(self.state, self.client_id, self.me, room, replay).await;
+                Box::pin(join::join(self.state, self.client_id, self.me, room, replay)).await;
             }
             Command::Leave(room) => match hub.leave(self.client_id, &room) {
                 Ok(()) => {
@@ -399,7 +402,7 @@ impl Session<'_> {
             }
             Command::Auth { token } => return self.authenticate(&token),
             Command::Presence(room) => {
-                let answer = match self.state.presence.room(&room).await {
+                let answer = match Box::pin(self.state.presence.room(&room)).await {
                     Ok(presence) => Frame::presence(&presence),
                     Err(_) => Frame::error_in(&ProtocolError::PresenceUnavailable, &room),
                 };

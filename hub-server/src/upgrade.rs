@@ -162,9 +162,12 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
 
 fn socket_config(max_message_bytes: usize) -> WebSocketConfig {
     // Small read buffer: idle connections are the common case and each costs its buffer. The
-    // write buffer keeps its default so that a batch of frames leaves in one write() on flush.
+    // write buffer gathers a batch of frames for one write() (16 KiB: ~50 chat frames), but no
+    // more: tungstenite keeps its capacity for good, so what one burst grew it to, an idle
+    // connection would hold for ever (128 KiB by default).
     WebSocketConfig::default()
         .read_buffer_size(1024)
+        .write_buffer_size(16 * 1024)
         .max_message_size(Some(max_message_bytes))
         .max_frame_size(Some(max_message_bytes))
 }

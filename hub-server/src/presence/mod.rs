@@ -4,6 +4,7 @@
 //! [`writer`] mirrors the changes into Redis (or, standalone, only announces them), keeps this
 //! hub's heartbeat, and removes the entries of hubs that died without cleaning up.
 
+mod diffs;
 mod scripts;
 pub mod writer;
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::diffs::Diffs;
 use super::scripts;
 use super::{Keys, Presence};
 use crate::bridge::{Bridge, Outgoing, Target};
@@ -25,6 +26,8 @@ use crate::shutdown::Shutdown;
 /// Changes waiting for the writer; past this the hub asks for a resync instead.
 const QUEUE: usize = 4096;
 const BATCH: usize = 256;
+/// How long the writer waits for more changes after the first of a batch.
+const GATHER: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
@@ -80,6 +83,14 @@ pub async fn run(presence: Presence, timing: Timing, shutdown: Shutdown) {
             n = rx.recv_many(&mut batch, BATCH) => {
                 if n == 0 {
                     return;
+                }
+                // What else comes within GATHER goes into the same write and the same diffs:
+                // in a reconnect storm a room's members get a few frames, not one per newcomer.
+                tokio::time::sleep(GATHER).await;
+                while batch.len() < QUEUE
+                    && let Ok(change) = rx.try_recv()
+                {
+                    batch.push(change);
                 }
                 w.changes(std::mem::take(&mut batch)).await;
             }
@@ -180,13 +191,17 @@ impl Writer {
         };
         match tokio::time::timeout(self.timing.heartbeat * 2, all).await {
             Ok(Ok(replies)) => {
+                let mut diffs = Diffs::default();
                 for (c, (event, users)) in changes.iter().zip(replies) {
                     let users = usize::try_from(users).unwrap_or(0);
                     match event {
-                        1 => self.announce(&c.room, &[c], &[], users),
-                        -1 => self.announce(&c.room, &[], &[c], users),
+                        1 => diffs.push(c, true, users),
+                        -1 => diffs.push(c, false, users),
                         _ => {}
                     }
+                }
+                for d in diffs.finish() {
+                    self.announce(d.room, &d.joins, &d.leaves, d.users);
                 }
             }
             _ => {
@@ -201,14 +216,18 @@ impl Writer {
 
     /// Standalone: this hub is the cluster; a user is present while it has a connection here.
     fn announce_local(&mut self, changes: Vec<PresenceChange>) {
+        let mut diffs = Diffs::default();
         for c in &changes {
             let key = (c.room.clone(), c.user.clone());
             let users = self.hub.room_users(&c.room).len();
             if c.count > 0 && self.announced.insert(key.clone()) {
-                self.announce(&c.room, &[c], &[], users);
+                diffs.push(c, true, users);
             } else if c.count == 0 && self.announced.remove(&key) {
-                self.announce(&c.room, &[], &[c], users);
+                diffs.push(c, false, users);
             }
+        }
+        for d in diffs.finish() {
+            self.announce(d.room, &d.joins, &d.leaves, d.users);
         }
     }
 
