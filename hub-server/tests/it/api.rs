@@ -425,7 +425,7 @@ async fn a_wrong_or_missing_key_is_401_and_nothing_happens() {
     let h = Hub::builder("keys").redis(&redis).api(&keys).start().await;
     let r = room("api-keys");
     let mut m = member(&h, &r).await;
-    let publishes = redis.publish_count().await;
+    let publishes = redis.settled_publish_count().await;
     let scripts = redis.command_count("evalsha").await + redis.command_count("eval").await;
 
     let publish = json!({"room": r, "content": "must not arrive"}).to_string();

@@ -196,7 +196,7 @@ async fn one_publish_per_client_message_and_no_republish() {
         c.join(&lobby).await;
     }
 
-    let before = redis.publish_count().await;
+    let before = redis.settled_publish_count().await;
     let from_a1 = numbered("a1", 10);
     let from_b1 = numbered("b1", 10);
     let bc_a1 = numbered("bc-a1", 3);

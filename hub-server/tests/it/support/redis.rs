@@ -182,6 +182,22 @@ impl RedisServer {
         self.command_count("publish").await
     }
 
+    /// [`RedisServer::publish_count`] once it has stopped moving for 300 ms (at most 5 s): the
+    /// presence diffs of joins just made are published ~50 ms later, and must not be counted as
+    /// what a test does next.
+    pub async fn settled_publish_count(&self) -> u64 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut count = self.publish_count().await;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let now = self.publish_count().await;
+            if now == count || std::time::Instant::now() > deadline {
+                return now;
+            }
+            count = now;
+        }
+    }
+
     /// How many times Redis ran `command` (lower case: `evalsha`, `xadd`, …) since it started.
     pub async fn command_count(&self, command: &str) -> u64 {
         let info: String = self.query(redis::cmd("INFO").arg("commandstats")).await;
