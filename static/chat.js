@@ -113,6 +113,7 @@
   // History and recovery. A room's cursor is the (epoch, offset) of the newest message the page has
   // from it: after any reconnect it rejoins with `since` and the hub replays exactly what was missed.
   const cursors = new Map(); // room → {epoch, offset}
+  const gapJoins = new Set(); // rooms with a recovery under way for a gap seen in live offsets
   const shown = new Map(); // message id → its feed item: a message seen twice (live, then replayed) shows once
   const joins = new Map(); // room → [{kind: 'history' | 'since', fresh}], joins sent, answered in order
   const loaded = new Set(); // rooms whose earlier messages this page has asked for (not after a reload)
@@ -644,6 +645,7 @@
   function onJoined(f) {
     const room = str(f.room);
     const join = nextJoin(room);
+    gapJoins.delete(room);
     const epoch = typeof f.epoch === 'string' ? f.epoch : '';
     const hasHistory = epoch !== '' && Number.isSafeInteger(f.offset);
     // The replay (if any) came before this frame and live messages follow it: from here on the page
@@ -712,7 +714,13 @@
     const epoch = typeof f.epoch === 'string' ? f.epoch : '';
     const offset = epoch && Number.isSafeInteger(f.offset) ? f.offset : null;
     const replayed = f.replayed === true && !!room;
-    if (offset !== null) advanceCursor(room, epoch, offset);
+    if (offset !== null && !replayed && opensGap(room, epoch, offset)) {
+      // Live, but past the next offset: messages in between never reached this page (a hub that
+      // could not keep up shed them). The cursor stays before the gap; recovery fills it in.
+      if (!gapJoins.has(room) && sendJoin(room, 'since')) gapJoins.add(room);
+    } else if (offset !== null) {
+      advanceCursor(room, epoch, offset);
+    }
     const join = replayed ? (joins.get(room) || [])[0] : undefined;
     if (join) join.replayed += 1;
     const seen = id ? shown.get(id) : undefined;
@@ -751,6 +759,12 @@
     if (replayed) placeInOrder(li);
     else placeNewest(li);
     noteUnread(li, replayed ? (join ? join.kind : 'history') : 'live');
+  }
+
+  /** Whether a live message at `offset` skips past the next one this page expects in `room`. */
+  function opensGap(room, epoch, offset) {
+    const c = room ? cursors.get(room) : undefined;
+    return !!c && c.epoch === epoch && offset > c.offset + 1;
   }
 
   /** Moves a room's cursor forward (or onto a new epoch: the room's history was reset). */
