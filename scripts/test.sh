@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # `make test`: unit and integration tests of every crate against a real redis-server (and, for
 # /metrics, a real Prometheus server) the tests start on free ports, the Autobahn WebSocket
-# conformance cases against the hub's own accept + handshake + session code, then the real-browser
-# tests of the pages in Debian's headless Chromium.
+# conformance cases against the hub's own accept + handshake + session code, the deployment kit's
+# offline checks (Kubernetes manifests against the API schemas, Prometheus rules), then the
+# real-browser tests of the pages in Debian's headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/ensure-deps.sh redis-server prometheus promtool chromium node npm
 cargo test --workspace --locked
 scripts/autobahn.sh
+deploy/check.sh
 tests/browser/run.sh

@@ -17,14 +17,18 @@
 //! - `api`        — issue 12: the server API (publish once everywhere, idempotency across hubs,
 //!   broadcast, history, disconnect 4003, 401/400/413/503), its listener, OpenAPI vs routes.
 //! - `bridge`     — issue 14: a flood from other hubs shed within bounded memory; a rejoin while
-//!   the room's UNSUBSCRIBE is held back by a proxy waits for the new subscription.
+//!   the room's UNSUBSCRIBE is held back by a proxy waits for the new subscription; a network
+//!   partition (Redis in a namespace, iptables dropping one hub's link) noticed in time, nothing lost.
+//! - `cluster`    — issue 15: a real 6-node Redis Cluster, 3 hubs, sharded pub/sub, slots, failover.
 //! - `handshake`  — issue 14.5: the RFC 6455 opening handshake's answers over raw TCP.
 //! - `send_queue` — issue 14.2: a client that stops reading is closed past `send_queue_bytes`.
 //! - `garbage`    — issue 14.6: 30 s of random bytes, HTTP, frames and messages; hub stays healthy.
-//! - `metrics`    — issue 12: a real Prometheus scrapes two hubs' `/metrics`; `promtool check metrics`.
+//! - `metrics`    — issues 12, 13: a real Prometheus scrapes two hubs' `/metrics`; every family moves
+//!   when it should; `promtool check metrics`.
 //!
-//! Run: `cargo test -p hub-server --test it` (needs `redis-server` and `prometheus` on PATH:
-//! `apt-get install redis-server prometheus`). A failing test prints the tail of every hub's log.
+//! Run: `cargo test -p hub-server --test it` (needs `redis-server`, `redis-cli` and `prometheus` on
+//! PATH, and root with `ip` and `iptables` for the partition test: `apt-get install redis-server
+//! prometheus iproute2 iptables`). A failing test prints the tail of every hub's log.
 
 mod support;
 
