@@ -70,13 +70,21 @@ pub fn send(state: &AppState, msg: Message) {
             };
             if let Err(out) = state.bridge.publish(out) {
                 // The bridge's queue is full (counted there). While Redis is down the local
-                // members already have it (wave 1's outage behaviour). While it is up, the message
-                // goes nowhere: delivering it here now would put it ahead of this room's older
-                // messages still on their way round through Redis, so the sender is told it
-                // failed instead (and may send it again).
+                // members already have it (wave 1's outage behaviour): the sender hears it was
+                // delivered, without offset, as for a broadcast (failing it would make a page send
+                // it again, twice for those members). While Redis is up, the message goes nowhere:
+                // delivering it here now would put it ahead of this room's older messages still on
+                // their way round through Redis, so the sender is told it failed instead.
                 bridge.unconfirmed.take(&out.id);
                 if let Some(ack) = out.ack {
-                    ack.fail(&ProtocolError::Unavailable);
+                    if down {
+                        ack.send(Stored {
+                            offset: None,
+                            epoch: None,
+                        });
+                    } else {
+                        ack.fail(&ProtocolError::Unavailable);
+                    }
                 }
             }
         }

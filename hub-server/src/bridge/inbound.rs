@@ -138,7 +138,8 @@ impl InboundReceiver {
                 return Some(self.taken(message));
             }
             if self.shared.lost.load(Ordering::Acquire) {
-                return None;
+                // A last message may have been queued between the try above and the flag.
+                return self.rx.try_recv().ok().map(|m| self.taken(m));
             }
             tokio::select! {
                 message = self.rx.recv() => return message.map(|m| self.taken(m)),

@@ -221,23 +221,25 @@ pub(super) async fn run(
         }
 
         let groups = Group::split(&pending.items, sharded, key_slot(&broadcast));
+        // Each slot's pipeline under its own timeout: a stalled master holds back its own
+        // messages, and the replies of the others are kept (re-sending them would store nothing
+        // but leave their senders' acks without offsets).
+        let timeout = link.timeout;
         let sends = groups.iter().map(|g| {
             let pipe = g.pipeline(&pending.items, sharded, &broadcast);
             let mut c = c.clone();
-            async move { c.pipeline_on(g.slot, pipe).await }
+            async move {
+                match tokio::time::timeout(timeout, c.pipeline_on(g.slot, pipe)).await {
+                    Ok(answer) => answer,
+                    Err(_) => Err(redis::RedisError::from((
+                        redis::ErrorKind::Io,
+                        "publish timed out: redis stalled",
+                    ))),
+                }
+            }
         });
         let sent_at = Instant::now();
-        let answers = tokio::time::timeout(link.timeout, futures_util::future::join_all(sends));
-        let answers = match answers.await {
-            Ok(answers) => answers,
-            Err(_) => {
-                tracing::warn!(
-                    held = pending.items.len(),
-                    "publish timed out: redis stalled"
-                );
-                Vec::new()
-            }
-        };
+        let answers = futures_util::future::join_all(sends).await;
         let mut items: Vec<Option<Item>> = pending.items.drain(..).map(Some).collect();
         let mut sent = 0;
         let mut all_done = answers.len() == groups.len();

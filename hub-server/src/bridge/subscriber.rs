@@ -143,11 +143,19 @@ impl Session<'_> {
                         tracing::warn!("redis did not answer PING in time");
                         return Ended::ConnectionLost;
                     }
-                    if let (Some(before), Some(now)) = (&topology, self.topology().await)
-                        && *before != now
-                    {
-                        tracing::warn!("redis cluster slots changed masters: subscribing again");
-                        return Ended::ConnectionLost;
+                    match (&topology, self.topology().await) {
+                        (Some(before), Some(now)) if *before != now => {
+                            tracing::warn!("redis cluster slots changed masters: subscribing again");
+                            return Ended::ConnectionLost;
+                        }
+                        // The slots could not be read when this session subscribed (during a
+                        // failover, typically): which masters it subscribed on is unknown, so
+                        // subscribe again now that they can be.
+                        (None, Some(_)) => {
+                            tracing::warn!("redis cluster slots readable again: subscribing again");
+                            return Ended::ConnectionLost;
+                        }
+                        _ => {}
                     }
                     self.tracker.expire();
                 }

@@ -57,6 +57,10 @@ struct Writer {
     /// Standalone: the users announced as present, per room.
     announced: HashSet<Key>,
     resync: bool,
+    /// Redis lost this hub's entries (not buried by another hub): the next resync announces no joins.
+    redis_lost: bool,
+    /// While a resync rewrites what Redis lost: joins it reports are not announced.
+    quiet_joins: bool,
     set_count: redis::Script,
     reap: redis::Script,
     heartbeat: redis::Script,
@@ -76,6 +80,8 @@ pub async fn run(presence: Presence, timing: Timing, shutdown: Shutdown) {
         due: VecDeque::new(),
         announced: HashSet::new(),
         resync: true,
+        redis_lost: false,
+        quiet_joins: false,
         set_count: redis::Script::new(scripts::SET_COUNT),
         reap: redis::Script::new(scripts::REAP),
         heartbeat: redis::Script::new(scripts::HEARTBEAT),
@@ -205,6 +211,7 @@ impl Writer {
                 for (c, (event, users)) in changes.iter().zip(replies) {
                     let users = usize::try_from(users).unwrap_or(0);
                     match event {
+                        1 if self.quiet_joins => {}
                         1 => diffs.push(c, true, users),
                         -1 => diffs.push(c, false, users),
                         _ => {}
@@ -288,9 +295,17 @@ impl Writer {
         let dead = match tokio::time::timeout(self.timing.heartbeat * 2, beat).await {
             Ok(Ok((known, dead))) => {
                 // Not in the registry: Redis lost what this hub wrote (a restart, FLUSHALL) even
-                // if no request failed, since the connection came back on its own.
+                // if no request failed, since the connection came back on its own — or another
+                // hub took this one for dead and buried it (its lock says so for a minute).
                 if known == 0 {
                     self.resync = true;
+                    let buried: Result<bool, _> = redis::cmd("EXISTS")
+                        .arg(self.keys.reaping(&self.me))
+                        .query_async(&mut conn)
+                        .await;
+                    // Lost, not buried: nobody saw these users leave, so their coming back is no
+                    // news to anyone (100k rooms re-announced filled the bridge's queue).
+                    self.redis_lost = matches!(buried, Ok(false));
                 }
                 dead
             }
@@ -302,6 +317,7 @@ impl Writer {
         };
         if self.resync && self.sync(&mut conn, false).await {
             self.resync = false;
+            self.redis_lost = false;
         }
         let others: Vec<String> = dead.into_iter().filter(|i| *i != self.me).collect();
         for instance in others {
@@ -356,10 +372,12 @@ impl Writer {
         // In chunks, each under its own timeout: 100k entries in one write would time out as a
         // whole and start again from nothing (the 100k-rooms bench saw 2.7-12.7 s and 600 MiB).
         let mut all = local.into_iter().chain(stale).peekable();
+        self.quiet_joins = self.redis_lost;
         while all.peek().is_some() && !self.resync {
             let chunk: Vec<PresenceChange> = all.by_ref().take(SYNC_CHUNK).collect();
             self.write(chunk).await;
         }
+        self.quiet_joins = false;
         let ok = !self.resync;
         self.resync = before;
         ok

@@ -279,6 +279,7 @@ async fn no_stale_member_survives_a_redis_restart() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    stays.presence_diffs.clear();
     redis.kill();
     drop(goes);
     redis.restart().await;
@@ -307,4 +308,12 @@ async fn no_stale_member_survives_a_redis_restart() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Rebuilding what Redis lost is no news: nobody saw u-stays leave, so nobody hears it join.
+    stays.expect_no_frame(Duration::from_secs(1)).await;
+    let rejoined: Vec<&Value> = stays
+        .presence_diffs
+        .iter()
+        .filter(|d| d["joins"].to_string().contains("u-stays"))
+        .collect();
+    assert!(rejoined.is_empty(), "announced again: {rejoined:?}");
 }
