@@ -39,6 +39,7 @@ describe('chat page: two pages on two web servers chat across two hubs bridged b
       stopHub1: () => stack.stopHub1(),
       startHub1: () => stack.startHub1(),
       forgetRoomHistory: (room) => stack.forgetRoomHistory(room),
+      appendUnseen: (room, contents) => stack.appendUnseen(room, contents),
       screenshotDir: SCREENSHOT_DIR,
       log,
     });

@@ -45,7 +45,8 @@ const XSS = '<img src=x onerror=alert(1)>';
  * One browser with three pages; each step throws on a failed expectation.
  * Options beyond the URLs and hub callbacks: page3Url (default page2Url); autoSignIn (default true: a
  * page that asks for a name gets one at open(); false leaves the sign-in to the steps); tokenTtlMs
- * (the web servers' WEB_TOKEN_TTL, for the renewal step); forgetRoomHistory (async (room): deletes the
+ * (the web servers' WEB_TOKEN_TTL, for the renewal step); appendUnseen (async (room, contents): stores
+ * messages in a room's history that no hub delivers live); forgetRoomHistory (async (room): deletes the
  * room's history in Redis, for the step where recovery cannot be complete).
  */
 export class ChatSession {
@@ -59,6 +60,7 @@ export class ChatSession {
     autoSignIn = true,
     tokenTtlMs = 0,
     forgetRoomHistory,
+    appendUnseen,
     log = () => {},
   }) {
     Object.assign(this, {
@@ -71,6 +73,7 @@ export class ChatSession {
       autoSignIn,
       tokenTtlMs,
       forgetRoomHistory,
+      appendUnseen,
       log,
     });
     this.run = Math.random().toString(36).slice(2, 8);
@@ -814,6 +817,27 @@ export class ChatSession {
     await this.screenshot('gap');
   }
 
+  /**
+   * Three messages stored in general's history but never delivered live (appendUnseen), then a live
+   * one: page 4 sees its offset skip three, rejoins with `since`, and shows all four once, in order.
+   */
+  async liveGapIsFilled() {
+    if (!this.appendUnseen) throw new Error('the appendUnseen callback is required');
+    const page4 = this.page4;
+    const unseen = [1, 2, 3].map((i) => `stored, never live ${i} (${this.run})`);
+    await this.appendUnseen('general', unseen);
+    const live = `live after the gap (${this.run})`;
+    await this.send(this.page1, live);
+    await this.expectTop(page4, live, { room: 'general', hub: this.hub1 });
+    await this.waitFor(page4, 'the three unseen messages filled in under the live one', (want) => {
+      const texts = [...document.querySelectorAll('[data-testid=feed] > [data-testid=feed-item]')]
+        .map((li) => li.querySelector('.content')?.textContent);
+      return JSON.stringify(texts.slice(0, 4)) === JSON.stringify(want);
+    }, [live, ...unseen.slice().reverse()], 20_000);
+    assertUniqueIds(page4, await this.feedItems(page4));
+    await this.screenshot('live-gap-filled');
+  }
+
   noPageErrors() {
     if (this.pageErrors.length) throw new Error(`page errors: ${this.pageErrors.join('; ')}`);
   }
@@ -1003,6 +1027,8 @@ export const HISTORY_STEPS = [
     s.ownMessageFailsAndRecovers()],
   ['a recovery that cannot be complete (history reset) says messages may be missing and marks where', (s) =>
     s.recoveryGapIsShown()],
+  ['a live message whose offset skips some makes the page recover them: all shown once, in order', (s) =>
+    s.liveGapIsFilled()],
   ['no script errors and no foreign fetches in any page', (s) => s.noPageErrors()],
 ];
 

@@ -3,6 +3,7 @@
 // (plus any extra web servers a test asks for, e.g. one signing with another secret).
 // Every child is killed when the stack stops, and on any exit of this node process.
 import { spawn, spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -194,6 +195,31 @@ export async function startStack({
     },
     tails() {
       return names.map((n) => `==== ${n} (${stack[n].logFile})\n${stack[n].tail(20)}`).join('\n');
+    },
+    /**
+     * Appends chat messages to a room's history in Redis with the hubs' own append script, but
+     * publishes them where no hub listens: stored, with their offsets, yet never delivered live —
+     * what a hub that shed messages it could not take leaves its pages with.
+     */
+    async appendUnseen(room, contents) {
+      const prefix = hubEnv.HUB_REDIS_PREFIX || 'rthub:';
+      const source = readFileSync(new URL('../../hub-server/src/history/scripts.rs', import.meta.url), 'utf8');
+      const script = source.match(/pub const APPEND: &str = r#"\n([\s\S]*?)\n"#;/)?.[1];
+      if (!script) throw new Error('APPEND not found in hub-server/src/history/scripts.rs');
+      const origin = randomUUID();
+      let seq = 0;
+      for (const content of contents) {
+        seq += 1;
+        const id = randomUUID();
+        const frame = JSON.stringify({
+          type: 'message', id, room, from: 'elsewhere', user: { id: 'elsewhere' }, content,
+          timestamp: new Date().toISOString(), hub: 'elsewhere',
+        });
+        const head = `{"v":1,"origin":"${origin}","seq":${seq},"n":${seq},"local":true,"id":"${id}",`;
+        await redisCommand(redisUrl, 'EVAL', script, '2', `${prefix}history:{${room}}`, `${prefix}meta:{${room}}`,
+          frame, '99', '106', '675000', '37500', String(Date.now()), `${prefix}nowhere`, head, 'deadbeef', origin,
+          String(seq));
+      }
     },
     /** Deletes a room's history in Redis (list and meta), as a Redis restarted empty would. */
     async forgetRoomHistory(room) {
