@@ -381,7 +381,14 @@ impl Session<'_> {
             // boxed, they take memory only while they run, instead of making every idle
             // connection's task as large as its largest wait (5.4 KB before, measured).
             Command::Join { room, replay } => {
-                Box::pin(join::join(self.state, self.client_id, self.me, room, replay)).await;
+                Box::pin(join::join(
+                    self.state,
+                    self.client_id,
+                    self.me,
+                    room,
+                    replay,
+                ))
+                .await;
             }
             Command::Leave(room) => match hub.leave(self.client_id, &room) {
                 Ok(()) => {
