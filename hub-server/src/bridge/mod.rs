@@ -142,6 +142,9 @@ pub struct RedisBridge {
     channels: Channels,
     publisher_up: watch::Sender<bool>,
     subscriber_up: watch::Sender<bool>,
+    /// The subscriber has a connection: up, or still subscribing on a fresh one (joins then wait
+    /// for their channel instead of being told `joined` before it is subscribed).
+    subscriber_connected: watch::Sender<bool>,
     /// Channels the subscriber connection is confirmed to be subscribed to.
     subscribed: watch::Sender<HashSet<String>>,
     counters: BridgeCounters,
@@ -181,6 +184,7 @@ impl Bridge {
             channels,
             publisher_up: watch::Sender::new(false),
             subscriber_up: watch::Sender::new(false),
+            subscriber_connected: watch::Sender::new(false),
             subscribed: watch::Sender::new(HashSet::new()),
             counters: BridgeCounters::default(),
             unconfirmed: unconfirmed::Unconfirmed::default(),
@@ -315,11 +319,12 @@ impl Bridge {
     }
 
     /// Waits (bounded) until the subscriber confirms `target`'s channel, so that a client told
-    /// `joined` really receives what other hubs publish next. Returns at once when Redis is down:
-    /// the subscription then happens on reconnect.
+    /// `joined` really receives what other hubs publish next — also while a fresh connection is
+    /// still subscribing every room again. Returns at once when Redis is down: the subscription
+    /// then happens on reconnect.
     pub async fn wait_subscribed(&self, target: &Target) {
         let Bridge::Redis(inner) = self else { return };
-        if !*inner.subscriber_up.borrow() {
+        if !*inner.subscriber_connected.borrow() {
             return;
         }
         let channel = inner.channels.name(target);

@@ -53,6 +53,7 @@ pub(super) async fn run(link: Link, hub: Hub, ping_interval: Duration, limits: I
             backoff.reset();
             // Whatever was published while we were away is gone: gap checks start afresh.
             tracker.forget_channels();
+            link.bridge.subscriber_connected.send_replace(true);
             let ended = Session {
                 link: &link,
                 hub: &hub,
@@ -61,6 +62,7 @@ pub(super) async fn run(link: Link, hub: Hub, ping_interval: Duration, limits: I
             }
             .serve(inbound, ping_interval)
             .await;
+            link.bridge.subscriber_connected.send_replace(false);
             link.bridge.subscribed.send_modify(|s| s.clear());
             if ended == Ended::Shutdown {
                 link.bridge.subscriber_up.send_replace(false);

@@ -313,3 +313,45 @@ async fn a_partition_between_a_hub_and_redis_is_noticed_in_time_and_loses_nothin
     want.sort_unstable();
     assert_eq!(contents, want, "each message once");
 }
+
+/// A join on a hub whose subscriber is still subscribing every room again on a fresh connection
+/// (Redis restarted; a proxy holds the SUBSCRIBE back) waits for its channel: `joined` only once
+/// it is subscribed, and then every cross-hub message arrives. (It used to be told `joined` at
+/// once, the bridge being "not up" yet, and miss what was published before the subscription.)
+#[tokio::test]
+async fn a_join_while_the_hub_resubscribes_waits_for_its_channel() {
+    let mut redis = RedisServer::start().await;
+    let proxy = RedisProxy::start(redis.port(), b"SUBSCRIBE").await;
+    let fast = |name: &str| {
+        Hub::builder(name)
+            .env("HUB_REDIS_PING_INTERVAL", "500ms")
+            .env("HUB_REDIS_TIMEOUT", "5s")
+            .env("HUB_RECONNECT_MAX", "500ms")
+    };
+    let hub1 = fast("hub1").redis(&redis).start().await;
+    let hub2 = fast("hub2").redis_url(&proxy.url()).start().await;
+    let (held_room, r) = (room("held"), room("fresh"));
+    let mut b = Client::connect(&hub2).await;
+    b.join(&held_room).await;
+
+    proxy.hold();
+    redis.restart().await;
+    tokio::time::timeout(Duration::from_secs(15), proxy.wait_held())
+        .await
+        .expect("hub2 subscribes again after the restart");
+    let mut c = Client::connect(&hub2).await;
+    c.send_json(&json!({"type": "join", "room": r})).await;
+    c.expect_no_frame(Duration::from_millis(500)).await;
+    proxy.release();
+    let joined = c.recv_json_within(Duration::from_secs(10)).await;
+    assert_eq!(
+        (joined["type"].as_str(), joined["room"].as_str()),
+        (Some("joined"), Some(r.as_str())),
+        "{joined}"
+    );
+    let mut a = Client::connect(&hub1).await;
+    a.join(&r).await;
+    a.say(&r, "right after joined").await;
+    let got = c.recv_json_within(Duration::from_secs(5)).await;
+    assert_eq!(got["content"], "right after joined", "{got}");
+}

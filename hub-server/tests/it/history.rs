@@ -664,23 +664,29 @@ async fn an_overflowing_bridge_queue_fails_messages_to_the_sender_and_reorders_n
     }
     let n = 2000;
     let sent = numbered("m", 0..n);
-    for content in &sent {
-        sender
-            .send_json(&json!({"type": "message", "room": r, "content": content, "ref": content}))
-            .await;
-    }
     let (mut acked, mut failed) = (HashSet::new(), HashSet::new());
-    while acked.len() + failed.len() < n {
-        let f = sender.recv_json().await;
-        let reference = f["ref"].as_str().unwrap_or_default().to_owned();
-        match f["type"].as_str() {
-            Some("ack") => acked.insert(reference),
-            Some("error") => {
-                assert_eq!(f["code"], "unavailable", "{f}");
-                failed.insert(reference)
-            }
-            _ => panic!("sender: {f}"),
-        };
+    // Bursts of 200, each far past the queue of 2; the answers are read between bursts, so the
+    // sender's own queue (1024 frames) never fills with them.
+    for (i, burst) in sent.chunks(200).enumerate() {
+        for content in burst {
+            sender
+                .send_json(
+                    &json!({"type": "message", "room": r, "content": content, "ref": content}),
+                )
+                .await;
+        }
+        while acked.len() + failed.len() < (i + 1) * 200 {
+            let f = sender.recv_json().await;
+            let reference = f["ref"].as_str().unwrap_or_default().to_owned();
+            match f["type"].as_str() {
+                Some("ack") => acked.insert(reference),
+                Some("error") => {
+                    assert_eq!(f["code"], "unavailable", "{f}");
+                    failed.insert(reference)
+                }
+                _ => panic!("sender: {f}"),
+            };
+        }
     }
     assert!(
         !failed.is_empty(),
