@@ -18,18 +18,6 @@ use crate::support::netns::PartitionableRedis;
 use crate::support::proxy::RedisProxy;
 use crate::support::{Client, Hub, RedisServer, room};
 
-/// The hub's resident memory, from /proc.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 async fn redis_counter(hub: &Hub, name: &str) -> u64 {
     let health = hub.health().await.expect("health").json();
     health["redis"][name]
@@ -159,7 +147,7 @@ async fn a_flood_from_other_hubs_is_shed_within_bounded_memory_and_the_hub_recov
         }));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = rss_kib(slow.pid());
+    let before = slow.rss_kib();
     let until = Instant::now() + Duration::from_secs(30);
     let channel = format!("rthub:room:{r}");
     let flooders: Vec<_> = (0..2)
@@ -168,7 +156,7 @@ async fn a_flood_from_other_hubs_is_shed_within_bounded_memory_and_the_hub_recov
     let mut peak = before;
     while Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        peak = peak.max(rss_kib(slow.pid()));
+        peak = peak.max(slow.rss_kib());
     }
     let mut published = 0;
     for f in flooders {

@@ -398,15 +398,7 @@ async fn a_killed_master_is_replaced_and_delivery_resumes_with_nothing_stored_lo
                 .await;
         }
         *sent += 1;
-        for i in 0..2 {
-            drain(
-                &mut writers[i],
-                &mut readers[i],
-                &mut received[i],
-                &mut acked[i],
-            )
-            .await;
-        }
+        drain_all(writers, readers, received, acked).await;
     };
     for _ in 0..10 {
         talk(
@@ -488,15 +480,7 @@ async fn a_killed_master_is_replaced_and_delivery_resumes_with_nothing_stored_lo
     // Every message sent gets its answer (an ack, with an offset when it was stored).
     let deadline = Instant::now() + Duration::from_secs(20);
     while acked.iter().any(|a| a.len() < sent) && Instant::now() < deadline {
-        for i in 0..2 {
-            drain(
-                &mut writers[i],
-                &mut readers[i],
-                &mut received[i],
-                &mut acked[i],
-            )
-            .await;
-        }
+        drain_all(&mut writers, &mut readers, &mut received, &mut acked).await;
     }
     for (i, name) in names.iter().enumerate() {
         // Live delivery: never twice.
@@ -562,6 +546,23 @@ async fn a_killed_master_is_replaced_and_delivery_resumes_with_nothing_stored_lo
 
 /// Reads what is waiting: the writer's acks (content → offset, 0 without) and the reader's
 /// chat frames (contents, in arrival order).
+/// [`drain`] for every room's writer and reader.
+async fn drain_all(
+    writers: &mut [Client],
+    readers: &mut [Client],
+    received: &mut [Vec<String>],
+    acked: &mut [HashMap<String, u64>],
+) {
+    for (((w, r), rec), ack) in writers
+        .iter_mut()
+        .zip(readers.iter_mut())
+        .zip(received.iter_mut())
+        .zip(acked.iter_mut())
+    {
+        drain(w, r, rec, ack).await;
+    }
+}
+
 async fn drain(
     writer: &mut Client,
     reader: &mut Client,

@@ -13,15 +13,6 @@ const SIZE: usize = 60 * 1024;
 /// what the kernel buffers for the unread socket.
 const MAX_MESSAGES: usize = 600;
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 async fn slow_consumers(hub: &Hub) -> u64 {
     let health = hub.health().await.expect("health");
     health.json()["messages"]["slow_consumers"]
@@ -46,7 +37,7 @@ async fn a_client_that_stops_reading_is_closed_once_its_queue_passes_the_byte_bo
         c.join(&flood).await;
     }
     assert_eq!(slow_consumers(&hub).await, 0);
-    let rss_before = rss_kib(hub.pid());
+    let rss_before = hub.rss_kib();
 
     // `fast` reads everything; `slow` is never polled again.
     let reader = tokio::spawn(async move {
@@ -69,7 +60,7 @@ async fn a_client_that_stops_reading_is_closed_once_its_queue_passes_the_byte_bo
         if sent % 8 == 0 {
             // Paced so that the hub and `fast` keep up: only `slow` falls behind.
             tokio::time::sleep(Duration::from_millis(20)).await;
-            rss_max = rss_max.max(rss_kib(hub.pid()));
+            rss_max = rss_max.max(hub.rss_kib());
             if closed_at.is_none() && slow_consumers(&hub).await > 0 {
                 closed_at = Some(sent);
             }

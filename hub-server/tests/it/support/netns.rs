@@ -151,43 +151,32 @@ impl PartitionableRedis {
 
     /// Drops every packet of link `i`, both ways, inside the namespace.
     pub fn cut(&self, i: usize) {
-        let link = &self.links[i];
-        for (chain, dir) in [("INPUT", "-i"), ("OUTPUT", "-o")] {
-            run(&[
-                "ip",
-                "netns",
-                "exec",
-                &self.ns,
-                "iptables",
-                "-A",
-                chain,
-                dir,
-                &link.ns_if,
-                "-j",
-                "DROP",
-            ])
-            .expect("iptables -A");
-        }
+        self.drop_rules(i, "-A");
     }
 
     /// Undoes [`PartitionableRedis::cut`].
     pub fn heal(&self, i: usize) {
+        self.drop_rules(i, "-D");
+    }
+
+    /// Adds (`-A`) or deletes (`-D`) the rules dropping link `i`'s packets in and out.
+    fn drop_rules(&self, i: usize, action: &str) {
         let link = &self.links[i];
         for (chain, dir) in [("INPUT", "-i"), ("OUTPUT", "-o")] {
-            run(&[
+            let rule = [
                 "ip",
                 "netns",
                 "exec",
                 &self.ns,
                 "iptables",
-                "-D",
+                action,
                 chain,
                 dir,
                 &link.ns_if,
                 "-j",
                 "DROP",
-            ])
-            .expect("iptables -D");
+            ];
+            run(&rule).unwrap_or_else(|e| panic!("iptables {action}: {e}"));
         }
     }
 }
