@@ -95,16 +95,9 @@ out=$root/bench/results/presence-$stamp
 mkdir -p "$out"
 
 # --- processes: every one we start is stopped on the way out, whatever happens --------------------
-declare -a started=()
-cleanup() {
-  local pid deadline=$((SECONDS + 15))
-  for pid in "${started[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${started[@]}"; do
-    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+cleanup() { stop_started; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 # A long sleep in the background: a signal is handled at once, not when the sleep ends.

@@ -44,6 +44,8 @@ last_room=${prefix}$((ROOMS_COUNT - 1))
 
 say() { printf '\n== %s\n' "$*" >&2; }
 die() { printf 'bench/rooms.sh: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 scripts/ensure-deps.sh redis-server
 command -v jq >/dev/null || die "jq is needed (apt-get install jq)"
@@ -53,19 +55,7 @@ bench_bin=$root/target/release/hub-bench
 if [ -n "${ROOMS_HUB_REV:-}" ]; then
   say "release build (hub-bench)"
   cargo build --release -p hub-bench
-  hub_rev=$(git rev-parse --short=12 "$ROOMS_HUB_REV^{commit}")
-  hub_src=$root/target/bench-src/$hub_rev
-  if [ ! -f "$hub_src/Cargo.toml" ]; then
-    rm -rf "$hub_src.tmp"
-    mkdir -p "$hub_src.tmp"
-    git archive "$hub_rev" | tar -x -C "$hub_src.tmp"
-    mv "$hub_src.tmp" "$hub_src"
-  fi
-  say "release build of hub-server at $hub_rev"
-  CARGO_TARGET_DIR=$root/target/bench-rev cargo build --release -p hub-server \
-    --manifest-path "$hub_src/Cargo.toml"
-  hub_bin=$root/target/bench-rev/release/hub-server
-  hub_version=$hub_rev
+  build_hub_at_rev "$ROOMS_HUB_REV"
 else
   say "release build (hub-server, hub-bench)"
   cargo build --release -p hub-server -p hub-bench
@@ -89,17 +79,7 @@ out=$root/bench/results/rooms-$stamp
 mkdir -p "$out"
 
 # --- processes: every one we start is stopped on the way out, whatever happens --------------------
-declare -a started=()
-cleanup() {
-  local pid deadline=$((SECONDS + 15))
-  for pid in "${started[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${started[@]}"; do
-    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  started=()
-}
+cleanup() { stop_started; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 

@@ -51,6 +51,8 @@ BENCH_IDLE_CONNECTIONS=${BENCH_IDLE_CONNECTIONS:-10000}
 BENCH_BUDGET=${BENCH_BUDGET:-780}
 
 say() { printf '\n== %s\n' "$*" >&2; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 # --- prerequisites ---------------------------------------------------------------------------------
 scripts/ensure-deps.sh redis-server node npm
@@ -69,18 +71,7 @@ if [ -n "${BENCH_HUB_BIN:-}" ]; then
   hub_version="binary $BENCH_HUB_BIN"
 elif [ -n "${BENCH_HUB_REV:-}" ]; then
   # The hub exactly as committed: its own source tree and target dir (dependencies built once).
-  hub_rev=$(git rev-parse --short=12 "$BENCH_HUB_REV^{commit}")
-  hub_src=$root/target/bench-src/$hub_rev
-  if [ ! -f "$hub_src/Cargo.toml" ]; then
-    mkdir -p "$hub_src.tmp"
-    git archive "$hub_rev" | tar -x -C "$hub_src.tmp"
-    mv "$hub_src.tmp" "$hub_src"
-  fi
-  say "release build of hub-server at $hub_rev"
-  CARGO_TARGET_DIR=$root/target/bench-rev cargo build --release -p hub-server \
-    --manifest-path "$hub_src/Cargo.toml"
-  hub_bin=$root/target/bench-rev/release/hub-server
-  hub_version="$hub_rev"
+  build_hub_at_rev "$BENCH_HUB_REV"
 else
   hub_version="$(git rev-parse --short=12 HEAD)"
   if [ -n "$(git status --porcelain -- hub-server/src hub-server/Cargo.toml Cargo.toml Cargo.lock)" ]; then

@@ -1,0 +1,35 @@
+# Shared by the bench scripts (sourced after `cd` to the repository root and `root=$PWD`, with a
+# `say` function defined).
+
+# Builds hub-server as committed at revision $1 (its own source tree from `git archive` under
+# target/bench-src, one shared target dir so dependencies build once); sets hub_bin and hub_version.
+build_hub_at_rev() {
+  local hub_rev hub_src
+  hub_rev=$(git rev-parse --short=12 "$1^{commit}")
+  hub_src=$root/target/bench-src/$hub_rev
+  if [ ! -f "$hub_src/Cargo.toml" ]; then
+    rm -rf "$hub_src.tmp"
+    mkdir -p "$hub_src.tmp"
+    git archive "$hub_rev" | tar -x -C "$hub_src.tmp"
+    mv "$hub_src.tmp" "$hub_src"
+  fi
+  say "release build of hub-server at $hub_rev"
+  CARGO_TARGET_DIR=$root/target/bench-rev cargo build --release -p hub-server \
+    --manifest-path "$hub_src/Cargo.toml"
+  hub_bin=$root/target/bench-rev/release/hub-server
+  hub_version=$hub_rev
+}
+
+# Every process a script starts goes into `started`; stop_started stops them all (TERM, then KILL
+# after 15 s at most) and empties the list. Scripts call it on EXIT, and between runs.
+declare -a started=()
+stop_started() {
+  local pid deadline=$((SECONDS + 15))
+  for pid in "${started[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${started[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  started=()
+}
