@@ -29,7 +29,9 @@ use crate::history::{new_epoch, scripts};
 const MAX_BATCH: usize = 512;
 /// The longest a reconnected publisher waits for the other hubs before flushing what it buffered.
 const RESUME_WAIT: Duration = Duration::from_secs(5);
-/// Channels remembered for their counts; past this the map starts over (counts restart at 1).
+/// Channels remembered for their counts; past this the half published to longest ago is
+/// forgotten (their counts restart at 1, which receivers take as a restart, not a loss), never
+/// all of them at once.
 const MAX_TRACKED_CHANNELS: usize = 65536;
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -38,6 +40,16 @@ struct ChannelStats {
     published: u64,
     /// Subscribers that received the last publish here: who to wait for after an outage.
     receivers: i64,
+    /// The batch of this hub's last publish here (the publisher counts its batches): how recent.
+    batch: u64,
+}
+
+/// Keeps the channels published to in the newer half of the batches.
+fn forget_older_half(stats: &mut HashMap<String, ChannelStats>) {
+    let mut batches: Vec<u64> = stats.values().map(|s| s.batch).collect();
+    if let Some(cut) = super::sequence::median(&mut batches) {
+        stats.retain(|_, s| s.batch > cut);
+    }
 }
 
 /// How rooms keep their history: how many messages, and for how long (the append script's
@@ -96,6 +108,7 @@ pub(super) async fn run(
     let instance = link.instance_id;
     let mut stats: HashMap<String, ChannelStats> = HashMap::new();
     let mut seq = 0u64;
+    let mut batch = 0u64;
     let mut pending = Batch::default();
     // The append script's SHA, loaded on every (re)connect: a restarted Redis has forgotten it.
     let sharded = origin.is_sharded();
@@ -169,12 +182,17 @@ pub(super) async fn run(
                 return;
             }
             if stats.len() > MAX_TRACKED_CHANNELS {
-                stats.clear();
+                forget_older_half(&mut stats);
             }
+            batch += 1;
+            // One clock reading per batch: the append script only needs it to within its TTL
+            // refresh interval (history_ttl / 16).
+            let now = now_ms();
             for out in incoming.drain(..) {
                 let channel = origin.name(&out.target);
                 let entry = stats.entry(channel.clone()).or_default();
                 entry.published += 1;
+                entry.batch = batch;
                 seq += 1;
                 let header = Header {
                     origin: instance,
@@ -196,7 +214,7 @@ pub(super) async fn run(
                             .arg(&retention.trim_at)
                             .arg(&retention.ttl_ms)
                             .arg(&retention.refresh_ms)
-                            .arg(now_ms())
+                            .arg(&now)
                             .arg(&channel)
                             .arg(encode_head(&header))
                             .arg(new_epoch())
@@ -464,5 +482,30 @@ fn report_unsent(pending: &Batch, rx: &mpsc::Receiver<Outgoing>) {
             unsent,
             "shutting down with cross-hub messages not published"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn past_the_bound_the_channels_published_to_longest_ago_go_not_all() {
+        let mut stats: HashMap<String, ChannelStats> = (0..10u64)
+            .map(|b| {
+                (
+                    format!("c{b}"),
+                    ChannelStats {
+                        published: 1,
+                        receivers: 1,
+                        batch: b,
+                    },
+                )
+            })
+            .collect();
+        forget_older_half(&mut stats);
+        let mut kept: Vec<_> = stats.keys().cloned().collect();
+        kept.sort();
+        assert_eq!(kept, ["c6", "c7", "c8", "c9"]);
     }
 }

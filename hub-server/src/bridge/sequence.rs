@@ -197,7 +197,8 @@ fn halve(map: &mut HashMap<Uuid, Seen>) {
     }
 }
 
-fn median(ages: &mut [Instant]) -> Option<Instant> {
+/// The middle value (the upper one of an even count): the cut for keeping the newer half.
+pub(super) fn median<T: Ord + Copy>(ages: &mut [T]) -> Option<T> {
     if ages.is_empty() {
         return None;
     }
