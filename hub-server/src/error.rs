@@ -57,24 +57,6 @@ impl ProtocolError {
     }
 }
 
-/// Why the hub does not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Redis(#[from] crate::bridge::BadRedisUrl),
-    #[error(transparent)]
-    Keys(#[from] crate::auth::KeyError),
-    #[error("REDIS_URL is not usable for history: {0}")]
-    History(#[from] redis::RedisError),
-    #[error(transparent)]
-    ApiKeys(#[from] crate::api::auth::BadApiKeys),
-    #[error("cannot listen on api_listen {addr}: {source}")]
-    ApiListen {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
-}
-
 /// Why the hub closes a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {

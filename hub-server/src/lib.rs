@@ -6,29 +6,37 @@
 //! the session also hands it to [`bridge`]'s publisher → Redis → the subscriber of every other hub
 //! → that hub's [`hub`] → its writers.
 
+pub mod ack;
 pub mod api;
 pub mod auth;
 pub mod bridge;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod histogram;
 pub mod history;
 pub mod hub;
 pub mod join;
+pub mod listen;
 pub mod metrics;
 pub mod origin;
 pub mod presence;
 pub mod protocol;
 pub mod publish;
 pub mod rate_limit;
+pub mod redis_link;
 pub mod room_users;
 pub mod session;
 pub mod shutdown;
 pub mod slots;
+pub mod start_error;
 pub mod state;
 pub mod telemetry;
 pub mod upgrade;
 pub mod writer;
+
+pub use listen::listen;
 
 use std::sync::Arc;
 
@@ -40,24 +48,10 @@ use crate::bridge::Bridge;
 use crate::config::Settings;
 use crate::hub::Hub;
 use crate::origin::AllowedOrigins;
+use crate::redis_link::Redis;
 use crate::shutdown::ShutdownTrigger;
+use crate::start_error::StartError;
 use crate::state::AppState;
-
-/// Binds the hub's listening socket. Accepted sockets inherit its options on Linux: TCP_NODELAY,
-/// so that a small frame leaves at once instead of waiting for the peer's delayed ACK (Nagle adds
-/// up to 40 ms to every reply otherwise; warp offers no hook to set it per connection).
-pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.set_nodelay(true)?;
-    socket.bind(addr)?;
-    // A deep backlog absorbs connect storms (every client reconnecting after a hub restart).
-    socket.listen(4096)
-}
 
 /// Serves `listener` until `stop` resolves, then shuts down within `shutdown_grace`: stop
 /// accepting, close every client with 1001, flush the bridge, return.
@@ -65,13 +59,14 @@ pub async fn run(
     listener: TcpListener,
     settings: Settings,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), error::StartError> {
+) -> Result<(), StartError> {
     let settings = Arc::new(settings);
     let auth = auth::Auth::from_settings(&settings)?;
-    let history = history::History::from_settings(&settings)?;
+    let redis = Redis::from_settings(&settings)?;
+    let history = history::History::from_settings(&settings, redis.as_ref());
     let (trigger, shutdown) = shutdown::channel();
     let hub = Hub::new(settings.name.clone(), settings.max_rooms_per_client);
-    let bridge = Bridge::start(&settings, hub.clone(), shutdown.clone())?;
+    let bridge = Bridge::start(&settings, redis.as_ref(), hub.clone(), shutdown.clone());
     match &bridge {
         Bridge::Disabled => {
             tracing::info!(
@@ -88,7 +83,12 @@ pub async fn run(
         bridge.clone(),
         users.clone(),
     ));
-    let presence = presence::Presence::new(hub.clone(), bridge.clone(), &settings.redis_prefix);
+    let presence = presence::Presence::new(
+        hub.clone(),
+        bridge.clone(),
+        redis.clone(),
+        &settings.redis_prefix,
+    );
     let presence_timing = presence::writer::Timing {
         leave_delay: settings.presence_leave_delay,
         events_max: settings.presence_events_max,
@@ -103,6 +103,7 @@ pub async fn run(
     let state = AppState {
         hub: hub.clone(),
         bridge: bridge.clone(),
+        redis,
         settings: settings.clone(),
         origins: Arc::new(AllowedOrigins::from_setting(
             settings.allowed_origins.as_deref(),

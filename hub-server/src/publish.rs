@@ -9,7 +9,8 @@
 
 use tokio::sync::oneshot;
 
-use crate::bridge::{Ack, Bridge, BridgeState, Outgoing, Stored, Target};
+use crate::ack::{Ack, StoredAt};
+use crate::bridge::{Bridge, BridgeState, Outgoing, Target};
 use crate::error::ProtocolError;
 use crate::history::History;
 use crate::hub::ClientId;
@@ -37,7 +38,7 @@ pub fn send(state: &AppState, msg: Message) {
             let stored = memory.with_room(&room, |log| {
                 let stored = log.append(&msg.frame);
                 hub.deliver(&room, &stored, sender);
-                Stored {
+                StoredAt {
                     offset: stored.offset(),
                     epoch: Some(log.epoch().to_owned()),
                 }
@@ -47,7 +48,7 @@ pub fn send(state: &AppState, msg: Message) {
             }
         }
         (Some(room), History::Redis(_)) => {
-            let Bridge::Redis(bridge) = &state.bridge else {
+            let Some(unconfirmed) = state.bridge.unconfirmed() else {
                 return;
             };
             let down = state.bridge.state() != BridgeState::Up;
@@ -55,9 +56,7 @@ pub fn send(state: &AppState, msg: Message) {
                 hub.deliver(&room, &msg.frame, sender);
             } else {
                 let (frame, sender) = (msg.frame.clone(), msg.sender.clone());
-                bridge
-                    .unconfirmed
-                    .push(msg.id.clone(), room.clone(), frame, sender);
+                unconfirmed.push(msg.id.clone(), room.clone(), frame, sender);
             }
             let out = Outgoing {
                 target: Target::Room(room),
@@ -75,13 +74,10 @@ pub fn send(state: &AppState, msg: Message) {
                 // it again, twice for those members). While Redis is up, the message goes nowhere:
                 // delivering it here now would put it ahead of this room's older messages still on
                 // their way round through Redis, so the sender is told it failed instead.
-                bridge.unconfirmed.take(&out.id);
+                unconfirmed.take(&out.id);
                 if let Some(ack) = out.ack {
                     if down {
-                        ack.send(Stored {
-                            offset: None,
-                            epoch: None,
-                        });
+                        ack.send(StoredAt::nowhere());
                     } else {
                         ack.fail(&ProtocolError::Unavailable);
                     }
@@ -111,10 +107,7 @@ pub fn send(state: &AppState, msg: Message) {
             // Overflow is counted by the bridge; local delivery already happened.
             let _ = state.bridge.publish(out);
             if let Some(ack) = msg.ack {
-                ack.send(Stored {
-                    offset: None,
-                    epoch: None,
-                });
+                ack.send(StoredAt::nowhere());
             }
         }
     }

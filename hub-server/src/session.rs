@@ -12,8 +12,8 @@ use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError as WsPr
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use uuid::Uuid;
 
+use crate::ack::Ack;
 use crate::auth::{self, Auth, Grants, Identity, UserSlot};
-use crate::bridge::Ack;
 use crate::error::{AuthFailure, CloseReason, ProtocolError};
 use crate::hub::{ClientId, Kick, Newcomer, Recipient};
 use crate::protocol::{Command, Frame, Room};

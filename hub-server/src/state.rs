@@ -10,6 +10,7 @@ use crate::config::Settings;
 use crate::history::History;
 use crate::hub::Hub;
 use crate::origin::AllowedOrigins;
+use crate::redis_link::Redis;
 use crate::shutdown::Shutdown;
 use crate::slots::Slots;
 
@@ -17,6 +18,8 @@ use crate::slots::Slots;
 pub struct AppState {
     pub hub: Hub,
     pub bridge: Bridge,
+    /// The configured Redis (`None` standalone), for one-off requests (the API's idempotency).
+    pub redis: Option<Redis>,
     pub settings: Arc<Settings>,
     pub origins: Arc<AllowedOrigins>,
     pub shutdown: Shutdown,

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::ApiError;
-use crate::bridge::Bridge;
+use crate::redis_link::Redis;
 
 /// How long a key is remembered.
 pub const WINDOW: Duration = Duration::from_secs(300);
@@ -79,6 +79,7 @@ pub struct Ticket(String);
 
 pub enum Idempotency {
     Redis {
+        redis: Redis,
         prefix: String,
         claim: redis::Script,
         complete: redis::Script,
@@ -103,9 +104,10 @@ impl std::fmt::Debug for Idempotency {
 const UNAVAILABLE: ApiError = ApiError::Unavailable("redis is unavailable: nothing was published");
 
 impl Idempotency {
-    pub fn new(bridge: &Bridge, redis_prefix: &str, redis_timeout: Duration) -> Self {
-        match bridge {
-            Bridge::Redis(_) => Idempotency::Redis {
+    pub fn new(redis: Option<&Redis>, redis_prefix: &str, redis_timeout: Duration) -> Self {
+        match redis {
+            Some(redis) => Idempotency::Redis {
+                redis: redis.clone(),
                 prefix: format!("{redis_prefix}api:idem:"),
                 claim: redis::Script::new(CLAIM),
                 complete: redis::Script::new(COMPLETE),
@@ -113,7 +115,7 @@ impl Idempotency {
                 timeout: redis_timeout,
                 pending_ttl: Self::pending_ttl(redis_timeout),
             },
-            Bridge::Disabled => Idempotency::Memory(Mutex::new(MemoryKeys::new(MEMORY_CAP))),
+            None => Idempotency::Memory(Mutex::new(MemoryKeys::new(MEMORY_CAP))),
         }
     }
 
@@ -123,9 +125,10 @@ impl Idempotency {
         (redis_timeout * 5).max(Duration::from_secs(10))
     }
 
-    pub async fn claim(&self, bridge: &Bridge, key: &str) -> Result<Claim, ApiError> {
+    pub async fn claim(&self, key: &str) -> Result<Claim, ApiError> {
         match self {
             Idempotency::Redis {
+                redis,
                 prefix,
                 claim,
                 timeout,
@@ -133,7 +136,7 @@ impl Idempotency {
                 ..
             } => {
                 let marker = format!("pending:{}", uuid::Uuid::new_v4().simple());
-                let mut conn = bridge.commands().await.ok_or(UNAVAILABLE)?;
+                let mut conn = redis.commands().await.ok_or(UNAVAILABLE)?;
                 let mut call = claim.key(format!("{prefix}{key}"));
                 call.arg(&marker).arg(pending_ttl.as_millis() as u64);
                 let reply = tokio::time::timeout(*timeout, call.invoke_async::<Value>(&mut conn));
@@ -166,16 +169,17 @@ impl Idempotency {
 
     /// Stores the answer in place of the marker. Best effort: the message is out, and the caller
     /// gets its answer anyway.
-    pub async fn complete(&self, bridge: &Bridge, key: &str, ticket: Ticket, answer: &Answer) {
+    pub async fn complete(&self, key: &str, ticket: Ticket, answer: &Answer) {
         match self {
             Idempotency::Redis {
+                redis,
                 prefix,
                 complete,
                 timeout,
                 ..
             } => {
                 let stored = async {
-                    let mut conn = bridge.commands().await?;
+                    let mut conn = redis.commands().await?;
                     let mut call = complete.key(format!("{prefix}{key}"));
                     call.arg(&ticket.0)
                         .arg(serde_json::to_string(answer).unwrap_or_default())
@@ -192,15 +196,16 @@ impl Idempotency {
     }
 
     /// Forgets a claim whose publish failed, so that a retry can publish.
-    pub async fn release(&self, bridge: &Bridge, key: &str, ticket: Ticket) {
+    pub async fn release(&self, key: &str, ticket: Ticket) {
         match self {
             Idempotency::Redis {
+                redis,
                 prefix,
                 release,
                 timeout,
                 ..
             } => {
-                let Some(mut conn) = bridge.commands().await else {
+                let Some(mut conn) = redis.commands().await else {
                     return;
                 };
                 let mut call = release.key(format!("{prefix}{key}"));

@@ -7,7 +7,6 @@
 //! route's handler lives in a file named for it, and [`errors`] turns every failure into a status
 //! and a JSON body.
 
-pub mod auth;
 pub mod disconnect;
 pub mod errors;
 pub mod history;
@@ -26,10 +25,10 @@ use tokio::task::JoinHandle;
 use warp::Filter;
 use warp::reply::{Reply, Response};
 
-pub use auth::ApiKeys;
 pub use errors::ApiError;
 
-use crate::error::StartError;
+use crate::auth::ApiKeys;
+use crate::start_error::StartError;
 use crate::state::AppState;
 use idempotency::Idempotency;
 
@@ -150,15 +149,16 @@ pub fn start(state: &AppState) -> Result<Option<JoinHandle<()>>, StartError> {
         return Ok(None);
     };
     let keys = ApiKeys::parse(keys)?;
-    let listener = crate::listen(settings.api_listen).map_err(|source| StartError::ApiListen {
-        addr: settings.api_listen,
-        source,
-    })?;
+    let listener =
+        crate::listen::listen(settings.api_listen).map_err(|source| StartError::ApiListen {
+            addr: settings.api_listen,
+            source,
+        })?;
     let api = Api(Arc::new(Inner {
         state: state.clone(),
         keys,
         idempotency: Idempotency::new(
-            &state.bridge,
+            state.redis.as_ref(),
             &settings.redis_prefix,
             settings.redis_timeout,
         ),

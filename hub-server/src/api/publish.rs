@@ -130,18 +130,16 @@ pub async fn publish(
         + Idempotency::pending_ttl(state.settings.redis_timeout)
         + Duration::from_secs(1);
     loop {
-        match idempotency.claim(&state.bridge, key).await? {
+        match idempotency.claim(key).await? {
             Claim::Answered(answer) => return Ok(answer),
             Claim::Mine(ticket) => {
                 return match send().await {
                     Ok(answer) => {
-                        idempotency
-                            .complete(&state.bridge, key, ticket, &answer)
-                            .await;
+                        idempotency.complete(key, ticket, &answer).await;
                         Ok(answer)
                     }
                     Err(err) => {
-                        idempotency.release(&state.bridge, key, ticket).await;
+                        idempotency.release(key, ticket).await;
                         Err(err)
                     }
                 };

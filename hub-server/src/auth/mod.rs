@@ -2,12 +2,16 @@
 //! it may do. The session asks [`Auth`] once at connect and on every refresh; the hub core never
 //! sees tokens.
 
+mod api_keys;
+mod bearer;
 mod grants;
 mod user_slots;
 mod verifier;
 
 use std::sync::Arc;
 
+pub use api_keys::{ApiKeys, BadApiKeys};
+pub use bearer::bearer_token;
 pub use grants::{Grants, Patterns};
 pub use user_slots::{UserSlot, UserSlots};
 pub use verifier::{Checks, Identity, KeyError, MIN_SECRET_BYTES, Verifier};

@@ -1,4 +1,4 @@
-//! What travels through Redis: channel names and the envelope around a client frame.
+//! What travels through Redis: the envelope around a client frame.
 //!
 //! `{"v":1,"origin":"<instance uuid>","seq":42,"n":7,"local":true,"id":"<message id>",
 //! "t":1764000000123456,"o":12,"frame":{…}}` — `origin` is the publishing hub's per-process id, `seq` its
@@ -17,90 +17,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use crate::protocol::{Frame, Room};
+use crate::protocol::Frame;
 
 pub const VERSION: u32 = 1;
-
-/// Where a message goes: one room on every hub, or every client on every hub.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Target {
-    Room(Room),
-    Broadcast,
-}
-
-/// Maps targets to Redis channel names and back under one prefix.
-///
-/// On a Redis Cluster (`sharded`) a room's channel is `<prefix>room:{<room>}`: the `{room}` hash
-/// tag puts it in the slot of the room's history and presence keys, so the append script may
-/// SPUBLISH to it. On one Redis it stays `<prefix>room:<room>`, as it always was. The broadcast
-/// and control channels keep their names; on a cluster they are sharded channels too (each in the
-/// one slot its name hashes to), so every message of a hub goes through SPUBLISH / SSUBSCRIBE.
-#[derive(Debug, Clone)]
-pub struct Channels {
-    prefix: String,
-    sharded: bool,
-}
-
-impl Channels {
-    pub fn new(prefix: &str) -> Self {
-        Channels {
-            prefix: prefix.to_owned(),
-            sharded: false,
-        }
-    }
-
-    /// The channels of a hub on a Redis Cluster (sharded pub/sub).
-    pub fn sharded(prefix: &str) -> Self {
-        Channels {
-            prefix: prefix.to_owned(),
-            sharded: true,
-        }
-    }
-
-    pub fn is_sharded(&self) -> bool {
-        self.sharded
-    }
-
-    /// The command that publishes on these channels.
-    pub fn publish_command(&self) -> &'static str {
-        if self.sharded { "SPUBLISH" } else { "PUBLISH" }
-    }
-
-    pub fn name(&self, target: &Target) -> String {
-        match target {
-            Target::Room(room) if self.sharded => format!("{}room:{{{}}}", self.prefix, room),
-            Target::Room(room) => format!("{}room:{}", self.prefix, room),
-            Target::Broadcast => format!("{}broadcast", self.prefix),
-        }
-    }
-
-    /// Where hubs send each other orders (see `control`).
-    pub fn control(&self) -> String {
-        format!("{}control", self.prefix)
-    }
-
-    pub fn target(&self, channel: &str) -> Option<Target> {
-        let rest = channel.strip_prefix(&self.prefix)?;
-        if rest == "broadcast" {
-            return Some(Target::Broadcast);
-        }
-        let room = rest.strip_prefix("room:")?;
-        let room = match self.sharded {
-            true => room.strip_prefix('{')?.strip_suffix('}')?,
-            false => room,
-        };
-        Room::parse(room).ok().map(Target::Room)
-    }
-
-    /// The room's history list and meta record. `{room}` is a hash tag: on a Redis Cluster both
-    /// keys live in the room's slot, so the append script never touches two nodes.
-    pub fn history_keys(&self, room: &Room) -> (String, String) {
-        (
-            format!("{}history:{{{room}}}", self.prefix),
-            format!("{}meta:{{{room}}}", self.prefix),
-        )
-    }
-}
 
 /// Who published an envelope and how it was handled at the origin.
 #[derive(Debug, Clone, Copy)]
@@ -126,15 +45,8 @@ pub fn encode_head(h: &Header<'_>) -> String {
         h.n,
         h.local,
         h.id,
-        unix_micros()
+        crate::clock::unix_micros()
     )
-}
-
-/// This hub's wall clock in microseconds since the Unix epoch (0 before 1970).
-pub fn unix_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 pub fn encode(h: &Header<'_>, frame: &Frame) -> String {
@@ -189,6 +101,7 @@ pub fn decode(payload: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::Room;
 
     #[test]
     fn an_envelope_round_trips_with_the_frame_bytes_intact() {
@@ -234,10 +147,13 @@ mod tests {
             local: false,
             id: "m1",
         };
-        let before = unix_micros();
+        let before = crate::clock::unix_micros();
         let text = encode(&header, &Frame::pong());
         let t = decode(text.as_bytes()).expect("decodes").t.expect("t");
-        assert!((before..=unix_micros()).contains(&t), "{t} not now: {text}");
+        assert!(
+            (before..=crate::clock::unix_micros()).contains(&t),
+            "{t} not now: {text}"
+        );
         // An older hub's envelope (no `t`), and one from a newer hub with fields we do not know.
         let old = format!(
             r#"{{"v":1,"origin":"{origin}","seq":2,"n":2,"local":false,"id":"m2","o":3,"frame":{{}}}}"#
@@ -261,36 +177,5 @@ mod tests {
             decode(other.as_bytes()),
             Err(EnvelopeError::Version(2))
         ));
-    }
-
-    #[test]
-    fn channel_names_map_back_to_targets() {
-        let ch = Channels::new("rthub:");
-        let room = Target::Room(Room::parse("a:b").expect("room"));
-        assert_eq!(ch.name(&room), "rthub:room:a:b");
-        assert_eq!(ch.target("rthub:room:a:b"), Some(room));
-        assert_eq!(
-            ch.target(&ch.name(&Target::Broadcast)),
-            Some(Target::Broadcast)
-        );
-        assert_eq!(ch.target("other:room:a"), None);
-        assert_eq!(ch.target("rthub:room:bad room"), None);
-    }
-
-    #[test]
-    fn sharded_room_channels_share_the_slot_of_the_room_keys() {
-        let ch = Channels::sharded("rthub:");
-        let room = Room::parse("a:b").expect("room");
-        let target = Target::Room(room.clone());
-        assert_eq!(ch.name(&target), "rthub:room:{a:b}");
-        assert_eq!(ch.target("rthub:room:{a:b}"), Some(target.clone()));
-        assert_eq!(ch.target("rthub:room:a:b"), None);
-        let (list, meta) = ch.history_keys(&room);
-        let slot = super::super::redis_link::key_slot(&ch.name(&target));
-        assert_eq!(super::super::redis_link::key_slot(&list), slot);
-        assert_eq!(super::super::redis_link::key_slot(&meta), slot);
-        assert_eq!(ch.name(&Target::Broadcast), "rthub:broadcast");
-        assert_eq!(ch.publish_command(), "SPUBLISH");
-        assert_eq!(Channels::new("rthub:").publish_command(), "PUBLISH");
     }
 }

@@ -6,246 +6,246 @@
 //! the append script duplicate appends by origin and `seq`).
 //!
 //! On a Redis Cluster the commands are SPUBLISH and the sharded append, and a batch goes out as
-//! one pipeline per hash slot, each to its slot's master, all at once (a redis-rs pipeline goes
-//! whole to one node). A slot whose pipeline fails or meets a cluster in motion (MOVED, a master
-//! down) keeps its messages for the next attempt, on a fresh connection that sees the new
-//! topology; the other slots' messages are done. Within a room (one slot) the order holds.
+//! one pipeline per hash slot, each to its slot's master, all at once (see [`pipeline`]). A slot
+//! whose pipeline fails or meets a cluster in motion (MOVED, a master down) keeps its messages for
+//! the next attempt, on a fresh connection that sees the new topology; the other slots' messages
+//! are done. Within a room (one slot) the order holds.
+//!
+//! [`pipeline`]: super::pipeline
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::time::{Instant, Interval};
 
-use super::backoff::Backoff;
+use super::channel_counts::ChannelCounts;
+use super::channels::{Channels, Target};
 use super::envelope::{Header, encode, encode_head};
-use super::redis_link::{Conn, is_cluster_transient, key_slot};
-use super::{Ack, Link, Outgoing, Stored, Target};
-use crate::history::{new_epoch, scripts};
+use super::pipeline::{Group, Item, must_retry};
+use super::{Link, Outgoing};
+use crate::error::ProtocolError;
+use crate::history::{AppendArgs, Appender, unix_ms};
+use crate::redis_link::{Backoff, Conn, key_slot, pause};
 
 /// Most PUBLISH commands in one pipeline: large enough to amortize round trips under load,
 /// small enough that one slow batch does not hold the rest for long.
 const MAX_BATCH: usize = 512;
 /// The longest a reconnected publisher waits for the other hubs before flushing what it buffered.
 const RESUME_WAIT: Duration = Duration::from_secs(5);
-/// Channels remembered for their counts; past this the half published to longest ago is
-/// forgotten (their counts restart at 1, which receivers take as a restart, not a loss), never
-/// all of them at once.
-const MAX_TRACKED_CHANNELS: usize = 65536;
-
-#[derive(Debug, Default, Clone, Copy)]
-struct ChannelStats {
-    /// Publishes on this channel by this hub, so receivers can count what they missed.
-    published: u64,
-    /// Subscribers that received the last publish here: who to wait for after an outage.
-    receivers: i64,
-    /// The batch of this hub's last publish here (the publisher counts its batches): how recent.
-    batch: u64,
-}
-
-/// Keeps the channels published to in the newer half of the batches.
-fn forget_older_half(stats: &mut HashMap<String, ChannelStats>) {
-    let mut batches: Vec<u64> = stats.values().map(|s| s.batch).collect();
-    if let Some(cut) = super::sequence::median(&mut batches) {
-        stats.retain(|_, s| s.batch > cut);
-    }
-}
-
-/// How rooms keep their history: how many messages, and for how long (the append script's
-/// arguments, worked out once; see `history::scripts` for the slack and the margin).
-#[derive(Debug, Clone)]
-pub(super) struct Retention {
-    last_index: String,
-    trim_at: String,
-    ttl_ms: String,
-    refresh_ms: String,
-}
-
-impl Retention {
-    pub fn new(size: usize, ttl: Duration) -> Self {
-        let refresh = (ttl.as_millis() / 16).max(1);
-        Retention {
-            last_index: size.saturating_sub(1).to_string(),
-            trim_at: (size + (size / 16).max(1)).to_string(),
-            ttl_ms: (ttl.as_millis() + 2 * refresh).to_string(),
-            refresh_ms: refresh.to_string(),
-        }
-    }
-}
-
-/// The hub's wall clock in ms, for the append script's TTL refresh.
-fn now_ms() -> String {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis())
-        .to_string()
-}
-
-/// One message of a batch, ready to send (and to send again after a failure).
-struct Item {
-    channel: String,
-    /// The channel's hash slot (a cluster; 0 on one Redis).
-    slot: u16,
-    command: redis::Cmd,
-    /// An append (EVALSHA) rather than a plain PUBLISH: its reply is `{offset, epoch, receivers}`.
-    stored: bool,
-    ack: Option<Ack>,
-}
-
-#[derive(Default)]
-struct Batch {
-    items: Vec<Item>,
-}
 
 pub(super) async fn run(
     link: Link,
-    mut rx: mpsc::Receiver<Outgoing>,
+    rx: mpsc::Receiver<Outgoing>,
     check_interval: Duration,
-    retention: Retention,
+    appender: Appender,
 ) {
-    let origin = link.bridge.channels.clone();
-    let instance = link.instance_id;
-    let mut stats: HashMap<String, ChannelStats> = HashMap::new();
-    let mut seq = 0u64;
-    let mut batch = 0u64;
-    let mut pending = Batch::default();
-    // The append script's SHA, loaded on every (re)connect: a restarted Redis has forgotten it.
-    let sharded = origin.is_sharded();
-    let append_source = match sharded {
-        true => scripts::append_sharded(),
-        false => scripts::APPEND.to_owned(),
-    };
-    let append = redis::Script::new(&append_source);
-    let mut incoming = Vec::with_capacity(MAX_BATCH);
-    let mut backoff = Backoff::new(link.reconnect_max);
-    let mut conn = None;
-    let broadcast = origin.name(&super::Target::Broadcast);
-    // Every hub subscribes to the broadcast channel: its subscriber count is the number of hubs
-    // listening, learned with each batch and awaited again after an outage.
-    let mut hubs_listening = 0i64;
+    let channels = link.bridge.channels.clone();
     let mut check = tokio::time::interval(check_interval);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    Publisher {
+        broadcast: channels.name(&Target::Broadcast),
+        sharded: channels.is_sharded(),
+        channels,
+        backoff: Backoff::new(link.redis.reconnect_max()),
+        link,
+        rx,
+        appender,
+        counts: ChannelCounts::default(),
+        seq: 0,
+        pending: Vec::new(),
+        incoming: Vec::with_capacity(MAX_BATCH),
+        hubs_listening: 0,
+        check,
+    }
+    .run()
+    .await
+}
 
-    loop {
-        let Some(mut c) = conn.take() else {
-            let Some(c) = link.connect("publisher").await else {
-                return report_unsent(&pending, &rx);
+struct Publisher {
+    link: Link,
+    rx: mpsc::Receiver<Outgoing>,
+    channels: Channels,
+    sharded: bool,
+    /// Every hub subscribes to the broadcast channel: its subscriber count is the number of hubs
+    /// listening, learned with each batch and awaited again after an outage.
+    broadcast: String,
+    hubs_listening: i64,
+    appender: Appender,
+    counts: ChannelCounts,
+    /// This hub's publishes over all channels: receivers drop what they saw (a re-sent batch).
+    seq: u64,
+    /// The batch being sent, or waiting to be sent again, in order.
+    pending: Vec<Item>,
+    incoming: Vec<Outgoing>,
+    backoff: Backoff,
+    /// While idle: notice a dead or stalled Redis before a message needs it.
+    check: Interval,
+}
+
+/// What the wait for the next batch brought.
+enum Next {
+    /// A batch is pending.
+    Batch,
+    /// The idle check ran: the connection is good (or not).
+    Checked(bool),
+    /// The queue ended (shutdown, with nothing left).
+    Done,
+}
+
+impl Publisher {
+    async fn run(mut self) {
+        let mut conn: Option<Conn> = None;
+        loop {
+            let c = match conn.take() {
+                Some(c) => c,
+                None => match self.reconnect().await {
+                    Ok(c) => c,
+                    Err(Stop) => return self.report_unsent(),
+                },
             };
-            link.bridge
-                .counters
-                .reconnects
-                .fetch_add(1, Ordering::Relaxed);
-            if !load_script(&link, c.clone(), &append, &append_source).await {
-                super::Link::set_up(&link.bridge.publisher_up, false, "publisher");
-                if !link.pause(backoff.next_delay()).await {
-                    return report_unsent(&pending, &rx);
+            if self.pending.is_empty() {
+                match self.next_batch(&c).await {
+                    Next::Batch => {}
+                    Next::Checked(good) => {
+                        conn = good.then_some(c);
+                        continue;
+                    }
+                    Next::Done => return,
+                }
+            }
+            if self.send_pending(&c).await {
+                self.backoff.reset();
+                conn = Some(c);
+            } else {
+                self.set_up(false);
+                if !pause(&self.link.shutdown, self.backoff.next_delay()).await {
+                    return self.report_unsent();
+                }
+            }
+        }
+    }
+
+    /// A fresh connection with the append script loaded; after an outage, once the other hubs
+    /// listen again. `Err` once shutdown begins.
+    async fn reconnect(&mut self) -> Result<Conn, Stop> {
+        loop {
+            let conn = self
+                .link
+                .redis
+                .connect_retrying("publisher", &self.link.shutdown)
+                .await
+                .ok_or(Stop)?;
+            let counters = &self.link.bridge.counters;
+            counters.reconnects.fetch_add(1, Ordering::Relaxed);
+            if !self
+                .appender
+                .load(conn.clone(), self.link.redis.timeout())
+                .await
+            {
+                self.set_up(false);
+                if !pause(&self.link.shutdown, self.backoff.next_delay()).await {
+                    return Err(Stop);
                 }
                 continue;
             }
             // Messages that waited out the outage (failed batch or still queued) need listeners.
-            if !pending.items.is_empty() || !rx.is_empty() {
-                let mut wanted: HashMap<&str, i64> =
-                    HashMap::from([(broadcast.as_str(), hubs_listening)]);
-                for item in &pending.items {
-                    let receivers = stats.get(&item.channel).map_or(0, |s| s.receivers);
-                    wanted.insert(&item.channel, receivers);
-                }
-                wait_for_subscribers(&link, c.clone(), wanted).await;
+            if !self.pending.is_empty() || !self.rx.is_empty() {
+                self.wait_for_subscribers(conn.clone()).await;
             }
-            super::Link::set_up(&link.bridge.publisher_up, true, "publisher");
-            conn = Some(c);
-            continue;
-        };
+            self.set_up(true);
+            return Ok(conn);
+        }
+    }
 
-        if pending.items.is_empty() {
-            let n = tokio::select! {
-                n = rx.recv_many(&mut incoming, MAX_BATCH) => n,
-                _ = link.shutdown.wait(), if rx.is_empty() => return,
-                _ = check.tick() => {
-                    // While idle: notice a dead or stalled Redis before a message needs it, and
-                    // keep count of the hubs listening.
-                    match count_subscribers(&link, &mut c, &broadcast).await {
-                        Some(n) => {
-                            hubs_listening = n;
-                            conn = Some(c);
-                        }
-                        None => {
-                            tracing::warn!("redis did not answer the publisher's check in time");
-                            super::Link::set_up(&link.bridge.publisher_up, false, "publisher");
-                        }
-                    }
-                    continue;
-                }
-            };
-            if n == 0 {
-                return;
+    /// Waits for messages (and frames them into the pending batch), or runs the idle check.
+    async fn next_batch(&mut self, conn: &Conn) -> Next {
+        let n = tokio::select! {
+            n = self.rx.recv_many(&mut self.incoming, MAX_BATCH) => n,
+            _ = self.link.shutdown.wait(), if self.rx.is_empty() => return Next::Done,
+            _ = self.check.tick() => return Next::Checked(self.idle_check(conn.clone()).await),
+        };
+        if n == 0 {
+            return Next::Done;
+        }
+        self.frame_batch();
+        Next::Batch
+    }
+
+    /// Keeps count of the hubs listening; false when Redis did not answer in time.
+    async fn idle_check(&mut self, mut conn: Conn) -> bool {
+        let channels = [self.broadcast.as_str()];
+        let asked = tokio::time::timeout(self.link.redis.timeout(), conn.numsub(&channels)).await;
+        match asked {
+            Ok(Ok(counts)) => {
+                self.hubs_listening = counts.get(&self.broadcast).copied().unwrap_or(0);
+                true
             }
-            if stats.len() > MAX_TRACKED_CHANNELS {
-                forget_older_half(&mut stats);
-            }
-            batch += 1;
-            // One clock reading per batch: the append script only needs it to within its TTL
-            // refresh interval (history_ttl / 16).
-            let now = now_ms();
-            for out in incoming.drain(..) {
-                let channel = origin.name(&out.target);
-                let entry = stats.entry(channel.clone()).or_default();
-                entry.published += 1;
-                entry.batch = batch;
-                seq += 1;
-                let header = Header {
-                    origin: instance,
-                    seq,
-                    n: entry.published,
-                    local: out.delivered_locally,
-                    id: &out.id,
-                };
-                let command = match (&out.target, out.store) {
-                    (Target::Room(room), true) => {
-                        let (list, meta) = origin.history_keys(room);
-                        let mut cmd = redis::cmd("EVALSHA");
-                        cmd.arg(append.get_hash())
-                            .arg(2)
-                            .arg(list)
-                            .arg(meta)
-                            .arg(out.frame.as_str())
-                            .arg(&retention.last_index)
-                            .arg(&retention.trim_at)
-                            .arg(&retention.ttl_ms)
-                            .arg(&retention.refresh_ms)
-                            .arg(&now)
-                            .arg(&channel)
-                            .arg(encode_head(&header))
-                            .arg(new_epoch())
-                            .arg(instance.to_string())
-                            .arg(seq);
-                        cmd
-                    }
-                    _ => {
-                        let mut cmd = redis::cmd(origin.publish_command());
-                        cmd.arg(&channel).arg(encode(&header, &out.frame));
-                        cmd
-                    }
-                };
-                pending.items.push(Item {
-                    slot: if sharded { key_slot(&channel) } else { 0 },
-                    channel,
-                    command,
-                    stored: out.store,
-                    ack: out.ack,
-                });
+            _ => {
+                tracing::warn!("redis did not answer the publisher's check in time");
+                self.set_up(false);
+                false
             }
         }
+    }
 
-        let groups = Group::split(&pending.items, sharded, key_slot(&broadcast));
-        // Each slot's pipeline under its own timeout: a stalled master holds back its own
-        // messages, and the replies of the others are kept (re-sending them would store nothing
-        // but leave their senders' acks without offsets).
-        let timeout = link.timeout;
+    /// Turns what came in into commands: the envelope around each frame, and a PUBLISH or an
+    /// append.
+    fn frame_batch(&mut self) {
+        self.counts.next_batch();
+        // One clock reading per batch: the append script only needs it to within its TTL refresh
+        // interval (history_ttl / 16).
+        let now = unix_ms();
+        let origin = self.link.instance_id.to_string();
+        for out in self.incoming.drain(..) {
+            let channel = self.channels.name(&out.target);
+            self.seq += 1;
+            let header = Header {
+                origin: self.link.instance_id,
+                seq: self.seq,
+                n: self.counts.published(&channel),
+                local: out.delivered_locally,
+                id: &out.id,
+            };
+            let command = match (&out.target, out.store) {
+                (Target::Room(room), true) => {
+                    let head = encode_head(&header);
+                    let args = AppendArgs {
+                        channel: &channel,
+                        head: &head,
+                        origin: &origin,
+                        seq: self.seq,
+                        now_ms: &now,
+                    };
+                    self.appender.command(room, &out.frame, &args)
+                }
+                _ => {
+                    let mut cmd = redis::cmd(self.channels.publish_command());
+                    cmd.arg(&channel).arg(encode(&header, &out.frame));
+                    cmd
+                }
+            };
+            self.pending.push(Item {
+                slot: if self.sharded { key_slot(&channel) } else { 0 },
+                channel,
+                command,
+                stored: out.store,
+                ack: out.ack,
+            });
+        }
+    }
+
+    /// Sends the pending batch, one pipeline per group, each under its own timeout: a stalled
+    /// master holds back its own messages, and the replies of the others are kept (re-sending
+    /// them would store nothing but leave their senders' acks without offsets). What did not go
+    /// stays pending, in its order. True when everything went.
+    async fn send_pending(&mut self, conn: &Conn) -> bool {
+        let groups = Group::split(&self.pending, self.sharded, key_slot(&self.broadcast));
+        let timeout = self.link.redis.timeout();
         let sends = groups.iter().map(|g| {
-            let pipe = g.pipeline(&pending.items, sharded, &broadcast);
-            let mut c = c.clone();
+            let pipe = g.pipeline(&self.pending, self.sharded, &self.broadcast);
+            let mut c = conn.clone();
             async move {
                 match tokio::time::timeout(timeout, c.pipeline_on(g.slot, pipe)).await {
                     Ok(answer) => answer,
@@ -258,11 +258,11 @@ pub(super) async fn run(
         });
         let sent_at = Instant::now();
         let answers = futures_util::future::join_all(sends).await;
-        let mut items: Vec<Option<Item>> = pending.items.drain(..).map(Some).collect();
+        let mut items: Vec<Option<Item>> = self.pending.drain(..).map(Some).collect();
         let mut sent = 0;
-        let mut all_done = answers.len() == groups.len();
+        let mut all_done = true;
         for (group, answer) in groups.iter().zip(answers) {
-            let replies = match answer {
+            match answer {
                 // A Redis that forgot the script (SCRIPT FLUSH, a replica promoted without it)
                 // or a cluster in motion: reconnect, which loads the script and sees the new
                 // topology, and send this slot's messages again.
@@ -272,240 +272,108 @@ pub(super) async fn run(
                         "redis asked for a retry (NOSCRIPT, MOVED or a master down)"
                     );
                     all_done = false;
-                    continue;
                 }
-                Ok(replies) => replies,
+                Ok(replies) => sent += self.settle(group, &replies, &mut items),
                 Err(err) => {
                     tracing::warn!(%err, held = group.items.len(), "publish failed");
                     all_done = false;
-                    continue;
                 }
-            };
-            for (&i, reply) in group.items.iter().zip(&replies) {
-                let Some(item) = items[i].take() else {
-                    continue;
-                };
-                if let redis::Value::ServerError(err) = reply {
-                    link.bridge.counters.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(channel = %item.channel, code = err.code(), "redis refused a message");
-                    if let Some(ack) = item.ack {
-                        ack.fail(&crate::error::ProtocolError::Unavailable);
-                    }
-                    continue;
-                }
-                sent += 1;
-                let (stored, receivers) = reply_of(item.stored, reply);
-                if let (Some(s), Some(count)) = (stats.get_mut(&item.channel), receivers) {
-                    s.receivers = count;
-                }
-                if let Some(ack) = item.ack {
-                    ack.send(stored);
-                }
-            }
-            if group.counts_hubs
-                && let Some(redis::Value::Array(numsub)) = replies.last()
-                && let Some(redis::Value::Int(n)) = numsub.get(1)
-            {
-                hubs_listening = *n;
             }
         }
-        // What did not go waits for the next attempt, in its order.
-        pending.items.extend(items.into_iter().flatten());
+        self.pending.extend(items.into_iter().flatten());
+        let counters = &self.link.bridge.counters;
         if sent > 0 {
-            link.bridge
-                .counters
-                .timings
-                .publish_round_trip(sent_at.elapsed());
+            counters.timings.publish_round_trip(sent_at.elapsed());
         }
-        link.bridge
-            .counters
-            .published
-            .fetch_add(sent, Ordering::Relaxed);
-        if all_done {
-            backoff.reset();
-            conn = Some(c);
-        } else {
-            super::Link::set_up(&link.bridge.publisher_up, false, "publisher");
-            if !link.pause(backoff.next_delay()).await {
-                return report_unsent(&pending, &rx);
+        counters.published.fetch_add(sent, Ordering::Relaxed);
+        all_done
+    }
+
+    /// Takes a group's messages out of the batch and keeps their senders' promises: an ack with
+    /// the offset, or an error for a message Redis refused. Returns how many were published.
+    fn settle(
+        &mut self,
+        group: &Group,
+        replies: &[redis::Value],
+        items: &mut [Option<Item>],
+    ) -> u64 {
+        let mut sent = 0;
+        for (&i, reply) in group.items.iter().zip(replies) {
+            let Some(item) = items[i].take() else {
+                continue;
+            };
+            if let redis::Value::ServerError(err) = reply {
+                let counters = &self.link.bridge.counters;
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(channel = %item.channel, code = err.code(), "redis refused a message");
+                if let Some(ack) = item.ack {
+                    ack.fail(&ProtocolError::Unavailable);
+                }
+                continue;
+            }
+            sent += 1;
+            let (stored, receivers) = item.reply(reply);
+            if let Some(count) = receivers {
+                self.counts.set_receivers(&item.channel, count);
+            }
+            if let Some(ack) = item.ack {
+                ack.send(stored);
             }
         }
-    }
-}
-
-/// The messages of a batch that travel in one pipeline: all of them on one Redis; on a cluster,
-/// those of one hash slot (in batch order).
-struct Group {
-    slot: u16,
-    /// Indices into the batch.
-    items: Vec<usize>,
-    /// The pipeline ends with a subscriber count of the broadcast channel (the hubs listening).
-    counts_hubs: bool,
-}
-
-impl Group {
-    fn split(items: &[Item], sharded: bool, broadcast_slot: u16) -> Vec<Group> {
-        if !sharded {
-            return vec![Group {
-                slot: 0,
-                items: (0..items.len()).collect(),
-                counts_hubs: true,
-            }];
+        if let Some(n) = group.hubs_listening(replies) {
+            self.hubs_listening = n;
         }
-        let mut groups: Vec<Group> = Vec::new();
-        let mut at: HashMap<u16, usize> = HashMap::new();
-        for (i, item) in items.iter().enumerate() {
-            let g = *at.entry(item.slot).or_insert_with(|| {
-                groups.push(Group {
-                    slot: item.slot,
-                    items: Vec::new(),
-                    // Asked of the broadcast's master only when a batch goes there anyway; the
-                    // idle check asks it otherwise.
-                    counts_hubs: item.slot == broadcast_slot,
-                });
-                groups.len() - 1
-            });
-            groups[g].items.push(i);
-        }
-        groups
+        sent
     }
 
-    fn pipeline(&self, items: &[Item], sharded: bool, broadcast: &str) -> redis::Pipeline {
-        let mut pipe = redis::pipe();
-        // One message's error (a full Redis refusing a write, a key of the wrong type) fails that
-        // message only, not the batch: a deterministic error would otherwise be re-sent for ever.
-        pipe.ignore_errors();
-        for &i in &self.items {
-            pipe.add_command(items[i].command.clone());
+    /// After an outage, holds the buffered messages until the other hubs can receive them:
+    /// pub/sub keeps nothing for a subscriber that is not there yet. Every live hub retries within
+    /// `reconnect_max`, so we wait at least that long (plus a margin for its SUBSCRIBE), and until
+    /// each channel has the subscribers it had before; never longer than [`RESUME_WAIT`].
+    async fn wait_for_subscribers(&self, mut conn: Conn) {
+        let mut wanted: HashMap<&str, i64> =
+            HashMap::from([(self.broadcast.as_str(), self.hubs_listening)]);
+        for item in &self.pending {
+            wanted.insert(&item.channel, self.counts.receivers(&item.channel));
         }
-        if self.counts_hubs {
-            let numsub = if sharded { "SHARDNUMSUB" } else { "NUMSUB" };
-            pipe.cmd("PUBSUB").arg(numsub).arg(broadcast);
+        let start = Instant::now();
+        let settle = start + self.link.redis.reconnect_max() + Duration::from_millis(250);
+        let deadline = start + RESUME_WAIT;
+        let channels: Vec<&str> = wanted.keys().copied().collect();
+        let timeout = self.link.redis.timeout();
+        while Instant::now() < deadline {
+            let counts = tokio::time::timeout(timeout, conn.numsub(&channels)).await;
+            let Ok(Ok(counts)) = counts else { return };
+            let ready = wanted
+                .iter()
+                .all(|(ch, before)| counts.get(*ch).copied().unwrap_or(0) >= *before);
+            if ready && Instant::now() >= settle {
+                tracing::info!(?counts, "subscribers are back; flushing the outage buffer");
+                return;
+            }
+            if !pause(&self.link.shutdown, Duration::from_millis(50)).await {
+                return;
+            }
         }
-        pipe
-    }
-}
-
-/// After an outage, holds the buffered messages until the other hubs can receive them: pub/sub
-/// keeps nothing for a subscriber that is not there yet. Every live hub retries within
-/// `reconnect_max`, so we wait at least that long (plus a margin for its SUBSCRIBE), and until each
-/// channel has the subscribers it had before (`wanted`); never longer than [`RESUME_WAIT`].
-async fn wait_for_subscribers(link: &Link, mut conn: Conn, wanted: HashMap<&str, i64>) {
-    let start = Instant::now();
-    let settle = start + link.reconnect_max + Duration::from_millis(250);
-    let deadline = start + RESUME_WAIT;
-    let channels: Vec<&str> = wanted.keys().copied().collect();
-    while Instant::now() < deadline {
-        let counts = tokio::time::timeout(link.timeout, conn.numsub(&channels)).await;
-        let Ok(Ok(counts)) = counts else { return };
-        let ready = wanted
-            .iter()
-            .all(|(ch, before)| counts.get(*ch).copied().unwrap_or(0) >= *before);
-        if ready && Instant::now() >= settle {
-            tracing::info!(?counts, "subscribers are back; flushing the outage buffer");
-            return;
-        }
-        if !link.pause(Duration::from_millis(50)).await {
-            return;
-        }
-    }
-    tracing::warn!("other hubs did not all resubscribe in time; flushing the outage buffer anyway");
-}
-
-async fn count_subscribers(link: &Link, conn: &mut Conn, channel: &str) -> Option<i64> {
-    let channels = [channel];
-    match tokio::time::timeout(link.timeout, conn.numsub(&channels)).await {
-        Ok(Ok(counts)) => Some(counts.get(channel).copied().unwrap_or(0)),
-        _ => None,
-    }
-}
-
-/// A reply that says "not done, try again": the script is missing, or the cluster is moving.
-fn must_retry(reply: &redis::Value) -> bool {
-    matches!(reply, redis::Value::ServerError(err)
-        if err.code() == "NOSCRIPT" || is_cluster_transient(err.code()))
-}
-
-/// Where the message was stored (no offset for a plain publish or a re-sent append) and the
-/// receiver count of a reply.
-fn reply_of(stored: bool, reply: &redis::Value) -> (Stored, Option<i64>) {
-    use redis::Value;
-    let nowhere = Stored {
-        offset: None,
-        epoch: None,
-    };
-    match (stored, reply) {
-        (false, Value::Int(receivers)) => (nowhere, Some(*receivers)),
-        (true, Value::Array(parts)) => {
-            let offset = match parts.first() {
-                Some(Value::Int(o)) if *o > 0 => u64::try_from(*o).ok(),
-                _ => None,
-            };
-            let epoch = match parts.get(1) {
-                Some(Value::BulkString(e)) => String::from_utf8(e.clone()).ok(),
-                _ => None,
-            };
-            let receivers = match parts.get(2) {
-                Some(Value::Int(r)) if *r >= 0 => Some(*r),
-                _ => None,
-            };
-            (Stored { offset, epoch }, receivers)
-        }
-        _ => (nowhere, None),
-    }
-}
-
-/// SCRIPT LOAD on a fresh connection (on a cluster redis-rs sends it to every node); false when
-/// Redis does not take it in time.
-async fn load_script(link: &Link, mut conn: Conn, script: &redis::Script, source: &str) -> bool {
-    let mut cmd = redis::cmd("SCRIPT");
-    cmd.arg("LOAD").arg(source);
-    let load = cmd.query_async::<String>(&mut conn);
-    match tokio::time::timeout(link.timeout, load).await {
-        Ok(Ok(sha)) if sha == script.get_hash() => true,
-        Ok(Ok(sha)) => {
-            tracing::error!(%sha, "redis hashed the append script differently");
-            false
-        }
-        Ok(Err(err)) => {
-            tracing::warn!(%err, "redis SCRIPT LOAD failed");
-            false
-        }
-        Err(_) => false,
-    }
-}
-
-fn report_unsent(pending: &Batch, rx: &mpsc::Receiver<Outgoing>) {
-    let unsent = pending.items.len() + rx.len();
-    if unsent > 0 {
         tracing::warn!(
-            unsent,
-            "shutting down with cross-hub messages not published"
+            "other hubs did not all resubscribe in time; flushing the outage buffer anyway"
         );
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    fn set_up(&self, up: bool) {
+        super::Link::set_up(&self.link.bridge.publisher_up, up, "publisher");
+    }
 
-    #[test]
-    fn past_the_bound_the_channels_published_to_longest_ago_go_not_all() {
-        let mut stats: HashMap<String, ChannelStats> = (0..10u64)
-            .map(|b| {
-                (
-                    format!("c{b}"),
-                    ChannelStats {
-                        published: 1,
-                        receivers: 1,
-                        batch: b,
-                    },
-                )
-            })
-            .collect();
-        forget_older_half(&mut stats);
-        let mut kept: Vec<_> = stats.keys().cloned().collect();
-        kept.sort();
-        assert_eq!(kept, ["c6", "c7", "c8", "c9"]);
+    fn report_unsent(&self) {
+        let unsent = self.pending.len() + self.rx.len();
+        if unsent > 0 {
+            tracing::warn!(
+                unsent,
+                "shutting down with cross-hub messages not published"
+            );
+        }
     }
 }
+
+/// Shutdown began.
+struct Stop;

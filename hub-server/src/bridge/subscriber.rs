@@ -23,14 +23,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::Link;
-use super::backoff::Backoff;
-use super::envelope::{self, Target};
+use super::channels::Target;
+use super::control::Control;
+use super::envelope;
 use super::inbound::{self, Inbound, InboundReceiver};
-use super::redis_link::Conn;
+use super::link::Link;
 use super::sequence::{SequenceTracker, Verdict};
 use crate::hub::Hub;
 use crate::protocol::Frame;
+use crate::redis_link::{Backoff, Conn, pause};
 
 /// Channels per SUBSCRIBE / UNSUBSCRIBE command.
 const CHUNK: usize = 1000;
@@ -43,7 +44,7 @@ pub(super) struct InboundLimits {
 }
 
 pub(super) async fn run(link: Link, hub: Hub, ping_interval: Duration, limits: InboundLimits) {
-    let mut backoff = Backoff::new(link.reconnect_max);
+    let mut backoff = Backoff::new(link.redis.reconnect_max());
     let mut tracker = match link.bridge.channels.is_sharded() {
         true => SequenceTracker::per_channel(),
         false => SequenceTracker::default(),
@@ -68,9 +69,9 @@ pub(super) async fn run(link: Link, hub: Hub, ping_interval: Duration, limits: I
                 link.bridge.subscriber_up.send_replace(false);
                 return;
             }
-            super::Link::set_up(&link.bridge.subscriber_up, false, "subscriber");
+            Link::set_up(&link.bridge.subscriber_up, false, "subscriber");
         }
-        if !link.pause(backoff.next_delay()).await {
+        if !pause(&link.shutdown, backoff.next_delay()).await {
             return;
         }
     }
@@ -86,8 +87,9 @@ async fn connect(link: &Link, limits: InboundLimits) -> Option<(Conn, InboundRec
         }
     });
     let (tx, rx) = inbound::queue(limits.messages, limits.bytes, on_shed);
-    let attempt = link.target.connect_pubsub(link.timeout, tx);
-    match tokio::time::timeout(link.timeout, attempt).await {
+    let timeout = link.redis.timeout();
+    let attempt = link.redis.target().connect_pubsub(timeout, tx);
+    match tokio::time::timeout(timeout, attempt).await {
         Ok(Ok(conn)) => Some((conn, rx)),
         Ok(Err(err)) => {
             tracing::debug!(%err, "redis pub/sub connect failed");
@@ -120,7 +122,7 @@ impl Session<'_> {
         if !self.subscribe_all().await {
             return Ended::ConnectionLost;
         }
-        super::Link::set_up(&self.link.bridge.subscriber_up, true, "subscriber");
+        Link::set_up(&self.link.bridge.subscriber_up, true, "subscriber");
         let mut ping = tokio::time::interval(ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -141,7 +143,7 @@ impl Session<'_> {
                     // nothing: only an unanswered PING reveals it.
                     let ping_cmd = redis::cmd("PING");
                     let pong = ping_cmd.query_async::<redis::Value>(&mut self.conn);
-                    if !matches!(tokio::time::timeout(self.link.timeout, pong).await, Ok(Ok(_))) {
+                    if !matches!(tokio::time::timeout(self.link.redis.timeout(), pong).await, Ok(Ok(_))) {
                         tracing::warn!("redis did not answer PING in time");
                         return Ended::ConnectionLost;
                     }
@@ -175,7 +177,7 @@ impl Session<'_> {
         cmd.arg("SLOTS");
         let slots = cmd.query_async::<redis::Value>(&mut self.conn);
         let Ok(Ok(redis::Value::Array(ranges))) =
-            tokio::time::timeout(self.link.timeout, slots).await
+            tokio::time::timeout(self.link.redis.timeout(), slots).await
         else {
             return None;
         };
@@ -231,7 +233,8 @@ impl Session<'_> {
     /// Redis confirmed it.
     async fn subscribe(&mut self, channels: Vec<String>) -> bool {
         for chunk in channels.chunks(CHUNK) {
-            let ok = tokio::time::timeout(self.link.timeout, self.conn.subscribe(chunk)).await;
+            let ok =
+                tokio::time::timeout(self.link.redis.timeout(), self.conn.subscribe(chunk)).await;
             if !matches!(ok, Ok(Ok(()))) {
                 tracing::warn!(channels = chunk.len(), "redis SUBSCRIBE failed");
                 return false;
@@ -254,7 +257,8 @@ impl Session<'_> {
                     s.remove(channel);
                 }
             });
-            let ok = tokio::time::timeout(self.link.timeout, self.conn.unsubscribe(chunk)).await;
+            let ok =
+                tokio::time::timeout(self.link.redis.timeout(), self.conn.unsubscribe(chunk)).await;
             if !matches!(ok, Ok(Ok(()))) {
                 tracing::warn!(channels = chunk.len(), "redis UNSUBSCRIBE failed");
                 return false;
@@ -272,7 +276,7 @@ impl Session<'_> {
             return;
         };
         if channel == self.link.bridge.channels.control() {
-            return super::control::Control::apply(&msg.payload, self.hub);
+            return Control::apply(&msg.payload, self.hub);
         }
         let envelope = match envelope::decode(&msg.payload) {
             Ok(envelope) => envelope,

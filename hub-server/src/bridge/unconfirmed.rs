@@ -71,7 +71,7 @@ impl Unconfirmed {
 }
 
 /// Delivers overdue messages locally until shutdown.
-pub(super) async fn run(bridge: std::sync::Arc<super::RedisBridge>, hub: Hub, shutdown: Shutdown) {
+pub(super) async fn run(bridge: std::sync::Arc<super::link::Shared>, hub: Hub, shutdown: Shutdown) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

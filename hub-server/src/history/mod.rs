@@ -1,10 +1,13 @@
 //! Per-room history: what late joiners see and what a reconnecting client recovers.
 //!
-//! With Redis, each room message is appended and published in one atomic step (the publisher
-//! runs [`scripts::APPEND`]); a join reads with [`scripts::READ`]. Without Redis the same protocol
+//! With Redis, each room message is appended and published in one atomic step (the bridge's
+//! publisher sends the commands [`append`] builds, one [`scripts::APPEND`] each); a join reads
+//! with [`scripts::READ`] ([`redis`]). Without Redis the same protocol
 //! is served from memory ([`memory`]). `history_size = 0` turns it off: wave 1's pure pub/sub.
 //! [`recovery`] decides what a join replays: all of what was asked, or nothing.
 
+pub mod append;
+mod keys;
 pub mod memory;
 pub mod recovery;
 pub mod redis;
@@ -14,7 +17,10 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::protocol::{Replay, Room};
+use crate::redis_link::Redis;
 
+pub use append::{AppendArgs, Appender, append_reply, unix_ms};
+pub use keys::HistoryKeys;
 pub use recovery::{Stored, outcome};
 
 /// The history of every room, where the hub keeps it.
@@ -26,24 +32,24 @@ pub enum History {
 }
 
 impl History {
-    pub fn from_settings(settings: &Settings) -> Result<Self, ::redis::RedisError> {
+    pub fn from_settings(settings: &Settings, redis: Option<&Redis>) -> Self {
         if settings.history_size == 0 {
-            return Ok(History::Off);
+            return History::Off;
         }
-        Ok(match crate::bridge::RedisTarget::from_settings(settings)? {
-            Some(target) => History::Redis(Arc::new(redis::RedisHistory::new(target, settings))),
+        match redis {
+            Some(redis) => History::Redis(Arc::new(redis::RedisHistory::new(redis, settings))),
             None => History::Memory(Arc::new(memory::MemoryHistory::new(
                 settings.history_size,
                 settings.history_ttl,
             ))),
-        })
+        }
     }
 
     pub fn is_on(&self) -> bool {
         !matches!(self, History::Off)
     }
 
-    /// What `request` asks of `room`'s history (for the server API; joins use [`crate::join`],
+    /// What `request` asks of `room`'s history (for the server API; joins use `crate::join`,
     /// which also orders the replay against live messages). `None`: no history, or Redis down.
     pub async fn read(&self, room: &Room, request: &Replay) -> Option<Stored> {
         match self {

@@ -3,57 +3,37 @@
 //! redis-rs after an outage; each read is bounded by `redis_timeout`. On a Redis Cluster the read
 //! goes to the master of the room's slot (both keys carry the `{room}` hash tag).
 
-use std::time::Duration;
-
 use redis::Value;
-use tokio::sync::OnceCell;
 
+use super::keys::HistoryKeys;
 use super::{Stored, new_epoch, scripts};
-use crate::bridge::{Channels, Conn, RedisTarget};
 use crate::config::Settings;
 use crate::protocol::{Frame, Replay, Room};
+use crate::redis_link::{LazyConn, Redis};
 
 #[derive(Debug)]
 pub struct RedisHistory {
-    target: RedisTarget,
-    /// Made on first use, so a hub starts while Redis is still down.
-    conn: OnceCell<Conn>,
+    redis: Redis,
+    /// Its own connection (not the shared one of one-off requests), made on first use.
+    conn: LazyConn,
     read: redis::Script,
-    channels: Channels,
+    keys: HistoryKeys,
     /// `history_size`: how many messages a room's list keeps.
     pub size: usize,
     pub ttl_secs: u64,
     recovery_max: usize,
-    timeout: Duration,
 }
 
 impl RedisHistory {
-    pub fn new(target: RedisTarget, settings: &Settings) -> Self {
-        let channels = match target.is_cluster() {
-            true => Channels::sharded(&settings.redis_prefix),
-            false => Channels::new(&settings.redis_prefix),
-        };
+    pub fn new(redis: &Redis, settings: &Settings) -> Self {
         RedisHistory {
-            target,
-            conn: OnceCell::new(),
+            redis: redis.clone(),
+            conn: LazyConn::default(),
             read: redis::Script::new(scripts::READ),
-            channels,
+            keys: HistoryKeys::new(&settings.redis_prefix),
             size: settings.history_size,
             ttl_secs: settings.history_ttl.as_secs(),
             recovery_max: settings.recovery_max,
-            timeout: settings.redis_timeout,
-        }
-    }
-
-    async fn connection(&self) -> Option<Conn> {
-        let make = || self.target.managed(self.timeout);
-        match tokio::time::timeout(self.timeout, self.conn.get_or_try_init(make)).await {
-            Ok(Ok(conn)) => Some(conn.clone()),
-            Ok(Err(err)) => {
-                tracing::debug!(%err, "history: redis connect failed");
-                None
-            }
-            Err(_) => None,
         }
     }
 
@@ -64,7 +44,7 @@ impl RedisHistory {
             Replay::Last(n) => ("last", (*n).min(self.size) as u64),
             Replay::Since { offset, .. } => ("since", *offset),
         };
-        let (list, meta) = self.channels.history_keys(room);
+        let (list, meta) = self.keys.of(room);
         let mut call = self.read.key(list);
         call.key(meta)
             .arg(mode)
@@ -75,9 +55,9 @@ impl RedisHistory {
         // Once more after an error: the first command on a connection Redis dropped (a restart)
         // fails while the manager reconnects.
         for attempt in 0..2 {
-            let mut conn = self.connection().await?;
+            let mut conn = self.conn.get(&self.redis).await?;
             let reply = call.invoke_async::<Value>(&mut conn);
-            match tokio::time::timeout(self.timeout, reply).await {
+            match tokio::time::timeout(self.redis.timeout(), reply).await {
                 Ok(Ok(value)) => {
                     let stored = parse(value);
                     if stored.is_none() {

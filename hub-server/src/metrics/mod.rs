@@ -12,7 +12,6 @@
 //! format 0.0.4, which both a Prometheus server and `promtool check metrics` read.
 
 mod collector;
-pub mod histogram;
 pub mod labels;
 pub mod process;
 pub mod socket;
@@ -27,7 +26,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-pub use histogram::BridgeTimings;
 pub use socket::Counted;
 
 use crate::auth::UserSlots;

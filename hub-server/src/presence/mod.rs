@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::bridge::Bridge;
 use crate::hub::Hub;
 use crate::protocol::Room;
+use crate::redis_link::{Conn, Redis};
 
 /// One user in a room, across every hub.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -102,21 +103,35 @@ impl Keys {
 pub struct Presence {
     hub: Hub,
     bridge: Bridge,
+    /// `None` standalone: presence is this hub's alone.
+    redis: Option<Redis>,
     keys: Keys,
     started_at: Arc<str>,
 }
 
 impl Presence {
-    pub fn new(hub: Hub, bridge: Bridge, prefix: &str) -> Self {
+    pub fn new(hub: Hub, bridge: Bridge, redis: Option<Redis>, prefix: &str) -> Self {
         let started_at = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
         Presence {
             hub,
             bridge,
+            redis,
             keys: Keys::new(prefix),
             started_at: started_at.into(),
         }
+    }
+
+    /// Without Redis: this hub is the whole cluster.
+    pub(super) fn standalone(&self) -> bool {
+        self.redis.is_none()
+    }
+
+    /// The shared connection for presence's requests; `None` standalone or when Redis does not
+    /// answer in time.
+    pub(super) async fn commands(&self) -> Option<Conn> {
+        self.redis.as_ref()?.commands().await
     }
 
     /// This hub's figures, as its heartbeat publishes them.
@@ -153,12 +168,12 @@ impl Presence {
                 m.name = name.filter(|n| !n.is_empty()).map(str::to_owned);
             }
         };
-        if matches!(self.bridge, Bridge::Disabled) {
+        if self.standalone() {
             for c in self.hub.room_users(room) {
                 add(&c.user, c.name.as_deref(), u64::from(c.count));
             }
         } else {
-            let mut conn = self.bridge.commands().await.ok_or(PresenceUnavailable)?;
+            let mut conn = self.commands().await.ok_or(PresenceUnavailable)?;
             let (entries, _) = self.keys.room(room);
             // Two requests, not a pipeline: on a Redis Cluster the registry (`{hubs}`) and the
             // room's entries (`{room}`) live in different slots. Multiplexed, they still go
@@ -199,7 +214,7 @@ impl Presence {
 
     /// Every room with members on some live hub.
     pub async fn rooms(&self) -> Result<Vec<RoomSummary>, PresenceUnavailable> {
-        if matches!(self.bridge, Bridge::Disabled) {
+        if self.standalone() {
             let mut rooms: BTreeMap<String, RoomSummary> = BTreeMap::new();
             for c in self.hub.presence_snapshot_by_room() {
                 let r = rooms
@@ -253,8 +268,8 @@ impl Presence {
 
     /// A connection, and the instance ids the registry lists (dead ones until a survivor buries
     /// them, within `hub_timeout` plus a heartbeat).
-    async fn live_hubs(&self) -> Result<(crate::bridge::Conn, Vec<String>), PresenceUnavailable> {
-        let mut conn = self.bridge.commands().await.ok_or(PresenceUnavailable)?;
+    async fn live_hubs(&self) -> Result<(Conn, Vec<String>), PresenceUnavailable> {
+        let mut conn = self.commands().await.ok_or(PresenceUnavailable)?;
         let live: Vec<String> = redis::cmd("ZRANGE")
             .arg(self.keys.hubs())
             .arg(0)
@@ -267,7 +282,7 @@ impl Presence {
 
     /// Every live hub with its figures.
     pub async fn hubs(&self) -> Result<Vec<HubInfo>, PresenceUnavailable> {
-        if matches!(self.bridge, Bridge::Disabled) {
+        if self.standalone() {
             return Ok(vec![self.this_hub()]);
         }
         let (mut conn, live) = self.live_hubs().await?;

@@ -170,10 +170,10 @@ impl Writer {
         if changes.is_empty() {
             return;
         }
-        if matches!(self.bridge, Bridge::Disabled) {
+        if self.presence.standalone() {
             return self.announce_local(changes);
         }
-        let Some(conn) = self.bridge.commands().await else {
+        let Some(conn) = self.presence.commands().await else {
             self.resync = true;
             return;
         };
@@ -278,8 +278,8 @@ impl Writer {
 
     /// The heartbeat, the dead hubs' cleanup, and a resync when one is due.
     async fn tick(&mut self) {
-        let Some(mut conn) = self.bridge.commands().await else {
-            if !matches!(self.bridge, Bridge::Disabled) {
+        let Some(mut conn) = self.presence.commands().await else {
+            if !self.presence.standalone() {
                 self.resync = true;
             }
             return;
@@ -327,7 +327,7 @@ impl Writer {
 
     /// Makes Redis say exactly what this hub knows: its counts as they are, and none of its
     /// entries it no longer has (`gone`: as if it had none, when it leaves the cluster).
-    async fn sync(&mut self, conn: &mut crate::bridge::Conn, gone: bool) -> bool {
+    async fn sync(&mut self, conn: &mut crate::redis_link::Conn, gone: bool) -> bool {
         let local = if gone {
             Vec::new()
         } else {
@@ -384,7 +384,7 @@ impl Writer {
     }
 
     /// Removes a dead hub's entries, once across the cluster, announcing its users' leaves.
-    async fn bury(&mut self, conn: &mut crate::bridge::Conn, dead: &str) {
+    async fn bury(&mut self, conn: &mut crate::redis_link::Conn, dead: &str) {
         let locked: Result<Option<String>, _> = redis::cmd("SET")
             .arg(self.keys.reaping(dead))
             .arg(&self.me)
@@ -443,10 +443,10 @@ impl Writer {
     async fn leave_cluster(mut self) {
         self.pending.clear();
         self.due.clear();
-        if matches!(self.bridge, Bridge::Disabled) {
+        if self.presence.standalone() {
             return;
         }
-        let Some(mut conn) = self.bridge.commands().await else {
+        let Some(mut conn) = self.presence.commands().await else {
             return;
         };
         self.sync(&mut conn, true).await;

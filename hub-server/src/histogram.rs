@@ -11,16 +11,6 @@ use std::time::Duration;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
-/// Round trips to Redis: from sub-millisecond on loopback to a `redis_timeout` (2 s).
-pub const ROUND_TRIP_BOUNDS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-];
-
-/// Cross-hub lag: a bucket at exactly 1 s, where the alert is.
-pub const LAG_BOUNDS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
-
 #[derive(Debug)]
 struct Inner {
     /// Upper bounds in microseconds, ascending; `counts` has one more slot (`+Inf`).
@@ -96,42 +86,6 @@ impl EncodeMetric for Histogram {
     }
 }
 
-/// The bridge's timings, kept beside its counters (see `bridge::BridgeCounters`).
-#[derive(Debug, Clone)]
-pub struct BridgeTimings {
-    /// One pipelined batch to Redis and its replies.
-    pub publish_round_trip: Histogram,
-    /// Another hub's publish to this hub's delivery.
-    pub cross_hub_lag: Histogram,
-}
-
-impl Default for BridgeTimings {
-    fn default() -> Self {
-        BridgeTimings {
-            publish_round_trip: Histogram::new(ROUND_TRIP_BOUNDS),
-            cross_hub_lag: Histogram::new(LAG_BOUNDS),
-        }
-    }
-}
-
-impl BridgeTimings {
-    /// A batch's round trip (once per batch: every message in it waited as long).
-    pub fn publish_round_trip(&self, took: Duration) {
-        self.publish_round_trip.observe(took);
-    }
-
-    /// A message of another hub delivered here now; `published_us` is the envelope's `t` (none
-    /// from hubs older than it). Clocks of two machines differ: a message that seems to arrive
-    /// before it was sent counts as 0, which the metric's help says.
-    pub fn cross_hub_lag(&self, published_us: Option<u64>) {
-        if let Some(published) = published_us {
-            let now = crate::bridge::envelope::unix_micros();
-            self.cross_hub_lag
-                .observe(Duration::from_micros(now.saturating_sub(published)));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,19 +115,5 @@ mod tests {
             assert!(out.lines().any(|l| l == line), "{line:?} missing in\n{out}");
         }
         assert_eq!(out.matches("le=\"+Inf\"").count(), 1, "{out}");
-    }
-
-    #[test]
-    fn a_lag_from_a_clock_ahead_of_ours_counts_as_zero() {
-        let t = BridgeTimings::default();
-        let future = crate::bridge::envelope::unix_micros() + 60_000_000;
-        t.cross_hub_lag(Some(future));
-        t.cross_hub_lag(None);
-        assert_eq!(
-            t.cross_hub_lag.count(),
-            1,
-            "an old hub's envelope is not observed"
-        );
-        assert!(text(&t.cross_hub_lag).contains("t_seconds_bucket{le=\"0.0005\"} 1"));
     }
 }

@@ -4,10 +4,10 @@
 //! byte shows in the timing, and every configured key is compared, without early exit.
 
 use http::HeaderMap;
-use http::header::AUTHORIZATION;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
+use super::bearer::bearer_token;
 use crate::config::{Secret, comma_list};
 
 /// Shortest key accepted: a key is a password for publishing to every room.
@@ -58,11 +58,7 @@ impl ApiKeys {
 
     /// Whether the request carries one of the keys.
     pub fn allows(&self, headers: &HeaderMap) -> bool {
-        let Some(presented) = headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(bearer)
-        else {
+        let Some(presented) = bearer_token(headers) else {
             return false;
         };
         let presented = digest(presented.as_bytes());
@@ -74,16 +70,10 @@ impl ApiKeys {
     }
 }
 
-/// The token of `Bearer <token>` (the scheme is case-insensitive, RFC 9110).
-fn bearer(value: &str) -> Option<&str> {
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::AUTHORIZATION;
 
     fn secret(s: &str) -> Secret {
         serde_json::from_value(serde_json::Value::String(s.into())).expect("secret")
