@@ -12,10 +12,10 @@ use tokio::sync::mpsc;
 
 use crate::bridge::Target;
 use crate::history::{History, outcome};
-use crate::hub::{ClientId, Joined, Recipient};
+use crate::hub::{ClientId, Joined};
+use crate::outbox::{QueuedBytes, Recipient};
 use crate::protocol::{Frame, JoinOutcome, Replay, Room};
 use crate::state::AppState;
-use crate::writer::QueuedBytes;
 
 pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Room, replay: Replay) {
     let hub = &state.hub;

@@ -15,7 +15,8 @@ use uuid::Uuid;
 use crate::ack::Ack;
 use crate::auth::{self, Auth, Grants, Identity, UserSlot};
 use crate::error::{AuthFailure, CloseReason, ProtocolError};
-use crate::hub::{ClientId, Kick, Newcomer, Recipient};
+use crate::hub::{ClientId, Newcomer};
+use crate::outbox::{Kick, QueuedBytes, Recipient};
 use crate::protocol::{Command, Frame, Room};
 use crate::rate_limit::TokenBucket;
 use crate::state::AppState;
@@ -42,7 +43,7 @@ where
     let kick = Arc::new(Kick::default());
     let me = Recipient {
         tx,
-        queued: writer::QueuedBytes::new(settings.send_queue_bytes),
+        queued: QueuedBytes::new(settings.send_queue_bytes),
         kick: kick.clone(),
     };
     // Echo mode (the hub-echo conformance binary only): messages go back through the writer.

@@ -7,7 +7,6 @@
 //! writer gives them back once it has written the batch they were in.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::{Sink, SinkExt};
@@ -16,54 +15,13 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::error::CloseReason;
+use crate::outbox::QueuedBytes;
 use crate::protocol::Frame;
 
 /// Frames written per flush at most, so one busy client cannot starve its pings.
 const MAX_BATCH: usize = 64;
 /// A close frame to a client that stopped reading can block forever: give up after this.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// The bytes waiting in one client's queue, against `send_queue_bytes`. One atomic add per
-/// queued frame, one subtraction per written batch.
-#[derive(Debug)]
-pub struct QueuedBytes {
-    bytes: AtomicUsize,
-    limit: usize,
-}
-
-impl QueuedBytes {
-    pub fn new(limit: usize) -> Arc<Self> {
-        Arc::new(QueuedBytes {
-            bytes: AtomicUsize::new(0),
-            limit,
-        })
-    }
-
-    /// Reserves `n` bytes; false when that would take the queue past the limit. A frame into an
-    /// empty queue always fits, so a single frame larger than the limit is still delivered.
-    pub fn try_add(&self, n: usize) -> bool {
-        let before = self.bytes.fetch_add(n, Ordering::Relaxed);
-        if before != 0 && before.saturating_add(n) > self.limit {
-            self.release(n);
-            return false;
-        }
-        true
-    }
-
-    /// Gives `n` bytes back. Saturates at zero: a few small frames (acks) are queued without a
-    /// reservation, and giving theirs back must not wrap the counter.
-    pub fn release(&self, n: usize) {
-        let _ = self
-            .bytes
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
-                Some(b.saturating_sub(n))
-            });
-    }
-
-    pub fn get(&self) -> usize {
-        self.bytes.load(Ordering::Relaxed)
-    }
-}
 
 /// Writes what `queue` brings (giving its bytes back to `queued`) until the queue ends or a close
 /// reason comes. `echo` is the hub-echo test binary's way in: whole messages the session read,
@@ -252,20 +210,6 @@ mod tests {
         ));
         let first = tokio::time::timeout(Duration::from_secs(21), out.recv()).await;
         assert!(matches!(first, Ok(Some(Message::Ping(_)))), "{first:?}");
-    }
-
-    #[test]
-    fn the_byte_bound_refuses_what_would_pass_it_but_never_a_frame_into_an_empty_queue() {
-        let q = QueuedBytes::new(100);
-        assert!(q.try_add(150), "alone in the queue, a large frame goes");
-        assert!(!q.try_add(1), "nothing more while over the bound");
-        q.release(150);
-        assert!(q.try_add(60));
-        assert!(q.try_add(40), "exactly at the bound");
-        assert!(!q.try_add(1));
-        assert_eq!(q.get(), 100, "a refused frame reserves nothing");
-        q.release(1000);
-        assert_eq!(q.get(), 0, "giving back more than was taken saturates");
     }
 
     #[tokio::test]

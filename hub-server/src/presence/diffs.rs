@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 
+use crate::hub::room_users::PresenceChange;
 use crate::protocol::Room;
-use crate::room_users::PresenceChange;
 
 /// One room's events, in order, and its user count after them.
 #[derive(Debug)]

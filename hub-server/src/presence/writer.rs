@@ -19,8 +19,8 @@ use super::scripts;
 use super::{Keys, Presence};
 use crate::bridge::{Bridge, Outgoing, Target};
 use crate::hub::Hub;
+use crate::hub::room_users::PresenceChange;
 use crate::protocol::{Frame, Room};
-use crate::room_users::PresenceChange;
 use crate::shutdown::Shutdown;
 
 /// Changes waiting for the writer; past this the hub asks for a resync instead.

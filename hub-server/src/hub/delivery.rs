@@ -1,0 +1,55 @@
+//! Local delivery: a frame to every member of a room (skipping what a join's replay already gave
+//! a member) or to every client, each through its bounded queue, never waiting.
+
+use std::sync::atomic::Ordering;
+
+use super::handle::{ClientId, Hub};
+use crate::outbox::Recipient;
+use crate::protocol::{Frame, Room};
+
+impl Hub {
+    /// Queues `frame` for every local member of `room` except `except`. Returns how many got it.
+    pub fn deliver(&self, room: &Room, frame: &Frame, except: Option<&ClientId>) -> usize {
+        let state = self.read();
+        let Some(members) = state.rooms.get(room) else {
+            return 0;
+        };
+        let seats = members
+            .iter()
+            .filter(|(_, seat)| !seat.replayed(frame))
+            .map(|(id, seat)| (id, &seat.recipient));
+        self.offer_all(seats, frame, except)
+    }
+
+    /// Queues `frame` for every local client except `except`.
+    pub fn deliver_all(&self, frame: &Frame, except: Option<&ClientId>) -> usize {
+        let state = self.read();
+        let recipients = state.clients.iter().map(|(id, m)| (id, &m.recipient));
+        self.offer_all(recipients, frame, except)
+    }
+
+    fn offer_all<'a>(
+        &self,
+        recipients: impl Iterator<Item = (&'a ClientId, &'a Recipient)>,
+        frame: &Frame,
+        except: Option<&ClientId>,
+    ) -> usize {
+        let (mut delivered, mut slow) = (0u64, 0u64);
+        for (id, recipient) in recipients {
+            if Some(id) == except {
+                continue;
+            }
+            if recipient.offer(frame) {
+                delivered += 1;
+            } else if !recipient.tx.is_closed() {
+                slow += 1;
+            }
+        }
+        let c = &self.0.counters;
+        c.delivered.fetch_add(delivered, Ordering::Relaxed);
+        if slow > 0 {
+            c.slow_consumers.fetch_add(slow, Ordering::Relaxed);
+        }
+        delivered as usize
+    }
+}

@@ -1,0 +1,134 @@
+//! The hub's concerns together: delivery, membership, slow consumers, a buffered join.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::{ClientId, Hub, Newcomer};
+use crate::error::CloseReason;
+use crate::outbox::{Kick, QueuedBytes, Recipient};
+use crate::protocol::{Frame, Room};
+
+fn client(hub: &Hub, id: &str, queue: usize) -> (ClientId, mpsc::Receiver<Frame>, Arc<Kick>) {
+    let (tx, rx) = mpsc::channel(queue);
+    let kick = Arc::new(Kick::default());
+    let id: ClientId = id.into();
+    let recipient = Recipient {
+        tx,
+        queued: QueuedBytes::new(usize::MAX),
+        kick: kick.clone(),
+    };
+    hub.register(Newcomer {
+        client_id: id.clone(),
+        recipient,
+        user: id.clone(),
+        name: None,
+        in_default_room: true,
+    });
+    (id, rx, kick)
+}
+
+fn room(name: &str) -> Room {
+    Room::parse(name).expect("valid")
+}
+
+#[test]
+fn delivery_reaches_members_but_not_the_sender_or_other_rooms() {
+    let hub = Hub::new("h".into(), 10);
+    let (a, mut rx_a, _) = client(&hub, "a", 8);
+    let (b, mut rx_b, _) = client(&hub, "b", 8);
+    let (c, mut rx_c, _) = client(&hub, "c", 8);
+    hub.join(&b, &room("r")).expect("join");
+    hub.join(&a, &room("r")).expect("join");
+    hub.leave(&c, &room("general")).expect("leave");
+
+    let frame = Frame::pong();
+    assert_eq!(hub.deliver(&room("r"), &frame, Some(&a)), 1);
+    assert_eq!(rx_b.try_recv().ok(), Some(frame.clone()));
+    assert!(rx_a.try_recv().is_err());
+    assert!(rx_c.try_recv().is_err());
+    assert_eq!(hub.deliver_all(&frame, Some(&a)), 2);
+    let _ = c;
+}
+
+#[test]
+fn rooms_appear_and_disappear_with_their_members() {
+    let hub = Hub::new("h".into(), 10);
+    let (a, _rx, _) = client(&hub, "a", 8);
+    assert!(hub.join(&a, &room("x")).expect("join"), "first member");
+    assert!(
+        !hub.join(&a, &room("x")).expect("join"),
+        "joining twice is harmless"
+    );
+    assert!(hub.local_rooms().contains(&room("x")));
+    hub.leave(&a, &room("x")).expect("leave");
+    assert!(!hub.local_rooms().contains(&room("x")));
+    assert_eq!(hub.leave(&a, &room("x")).unwrap_err().code(), "not_member");
+    hub.remove(&a);
+    assert_eq!(hub.connections(), 0);
+    assert_eq!(hub.room_count(), 0);
+}
+
+#[test]
+fn a_full_queue_kicks_the_slow_consumer_only() {
+    let hub = Hub::new("h".into(), 10);
+    let (_slow, _rx_slow, kick_slow) = client(&hub, "slow", 1);
+    let (_fast, mut rx_fast, kick_fast) = client(&hub, "fast", 8);
+    let frame = Frame::pong();
+    hub.deliver(&room("general"), &frame, None);
+    rx_fast.try_recv().expect("fast got the first");
+    hub.deliver(&room("general"), &frame, None);
+    assert_eq!(kick_slow.reason(), Some(CloseReason::SlowConsumer));
+    assert_eq!(kick_fast.reason(), None);
+    assert!(
+        rx_fast.try_recv().is_ok(),
+        "the fast client is not held back"
+    );
+}
+
+#[test]
+fn a_buffered_join_settles_without_gap_or_duplicate_even_when_the_backlog_comes_late() {
+    let hub = Hub::new("h".into(), 10);
+    let (a, mut rx, kick) = client(&hub, "a", 16);
+    let r = room("r");
+    let stored = |o: u64| Frame::from_stored(format!("{{\"offset\":{o}}}"), Some(o));
+    let (tx, mut waiting) = mpsc::channel(16);
+    let via = Recipient {
+        tx,
+        queued: QueuedBytes::new(usize::MAX),
+        kick,
+    };
+    hub.join_via(&a, &r, Some(via)).expect("join");
+    // Live while the history is read: 4 and 5 (the replay will cover up to 5), then 6.
+    for o in [4, 5, 6] {
+        hub.deliver(&r, &stored(o), None);
+    }
+    assert!(
+        rx.try_recv().is_err(),
+        "nothing reaches the client before its replay"
+    );
+    hub.settle(&a, &r, &mut waiting, Some(5));
+    assert_eq!(rx.try_recv().ok().and_then(|f| f.offset()), Some(6));
+    // The subscriber's backlog: 5 again (skipped), then 7 and 8 pass.
+    for o in [5, 7, 8] {
+        hub.deliver(&r, &stored(o), None);
+    }
+    let got: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok())
+        .filter_map(|f| f.offset())
+        .collect();
+    assert_eq!(got, vec![7, 8]);
+    // Once past, a new epoch's low offsets are not skipped.
+    hub.deliver(&r, &stored(1), None);
+    assert_eq!(rx.try_recv().ok().and_then(|f| f.offset()), Some(1));
+}
+
+#[test]
+fn the_room_limit_per_client_holds() {
+    let hub = Hub::new("h".into(), 2);
+    let (a, _rx, _) = client(&hub, "a", 8);
+    hub.join(&a, &room("one")).expect("second room");
+    assert_eq!(
+        hub.join(&a, &room("two")).unwrap_err().code(),
+        "too_many_rooms"
+    );
+}
