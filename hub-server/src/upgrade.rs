@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use warp::Filter;
 use warp::reply::{Reply, Response};
 
+use crate::auth::bearer_token;
 use crate::session;
 use crate::state::AppState;
 
@@ -93,7 +94,7 @@ fn handshake(
         );
     };
 
-    let bearer = bearer_token(headers);
+    let bearer = bearer_token(headers).map(str::to_owned);
     let accept = derive_accept_key(key.as_bytes());
     let ip = remote.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |PeerAddr(a)| a.ip());
     let config = socket_config(state.settings.max_message_bytes);
@@ -149,15 +150,6 @@ fn is_key(key: &[u8]) -> bool {
         && key[..22]
             .iter()
             .all(|&c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
-}
-
-/// The token of an `Authorization: Bearer <token>` header (non-browser clients). Tokens in the URL
-/// are not read: they would land in proxy and access logs.
-fn bearer_token(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
 }
 
 fn socket_config(max_message_bytes: usize) -> WebSocketConfig {

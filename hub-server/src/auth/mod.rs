@@ -1,76 +1,21 @@
-//! Identity and access: who a connection is (a JWT, or anonymous in `auth_mode = off`) and what
-//! it may do. The session asks [`Auth`] once at connect and on every refresh; the hub core never
-//! sees tokens.
+//! Identity and access, in one place: who a connection is (a JWT from the upgrade's bearer header
+//! or an `auth` frame, or anonymous in `auth_mode = off`) and until when ([`login`]), what it may do
+//! ([`grants`]), how many connections a user may hold ([`user_slots`]), and the server API's keys
+//! ([`api_keys`]). The session asks [`Auth`] at connect and on every `auth` frame; the hub core
+//! never sees tokens.
 
 mod api_keys;
 mod bearer;
 mod grants;
+mod login;
+mod mode;
 mod user_slots;
 mod verifier;
-
-use std::sync::Arc;
 
 pub use api_keys::{ApiKeys, BadApiKeys};
 pub use bearer::bearer_token;
 pub use grants::{Grants, Patterns};
+pub use login::{Login, Refused, time_left};
+pub use mode::{Auth, anonymous};
 pub use user_slots::{UserSlot, UserSlots};
 pub use verifier::{Checks, Identity, KeyError, MIN_SECRET_BYTES, Verifier};
-
-use crate::config::{AuthMode, Settings, comma_list};
-
-/// The hub's authentication, chosen by `auth_mode`.
-#[derive(Debug, Clone)]
-pub enum Auth {
-    /// Anonymous clients that may do everything: wave 1's behaviour.
-    Off,
-    Jwt(Arc<Verifier>),
-}
-
-impl Auth {
-    pub fn from_settings(settings: &Settings) -> Result<Self, KeyError> {
-        match settings.auth_mode {
-            AuthMode::Off => Ok(Auth::Off),
-            AuthMode::Jwt => {
-                let list = |s: Option<&str>| -> Vec<String> {
-                    comma_list(s.unwrap_or_default())
-                        .map(str::to_owned)
-                        .collect()
-                };
-                let checks = Checks {
-                    audience: settings.jwt_audience.clone(),
-                    issuer: settings.jwt_issuer.clone(),
-                    leeway_secs: settings.jwt_leeway.as_secs(),
-                    default_rooms: Patterns::parse_list(&settings.jwt_default_rooms),
-                };
-                let secrets = list(settings.jwt_secrets.as_ref().map(|s| s.expose()));
-                let public_keys = list(settings.jwt_public_keys.as_deref());
-                Ok(Auth::Jwt(Arc::new(Verifier::new(
-                    &secrets,
-                    &public_keys,
-                    checks,
-                )?)))
-            }
-        }
-    }
-
-    pub fn is_required(&self) -> bool {
-        matches!(self, Auth::Jwt(_))
-    }
-
-    pub fn mode(&self) -> &'static str {
-        match self {
-            Auth::Off => "off",
-            Auth::Jwt(_) => "jwt",
-        }
-    }
-}
-
-/// An anonymous client in `auth_mode = off`: its id is its client id, and it may do everything.
-pub fn anonymous(client_id: &Arc<str>) -> Identity {
-    Identity {
-        user_id: client_id.clone(),
-        name: None,
-        grants: Grants::everything(),
-        expires_at: None,
-    }
-}

@@ -28,7 +28,7 @@ pub struct Shared {
     pub subscribed: watch::Sender<HashSet<String>>,
     pub counters: BridgeCounters,
     /// This hub's stored room messages until they come back from Redis (or are overdue).
-    pub unconfirmed: Unconfirmed,
+    pub unconfirmed: Arc<Unconfirmed>,
     pub redis: Redis,
     pub tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }

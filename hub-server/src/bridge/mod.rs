@@ -66,7 +66,7 @@ impl Bridge {
             subscriber_connected: watch::Sender::new(false),
             subscribed: watch::Sender::new(HashSet::new()),
             counters: BridgeCounters::default(),
-            unconfirmed: unconfirmed::Unconfirmed::default(),
+            unconfirmed: Arc::default(),
             redis: redis.clone(),
             tasks: std::sync::Mutex::new(Vec::new()),
         });
@@ -93,7 +93,7 @@ impl Bridge {
                 },
             )),
             tokio::spawn(unconfirmed::run(
-                shared.clone(),
+                shared.unconfirmed.clone(),
                 hub.clone(),
                 link.shutdown.clone(),
             )),

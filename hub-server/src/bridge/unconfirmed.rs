@@ -71,7 +71,7 @@ impl Unconfirmed {
 }
 
 /// Delivers overdue messages locally until shutdown.
-pub(super) async fn run(bridge: std::sync::Arc<super::link::Shared>, hub: Hub, shutdown: Shutdown) {
+pub(super) async fn run(unconfirmed: std::sync::Arc<Unconfirmed>, hub: Hub, shutdown: Shutdown) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -79,7 +79,7 @@ pub(super) async fn run(bridge: std::sync::Arc<super::link::Shared>, hub: Hub, s
             _ = tick.tick() => {}
             _ = shutdown.wait() => return,
         }
-        let due = bridge.unconfirmed.overdue(Instant::now());
+        let due = unconfirmed.overdue(Instant::now());
         if !due.is_empty() {
             tracing::debug!(
                 messages = due.len(),

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use redis::Value;
 
+use super::epoch::new_epoch;
 use super::keys::HistoryKeys;
-use super::{new_epoch, scripts};
+use super::scripts;
 use crate::ack::StoredAt;
 use crate::config::Settings;
 use crate::protocol::{Frame, Room};

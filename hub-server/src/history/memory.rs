@@ -7,7 +7,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{Stored, new_epoch};
+use super::epoch::new_epoch;
+use super::recovery::Stored;
 use crate::protocol::{Frame, Replay, Room};
 
 #[derive(Debug)]

@@ -7,6 +7,7 @@
 //! [`recovery`] decides what a join replays: all of what was asked, or nothing.
 
 pub mod append;
+mod epoch;
 mod keys;
 pub mod memory;
 pub mod recovery;
@@ -20,6 +21,7 @@ use crate::protocol::{Replay, Room};
 use crate::redis_link::Redis;
 
 pub use append::{AppendArgs, Appender, append_reply, unix_ms};
+pub use epoch::new_epoch;
 pub use keys::HistoryKeys;
 pub use recovery::{Stored, outcome};
 
@@ -58,9 +60,4 @@ impl History {
             History::Redis(redis) => redis.read(room, request).await,
         }
     }
-}
-
-/// A fresh epoch: 8 hex digits, random, so a room whose history was lost never reuses one.
-pub fn new_epoch() -> String {
-    format!("{:08x}", rand::random::<u32>())
 }

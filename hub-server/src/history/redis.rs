@@ -5,8 +5,10 @@
 
 use redis::Value;
 
+use super::epoch::new_epoch;
 use super::keys::HistoryKeys;
-use super::{Stored, new_epoch, scripts};
+use super::recovery::Stored;
+use super::scripts;
 use crate::config::Settings;
 use crate::protocol::{Frame, Replay, Room};
 use crate::redis_link::{LazyConn, Redis};
@@ -55,7 +57,10 @@ impl RedisHistory {
         // Once more after an error: the first command on a connection Redis dropped (a restart)
         // fails while the manager reconnects.
         for attempt in 0..2 {
-            let mut conn = self.conn.get(&self.redis).await?;
+            let mut conn = self
+                .conn
+                .get(self.redis.target(), self.redis.timeout())
+                .await?;
             let reply = call.invoke_async::<Value>(&mut conn);
             match tokio::time::timeout(self.redis.timeout(), reply).await {
                 Ok(Ok(value)) => {

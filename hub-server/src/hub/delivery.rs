@@ -3,7 +3,8 @@
 
 use std::sync::atomic::Ordering;
 
-use super::handle::{ClientId, Hub};
+use super::handle::Hub;
+use super::state::ClientId;
 use crate::outbox::Recipient;
 use crate::protocol::{Frame, Room};
 

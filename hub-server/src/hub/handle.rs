@@ -12,8 +12,6 @@ use super::room_users::PresenceFeed;
 use super::state::State;
 use crate::protocol::Room;
 
-pub type ClientId = Arc<str>;
-
 #[derive(Debug, Default)]
 pub struct Counters {
     pub delivered: AtomicU64,

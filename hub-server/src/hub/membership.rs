@@ -4,7 +4,8 @@
 
 use tokio::sync::mpsc;
 
-use super::handle::{ClientId, Hub};
+use super::handle::Hub;
+use super::state::ClientId;
 use super::state::{Seat, State, remove_member};
 use crate::error::ProtocolError;
 use crate::outbox::Recipient;

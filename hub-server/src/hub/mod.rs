@@ -20,6 +20,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use handle::{ClientId, Counters, Hub};
+pub use handle::{Counters, Hub};
 pub use membership::Joined;
 pub use registry::Newcomer;
+pub use state::ClientId;

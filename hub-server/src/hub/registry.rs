@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use super::handle::{ClientId, Hub};
+use super::handle::Hub;
+use super::state::ClientId;
 use super::state::{Member, Seat, remove_member};
 use crate::error::CloseReason;
 use crate::outbox::Recipient;

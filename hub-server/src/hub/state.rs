@@ -5,10 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::handle::ClientId;
 use super::room_users::RoomUsers;
 use crate::outbox::Recipient;
 use crate::protocol::{Frame, Room};
+
+/// A connection's id, unique per process (a UUID), shared by every map that names the client.
+pub type ClientId = Arc<str>;
 
 #[derive(Debug)]
 pub(super) struct Member {

@@ -5,7 +5,6 @@
 //! - [`stats`] holds what only the metrics need, counted by the session, the join and the
 //!   socket wrapper of [`socket`] through the methods here: one relaxed atomic add each, in arrays
 //!   indexed by the fixed label values of [`labels`] (never a room or a user);
-//! - [`histogram`]: the bridge's latencies, observed without a lock.
 //!
 //! Names follow Prometheus conventions: `realtime_hub_` prefix, base units, counters registered
 //! without `_total` (the encoder appends it), `_seconds` histograms. Served in the Prometheus text
@@ -51,6 +50,7 @@ pub struct ApiRequest {
 pub struct Metrics {
     registry: Registry,
     api_requests: Family<ApiRequest, Counter>,
+    /// Shared with every client socket's [`Counted`] wrapper.
     stats: Arc<Stats>,
 }
 
@@ -80,9 +80,9 @@ impl Metrics {
 
     /// A client's upgraded socket, counted as accepted; every message through it is counted
     /// (bytes, error frames): the session reads and writes through what this returns.
-    pub fn accepted<S>(self: &Arc<Self>, socket: S) -> Counted<S> {
+    pub fn accepted<S>(&self, socket: S) -> Counted<S> {
         self.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        Counted::new(socket, self.clone())
+        Counted::new(socket, self.stats.clone())
     }
 
     /// A connection ended: `None` when the client left, else why the hub closed it (auth

@@ -12,29 +12,29 @@ use std::task::{Context, Poll};
 use futures_util::{Sink, Stream};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::Metrics;
 use super::labels::error_code;
+use super::stats::Stats;
 
 #[derive(Debug)]
 pub struct Counted<S> {
     inner: S,
-    metrics: Arc<Metrics>,
+    stats: Arc<Stats>,
     /// Written since the last flush, not yet added to `bytes_out`.
     unflushed: u64,
 }
 
 impl<S> Counted<S> {
-    pub(super) fn new(inner: S, metrics: Arc<Metrics>) -> Self {
+    pub(super) fn new(inner: S, stats: Arc<Stats>) -> Self {
         Counted {
             inner,
-            metrics,
+            stats,
             unflushed: 0,
         }
     }
 
     fn settle(&mut self) {
         if self.unflushed > 0 {
-            let stats = &self.metrics.stats;
+            let stats = &self.stats;
             stats.bytes_out.fetch_add(self.unflushed, Ordering::Relaxed);
             self.unflushed = 0;
         }
@@ -50,7 +50,7 @@ where
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let next = Pin::new(&mut self.inner).poll_next(cx);
         if let Poll::Ready(Some(Ok(msg @ (Message::Text(_) | Message::Binary(_))))) = &next {
-            let stats = &self.metrics.stats;
+            let stats = &self.stats;
             stats
                 .bytes_in
                 .fetch_add(msg.len() as u64, Ordering::Relaxed);
@@ -74,7 +74,7 @@ where
             Message::Text(text) => {
                 self.unflushed += text.len() as u64;
                 if let Some(code) = error_code(text.as_str()) {
-                    self.metrics.stats.error_frame(code);
+                    self.stats.error_frame(code);
                 }
             }
             Message::Binary(data) => self.unflushed += data.len() as u64,
@@ -111,6 +111,7 @@ mod tests {
     use crate::bridge::Bridge;
     use crate::error::ProtocolError;
     use crate::hub::Hub;
+    use crate::metrics::Metrics;
     use crate::metrics::labels::{ERROR_CODES, index};
     use crate::protocol::Frame;
 
@@ -124,7 +125,7 @@ mod tests {
         let (ours, theirs) = tokio::io::duplex(64 * 1024);
         let server = WebSocketStream::from_raw_socket(ours, Role::Server, None).await;
         let mut client = WebSocketStream::from_raw_socket(theirs, Role::Client, None).await;
-        let mut counted = Counted::new(server, metrics.clone());
+        let mut counted = Counted::new(server, metrics.stats.clone());
         for msg in [
             Message::text("hello"),
             Message::Ping(Default::default()),

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use super::{Backoff, Conn, Redis};
+use super::backoff::Backoff;
+use super::conn::Conn;
+use super::handle::Redis;
 use crate::shutdown::Shutdown;
 
 impl Redis {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::Conn;
+use super::conn::Conn;
 
 /// SCRIPT LOAD of `source` (on a cluster redis-rs sends it to every node); false when Redis does
 /// not take it in time or hashes it otherwise than `script` expects.
