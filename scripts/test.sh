@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: unit and integration tests of every crate against a real redis-server (and, for
+# `make test`: the module graph of every crate (no module uses one that uses it back), unit and
+# integration tests of every crate against a real redis-server (and, for
 # /metrics, a real Prometheus server) the tests start on free ports, the Autobahn WebSocket
 # conformance cases against the hub's own accept + handshake + session code, the deployment kit's
 # offline checks (Kubernetes manifests against the API schemas, Prometheus rules), then the
@@ -8,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/ensure-deps.sh redis-server prometheus promtool chromium node npm
+scripts/module-graph.test.sh
+scripts/module-graph.py
 cargo test --workspace --locked
 scripts/autobahn.sh
 deploy/check.sh
