@@ -34,6 +34,8 @@ pub enum ProtocolError {
     Unavailable,
     #[error("presence is unavailable: redis did not answer")]
     PresenceUnavailable,
+    #[error("too many requests of this connection are still waiting: try again")]
+    TooMuchWaiting,
 }
 
 impl ProtocolError {
@@ -52,7 +54,9 @@ impl ProtocolError {
             ProtocolError::Unauthenticated => "unauthenticated",
             ProtocolError::Forbidden(_) => "forbidden",
             ProtocolError::AuthOff => "auth_off",
-            ProtocolError::Unavailable | ProtocolError::PresenceUnavailable => "unavailable",
+            ProtocolError::Unavailable
+            | ProtocolError::PresenceUnavailable
+            | ProtocolError::TooMuchWaiting => "unavailable",
         }
     }
 }

@@ -156,6 +156,7 @@ mod tests {
             ProtocolError::AuthOff,
             ProtocolError::Unavailable,
             ProtocolError::PresenceUnavailable,
+            ProtocolError::TooMuchWaiting,
         ];
         for err in &all {
             match err {
@@ -172,7 +173,8 @@ mod tests {
                 | ProtocolError::Forbidden(_)
                 | ProtocolError::AuthOff
                 | ProtocolError::Unavailable
-                | ProtocolError::PresenceUnavailable => {}
+                | ProtocolError::PresenceUnavailable
+                | ProtocolError::TooMuchWaiting => {}
             }
             let want = index(ERROR_CODES, err.code());
             assert!(want.is_some(), "{} is not in ERROR_CODES", err.code());

@@ -3,15 +3,19 @@
 
 use uuid::Uuid;
 
+use super::pending::Work;
 use super::state::Session;
 use crate::ack::Ack;
 use crate::error::{CloseReason, ProtocolError};
+use crate::hub::ClientId;
+use crate::outbox::Recipient;
 use crate::protocol::{Command, Frame, Room};
+use crate::state::AppState;
 use crate::{join, publish};
 
-impl Session<'_> {
+impl<'a> Session<'a> {
     /// Runs one command; an error is a reason to close the connection.
-    pub(super) async fn execute(&mut self, command: Command) -> Result<(), CloseReason> {
+    pub(super) fn execute(&mut self, command: Command) -> Result<(), CloseReason> {
         let Some(identity) = &self.identity else {
             // Nothing but a token counts before the client is admitted.
             return match command {
@@ -32,29 +36,21 @@ impl Session<'_> {
             self.me.offer(&frame);
             return Ok(());
         }
-        let hub = &self.state.hub;
+        let (state, client_id, me) = (self.state, self.client_id, self.me);
         match command {
-            // Joins and presence questions wait on Redis and hold much state while they do:
-            // boxed, they take memory only while they run, instead of making every idle
-            // connection's task as large as its largest wait (5.4 KB before, measured).
+            // Joins and presence questions wait on Redis: they run beside the read loop (see
+            // `pending`), boxed, so they take memory only while they run.
             Command::Join { room, replay } => {
-                Box::pin(join::join(
-                    self.state,
-                    self.client_id,
-                    self.me,
-                    room,
-                    replay,
-                ))
-                .await;
+                let work = join::join(state, client_id, me, room.clone(), replay);
+                self.beside(room, Box::pin(work));
             }
-            Command::Leave(room) => match hub.leave(self.client_id, &room) {
-                Ok(()) => {
-                    self.me.offer(&Frame::left(&room));
-                }
-                Err(err) => {
-                    self.me.offer(&Frame::error(&err));
-                }
-            },
+            // After a join of the same room still under way, not before it.
+            Command::Leave(room) if self.pending.busy(&room) => {
+                let left = room.clone();
+                let work = async move { leave(state, client_id, me, &left) };
+                self.beside(room, Box::pin(work));
+            }
+            Command::Leave(room) => leave(state, client_id, me, &room),
             Command::Message {
                 room,
                 content,
@@ -66,14 +62,27 @@ impl Session<'_> {
             }
             Command::Auth { token } => return self.authenticate(&token),
             Command::Presence(room) => {
-                let answer = match Box::pin(self.state.presence.room(&room)).await {
-                    Ok(presence) => Frame::presence(&presence),
-                    Err(_) => Frame::error_in(&ProtocolError::PresenceUnavailable, &room),
+                let asked = room.clone();
+                let work = async move {
+                    let answer = match state.presence.room(&asked).await {
+                        Ok(presence) => Frame::presence(&presence),
+                        Err(_) => Frame::error_in(&ProtocolError::PresenceUnavailable, &asked),
+                    };
+                    me.offer(&answer);
                 };
-                self.me.offer(&answer);
+                self.beside(room, Box::pin(work));
             }
         }
         Ok(())
+    }
+
+    /// Runs `work` beside the read loop, after what is under way for `room`; refused at once
+    /// (`unavailable`, naming the room) when too much is waiting already.
+    fn beside(&mut self, room: Room, work: Work<'a>) {
+        let answer = Frame::error_in(&ProtocolError::TooMuchWaiting, &room);
+        if self.pending.start(room, work).is_err() {
+            self.me.offer(&answer);
+        }
     }
 
     /// Stamps the message with its id, sender and user, and hands it on (see [`publish`]).
@@ -104,4 +113,12 @@ impl Session<'_> {
         };
         publish::send(self.state, message);
     }
+}
+
+/// Leaves `room`: `left`, or `not_member`.
+fn leave(state: &AppState, client_id: &ClientId, me: &Recipient, room: &Room) {
+    match state.hub.leave(client_id, room) {
+        Ok(()) => me.offer(&Frame::left(room)),
+        Err(err) => me.offer(&Frame::error(&err)),
+    };
 }

@@ -5,6 +5,7 @@
 
 mod admission;
 mod commands;
+mod pending;
 mod reader;
 mod state;
 
@@ -81,6 +82,7 @@ where
         user_slot: None,
         deadline: None,
         echo,
+        pending: pending::Pending::default(),
     };
     let started = match session.echo {
         Some(_) => Ok(()),

@@ -43,6 +43,7 @@ impl Session<'_> {
                 _ = tokio::time::sleep_until(deadline) => return Some(CloseReason::PongTimeout),
                 reason = auth_deadline => return Some(reason),
                 msg = stream.next() => msg,
+                () = self.pending.next_done(), if !self.pending.is_empty() => continue,
             };
             // Any frame, pongs included, proves the client is alive.
             deadline = tokio::time::Instant::now() + pong_timeout;
@@ -56,12 +57,12 @@ impl Session<'_> {
                     }
                 }
                 Some(Ok(Message::Text(text))) => {
-                    if let Some(reason) = self.on_frame(Some(text.as_str())).await {
+                    if let Some(reason) = self.on_frame(Some(text.as_str())) {
                         return Some(reason);
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {
-                    if let Some(reason) = self.on_frame(None).await {
+                    if let Some(reason) = self.on_frame(None) {
                         return Some(reason);
                     }
                 }
@@ -89,7 +90,7 @@ impl Session<'_> {
     }
 
     /// One data frame (`None`: a binary one). Returns a close reason when the client must go.
-    async fn on_frame(&mut self, text: Option<&str>) -> Option<CloseReason> {
+    fn on_frame(&mut self, text: Option<&str>) -> Option<CloseReason> {
         let settings = &self.state.settings;
         if !self.bucket.try_take(Instant::now()) {
             self.rejected_in_a_row += 1;
@@ -115,7 +116,7 @@ impl Session<'_> {
             None => Err(ProtocolError::BinaryUnsupported),
         };
         match command {
-            Ok(command) => return self.execute(command).await.err(),
+            Ok(command) => return self.execute(command).err(),
             Err(err) => {
                 self.me.offer(&Frame::error(&err));
             }

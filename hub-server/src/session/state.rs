@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::pending::Pending;
 use crate::auth::{Identity, UserSlot};
 use crate::error::CloseReason;
 use crate::hub::ClientId;
@@ -29,4 +30,6 @@ pub(super) struct Session<'a> {
     pub deadline: Option<(tokio::time::Instant, CloseReason)>,
     /// Echo mode: where each message read goes instead of the chat protocol.
     pub echo: Option<mpsc::Sender<Message>>,
+    /// Slow commands under way beside the read loop.
+    pub pending: Pending<'a>,
 }

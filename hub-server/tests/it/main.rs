@@ -23,6 +23,7 @@
 //! - `handshake`  — issue 14.5: the RFC 6455 opening handshake's answers over raw TCP.
 //! - `send_queue` — issue 14.2: a client that stops reading is closed past `send_queue_bytes`.
 //! - `garbage`    — issue 14.6: 30 s of random bytes, HTTP, frames and messages; hub stays healthy.
+//! - `stall`      — issue 25.3: Redis stalled 8 s while joins wait: pings, expiry, kicks still act.
 //! - `metrics`    — issues 12, 13: a real Prometheus scrapes two hubs' `/metrics`; every family moves
 //!   when it should; `promtool check metrics`.
 //!
@@ -47,4 +48,5 @@ mod presence;
 mod protocol;
 mod send_queue;
 mod shutdown;
+mod stall;
 mod standalone;

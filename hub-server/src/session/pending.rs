@@ -1,0 +1,149 @@
+//! Slow commands of one session — a join that waits for its subscription and reads history, a
+//! presence question, later a backend call — run beside the read loop instead of inside it, so
+//! pings are answered, kicks and token expiry act, and other rooms' commands go on while Redis or
+//! a backend is slow. Commands about one room still run in the order they came: a second one
+//! waits until the first is done, so `joined` never follows a later `left`.
+//!
+//! Bounded: at most [`MAX_PENDING`] commands wait at once (running or queued behind their room);
+//! one more is refused at once. A future takes memory only while it waits.
+
+use std::collections::{HashMap, VecDeque};
+
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
+use crate::protocol::Room;
+
+/// Commands waiting at once per connection, at most: a client cannot pile up work on the hub by
+/// sending joins faster than Redis answers.
+pub const MAX_PENDING: usize = 64;
+
+/// A command's work: done when the future is.
+pub type Work<'a> = BoxFuture<'a, ()>;
+
+#[derive(Default)]
+pub(super) struct Pending<'a> {
+    /// One future per room with work under way; each yields its room when done.
+    running: FuturesUnordered<BoxFuture<'a, Room>>,
+    /// Work queued behind the running one of its room, in arrival order.
+    queued: HashMap<Room, VecDeque<Work<'a>>>,
+    waiting: usize,
+}
+
+/// Too many commands waiting.
+#[derive(Debug)]
+pub(super) struct Full;
+
+impl<'a> Pending<'a> {
+    /// Starts `work` for `room` now, or after what is under way for that room.
+    pub fn start(&mut self, room: Room, work: Work<'a>) -> Result<(), Full> {
+        if self.waiting >= MAX_PENDING {
+            return Err(Full);
+        }
+        self.waiting += 1;
+        match self.queued.get_mut(&room) {
+            Some(queue) => queue.push_back(work),
+            None => {
+                self.queued.insert(room.clone(), VecDeque::new());
+                self.run(room, work);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether work for `room` is under way (a later command about it must wait its turn).
+    pub fn busy(&self, room: &Room) -> bool {
+        self.queued.contains_key(room)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.running.is_empty()
+    }
+
+    /// Waits until one piece of work is done and starts the next of its room; never resolves
+    /// while nothing runs (select on it with `if !is_empty()`).
+    pub async fn next_done(&mut self) {
+        let Some(room) = self.running.next().await else {
+            return std::future::pending().await;
+        };
+        self.waiting -= 1;
+        let next = self.queued.get_mut(&room).and_then(VecDeque::pop_front);
+        match next {
+            Some(work) => self.run(room, work),
+            None => {
+                self.queued.remove(&room);
+            }
+        }
+    }
+
+    fn run(&mut self, room: Room, work: Work<'a>) {
+        self.running.push(Box::pin(async move {
+            work.await;
+            room
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    fn room(name: &str) -> Room {
+        Room::parse(name).expect("room")
+    }
+
+    #[tokio::test]
+    async fn one_rooms_commands_run_in_order_other_rooms_do_not_wait() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut pending = Pending::default();
+        let (release_a, held_a) = oneshot::channel::<()>();
+        let step = |name: &'static str, gate: Option<oneshot::Receiver<()>>| {
+            let log = log.clone();
+            Box::pin(async move {
+                if let Some(gate) = gate {
+                    let _ = gate.await;
+                }
+                log.lock().expect("log").push(name);
+            }) as Work<'static>
+        };
+        pending
+            .start(room("a"), step("a1", Some(held_a)))
+            .expect("room");
+        pending.start(room("a"), step("a2", None)).expect("room");
+        pending.start(room("b"), step("b1", None)).expect("room");
+        assert!(pending.busy(&room("a")) && pending.busy(&room("b")));
+        pending.next_done().await;
+        assert_eq!(*log.lock().expect("log"), ["b1"], "b does not wait for a");
+        release_a.send(()).expect("held");
+        pending.next_done().await;
+        pending.next_done().await;
+        assert_eq!(*log.lock().expect("log"), ["b1", "a1", "a2"], "a in order");
+        assert!(pending.is_empty() && !pending.busy(&room("a")));
+    }
+
+    #[tokio::test]
+    async fn past_the_bound_work_is_refused_until_some_is_done() {
+        let mut pending = Pending::default();
+        let mut gates = Vec::new();
+        for i in 0..MAX_PENDING {
+            let (tx, rx) = oneshot::channel::<()>();
+            gates.push(tx);
+            let work = Box::pin(async move {
+                let _ = rx.await;
+            }) as Work<'static>;
+            pending
+                .start(room(&format!("r{}", i % 3)), work)
+                .expect("room left");
+        }
+        let one_more = Box::pin(async {}) as Work<'static>;
+        assert!(pending.start(room("x"), one_more).is_err());
+        drop(gates.remove(0));
+        pending.next_done().await;
+        let one_more = Box::pin(async {}) as Work<'static>;
+        assert!(pending.start(room("x"), one_more).is_ok());
+    }
+}
