@@ -26,7 +26,6 @@ pub mod session;
 pub mod shutdown;
 pub mod slots;
 pub mod state;
-pub mod telemetry;
 pub mod upgrade;
 pub mod writer;
 

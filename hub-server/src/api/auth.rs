@@ -8,7 +8,9 @@ use http::header::AUTHORIZATION;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::config::{Secret, comma_list};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::comma_list;
 
 /// Shortest key accepted: a key is a password for publishing to every room.
 pub const MIN_KEY_BYTES: usize = 16;
@@ -41,9 +43,9 @@ fn digest(key: &[u8]) -> [u8; 32] {
 
 impl ApiKeys {
     /// Comma-separated keys; blanks around commas and empty entries are ignored.
-    pub fn parse(keys: &Secret) -> Result<Self, BadApiKeys> {
+    pub fn parse(keys: &SecretString) -> Result<Self, BadApiKeys> {
         let mut digests = Vec::new();
-        for (i, key) in comma_list(keys.expose()).enumerate() {
+        for (i, key) in comma_list(keys.expose_secret()).enumerate() {
             let printable = key.bytes().all(|b| b.is_ascii_graphic());
             if key.len() < MIN_KEY_BYTES || !printable {
                 return Err(BadApiKeys::Weak(i + 1));
@@ -85,8 +87,8 @@ fn bearer(value: &str) -> Option<&str> {
 mod tests {
     use super::*;
 
-    fn secret(s: &str) -> Secret {
-        serde_json::from_value(serde_json::Value::String(s.into())).expect("secret")
+    fn secret(s: &str) -> SecretString {
+        s.into()
     }
 
     fn headers(authorization: &str) -> HeaderMap {

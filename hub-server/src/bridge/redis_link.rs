@@ -33,13 +33,21 @@ impl RedisTarget {
     /// `REDIS_CLUSTER_NODES`, else `REDIS_URL`, else `None` (standalone). Both set is refused by
     /// the configuration.
     pub fn from_settings(settings: &Settings) -> RedisResult<Option<Self>> {
-        if let Some(nodes) = settings.redis_cluster_nodes.as_deref() {
+        if let Some(nodes) = settings
+            .redis_cluster_nodes
+            .as_ref()
+            .map(secrecy::ExposeSecret::expose_secret)
+        {
             let nodes = crate::config::comma_list(nodes)
                 .map(IntoConnectionInfo::into_connection_info)
                 .collect::<RedisResult<Vec<_>>>()?;
             return Ok(Some(RedisTarget::Cluster(nodes)));
         }
-        match settings.redis_url.as_deref() {
+        match settings
+            .redis_url
+            .as_ref()
+            .map(secrecy::ExposeSecret::expose_secret)
+        {
             Some(url) => Ok(Some(RedisTarget::Single(redis::Client::open(url)?))),
             None => Ok(None),
         }
