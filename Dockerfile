@@ -13,26 +13,28 @@ COPY hub-server/Cargo.toml hub-server/
 COPY hub-client-web/Cargo.toml hub-client-web/
 COPY hub-bench/Cargo.toml hub-bench/
 COPY http-accept/Cargo.toml http-accept/
+COPY service-kit/Cargo.toml service-kit/
 COPY vendor/ vendor/
 # With vendored sources, cargo must use them instead of crates.io (which containers may not reach).
 RUN if find vendor -mindepth 1 -maxdepth 1 -type d | grep -q .; then \
       mkdir -p .cargo && printf '%s\n' '[source.crates-io]' 'replace-with = "vendored-sources"' \
         '[source.vendored-sources]' 'directory = "vendor"' '[net]' 'offline = true' > .cargo/config.toml; \
     fi \
- && for c in hub-server hub-client-web hub-bench http-accept; do \
+ && for c in hub-server hub-client-web hub-bench http-accept service-kit; do \
       mkdir -p "$c/src" && echo 'fn main() {}' > "$c/src/main.rs" && touch "$c/src/lib.rs"; \
     done \
  && cargo build --release --locked -p hub-server -p hub-client-web \
- && rm -rf hub-server/src hub-client-web/src hub-bench/src http-accept/src
+ && rm -rf hub-server/src hub-client-web/src hub-bench/src http-accept/src service-kit/src
 
 # 2. The workspace's own code. touch: the copied files may be older than the placeholder build above.
 COPY hub-server/ hub-server/
 COPY hub-client-web/ hub-client-web/
 COPY hub-bench/ hub-bench/
 COPY http-accept/ http-accept/
+COPY service-kit/ service-kit/
 COPY templates/ templates/
 COPY static/ static/
-RUN find hub-server hub-client-web hub-bench http-accept templates static -type f -exec touch {} + \
+RUN find hub-server hub-client-web hub-bench http-accept service-kit templates static -type f -exec touch {} + \
  && cargo build --release --locked -p hub-server -p hub-client-web \
  && cp target/release/hub-server target/release/hub-client-web /usr/local/bin/
 

@@ -1,11 +1,14 @@
 //! Settings: built-in defaults → optional TOML file (`--config PATH`) → environment (`WEB_*`, `HUB_URL`).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use humantime::format_duration;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+pub use service_kit::ConfigError;
+use service_kit::{Layers, LogFormat, MIN_SECRET_BYTES};
 
 /// Every tunable of the web server. Field names are the TOML keys; `WEB_<FIELD>` is the environment
 /// variable, except that the conventional `HUB_URL` also sets `hub_url` (and wins over `WEB_HUB_URL`).
@@ -43,7 +46,7 @@ pub struct Settings {
     /// HS256 secret of the demo identity provider (`POST /token`), shared with the hubs'
     /// `HUB_JWT_SECRETS`. Unset: no sign-in, `/token` is 404 and the page runs anonymous.
     #[serde(default)]
-    pub jwt_secret: Option<Secret>,
+    pub jwt_secret: Option<SecretString>,
     /// Lifetime of a demo token; the page asks for a new one at 80 % of it.
     #[serde(with = "humantime_serde")]
     pub token_ttl: Duration,
@@ -61,36 +64,8 @@ pub struct Settings {
     /// The key those APIs accept (one of the hubs' `HUB_API_KEYS`). Read here only: it never
     /// reaches a browser.
     #[serde(default)]
-    pub api_key: Option<Secret>,
+    pub api_key: Option<SecretString>,
 }
-
-/// A secret read from the configuration. Its `Debug` is redacted, so printing [`Settings`] (or an
-/// error that carries it) never shows the secret.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Secret([redacted, {} bytes])", self.0.len())
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(s: &str) -> Self {
-        Secret(s.to_owned())
-    }
-}
-
-/// RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits). The hubs refuse
-/// shorter secrets too, so a short one here would only fail later, on every sign-in.
-pub const MIN_SECRET_BYTES: usize = 32;
 
 /// Upper bound of `token_ttl` (24h, as the error message says): the demo tokens are meant to be
 /// short-lived, the page refreshes them.
@@ -121,13 +96,6 @@ fn csp_safe(s: &str) -> bool {
         .any(|c| c.is_whitespace() || c.is_control() || ";,'\"<>".contains(c))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
 /// The defaults, as TOML, so the README table and the code cannot drift apart silently.
 pub const DEFAULTS: &str = r#"
 listen = "0.0.0.0:9081"
@@ -142,20 +110,13 @@ log_format = "text"
 token_ttl = "15m"
 "#;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    // Not a #[source]: the message already carries it, and `{:#}` would print it twice.
-    #[error("configuration: {0}")]
-    Load(config::ConfigError),
-    #[error("configuration: {0}")]
-    Invalid(String),
-}
-
-impl From<config::ConfigError> for ConfigError {
-    fn from(e: config::ConfigError) -> Self {
-        ConfigError::Load(e)
-    }
-}
+/// Defaults, then the file, then `WEB_<KEY>`; the conventional `HUB_URL` (the name compose files
+/// and the hub's docs use) is honoured as it is, over `WEB_HUB_URL`.
+const LAYERS: Layers = Layers {
+    defaults: DEFAULTS,
+    env_prefix: "WEB",
+    named: &[("HUB_URL", "hub_url")],
+};
 
 impl Settings {
     /// Reads defaults, then `file` if given, then the process environment.
@@ -164,30 +125,11 @@ impl Settings {
     }
 
     /// Like [`Settings::load`] with an explicit environment, for tests.
-    pub fn load_from(
+    pub fn load_from<K: Into<String>, V: Into<String>>(
         file: Option<&Path>,
-        env: impl IntoIterator<Item = (String, String)>,
+        env: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Self, ConfigError> {
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
-        if let Some(path) = file {
-            builder = builder.add_source(config::File::from(path).required(true));
-        }
-        let env: HashMap<String, String> = env.into_iter().collect();
-        // HUB_URL is the name compose files and the hub's docs use; honour it as is.
-        if let Some(url) = env.get("HUB_URL").filter(|u| !u.is_empty()) {
-            builder = builder.set_override("hub_url", url.clone())?;
-        }
-        let web_env: HashMap<String, String> = env
-            .into_iter()
-            .filter(|(k, v)| k.starts_with("WEB_") && !v.is_empty())
-            .collect();
-        builder = builder.add_source(
-            config::Environment::with_prefix("WEB")
-                .prefix_separator("_")
-                .source(Some(web_env)),
-        );
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let settings: Settings = LAYERS.load(file, env)?;
         settings.validate()?;
         Ok(settings)
     }
@@ -275,19 +217,19 @@ impl Settings {
             ));
         }
         if let Some(secret) = &self.jwt_secret
-            && secret.expose().len() < MIN_SECRET_BYTES
+            && secret.expose_secret().len() < MIN_SECRET_BYTES
         {
             // The length is safe to say; the secret itself never goes into a message.
             return Err(ConfigError::Invalid(format!(
                 "jwt_secret (WEB_JWT_SECRET) must be at least {MIN_SECRET_BYTES} bytes for HS256 \
                  (RFC 7518), got {}",
-                secret.expose().len()
+                secret.expose_secret().len()
             )));
         }
         if self.token_ttl < Duration::from_secs(1) || self.token_ttl > MAX_TOKEN_TTL {
             return Err(ConfigError::Invalid(format!(
-                "token_ttl must be between 1s and 24h, got {:?}",
-                self.token_ttl
+                "token_ttl must be between 1s and 24h, got {}",
+                format_duration(self.token_ttl)
             )));
         }
         for (key, value) in [
@@ -306,16 +248,11 @@ impl Settings {
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    const NO_ENV: [(&str, &str); 0] = [];
 
     #[test]
     fn defaults_load_without_file_or_environment() {
-        let s = Settings::load_from(None, env(&[])).expect("defaults are valid");
+        let s = Settings::load_from(None, NO_ENV).expect("defaults are valid");
         assert_eq!(s.listen.port(), 9081);
         assert_eq!(
             s.hub_target(),
@@ -336,22 +273,19 @@ mod tests {
     fn the_jwt_secret_is_read_checked_for_length_and_never_printed() {
         let secret = "a-secret-of-exactly-32-bytes-ok!";
         assert_eq!(secret.len(), 32);
-        let s = Settings::load_from(
-            None,
-            env(&[("WEB_JWT_SECRET", secret), ("WEB_TOKEN_TTL", "2m")]),
-        )
-        .expect("valid");
+        let s = Settings::load_from(None, [("WEB_JWT_SECRET", secret), ("WEB_TOKEN_TTL", "2m")])
+            .expect("valid");
         assert_eq!(
-            s.jwt_secret.as_ref().map(Secret::expose),
-            Some(secret.as_bytes())
+            s.jwt_secret.as_ref().map(ExposeSecret::expose_secret),
+            Some(secret)
         );
         assert_eq!(s.token_ttl, Duration::from_secs(120));
         let debug = format!("{s:?}");
         assert!(!debug.contains(secret), "{debug}");
-        assert!(debug.contains("redacted"), "{debug}");
+        assert!(debug.contains("REDACTED"), "{debug}");
 
         let short = "only-31-bytes-long-secret-here!";
-        let err = Settings::load_from(None, env(&[("WEB_JWT_SECRET", short)])).unwrap_err();
+        let err = Settings::load_from(None, [("WEB_JWT_SECRET", short)]).unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.contains("jwt_secret") && msg.contains("WEB_JWT_SECRET"),
@@ -362,7 +296,7 @@ mod tests {
             "the error must not echo the secret: {msg}"
         );
         // An empty variable is the same as an unset one: sign-in stays off.
-        let s = Settings::load_from(None, env(&[("WEB_JWT_SECRET", "")])).expect("valid");
+        let s = Settings::load_from(None, [("WEB_JWT_SECRET", "")]).expect("valid");
         assert!(s.jwt_secret.is_none());
     }
 
@@ -370,7 +304,7 @@ mod tests {
     fn environment_overrides_defaults_and_hub_url_wins() {
         let s = Settings::load_from(
             None,
-            env(&[
+            [
                 ("WEB_LISTEN", "127.0.0.1:9999"),
                 ("WEB_HUB_URL", "ws://ignored:1/ws"),
                 ("HUB_URL", "wss://chat.example/ws"),
@@ -378,7 +312,7 @@ mod tests {
                 ("WEB_HUB_LABEL", "hub1"),
                 ("WEB_RECONNECT_MAX", "2s"),
                 ("HUB_LISTEN", "0.0.0.0:1"),
-            ]),
+            ],
         )
         .expect("valid");
         assert_eq!(s.listen.port(), 9999);
@@ -393,23 +327,21 @@ mod tests {
 
     #[test]
     fn bad_values_are_rejected_with_the_key_named() {
-        let err = Settings::load_from(None, env(&[("HUB_URL", "http://x/ws")])).unwrap_err();
+        let err = Settings::load_from(None, [("HUB_URL", "http://x/ws")]).unwrap_err();
         assert!(err.to_string().contains("hub_url"), "{err}");
-        let err =
-            Settings::load_from(None, env(&[("HUB_URL", "ws://x/ws; script-src *")])).unwrap_err();
+        let err = Settings::load_from(None, [("HUB_URL", "ws://x/ws; script-src *")]).unwrap_err();
         assert!(err.to_string().contains("hub_url"), "{err}");
-        let err = Settings::load_from(None, env(&[("WEB_RECONNECT_MIN", "1m")])).unwrap_err();
+        let err = Settings::load_from(None, [("WEB_RECONNECT_MIN", "1m")]).unwrap_err();
         assert!(err.to_string().contains("reconnect_min"), "{err}");
-        let err =
-            Settings::load_from(None, env(&[("WEB_REQUEST_HEADER_TIMEOUT", "0s")])).unwrap_err();
+        let err = Settings::load_from(None, [("WEB_REQUEST_HEADER_TIMEOUT", "0s")]).unwrap_err();
         assert!(err.to_string().contains("request_header_timeout"), "{err}");
-        let err = Settings::load_from(None, env(&[("WEB_LISTEN", "nowhere")])).unwrap_err();
+        let err = Settings::load_from(None, [("WEB_LISTEN", "nowhere")]).unwrap_err();
         assert!(err.to_string().contains("listen"), "{err}");
         for ttl in ["0s", "500ms", "25h"] {
-            let err = Settings::load_from(None, env(&[("WEB_TOKEN_TTL", ttl)])).unwrap_err();
+            let err = Settings::load_from(None, [("WEB_TOKEN_TTL", ttl)]).unwrap_err();
             assert!(err.to_string().contains("token_ttl"), "{ttl}: {err}");
         }
-        let err = Settings::load_from(None, env(&[("WEB_JWT_ISSUER", " ")])).unwrap_err();
+        let err = Settings::load_from(None, [("WEB_JWT_ISSUER", " ")]).unwrap_err();
         assert!(err.to_string().contains("jwt_issuer"), "{err}");
         for (key, value, named) in [
             ("WEB_HUB_PORT", "0", "hub_port"),
@@ -420,7 +352,7 @@ mod tests {
             ("WEB_API_URLS", "http://hub1:8090/api", "api_urls"),
             ("WEB_API_URLS", "http://hub1:8090", "api_key"),
         ] {
-            let err = Settings::load_from(None, env(&[(key, value)])).unwrap_err();
+            let err = Settings::load_from(None, [(key, value)]).unwrap_err();
             assert!(err.to_string().contains(named), "{key}={value}: {err}");
         }
     }
@@ -430,12 +362,12 @@ mod tests {
         let key = "an-api-key-0123456789";
         let s = Settings::load_from(
             None,
-            env(&[
+            [
                 ("WEB_HUB_PORT", "8081"),
                 ("WEB_HUB_PATH", "/hub/ws"),
                 ("WEB_API_URLS", " http://hub1:8090/, http://hub2:8090 ,"),
                 ("WEB_API_KEY", key),
-            ]),
+            ],
         )
         .expect("valid");
         assert_eq!(

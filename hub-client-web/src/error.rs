@@ -1,6 +1,9 @@
-//! The crate's error types and their one mapping to HTTP status codes (and, for `/token`, JSON codes).
+//! The web server's error type and its one mapping to HTTP status codes (`/token`'s own refusals
+//! are [`TokenError`], which maps itself, to JSON codes too).
 
 use warp::http::StatusCode;
+
+use crate::token::TokenError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -29,65 +32,3 @@ impl WebError {
 }
 
 impl warp::reject::Reject for WebError {}
-
-/// Why `POST /token` said no. The messages go to the browser: they name what was wrong and never
-/// carry a secret or a token.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    #[error("sign-in is not enabled on this server (no jwt_secret)")]
-    Disabled,
-    #[error("POST only")]
-    MethodNotAllowed,
-    #[error("a request from a page needs its Origin and Host headers")]
-    NoOrigin,
-    #[error("the request does not come from this server's page")]
-    ForeignOrigin,
-    #[error("the body must be application/json")]
-    UnsupportedMediaType,
-    #[error("the body needs a Content-Length")]
-    LengthRequired,
-    #[error("the body is larger than {} bytes", crate::token::MAX_BODY_BYTES)]
-    TooLarge,
-    #[error("the body is not a valid request: {0}")]
-    BadJson(String),
-    #[error("{0}")]
-    BadName(&'static str),
-    #[error("sub must be 8 to 64 of A-Z a-z 0-9 _ -")]
-    BadSub,
-    /// Signing failed: a bug, since the key is an HMAC secret checked at start.
-    #[error("the token could not be signed")]
-    Sign(#[source] jsonwebtoken::errors::Error),
-}
-
-impl TokenError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            TokenError::Disabled => StatusCode::NOT_FOUND,
-            TokenError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            TokenError::NoOrigin | TokenError::ForeignOrigin => StatusCode::FORBIDDEN,
-            TokenError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            TokenError::LengthRequired => StatusCode::LENGTH_REQUIRED,
-            TokenError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            TokenError::BadJson(_) | TokenError::BadName(_) | TokenError::BadSub => {
-                StatusCode::BAD_REQUEST
-            }
-            TokenError::Sign(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// The stable machine-readable code of the JSON error body.
-    pub fn code(&self) -> &'static str {
-        match self {
-            TokenError::Disabled => "not_found",
-            TokenError::MethodNotAllowed => "method_not_allowed",
-            TokenError::NoOrigin | TokenError::ForeignOrigin => "bad_origin",
-            TokenError::UnsupportedMediaType => "unsupported_media_type",
-            TokenError::LengthRequired => "length_required",
-            TokenError::TooLarge => "too_large",
-            TokenError::BadJson(_) => "bad_json",
-            TokenError::BadName(_) => "bad_name",
-            TokenError::BadSub => "bad_sub",
-            TokenError::Sign(_) => "internal",
-        }
-    }
-}

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
+use humantime::format_duration;
 use hyper_util::rt::TokioIo;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpStream;
 use warp::http::header::{AUTHORIZATION, HOST};
 use warp::http::{HeaderValue, Request};
-
-use crate::config::Secret;
 
 /// Largest answer read: `/metrics` of a busy hub is a few tens of KiB.
 pub const MAX_BODY_BYTES: usize = 4 << 20;
@@ -22,7 +22,7 @@ pub enum FetchError {
     /// Nothing listens there, or the connection broke: the hub (or its API) is down.
     #[error("no answer: {0}")]
     Unreachable(String),
-    #[error("no answer within {0:?}")]
+    #[error("no answer within {}", format_duration(*.0))]
     Timeout(Duration),
     /// An HTTP answer other than 200 (401: wrong key; 503: the hub cannot reach Redis).
     #[error("answered HTTP {0}")]
@@ -31,15 +31,15 @@ pub enum FetchError {
     TooLarge,
 }
 
-/// `Debug` shows the key redacted ([`Secret`]).
+/// `Debug` shows the key redacted ([`SecretString`]).
 #[derive(Debug, Clone)]
 pub struct HubApi {
-    key: Secret,
+    key: SecretString,
     timeout: Duration,
 }
 
 impl HubApi {
-    pub fn new(key: Secret, timeout: Duration) -> Self {
+    pub fn new(key: SecretString, timeout: Duration) -> Self {
         HubApi { key, timeout }
     }
 
@@ -64,8 +64,9 @@ impl HubApi {
             .map_err(|e| broken(&e))?;
         // The connection task ends with the exchange: the request asks for close.
         let driver = tokio::spawn(conn);
-        let mut bearer = HeaderValue::from_bytes(&[b"Bearer ", self.key.expose()].concat())
-            .map_err(|_| FetchError::Unreachable("the API key is not a valid header".into()))?;
+        let mut bearer =
+            HeaderValue::from_bytes(&[b"Bearer ", self.key.expose_secret().as_bytes()].concat())
+                .map_err(|_| FetchError::Unreachable("the API key is not a valid header".into()))?;
         bearer.set_sensitive(true);
         let request = Request::get(path)
             .header(HOST, authority)

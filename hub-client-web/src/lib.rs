@@ -11,7 +11,6 @@ pub mod hub_api;
 pub mod page;
 pub mod prom;
 pub mod routes;
-pub mod shutdown;
 pub mod static_files;
 pub mod status;
 pub mod token;

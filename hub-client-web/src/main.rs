@@ -1,13 +1,11 @@
 //! Entry point: arguments, settings, tracing, bind, run (or answer the healthcheck).
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
-use hub_client_web::cli::{self, Command};
-use hub_client_web::config::{LogFormat, Settings};
-use hub_client_web::{health, shutdown};
-use tracing_subscriber::EnvFilter;
+use hub_client_web::Settings;
+use hub_client_web::cli::PROGRAM;
+use service_kit::cli::Command;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -21,25 +19,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> anyhow::Result<ExitCode> {
-    let args = cli::parse(std::env::args().skip(1))?;
-    if args.command == Command::Help {
-        println!("{}", cli::USAGE);
-        return Ok(ExitCode::SUCCESS);
-    }
+    let args = PROGRAM.parse();
     let settings = Settings::load(args.config.as_deref())?;
-
-    if args.command == Command::Healthcheck {
-        let addr = health::probe_addr(settings.listen);
-        return Ok(match health::check(addr, Duration::from_secs(3)).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("unhealthy: {e}");
-                ExitCode::FAILURE
-            }
-        });
+    if args.command == Some(Command::Healthcheck) {
+        return Ok(service_kit::healthcheck::run(settings.listen).await);
     }
 
-    init_tracing(settings.log_format);
+    service_kit::log::init(settings.log_format);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
@@ -50,20 +36,7 @@ async fn run() -> anyhow::Result<ExitCode> {
         status_apis = settings.api_urls().len(),
         "serving the chat page"
     );
-    hub_client_web::run(listener, settings, shutdown::signal()).await;
+    hub_client_web::run(listener, settings, service_kit::signal::stop()).await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colour codes only for a terminal: in Docker and CI logs they are noise.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
 }

@@ -1,5 +1,23 @@
 //! Reads the few figures the status page needs from a hub's `/metrics` (Prometheus text format):
 //! plain samples by name, and the cross-hub lag histogram's buckets, summed over its label sets.
+//!
+//! Our own ~60 lines, not a parser crate, after a look at each on crates.io (December 2026):
+//! - `prometheus-parse` 0.2.5 (the most downloaded): last release December 2023; it splits label
+//!   sets on `,` and `=` just as this reader does (no better on escaped values), and its fix for
+//!   `=` in a label value has waited as an open pull request since June 2024; it brings `chrono`,
+//!   `regex`, `itertools` and `once_cell` along.
+//! - `openmetrics-parser` 0.5.1 (released October 2026): LGPL-3.0, which a statically linked,
+//!   MIT-licensed binary cannot take on without relinking obligations; and it refuses a whole
+//!   exposition for one line it does not accept, where the page should keep the figures it can read.
+//! - `nom-openmetrics` 0.3.0 (MIT, July 2026): all-or-nothing too (a sample with a timestamp fails
+//!   the whole text); its Prometheus entry point refuses the `# EOF` line our hubs end with; it
+//!   gives `le` back as a string to parse anyway; and 0.3.0 still prints a debug line to stderr
+//!   for every infinite sample value.
+//! - `prom_text_format_parser` 0.1.0: one release (December 2023), on `winnow` 0.5.
+//!
+//! What the page needs is small and stable (the hubs' own output, no escaped label values): a line
+//! this reader cannot split is skipped, never fatal. Revisit when a maintained, permissively licensed
+//! parser appears.
 
 use std::collections::BTreeMap;
 

@@ -15,10 +15,10 @@ use warp::reply::Response as AnyResponse;
 use warp::{Filter, Rejection, Reply};
 
 use crate::config::Settings;
-use crate::error::{TokenError, WebError};
+use crate::error::WebError;
 use crate::health::Health;
 use crate::status::StatusBoard;
-use crate::token::{self, Issuer};
+use crate::token::{self, Issuer, TokenError};
 use crate::{page, static_files};
 
 /// Every route of the web server, with its error mapping and common security headers.
@@ -127,7 +127,7 @@ async fn token_rejection(err: Rejection) -> Result<AnyResponse, Rejection> {
     let e = if let Some(WebError::Token(e)) = err.find::<WebError>() {
         e
     } else if err.find::<warp::reject::PayloadTooLarge>().is_some() {
-        known = TokenError::TooLarge;
+        known = TokenError::TooLarge(token::MAX_BODY_BYTES);
         &known
     } else if err.find::<warp::reject::LengthRequired>().is_some() {
         known = TokenError::LengthRequired;
@@ -252,16 +252,21 @@ mod tests {
     use crate::config::Settings;
 
     fn settings() -> Arc<Settings> {
-        let env = [("HUB_URL".to_string(), "ws://hub.test:8080/ws".to_string())];
+        let env = [("HUB_URL", "ws://hub.test:8080/ws")];
         Arc::new(Settings::load_from(None, env).expect("valid settings"))
+    }
+
+    /// `GET path` from the routes of [`settings`], without a status page.
+    async fn get(path: &str) -> Response<Bytes> {
+        warp::test::request()
+            .path(path)
+            .reply(&routes(settings(), StatusBoard::unconfigured()))
+            .await
     }
 
     #[tokio::test]
     async fn index_renders_the_hub_url_with_a_csp() {
-        let res = warp::test::request()
-            .path("/")
-            .reply(&routes(settings(), StatusBoard::unconfigured()))
-            .await;
+        let res = get("/").await;
         assert_eq!(res.status(), 200);
         let body = String::from_utf8_lossy(res.body());
         assert!(
@@ -285,7 +290,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_hub_url_the_page_connects_to_the_host_it_was_loaded_from() {
-        let env = [("WEB_HUB_PORT".to_string(), "8081".to_string())];
+        let env = [("WEB_HUB_PORT", "8081")];
         let routes = routes(
             Arc::new(Settings::load_from(None, env).expect("valid settings")),
             StatusBoard::unconfigured(),
@@ -337,12 +342,8 @@ mod tests {
     fn routes_with(
         pairs: &'static [(&'static str, &'static str)],
     ) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone + use<> {
-        let env: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
         routes(
-            Arc::new(Settings::load_from(None, env).expect("valid settings")),
+            Arc::new(Settings::load_from(None, pairs.iter().copied()).expect("valid settings")),
             StatusBoard::unconfigured(),
         )
     }
@@ -377,7 +378,7 @@ mod tests {
 
     #[tokio::test]
     async fn template_values_are_html_escaped() {
-        let env = [("WEB_TITLE".to_string(), "<b>chat</b> & co".to_string())];
+        let env = [("WEB_TITLE", "<b>chat</b> & co")];
         let settings = Arc::new(Settings::load_from(None, env).expect("valid settings"));
         let res = warp::test::request()
             .path("/")
@@ -394,10 +395,7 @@ mod tests {
 
     #[tokio::test]
     async fn static_files_are_served_with_type_and_cache_header() {
-        let res = warp::test::request()
-            .path("/static/chat.js?v=1")
-            .reply(&routes(settings(), StatusBoard::unconfigured()))
-            .await;
+        let res = get("/static/chat.js?v=1").await;
         assert_eq!(res.status(), 200);
         assert!(
             res.headers()[CONTENT_TYPE]
@@ -422,34 +420,25 @@ mod tests {
             "/nope",
             "/static/",
         ] {
-            let res = warp::test::request()
-                .path(path)
-                .reply(&routes(settings(), StatusBoard::unconfigured()))
-                .await;
+            let res = get(path).await;
             assert_eq!(res.status(), 404, "{path}");
         }
     }
 
     #[tokio::test]
     async fn health_answers_200_with_json() {
-        let res = warp::test::request()
-            .path("/health")
-            .reply(&routes(settings(), StatusBoard::unconfigured()))
-            .await;
+        let res = get("/health").await;
         assert_eq!(res.status(), 200);
         let body: serde_json::Value = serde_json::from_slice(res.body()).expect("json");
         assert_eq!(body["status"], "ok");
-        let live = warp::test::request()
-            .path("/health/live")
-            .reply(&routes(settings(), StatusBoard::unconfigured()))
-            .await;
+        let live = get("/health/live").await;
         assert_eq!(live.status(), 200);
     }
 
     const SECRET: &str = "routes-test-secret-of-32-bytes-or-more";
 
     fn signing_settings() -> Arc<Settings> {
-        let env = [("WEB_JWT_SECRET".to_string(), SECRET.to_string())];
+        let env = [("WEB_JWT_SECRET", SECRET)];
         Arc::new(Settings::load_from(None, env).expect("valid settings"))
     }
 

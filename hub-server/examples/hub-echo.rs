@@ -23,9 +23,9 @@ async fn main() -> anyhow::Result<()> {
         settings.max_message_bytes = LARGEST_CASE;
     }
     settings.send_queue_bytes = settings.send_queue_bytes.max(settings.max_message_bytes);
-    hub_server::telemetry::init(settings.log_format);
+    service_kit::log::init(settings.log_format);
     let listener = hub_server::listen(settings.listen)
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    hub_server::run(listener, settings, hub_server::shutdown::signal()).await?;
+    hub_server::run(listener, settings, service_kit::signal::stop()).await?;
     Ok(())
 }

@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+pub use service_kit::ConfigError;
+use service_kit::{Layers, LogFormat};
 
 /// Every tunable of a hub. Field names are the TOML keys; `HUB_<FIELD>` is the environment variable.
 #[derive(Debug, Clone, Deserialize)]
@@ -13,11 +16,13 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Human-readable hub name shown to clients. Not an identity: see `Hub::instance_id`.
     pub name: String,
-    /// `redis://[:password@]host:port[/db]`; unset runs the hub standalone.
-    pub redis_url: Option<String>,
+    /// `redis://[:password@]host:port[/db]`; unset runs the hub standalone. A secret: the
+    /// password is inside.
+    pub redis_url: Option<SecretString>,
     /// Comma-separated `redis://` URLs of Redis Cluster nodes (some or all: the rest are found),
-    /// instead of `redis_url`: rooms then use sharded pub/sub (see `bridge::redis_link`).
-    pub redis_cluster_nodes: Option<String>,
+    /// instead of `redis_url`: rooms then use sharded pub/sub (see `bridge::redis_link`). A
+    /// secret, as `redis_url` is.
+    pub redis_cluster_nodes: Option<SecretString>,
     /// Prefix of every Redis key and channel, so several deployments can share one Redis.
     pub redis_prefix: String,
     /// Comma-separated exact origins, `*` for any; unset allows loopback origins only.
@@ -78,7 +83,7 @@ pub struct Settings {
     #[serde(with = "humantime_serde")]
     pub auth_timeout: Duration,
     /// Comma-separated HS256 secrets; every one verifies (key rotation).
-    pub jwt_secrets: Option<Secret>,
+    pub jwt_secrets: Option<SecretString>,
     /// Comma-separated PEM files of RS256 / ES256 / EdDSA public keys.
     pub jwt_public_keys: Option<String>,
     /// When set, a token's `aud` must contain it.
@@ -102,7 +107,7 @@ pub struct Settings {
     /// Address of the server API and `/metrics` (a second listener, for backends and operators).
     pub api_listen: SocketAddr,
     /// Comma-separated API keys (`Authorization: Bearer <key>`); unset: no API listener at all.
-    pub api_keys: Option<Secret>,
+    pub api_keys: Option<SecretString>,
     /// Not a setting (no key, no variable): the hub-echo conformance binary sets it, and every
     /// session then writes back each message it reads instead of running the chat protocol.
     #[serde(skip)]
@@ -114,35 +119,11 @@ pub fn comma_list(setting: &str) -> impl Iterator<Item = &str> {
     setting.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// A value that must never reach a log: its `Debug` is redacted.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
     Off,
     Jwt,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 /// The defaults, as TOML, so the README table and the code cannot drift apart silently.
@@ -184,13 +165,16 @@ recovery_max = 300
 api_listen = "127.0.0.1:8090"
 "#;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
-    #[error("configuration: {0}")]
-    Invalid(String),
-}
+/// Defaults, then the file, then `HUB_<KEY>`; the conventional `REDIS_URL` and
+/// `REDIS_CLUSTER_NODES` are honoured as they are, over `HUB_REDIS_URL` / `HUB_REDIS_CLUSTER_NODES`.
+const LAYERS: Layers = Layers {
+    defaults: DEFAULTS,
+    env_prefix: "HUB",
+    named: &[
+        ("REDIS_URL", "redis_url"),
+        ("REDIS_CLUSTER_NODES", "redis_cluster_nodes"),
+    ],
+};
 
 impl Settings {
     /// Reads defaults, then `file` if given, then the process environment.
@@ -199,33 +183,11 @@ impl Settings {
     }
 
     /// Like [`Settings::load`] with an explicit environment, for tests.
-    pub fn load_from(
+    pub fn load_from<K: Into<String>, V: Into<String>>(
         file: Option<&Path>,
-        env: impl IntoIterator<Item = (String, String)>,
+        env: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Self, ConfigError> {
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
-        if let Some(path) = file {
-            builder = builder.add_source(config::File::from(path).required(true));
-        }
-        let env: std::collections::HashMap<String, String> = env.into_iter().collect();
-        // The conventional REDIS_URL is honoured as is, next to HUB_REDIS_URL.
-        if let Some(url) = env.get("REDIS_URL").filter(|u| !u.is_empty()) {
-            builder = builder.set_override("redis_url", url.clone())?;
-        }
-        if let Some(nodes) = env.get("REDIS_CLUSTER_NODES").filter(|n| !n.is_empty()) {
-            builder = builder.set_override("redis_cluster_nodes", nodes.clone())?;
-        }
-        builder = builder.add_source(
-            config::Environment::with_prefix("HUB")
-                .prefix_separator("_")
-                .source(Some(
-                    env.into_iter()
-                        .filter(|(k, v)| k.starts_with("HUB_") && !v.is_empty())
-                        .collect(),
-                )),
-        );
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let settings: Settings = LAYERS.load(file, env)?;
         settings.validate()?;
         Ok(settings)
     }
@@ -288,8 +250,8 @@ impl Settings {
         }
         if self
             .redis_cluster_nodes
-            .as_deref()
-            .is_some_and(|n| comma_list(n).next().is_none())
+            .as_ref()
+            .is_some_and(|n| comma_list(n.expose_secret()).next().is_none())
         {
             return Err(ConfigError::Invalid(
                 "redis_cluster_nodes must name at least one node".into(),
@@ -306,16 +268,15 @@ impl Settings {
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    const NO_ENV: [(&str, &str); 0] = [];
+
+    fn exposed(secret: &Option<SecretString>) -> Option<&str> {
+        secret.as_ref().map(ExposeSecret::expose_secret)
     }
 
     #[test]
     fn defaults_load_without_file_or_environment() {
-        let s = Settings::load_from(None, env(&[])).expect("defaults are valid");
+        let s = Settings::load_from(None, NO_ENV).expect("defaults are valid");
         assert_eq!(s.listen.port(), 8080);
         assert_eq!(s.max_message_bytes, 64 * 1024);
         assert!(s.redis_url.is_none());
@@ -326,19 +287,19 @@ mod tests {
     fn environment_overrides_defaults() {
         let s = Settings::load_from(
             None,
-            env(&[
+            [
                 ("HUB_LISTEN", "127.0.0.1:9999"),
                 ("HUB_NAME", "east"),
                 ("REDIS_URL", "redis://:secret@redis:6379"),
                 ("HUB_PING_INTERVAL", "250ms"),
                 ("HUB_MAX_MESSAGE_BYTES", "1024"),
                 ("HUB_ALLOWED_ORIGINS", "http://a.example,http://b.example"),
-            ]),
+            ],
         )
         .expect("valid");
         assert_eq!(s.listen.port(), 9999);
         assert_eq!(s.name, "east");
-        assert_eq!(s.redis_url.as_deref(), Some("redis://:secret@redis:6379"));
+        assert_eq!(exposed(&s.redis_url), Some("redis://:secret@redis:6379"));
         assert!(s.redis_cluster_nodes.is_none());
         assert_eq!(s.ping_interval, Duration::from_millis(250));
         assert_eq!(s.max_message_bytes, 1024);
@@ -352,31 +313,64 @@ mod tests {
     fn secrets_are_read_from_the_environment_and_never_debug_printed() {
         let s = Settings::load_from(
             None,
-            env(&[
+            [
                 ("HUB_AUTH_MODE", "jwt"),
                 ("HUB_JWT_SECRETS", "new-secret-new-secret-new-secret,old"),
-            ]),
+            ],
         )
         .expect("valid");
         assert_eq!(s.auth_mode, AuthMode::Jwt);
-        let secrets = s.jwt_secrets.as_ref().expect("secrets").expose();
-        assert_eq!(secrets, "new-secret-new-secret-new-secret,old");
+        assert_eq!(
+            exposed(&s.jwt_secrets),
+            Some("new-secret-new-secret-new-secret,old")
+        );
         assert!(!format!("{s:?}").contains("new-secret"), "{s:?}");
         assert_eq!(s.auth_timeout, Duration::from_secs(5));
         assert_eq!(s.max_connections_per_user, 32);
     }
 
     #[test]
+    fn redis_passwords_and_api_keys_are_never_debug_printed() {
+        let s = Settings::load_from(
+            None,
+            [
+                ("REDIS_URL", "redis://:hunter2-redis@redis:6379/0"),
+                ("HUB_API_KEYS", "api-key-0123456789abcdef"),
+            ],
+        )
+        .expect("valid");
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("hunter2-redis"), "{debug}");
+        assert!(!debug.contains("api-key-0123456789abcdef"), "{debug}");
+        assert!(debug.contains("REDACTED"), "{debug}");
+        let s = Settings::load_from(
+            None,
+            [(
+                "HUB_REDIS_CLUSTER_NODES",
+                "redis://:hunter3-cluster@a:7000,redis://:hunter3-cluster@b:7001",
+            )],
+        )
+        .expect("valid");
+        assert!(s.redis_url.is_none());
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("hunter3-cluster"), "{debug}");
+        assert_eq!(
+            exposed(&s.redis_cluster_nodes).map(|n| comma_list(n).count()),
+            Some(2)
+        );
+    }
+
+    #[test]
     fn bad_values_are_rejected_with_the_key_named() {
-        let err = Settings::load_from(None, env(&[("HUB_SEND_QUEUE", "0")])).unwrap_err();
+        let err = Settings::load_from(None, [("HUB_SEND_QUEUE", "0")]).unwrap_err();
         assert!(err.to_string().contains("send_queue"), "{err}");
-        let err = Settings::load_from(None, env(&[("HUB_SEND_QUEUE_BYTES", "65535")])).unwrap_err();
+        let err = Settings::load_from(None, [("HUB_SEND_QUEUE_BYTES", "65535")]).unwrap_err();
         assert!(
             err.to_string()
                 .contains("send_queue_bytes must be at least max_message_bytes"),
             "{err}"
         );
-        let err = Settings::load_from(None, env(&[("HUB_PING_INTERVAL", "soon")])).unwrap_err();
+        let err = Settings::load_from(None, [("HUB_PING_INTERVAL", "soon")]).unwrap_err();
         assert!(err.to_string().contains("ping_interval"), "{err}");
         for key in [
             "HANDSHAKE_TIMEOUT",
@@ -387,7 +381,7 @@ mod tests {
             "RECONNECT_MAX",
         ] {
             let var = format!("HUB_{key}");
-            let err = Settings::load_from(None, env(&[(&var, "0s")])).unwrap_err();
+            let err = Settings::load_from(None, [(&var, "0s")]).unwrap_err();
             let name = key.to_lowercase();
             assert!(
                 err.to_string()
@@ -397,30 +391,28 @@ mod tests {
         }
         let err = Settings::load_from(
             None,
-            env(&[
+            [
                 ("REDIS_URL", "redis://a:6379"),
                 ("REDIS_CLUSTER_NODES", "redis://b:6379"),
-            ]),
+            ],
         )
         .unwrap_err();
         assert!(err.to_string().contains("not both"), "{err}");
         let s = Settings::load_from(
             None,
-            env(&[("REDIS_CLUSTER_NODES", "redis://a:6379,redis://b:6379")]),
+            [("REDIS_CLUSTER_NODES", "redis://a:6379,redis://b:6379")],
         )
         .expect("a cluster alone is valid");
         assert_eq!(
-            s.redis_cluster_nodes.as_deref(),
+            exposed(&s.redis_cluster_nodes),
             Some("redis://a:6379,redis://b:6379")
         );
         assert!(s.redis_url.is_none());
-        let err =
-            Settings::load_from(None, env(&[("HUB_REDIS_CLUSTER_NODES", " , ")])).unwrap_err();
+        let err = Settings::load_from(None, [("HUB_REDIS_CLUSTER_NODES", " , ")]).unwrap_err();
         assert!(err.to_string().contains("redis_cluster_nodes"), "{err}");
-        let err = Settings::load_from(None, env(&[("HUB_AUTH_MODE", "magic")])).unwrap_err();
+        let err = Settings::load_from(None, [("HUB_AUTH_MODE", "magic")]).unwrap_err();
         assert!(err.to_string().contains("auth_mode"), "{err}");
-        let err =
-            Settings::load_from(None, env(&[("HUB_RATE_LIMIT_MAX_REJECTS", "0")])).unwrap_err();
+        let err = Settings::load_from(None, [("HUB_RATE_LIMIT_MAX_REJECTS", "0")]).unwrap_err();
         assert!(err.to_string().contains("rate_limit_max_rejects"), "{err}");
     }
 }

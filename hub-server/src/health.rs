@@ -1,13 +1,10 @@
-//! `/health` (readiness), `/health/live` (liveness) and the `healthcheck` subcommand that
-//! container engines run instead of curl.
+//! `/health` (readiness) and `/health/live` (liveness); the `healthcheck` subcommand that asks
+//! `/health` is `service_kit::healthcheck`.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use http::StatusCode;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use warp::Filter;
 use warp::reply::{Reply, Response};
 
@@ -53,28 +50,4 @@ fn readiness(state: &AppState) -> Response {
         StatusCode::OK
     };
     warp::reply::with_status(warp::reply::json(&body), status).into_response()
-}
-
-/// Asks the hub listening on `listen` for `/health`; true on 200. The hub may listen on
-/// 0.0.0.0, which is not an address to connect to: use loopback then.
-pub async fn check(listen: SocketAddr) -> bool {
-    let ip = if listen.ip().is_unspecified() {
-        IpAddr::V4(Ipv4Addr::LOCALHOST)
-    } else {
-        listen.ip()
-    };
-    let target = SocketAddr::new(ip, listen.port());
-    let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect(target).await.ok()?;
-        let request =
-            format!("GET /health HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut head = [0u8; 16];
-        stream.read_exact(&mut head).await.ok()?;
-        Some(head.starts_with(b"HTTP/1.1 200"))
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(3), attempt).await,
-        Ok(Some(true))
-    )
 }

@@ -32,7 +32,6 @@ pub mod shutdown;
 pub mod slots;
 pub mod start_error;
 pub mod state;
-pub mod telemetry;
 pub mod upgrade;
 pub mod writer;
 

@@ -1,4 +1,5 @@
-//! A shutdown latch every long-running task races its awaits against (as mini-redis does).
+//! A shutdown latch every long-running task races its awaits against (as mini-redis does). The
+//! OS signal that begins it is `service_kit::signal::stop`.
 
 use tokio::sync::watch;
 
@@ -30,34 +31,6 @@ impl Shutdown {
 
     pub fn has_begun(&self) -> bool {
         *self.0.borrow()
-    }
-}
-
-/// Resolves on SIGTERM (docker stop) or SIGINT (Ctrl-C).
-pub async fn signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(%err, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sig) => {
-                sig.recv().await;
-            }
-            Err(err) => {
-                tracing::error!(%err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT received"),
-        _ = term => tracing::info!("SIGTERM received"),
     }
 }
 

@@ -21,11 +21,10 @@ struct App {
 }
 
 async fn spawn_app(env: &[(&str, &str)]) -> App {
-    let env: Vec<(String, String)> = env
+    let env = env
         .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .chain([("HUB_URL".to_string(), "ws://127.0.0.1:1/ws".to_string())])
-        .collect();
+        .copied()
+        .chain([("HUB_URL", "ws://127.0.0.1:1/ws")]);
     let settings = Settings::load_from(None, env).expect("settings");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");

@@ -7,8 +7,10 @@ use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
+use secrecy::{ExposeSecret, SecretString};
+
 use super::bearer::bearer_token;
-use crate::config::{Secret, comma_list};
+use crate::config::comma_list;
 
 /// Shortest key accepted: a key is a password for publishing to every room.
 pub const MIN_KEY_BYTES: usize = 16;
@@ -41,9 +43,9 @@ fn digest(key: &[u8]) -> [u8; 32] {
 
 impl ApiKeys {
     /// Comma-separated keys; blanks around commas and empty entries are ignored.
-    pub fn parse(keys: &Secret) -> Result<Self, BadApiKeys> {
+    pub fn parse(keys: &SecretString) -> Result<Self, BadApiKeys> {
         let mut digests = Vec::new();
-        for (i, key) in comma_list(keys.expose()).enumerate() {
+        for (i, key) in comma_list(keys.expose_secret()).enumerate() {
             let printable = key.bytes().all(|b| b.is_ascii_graphic());
             if key.len() < MIN_KEY_BYTES || !printable {
                 return Err(BadApiKeys::Weak(i + 1));
@@ -75,8 +77,8 @@ mod tests {
     use super::*;
     use http::header::AUTHORIZATION;
 
-    fn secret(s: &str) -> Secret {
-        serde_json::from_value(serde_json::Value::String(s.into())).expect("secret")
+    fn secret(s: &str) -> SecretString {
+        s.into()
     }
 
     fn headers(authorization: &str) -> HeaderMap {

@@ -31,7 +31,12 @@ impl Auth {
                     leeway_secs: settings.jwt_leeway.as_secs(),
                     default_rooms: Patterns::parse_list(&settings.jwt_default_rooms),
                 };
-                let secrets = list(settings.jwt_secrets.as_ref().map(|s| s.expose()));
+                let secrets = list(
+                    settings
+                        .jwt_secrets
+                        .as_ref()
+                        .map(secrecy::ExposeSecret::expose_secret),
+                );
                 let public_keys = list(settings.jwt_public_keys.as_deref());
                 Ok(Auth::Jwt(Arc::new(Verifier::new(
                     &secrets,

@@ -17,8 +17,9 @@ use super::grants::{Grants, MAX_PATTERNS, Patterns};
 use crate::error::AuthFailure;
 use crate::protocol::User;
 
-/// RFC 7518 §3.2: an HS256 key must be at least as long as the hash, 256 bits.
-pub const MIN_SECRET_BYTES: usize = 32;
+/// RFC 7518 §3.2: an HS256 key must be at least as long as the hash, 256 bits (the web server's
+/// demo sign-in checks the same bound).
+pub use service_kit::MIN_SECRET_BYTES;
 /// Longer user ids or names are refused / cut: they travel on every message.
 const MAX_SUB_BYTES: usize = 256;
 const MAX_NAME_CHARS: usize = 64;

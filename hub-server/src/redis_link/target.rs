@@ -7,6 +7,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisResult};
+use secrecy::ExposeSecret;
 
 use super::conn::Conn;
 use crate::config::Settings;
@@ -24,13 +25,17 @@ impl RedisTarget {
     /// `REDIS_CLUSTER_NODES`, else `REDIS_URL`, else `None` (standalone). Both set is refused by
     /// the configuration.
     pub fn from_settings(settings: &Settings) -> RedisResult<Option<Self>> {
-        if let Some(nodes) = settings.redis_cluster_nodes.as_deref() {
+        if let Some(nodes) = settings
+            .redis_cluster_nodes
+            .as_ref()
+            .map(ExposeSecret::expose_secret)
+        {
             let nodes = crate::config::comma_list(nodes)
                 .map(IntoConnectionInfo::into_connection_info)
                 .collect::<RedisResult<Vec<_>>>()?;
             return Ok(Some(RedisTarget::Cluster(nodes)));
         }
-        match settings.redis_url.as_deref() {
+        match settings.redis_url.as_ref().map(ExposeSecret::expose_secret) {
             Some(url) => Ok(Some(RedisTarget::Single(redis::Client::open(url)?))),
             None => Ok(None),
         }

@@ -1,11 +1,20 @@
-//! Logging set-up: human-readable by default, JSON with `log_format = "json"`; `RUST_LOG` filters.
+//! Log set-up: human-readable by default, JSON with `log_format = "json"`, on stderr; `RUST_LOG`
+//! filters (default `info`).
 
 use std::io::IsTerminal;
 
+use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+/// The `log_format` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
+/// Installs the process's tracing subscriber; call it once, from `main`.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
