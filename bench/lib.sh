@@ -1,5 +1,5 @@
-# Shared by the bench scripts (sourced after `cd` to the repository root and `root=$PWD`, with a
-# `say` function defined).
+# Shared by the bench scripts (sourced after `cd` to the repository root and `root=$PWD`, with
+# `say` and `die` functions defined).
 
 # Builds hub-server as committed at revision $1 (its own source tree from `git archive` under
 # target/bench-src, one shared target dir so dependencies build once); sets hub_bin and hub_version.
@@ -32,4 +32,15 @@ stop_started() {
     wait "$pid" 2>/dev/null || true
   done
   started=()
+}
+
+# Waits until a tool started in the background has written FILE (not empty), checking every half
+# second that it still runs; dies (showing its LOG) when it stopped or SECONDS passed.
+wait_for_output() { # pid file seconds what log
+  local deadline=$((SECONDS + $3))
+  until [ -s "$2" ]; do
+    kill -0 "$1" 2>/dev/null || { cat "$5" >&2; die "$4 failed"; }
+    [ $SECONDS -lt $deadline ] || die "$4: nothing in $2 after $3 s"
+    sleep 0.5
+  done
 }

@@ -157,17 +157,14 @@ clk_tck=$(getconf CLK_TCK)
 # Opens `count` more idle connections and holds them until the run ends; returns once they are open.
 declare -a tool_pids=()
 add_connections() { # count name
-  local count=$1 name=$2 deadline=$((SECONDS + 60 + $1 / 500))
+  local count=$1 name=$2
   "$bench_bin" idle --target "$name" --proto hub --url "$urls" --connections "$count" \
     --settle 1s --hold 3600s --hub-pid "$hub_pid" --json "$out/$name.jsonl" \
     >/dev/null 2>"$out/$name.log" &
   started+=($!)
   tool_pids+=($!)
-  until [ -s "$out/$name.jsonl" ]; do
-    kill -0 "$!" 2>/dev/null || { cat "$out/$name.log" >&2; die "hub-bench idle ($name) failed"; }
-    [ $SECONDS -lt $deadline ] || die "hub-bench idle ($name): $count connections not open after $((60 + count / 500)) s"
-    sleep 1
-  done
+  wait_for_output "$!" "$out/$name.jsonl" $((60 + count / 500)) \
+    "hub-bench idle ($name, $count connections)" "$out/$name.log"
   cat "$out/$name.log" >&2
 }
 

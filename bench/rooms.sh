@@ -160,12 +160,7 @@ run_variant() { # name history_size
     --redis-pid-file "$redis_pid_file" --json "$out/rooms.jsonl" >/dev/null 2>"$dir/bench.log" &
   local tool_pid=$!
   started+=("$tool_pid")
-  deadline=$((SECONDS + 1500))
-  until [ -f "$dir/ready" ]; do
-    kill -0 "$tool_pid" 2>/dev/null || { cat "$dir/bench.log" >&2; die "hub-bench rooms ($name) failed"; }
-    [ $SECONDS -lt $deadline ] || die "hub-bench rooms ($name): rooms not joined in 1500 s"
-    sleep 0.5
-  done
+  wait_for_output "$tool_pid" "$dir/ready" 1500 "hub-bench rooms ($name) joining its rooms" "$dir/bench.log"
   cat "$dir/bench.log" >&2
   local want rss_held
   want=$(pubsub_channels)

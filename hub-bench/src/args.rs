@@ -1,129 +1,202 @@
-//! Command-line flags: `--key value` pairs (repeatable), without a parser dependency.
+//! The command line: one subcommand per mode, each mode's flags declared on its own config struct
+//! (`--help` lists them; an unknown or misspelt flag is an error, never a silent default).
 
-use std::collections::HashMap;
-use std::str::FromStr;
-use std::time::Duration;
+use std::path::PathBuf;
 
-use crate::error::BenchError;
+use clap::{Parser, Subcommand};
 
-#[derive(Debug, Default)]
-pub struct Flags {
-    values: HashMap<String, Vec<String>>,
+use crate::idle::IdleConfig;
+use crate::load::LoadConfig;
+use crate::rooms::RoomsConfig;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hub-bench",
+    about = "Load tool: fan-out throughput, latency and memory of WebSocket hubs"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
 }
 
-impl Flags {
-    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, BenchError> {
-        let mut flags = Flags::default();
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let key = arg
-                .strip_prefix("--")
-                .ok_or_else(|| BenchError::Usage(format!("expected --flag, got {arg:?}")))?;
-            let value = args
-                .next()
-                .ok_or_else(|| BenchError::Usage(format!("--{key} needs a value")))?;
-            flags.values.entry(key.to_owned()).or_default().push(value);
-        }
-        Ok(flags)
-    }
-
-    pub fn all(&self, key: &str) -> Vec<String> {
-        // Repeated flags and comma-separated lists both work: --url a --url b, or --url a,b.
-        self.values
-            .get(key)
-            .into_iter()
-            .flatten()
-            .flat_map(|v| v.split(','))
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
-
-    pub fn get<T: FromStr>(&self, key: &str, default: T) -> Result<T, BenchError>
-    where
-        T::Err: std::fmt::Display,
-    {
-        match self.values.get(key).and_then(|v| v.last()) {
-            None => Ok(default),
-            Some(v) => v
-                .parse()
-                .map_err(|e| BenchError::Usage(format!("--{key} {v:?}: {e}"))),
-        }
-    }
-
-    pub fn required(&self, key: &str) -> Result<String, BenchError> {
-        self.values
-            .get(key)
-            .and_then(|v| v.last().cloned())
-            .ok_or_else(|| BenchError::Usage(format!("--{key} is required")))
-    }
-
-    pub fn duration(&self, key: &str, default: Duration) -> Result<Duration, BenchError> {
-        match self.values.get(key).and_then(|v| v.last()) {
-            None => Ok(default),
-            Some(v) => parse_duration(v).ok_or_else(|| {
-                BenchError::Usage(format!("--{key} {v:?}: expected e.g. 500ms or 10s"))
-            }),
-        }
-    }
-
-    pub fn pids(&self, key: &str) -> Result<Vec<u32>, BenchError> {
-        self.all(key)
-            .iter()
-            .map(|p| {
-                p.parse()
-                    .map_err(|_| BenchError::Usage(format!("--{key} {p:?}: not a pid")))
-            })
-            .collect()
-    }
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One load point: subscribers in one room, open-loop publishers, then the accounting.
+    Load {
+        #[command(flatten)]
+        cfg: LoadConfig,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Memory per idle connection (then optionally hold them open).
+    Idle {
+        #[command(flatten)]
+        cfg: IdleConfig,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Join and leave cost by rooms held, and what happens while they are held.
+    Rooms {
+        #[command(flatten)]
+        cfg: Box<RoomsConfig>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Render the Markdown report of a results file.
+    Report {
+        /// JSON lines written by the other modes (and bench/run.sh).
+        results: PathBuf,
+        /// The target reported as ours.
+        #[arg(long, default_value = "ours")]
+        ours: String,
+        /// The target compared with ours.
+        #[arg(long, default_value = "socketio")]
+        peer: String,
+        /// Ours without history, the baseline of the history cost.
+        #[arg(long, default_value = "ours-nohist")]
+        baseline: String,
+    },
 }
 
-/// `250ms`, `10s`, `1.5s`.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let (number, scale) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else {
-        return None;
-    };
-    let v: f64 = number.parse().ok()?;
-    (v.is_finite() && v >= 0.0).then(|| Duration::from_secs_f64(v * scale))
+/// Where a mode's JSON result goes besides stdout.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Output {
+    /// Append each JSON result line to this file too.
+    #[arg(long, value_name = "RESULTS.jsonl")]
+    pub json: Option<PathBuf>,
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::client::Protocol;
+    use crate::rooms::Hold;
 
-    fn flags(s: &str) -> Result<Flags, BenchError> {
-        Flags::parse(s.split_whitespace().map(str::to_owned))
+    fn parse(line: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("hub-bench").chain(line.split_whitespace()))
     }
 
     #[test]
-    fn repeated_and_comma_separated_values() {
-        let f = flags("--url a --url b,c --rate 5000 --pid 1,2").expect("valid");
-        assert_eq!(f.all("url"), ["a", "b", "c"]);
-        assert_eq!(f.get("rate", 0.0).expect("number"), 5000.0);
-        assert_eq!(f.get("subscribers", 7usize).expect("default"), 7);
-        assert_eq!(f.pids("pid").expect("pids"), [1, 2]);
-        assert!(f.required("target").is_err());
-        assert!(f.get::<u32>("url", 0).is_err());
+    fn load_flags_as_the_bench_scripts_pass_them() {
+        let cli = parse(
+            "load --target ours --proto hub --url ws://a/ws,ws://b/ws --subscribers 10 \
+             --publishers 2 --rate 5000 --duration 1.5s --drain 250ms --hub-pid 1,2 --hub-pid 3 \
+             --redis-pid 4 --redis-addr 127.0.0.1:6379 --json r.jsonl",
+        )
+        .expect("valid");
+        let Command::Load { cfg, out } = cli.command else {
+            panic!("not load: {cli:?}")
+        };
+        assert_eq!(cfg.connect.urls, ["ws://a/ws", "ws://b/ws"]);
+        assert_eq!(cfg.proto, Protocol::Hub);
+        assert_eq!((cfg.subscribers, cfg.publishers, cfg.rate), (10, 2, 5000.0));
+        assert_eq!(cfg.duration, Duration::from_millis(1500));
+        assert_eq!(cfg.drain, Duration::from_millis(250));
+        assert_eq!(cfg.warmup, Duration::from_secs(1), "default");
+        assert_eq!(cfg.hub_pids, [1, 2, 3]);
+        assert_eq!(cfg.redis_pids, [4]);
+        assert_eq!(cfg.redis_addr.as_deref(), Some("127.0.0.1:6379"));
+        assert_eq!(cfg.room, "bench", "default");
+        assert_eq!(out.json, Some(PathBuf::from("r.jsonl")));
     }
 
     #[test]
-    fn malformed_command_lines() {
-        assert!(flags("rate 5").is_err());
-        assert!(flags("--rate").is_err());
-        assert!(flags("--pid x").expect("parses").pids("pid").is_err());
+    fn idle_flags() {
+        let cli = parse(
+            "idle --target t --proto socketio --url ws://a/ --connections 5 --settle 1s \
+             --hold 3600s --hub-pid 9",
+        )
+        .expect("valid");
+        let Command::Idle { cfg, out } = cli.command else {
+            panic!("not idle: {cli:?}")
+        };
+        assert_eq!(cfg.proto, Protocol::SocketIo);
+        assert_eq!(cfg.connections, 5);
+        assert_eq!(cfg.hold, Duration::from_secs(3600));
+        assert_eq!(cfg.connect.connect_concurrency, 256, "default");
+        assert_eq!(
+            cfg.connect.connect_timeout,
+            Duration::from_secs(30),
+            "default"
+        );
+        assert_eq!(out.json, None);
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("10"), None);
-        assert_eq!(parse_duration("-1s"), None);
-        assert_eq!(parse_duration("xs"), None);
+    fn rooms_flags() {
+        let cli = parse(
+            "rooms --target t --url ws://a/ws --rooms 2000 --per-client 99 --prefix p- \
+             --hold-until go --hold-max 600s --keep-general true --ready r --probe-log l \
+             --hub-pid 1 --redis-pid-file f --marks 10,100",
+        )
+        .expect("valid");
+        let Command::Rooms { cfg, .. } = cli.command else {
+            panic!("not rooms: {cli:?}")
+        };
+        assert!(cfg.keep_general);
+        assert_eq!(cfg.marks, [10, 100]);
+        assert!(matches!(cfg.hold(), Hold::Until { max, .. } if max == Duration::from_secs(600)));
+        let cli = parse("rooms --target t --url ws://a/ws --hold 2s").expect("valid");
+        let Command::Rooms { cfg, .. } = cli.command else {
+            panic!("not rooms")
+        };
+        assert!(matches!(cfg.hold(), Hold::For(d) if d == Duration::from_secs(2)));
+        assert!(!cfg.keep_general, "default");
+        assert_eq!(cfg.marks, [1000, 10_000, 50_000, 100_000], "default");
+        // Holding for a time and until a file are exclusive.
+        assert!(parse("rooms --target t --url u --hold 2s --hold-until f").is_err());
+    }
+
+    #[test]
+    fn report_flags() {
+        let cli = parse("report results.jsonl --peer other").expect("valid");
+        let Command::Report {
+            results,
+            peer,
+            ours,
+            ..
+        } = cli.command
+        else {
+            panic!("not report")
+        };
+        assert_eq!(results, PathBuf::from("results.jsonl"));
+        assert_eq!((ours.as_str(), peer.as_str()), ("ours", "other"));
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_errors() {
+        use clap::error::ErrorKind;
+        let kind = |line: &str| parse(line).expect_err(line).kind();
+        // A misspelt flag used to be taken silently as the default.
+        assert_eq!(
+            kind("load --target t --proto hub --url u --subscriber 10"),
+            ErrorKind::UnknownArgument
+        );
+        assert_eq!(
+            kind("idle --target t --proto mqtt --url u"),
+            ErrorKind::InvalidValue
+        );
+        assert_eq!(
+            kind("load --target t --proto hub --url u --duration 10"),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            kind("load --target t --proto hub --url u --hub-pid x"),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            kind("load --target t --proto hub"),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(kind("frobnicate"), ErrorKind::InvalidSubcommand);
+        assert_eq!(kind("load --help"), ErrorKind::DisplayHelp);
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 }

@@ -1,10 +1,12 @@
 //! One benchmark connection in either protocol: connect, handshake, join a room, and the frames the
 //! hot paths send and recognise. Our hub speaks JSON over `/ws`; the peer speaks Socket.IO (Engine.IO v4).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -14,26 +16,34 @@ use crate::error::BenchError;
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// realtime-hub's JSON frames.
     Hub,
     /// Socket.IO 4 over a websocket-only Engine.IO v4 session.
+    #[value(name = "socketio")]
     SocketIo,
 }
 
-impl std::str::FromStr for Protocol {
-    type Err = BenchError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "hub" => Ok(Protocol::Hub),
-            "socketio" => Ok(Protocol::SocketIo),
-            other => Err(BenchError::Usage(format!(
-                "protocol {other:?}: expected hub or socketio"
-            ))),
-        }
-    }
+/// Where and how fast to open connections: the flags every mode that connects shares.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectOpts {
+    /// WebSocket URLs of the hubs; connections go round-robin over them (repeat the flag or
+    /// separate with commas).
+    #[arg(
+        long = "url",
+        value_name = "WS_URL",
+        required = true,
+        value_delimiter = ','
+    )]
+    pub urls: Vec<String>,
+    /// Connections being opened at once (so the accept queues are not flooded).
+    #[arg(long, default_value_t = 256)]
+    pub connect_concurrency: usize,
+    /// Longest a connect + handshake (+ join) may take.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
 }
 
 impl Protocol {
@@ -133,6 +143,41 @@ async fn connect_inner(proto: Protocol, url: &str, room: Option<&str>) -> Result
         wait_for(&mut ws, proto, url, |f| is_join_ack(proto, f, room)).await?;
     }
     Ok(ws)
+}
+
+/// Opens `count` connections (joined to `room` when given), spread round-robin over the hubs from
+/// `offset` on (so a second batch splits evenly too), at most `connect_concurrency` at a time.
+pub async fn open_many(
+    proto: Protocol,
+    opts: &ConnectOpts,
+    room: Option<&str>,
+    count: usize,
+    offset: usize,
+) -> Vec<Result<Ws, BenchError>> {
+    let permits = Arc::new(Semaphore::new(opts.connect_concurrency.max(1)));
+    let tasks: Vec<_> = (0..count)
+        .map(|i| {
+            let url = opts.urls[(i + offset) % opts.urls.len()].clone();
+            let room = room.map(str::to_owned);
+            let permits = permits.clone();
+            let timeout = opts.connect_timeout;
+            tokio::spawn(async move {
+                let _permit = permits
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore never closed");
+                connect(proto, &url, room.as_deref(), timeout).await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(count);
+    for t in tasks {
+        out.push(
+            t.await
+                .unwrap_or_else(|e| Err(BenchError::Task(format!("connect task: {e}")))),
+        );
+    }
+    out
 }
 
 /// tungstenite zero-fills up to `read_buffer_size` before every read (128 KiB by default): with
@@ -241,7 +286,5 @@ mod tests {
         assert_eq!(Protocol::Hub.reply_to("2"), None);
         assert!(Protocol::Hub.is_error(r#"{"type":"error","code":"rate_limited","message":"x"}"#));
         assert!(Protocol::SocketIo.is_error(r#"44{"message":"no"}"#));
-        assert!("socketio".parse::<Protocol>().is_ok());
-        assert!("mqtt".parse::<Protocol>().is_err());
     }
 }

@@ -6,6 +6,9 @@ use thiserror::Error;
 pub enum BenchError {
     #[error("bad argument: {0}")]
     Usage(String),
+    /// A task of the tool itself panicked or was cancelled.
+    #[error("{0}")]
+    Task(String),
     #[error("connect to {url}: {source}")]
     Connect {
         url: String,

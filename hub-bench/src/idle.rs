@@ -7,23 +7,30 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio::task::JoinSet;
 
-use crate::client::{Protocol, Ws};
+use crate::client::{ConnectOpts, Protocol, Ws, open_many};
 use crate::error::BenchError;
-use crate::load::open_many;
 use crate::procstat;
 
-#[derive(Debug, Clone)]
+/// `hub-bench idle`: memory per idle connection.
+#[derive(Debug, Clone, clap::Args)]
 pub struct IdleConfig {
+    /// Label in the results.
+    #[arg(long)]
     pub target: String,
+    #[arg(long, value_enum)]
     pub proto: Protocol,
-    pub urls: Vec<String>,
+    #[command(flatten)]
+    pub connect: ConnectOpts,
+    #[arg(long, default_value_t = 10_000)]
     pub connections: usize,
-    pub connect_concurrency: usize,
-    pub connect_timeout: Duration,
     /// How long to wait after the last connect before reading RSS, so the hubs finish their set-up.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub settle: Duration,
     /// How long to keep the connections open after the report ([`hold`]); zero: close at once.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     pub hold: Duration,
+    /// Hub processes whose RSS is measured (repeat or separate with commas).
+    #[arg(long = "hub-pid", value_name = "PID", value_delimiter = ',')]
     pub hub_pids: Vec<u32>,
 }
 
@@ -44,24 +51,10 @@ pub struct IdleResult {
 
 /// Opens the connections and measures them; returns them still open, for [`hold`].
 pub async fn run(cfg: &IdleConfig) -> Result<(IdleResult, Vec<Ws>), BenchError> {
-    let rss = || {
-        cfg.hub_pids
-            .iter()
-            .map(|&p| procstat::rss_kib(p))
-            .sum::<Result<u64, _>>()
-    };
+    let rss = || procstat::rss_kib_sum(&cfg.hub_pids);
     let before = rss()?;
     let start = Instant::now();
-    let results = open_many(
-        cfg.proto,
-        &cfg.urls,
-        None,
-        cfg.connections,
-        0,
-        cfg.connect_concurrency,
-        cfg.connect_timeout,
-    )
-    .await;
+    let results = open_many(cfg.proto, &cfg.connect, None, cfg.connections, 0).await;
     let elapsed = start.elapsed().as_secs_f64();
     let first_error = results
         .iter()

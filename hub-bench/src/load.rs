@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::time::Instant as TokioInstant;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{self, Protocol, Ws};
+use crate::client::{ConnectOpts, Protocol, Ws, open_many};
 use crate::error::BenchError;
 use crate::payload::{self, Stamp};
 use crate::procstat;
@@ -28,26 +28,46 @@ const HISTOGRAM_SHARDS: usize = 16;
 /// Latencies a subscriber buffers before taking a shard lock.
 const LOCAL_BATCH: usize = 256;
 
-#[derive(Debug, Clone)]
+/// `hub-bench load`: one load point.
+#[derive(Debug, Clone, clap::Args)]
 pub struct LoadConfig {
     /// Label in the results ("ours", "socketio").
+    #[arg(long)]
     pub target: String,
+    #[arg(long, value_enum)]
     pub proto: Protocol,
-    pub urls: Vec<String>,
+    #[command(flatten)]
+    pub connect: ConnectOpts,
+    /// The room every subscriber and publisher joins.
+    #[arg(long, default_value = "bench")]
     pub room: String,
+    #[arg(long, default_value_t = 1000)]
     pub subscribers: usize,
+    #[arg(long, default_value_t = 4)]
     pub publishers: usize,
     /// Offered deliveries per second: messages/s × subscribers.
+    #[arg(long, value_name = "DELIVERIES_PER_S", default_value_t = 50_000.0)]
     pub rate: f64,
+    /// The send window.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
+    /// Pause between the last join and the first message.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub warmup: Duration,
+    /// Time after the send window for late deliveries to arrive.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub drain: Duration,
+    /// Padding added to each message's content.
+    #[arg(long, default_value_t = 0)]
     pub payload_bytes: usize,
-    pub connect_concurrency: usize,
-    pub connect_timeout: Duration,
+    /// Hub processes whose CPU is measured (repeat or separate with commas).
+    #[arg(long = "hub-pid", value_name = "PID", value_delimiter = ',')]
     pub hub_pids: Vec<u32>,
+    /// Redis processes whose CPU is measured.
+    #[arg(long = "redis-pid", value_name = "PID", value_delimiter = ',')]
     pub redis_pids: Vec<u32>,
     /// `host:port` of the Redis behind the hubs: its `INFO commandstats` is read around the window.
+    #[arg(long, value_name = "HOST:PORT")]
     pub redis_addr: Option<String>,
 }
 
@@ -159,7 +179,8 @@ struct PublisherOutcome {
 }
 
 pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
-    if cfg.urls.is_empty() || cfg.subscribers == 0 || cfg.publishers == 0 || cfg.rate <= 0.0 {
+    if cfg.connect.urls.is_empty() || cfg.subscribers == 0 || cfg.publishers == 0 || cfg.rate <= 0.0
+    {
         return Err(BenchError::Usage(
             "need urls, subscribers, publishers and a positive rate".into(),
         ));
@@ -258,7 +279,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
     for (p, task) in pub_tasks.into_iter().enumerate() {
         let out = task
             .await
-            .map_err(|e| BenchError::Usage(format!("publisher task: {e}")))?;
+            .map_err(|e| BenchError::Task(format!("publisher task: {e}")))?;
         sent[p] = out.sent;
         send_lag.add(&out.send_lag).expect("same bounds");
         count_reason(out.disconnected);
@@ -269,7 +290,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
     for task in sub_tasks {
         let out = task
             .await
-            .map_err(|e| BenchError::Usage(format!("subscriber task: {e}")))?;
+            .map_err(|e| BenchError::Task(format!("subscriber task: {e}")))?;
         counts += out.tracker.finish(&sent);
         in_window += out.in_window;
         count_reason(out.disconnected);
@@ -323,7 +344,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
         kind: "load",
         target: cfg.target.clone(),
         protocol: cfg.proto,
-        hubs: cfg.urls.len(),
+        hubs: cfg.connect.urls.len(),
         subscribers: cfg.subscribers,
         publishers: cfg.publishers,
         offered_deliveries_per_s: cfg.rate,
@@ -358,57 +379,15 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
 
 /// Open `count` connections joined to the room, spread round-robin over the hubs (offset so publishers
 /// split evenly too), with bounded concurrency so the accept queues are not flooded.
-pub async fn connect_many(
+async fn connect_many(
     cfg: &LoadConfig,
     count: usize,
     offset: usize,
 ) -> Result<Vec<Ws>, BenchError> {
-    open_many(
-        cfg.proto,
-        &cfg.urls,
-        Some(&cfg.room),
-        count,
-        offset,
-        cfg.connect_concurrency,
-        cfg.connect_timeout,
-    )
-    .await
-    .into_iter()
-    .collect()
-}
-
-pub async fn open_many(
-    proto: Protocol,
-    urls: &[String],
-    room: Option<&str>,
-    count: usize,
-    offset: usize,
-    concurrency: usize,
-    timeout: Duration,
-) -> Vec<Result<Ws, BenchError>> {
-    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-    let tasks: Vec<_> = (0..count)
-        .map(|i| {
-            let url = urls[(i + offset) % urls.len()].clone();
-            let room = room.map(str::to_owned);
-            let permits = permits.clone();
-            tokio::spawn(async move {
-                let _permit = permits
-                    .acquire_owned()
-                    .await
-                    .expect("semaphore never closed");
-                client::connect(proto, &url, room.as_deref(), timeout).await
-            })
-        })
-        .collect();
-    let mut out = Vec::with_capacity(count);
-    for t in tasks {
-        out.push(
-            t.await
-                .unwrap_or_else(|e| Err(BenchError::Usage(format!("connect task: {e}")))),
-        );
-    }
-    out
+    open_many(cfg.proto, &cfg.connect, Some(&cfg.room), count, offset)
+        .await
+        .into_iter()
+        .collect()
 }
 
 async fn subscriber(
@@ -425,34 +404,27 @@ async fn subscriber(
         tokio::select! {
             biased;
             _ = stop.changed() => break,
-            msg = ws.next() => match msg {
-                Some(Ok(Message::Text(t))) => {
-                    let t = t.as_str();
-                    if let Some(Stamp { publisher, seq, send_ns }) = payload::find_stamp(t) {
-                        let now = shared.now_ns();
-                        tracker.record(publisher, seq);
-                        if now <= shared.window_end_ns {
-                            in_window += 1;
-                        }
-                        batch.push(now.saturating_sub(send_ns) / 1000);
-                        if batch.len() >= LOCAL_BATCH {
-                            shared.flush(index, &mut batch);
-                        }
-                    } else if let Some(reply) = proto.reply_to(t) {
-                        if let Err(e) = ws.send(Message::text(reply)).await {
-                            disconnected = Some(format!("send failed: {e}"));
-                            break;
-                        }
-                    } else if proto.is_error(t) {
-                        error_frames += 1;
+            msg = ws.next() => {
+                let delivery = |t: &str| {
+                    let Some(Stamp { publisher, seq, send_ns }) = payload::find_stamp(t) else {
+                        return false;
+                    };
+                    let now = shared.now_ns();
+                    tracker.record(publisher, seq);
+                    if now <= shared.window_end_ns {
+                        in_window += 1;
                     }
-                }
-                end @ (Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => {
-                    disconnected = Some(end_reason(end));
+                    batch.push(now.saturating_sub(send_ns) / 1000);
+                    if batch.len() >= LOCAL_BATCH {
+                        shared.flush(index, &mut batch);
+                    }
+                    true
+                };
+                if let Err(reason) = member_frame(&mut ws, proto, msg, &mut error_frames, delivery).await {
+                    disconnected = Some(reason);
                     break;
                 }
-                Some(Ok(_)) => {}
-            },
+            }
         }
     }
     shared.flush(index, &mut batch);
@@ -461,6 +433,36 @@ async fn subscriber(
         in_window,
         disconnected,
         error_frames,
+    }
+}
+
+/// One frame read by a room member: `delivery` sees every text frame first and says whether it was
+/// one; any other is answered when the protocol asks (Engine.IO heartbeats) or counted when it is an
+/// error. `Err` is why the connection ended.
+async fn member_frame(
+    ws: &mut Ws,
+    proto: Protocol,
+    msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    error_frames: &mut u64,
+    mut delivery: impl FnMut(&str) -> bool,
+) -> Result<(), String> {
+    match msg {
+        Some(Ok(Message::Text(t))) => {
+            let t = t.as_str();
+            if delivery(t) {
+                return Ok(());
+            }
+            if let Some(reply) = proto.reply_to(t) {
+                ws.send(Message::text(reply))
+                    .await
+                    .map_err(|e| format!("send failed: {e}"))?;
+            } else if proto.is_error(t) {
+                *error_frames += 1;
+            }
+            Ok(())
+        }
+        end @ (Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => Err(end_reason(end)),
+        Some(Ok(_)) => Ok(()),
     }
 }
 
@@ -490,12 +492,13 @@ async fn publisher(
     let due = |seq: u64| job.first_ns + seq * job.interval_ns;
     let (mut seq, mut error_frames, mut disconnected) = (0u64, 0u64, None);
     let mut send_lag = latency_histogram();
-    while due(seq) < job.end_ns {
+    loop {
+        let sending = due(seq) < job.end_ns;
         let wake = TokioInstant::from_std(epoch + Duration::from_nanos(due(seq)));
         tokio::select! {
             biased;
             _ = stop.changed() => break,
-            _ = tokio::time::sleep_until(wake) => {
+            _ = tokio::time::sleep_until(wake), if sending => {
                 // Send everything that is due now (timer granularity is ~1 ms), then flush once.
                 let now = epoch.elapsed().as_nanos() as u64;
                 let first_seq = seq;
@@ -515,45 +518,13 @@ async fn publisher(
                     send_lag.saturating_record((flushed.saturating_sub(due(s)) / 1000).max(1));
                 }
             }
-            // Publishers are room members too: read what the others publish so the hub never sees a
-            // slow consumer here, and answer heartbeats.
-            msg = ws.next() => match msg {
-                Some(Ok(Message::Text(t))) => {
-                    if let Some(reply) = job.proto.reply_to(t.as_str()) {
-                        if let Err(e) = ws.send(Message::text(reply)).await {
-                            disconnected = Some(format!("send failed: {e}"));
-                            break;
-                        }
-                    } else if job.proto.is_error(t.as_str()) {
-                        error_frames += 1;
-                    }
-                }
-                end @ (Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => {
-                    disconnected = Some(end_reason(end));
+            // Publishers are room members too: read what the others publish (until the drain
+            // ends) so the hub never sees a slow consumer here, and answer heartbeats.
+            msg = ws.next() => {
+                if let Err(reason) = member_frame(&mut ws, job.proto, msg, &mut error_frames, |_| false).await {
+                    disconnected = Some(reason);
                     break;
                 }
-                Some(Ok(_)) => {}
-            },
-        }
-    }
-    if disconnected.is_none() {
-        // Keep reading until the drain ends, so the hub does not close us as a slow consumer meanwhile.
-        loop {
-            tokio::select! {
-                biased;
-                _ = stop.changed() => break,
-                msg = ws.next() => match msg {
-                    Some(Ok(Message::Text(t))) => {
-                        if let Some(reply) = job.proto.reply_to(t.as_str()) {
-                            let _ = ws.send(Message::text(reply)).await;
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                    end => {
-                        disconnected = Some(end_reason(end));
-                        break;
-                    }
-                },
             }
         }
     }
@@ -596,14 +567,9 @@ struct CpuSnapshot {
 
 impl CpuSnapshot {
     fn take(cfg: &LoadConfig) -> Result<Self, BenchError> {
-        let sum = |pids: &[u32]| {
-            pids.iter()
-                .map(|&p| procstat::cpu_us(p))
-                .sum::<Result<u64, _>>()
-        };
         Ok(CpuSnapshot {
-            hub: sum(&cfg.hub_pids)?,
-            redis: sum(&cfg.redis_pids)?,
+            hub: procstat::cpu_us_sum(&cfg.hub_pids)?,
+            redis: procstat::cpu_us_sum(&cfg.redis_pids)?,
             tool: procstat::cpu_us(std::process::id())?,
             machine: procstat::machine_cpu()?,
         })

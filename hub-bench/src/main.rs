@@ -1,53 +1,17 @@
-//! hub-bench command line: `load`, `idle`, `rooms` and `report` (see `hub-bench help`).
+//! hub-bench command line: `load`, `idle`, `rooms` and `report` (see `hub-bench --help`).
 
 use std::io::Write;
-use std::time::Duration;
+use std::path::Path;
 
-use anyhow::{Context, Result, bail};
-use hub_bench::args::Flags;
-use hub_bench::client::Protocol;
+use anyhow::{Context, Result};
+use clap::Parser;
+use hub_bench::args::{Cli, Command, Output};
 use hub_bench::{idle, load, report, rooms};
-
-const USAGE: &str = "\
-hub-bench load   --target NAME --proto hub|socketio --url WS_URL[,WS_URL…] --rate DELIVERIES_PER_S
-                 [--subscribers 1000] [--publishers 4] [--room bench] [--duration 10s] [--warmup 1s]
-                 [--drain 2s] [--payload-bytes 0] [--connect-concurrency 256] [--hub-pid PID,…]
-                 [--redis-pid PID,…] [--redis-addr HOST:PORT] [--json RESULTS.jsonl]
-hub-bench idle   --target NAME --proto hub|socketio --url WS_URL[,…] [--connections 10000]
-                 [--settle 3s] [--hold 0s] [--hub-pid PID,…] [--json RESULTS.jsonl]
-hub-bench rooms  --target NAME --url WS_URL[,…] [--rooms 100000] [--per-client 99] [--clients N]
-                 [--marks 1000,10000,50000,100000] [--window 4] [--prefix rb-] [--settle 500ms]
-                 [--leave-settle 6s]
-                 [--block-timeout 300s] [--hold 0s | --hold-until FILE [--hold-max 600s]] [--keep-general false]
-                 [--ready FILE] [--probe-log FILE] [--hub-pid PID,…] [--redis-pid PID,…]
-                 [--redis-pid-file FILE] [--json RESULTS.jsonl]
-hub-bench report RESULTS.jsonl [--ours ours] [--peer socketio] [--baseline ours-nohist]";
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let mut argv = std::env::args().skip(1);
-    let command = argv.next().unwrap_or_default();
-    match command.as_str() {
-        "load" => {
-            let f = Flags::parse(argv)?;
-            let cfg = load::LoadConfig {
-                target: f.required("target")?,
-                proto: f.required("proto")?.parse::<Protocol>()?,
-                urls: f.all("url"),
-                room: f.get("room", "bench".to_owned())?,
-                subscribers: f.get("subscribers", 1000)?,
-                publishers: f.get("publishers", 4)?,
-                rate: f.get("rate", 50_000.0)?,
-                duration: f.duration("duration", Duration::from_secs(10))?,
-                warmup: f.duration("warmup", Duration::from_secs(1))?,
-                drain: f.duration("drain", Duration::from_secs(2))?,
-                payload_bytes: f.get("payload-bytes", 0)?,
-                connect_concurrency: f.get("connect-concurrency", 256)?,
-                connect_timeout: f.duration("connect-timeout", Duration::from_secs(30))?,
-                hub_pids: f.pids("hub-pid")?,
-                redis_pids: f.pids("redis-pid")?,
-                redis_addr: f.required("redis-addr").ok(),
-            };
+    match Cli::parse().command {
+        Command::Load { cfg, out } => {
             let result = load::run(&cfg)
                 .await
                 .with_context(|| format!("load point on {}", cfg.target))?;
@@ -91,21 +55,9 @@ async fn main() -> Result<()> {
             for (reason, n) in &result.disconnect_reasons {
                 eprintln!("{:>11} disconnected: {n} × {reason}", "");
             }
-            emit(&f, &serde_json::to_string(&result)?)?;
+            emit(&out, &serde_json::to_string(&result)?)?;
         }
-        "idle" => {
-            let f = Flags::parse(argv)?;
-            let cfg = idle::IdleConfig {
-                target: f.required("target")?,
-                proto: f.required("proto")?.parse::<Protocol>()?,
-                urls: f.all("url"),
-                connections: f.get("connections", 10_000)?,
-                connect_concurrency: f.get("connect-concurrency", 256)?,
-                connect_timeout: f.duration("connect-timeout", Duration::from_secs(30))?,
-                settle: f.duration("settle", Duration::from_secs(3))?,
-                hold: f.duration("hold", Duration::ZERO)?,
-                hub_pids: f.pids("hub-pid")?,
-            };
+        Command::Idle { cfg, out } => {
             let (r, open) = idle::run(&cfg)
                 .await
                 .with_context(|| format!("idle run on {}", cfg.target))?;
@@ -123,7 +75,7 @@ async fn main() -> Result<()> {
                 r.rss_after_kib,
                 r.rss_per_connection_bytes / 1024.0
             );
-            emit(&f, &serde_json::to_string(&r)?)?;
+            emit(&out, &serde_json::to_string(&r)?)?;
             if !cfg.hold.is_zero() {
                 let held = open.len();
                 eprintln!(
@@ -137,47 +89,7 @@ async fn main() -> Result<()> {
                 );
             }
         }
-        "rooms" => {
-            let f = Flags::parse(argv)?;
-            let hold = match f.required("hold-until") {
-                Ok(file) => rooms::Hold::Until {
-                    file: file.into(),
-                    max: f.duration("hold-max", Duration::from_secs(600))?,
-                },
-                Err(_) => rooms::Hold::For(f.duration("hold", Duration::ZERO)?),
-            };
-            let marks = f
-                .all("marks")
-                .iter()
-                .map(|m| m.parse::<usize>())
-                .collect::<Result<Vec<_>, _>>()
-                .context("--marks: room counts")?;
-            let cfg = rooms::RoomsConfig {
-                target: f.required("target")?,
-                urls: f.all("url"),
-                rooms: f.get("rooms", 100_000)?,
-                per_client: f.get("per-client", 99)?,
-                clients: f.required("clients").ok().map(|c| c.parse()).transpose()?,
-                marks: if marks.is_empty() {
-                    vec![1000, 10_000, 50_000, 100_000]
-                } else {
-                    marks
-                },
-                window: f.get("window", 4)?,
-                prefix: f.get("prefix", "rb-".to_owned())?,
-                connect_concurrency: f.get("connect-concurrency", 256)?,
-                connect_timeout: f.duration("connect-timeout", Duration::from_secs(30))?,
-                block_timeout: f.duration("block-timeout", Duration::from_secs(300))?,
-                settle: f.duration("settle", Duration::from_millis(500))?,
-                leave_settle: f.duration("leave-settle", Duration::from_secs(6))?,
-                hold,
-                keep_general: f.get("keep-general", false)?,
-                ready: f.required("ready").ok().map(Into::into),
-                probe_log: f.required("probe-log").ok().map(Into::into),
-                hub_pids: f.pids("hub-pid")?,
-                redis_pids: f.pids("redis-pid")?,
-                redis_pid_file: f.required("redis-pid-file").ok().map(Into::into),
-            };
+        Command::Rooms { cfg, out } => {
             let summary = rooms::run(&cfg, |r| {
                 eprintln!(
                     "{:>9} rooms: {:>5} {:>6} → {:>6} rooms: {:>6} in {:>6.2} s = {:>7.1} µs each (wall), \
@@ -205,7 +117,7 @@ async fn main() -> Result<()> {
                         .unwrap_or_default(),
                 );
                 let line = serde_json::to_string(r).map_err(std::io::Error::other)?;
-                emit(&f, &line).map_err(std::io::Error::other)
+                emit(&out, &line).map_err(std::io::Error::other)
             })
             .await
             .with_context(|| format!("rooms run on {}", cfg.target))?;
@@ -221,20 +133,18 @@ async fn main() -> Result<()> {
                 summary.held_s,
                 summary.messages_while_held
             );
-            emit(&f, &serde_json::to_string(&summary)?)?;
+            emit(&out, &serde_json::to_string(&summary)?)?;
         }
-        "report" => {
-            let Some(path) = argv.next() else {
-                bail!("usage:\n{USAGE}")
-            };
-            let f = Flags::parse(argv)?;
-            let text = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
-            let results = report::Results::parse(&text).with_context(|| format!("parse {path}"))?;
-            let (ours, peer, baseline) = (
-                f.get("ours", "ours".to_owned())?,
-                f.get("peer", "socketio".to_owned())?,
-                f.get("baseline", "ours-nohist".to_owned())?,
-            );
+        Command::Report {
+            results,
+            ours,
+            peer,
+            baseline,
+        } => {
+            let text = std::fs::read_to_string(&results)
+                .with_context(|| format!("read {}", results.display()))?;
+            let results = report::Results::parse(&text)
+                .with_context(|| format!("parse {}", results.display()))?;
             let names = report::Names {
                 ours: &ours,
                 peer: &peer,
@@ -242,21 +152,24 @@ async fn main() -> Result<()> {
             };
             print!("{}", report::render(&results, names));
         }
-        _ => bail!("usage:\n{USAGE}"),
     }
     Ok(())
 }
 
 /// Print the JSON line and append it to `--json` when given.
-fn emit(f: &Flags, line: &str) -> Result<()> {
+fn emit(out: &Output, line: &str) -> Result<()> {
     println!("{line}");
-    if let Ok(path) = f.required("json") {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("open {path}"))?;
+    if let Some(path) = &out.json {
+        let mut file = open_append(path)?;
         writeln!(file, "{line}")?;
     }
     Ok(())
+}
+
+fn open_append(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("open {}", path.display()))
 }

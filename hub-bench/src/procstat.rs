@@ -69,6 +69,16 @@ pub fn rss_kib(pid: u32) -> Result<u64, BenchError> {
     })
 }
 
+/// CPU time (µs) of several processes together (the hubs of a run, the nodes of a Redis Cluster).
+pub fn cpu_us_sum(pids: &[u32]) -> Result<u64, BenchError> {
+    pids.iter().map(|&p| cpu_us(p)).sum()
+}
+
+/// Resident set size (KiB) of several processes together.
+pub fn rss_kib_sum(pids: &[u32]) -> Result<u64, BenchError> {
+    pids.iter().map(|&p| rss_kib(p)).sum()
+}
+
 /// utime + stime (fields 14 and 15) from a stat line. The command name (field 2) may contain spaces
 /// and parentheses, so fields are counted from the last `)`.
 fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
@@ -127,6 +137,10 @@ mod tests {
         let me = std::process::id();
         assert!(rss_kib(me).expect("own status") > 0);
         cpu_us(me).expect("own stat");
+        let rss = rss_kib(me).expect("own status");
+        assert!(rss_kib_sum(&[me, me]).expect("twice") >= 2 * rss - 2 * 1024);
+        assert_eq!(rss_kib_sum(&[]).expect("none"), 0);
+        assert!(cpu_us_sum(&[me, u32::MAX]).is_err(), "a missing process fails the sum");
         assert!(matches!(cpu_us(u32::MAX), Err(BenchError::Proc { .. })));
     }
 }

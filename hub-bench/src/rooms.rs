@@ -20,49 +20,86 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{Protocol, Ws};
+use crate::client::{ConnectOpts, Protocol, Ws, open_many};
 use crate::error::BenchError;
-use crate::load::open_many;
 use crate::procstat;
 
-#[derive(Debug, Clone)]
+/// `hub-bench rooms`: join and leave cost by rooms held.
+#[derive(Debug, Clone, clap::Args)]
 pub struct RoomsConfig {
+    /// Label in the results.
+    #[arg(long)]
     pub target: String,
-    pub urls: Vec<String>,
+    #[command(flatten)]
+    pub connect: ConnectOpts,
+    #[arg(long, default_value_t = 100_000)]
     pub rooms: usize,
     /// Rooms one client joins at most (the hub's `max_rooms_per_client` less `general`); the
     /// number of clients follows unless `clients` is given.
+    #[arg(long, default_value_t = 99)]
     pub per_client: usize,
+    #[arg(long)]
     pub clients: Option<usize>,
     /// Rooms held at the end of each timed block of joins (leaves go back down through them).
+    #[arg(long, value_delimiter = ',', default_values_t = [1000, 10_000, 50_000, 100_000])]
     pub marks: Vec<usize>,
     /// Joins (or leaves) one client has sent and not yet seen answered.
+    #[arg(long, default_value_t = 4)]
     pub window: usize,
     /// Room `i` is `<prefix><i>`.
+    #[arg(long, default_value = "rb-")]
     pub prefix: String,
-    pub connect_concurrency: usize,
-    pub connect_timeout: Duration,
     /// Longest a block may take: past it the run fails (a join never answered is a hub bug).
+    #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
     pub block_timeout: Duration,
     /// Pause after each block before CPU and RSS are read: work the block set off (presence writes
     /// to Redis, pipelined) counts for it.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
     pub settle: Duration,
     /// The same after a block of leaves: the hub announces a user's last leave of a room only
     /// after `presence_leave_delay` (5 s by default), and that work belongs to the block.
+    #[arg(long, default_value = "6s", value_parser = humantime::parse_duration)]
     pub leave_settle: Duration,
-    pub hold: Hold,
+    /// Hold the rooms this long between the joins and the leaves.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub hold: Duration,
+    /// Hold the rooms until this file exists (instead of `--hold`), at most `--hold-max`.
+    #[arg(long, value_name = "FILE", conflicts_with = "hold")]
+    pub hold_until: Option<PathBuf>,
+    #[arg(long, default_value = "600s", value_parser = humantime::parse_duration, requires = "hold_until")]
+    pub hold_max: Duration,
     /// Stay in `general`, where every client starts. Off: each client leaves it once connected,
     /// so the rooms measured are the only ones (a room of ~1000 users gets the hub's presence
     /// resync after a Redis restart as ~1000 `presence_diff` frames per member at once).
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set, default_value_t = false)]
     pub keep_general: bool,
     /// Created once every room is joined and held.
+    #[arg(long, value_name = "FILE")]
     pub ready: Option<PathBuf>,
     /// Every chat message received while holding: `<unix µs> <room> <message id>` per line.
+    #[arg(long, value_name = "FILE")]
     pub probe_log: Option<PathBuf>,
+    /// Hub processes whose CPU and RSS are measured (repeat or separate with commas).
+    #[arg(long = "hub-pid", value_name = "PID", value_delimiter = ',')]
     pub hub_pids: Vec<u32>,
+    /// Redis processes whose CPU is measured.
+    #[arg(long = "redis-pid", value_name = "PID", value_delimiter = ',')]
     pub redis_pids: Vec<u32>,
     /// Read again before each reading, for a Redis that is restarted mid-run: its pid changes.
+    #[arg(long, value_name = "FILE")]
     pub redis_pid_file: Option<PathBuf>,
+}
+
+impl RoomsConfig {
+    pub fn hold(&self) -> Hold {
+        match &self.hold_until {
+            Some(file) => Hold::Until {
+                file: file.clone(),
+                max: self.hold_max,
+            },
+            None => Hold::For(self.hold),
+        }
+    }
 }
 
 /// How long the rooms are held between the joins and the leaves.
@@ -299,11 +336,6 @@ struct Reading {
 
 impl Meter<'_> {
     fn read(&self) -> Result<Reading, BenchError> {
-        let sum = |pids: &[u32]| {
-            pids.iter()
-                .map(|&p| procstat::cpu_us(p))
-                .sum::<Result<u64, _>>()
-        };
         let mut redis = self.cfg.redis_pids.clone();
         if let Some(file) = &self.cfg.redis_pid_file {
             let text = std::fs::read_to_string(file)?;
@@ -313,8 +345,8 @@ impl Meter<'_> {
             redis.push(pid);
         }
         Ok(Reading {
-            hub_cpu_us: sum(&self.cfg.hub_pids)?,
-            redis_cpu_us: sum(&redis)?,
+            hub_cpu_us: procstat::cpu_us_sum(&self.cfg.hub_pids)?,
+            redis_cpu_us: procstat::cpu_us_sum(&redis)?,
             tool_cpu_us: procstat::cpu_us(std::process::id())?,
             machine_busy_us: procstat::machine_cpu()?.busy_us,
             at: Instant::now(),
@@ -322,11 +354,7 @@ impl Meter<'_> {
     }
 
     fn rss_kib(&self) -> Result<u64, BenchError> {
-        self.cfg
-            .hub_pids
-            .iter()
-            .map(|&p| procstat::rss_kib(p))
-            .sum()
+        procstat::rss_kib_sum(&self.cfg.hub_pids)
     }
 }
 
@@ -352,7 +380,7 @@ async fn block(
     let (mut latencies, mut errors, mut first_error, mut failed) = (Vec::new(), 0, None, None);
     while let Some(done) = tasks.join_next().await {
         let (c, (ws, ex)) =
-            done.map_err(|e| BenchError::Usage(format!("client task failed: {e}")))?;
+            done.map_err(|e| BenchError::Task(format!("client task failed: {e}")))?;
         back[c] = Some(ws);
         latencies.extend(ex.latencies_us);
         errors += ex.errors;
@@ -364,7 +392,7 @@ async fn block(
     let wall = before.at.elapsed();
     if let Some(why) = failed {
         return Err(BenchError::Handshake {
-            url: cfg.urls.join(","),
+            url: cfg.connect.urls.join(","),
             reason: format!("{op:?} block {range:?}: {why}"),
         });
     }
@@ -432,10 +460,10 @@ async fn hold(cfg: &RoomsConfig, clients: Vec<Ws>) -> Result<(Vec<Ws>, usize, u6
     if let Some(ready) = &cfg.ready {
         std::fs::write(ready, format!("{}\n", cfg.rooms))?;
     }
-    match &cfg.hold {
-        Hold::For(d) => tokio::time::sleep(*d).await,
+    match cfg.hold() {
+        Hold::For(d) => tokio::time::sleep(d).await,
         Hold::Until { file, max } => {
-            let end = tokio::time::Instant::now() + *max;
+            let end = tokio::time::Instant::now() + max;
             while !file.exists() && tokio::time::Instant::now() < end {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -447,7 +475,7 @@ async fn hold(cfg: &RoomsConfig, clients: Vec<Ws>) -> Result<(Vec<Ws>, usize, u6
     let (mut closed, mut messages) = (0, 0);
     while let Some(done) = tasks.join_next().await {
         let (c, (ws, got)) =
-            done.map_err(|e| BenchError::Usage(format!("reader task failed: {e}")))?;
+            done.map_err(|e| BenchError::Task(format!("reader task failed: {e}")))?;
         messages += got;
         match ws {
             Some(ws) => open[c] = Some(ws),
@@ -507,10 +535,10 @@ async fn leave_general(cfg: &RoomsConfig, clients: Vec<Ws>) -> Result<Vec<Ws>, B
     let mut back: Vec<Option<Ws>> = (0..n).map(|_| None).collect();
     while let Some(done) = tasks.join_next().await {
         let (c, (ws, ex)) =
-            done.map_err(|e| BenchError::Usage(format!("client task failed: {e}")))?;
+            done.map_err(|e| BenchError::Task(format!("client task failed: {e}")))?;
         if let Some(why) = ex.failed.or(ex.first_error) {
             return Err(BenchError::Handshake {
-                url: cfg.urls.join(","),
+                url: cfg.connect.urls.join(","),
                 reason: format!("client {c} leaving general: {why}"),
             });
         }
@@ -524,7 +552,7 @@ pub async fn run(
     cfg: &RoomsConfig,
     mut emit: impl FnMut(&BlockResult) -> std::io::Result<()>,
 ) -> Result<RoomsSummary, BenchError> {
-    if cfg.urls.is_empty() || cfg.rooms == 0 || cfg.per_client == 0 {
+    if cfg.connect.urls.is_empty() || cfg.rooms == 0 || cfg.per_client == 0 {
         return Err(BenchError::Usage(
             "need urls, rooms and rooms per client".into(),
         ));
@@ -539,16 +567,7 @@ pub async fn run(
         )));
     }
     let meter = Meter { cfg };
-    let results = open_many(
-        Protocol::Hub,
-        &cfg.urls,
-        None,
-        clients_n,
-        0,
-        cfg.connect_concurrency,
-        cfg.connect_timeout,
-    )
-    .await;
+    let results = open_many(Protocol::Hub, &cfg.connect, None, clients_n, 0).await;
     let mut clients = results.into_iter().collect::<Result<Vec<_>, _>>()?;
     if !cfg.keep_general {
         clients = leave_general(cfg, clients).await?;
@@ -572,7 +591,7 @@ pub async fn run(
     let held_s = hold_start.elapsed().as_secs_f64();
     if closed > 0 {
         return Err(BenchError::Handshake {
-            url: cfg.urls.join(","),
+            url: cfg.connect.urls.join(","),
             reason: format!("{closed} of {clients_n} clients closed while the rooms were held"),
         });
     }
