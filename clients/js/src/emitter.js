@@ -1,0 +1,63 @@
+// Owns: event listeners of the client and of its rooms. A listener that throws does not stop the
+// other listeners, nor the SDK's own bookkeeping (which is always done before listeners run).
+
+export class Emitter {
+  #listeners = new Map();
+
+  /** Adds `fn` for `event`; returns this (chainable). */
+  on(event, fn) {
+    if (typeof fn !== 'function') throw new TypeError(`listener for "${event}" must be a function`);
+    let list = this.#listeners.get(event);
+    if (!list) this.#listeners.set(event, (list = []));
+    list.push(fn);
+    return this;
+  }
+
+  /** Removes `fn` (every time it was added) for `event`. */
+  off(event, fn) {
+    const list = this.#listeners.get(event);
+    if (!list) return this;
+    const kept = list.filter((f) => f !== fn && f.wrapped !== fn);
+    if (kept.length) this.#listeners.set(event, kept);
+    else this.#listeners.delete(event);
+    return this;
+  }
+
+  /** Like `on`, for the next event only. */
+  once(event, fn) {
+    const once = (...args) => {
+      this.off(event, once);
+      fn(...args);
+    };
+    once.wrapped = fn;
+    return this.on(event, once);
+  }
+
+  listenerCount(event) {
+    return this.#listeners.get(event)?.length ?? 0;
+  }
+
+  emit(event, ...args) {
+    const list = this.#listeners.get(event);
+    if (!list) return;
+    // A copy: a listener may add or remove listeners while we go through them.
+    for (const fn of [...list]) {
+      try {
+        fn(...args);
+      } catch (err) {
+        reportListenerError(event, err);
+      }
+    }
+  }
+
+  removeAllListeners() {
+    this.#listeners.clear();
+  }
+}
+
+function reportListenerError(event, err) {
+  // The application's bug, not the SDK's: shown where the platform shows uncaught errors,
+  // without unwinding through (and breaking) the SDK's state machine.
+  if (typeof globalThis.reportError === 'function') globalThis.reportError(err);
+  else console.error(`realtime-hub-client: a "${event}" listener threw`, err);
+}
