@@ -2,9 +2,10 @@
 //! or the answer to a server API call. Whoever finishes with the message (the publisher once Redis
 //! stored it, local delivery when there is no history) keeps the promise, once.
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::error::ProtocolError;
+use crate::outbox::WeakRecipient;
 use crate::protocol::Frame;
 
 /// Where a message landed in its room's history (nothing for a broadcast, a room without history,
@@ -24,12 +25,15 @@ impl StoredAt {
     }
 }
 
-/// Who waits to hear: a client (its queue held weakly, so a message waiting out an outage does
-/// not keep a closed client's writer alive) with its `ref`, or a server API call.
+/// Who waits to hear: a client (its outbox held weakly, so a message waiting out an outage does
+/// not keep a closed client's writer alive) with its `ref`, or a server API call. An ack goes
+/// through the client's outbox like any frame: one that finds the queue full closes the client as
+/// a slow consumer — never a silent drop, which would leave a page showing a stored message as
+/// unsent.
 #[derive(Debug)]
 pub enum Ack {
     Client {
-        to: mpsc::WeakSender<Frame>,
+        to: WeakRecipient,
         reference: String,
         id: String,
     },
@@ -41,8 +45,7 @@ impl Ack {
         match self {
             Ack::Client { to, reference, id } => {
                 if let Some(to) = to.upgrade() {
-                    // A full queue means the client is being closed as a slow consumer anyway.
-                    let _ = to.try_send(Frame::ack(&reference, &id, stored.offset));
+                    to.offer(&Frame::ack(&reference, &id, stored.offset));
                 }
             }
             Ack::Api(answer) => {
@@ -56,12 +59,81 @@ impl Ack {
         match self {
             Ack::Client { to, reference, .. } => {
                 if let Some(to) = to.upgrade() {
-                    let _ = to.try_send(Frame::error_for(err, Some(&reference)));
+                    to.offer(&Frame::error_for(err, Some(&reference)));
                 }
             }
             Ack::Api(answer) => {
                 let _ = answer.send(Err(err.clone()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::error::CloseReason;
+    use crate::outbox::{Kick, QueuedBytes, Recipient};
+
+    fn client(queue: usize) -> (Recipient, mpsc::Receiver<Frame>) {
+        let (tx, rx) = mpsc::channel(queue);
+        let recipient = Recipient {
+            tx,
+            queued: QueuedBytes::new(usize::MAX),
+            kick: Arc::new(Kick::default()),
+        };
+        (recipient, rx)
+    }
+
+    fn ack_for(to: &Recipient, reference: &str) -> Ack {
+        Ack::Client {
+            to: to.downgrade(),
+            reference: reference.into(),
+            id: "m1".into(),
+        }
+    }
+
+    #[test]
+    fn an_ack_reaches_the_client_with_its_offset() {
+        let (me, mut rx) = client(4);
+        ack_for(&me, "c1").send(StoredAt {
+            offset: Some(7),
+            epoch: Some("e".into()),
+        });
+        let frame = rx.try_recv().expect("the ack");
+        assert_eq!(
+            frame.as_str(),
+            r#"{"type":"ack","ref":"c1","id":"m1","offset":7}"#
+        );
+        assert_eq!(me.kick.reason(), None);
+    }
+
+    #[test]
+    fn an_ack_that_finds_the_queue_full_closes_the_client_as_a_slow_consumer() {
+        let (me, _rx) = client(1);
+        assert!(me.offer(&Frame::pong()), "the one place in the queue");
+        ack_for(&me, "c1").send(StoredAt::nowhere());
+        assert_eq!(me.kick.reason(), Some(CloseReason::SlowConsumer));
+        let (me, _rx) = client(1);
+        assert!(me.offer(&Frame::pong()));
+        ack_for(&me, "c2").fail(&ProtocolError::Unavailable);
+        assert_eq!(
+            me.kick.reason(),
+            Some(CloseReason::SlowConsumer),
+            "errors too"
+        );
+    }
+
+    #[test]
+    fn an_ack_for_a_client_gone_is_dropped_without_keeping_it() {
+        let (me, rx) = client(1);
+        let ack = ack_for(&me, "c1");
+        drop(me);
+        drop(rx);
+        ack.send(StoredAt::nowhere());
     }
 }

@@ -4,7 +4,7 @@
 //! consumer.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use tokio::sync::{Notify, mpsc};
 
@@ -50,7 +50,35 @@ pub struct Recipient {
     pub kick: Arc<Kick>,
 }
 
+/// A [`Recipient`] held without keeping the client alive: what an ack waiting on Redis keeps, so
+/// that a message waiting out an outage does not hold a closed client's writer open.
+#[derive(Debug, Clone)]
+pub struct WeakRecipient {
+    tx: mpsc::WeakSender<Frame>,
+    queued: Weak<QueuedBytes>,
+    kick: Weak<Kick>,
+}
+
+impl WeakRecipient {
+    /// The client, while its session lives.
+    pub fn upgrade(&self) -> Option<Recipient> {
+        Some(Recipient {
+            tx: self.tx.upgrade()?,
+            queued: self.queued.upgrade()?,
+            kick: self.kick.upgrade()?,
+        })
+    }
+}
+
 impl Recipient {
+    pub fn downgrade(&self) -> WeakRecipient {
+        WeakRecipient {
+            tx: self.tx.downgrade(),
+            queued: Arc::downgrade(&self.queued),
+            kick: Arc::downgrade(&self.kick),
+        }
+    }
+
     /// Queues `frame`; a queue full in frames or in bytes closes the client as a slow consumer.
     /// Returns whether queued.
     pub fn offer(&self, frame: &Frame) -> bool {
@@ -103,8 +131,8 @@ impl QueuedBytes {
         true
     }
 
-    /// Gives `n` bytes back. Saturates at zero: a few small frames (acks) are queued without a
-    /// reservation, and giving theirs back must not wrap the counter.
+    /// Gives `n` bytes back. Saturates at zero: a frame queued by hand, past [`Recipient::offer`]
+    /// (tests do), has no reservation, and giving its bytes back must not wrap the counter.
     pub fn release(&self, n: usize) {
         let _ = self
             .bytes

@@ -100,7 +100,7 @@ impl<'a> Session<'a> {
             self.state.hub.name(),
         );
         let ack = reference.map(|reference| Ack::Client {
-            to: self.me.tx.downgrade(),
+            to: self.me.downgrade(),
             reference,
             id: id.clone(),
         });
