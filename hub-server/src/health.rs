@@ -40,7 +40,7 @@ fn readiness(state: &AppState) -> Response {
         "messages": {
             "received": c.received.load(Ordering::Relaxed),
             "delivered": c.delivered.load(Ordering::Relaxed),
-            "slow_consumers": c.slow_consumers.load(Ordering::Relaxed),
+            "slow_consumers": state.metrics.slow_consumers(),
         },
         "redis": state.bridge.counters(),
     });

@@ -35,22 +35,14 @@ impl Hub {
         frame: &Frame,
         except: Option<&ClientId>,
     ) -> usize {
-        let (mut delivered, mut slow) = (0u64, 0u64);
+        let mut delivered = 0u64;
         for (id, recipient) in recipients {
-            if Some(id) == except {
-                continue;
-            }
-            if recipient.offer(frame) {
+            if Some(id) != except && recipient.offer(frame) {
                 delivered += 1;
-            } else if !recipient.tx.is_closed() {
-                slow += 1;
             }
         }
         let c = &self.0.counters;
         c.delivered.fetch_add(delivered, Ordering::Relaxed);
-        if slow > 0 {
-            c.slow_consumers.fetch_add(slow, Ordering::Relaxed);
-        }
         delivered as usize
     }
 }

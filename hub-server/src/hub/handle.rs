@@ -16,7 +16,6 @@ use crate::protocol::Room;
 pub struct Counters {
     pub delivered: AtomicU64,
     pub received: AtomicU64,
-    pub slow_consumers: AtomicU64,
 }
 
 #[derive(Debug)]

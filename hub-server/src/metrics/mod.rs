@@ -91,6 +91,12 @@ impl Metrics {
         self.stats.closed(reason);
     }
 
+    /// Clients closed as slow consumers (their queue filled up), as `/health` and
+    /// `realtime_hub_slow_consumers_total` both say.
+    pub fn slow_consumers(&self) -> u64 {
+        self.stats.slow_consumers()
+    }
+
     /// A frame refused by the rate limit.
     pub fn rate_limited(&self) {
         self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);

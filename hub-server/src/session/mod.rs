@@ -94,10 +94,12 @@ where
     };
 
     // The one cleanup path: out of the hub (its Sender clones go), the user's place given back,
-    // then tell the writer why.
+    // counted as closed (and why) as soon as it is out — a slow consumer may take the close
+    // handshake's whole grace to go — then tell the writer why.
     state.hub.remove(&client_id);
     drop(session);
     drop(me);
+    state.metrics.closed(reason);
     match reason {
         Some(reason) => {
             let _ = close_tx.send(reason);
@@ -121,6 +123,5 @@ where
             }
         }
     }
-    state.metrics.closed(reason);
     tracing::debug!(client_id = %client_id, ?reason, "client disconnected");
 }
