@@ -278,6 +278,12 @@ impl Session<'_> {
         if channel == self.link.bridge.channels.control() {
             return Control::apply(&msg.payload, self.hub);
         }
+        // Still queued for a channel left since (its room lost its last member here): nobody
+        // here wants it, and counting it would make the next subscription's first message look
+        // like a gap — "lost" messages that were only published while nobody listened.
+        if !self.link.bridge.subscribed.borrow().contains(channel) {
+            return;
+        }
         let envelope = match envelope::decode(&msg.payload) {
             Ok(envelope) => envelope,
             Err(err) => {
