@@ -16,6 +16,7 @@ pub mod error;
 pub mod health;
 pub mod histogram;
 pub mod history;
+pub mod hooks;
 pub mod hub;
 pub mod join;
 pub mod listen;
