@@ -34,6 +34,7 @@ pub mod slots;
 pub mod start_error;
 pub mod state;
 pub mod upgrade;
+pub mod webhooks;
 pub mod writer;
 
 pub use listen::listen;
