@@ -18,6 +18,35 @@ use crate::support::netns::PartitionableRedis;
 use crate::support::proxy::RedisProxy;
 use crate::support::{Client, Hub, RECV_TIMEOUT, RedisServer, connect_n, marker, room};
 
+/// `joiner` (of `hub`, with history off) joins `room` while `proxy` holds back what the join
+/// needs; no `joined` may come before the proxy lets it through. With history off, a join that
+/// did not wait would say `joined` in the very step that registers it: once /health counts
+/// `rooms`, a marker `herald` broadcasts on the same hub (delivered at once) must come first.
+/// Then the proxy lets go, and `joined` comes within `within`.
+async fn assert_join_waits_for_release(
+    proxy: &RedisProxy,
+    (hub, rooms): (&Hub, u64),
+    joiner: &mut Client,
+    herald: &mut Client,
+    room: &str,
+    within: Duration,
+) {
+    joiner
+        .send_json(&json!({"type": "join", "room": room}))
+        .await;
+    wait_rooms(hub, rooms).await;
+    let mark = marker("held");
+    herald.broadcast(&mark).await;
+    joiner.expect_marker(&mark).await;
+    proxy.release();
+    let joined = joiner.recv_json_within(within).await;
+    assert_eq!(
+        (joined["type"].as_str(), joined["room"].as_str()),
+        (Some("joined"), Some(room)),
+        "{joined}"
+    );
+}
+
 /// Waits until `hub` counts `n` rooms with a local member (`rooms` in /health): a join has been
 /// registered, at most RECV_TIMEOUT.
 async fn wait_rooms(hub: &Hub, n: u64) {
@@ -70,21 +99,17 @@ async fn a_rejoin_while_the_unsubscribe_is_held_waits_for_the_new_subscription()
     tokio::time::timeout(Duration::from_secs(5), proxy.wait_held())
         .await
         .expect("hub2 sent UNSUBSCRIBE");
-    b.send_json(&json!({"type": "join", "room": r})).await;
     // While the old subscription is on its way out, hub2 must not say `joined`: nothing it
-    // could promise would hold once the UNSUBSCRIBE lands. Once hub2 has registered the join
-    // (general and r), a marker broadcast on hub2 (delivered at once) comes before any `joined`.
-    wait_rooms(&hub2, 2).await;
-    let mark = marker("held");
-    d.broadcast(&mark).await;
-    b.expect_marker(&mark).await;
-    proxy.release();
-    let joined = b.recv_json_within(Duration::from_secs(5)).await;
-    assert_eq!(
-        (joined["type"].as_str(), joined["room"].as_str()),
-        (Some("joined"), Some(r.as_str())),
-        "{joined}"
-    );
+    // could promise would hold once the UNSUBSCRIBE lands. (Registered: general and r.)
+    assert_join_waits_for_release(
+        &proxy,
+        (&hub2, 2),
+        &mut b,
+        &mut d,
+        &r,
+        Duration::from_secs(5),
+    )
+    .await;
     for i in 0..5 {
         a.say(&r, &format!("after-{i}")).await;
     }
@@ -358,19 +383,16 @@ async fn a_join_while_the_hub_resubscribes_waits_for_its_channel() {
         .await
         .expect("hub2 subscribes again after the restart");
     let mut c = Client::connect(&hub2).await;
-    c.send_json(&json!({"type": "join", "room": r})).await;
-    // Registered (general, the held room, r): a marker broadcast by b comes before any `joined`.
-    wait_rooms(&hub2, 3).await;
-    let mark = marker("resubscribing");
-    b.broadcast(&mark).await;
-    c.expect_marker(&mark).await;
-    proxy.release();
-    let joined = c.recv_json_within(Duration::from_secs(10)).await;
-    assert_eq!(
-        (joined["type"].as_str(), joined["room"].as_str()),
-        (Some("joined"), Some(r.as_str())),
-        "{joined}"
-    );
+    // Registered: general, the held room, r.
+    assert_join_waits_for_release(
+        &proxy,
+        (&hub2, 3),
+        &mut c,
+        &mut b,
+        &r,
+        Duration::from_secs(10),
+    )
+    .await;
     let mut a = Client::connect(&hub1).await;
     a.join(&r).await;
     a.say(&r, "right after joined").await;

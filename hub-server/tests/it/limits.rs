@@ -37,18 +37,15 @@ async fn slow_consumer_is_closed_and_others_keep_receiving_on_time() {
     const FLOOD_LATENCY_MAX: Duration = Duration::from_millis(1500);
     const PROBE_LATENCY_MAX: Duration = Duration::from_millis(1000);
 
-    let hub = Hub::builder("hub-l")
-        .api(crate::api::KEY)
-        .env("HUB_SEND_QUEUE", "64")
-        .unlimited()
-        .start()
-        .await;
-    let Flood {
-        room: flood,
-        mut sender,
-        mut fast,
-        mut slow,
-    } = Flood::join(&hub).await;
+    let (
+        hub,
+        Flood {
+            room: flood,
+            mut sender,
+            mut fast,
+            mut slow,
+        },
+    ) = Flood::start(Hub::builder("hub-l").env("HUB_SEND_QUEUE", "64")).await;
     // From here on `slow` is never polled: its socket buffers fill, then its hub queue.
 
     let base = Instant::now();

@@ -24,17 +24,15 @@ async fn slow_consumers(hub: &Hub) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_closed_once_its_queue_passes_the_byte_bound() {
     // The default byte bound (1 MiB) and frame bound (1024) are what is under test.
-    let hub = Hub::builder("hub-sqb")
-        .api(crate::api::KEY)
-        .unlimited()
-        .start()
-        .await;
-    let Flood {
-        room: flood,
-        mut sender,
-        mut fast,
-        slow,
-    } = Flood::join(&hub).await;
+    let (
+        hub,
+        Flood {
+            room: flood,
+            mut sender,
+            mut fast,
+            slow,
+        },
+    ) = Flood::start(Hub::builder("hub-sqb")).await;
     assert_eq!(slow_consumers(&hub).await, 0);
     let rss_before = hub.rss_kib();
 
