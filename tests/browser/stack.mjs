@@ -152,13 +152,12 @@ async function waitHealthy(proc, url, timeoutMs = 20_000) {
  * redisUrl, logDir, hubEnv (extra environment for both hubs), webEnv (for every web server),
  * extraWebs ([{ name, hub: 'hub1' | 'hub2', env }]: more web servers, each let in by its hub),
  * logPrefix (prepended to log file names, so two stacks can share a log directory), hubEnvs
- * ({ hub1: {…}, hub2: {…} }: environment for one hub only, e.g. its API listener), webEnvs (the
- * same for web1 / web2). Every web server also gets WEB_HUB_PORT, its hub's port, for pages that
- * derive the hub's address from their own (with HUB_URL empty).
+ * ({ hub1: {…}, hub2: {…} }: environment for one hub only, e.g. its API listener). Every web
+ * server also gets WEB_HUB_PORT, its hub's port, for pages that derive the hub's address from their
+ * own (with HUB_URL empty).
  */
 export async function startStack({
   binDir, redisUrl, logDir, hubEnv = {}, webEnv = {}, extraWebs = [], logPrefix = '', hubEnvs = {},
-  webEnvs = {},
 }) {
   mkdirSync(logDir, { recursive: true });
   const [hub1Port, hub2Port, web1Port, web2Port, ...extraPorts] = await Promise.all(
@@ -166,8 +165,8 @@ export async function startStack({
   );
   const hubPorts = { hub1: hub1Port, hub2: hub2Port };
   const webs = [
-    { name: 'web1', hub: 'hub1', port: web1Port, env: webEnvs.web1 || {} },
-    { name: 'web2', hub: 'hub2', port: web2Port, env: webEnvs.web2 || {} },
+    { name: 'web1', hub: 'hub1', port: web1Port, env: {} },
+    { name: 'web2', hub: 'hub2', port: web2Port, env: {} },
     ...extraWebs.map((w, i) => ({ ...w, env: w.env || {}, port: extraPorts[i] })),
   ];
   const origins = (port) => `http://127.0.0.1:${port},http://localhost:${port}`;
