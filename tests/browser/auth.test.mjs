@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { AUTH_STEPS, ChatSession, PRESENCE_STEPS } from './scenario.mjs';
 import { startStack, testEnv } from './stack.mjs';
 import { stepTests } from './steps.mjs';
@@ -61,20 +61,11 @@ describe('sign-in: names across two hubs in jwt mode, a refused token, a renewed
     await session.open();
   });
 
-  after(async () => {
-    try {
-      await session?.close();
-    } finally {
-      await stack?.stop();
-    }
-  });
-
   stepTests([...AUTH_STEPS, ...PRESENCE_STEPS], {
-    run: (step) => step(session),
+    session: () => session,
+    stack: () => stack,
     timeoutMs: STEP_TIMEOUT_MS,
     tag: 'browser/auth',
-    screenshot: () => session.screenshot('FAILED'),
-    tails: () => stack.tails(),
     firstFailed: 'the pages never signed in',
   });
 

@@ -2,7 +2,7 @@
 // (REDIS_URL), two hub-servers and two hub-client-web servers on free ports, headless Debian Chromium.
 // Run it through tests/browser/run.sh (`make test` does), which builds the binaries and starts Redis.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { ChatSession, HISTORY_STEPS, STEPS } from './scenario.mjs';
 import { startStack, testEnv } from './stack.mjs';
 import { stepTests } from './steps.mjs';
@@ -41,14 +41,6 @@ describe('chat page: two pages on two web servers chat across two hubs bridged b
     await session.open();
   });
 
-  after(async () => {
-    try {
-      await session?.close();
-    } finally {
-      await stack?.stop();
-    }
-  });
-
   it('hub-client-web healthcheck exits 0 while its server runs, 1 when nothing listens', () => {
     const { web1Port } = stack.ports;
     assert.equal(stack.healthcheck('hub-client-web', { WEB_LISTEN: `127.0.0.1:${web1Port}` }), 0);
@@ -59,11 +51,10 @@ describe('chat page: two pages on two web servers chat across two hubs bridged b
   // The history steps run after the chat steps, in the same session (the hubs keep history: the
   // default HUB_HISTORY_SIZE=100).
   stepTests([...STEPS, ...HISTORY_STEPS], {
-    run: (step) => step(session),
+    session: () => session,
+    stack: () => stack,
     timeoutMs: STEP_TIMEOUT_MS,
     tag: 'browser',
-    screenshot: () => session.screenshot('FAILED'),
-    tails: () => stack.tails(),
     firstFailed: 'the pages never connected',
   });
 });
