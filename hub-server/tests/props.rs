@@ -4,7 +4,7 @@
 //! serializer wrote (where there is one), and refuse what is invalid.
 //!
 //! Run: `cargo test -p hub-server --test props` (no processes; 256 cases per property, or
-//! `PROPTEST_CASES`).
+//! `PROPTEST_CASES`; the token verdicts at least 512).
 
 use std::time::Duration;
 
@@ -273,16 +273,6 @@ proptest! {
     }
 
     #[test]
-    fn tokens_with_any_claims_are_judged_without_a_panic(claims in json_value()) {
-        let token = sign(&claims, SECRET);
-        if let Ok(identity) = verifier().verify(&token) {
-            // Only a token with a string `sub` and a numeric, future `exp` gets in.
-            prop_assert_eq!(claims.get("sub").and_then(Value::as_str), Some(&*identity.user_id));
-            prop_assert!(claims.get("exp").and_then(Value::as_u64).is_some());
-        }
-    }
-
-    #[test]
     fn good_tokens_give_back_their_claims_and_foreign_ones_are_refused(
         sub in "[A-Za-z0-9_-]{1,40}",
         name in proptest::option::of(".{0,40}"),
@@ -308,6 +298,202 @@ proptest! {
         let expired = json!({"sub": sub, "exp": now() - 3600});
         prop_assert_eq!(verifier().verify(&sign(&expired, SECRET)).err(), Some(AuthFailure::Expired));
     }
+}
+
+/// Claims of every shape a token may carry: each claim the hub reads absent, null, right, or wrong
+/// in type or value (`sub` empty or too long, `exp` past, `nbf` future, too many rooms…), among
+/// random other claims. The verdict must be what [`verdict`] says the rules give, and every
+/// verdict must be reached: a property whose branch never runs proves nothing.
+#[test]
+fn tokens_with_any_claims_get_the_verdict_the_rules_give() {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    let config = ProptestConfig {
+        failure_persistence: None,
+        // Enough cases that each of the seven verdicts comes up (the rarest in ~1 case in 25).
+        cases: ProptestConfig::default().cases.max(512),
+        ..ProptestConfig::default()
+    };
+    let reached: RefCell<BTreeMap<String, u32>> = RefCell::default();
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    runner
+        .run(&claims(), |claims| {
+            let expected = verdict(&claims, now());
+            let got = verifier().verify(&sign(&claims, SECRET));
+            prop_assert!(
+                expected.contains(&got.as_ref().map(|_| ()).map_err(|e| *e)),
+                "{claims}: got {:?}, expected one of {expected:?}",
+                got.map(|_| ())
+            );
+            if let Ok(identity) = &got {
+                prop_assert_eq!(Some(&*identity.user_id), claims["sub"].as_str());
+                prop_assert_eq!(identity.expires_at, claims["exp"].as_u64());
+            }
+            let outcome = format!("{:?}", got.map(|_| ()));
+            *reached.borrow_mut().entry(outcome).or_default() += 1;
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let reached = reached.into_inner();
+    eprintln!("verdicts reached: {reached:?}");
+    let all = [
+        "Ok(())",
+        "Err(Malformed)",
+        "Err(MissingSub)",
+        "Err(MissingExp)",
+        "Err(Expired)",
+        "Err(NotYetValid)",
+        "Err(BadClaims)",
+    ];
+    for verdict in all {
+        assert!(
+            reached.contains_key(verdict),
+            "{verdict} never reached: {reached:?}"
+        );
+    }
+    assert_eq!(
+        reached.len(),
+        all.len(),
+        "a verdict not foreseen: {reached:?}"
+    );
+}
+
+/// A claims object: random claims, then each claim the hub reads set (or removed) one of the ways
+/// a token may have it.
+fn claims() -> impl Strategy<Value = Value> {
+    let now = now();
+    let sub = prop_oneof![
+        8 => "[A-Za-z0-9_-]{1,40}".prop_map(Value::from),
+        1 => Just(Value::Null),
+        1 => Just(Value::from("")),
+        1 => "[a-z]{257,300}".prop_map(Value::from),
+        1 => any::<i64>().prop_map(Value::from),
+    ];
+    let exp = prop_oneof![
+        8 => (now + 60..now + 1_000_000).prop_map(Value::from),
+        1 => Just(Value::Null),
+        4 => (0..now - 60).prop_map(Value::from),
+        1 => (now + 60..now + 1_000_000).prop_map(|t| Value::from(t as f64 + 0.5)),
+        1 => (-1_000_000i64..0).prop_map(Value::from),
+        1 => (now + 60..now + 1_000_000).prop_map(|t| Value::from(t.to_string())),
+    ];
+    let nbf = prop_oneof![
+        4 => (0..now - 60).prop_map(Value::from),
+        3 => (now + 60..now + 1_000_000).prop_map(Value::from),
+        1 => Just(Value::from("soon")),
+    ];
+    let name = prop_oneof![
+        8 => ".{0,80}".prop_map(Value::from),
+        1 => any::<i64>().prop_map(Value::from),
+    ];
+    let rooms = prop_oneof![
+        8 => prop::collection::vec(room_name().prop_map(Value::from), 0..4).prop_map(Value::Array),
+        1 => Just(Value::Array(vec![Value::from("r"); 257])),
+        1 => Just(Value::from("general")),
+    ];
+    let broadcast = prop_oneof![
+        8 => any::<bool>().prop_map(Value::from),
+        1 => Just(Value::from(1)),
+    ];
+    // Each claim absent one time in five.
+    let maybe = |v: BoxedStrategy<Value>| prop::option::weighted(0.8, v);
+    (
+        json_value(),
+        (
+            maybe(sub.boxed()),
+            maybe(exp.boxed()),
+            maybe(nbf.boxed()),
+            maybe(name.boxed()),
+            maybe(rooms.clone().boxed()),
+            maybe(rooms.boxed()),
+            maybe(broadcast.boxed()),
+        ),
+    )
+        .prop_map(|(extra, (sub, exp, nbf, name, rooms, read, broadcast))| {
+            let mut claims = match extra {
+                Value::Object(map) => map,
+                _ => serde_json::Map::new(),
+            };
+            for (key, value) in [
+                ("sub", sub),
+                ("exp", exp),
+                ("nbf", nbf),
+                ("name", name),
+                ("rooms", rooms),
+                ("read", read),
+                ("broadcast", broadcast),
+            ] {
+                match value {
+                    Some(value) => claims.insert(key.to_owned(), value),
+                    None => claims.remove(key),
+                };
+            }
+            Value::Object(claims)
+        })
+}
+
+/// What the hub may answer for a token carrying `claims` (signed with its secret), by the rules
+/// of `auth::verifier` (its `Claims`), then jsonwebtoken's checks in their order, then the hub's
+/// own limits. One answer, but for a token with neither `sub` nor `exp`: jsonwebtoken keeps the
+/// required claims in a `HashSet`, so which one it names first differs from run to run.
+fn verdict(claims: &Value, now: u64) -> Vec<Result<(), AuthFailure>> {
+    match (
+        claims.get("sub").is_none_or(Value::is_null),
+        claims.get("exp").is_none_or(Value::is_null),
+    ) {
+        (true, true) if rule(claims, now) != Err(AuthFailure::Malformed) => {
+            vec![Err(AuthFailure::MissingSub), Err(AuthFailure::MissingExp)]
+        }
+        _ => vec![rule(claims, now)],
+    }
+}
+
+fn rule(claims: &Value, now: u64) -> Result<(), AuthFailure> {
+    let given = |key: &str| claims.get(key).filter(|v| !v.is_null());
+    // The claims the hub reads must have their type (absent or null is "not given").
+    let strings = |v: &Value| v.as_array().is_some_and(|a| a.iter().all(Value::is_string));
+    let typed = given("sub").is_none_or(Value::is_string)
+        && given("exp").is_none_or(|v| v.as_u64().is_some())
+        && given("name").is_none_or(Value::is_string)
+        && given("rooms").is_none_or(strings)
+        && given("read").is_none_or(strings)
+        // A bool with a default: null is no bool.
+        && claims.get("broadcast").is_none_or(Value::is_boolean);
+    if !typed {
+        return Err(AuthFailure::Malformed);
+    }
+    let exp = given("exp").and_then(Value::as_u64);
+    let sub = given("sub").and_then(Value::as_str);
+    let (Some(exp), Some(sub)) = (exp, sub) else {
+        return Err(if exp.is_none() {
+            AuthFailure::MissingExp
+        } else {
+            AuthFailure::MissingSub
+        });
+    };
+    let nbf = given("nbf").map(|v| v.as_f64().filter(|n| *n >= 0.0));
+    let Some(nbf) = nbf.unwrap_or(Some(0.0)) else {
+        return Err(AuthFailure::BadClaims);
+    };
+    if exp < now {
+        return Err(AuthFailure::Expired);
+    }
+    if nbf > now as f64 {
+        return Err(AuthFailure::NotYetValid);
+    }
+    if sub.is_empty() {
+        return Err(AuthFailure::MissingSub);
+    }
+    let too_many = |key: &str| {
+        given(key)
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.len() > 256)
+    };
+    if sub.len() > 256 || too_many("rooms") || too_many("read") {
+        return Err(AuthFailure::BadClaims);
+    }
+    Ok(())
 }
 
 const SECRET: &str = "a-secret-of-at-least-thirty-two-bytes";

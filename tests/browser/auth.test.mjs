@@ -7,17 +7,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { after, before, describe, it } from 'node:test';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { before, describe, it } from 'node:test';
 import { AUTH_STEPS, ChatSession, PRESENCE_STEPS } from './scenario.mjs';
-import { startStack } from './stack.mjs';
+import { startStack, testEnv } from './stack.mjs';
+import { stepTests } from './steps.mjs';
 
-const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const BIN_DIR = process.env.BIN_DIR || join(ROOT, 'target', 'debug');
-const REDIS_URL = process.env.REDIS_URL;
-const SCREENSHOT_DIR = join(process.env.SCREENSHOT_DIR || join(ROOT, 'target', 'browser-screenshots'), 'auth');
-const LOG_DIR = process.env.LOG_DIR || join(ROOT, 'target', 'browser-test-logs');
+const { binDir: BIN_DIR, redisUrl: REDIS_URL, screenshotDir: SCREENSHOT_DIR, logDir: LOG_DIR } =
+  testEnv('auth');
 const STEP_TIMEOUT_MS = 60_000;
 // Short enough that the renewal step sees a socket outlive its first token within seconds; long
 // enough that the page's renewal at 80 % (6.4 s) lands well before exp + the hubs' 2 s leeway.
@@ -28,7 +24,6 @@ const log = (msg) => console.log(`  [browser/auth] ${msg}`);
 describe('sign-in: names across two hubs in jwt mode, a refused token, a renewed one; who is here', () => {
   let stack;
   let session;
-  let broken = '';
 
   before(async () => {
     assert.ok(REDIS_URL, 'REDIS_URL is not set: run this through tests/browser/run.sh');
@@ -66,30 +61,13 @@ describe('sign-in: names across two hubs in jwt mode, a refused token, a renewed
     await session.open();
   });
 
-  after(async () => {
-    try {
-      await session?.close();
-    } finally {
-      await stack?.stop();
-    }
+  stepTests([...AUTH_STEPS, ...PRESENCE_STEPS], {
+    session: () => session,
+    stack: () => stack,
+    timeoutMs: STEP_TIMEOUT_MS,
+    tag: 'browser/auth',
+    firstFailed: 'the pages never signed in',
   });
-
-  for (const [name, step] of [...AUTH_STEPS, ...PRESENCE_STEPS]) {
-    it(name, { timeout: STEP_TIMEOUT_MS }, async (t) => {
-      if (broken) {
-        t.skip(`not run: ${broken}`);
-        return;
-      }
-      try {
-        await step(session);
-      } catch (e) {
-        if (name === AUTH_STEPS[0][0]) broken = 'the pages never signed in';
-        await session.screenshot('FAILED').catch(() => {});
-        console.error(`  [browser/auth] step failed: ${name}\n${stack.tails()}`);
-        throw e;
-      }
-    });
-  }
 
   it('no secret and no token in any process log', () => {
     const secrets = [stack.hub1.env.HUB_JWT_SECRETS, stack.web3.env.WEB_JWT_SECRET];

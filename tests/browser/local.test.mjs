@@ -2,17 +2,13 @@
 // (REDIS_URL), two hub-servers and two hub-client-web servers on free ports, headless Debian Chromium.
 // Run it through tests/browser/run.sh (`make test` does), which builds the binaries and starts Redis.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { before, describe, it } from 'node:test';
 import { ChatSession, HISTORY_STEPS, STEPS } from './scenario.mjs';
-import { startStack } from './stack.mjs';
+import { startStack, testEnv } from './stack.mjs';
+import { stepTests } from './steps.mjs';
 
-const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const BIN_DIR = process.env.BIN_DIR || join(ROOT, 'target', 'debug');
-const REDIS_URL = process.env.REDIS_URL;
-const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || join(ROOT, 'target', 'browser-screenshots');
-const LOG_DIR = process.env.LOG_DIR || join(ROOT, 'target', 'browser-test-logs');
+const { binDir: BIN_DIR, redisUrl: REDIS_URL, screenshotDir: SCREENSHOT_DIR, logDir: LOG_DIR } =
+  testEnv();
 const STEP_TIMEOUT_MS = 90_000;
 
 const log = (msg) => console.log(`  [browser] ${msg}`);
@@ -20,7 +16,6 @@ const log = (msg) => console.log(`  [browser] ${msg}`);
 describe('chat page: two pages on two web servers chat across two hubs bridged by Redis', () => {
   let stack;
   let session;
-  let broken = '';
 
   before(async () => {
     assert.ok(REDIS_URL, 'REDIS_URL is not set: run this through tests/browser/run.sh');
@@ -46,14 +41,6 @@ describe('chat page: two pages on two web servers chat across two hubs bridged b
     await session.open();
   });
 
-  after(async () => {
-    try {
-      await session?.close();
-    } finally {
-      await stack?.stop();
-    }
-  });
-
   it('hub-client-web healthcheck exits 0 while its server runs, 1 when nothing listens', () => {
     const { web1Port } = stack.ports;
     assert.equal(stack.healthcheck('hub-client-web', { WEB_LISTEN: `127.0.0.1:${web1Port}` }), 0);
@@ -63,21 +50,11 @@ describe('chat page: two pages on two web servers chat across two hubs bridged b
 
   // The history steps run after the chat steps, in the same session (the hubs keep history: the
   // default HUB_HISTORY_SIZE=100).
-  for (const [name, step] of [...STEPS, ...HISTORY_STEPS]) {
-    it(name, { timeout: STEP_TIMEOUT_MS }, async (t) => {
-      // Without connected pages every later step would only time out: report the cause once.
-      if (broken) {
-        t.skip(`not run: ${broken}`);
-        return;
-      }
-      try {
-        await step(session);
-      } catch (e) {
-        if (name === STEPS[0][0]) broken = 'the pages never connected';
-        await session.screenshot('FAILED').catch(() => {});
-        console.error(`  [browser] step failed: ${name}\n${stack.tails()}`);
-        throw e;
-      }
-    });
-  }
+  stepTests([...STEPS, ...HISTORY_STEPS], {
+    session: () => session,
+    stack: () => stack,
+    timeoutMs: STEP_TIMEOUT_MS,
+    tag: 'browser',
+    firstFailed: 'the pages never connected',
+  });
 });

@@ -10,18 +10,15 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { launchChromium } from './browser.mjs';
 import { ChatSession } from './scenario.mjs';
-import { freePort, startStack } from './stack.mjs';
+import { freePort, startStack, testEnv } from './stack.mjs';
+import { stepTests } from './steps.mjs';
 
-const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const BIN_DIR = process.env.BIN_DIR || join(ROOT, 'target', 'debug');
-const REDIS_URL = process.env.REDIS_URL;
-const SCREENSHOT_DIR = join(process.env.SCREENSHOT_DIR || join(ROOT, 'target', 'browser-screenshots'), 'page');
-const LOG_DIR = process.env.LOG_DIR || join(ROOT, 'target', 'browser-test-logs');
+const { root: ROOT, binDir: BIN_DIR, redisUrl: REDIS_URL, screenshotDir: SCREENSHOT_DIR, logDir: LOG_DIR } =
+  testEnv('page');
 const AXE_PATH = join(ROOT, 'tests', 'browser', 'node_modules', 'axe-core', 'axe.min.js');
 const STEP_TIMEOUT_MS = 60_000;
 const DESK = { width: 1000, height: 760 };
@@ -44,7 +41,6 @@ describe('the chat page people expect: a view per room, unread counts, accessibl
   let ana; // desk, web1 → hub1
   let bo; // phone, web2 → hub2
   let roomA;
-  let broken = '';
   const consoleErrors = [];
   let shot = 0;
 
@@ -583,20 +579,13 @@ describe('the chat page people expect: a view per room, unread counts, accessibl
     }],
   ];
 
-  for (const [name, step] of steps.filter(([n], i) => !process.env.PAGE_STEPS || i === 0 || n.includes(process.env.PAGE_STEPS))) {
-    it(name, { timeout: STEP_TIMEOUT_MS * 3 }, async (t) => {
-      if (broken) {
-        t.skip(`not run: ${broken}`);
-        return;
-      }
-      try {
-        await step();
-      } catch (e) {
-        if (name === steps[0][0]) broken = 'the pages never signed in';
-        await screenshot('FAILED', [ana, bo]).catch(() => {});
-        console.error(`  [browser/page] step failed: ${name}\n${stack.tails()}`);
-        throw e;
-      }
-    });
-  }
+  const chosen = steps.filter(([n], i) => !process.env.PAGE_STEPS || i === 0 || n.includes(process.env.PAGE_STEPS));
+  stepTests(chosen, {
+    run: (step) => step(),
+    timeoutMs: STEP_TIMEOUT_MS * 3,
+    tag: 'browser/page',
+    screenshot: () => screenshot('FAILED', [ana, bo]),
+    tails: () => stack.tails(),
+    firstFailed: 'the pages never signed in',
+  });
 });

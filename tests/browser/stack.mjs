@@ -6,7 +6,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const children = new Set();
 process.on('exit', () => {
@@ -49,6 +50,23 @@ export function redisCommand(url, ...args) {
     });
     sock.write(wire);
   });
+}
+
+/**
+ * What run.sh tells every test file, with the defaults for a run by hand: the built binaries
+ * (BIN_DIR), the Redis it started (REDIS_URL), where screenshots go (SCREENSHOT_DIR, and `sub`
+ * under it when given) and where process logs go (LOG_DIR).
+ */
+export function testEnv(sub = '') {
+  const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+  const shots = process.env.SCREENSHOT_DIR || join(root, 'target', 'browser-screenshots');
+  return {
+    root,
+    binDir: process.env.BIN_DIR || join(root, 'target', 'debug'),
+    redisUrl: process.env.REDIS_URL,
+    screenshotDir: sub ? join(shots, sub) : shots,
+    logDir: process.env.LOG_DIR || join(root, 'target', 'browser-test-logs'),
+  };
 }
 
 export function freePort() {
@@ -134,7 +152,9 @@ async function waitHealthy(proc, url, timeoutMs = 20_000) {
  * redisUrl, logDir, hubEnv (extra environment for both hubs), webEnv (for every web server),
  * extraWebs ([{ name, hub: 'hub1' | 'hub2', env }]: more web servers, each let in by its hub),
  * logPrefix (prepended to log file names, so two stacks can share a log directory), hubEnvs
- * ({ hub1: {…}, hub2: {…} }: environment for one hub only, e.g. its API listener).
+ * ({ hub1: {…}, hub2: {…} }: environment for one hub only, e.g. its API listener). Every web
+ * server also gets WEB_HUB_PORT, its hub's port, for pages that derive the hub's address from their
+ * own (with HUB_URL empty).
  */
 export async function startStack({
   binDir, redisUrl, logDir, hubEnv = {}, webEnv = {}, extraWebs = [], logPrefix = '', hubEnvs = {},
@@ -165,6 +185,7 @@ export async function startStack({
     new Proc(name, join(binDir, 'hub-client-web'), [], {
       WEB_LISTEN: `127.0.0.1:${port}`,
       HUB_URL: `ws://127.0.0.1:${hubPorts[hubName]}/ws`,
+      WEB_HUB_PORT: String(hubPorts[hubName]),
       WEB_TITLE: `realtime-hub chat (${name})`,
       WEB_HUB_LABEL: hubName,
       RUST_LOG: process.env.RUST_LOG || 'info',

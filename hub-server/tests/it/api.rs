@@ -9,32 +9,41 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Client, Event, Hub, RECV_TIMEOUT, RedisServer, room, token};
+use crate::support::{
+    Client, Hub, RECV_TIMEOUT, RedisServer, assert_nothing_more, marker, member, room, token,
+};
 
 pub const KEY: &str = "api-key-for-tests-0123456789";
 const OTHER_KEY: &str = "second-api-key-0123456789";
 
 /// A hub with the API on and a fast bridge (outages noticed within ~1.5 s).
 async fn hub(name: &str, redis: Option<&RedisServer>, extra: &[(&str, &str)]) -> Hub {
-    let mut builder = Hub::builder(name)
-        .api(KEY)
-        .env("HUB_REDIS_PING_INTERVAL", "500ms")
-        .env("HUB_REDIS_TIMEOUT", "1s")
-        .env("HUB_RECONNECT_MAX", "500ms");
+    let mut builder = Hub::builder(name).api(KEY).fast_bridge().envs(extra);
     if let Some(redis) = redis {
         builder = builder.redis(redis);
-    }
-    for (key, value) in extra {
-        builder = builder.env(key, value);
     }
     builder.start().await
 }
 
-/// A client of `hub` that joined `room`.
-async fn member(hub: &Hub, room: &str) -> Client {
-    let mut client = Client::connect(hub).await;
-    client.join(room).await;
-    client
+/// Publishes a marker to `room` through `hub`'s API, the way the messages under test went (round
+/// through Redis, to every hub); returns its text.
+async fn api_marker(hub: &Hub, room: &str) -> String {
+    let mark = marker("api");
+    let resp = hub
+        .api_post("/api/publish", &json!({"room": room, "content": mark}))
+        .await;
+    expect(&resp, 200);
+    mark
+}
+
+/// Broadcasts a marker through `hub`'s API; returns its text.
+async fn api_broadcast_marker(hub: &Hub) -> String {
+    let mark = marker("api-bc");
+    let resp = hub
+        .api_post("/api/broadcast", &json!({"content": mark}))
+        .await;
+    expect(&resp, 200);
+    mark
 }
 
 /// The response must be `status` with a JSON body; returns the body.
@@ -116,7 +125,7 @@ async fn publish_reaches_every_member_on_every_hub_once_and_answers_id_offset_ep
     }
     let mut all: Vec<&mut Client> = members.iter_mut().collect();
     all.push(&mut elsewhere);
-    crate::support::assert_all_quiet(&mut all).await;
+    assert_nothing_more(&mut all).await;
 }
 
 #[tokio::test]
@@ -167,7 +176,7 @@ async fn an_idempotency_key_publishes_once_across_hubs_and_answers_the_same() {
         receives_published(m, &c, "new key").await;
     }
     let mut all: Vec<&mut Client> = members.iter_mut().collect();
-    crate::support::assert_all_quiet(&mut all).await;
+    assert_nothing_more(&mut all).await;
 }
 
 #[tokio::test]
@@ -182,8 +191,8 @@ async fn a_standalone_hub_serves_the_api_from_memory() {
         expect(&h.api_post("/api/publish", &body).await, 200),
         answer
     );
+    // Published once: a second copy would be m's next chat frame, before the broadcast below.
     receives_published(&mut m, &answer, "kept").await;
-    m.expect_quiet().await;
 
     let history = expect(
         &h.api("GET", &format!("/api/rooms/{r}/history"), None).await,
@@ -223,7 +232,8 @@ async fn a_standalone_hub_serves_the_api_from_memory() {
     let frame = &m.recv_chat(1).await[0];
     assert_eq!(
         (frame["type"].as_str(), &frame["id"]),
-        (Some("broadcast"), &b["id"])
+        (Some("broadcast"), &b["id"]),
+        "the broadcast is m's next chat frame: nothing was published twice"
     );
 
     let resp = h.api_post("/api/disconnect", &json!({"user": m.id})).await;
@@ -259,7 +269,7 @@ async fn broadcast_reaches_every_client_on_every_hub_once() {
         assert!(f.get("room").is_none(), "{f}");
     }
     let mut all: Vec<&mut Client> = clients.iter_mut().collect();
-    crate::support::assert_all_quiet(&mut all).await;
+    assert_nothing_more(&mut all).await;
 }
 
 #[tokio::test]
@@ -415,7 +425,14 @@ async fn disconnect_closes_every_connection_of_the_user_on_every_hub_with_4003()
         .api_post("/api/disconnect", &json!({"user": "nobody-here"}))
         .await;
     assert_eq!(expect(&resp, 200)["disconnected"], true);
-    bystander.expect_quiet().await;
+    // Neither order touched the bystander (orders travel through Redis): it is open and gets
+    // markers broadcast through both hubs after them, with nothing before. h1's reaches it
+    // through Redis, behind both orders.
+    let marks = [
+        api_broadcast_marker(&h1).await,
+        api_broadcast_marker(&h2).await,
+    ];
+    bystander.expect_markers(&marks).await;
 }
 
 #[tokio::test]
@@ -426,7 +443,6 @@ async fn a_wrong_or_missing_key_is_401_and_nothing_happens() {
     let r = room("api-keys");
     let mut m = member(&h, &r).await;
     let publishes = redis.settled_publish_count().await;
-    let scripts = redis.command_count("evalsha").await + redis.command_count("eval").await;
 
     let publish = json!({"room": r, "content": "must not arrive"}).to_string();
     let disconnect = json!({"user": m.id}).to_string();
@@ -455,18 +471,6 @@ async fn a_wrong_or_missing_key_is_401_and_nothing_happens() {
             assert_eq!(resp.header("www-authenticate"), Some("Bearer"), "{resp:?}");
         }
     }
-    m.expect_quiet().await;
-    assert_eq!(
-        redis.publish_count().await,
-        publishes,
-        "nothing was published"
-    );
-    assert_eq!(
-        redis.command_count("evalsha").await + redis.command_count("eval").await,
-        scripts,
-        "nothing was stored"
-    );
-
     // Either configured key works; /metrics needs none.
     let other = format!("Bearer {OTHER_KEY}");
     let body = json!({"room": r, "content": "with the second key"}).to_string();
@@ -479,7 +483,19 @@ async fn a_wrong_or_missing_key_is_401_and_nothing_happens() {
         )
         .await;
     let answer = expect(&resp, 200);
+    // The marker for the refused requests: a refused publish, broadcast or disconnect that went
+    // through anyway would have reached `m` before this message. In Redis: this one publish and
+    // this one message stored, nothing of the refused ones.
     receives_published(&mut m, &answer, "with the second key").await;
+    assert_eq!(
+        redis.publish_count().await,
+        publishes + 1,
+        "nothing refused was published"
+    );
+    let stored: u64 = redis
+        .run(redis::cmd("LLEN").arg(format!("rthub:history:{{{r}}}")))
+        .await;
+    assert_eq!(stored, 1, "nothing refused was stored");
     assert!(h.metrics().await.contains("realtime_hub_connections 1"));
     // The keys show nowhere.
     for shown in [h.log(), h.health().await.expect("health").body] {
@@ -556,9 +572,9 @@ async fn bad_requests_get_400_with_a_code_oversize_413_unknown_routes_404() {
     expect_error(&resp, 405, "method_not_allowed");
     assert_eq!(resp.header("allow"), Some("POST"));
 
-    // Only the good one arrived.
+    // Only the good one arrived: no refused one before it, nothing after it up to a marker
+    // (published once the counts below are read).
     receives_published(&mut m, &answer, &"x".repeat(1000)).await;
-    m.expect_quiet().await;
     let metrics = h.metrics().await;
     for line in [
         "realtime_hub_api_requests_total{route=\"/api/publish\",status=\"400\"} 12",
@@ -571,6 +587,8 @@ async fn bad_requests_get_400_with_a_code_oversize_413_unknown_routes_404() {
             "{line} not in\n{metrics}"
         );
     }
+    let mark = api_marker(&h, &r).await;
+    m.expect_marker(&mark).await;
 }
 
 #[tokio::test]
@@ -619,7 +637,6 @@ async fn redis_down_is_503_for_what_needs_redis_and_nothing_is_published() {
             .lines()
             .any(|l| l == "realtime_hub_redis_up 0")
     );
-    m.expect_quiet().await;
 
     redis.restart().await;
     // Back within a bounded time (the publisher may notice the restart after the subscriber: a
@@ -638,8 +655,11 @@ async fn redis_down_is_503_for_what_needs_redis_and_nothing_is_published() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // Nothing refused during the outage arrived, before "after" (the first frame m gets) or after
+    // it, up to a marker.
     receives_published(&mut m, &answer, "after").await;
-    m.expect_quiet().await;
+    let mark = api_marker(&h, &r).await;
+    m.expect_marker(&mark).await;
 }
 
 #[tokio::test]
@@ -785,11 +805,9 @@ async fn a_caller_that_hangs_up_mid_publish_does_not_cut_it_in_half() {
     assert_eq!(frame["content"], "hung up", "{frame}");
     let again = expect(&h.api_post("/api/publish", &body).await, 200);
     assert_eq!(again["id"], frame["id"]);
-    match m.next_event(crate::support::QUIET).await {
-        None => {}
-        Some(Event::Frame(f)) => panic!("published twice: {f}"),
-        Some(other) => panic!("{other:?}"),
-    }
+    // The retry published nothing: a second copy would come before the marker.
+    let mark = api_marker(&h, &r).await;
+    m.expect_marker(&mark).await;
 }
 
 /// Polls `GET path` on `hub` until `done` accepts the body (presence is written asynchronously).

@@ -9,20 +9,28 @@ use serde_json::{Value, json};
 
 use crate::support::client::open_with;
 use crate::support::token::{self, OTHER_SECRET, SECRET, claims, hs256, now};
-use crate::support::{Client, Hub, QUIET, RECV_TIMEOUT, RedisServer, assert_all_quiet, room};
+use crate::support::{
+    Client, Hub, RECV_TIMEOUT, RedisServer, assert_nothing_more, assert_nothing_more_heralded,
+    assert_nothing_more_in, marker, room,
+};
 
 /// A hub in jwt mode with `SECRET`, bridged through `redis`, plus `extra` settings.
 async fn jwt_hub(name: &str, redis: &RedisServer, extra: &[(&str, &str)]) -> Hub {
-    let mut builder = Hub::builder(name)
+    Hub::builder(name)
         .redis(redis)
-        .env("HUB_AUTH_MODE", "jwt")
-        .env("HUB_JWT_SECRETS", SECRET)
+        .jwt(SECRET)
         .env("HUB_JWT_LEEWAY", "0s")
-        .env("RUST_LOG", "debug");
-    for (key, value) in extra {
-        builder = builder.env(key, value);
-    }
-    builder.start().await
+        .env("RUST_LOG", "debug")
+        .envs(extra)
+        .start()
+        .await
+}
+
+/// A client of `hub` signed in as `sub`, allowed to broadcast: the herald of markers.
+async fn herald(hub: &Hub, sub: &str) -> Client {
+    let mut c = claims(sub, sub, 300);
+    c["broadcast"] = json!(true);
+    Client::connect_with_token(hub, &hs256(SECRET, &c)).await
 }
 
 /// The client is closed with `code` within `within`, having received nothing but `error` frames.
@@ -83,7 +91,7 @@ async fn tokens_by_first_frame_or_header_put_the_user_on_every_message_across_hu
     .await;
     let err = ana.recv_json().await;
     assert_eq!(err["code"], "bad_json", "{err}");
-    assert_all_quiet(&mut [&mut ana, &mut bob]).await;
+    assert_nothing_more_in("general", &mut [&mut ana, &mut bob]).await;
 }
 
 #[tokio::test]
@@ -186,13 +194,16 @@ async fn bad_tokens_are_refused_with_4001_and_nothing_is_delivered_either_way() 
         assert_closed_with(&mut client, 4001, RECV_TIMEOUT).await;
     }
     // The RS256 key itself works: the refusals above are not for want of it.
-    let rs = Client::connect_with_token(
+    let mut rs = Client::connect_with_token(
         &hub,
         &token::signed(Algorithm::RS256, &good(claims("u-rs", "Rs", 300))),
     )
     .await;
     assert_eq!(rs.welcome["user"]["id"], "u-rs");
-    assert_all_quiet(&mut [&mut observer]).await;
+    // Nothing of the refused clients reached the observer before a marker said after them.
+    let mark = marker("refused");
+    rs.say("general", &mark).await;
+    observer.expect_marker(&mark).await;
 }
 
 #[tokio::test]
@@ -236,7 +247,12 @@ async fn until_a_token_comes_frames_get_unauthenticated_and_none_travels() {
             .unwrap_or_default()
             .contains("no token")
     );
-    member.expect_quiet().await;
+    // None of the stranger's frames reached the member before a marker said after them.
+    let mut other =
+        Client::connect_with_token(&hub, &hs256(SECRET, &claims("u-o", "O", 300))).await;
+    let mark = marker("stranger");
+    other.say("general", &mark).await;
+    member.expect_marker(&mark).await;
 }
 
 #[tokio::test]
@@ -356,7 +372,15 @@ async fn grants_decide_what_a_user_may_join_and_publish_and_the_connection_stays
         "a join's error names its room: {refused}"
     );
 
-    assert_all_quiet(&mut [&mut user, &mut editor, &mut plain]).await;
+    // Nothing forbidden went anywhere: markers broadcast on both hubs after it all come first.
+    assert_nothing_more_heralded(
+        &mut [
+            &mut herald(&hub1, "u-h1").await,
+            &mut herald(&hub2, "u-h2").await,
+        ],
+        &mut [&mut user, &mut editor, &mut plain],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -413,7 +437,7 @@ async fn one_user_gets_at_most_max_connections_per_user_on_a_hub() {
     loop {
         let mut again = Client::connect_unwelcomed(&hub).await;
         again.auth(&ana).await;
-        match again.next_event(QUIET * 2).await {
+        match again.next_event(RECV_TIMEOUT).await {
             Some(crate::support::Event::Frame(f)) if f["type"] == "welcome" => break,
             other => assert!(Instant::now() < deadline, "no place came back: {other:?}"),
         }
@@ -492,7 +516,7 @@ async fn with_auth_off_users_are_their_client_ids_and_tokens_are_not_checked() {
     );
     b.auth("whatever").await;
     assert_eq!(b.recv_json().await["code"], "auth_off");
-    assert_all_quiet(&mut [&mut a, &mut b]).await;
+    assert_nothing_more(&mut [&mut a, &mut b]).await;
 }
 
 #[tokio::test]
@@ -533,5 +557,10 @@ async fn a_token_that_never_expires_is_admitted_and_cleaned_up_and_a_narrower_re
         n.recv_json().await,
         json!({"type": "left", "room": "general"})
     );
-    n.expect_quiet().await;
+    // Nothing more, and n is still in the room it kept: a marker said there is its next frame.
+    let mut m = Client::connect_with_token(&hub, &hs256(SECRET, &claims("u-m", "M", 60))).await;
+    m.join(&r).await;
+    let mark = marker("kept");
+    m.say(&r, &mark).await;
+    n.expect_marker(&mark).await;
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::support::cluster::RedisCluster;
-use crate::support::{Client, Hub, Sent, assert_receives, room};
+use crate::support::{Client, Event, Hub, Sent, assert_nothing_more_in, assert_receives, room};
 
 const API_KEY: &str = "cluster-test-api-key-0123456789abcdef";
 
@@ -190,10 +190,12 @@ async fn rooms_travel_by_sharded_pubsub_on_their_own_master_and_recover_with_sin
             assert_receives(&mut m.client, "message", Some(name), &sent).await;
         }
     }
-    for (_, _, list) in &mut members {
-        for m in list.iter_mut() {
-            m.client.expect_no_frame(Duration::from_millis(20)).await;
-        }
+    // Nothing more in any room: each member says a marker there, through the room's master as
+    // its messages went, and the markers must come before anything else.
+    for (name, master, list) in &mut members {
+        *said.entry(*master).or_default() += list.len() as u64;
+        let mut clients: Vec<&mut Client> = list.iter_mut().map(|m| &mut m.client).collect();
+        assert_nothing_more_in(name, &mut clients).await;
     }
 
     // Each master carried its own rooms' messages with SPUBLISH (from the append script), and
@@ -254,7 +256,8 @@ async fn rooms_travel_by_sharded_pubsub_on_their_own_master_and_recover_with_sin
         if !seen_masters.insert(*master) {
             continue;
         }
-        let total = 2 * list.len() as u64;
+        // Two messages and a marker per member.
+        let total = 3 * list.len() as u64;
         let first = &mut list[0].client;
         first
             .send_json(&json!({"type": "message", "room": name, "content": "last", "ref": "r1"}))
@@ -367,72 +370,49 @@ async fn a_killed_master_is_replaced_and_delivery_resumes_with_nothing_stored_lo
     let hub1 = cluster_hub("hub1", &cluster, &prefix).await;
     let hub2 = cluster_hub("hub2", &cluster, &prefix).await;
 
-    let mut writers = Vec::new();
-    let mut readers = Vec::new();
     let mut epochs = Vec::new();
+    let mut talk = Talk::default();
     for name in &names {
         let mut w = Client::connect(&hub1).await;
         let joined = w.join(name).await;
         epochs.push(joined["epoch"].as_str().expect("epoch").to_owned());
         let mut r = Client::connect(&hub2).await;
         r.join(name).await;
-        writers.push(w);
-        readers.push(r);
+        talk.rooms.push(TalkRoom {
+            name: name.clone(),
+            writer: w,
+            reader: r,
+            received: Vec::new(),
+            acked: HashMap::new(),
+        });
     }
 
     // Talk: one message per room every 100 ms; the readers take what comes.
-    let mut received: Vec<Vec<String>> = vec![Vec::new(); 2];
-    let mut acked: Vec<HashMap<String, u64>> = vec![HashMap::new(); 2];
-    let mut sent = 0usize;
-    let talk = async |writers: &mut Vec<Client>,
-                      readers: &mut Vec<Client>,
-                      received: &mut Vec<Vec<String>>,
-                      acked: &mut Vec<HashMap<String, u64>>,
-                      sent: &mut usize| {
-        for (i, name) in names.iter().enumerate() {
-            let content = format!("m-{}", *sent);
-            writers[i]
-                .send_json(
-                    &json!({"type": "message", "room": name, "content": content, "ref": content}),
-                )
-                .await;
-        }
-        *sent += 1;
-        drain_all(writers, readers, received, acked).await;
-    };
     for _ in 0..10 {
-        talk(
-            &mut writers,
-            &mut readers,
-            &mut received,
-            &mut acked,
-            &mut sent,
-        )
-        .await;
+        talk.round().await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(received[0].len(), 10, "before the kill: {:?}", received[0]);
+    assert_eq!(
+        talk.rooms[0].received.len(),
+        10,
+        "before the kill: {:?}",
+        talk.rooms[0].received
+    );
 
     let killed_at = Instant::now();
-    let first_after = sent;
+    let first_after = talk.sent;
     cluster.kill(victim);
     println!("killed master {victim} at message {first_after}");
     // Talk on until the victim's room delivers a message sent after the kill, 15 s at most.
     let mut resumed = None;
     while killed_at.elapsed() < Duration::from_secs(20) {
-        talk(
-            &mut writers,
-            &mut readers,
-            &mut received,
-            &mut acked,
-            &mut sent,
-        )
-        .await;
-        let after = |r: &Vec<String>| {
-            r.iter()
+        talk.round().await;
+        let after = |r: &TalkRoom| {
+            r.received
+                .iter()
                 .any(|c| c[2..].parse::<usize>().is_ok_and(|n| n >= first_after))
         };
-        if resumed.is_none() && after(&received[0]) && after(&received[1]) {
+        if resumed.is_none() && talk.rooms.iter().all(after) {
             resumed = Some(killed_at.elapsed());
             println!(
                 "delivery resumed in both rooms {:?} after the kill",
@@ -447,7 +427,7 @@ async fn a_killed_master_is_replaced_and_delivery_resumes_with_nothing_stored_lo
     let resumed = resumed.unwrap_or_else(|| {
         panic!(
             "no delivery 20 s after the kill; received {:?}\n{}\n{}",
-            received,
+            talk.rooms.iter().map(|r| &r.received).collect::<Vec<_>>(),
             hub1.log(),
             hub2.log()
         )
@@ -479,17 +459,27 @@ async fn a_killed_master_is_replaced_and_delivery_resumes_with_nothing_stored_lo
 
     // Every message sent gets its answer (an ack, with an offset when it was stored).
     let deadline = Instant::now() + Duration::from_secs(20);
-    while acked.iter().any(|a| a.len() < sent) && Instant::now() < deadline {
-        drain_all(&mut writers, &mut readers, &mut received, &mut acked).await;
+    while talk.rooms.iter().any(|r| r.acked.len() < talk.sent) && Instant::now() < deadline {
+        talk.drain().await;
     }
-    for (i, name) in names.iter().enumerate() {
+    let sent = talk.sent;
+    for (
+        i,
+        TalkRoom {
+            name,
+            received,
+            acked,
+            ..
+        },
+    ) in talk.rooms.iter().enumerate()
+    {
         // Live delivery: never twice.
-        let unique: BTreeSet<&String> = received[i].iter().collect();
+        let unique: BTreeSet<&String> = received.iter().collect();
         assert_eq!(
             unique.len(),
-            received[i].len(),
+            received.len(),
             "duplicates in {name}: {:?}",
-            received[i]
+            received
         );
         // Recovery: every stored (acked with offset) message, once, in offset order.
         let mut fresh = Client::connect(&hub2).await;
@@ -522,7 +512,7 @@ async fn a_killed_master_is_replaced_and_delivery_resumes_with_nothing_stored_lo
             replayed.len(),
             "room {name}: stored twice: {replayed:?}"
         );
-        let lost: Vec<&String> = acked[i]
+        let lost: Vec<&String> = acked
             .iter()
             .filter(|(_, offset)| **offset > 0)
             .map(|(c, _)| c)
@@ -531,9 +521,9 @@ async fn a_killed_master_is_replaced_and_delivery_resumes_with_nothing_stored_lo
         println!(
             "room {name} (master {}): sent {sent}, acked {}, stored {}, delivered live {}",
             if i == 0 { victim } else { other },
-            acked[i].len(),
+            acked.len(),
             replayed.len(),
-            received[i].len()
+            received.len()
         );
         assert!(
             lost.is_empty(),
@@ -544,50 +534,64 @@ async fn a_killed_master_is_replaced_and_delivery_resumes_with_nothing_stored_lo
     assert_clean_log(&hub2);
 }
 
-/// Reads what is waiting: the writer's acks (content → offset, 0 without) and the reader's
-/// chat frames (contents, in arrival order).
-/// [`drain`] for every room's writer and reader.
-async fn drain_all(
-    writers: &mut [Client],
-    readers: &mut [Client],
-    received: &mut [Vec<String>],
-    acked: &mut [HashMap<String, u64>],
-) {
-    for (((w, r), rec), ack) in writers
-        .iter_mut()
-        .zip(readers.iter_mut())
-        .zip(received.iter_mut())
-        .zip(acked.iter_mut())
-    {
-        drain(w, r, rec, ack).await;
+/// The failover test's two rooms: a writer on hub1 and a reader on hub2 in each.
+#[derive(Default)]
+struct Talk {
+    rooms: Vec<TalkRoom>,
+    /// Messages sent per room so far (`m-0`, `m-1`, …).
+    sent: usize,
+}
+
+struct TalkRoom {
+    name: String,
+    writer: Client,
+    reader: Client,
+    /// The reader's chat frames (contents, in arrival order).
+    received: Vec<String>,
+    /// The writer's answers: content → offset (0 for an ack without one, or an error).
+    acked: HashMap<String, u64>,
+}
+
+impl Talk {
+    /// One message in every room, then whatever has arrived.
+    async fn round(&mut self) {
+        let content = format!("m-{}", self.sent);
+        for room in &mut self.rooms {
+            room.writer
+                .send_json(&json!({"type": "message", "room": room.name, "content": content, "ref": content}))
+                .await;
+        }
+        self.sent += 1;
+        self.drain().await;
+    }
+
+    /// Reads what is waiting for every writer and reader (a poll: the test talks on meanwhile).
+    async fn drain(&mut self) {
+        for room in &mut self.rooms {
+            room.drain().await;
+        }
     }
 }
 
-async fn drain(
-    writer: &mut Client,
-    reader: &mut Client,
-    received: &mut Vec<String>,
-    acked: &mut HashMap<String, u64>,
-) {
-    while let Some(event) = writer.next_event(Duration::from_millis(5)).await {
-        match event {
-            crate::support::Event::Frame(f) if f["type"] == "ack" => {
-                let r = f["ref"].as_str().unwrap_or_default().to_owned();
-                acked.insert(r, f["offset"].as_u64().unwrap_or(0));
+impl TalkRoom {
+    async fn drain(&mut self) {
+        while let Some(event) = self.writer.next_event(Duration::from_millis(5)).await {
+            match event {
+                Event::Frame(f) if f["type"] == "ack" || f["type"] == "error" => {
+                    let r = f["ref"].as_str().unwrap_or_default().to_owned();
+                    self.acked.insert(r, f["offset"].as_u64().unwrap_or(0));
+                }
+                other => panic!("writer got {other:?}"),
             }
-            crate::support::Event::Frame(f) if f["type"] == "error" => {
-                let r = f["ref"].as_str().unwrap_or_default().to_owned();
-                acked.insert(r, 0);
-            }
-            other => panic!("writer got {other:?}"),
         }
-    }
-    while let Some(event) = reader.next_event(Duration::from_millis(5)).await {
-        match event {
-            crate::support::Event::Frame(f) if f["type"] == "message" => {
-                received.push(f["content"].as_str().unwrap_or_default().to_owned());
+        while let Some(event) = self.reader.next_event(Duration::from_millis(5)).await {
+            match event {
+                Event::Frame(f) if f["type"] == "message" => {
+                    let content = f["content"].as_str().unwrap_or_default().to_owned();
+                    self.received.push(content);
+                }
+                other => panic!("reader got {other:?}"),
             }
-            other => panic!("reader got {other:?}"),
         }
     }
 }

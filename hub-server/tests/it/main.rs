@@ -28,6 +28,11 @@
 //! - `metrics`    — issues 12, 13: a real Prometheus scrapes two hubs' `/metrics`; every family moves
 //!   when it should; `promtool check metrics`.
 //!
+//! No test listens for a while to show that nothing (more) arrives: it sends a marker after what
+//! must not arrive, along the same path, and nothing unwanted may come before the marker
+//! (`support::marker`). Shared set-ups: `support::two_hubs` (a Redis, two hubs, their clients),
+//! `support::flood` (a slow consumer's hub and room).
+//!
 //! Run: `cargo test -p hub-server --test it` (needs `redis-server`, `redis-cli` and `prometheus` on
 //! PATH, and root with `ip` and `iptables` for the partition test: `apt-get install redis-server
 //! prometheus iproute2 iptables`). A failing test prints the tail of every hub's log.

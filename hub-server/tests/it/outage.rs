@@ -5,9 +5,10 @@
 use std::time::{Duration, Instant};
 
 use crate::support::client::{contents_from, numbered};
+use crate::support::hub::HubBuilder;
 use crate::support::{
-    Client, Event, Hub, RedisServer, Sent, assert_all_quiet, assert_receives, assert_receives_one,
-    room,
+    Client, Event, Sent, TwoHubs, assert_nothing_more, assert_receives, assert_receives_one,
+    member, room,
 };
 
 /// Local delivery must not wait on Redis: a same-hub message arrives within this. A delivery that
@@ -16,16 +17,6 @@ use crate::support::{
 const LOCAL_MAX: Duration = Duration::from_millis(900);
 /// Buffered cross-hub messages arrive within this after Redis is back.
 const FLUSH_MAX: Duration = Duration::from_secs(10);
-
-async fn fast_bridge_hub(name: &str, redis: &RedisServer) -> Hub {
-    Hub::builder(name)
-        .redis(redis)
-        .env("HUB_REDIS_PING_INTERVAL", "500ms")
-        .env("HUB_REDIS_TIMEOUT", "1s")
-        .env("HUB_RECONNECT_MAX", "500ms")
-        .start()
-        .await
-}
 
 /// `from` says `content` in `room`; `to` (on the same hub) must get it within LOCAL_MAX.
 async fn local_roundtrip(
@@ -43,32 +34,27 @@ async fn local_roundtrip(
 }
 
 struct Setup {
-    a: Hub,
-    b: Hub,
+    hubs: TwoHubs,
     room: String,
     a1: Client,
     a2: Client,
     b1: Client,
 }
 
-/// Two hubs, a1 and a2 on A, b1 on B, all in one room, the bridge proven to work.
-async fn setup(redis: &RedisServer) -> Setup {
-    let a = fast_bridge_hub("hub-a", redis).await;
-    let b = fast_bridge_hub("hub-b", redis).await;
+/// Two hubs with a fast bridge, a1 and a2 on A, b1 on B, all in one room, the bridge proven to
+/// work.
+async fn setup() -> Setup {
+    let hubs = TwoHubs::start_named(["hub-a", "hub-b"], HubBuilder::fast_bridge).await;
     let room = room("ops");
-    let mut a1 = Client::connect(&a).await;
-    let mut a2 = Client::connect(&a).await;
-    let mut b1 = Client::connect(&b).await;
-    for c in [&mut a1, &mut a2, &mut b1] {
-        c.join(&room).await;
-    }
+    let mut a1 = member(&hubs.a, &room).await;
+    let mut a2 = member(&hubs.a, &room).await;
+    let mut b1 = member(&hubs.b, &room).await;
     a1.say(&room, "before").await;
     for c in [&mut a2, &mut b1] {
         assert_receives_one(c, "message", Some(&room), &a1.id, "hub-a", "before").await;
     }
     Setup {
-        a,
-        b,
+        hubs,
         room,
         a1,
         a2,
@@ -78,15 +64,14 @@ async fn setup(redis: &RedisServer) -> Setup {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_kill_keeps_local_delivery_and_flushes_the_buffer_after_restart() {
-    let mut redis = RedisServer::start().await;
     let Setup {
-        a,
-        b,
+        mut hubs,
         room,
         mut a1,
         mut a2,
         mut b1,
-    } = setup(&redis).await;
+    } = setup().await;
+    let (redis, a, b) = (&mut hubs.redis, &hubs.a, &hubs.b);
 
     redis.kill();
     // Local delivery goes on, without pause, while Redis is gone.
@@ -156,20 +141,19 @@ async fn redis_kill_keeps_local_delivery_and_flushes_the_buffer_after_restart() 
         ],
     )
     .await;
-    assert_all_quiet(&mut [&mut a1, &mut a2, &mut b1]).await;
+    assert_nothing_more(&mut [&mut a1, &mut a2, &mut b1]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_redis_is_noticed_and_delivery_recovers_after_cont() {
-    let redis = RedisServer::start().await;
     let Setup {
-        a,
-        b,
+        hubs,
         room,
         mut a1,
         mut a2,
         mut b1,
-    } = setup(&redis).await;
+    } = setup().await;
+    let (redis, a, b) = (&hubs.redis, &hubs.a, &hubs.b);
 
     redis.stop();
     let stopped = Instant::now();
@@ -258,7 +242,7 @@ async fn stalled_redis_is_noticed_and_delivery_recovers_after_cont() {
             "A after the stall: {frames:#?}"
         );
     }
-    assert_all_quiet(&mut [&mut a1, &mut a2, &mut b1]).await;
+    assert_nothing_more(&mut [&mut a1, &mut a2, &mut b1]).await;
 }
 
 /// `to` gets `content` from `from` on the same hub within LOCAL_MAX.

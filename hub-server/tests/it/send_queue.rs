@@ -5,7 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Client, Hub, room};
+use crate::support::flood::Flood;
+use crate::support::{Hub, assert_nothing_more};
 
 /// Content of each message: 60 KiB, under `max_message_bytes` (64 KiB).
 const SIZE: usize = 60 * 1024;
@@ -22,20 +23,16 @@ async fn slow_consumers(hub: &Hub) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_closed_once_its_queue_passes_the_byte_bound() {
-    let hub = Hub::builder("hub-sqb")
-        .api(crate::api::KEY)
-        // The default byte bound (1 MiB) and frame bound (1024) are what is under test.
-        .env("HUB_RATE_LIMIT_PER_SEC", "1000000")
-        .env("HUB_RATE_LIMIT_BURST", "1000000")
-        .start()
-        .await;
-    let flood = room("flood");
-    let mut sender = Client::connect(&hub).await;
-    let mut fast = Client::connect(&hub).await;
-    let mut slow = Client::connect(&hub).await;
-    for c in [&mut sender, &mut fast, &mut slow] {
-        c.join(&flood).await;
-    }
+    // The default byte bound (1 MiB) and frame bound (1024) are what is under test.
+    let (
+        hub,
+        Flood {
+            room: flood,
+            mut sender,
+            mut fast,
+            slow,
+        },
+    ) = Flood::start(Hub::builder("hub-sqb")).await;
     assert_eq!(slow_consumers(&hub).await, 0);
     let rss_before = hub.rss_kib();
 
@@ -66,7 +63,7 @@ async fn a_client_that_stops_reading_is_closed_once_its_queue_passes_the_byte_bo
             }
         }
     }
-    let fast = tokio::time::timeout(Duration::from_secs(30), reader)
+    let mut fast = tokio::time::timeout(Duration::from_secs(30), reader)
         .await
         .expect("the reading client got every message in time")
         .expect("reader");
@@ -94,16 +91,18 @@ async fn a_client_that_stops_reading_is_closed_once_its_queue_passes_the_byte_bo
         growth_mib < 16.0,
         "hub RSS grew by {growth_mib:.1} MiB for one slow client with a 1 MiB bound"
     );
-    // Closed once as a slow consumer. (/health's `slow_consumers` counts the frames refused until
-    // the session is gone, 1 or more depending on what was offered meanwhile.)
+    // Closed as a slow consumer. (/health's `slow_consumers` counts the frames refused until the
+    // session is gone, 1 or more depending on what was offered meanwhile.)
     let closed_slow = r#"realtime_hub_connections_closed_total{reason="slow_consumer"}"#;
     hub.wait_metric(closed_slow, 1.0, Duration::from_secs(10))
         .await;
-    // The slow client is gone, the others are not.
+    // The slow client is gone, the others are not: they get each other's markers, nothing before.
     let deadline = Instant::now() + Duration::from_secs(10);
     while hub.connections().await != Some(2) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(hub.connections().await, Some(2));
-    drop((slow, fast));
+    assert_nothing_more(&mut [&mut sender, &mut fast]).await;
+    assert_eq!(hub.metric(closed_slow).await, 1.0, "closed as slow once");
+    drop(slow);
 }

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::client::numbered;
-use crate::support::{Client, Hub, Sent, assert_all_quiet, assert_receives};
+use crate::support::{Client, Hub, Sent, assert_nothing_more, assert_receives};
 
 #[tokio::test]
 async fn without_redis_url_one_hub_serves_chat_standalone() {
@@ -43,7 +43,7 @@ async fn without_redis_url_one_hub_serves_chat_standalone() {
         }],
     )
     .await;
-    assert_all_quiet(&mut [&mut a, &mut b]).await;
+    assert_nothing_more(&mut [&mut a, &mut b]).await;
 
     // Logs may be written a moment after start-up work; give them a little time.
     let deadline = Instant::now() + Duration::from_secs(2);

@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
-use super::{Hub, QUIET, RECV_TIMEOUT};
+use super::{Hub, RECV_TIMEOUT};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -186,8 +186,14 @@ impl Client {
     }
 
     /// The next event within `within`; `None` on timeout. Pings are answered by tungstenite while
-    /// we poll, and are not events.
+    /// we poll, and are not events; nor are presence diffs, set aside in `presence_diffs`.
     pub async fn next_event(&mut self, within: Duration) -> Option<Event> {
+        self.next_event_or_diff(within, false).await
+    }
+
+    /// Like [`Client::next_event`], but a presence diff is an event too: set aside in
+    /// `presence_diffs` and returned as `Event::Frame`.
+    pub async fn next_event_or_diff(&mut self, within: Duration, diffs: bool) -> Option<Event> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let next = tokio::time::timeout_at(deadline, self.ws.next())
@@ -200,8 +206,10 @@ impl Client {
                     let frame: Value = serde_json::from_str(text.as_str())
                         .unwrap_or_else(|e| panic!("hub sent non-JSON text {text:?}: {e}"));
                     if frame["type"] == "presence_diff" {
-                        self.presence_diffs.push(frame);
-                        continue;
+                        self.presence_diffs.push(frame.clone());
+                        if !diffs {
+                            continue;
+                        }
                     }
                     Event::Frame(frame)
                 }
@@ -295,20 +303,6 @@ impl Client {
         frames
     }
 
-    /// Nothing may arrive for `quiet`: no duplicate, no echo, no leak from another room.
-    pub async fn expect_no_frame(&mut self, quiet: Duration) {
-        if let Some(event) = self.next_event(quiet).await {
-            panic!(
-                "client {}: expected silence for {quiet:?}, got {event:?}",
-                self.id
-            );
-        }
-    }
-
-    pub async fn expect_quiet(&mut self) {
-        self.expect_no_frame(QUIET).await;
-    }
-
     /// Read until the connection closes; returns the close code (None: closed without a close
     /// frame) and the frames that came before it. Panics if it is still open after `within`.
     pub async fn expect_close(&mut self, within: Duration) -> (Option<u16>, Vec<Value>) {
@@ -347,5 +341,10 @@ pub fn contents_from(frames: &[Value], from: &str) -> Vec<String> {
 
 /// `prefix-0`, `prefix-1`, … : numbered contents make order and exactly-once checkable.
 pub fn numbered(prefix: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+    numbered_range(prefix, 0..n)
+}
+
+/// `prefix-i` for every `i` in `range`.
+pub fn numbered_range(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("{prefix}-{i}")).collect()
 }

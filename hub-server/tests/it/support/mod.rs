@@ -2,27 +2,33 @@
 
 pub mod client;
 pub mod cluster;
+pub mod flood;
 pub mod http;
 pub mod hub;
+pub mod marker;
 pub mod netns;
 pub mod prometheus;
 pub mod proxy;
 pub mod redis;
 pub mod token;
+pub mod two_hubs;
 
 use std::net::TcpListener;
 use std::time::Duration;
 
+use serde_json::Value;
+
 pub use client::{Client, Event};
 pub use hub::Hub;
+pub use marker::{
+    assert_nothing_more, assert_nothing_more_heralded, assert_nothing_more_in, marker,
+};
 pub use redis::RedisServer;
+pub use two_hubs::{TwoHubs, connect_n, member};
 
 /// Upper bound for any frame we expect to arrive; a hub that fails to deliver fails the test
 /// instead of hanging it.
 pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long we listen to prove that nothing (more) arrives: duplicates, echoes, leaks to other rooms.
-pub const QUIET: Duration = Duration::from_millis(500);
 
 /// A port that was free a moment ago: bind port 0 on loopback, read the port, release it. Another
 /// process may take it before it is used: only for servers that cannot listen on port 0 themselves
@@ -75,10 +81,16 @@ pub async fn assert_receives(
 ) {
     let n = sent.iter().map(|s| s.contents.len()).sum();
     let frames = client.recv_chat(n).await;
-    for frame in &frames {
-        assert_eq!(frame["type"], kind, "client {} got {frame}", client.id);
+    assert_chat(&client.id, &frames, kind, room, sent);
+}
+
+/// `frames`, read by client `to`, are exactly the chat frames in `sent` (as [`assert_receives`]
+/// says): for a part of what a client read, such as its broadcasts apart from its messages.
+pub fn assert_chat(to: &str, frames: &[Value], kind: &str, room: Option<&str>, sent: &[Sent<'_>]) {
+    for frame in frames {
+        assert_eq!(frame["type"], kind, "client {to} got {frame}");
         match room {
-            Some(room) => assert_eq!(frame["room"], room, "client {} got {frame}", client.id),
+            Some(room) => assert_eq!(frame["room"], room, "client {to} got {frame}"),
             None => assert!(
                 frame.get("room").is_none(),
                 "broadcast with a room: {frame}"
@@ -95,23 +107,20 @@ pub async fn assert_receives(
     }
     for s in sent {
         assert_eq!(
-            client::contents_from(&frames, s.from),
+            client::contents_from(frames, s.from),
             s.contents,
-            "client {} from {}: wrong, missing, duplicated or reordered; all frames: {frames:#?}",
-            client.id,
+            "client {to} from {}: wrong, missing, duplicated or reordered; all frames: {frames:#?}",
             s.from
         );
         for frame in frames.iter().filter(|f| f["from"] == s.from) {
             assert_eq!(frame["hub"], s.hub, "wrong origin hub name: {frame}");
         }
     }
-}
-
-/// After the expected traffic, nobody gets anything more: wait once, then check every client's
-/// socket (anything sent meanwhile is already buffered, so a short look per client suffices).
-pub async fn assert_all_quiet(clients: &mut [&mut Client]) {
-    tokio::time::sleep(QUIET).await;
-    for client in clients.iter_mut() {
-        client.expect_no_frame(Duration::from_millis(30)).await;
+    let senders: Vec<&str> = sent.iter().map(|s| s.from).collect();
+    for frame in frames {
+        assert!(
+            frame["from"].as_str().is_some_and(|f| senders.contains(&f)),
+            "client {to}: a frame from nobody expected: {frame}"
+        );
     }
 }

@@ -182,19 +182,27 @@ impl RedisServer {
         self.command_count("publish").await
     }
 
-    /// [`RedisServer::publish_count`] once it has stopped moving for 300 ms (at most 5 s): the
-    /// presence diffs of joins just made are published ~50 ms later, and must not be counted as
-    /// what a test does next.
+    /// [`RedisServer::publish_count`] once it has stopped moving for 300 ms: the presence diffs
+    /// of joins just made are published ~50 ms later, and must not be counted as what a test does
+    /// next. Fails when it is still moving after 5 s.
     pub async fn settled_publish_count(&self) -> u64 {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let mut count = self.publish_count().await;
+        const STILL: Duration = Duration::from_millis(300);
+        const WITHIN: Duration = Duration::from_secs(5);
+        let deadline = Instant::now() + WITHIN;
+        let mut counts = vec![self.publish_count().await];
         loop {
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            tokio::time::sleep(STILL).await;
             let now = self.publish_count().await;
-            if now == count || std::time::Instant::now() > deadline {
+            if counts.last() == Some(&now) {
                 return now;
             }
-            count = now;
+            counts.push(now);
+            assert!(
+                Instant::now() < deadline,
+                "PUBLISH count of redis-server on port {} never still for {STILL:?} within \
+                 {WITHIN:?}: {counts:?}",
+                self.port
+            );
         }
     }
 
