@@ -27,10 +27,15 @@ async fn server() -> SocketAddr {
             let _ = rx.forward(tx).await;
         })
     });
+    let limits = http_accept::Limits {
+        header_timeout: HEADER_TIMEOUT,
+        max_header_bytes: 16 * 1024,
+    };
     tokio::spawn(http_accept::serve(
         listener,
         page.or(echo),
-        HEADER_TIMEOUT,
+        limits,
+        std::sync::Arc::new(http_accept::Everyone),
         std::future::pending(),
     ));
     addr

@@ -22,16 +22,23 @@ use tokio::net::TcpListener;
 
 pub use config::Settings;
 
+/// A request head (cookies included) larger than this is refused with 431.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
 /// Serves until `shutdown` resolves, then lets in-flight requests finish.
 pub async fn run(
     listener: TcpListener,
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let header_timeout = settings.request_header_timeout;
+    let limits = http_accept::Limits {
+        header_timeout: settings.request_header_timeout,
+        max_header_bytes: MAX_HEADER_BYTES,
+    };
     let (status, poller) = status::start(&settings);
     let routes = routes::routes(Arc::new(settings), status);
-    http_accept::serve(listener, routes, header_timeout, shutdown).await;
+    let everyone = Arc::new(http_accept::Everyone);
+    http_accept::serve(listener, routes, limits, everyone, shutdown).await;
     if let Some(poller) = poller {
         poller.abort();
     }

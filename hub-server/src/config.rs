@@ -43,6 +43,11 @@ pub struct Settings {
     /// this time, or it is closed: idle or trickling sockets cannot pile up (slowloris).
     #[serde(with = "humantime_serde")]
     pub handshake_timeout: Duration,
+    /// Connections of the client listener still in their HTTP handshake, at most: each may hold
+    /// up to `max_header_bytes`; past it a new connection is refused with 503 at once.
+    pub max_handshakes: usize,
+    /// A request head larger than this is refused with 431 (it is what a handshake may hold).
+    pub max_header_bytes: usize,
     #[serde(with = "humantime_serde")]
     pub ping_interval: Duration,
     /// A client silent (no frame, no pong) for this long is dropped.
@@ -140,6 +145,8 @@ rate_limit_per_sec = 100
 rate_limit_burst = 200
 rate_limit_max_rejects = 20
 handshake_timeout = "10s"
+max_handshakes = 1024
+max_header_bytes = 16384
 ping_interval = "20s"
 pong_timeout = "60s"
 shutdown_grace = "10s"
@@ -192,6 +199,14 @@ impl Settings {
         Ok(settings)
     }
 
+    /// How long and how large a request's head may be, on both listeners.
+    pub fn request_limits(&self) -> http_accept::Limits {
+        http_accept::Limits {
+            header_timeout: self.handshake_timeout,
+            max_header_bytes: self.max_header_bytes,
+        }
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let zero = [
             ("max_message_bytes", self.max_message_bytes == 0),
@@ -208,6 +223,7 @@ impl Settings {
             ("rate_limit_max_rejects", self.rate_limit_max_rejects == 0),
             // These drive timers and intervals: zero would panic (tokio intervals) or spin.
             ("handshake_timeout", self.handshake_timeout.is_zero()),
+            ("max_handshakes", self.max_handshakes == 0),
             ("ping_interval", self.ping_interval.is_zero()),
             ("hub_heartbeat", self.hub_heartbeat.is_zero()),
             ("redis_ping_interval", self.redis_ping_interval.is_zero()),
@@ -225,6 +241,12 @@ impl Settings {
         if let Some((key, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
             return Err(ConfigError::Invalid(format!(
                 "{key} must be greater than 0"
+            )));
+        }
+        if self.max_header_bytes < http_accept::MIN_HEADER_BYTES {
+            return Err(ConfigError::Invalid(format!(
+                "max_header_bytes must be at least {}",
+                http_accept::MIN_HEADER_BYTES
             )));
         }
         if self.pong_timeout <= self.ping_interval {

@@ -33,6 +33,7 @@ fn readiness(state: &AppState) -> Response {
         "hub": hub.name(),
         "instance_id": hub.instance_id(),
         "connections": hub.connections(),
+        "handshakes": state.slots.handshakes(),
         "rooms": hub.room_count(),
         "auth_mode": state.auth.mode(),
         "users": state.users.users(),

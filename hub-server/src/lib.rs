@@ -101,6 +101,7 @@ pub async fn run(
         presence_timing,
         shutdown.clone(),
     ));
+    let slots = slots::Slots::new(settings.max_connections, settings.max_handshakes);
     let state = AppState {
         hub: hub.clone(),
         bridge: bridge.clone(),
@@ -111,7 +112,7 @@ pub async fn run(
         )),
         shutdown: shutdown.clone(),
         sessions: TaskTracker::new(),
-        slots: slots::Slots::new(settings.max_connections),
+        slots: slots.clone(),
         auth,
         history,
         users,
@@ -136,7 +137,8 @@ pub async fn run(
     let server = tokio::spawn(http_accept::serve(
         listener,
         routes,
-        settings.handshake_timeout,
+        settings.request_limits(),
+        Arc::new(slots),
         async move { accept_stop.wait().await },
     ));
 

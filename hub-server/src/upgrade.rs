@@ -6,6 +6,7 @@
 //! recipient share the bytes of a frame serialized once.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use http::{HeaderMap, StatusCode, header};
 use http_accept::PeerAddr;
@@ -19,6 +20,7 @@ use warp::reply::{Reply, Response};
 
 use crate::auth::bearer_token;
 use crate::session;
+use crate::slots::Handshake;
 use crate::state::AppState;
 
 pub fn route(
@@ -29,9 +31,13 @@ pub fn route(
         .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<OnUpgrade>())
         .and(warp::ext::optional::<PeerAddr>())
+        .and(warp::ext::optional::<Arc<Handshake>>())
         .map(
-            move |headers: HeaderMap, on_upgrade: Option<OnUpgrade>, remote: Option<PeerAddr>| {
-                handshake(state.clone(), &headers, on_upgrade, remote)
+            move |headers: HeaderMap,
+                  on_upgrade: Option<OnUpgrade>,
+                  remote: Option<PeerAddr>,
+                  admitted: Option<Arc<Handshake>>| {
+                handshake(state.clone(), &headers, on_upgrade, remote, admitted)
             },
         )
 }
@@ -45,6 +51,7 @@ fn handshake(
     headers: &HeaderMap,
     on_upgrade: Option<OnUpgrade>,
     remote: Option<PeerAddr>,
+    admitted: Option<Arc<Handshake>>,
 ) -> Response {
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     if !state.origins.allows(origin) {
@@ -86,7 +93,9 @@ fn handshake(
     if state.shutdown.has_begun() {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "hub shutting down\n");
     }
-    let Some(slot) = state.slots.try_take() else {
+    // Every connection of this listener was admitted (`http_accept` puts its handshake in the
+    // request); a session needs a slot of `max_connections` besides.
+    let Some(slot) = admitted.and_then(|handshake| handshake.upgrade()) else {
         tracing::warn!(limit = state.slots.max(), "websocket refused: hub full");
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -172,7 +172,8 @@ pub fn start(state: &AppState) -> Result<Option<JoinHandle<()>>, StartError> {
     Ok(Some(tokio::spawn(http_accept::serve(
         listener,
         api.routes().with(warp::log("hub_server::api")),
-        settings.handshake_timeout,
+        settings.request_limits(),
+        Arc::new(http_accept::Everyone),
         async move { shutdown.wait().await },
     ))))
 }

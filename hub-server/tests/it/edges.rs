@@ -93,3 +93,104 @@ async fn a_join_leave_loop_counts_nothing_missed() {
         hub2.log()
     );
 }
+
+/// 600 sockets each send a 100 KB header line and never finish their request. Each may hold at
+/// most `max_header_bytes` (16 KiB): they are answered 431 and closed, and the hub's RSS barely
+/// moves (it grew by 72 MiB before the cap). Sockets that stop half-way through a small head are
+/// counted in `/health` as `handshakes` while they wait, and no more than `max_handshakes` of
+/// them are let in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_in_their_handshake_are_bounded_counted_and_capped_in_bytes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    let hub = Hub::builder("edge-handshake")
+        .env("HUB_MAX_HANDSHAKES", "200")
+        .env("HUB_HANDSHAKE_TIMEOUT", "30s")
+        .start()
+        .await;
+    let addr = format!("127.0.0.1:{}", hub.port);
+    let rss_before = hub.rss_kib();
+    let line = vec![b'a'; 100 * 1024];
+    let mut refused = 0;
+    for _ in 0..3 {
+        // 200 at a time: the handshake bound.
+        let mut sockets = Vec::new();
+        for _ in 0..200 {
+            sockets.push(TcpStream::connect(&addr).await.expect("connect"));
+        }
+        let sends = sockets.iter_mut().map(|s| {
+            let line = &line;
+            async move {
+                let head = b"GET /ws HTTP/1.1\r\nHost: x\r\nX-Big: ";
+                let _ = s.write_all(head).await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), s.write_all(line)).await;
+                let mut answer = Vec::new();
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut answer)).await;
+                String::from_utf8_lossy(&answer).into_owned()
+            }
+        });
+        for answer in futures_util::future::join_all(sends).await {
+            assert!(
+                answer.starts_with("HTTP/1.1 431") || answer.starts_with("HTTP/1.1 503"),
+                "a 100 KB head: {answer:?}"
+            );
+            refused += 1;
+        }
+    }
+    let grown_mib = hub.rss_kib().saturating_sub(rss_before) as f64 / 1024.0;
+    println!("600 over-long heads refused; hub RSS grew {grown_mib:.1} MiB");
+    assert_eq!(refused, 600);
+    assert!(
+        grown_mib < 16.0,
+        "600 over-long heads grew the hub by {grown_mib:.1} MiB"
+    );
+
+    // Half a head, then silence: each waits in its handshake, counted; past 200, refused at once.
+    let half_head = async |n: usize| {
+        let mut sockets = Vec::new();
+        for _ in 0..n {
+            let mut s = TcpStream::connect(&addr).await.expect("connect");
+            let _ = s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n").await;
+            sockets.push(s);
+        }
+        sockets
+    };
+    let mut waiting = half_head(150).await;
+    let health = hub.health().await.expect("health").json();
+    // The probe's own connection is in its handshake too while it is answered.
+    assert_eq!(health["handshakes"], 151, "{health}");
+    assert_eq!(health["connections"], 0, "{health}");
+    let mut more = half_head(100).await;
+    let mut refused_at_once = 0;
+    for s in &mut more {
+        let mut answer = [0u8; 12];
+        if let Ok(Ok(12)) =
+            tokio::time::timeout(Duration::from_millis(500), s.read_exact(&mut answer)).await
+        {
+            assert_eq!(&answer, b"HTTP/1.1 503");
+            refused_at_once += 1;
+        }
+    }
+    assert_eq!(refused_at_once, 50, "past max_handshakes (200)");
+    waiting.append(&mut more);
+    drop(waiting);
+    // Closed handshakes give their places back: a real client gets in.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let health = hub.health().await.expect("health").json();
+        // Only the probe's own connection is left in its handshake.
+        if health["handshakes"] == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "handshakes never went back: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut client = Client::connect(&hub).await;
+    client.send_json(&json!({"type": "ping"})).await;
+    assert_eq!(client.recv_json().await["type"], "pong");
+}
