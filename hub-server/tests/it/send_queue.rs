@@ -91,8 +91,7 @@ async fn a_client_that_stops_reading_is_closed_once_its_queue_passes_the_byte_bo
         growth_mib < 16.0,
         "hub RSS grew by {growth_mib:.1} MiB for one slow client with a 1 MiB bound"
     );
-    // Closed as a slow consumer. (/health's `slow_consumers` counts the frames refused until the
-    // session is gone, 1 or more depending on what was offered meanwhile.)
+    // Closed as a slow consumer, once.
     let closed_slow = r#"realtime_hub_connections_closed_total{reason="slow_consumer"}"#;
     hub.wait_metric(closed_slow, 1.0, Duration::from_secs(10))
         .await;
@@ -104,5 +103,9 @@ async fn a_client_that_stops_reading_is_closed_once_its_queue_passes_the_byte_bo
     assert_eq!(hub.connections().await, Some(2));
     assert_nothing_more(&mut [&mut sender, &mut fast]).await;
     assert_eq!(hub.metric(closed_slow).await, 1.0, "closed as slow once");
+    // `slow_consumers` means the same thing in /health and /metrics: clients closed as slow
+    // consumers (issue 25.7; /health used to count every frame refused, here dozens).
+    assert_eq!(slow_consumers(&hub).await, 1, "/health's slow_consumers");
+    assert_eq!(hub.metric("realtime_hub_slow_consumers_total").await, 1.0);
     drop(slow);
 }
