@@ -56,7 +56,7 @@ pub fn send(state: &AppState, msg: Message) {
                 hub.deliver(&room, &msg.frame, sender);
             } else {
                 let (frame, sender) = (msg.frame.clone(), msg.sender.clone());
-                unconfirmed.push(msg.id.clone(), room.clone(), frame, sender);
+                unconfirmed.push(msg.id.clone(), room.clone(), frame, sender, hub.seat_mark());
             }
             let out = Outgoing {
                 target: Target::Room(room),

@@ -27,6 +27,8 @@ pub struct Entry {
     pub frame: Frame,
     pub sender: ClientId,
     sent: Instant,
+    /// Who may get it late: members seated by then.
+    mark: u64,
 }
 
 /// In send order, which is the order Redis returns them in.
@@ -34,13 +36,15 @@ pub struct Entry {
 pub struct Unconfirmed(Mutex<VecDeque<Entry>>);
 
 impl Unconfirmed {
-    pub fn push(&self, id: String, room: Room, frame: Frame, sender: ClientId) {
+    /// `mark`: the hub's [`seat_mark`](crate::hub::Hub::seat_mark) when the message was sent.
+    pub fn push(&self, id: String, room: Room, frame: Frame, sender: ClientId, mark: u64) {
         let entry = Entry {
             id,
             room,
             frame,
             sender,
             sent: Instant::now(),
+            mark,
         };
         self.lock().push_back(entry);
     }
@@ -87,7 +91,7 @@ pub(super) async fn run(unconfirmed: std::sync::Arc<Unconfirmed>, hub: Hub, shut
             );
         }
         for entry in due {
-            hub.deliver(&entry.room, &entry.frame, Some(&entry.sender));
+            hub.deliver_late(&entry.room, &entry.frame, &entry.sender, entry.mark);
         }
     }
 }
@@ -104,7 +108,7 @@ mod tests {
     async fn entries_leave_when_taken_or_when_overdue_in_order() {
         let u = Unconfirmed::default();
         for id in ["a", "b", "c"] {
-            u.push(id.into(), room(), Frame::pong(), "s".into());
+            u.push(id.into(), room(), Frame::pong(), "s".into(), 0);
         }
         assert_eq!(u.take("b").map(|e| e.id), Some("b".into()));
         assert!(u.take("b").is_none(), "taken once");
@@ -123,7 +127,7 @@ mod tests {
     fn take_looks_only_near_the_front_and_leaves_the_rest_to_the_tick() {
         let u = Unconfirmed::default();
         for i in 0..=SCAN {
-            u.push(format!("m{i}"), room(), Frame::pong(), "s".into());
+            u.push(format!("m{i}"), room(), Frame::pong(), "s".into(), 0);
         }
         assert!(u.take(&format!("m{SCAN}")).is_none(), "past the scan");
         assert!(u.take(&format!("m{}", SCAN - 1)).is_some(), "within it");

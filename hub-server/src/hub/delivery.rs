@@ -22,6 +22,21 @@ impl Hub {
         self.offer_all(seats, frame, except)
     }
 
+    /// [`Hub::deliver`] for a message of this hub delivered late, without offset (Redis was slow
+    /// to bring it back): only to members seated by `mark`, when it was handed on. A member who
+    /// joined since gets it from its join's replay, with its offset, or not at all.
+    pub fn deliver_late(&self, room: &Room, frame: &Frame, except: &ClientId, mark: u64) -> usize {
+        let state = self.read();
+        let Some(members) = state.rooms.get(room) else {
+            return 0;
+        };
+        let seats = members
+            .iter()
+            .filter(|(_, seat)| seat.seated <= mark)
+            .map(|(id, seat)| (id, &seat.recipient));
+        self.offer_all(seats, frame, Some(except))
+    }
+
     /// Queues `frame` for every local client except `except`.
     pub fn deliver_all(&self, frame: &Frame, except: Option<&ClientId>) -> usize {
         let state = self.read();

@@ -2,7 +2,7 @@
 //! methods live in a file of their own (see the module doc).
 
 use std::collections::HashSet;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::Notify;
@@ -33,6 +33,8 @@ pub(super) struct Inner {
     /// Every change of who is in which room, for the presence writer.
     pub(super) presence: PresenceFeed,
     pub(super) counters: Counters,
+    /// Seats ever taken: each new seat gets the next number (see [`Hub::seat_mark`]).
+    pub(super) seats: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +52,7 @@ impl Hub {
             room_changes: Mutex::default(),
             presence: PresenceFeed::default(),
             counters: Counters::default(),
+            seats: AtomicU64::new(0),
         }))
     }
 
@@ -63,6 +66,17 @@ impl Hub {
 
     pub fn counters(&self) -> &Counters {
         &self.0.counters
+    }
+
+    /// The number of the last seat taken: a message stamped with it reaches, late, only members
+    /// seated by then — never one who joined after it was sent and got it from a replay.
+    pub fn seat_mark(&self) -> u64 {
+        self.0.seats.load(Ordering::Acquire)
+    }
+
+    /// The number of a seat taken now.
+    pub(super) fn next_seat(&self) -> u64 {
+        self.0.seats.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     pub(super) fn read(&self) -> RwLockReadGuard<'_, State> {

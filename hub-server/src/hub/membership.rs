@@ -58,7 +58,7 @@ impl Hub {
             member.rooms.push(room.clone());
             let members = rooms.entry(room.clone()).or_default();
             let recipient = via.unwrap_or_else(|| member.recipient.clone());
-            members.insert(client_id.clone(), Seat::new(recipient));
+            members.insert(client_id.clone(), Seat::new(recipient, self.next_seat()));
             changes.push(users.add(room, &member.user, &member.name));
             if members.len() == 1 {
                 Joined::NewRoom

@@ -39,7 +39,8 @@ impl Hub {
             if in_default_room {
                 let members = state.rooms.entry(room.clone()).or_default();
                 new_room = members.is_empty().then(|| room.clone());
-                members.insert(client_id.clone(), Seat::new(recipient.clone()));
+                let seated = self.next_seat();
+                members.insert(client_id.clone(), Seat::new(recipient.clone(), seated));
                 changes.push(state.users.add(&room, &user, &name));
             }
             state.clients.insert(

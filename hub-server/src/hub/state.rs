@@ -36,13 +36,19 @@ pub(super) struct Seat {
     /// (the replay had them), but the subscriber may still be working through its backlog of
     /// them. They are skipped until the first newer one passes; 0 when there is nothing to skip.
     pub(super) skip_through: AtomicU64,
+    /// When the seat was taken, in the hub's count of seats (see [`Hub::seat_mark`]): a message
+    /// handed on before then is not this member's to get live.
+    ///
+    /// [`Hub::seat_mark`]: super::Hub::seat_mark
+    pub(super) seated: u64,
 }
 
 impl Seat {
-    pub(super) fn new(recipient: Recipient) -> Self {
+    pub(super) fn new(recipient: Recipient, seated: u64) -> Self {
         Seat {
             recipient,
             skip_through: AtomicU64::new(0),
+            seated,
         }
     }
 

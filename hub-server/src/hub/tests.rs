@@ -132,3 +132,26 @@ fn the_room_limit_per_client_holds() {
         "too_many_rooms"
     );
 }
+
+#[test]
+fn a_late_delivery_skips_members_seated_after_the_message_was_sent() {
+    let hub = Hub::new("h".into(), 10);
+    let (early, mut rx_early, _) = client(&hub, "early", 8);
+    let (sender, _rx_sender, _) = client(&hub, "sender", 8);
+    let r = room("r");
+    hub.join(&early, &r).expect("join");
+    hub.join(&sender, &r).expect("join");
+    let mark = hub.seat_mark();
+    // Joined after the message was handed to Redis: its join's replay has the message (with its
+    // offset); the late copy without offset would be a duplicate.
+    let (late, mut rx_late, _) = client(&hub, "late", 8);
+    hub.join(&late, &r).expect("join");
+    let frame = Frame::pong();
+    assert_eq!(hub.deliver_late(&r, &frame, &sender, mark), 1);
+    assert_eq!(rx_early.try_recv().ok(), Some(frame));
+    assert!(
+        rx_late.try_recv().is_err(),
+        "the late joiner got the late copy"
+    );
+    let _ = late;
+}
