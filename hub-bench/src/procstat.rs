@@ -140,7 +140,10 @@ mod tests {
         let rss = rss_kib(me).expect("own status");
         assert!(rss_kib_sum(&[me, me]).expect("twice") >= 2 * rss - 2 * 1024);
         assert_eq!(rss_kib_sum(&[]).expect("none"), 0);
-        assert!(cpu_us_sum(&[me, u32::MAX]).is_err(), "a missing process fails the sum");
+        assert!(
+            cpu_us_sum(&[me, u32::MAX]).is_err(),
+            "a missing process fails the sum"
+        );
         assert!(matches!(cpu_us(u32::MAX), Err(BenchError::Proc { .. })));
     }
 }
