@@ -44,3 +44,17 @@ wait_for_output() { # pid file seconds what log
     sleep 0.5
   done
 }
+
+# Runs a command in a network namespace of its own (unshare --net: it disappears with its last
+# process, whatever happens), with loopback up and connection tracking off in it: raw-table NOTRACK
+# for everything. Hundreds of thousands of loopback connections would otherwise fill the kernel's
+# conntrack table, which is shared by every namespace (262,144 entries on a machine with Docker's
+# netfilter modules loaded), and the kernel would drop new connections. Needs root.
+in_private_netns() { # command…
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  unshare --net -- bash -c 'set -e
+    ip link set lo up
+    iptables -t raw -A PREROUTING -j NOTRACK
+    iptables -t raw -A OUTPUT -j NOTRACK
+    exec "$@"' private-netns "$@"
+}
