@@ -129,6 +129,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 conntrack_count() { cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null || echo 0; }
+# The machine is shared: what else ran shows in the load average (1 min) before and after.
+load_before=$(cut -d' ' -f1 /proc/loadavg)
 iptables -t raw -S OUTPUT | grep -q -- '-j NOTRACK' || die "no NOTRACK rule in this namespace"
 
 redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no >"$out/redis.log" 2>&1 &
@@ -175,11 +177,13 @@ rc=0
 # What the report cannot see from inside the tool: connection tracking in this namespace (NOTRACK
 # keeps it at 0), the machine, the hub build.
 if [ -s "$out/results.json" ]; then
+  load_after=$(cut -d' ' -f1 /proc/loadavg)
   jq --argjson conntrack "$(conntrack_count)" --arg hub "$hub_version" --arg kernel "$(uname -r)" \
-    --argjson nproc "$(nproc)" \
-    '. + {conntrack_entries: $conntrack, hub_version: $hub, kernel: $kernel, nproc: $nproc}' \
+    --argjson nproc "$(nproc)" --argjson load_before "$load_before" --argjson load_after "$load_after" \
+    '. + {conntrack_entries: $conntrack, hub_version: $hub, kernel: $kernel, nproc: $nproc,
+          load_average_before: $load_before, load_average_after: $load_after}' \
     "$out/results.json" >"$out/results.json.tmp" && mv "$out/results.json.tmp" "$out/results.json"
-  printf '\nhub-server %s; %s CPUs; connection-tracking entries in the bench namespace: %s\n' \
-    "$hub_version" "$(nproc)" "$(conntrack_count)" | tee -a "$out/report.md"
+  printf '\nhub-server %s; %s CPUs, load average %s before the run and %s after; connection-tracking entries in the bench namespace: %s\n' \
+    "$hub_version" "$(nproc)" "$load_before" "$load_after" "$(conntrack_count)" | tee -a "$out/report.md"
 fi
 exit "$rc"

@@ -52,6 +52,8 @@ pub struct Status {
     pub max_attempts: u64,
     /// Rejoins answered `recovered: false`.
     pub not_recovered: u64,
+    /// `since` joins sent by live connections for a gap in a room's offsets.
+    pub recoveries: u64,
     pub error_frames: u64,
     pub first_error: Option<String>,
     /// Broadcasts received (all connections) and when the latest arrived.
@@ -75,6 +77,8 @@ pub struct WorkerReport {
     pub broadcast: RoomCount,
     /// Personal messages whose number says they were for another user.
     pub misrouted: u64,
+    /// Personal messages the API refused (so not expected) that arrived all the same.
+    pub refused_delivered: u64,
     /// Delivery latency of personal messages (due time → received), µs: `(value, count)` pairs of
     /// the histogram, so the coordinator can merge them exactly. Live deliveries apart from those
     /// replayed by a `since` join after a reconnect.

@@ -562,6 +562,7 @@ impl Workers {
             o.personal += r.personal;
             o.broadcast += r.broadcast;
             o.misrouted += r.misrouted;
+            o.personal_refused_delivered += r.refused_delivered;
             for (reason, n) in &r.ends {
                 *o.ends.entry(reason.clone()).or_insert(0) += n;
             }
@@ -576,6 +577,7 @@ impl Workers {
         o.reconnect_failures = status.connect_failures.saturating_sub(o.connect_failures);
         o.max_reconnect_attempts = status.max_attempts;
         o.not_recovered = status.not_recovered;
+        o.gap_recoveries = status.recoveries;
         o.error_frames = status.error_frames;
         o.first_error = status.first_error;
         o.personal_replayed = replayed.len();
@@ -616,6 +618,7 @@ fn sum(statuses: &[Status]) -> Status {
         t.reconnects += s.reconnects;
         t.max_attempts = t.max_attempts.max(s.max_attempts);
         t.not_recovered += s.not_recovered;
+        t.recoveries += s.recoveries;
         t.error_frames += s.error_frames;
         if t.first_error.is_none() {
             t.first_error.clone_from(&s.first_error);
@@ -636,62 +639,83 @@ fn sum(statuses: &[Status]) -> Status {
 struct Meter {
     hub_pids: Vec<u32>,
     redis_pid: u32,
+    worker_pids: Vec<u32>,
     /// Last CPU µs read per process.
     last: HashMap<u32, u64>,
-    worker_pids: Vec<u32>,
-    phase_start: (Instant, u64, u64, u64),
+    phase_start: Reading,
+    origin: Reading,
     phases: Vec<PhaseCpu>,
-    origin: (Instant, u64, u64, u64),
+}
+
+/// CPU µs so far, by kind of process, at one moment.
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    at: Instant,
+    hubs: u64,
+    redis: u64,
+    workers: u64,
+    coordinator: u64,
 }
 
 impl Meter {
     fn new(cfg: &C250kConfig) -> Self {
+        let zero = Reading {
+            at: Instant::now(),
+            hubs: 0,
+            redis: 0,
+            workers: 0,
+            coordinator: 0,
+        };
         let mut m = Meter {
             hub_pids: cfg.hub_pids.clone(),
             redis_pid: cfg.redis_pid,
-            last: HashMap::new(),
             worker_pids: Vec::new(),
-            phase_start: (Instant::now(), 0, 0, 0),
+            last: HashMap::new(),
+            phase_start: zero,
+            origin: zero,
             phases: Vec::new(),
-            origin: (Instant::now(), 0, 0, 0),
         };
         m.sample();
-        let now = m.totals();
-        m.phase_start = now;
-        m.origin = now;
+        m.phase_start = m.reading();
+        m.origin = m.phase_start;
         m
     }
 
     fn sample(&mut self) {
-        let pids = self
+        let pids: Vec<u32> = self
             .hub_pids
             .iter()
             .chain(&self.worker_pids)
             .copied()
-            .chain([self.redis_pid, std::process::id()]);
-        for pid in pids.collect::<Vec<_>>() {
+            .chain([self.redis_pid, std::process::id()])
+            .collect();
+        for pid in pids {
             if let Ok(us) = procstat::cpu_us(pid) {
                 self.last.insert(pid, us);
             }
         }
     }
 
-    fn totals(&self) -> (Instant, u64, u64, u64) {
+    fn reading(&self) -> Reading {
         let get = |p: &u32| self.last.get(p).copied().unwrap_or(0);
-        let hubs = self.hub_pids.iter().map(get).sum();
-        let generator = self.worker_pids.iter().map(get).sum::<u64>() + get(&std::process::id());
-        (Instant::now(), hubs, get(&self.redis_pid), generator)
+        Reading {
+            at: Instant::now(),
+            hubs: self.hub_pids.iter().map(get).sum(),
+            redis: get(&self.redis_pid),
+            workers: self.worker_pids.iter().map(get).sum(),
+            coordinator: get(&std::process::id()),
+        }
     }
 
     fn phase(&mut self, name: &str) {
         self.sample();
-        let now = self.totals();
+        let now = self.reading();
         self.phases.push(cpu_between(name, self.phase_start, now));
         self.phase_start = now;
     }
 
     fn total(&self) -> PhaseCpu {
-        cpu_between("whole run", self.origin, self.totals())
+        cpu_between("whole run", self.origin, self.reading())
     }
 
     fn hub_rss_mib(&self) -> Option<f64> {
@@ -705,17 +729,15 @@ impl Meter {
     }
 }
 
-fn cpu_between(
-    name: &str,
-    (t0, h0, r0, g0): (Instant, u64, u64, u64),
-    (t1, h1, r1, g1): (Instant, u64, u64, u64),
-) -> PhaseCpu {
+fn cpu_between(name: &str, a: Reading, b: Reading) -> PhaseCpu {
+    let s = |after: u64, before: u64| secs(after.saturating_sub(before));
     PhaseCpu {
         phase: name.into(),
-        wall_s: (t1 - t0).as_secs_f64(),
-        hubs_s: secs(h1.saturating_sub(h0)),
-        redis_s: secs(r1.saturating_sub(r0)),
-        generator_s: secs(g1.saturating_sub(g0)),
+        wall_s: (b.at - a.at).as_secs_f64(),
+        hubs_s: s(b.hubs, a.hubs),
+        redis_s: s(b.redis, a.redis),
+        generator_s: s(b.workers + b.coordinator, a.workers + a.coordinator),
+        coordinator_s: s(b.coordinator, a.coordinator),
     }
 }
 

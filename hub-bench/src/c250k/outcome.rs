@@ -22,6 +22,8 @@ pub struct PhaseCpu {
     pub redis_s: f64,
     /// Workers and coordinator together: the load generator.
     pub generator_s: f64,
+    /// The coordinator alone (publishing through the API is most of its work).
+    pub coordinator_s: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -53,6 +55,8 @@ pub struct Outcome {
     pub personal_rate: f64,
     pub personal_sent: u64,
     pub personal_failed: u64,
+    /// Of the refused ones, delivered all the same (the API's 503 says nothing was published).
+    pub personal_refused_delivered: u64,
     pub personal_per_s: Option<f64>,
     pub personal_p50_ms: Option<f64>,
     pub personal_p99_ms: Option<f64>,
@@ -72,6 +76,8 @@ pub struct Outcome {
     pub reconnect_failures: u64,
     pub max_reconnect_attempts: u64,
     pub not_recovered: u64,
+    /// `since` joins live connections sent for a gap in a room's offsets.
+    pub gap_recoveries: u64,
     pub all: RoomCount,
     pub personal: RoomCount,
     pub broadcast: RoomCount,
@@ -145,6 +151,10 @@ impl Outcome {
             (self.misrouted, "messages for another user or room"),
             (self.not_recovered, "rejoins not recovered"),
             (self.personal_failed, "personal messages refused by the API"),
+            (
+                self.personal_refused_delivered,
+                "personal messages the API refused that were delivered all the same",
+            ),
         ] {
             if n > 0 {
                 p.push(format!("{n} {what}"));
@@ -218,11 +228,12 @@ impl Outcome {
         row(
             "personal messages",
             format!(
-                "{} sent at {}/s offered, {}/s achieved, {} refused",
+                "{} sent at {}/s offered, {}/s achieved, {} refused ({} of them delivered all the same)",
                 self.personal_sent,
                 self.personal_rate,
                 f(self.personal_per_s, 0),
-                self.personal_failed
+                self.personal_failed,
+                self.personal_refused_delivered
             ),
         );
         row(
@@ -268,33 +279,41 @@ impl Outcome {
             row(
                 &format!("{name}: expected / received / lost / duplicated"),
                 format!(
-                    "{} / {} / {} / {} (unexpected {}; {} delivered without offset, {} of them \
-                     shown again with it; offsets stepped over {})",
+                    "{} / {} / {} / {} ({} of them after a gap's recovery; unexpected {}; gaps \
+                     seen live {}, left after recovery {}, repeats a recovery brought {}; {} \
+                     delivered without offset, {} of them shown again with it)",
                     c.expected,
                     c.received,
                     c.lost,
                     c.duplicated,
+                    c.duplicated_after_gap,
                     c.unexpected,
+                    c.gaps,
+                    c.holes,
+                    c.repeats,
                     c.without_offset,
-                    c.reshown,
-                    c.gaps
+                    c.reshown
                 ),
             );
         }
         row(
-            "misrouted / error frames",
-            format!("{} / {}", self.misrouted, self.error_frames),
+            "since joins for a gap seen live / misrouted / error frames",
+            format!(
+                "{} / {} / {}",
+                self.gap_recoveries, self.misrouted, self.error_frames
+            ),
         );
         let _ = writeln!(
             s,
             "\nCPU, user + system seconds (2 cores: 2 s of CPU per wall second at most):\n\n\
-             | phase | wall s | hubs | Redis | generator |\n|---|---:|---:|---:|---:|"
+             | phase | wall s | hubs | Redis | generator | of which the coordinator |\n\
+             |---|---:|---:|---:|---:|---:|"
         );
         for c in self.cpu.iter().chain(std::iter::once(&self.cpu_total)) {
             let _ = writeln!(
                 s,
-                "| {} | {:.1} | {:.1} | {:.1} | {:.1} |",
-                c.phase, c.wall_s, c.hubs_s, c.redis_s, c.generator_s
+                "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                c.phase, c.wall_s, c.hubs_s, c.redis_s, c.generator_s, c.coordinator_s
             );
         }
         s

@@ -26,27 +26,41 @@ impl Personal {
         ((u128::from(k) * u128::from(self.stride)) % u128::from(self.users)) as u64
     }
 
-    /// Messages each user of `first..first + count` should have received when messages `0..sent`
-    /// were sent, less those in `failed` (refused by the API: not published).
-    pub fn expected(&self, first: u64, count: u64, sent: u64, failed: &[u64]) -> Vec<u32> {
-        let mut out = vec![0u32; count as usize];
-        let rounds = sent / self.users;
-        let rest = sent % self.users;
-        out.iter_mut().for_each(|n| *n = rounds as u32);
-        for k in (sent - rest)..sent {
+    /// What each user of `first..first + count` should have received when messages `0..sent`
+    /// were sent, less those in `failed` (refused by the API): how many, and the sum of their
+    /// numbers (to recognise a refused one that arrived all the same).
+    pub fn expected(&self, first: u64, count: u64, sent: u64, failed: &[u64]) -> Vec<Expected> {
+        let mut out = vec![Expected::default(); count as usize];
+        let range = first..first + count;
+        for k in 0..sent {
             let u = self.user_of(k);
-            if (first..first + count).contains(&u) {
-                out[(u - first) as usize] += 1;
+            if range.contains(&u) {
+                let e = &mut out[(u - first) as usize];
+                e.count += 1;
+                e.numbers = e.numbers.wrapping_add(k);
             }
         }
         for &k in failed {
             let u = self.user_of(k);
-            if k < sent && (first..first + count).contains(&u) {
-                out[(u - first) as usize] -= 1;
+            if k < sent && range.contains(&u) {
+                let e = &mut out[(u - first) as usize];
+                e.count -= 1;
+                e.numbers = e.numbers.wrapping_sub(k);
+                e.refused.push(k);
             }
         }
         out
     }
+}
+
+/// What one user should have received.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expected {
+    pub count: u32,
+    /// Sum of the message numbers (wrapping).
+    pub numbers: u64,
+    /// Numbers of this user's messages the API refused.
+    pub refused: Vec<u64>,
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
@@ -85,8 +99,15 @@ mod tests {
         for (first, count) in [(0, 300), (300, 700)] {
             joined.extend(p.expected(first, count, sent, &failed));
         }
-        assert_eq!(joined, walked);
-        assert_eq!(joined.iter().map(|&n| u64::from(n)).sum::<u64>(), sent - 2);
+        assert_eq!(joined.iter().map(|e| e.count).collect::<Vec<_>>(), walked);
+        assert_eq!(
+            joined.iter().map(|e| u64::from(e.count)).sum::<u64>(),
+            sent - 2
+        );
+        let numbers: u64 = joined.iter().map(|e| e.numbers).sum();
+        assert_eq!(numbers, (0..sent).sum::<u64>() - 3 - 1500);
+        let refused: Vec<u64> = joined.iter().flat_map(|e| e.refused.clone()).collect();
+        assert_eq!(refused.len(), 2, "9999 was never sent");
     }
 
     #[test]

@@ -87,6 +87,8 @@ pub struct Slot {
     pub broadcasts: u64,
     pub broadcast_repeats: u32,
     pub misrouted: u32,
+    /// Sum of the numbers of the personal messages received (wrapping).
+    pub personal_numbers: u64,
 }
 
 /// Largest frame a hub sends a client (its `max_message_bytes` is 64 KiB, plus the envelope).
@@ -182,9 +184,19 @@ impl Worker {
             ends: self.ends.borrow().clone(),
             ..WorkerReport::default()
         };
-        for (slot, &want) in self.slots.borrow().iter().zip(&expected) {
+        for (slot, want) in self.slots.borrow().iter().zip(&expected) {
             r.all += slot.all.count(sent.all);
-            r.personal += slot.personal.count(u64::from(want));
+            let personal = slot.personal.count(u64::from(want.count));
+            if personal.unexpected > 0 {
+                // More than was sent: the extra ones' numbers tell whether the API refused them.
+                let extra = slot.personal_numbers.wrapping_sub(want.numbers);
+                let one = want.refused.contains(&extra);
+                let all = want.refused.iter().fold(0u64, |a, k| a.wrapping_add(*k)) == extra;
+                if one || all {
+                    r.refused_delivered += personal.unexpected;
+                }
+            }
+            r.personal += personal;
             let got = u64::from(slot.broadcasts.count_ones());
             r.broadcast += RoomCount {
                 expected: sent.broadcasts,
