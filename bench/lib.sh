@@ -1,6 +1,18 @@
 # Shared by the bench scripts (sourced after `cd` to the repository root and `root=$PWD`, with
 # `say` and `die` functions defined).
 
+# Release build of hub-bench, and of hub-server from the working tree unless the run uses another
+# hub-server (named by $1: a binary, a revision).
+build_release() { # [other hub-server]
+  if [ -n "${1:-}" ]; then
+    say "release build (hub-bench); hub-server: $1"
+    cargo build --release -p hub-bench
+  else
+    say "release build (hub-server, hub-bench)"
+    cargo build --release -p hub-server -p hub-bench
+  fi
+}
+
 # Builds hub-server as committed at revision $1 (its own source tree from `git archive` under
 # target/bench-src, one shared target dir so dependencies build once); sets hub_bin and hub_version.
 build_hub_at_rev() {

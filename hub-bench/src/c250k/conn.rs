@@ -38,9 +38,18 @@ impl Joining {
     }
 }
 
+/// Who a connection is: its worker, its slot there and its user.
+#[derive(Clone, Copy)]
+struct Client<'a> {
+    w: &'a Worker,
+    index: usize,
+    user: u64,
+}
+
 /// The client's whole life; it ends only with the worker.
 pub async fn run(w: Rc<Worker>, index: usize) {
     let user = w.cfg.first_user + index as u64;
+    let c = Client { w: &w, index, user };
     let hubs = w.hubs.len();
     let mut hub = (user % hubs as u64) as usize;
     // Failed attempts since the client was last ready; whether it was ready before (then it joins
@@ -49,11 +58,11 @@ pub async fn run(w: Rc<Worker>, index: usize) {
     loop {
         // Boxed, as the backoff below: what connecting and waiting hold is needed for a moment;
         // inline, every idle connection's task would carry its size for good.
-        match Box::pin(establish(&w, index, user, hub, rejoin)).await {
+        match Box::pin(establish(c, hub, rejoin)).await {
             Ok(conn) => {
                 w.on_ready(rejoin, attempt);
                 (attempt, rejoin) = (0, true);
-                let reason = live(&w, index, user, conn).await;
+                let reason = live(c, conn).await;
                 w.on_end(reason);
             }
             Err(reason) => {
@@ -69,32 +78,19 @@ pub async fn run(w: Rc<Worker>, index: usize) {
 }
 
 /// One attempt, bounded by the connect timeout; a first connect waits for a permit first.
-async fn establish(
-    w: &Worker,
-    index: usize,
-    user: u64,
-    hub: usize,
-    rejoin: bool,
-) -> Result<Conn, String> {
+async fn establish(c: Client<'_>, hub: usize, rejoin: bool) -> Result<Conn, String> {
+    let Client { w, .. } = c;
     let _permit = match rejoin {
         true => None,
         false => Some(w.first_connects.acquire().await.expect("never closed")),
     };
-    tokio::time::timeout(
-        w.cfg.client.connect_timeout,
-        connect(w, index, user, hub, rejoin),
-    )
-    .await
-    .unwrap_or_else(|_| Err("timed out".into()))
+    tokio::time::timeout(w.cfg.client.connect_timeout, connect(c, hub, rejoin))
+        .await
+        .unwrap_or_else(|_| Err("timed out".into()))
 }
 
-async fn connect(
-    w: &Worker,
-    index: usize,
-    user: u64,
-    hub: usize,
-    rejoin: bool,
-) -> Result<Conn, String> {
+async fn connect(c: Client<'_>, hub: usize, rejoin: bool) -> Result<Conn, String> {
+    let Client { w, user, .. } = c;
     let h = &w.hubs[hub];
     let stream = TcpStream::connect(h.addr)
         .await
@@ -123,27 +119,25 @@ async fn connect(
     let mut out = Vec::new();
     let kept = std::mem::take(&mut conn.pending);
     let used = each_frame(&kept, &mut out, |f, out| {
-        handle(w, index, user, f, out, Some(&mut joining))
+        handle(c, f, out, Some(&mut joining))
     })?;
     conn.pending.extend_from_slice(&kept[used..]);
     send(&mut conn, &out).await?;
     while !joining.done() {
-        pump(w, &mut conn, |f, out| {
-            handle(w, index, user, f, out, Some(&mut joining))
-        })
-        .await?;
+        pump(w, &mut conn, |f, out| handle(c, f, out, Some(&mut joining))).await?;
     }
     Ok(conn)
 }
 
 /// Reads until the connection ends; returns why it did. Kept small: this is what every idle
 /// connection's task holds.
-async fn live(w: &Worker, index: usize, user: u64, mut conn: Conn) -> String {
+async fn live(c: Client<'_>, mut conn: Conn) -> String {
+    let Client { w, .. } = c;
     loop {
         if let Err(e) = readable(&conn.stream).await {
             return format!("read: {}", e.kind());
         }
-        let out = match read_frames(w, &mut conn, |f, out| handle(w, index, user, f, out, None)) {
+        let out = match read_frames(w, &mut conn, |f, out| handle(c, f, out, None)) {
             Ok(out) => out,
             Err(reason) => return reason,
         };
@@ -257,15 +251,13 @@ async fn send(conn: &mut Conn, out: &[u8]) -> Result<(), String> {
 }
 
 fn handle(
-    w: &Worker,
-    index: usize,
-    user: u64,
+    c: Client<'_>,
     frame: Frame<'_>,
     out: &mut Vec<u8>,
     joining: Option<&mut Joining>,
 ) -> Result<(), String> {
     match frame.opcode {
-        OP_TEXT if frame.fin => text(w, index, user, frame.payload, out, joining),
+        OP_TEXT if frame.fin => text(c, frame.payload, out, joining),
         OP_PING => {
             ws::encode_client(OP_PONG, frame.payload, rand::random(), out);
             Ok(())
@@ -277,13 +269,12 @@ fn handle(
 }
 
 fn text(
-    w: &Worker,
-    index: usize,
-    user: u64,
+    c: Client<'_>,
     payload: &[u8],
     out: &mut Vec<u8>,
     joining: Option<&mut Joining>,
 ) -> Result<(), String> {
+    let Client { w, index, user } = c;
     let Some(f) = frames::parse(payload) else {
         w.on_error_frame(payload);
         return Ok(());
@@ -291,8 +282,8 @@ fn text(
     match (f.kind, joining) {
         ("message", _) => w.on_message(index, user, &f, out),
         ("broadcast", _) => w.on_broadcast(index, &f),
-        ("welcome", Some(j)) => welcome(w, index, user, &f, out, j),
-        ("joined", j) => joined(w, index, user, &f, j)?,
+        ("welcome", Some(j)) => welcome(c, &f, out, j),
+        ("joined", j) => joined(c, &f, j)?,
         ("error", joining) => {
             w.on_error_frame(payload);
             if joining.is_some() && f.room.is_some() {
@@ -307,14 +298,8 @@ fn text(
 /// The joins to send once welcomed: both rooms, or only `all` when the hub put the connection in
 /// its personal room itself — except after a reconnect, when the personal room is joined again
 /// with `since` to recover what was missed meanwhile.
-fn welcome(
-    w: &Worker,
-    index: usize,
-    user: u64,
-    f: &Inbound<'_>,
-    out: &mut Vec<u8>,
-    j: &mut Joining,
-) {
+fn welcome(c: Client<'_>, f: &Inbound<'_>, out: &mut Vec<u8>, j: &mut Joining) {
+    let Client { w, index, user } = c;
     j.welcomed = true;
     let rooms = &w.cfg.rooms;
     let personal = rooms.personal_room(user);
@@ -341,13 +326,8 @@ fn welcome(
 }
 
 /// A `joined`: while connecting, one of the two joins done; live, the end of a recovery.
-fn joined(
-    w: &Worker,
-    index: usize,
-    user: u64,
-    f: &Inbound<'_>,
-    joining: Option<&mut Joining>,
-) -> Result<(), String> {
+fn joined(c: Client<'_>, f: &Inbound<'_>, joining: Option<&mut Joining>) -> Result<(), String> {
+    let Client { w, index, user } = c;
     let (Some(room), Some(epoch), Some(offset)) = (f.room, f.epoch, f.offset) else {
         return Err("joined without room, epoch or offset (history off?)".into());
     };

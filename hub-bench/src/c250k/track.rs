@@ -47,10 +47,23 @@ impl Epoch {
 }
 
 /// A message id folded to 128 bits (a UUID's hex digits; anything else hashed), for the rare
-/// messages that arrive without an offset.
+/// messages that arrive without an offset. Runs for every message: no allocation.
 pub fn id_key(id: &str) -> u128 {
-    let hex: String = id.chars().filter(|c| *c != '-').collect();
-    if let (32, Ok(v)) = (hex.len(), u128::from_str_radix(&hex, 16)) {
+    let mut v = 0u128;
+    let mut digits = 0;
+    for b in id.bytes().filter(|b| *b != b'-') {
+        match (b as char).to_digit(16) {
+            Some(d) if digits < 32 => {
+                v = v << 4 | u128::from(d);
+                digits += 1;
+            }
+            _ => {
+                digits = 0;
+                break;
+            }
+        }
+    }
+    if digits == 32 {
         return v;
     }
     // FNV-1a, widened: distinct enough to tell a handful of pending ids apart.
@@ -514,6 +527,12 @@ mod tests {
         assert_eq!(Epoch::Unknown.as_str(), None);
         assert_eq!(id_key(ID), 0x9f1e2d3c4b5a69788796a5b4c3d2e1f0);
         assert_ne!(id_key("a"), id_key("b"));
+        assert_ne!(
+            id_key(ID),
+            id_key(&format!("{ID}0")),
+            "33 digits are not a UUID"
+        );
+        assert_ne!(id_key("0"), 0);
         assert!(std::mem::size_of::<Epoch>() <= 24);
     }
 }
