@@ -1,7 +1,7 @@
 # realtime-hub — every target delegates to a script that says what it does.
 # The two commands a newcomer needs: `make setup` (run the product) and `make test` (run the tests).
 
-.PHONY: setup teardown logs ps test test-compose run bench bench-presence bench-rooms fmt lint
+.PHONY: setup teardown logs ps test test-compose run bench bench-presence bench-rooms bench-c250k fmt lint
 
 setup:          ## build and start redis + 2 hubs + 2 web servers in Docker, print the URLs
 	@deploy/setup.sh
@@ -32,6 +32,9 @@ bench-presence: ## Redis time of the presence tick with 1k and 100k idle connect
 
 bench-rooms:    ## join/leave cost by rooms held and resubscribe time after a Redis restart, 100k rooms on one hub
 	@bench/rooms.sh
+
+bench-c250k:    ## 250,000 live connections over many hubs on one Redis: connect, memory, broadcast, personal messages, a hub killed (root; takes the machine)
+	@bench/c250k.sh
 
 fmt:
 	cargo fmt --all

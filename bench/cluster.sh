@@ -44,15 +44,11 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; th
 fi
 command -v jq >/dev/null || { echo "needs jq" >&2; exit 1; }
 
-if [ -n "${BENCH_HUB_BIN:-}" ]; then
-  say "release build (hub-bench); hub-server: $BENCH_HUB_BIN"
-  cargo build --release -p hub-bench
-  hub_bin=$(realpath "$BENCH_HUB_BIN")
-else
-  say "release build (hub-server, hub-bench)"
-  cargo build --release -p hub-server -p hub-bench
-  hub_bin=$root/target/release/hub-server
-fi
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+build_release "${BENCH_HUB_BIN:-}"
+hub_bin=$root/target/release/hub-server
+[ -n "${BENCH_HUB_BIN:-}" ] && hub_bin=$(realpath "$BENCH_HUB_BIN")
 bench_bin=$root/target/release/hub-bench
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 

@@ -1,6 +1,18 @@
 # Shared by the bench scripts (sourced after `cd` to the repository root and `root=$PWD`, with
 # `say` and `die` functions defined).
 
+# Release build of hub-bench, and of hub-server from the working tree unless the run uses another
+# hub-server (named by $1: a binary, a revision).
+build_release() { # [other hub-server]
+  if [ -n "${1:-}" ]; then
+    say "release build (hub-bench); hub-server: $1"
+    cargo build --release -p hub-bench
+  else
+    say "release build (hub-server, hub-bench)"
+    cargo build --release -p hub-server -p hub-bench
+  fi
+}
+
 # Builds hub-server as committed at revision $1 (its own source tree from `git archive` under
 # target/bench-src, one shared target dir so dependencies build once); sets hub_bin and hub_version.
 build_hub_at_rev() {
@@ -43,4 +55,18 @@ wait_for_output() { # pid file seconds what log
     [ $SECONDS -lt $deadline ] || die "$4: nothing in $2 after $3 s"
     sleep 0.5
   done
+}
+
+# Runs a command in a network namespace of its own (unshare --net: it disappears with its last
+# process, whatever happens), with loopback up and connection tracking off in it: raw-table NOTRACK
+# for everything. Hundreds of thousands of loopback connections would otherwise fill the kernel's
+# conntrack table, which is shared by every namespace (262,144 entries on a machine with Docker's
+# netfilter modules loaded), and the kernel would drop new connections. Needs root.
+in_private_netns() { # command…
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  unshare --net -- bash -c 'set -e
+    ip link set lo up
+    iptables -t raw -A PREROUTING -j NOTRACK
+    iptables -t raw -A OUTPUT -j NOTRACK
+    exec "$@"' private-netns "$@"
 }

@@ -78,9 +78,10 @@ EOF
     unshare --net true 2>/dev/null ||
       die "unshare --net failed (needs root and util-linux): lower PRESENCE_CONNECTIONS to $per_address or fewer"
     export PRESENCE_CONNECTIONS PRESENCE_SMALL PRESENCE_WINDOW PRESENCE_FD_LIMIT
-    # shellcheck disable=SC2016 # $0 is the inner shell's: this script's path
-    exec unshare --net -- env PRESENCE_IN_NETNS=1 bash -c 'ip link set lo up && exec "$0"' \
-      "$root/bench/presence-tick.sh"
+    # shellcheck source=bench/lib.sh
+    source bench/lib.sh
+    in_private_netns env PRESENCE_IN_NETNS=1 "$root/bench/presence-tick.sh"
+    exit
   fi
 fi
 

@@ -57,13 +57,7 @@ source bench/lib.sh
 # --- prerequisites ---------------------------------------------------------------------------------
 scripts/ensure-deps.sh redis-server node npm
 command -v taskset >/dev/null || BENCH_PIN=0
-if [ -n "${BENCH_HUB_BIN:-}${BENCH_HUB_REV:-}" ]; then
-  say "release build (hub-bench)"
-  cargo build --release -p hub-bench
-else
-  say "release build (hub-server, hub-bench)"
-  cargo build --release -p hub-server -p hub-bench
-fi
+build_release "${BENCH_HUB_BIN:-}${BENCH_HUB_REV:+revision $BENCH_HUB_REV}"
 hub_bin=$root/target/release/hub-server
 bench_bin=$root/target/release/hub-bench
 if [ -n "${BENCH_HUB_BIN:-}" ]; then

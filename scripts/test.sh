@@ -12,6 +12,7 @@ scripts/ensure-deps.sh redis-server prometheus promtool chromium node npm
 scripts/module-graph.test.sh
 scripts/module-graph.py
 cargo test --workspace --locked
+C250K_CONNECTIONS=20000 C250K_DURATION=8s C250K_BUDGET=300 bench/c250k.sh # make bench-c250k, small: fails on a missing figure, a loss or a duplicate
 scripts/autobahn.sh
 deploy/check.sh
 tests/browser/run.sh

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::c250k::coordinator::C250kConfig;
+use crate::c250k::worker::WorkerConfig;
 use crate::idle::IdleConfig;
 use crate::load::LoadConfig;
 use crate::rooms::RoomsConfig;
@@ -41,6 +43,18 @@ pub enum Command {
         cfg: Box<RoomsConfig>,
         #[command(flatten)]
         out: Output,
+    },
+    /// Many live connections over many hubs: connect time, memory, broadcast, personal messages,
+    /// a hub killed and recovered from (bench/c250k.sh runs it).
+    C250k {
+        #[command(flatten)]
+        cfg: Box<C250kConfig>,
+    },
+    /// One generator process of `c250k` (started by it).
+    #[command(hide = true)]
+    C250kWorker {
+        #[command(flatten)]
+        cfg: Box<WorkerConfig>,
     },
     /// Render the Markdown report of a results file.
     Report {

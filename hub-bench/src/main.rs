@@ -6,11 +6,31 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use clap::Parser;
 use hub_bench::args::{Cli, Command, Output};
-use hub_bench::{idle, load, report, rooms};
+use hub_bench::{c250k, idle, load, report, rooms};
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     match Cli::parse().command {
+        // One thread each: the coordinator and every worker are their own processes.
+        Command::C250k { cfg } => {
+            let problems = c250k::coordinator::main(*cfg)?;
+            if problems.is_empty() {
+                return Ok(());
+            }
+            eprintln!("c250k: the run failed its check:");
+            for p in problems {
+                eprintln!("  {p}");
+            }
+            std::process::exit(1)
+        }
+        Command::C250kWorker { cfg } => c250k::worker::main(*cfg),
+        command => tokio::runtime::Runtime::new()
+            .context("runtime")?
+            .block_on(run(command)),
+    }
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
         Command::Load { cfg, out } => {
             let result = load::run(&cfg)
                 .await
@@ -152,6 +172,7 @@ async fn main() -> Result<()> {
             };
             print!("{}", report::render(&results, names));
         }
+        Command::C250k { .. } | Command::C250kWorker { .. } => unreachable!("run on their own"),
     }
     Ok(())
 }
