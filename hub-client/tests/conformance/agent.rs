@@ -17,8 +17,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::jwt;
 use crate::scenario::TokenSpec;
+use crate::support::jwt;
 
 #[derive(Debug, Clone)]
 pub struct StateRec {

@@ -10,17 +10,14 @@
 
 mod agent;
 mod checks;
-mod hub;
-mod jwt;
-mod procs;
-mod proxy;
-mod redis;
 mod runner;
 mod scenario;
+#[path = "../support/mod.rs"]
+mod support;
 mod world;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::path::Path;
+use std::process::ExitCode;
 use std::time::Instant;
 
 use runner::Runner;
@@ -51,8 +48,9 @@ fn run(names: &[String]) -> Result<bool, String> {
     if !unknown.is_empty() {
         return Err(format!("no scenario named {unknown:?}"));
     }
-    check_redis()?;
-    let hub_bin = hub_server()?;
+    support::bins::check_redis()?;
+    println!("conformance (rust): hub-server from cargo build -p hub-server (or HUB_SERVER_BIN)");
+    let hub_bin = support::bins::hub_server()?;
     let log_root =
         std::env::temp_dir().join(format!("hub-client-conformance-{}", std::process::id()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -133,49 +131,4 @@ async fn play(
     }
     runner.finish().await;
     result.map(|()| format!("{} steps, {checks} checks", s.steps.len()))
-}
-
-fn check_redis() -> Result<(), String> {
-    match Command::new("redis-server").arg("--version").output() {
-        Ok(out) if out.status.success() => Ok(()),
-        _ => Err("redis-server is needed: apt-get install redis-server".into()),
-    }
-}
-
-/// The hub-server binary: `HUB_SERVER_BIN`, or `target/debug/hub-server` built now by cargo
-/// (this test is not hub-server's, so cargo does not build it for us).
-fn hub_server() -> Result<PathBuf, String> {
-    if let Some(bin) = std::env::var_os("HUB_SERVER_BIN") {
-        let bin = PathBuf::from(bin);
-        return if bin.is_file() {
-            Ok(bin)
-        } else {
-            Err(format!("HUB_SERVER_BIN={} is not a file", bin.display()))
-        };
-    }
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    // target/<profile>/deps/conformance-… → target/<profile>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or("cannot find the target directory")?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    println!("conformance (rust): building hub-server (cargo build -p hub-server)");
-    let mut args = vec!["build", "-p", "hub-server", "--bin", "hub-server"];
-    if profile_dir.ends_with("release") {
-        args.push("--release");
-    }
-    let status = Command::new(&cargo)
-        .args(&args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .map_err(|e| format!("cannot run {cargo}: {e}"))?;
-    let bin = profile_dir.join("hub-server");
-    if !status.success() || !bin.is_file() {
-        return Err(format!(
-            "no hub-server at {}: `cargo build -p hub-server` failed ({status}); build it, or set HUB_SERVER_BIN",
-            bin.display()
-        ));
-    }
-    Ok(bin)
 }

@@ -230,7 +230,7 @@ impl<'a> Runner<'a> {
                     name.clone(),
                 );
                 workers.push(tokio::spawn(async move {
-                    let hub = crate::hub::Api::new(&name, api_port);
+                    let hub = crate::support::hub::Api::new(&name, api_port);
                     loop {
                         let Some(content) = queue.lock().await.next() else {
                             return Ok::<(), String>(());

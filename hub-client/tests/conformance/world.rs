@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::hub::HubProcess;
-use crate::proxy::TcpProxy;
-use crate::redis::RedisServer;
 use crate::scenario::Setup;
+use crate::support::hub::HubProcess;
+use crate::support::proxy::TcpProxy;
+use crate::support::redis::RedisServer;
 
 pub struct World {
     pub secret: String,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::procs::Proc;
+use super::procs::Proc;
 
 pub struct RedisServer {
     proc: Option<Proc>,

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::procs::Proc;
+use super::procs::Proc;
 
 pub const API_KEY: &str = "sdk-conformance-api-key-0123456789";
 
