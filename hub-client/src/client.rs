@@ -125,9 +125,10 @@ impl HubClient {
     }
 
     /// The client's events from now on: state changes, broadcasts, renewed tokens, errors. A
-    /// consumer more than 1024 events behind misses the oldest.
+    /// consumer more than 1024 events behind misses the oldest. The stream ends after the client
+    /// closed.
     pub fn events(&self) -> ClientEvents {
-        ClientEvents::new(self.shared.events.subscribe())
+        ClientEvents::new(self.shared.events.resubscribe())
     }
 
     /// Subscribes to `room`: joined now if connected, else once connected, and again after every
@@ -230,6 +231,66 @@ mod tests {
             let err = check_room(bad).expect_err(bad);
             assert_eq!(err.code(), &ErrorCode::BadArgument);
         }
+    }
+
+    /// Handles go to any task, and publishes can be spawned.
+    #[test]
+    fn handles_and_futures_are_send() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        fn send_static<T: Send + 'static>(_: &T) {}
+        fn sendable<T: Send>(_: &T) {}
+        send_sync::<HubClient>();
+        send_sync::<Subscription>();
+        send_sync::<Room>();
+        fn send<T: Send + 'static>() {}
+        send::<ClientEvents>();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let client =
+                HubClient::new("ws://127.0.0.1:9/ws", ClientOptions::default()).expect("client");
+            sendable(&client.subscribe("r", SubscribeOptions::default()));
+            sendable(&client.connected());
+            sendable(&client.close());
+            let sub = client
+                .subscribe("r", SubscribeOptions::default())
+                .await
+                .expect("subscribed");
+            send_static(&sub.publish("spawnable"));
+            send_static(&sub.presence());
+        });
+    }
+
+    #[tokio::test]
+    async fn closing_ends_the_event_stream_and_fails_what_waits() {
+        use futures_util::StreamExt;
+        let client =
+            HubClient::new("ws://127.0.0.1:9/ws", ClientOptions::default()).expect("client");
+        let mut events = client.events();
+        let sub = client
+            .subscribe("r", SubscribeOptions::default())
+            .await
+            .expect("subscribed while not connected");
+        let publish = sub.publish("queued while disconnected");
+        client.close().await;
+        let err = publish.await.expect_err("closed");
+        assert_eq!(
+            (err.code(), err.maybe_stored()),
+            (&ErrorCode::Closed, Some(false))
+        );
+        let mut seen = Vec::new();
+        while let Some(event) = events.next().await {
+            if let ClientEvent::State(s) = event {
+                seen.push(s.state);
+            }
+        }
+        assert_eq!(seen, [State::Closed]);
+        let err = client.connected().await.expect_err("closed");
+        assert_eq!(err.code(), &ErrorCode::Closed);
+        let err = sub.publish("after").await.expect_err("closed");
+        assert_eq!(err.code(), &ErrorCode::Closed);
     }
 
     #[tokio::test]

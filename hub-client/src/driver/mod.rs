@@ -93,7 +93,9 @@ impl Ctx {
 pub(crate) struct Channels {
     pub commands: mpsc::UnboundedSender<Command>,
     pub status: watch::Receiver<Status>,
-    pub events: broadcast::Sender<ClientEvent>,
+    /// Never read: each `events()` stream is a `resubscribe` of it, and ends when the driver
+    /// (the only sender) does.
+    pub events: broadcast::Receiver<ClientEvent>,
     pub queued: Arc<AtomicUsize>,
 }
 
@@ -138,7 +140,7 @@ impl Driver {
             connection: None,
             error: None,
         });
-        let (events, _) = broadcast::channel(EVENTS);
+        let (events, events_rx) = broadcast::channel(EVENTS);
         let attention = Arc::new(Notify::new());
         let queued = Arc::new(AtomicUsize::new(0));
         let outbox = Outbox::new(
@@ -168,7 +170,7 @@ impl Driver {
             sessions: HashMap::new(),
             commands,
             attention: attention.clone(),
-            events: events.clone(),
+            events,
             status,
             need_fresh_token: false,
             refresh_waiting: None,
@@ -185,7 +187,7 @@ impl Driver {
         let channels = Channels {
             commands: commands_tx,
             status: status_rx,
-            events,
+            events: events_rx,
             queued,
         };
         (driver, channels)

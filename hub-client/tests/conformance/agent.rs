@@ -115,6 +115,8 @@ struct AgentRoom {
 pub struct AgentClient {
     pub client: HubClient,
     pub rec: Arc<Shared<ClientRec>>,
+    /// Records the client's events; done once the client closed and said so.
+    listener: Option<JoinHandle<()>>,
     failing: Arc<AtomicBool>,
     rooms: HashMap<String, AgentRoom>,
     tasks: Vec<JoinHandle<()>>,
@@ -237,9 +239,10 @@ impl Agent {
             AgentClient {
                 client,
                 rec,
+                listener: Some(listener),
                 failing,
                 rooms: HashMap::new(),
-                tasks: vec![listener],
+                tasks: Vec::new(),
             },
         );
         Ok(())
@@ -398,8 +401,20 @@ impl Agent {
         Ok(())
     }
 
-    pub async fn close(&self, name: &str) -> Result<(), String> {
-        self.get(name)?.client.close().await;
+    /// Closes the client, and waits until everything it said was recorded (its event stream
+    /// ends after the `closed` state).
+    pub async fn close(&mut self, name: &str) -> Result<(), String> {
+        let c = self
+            .clients
+            .get_mut(name)
+            .ok_or_else(|| format!("no client named {name}"))?;
+        c.client.close().await;
+        if let Some(listener) = c.listener.take() {
+            tokio::time::timeout(Duration::from_secs(10), listener)
+                .await
+                .map_err(|_| format!("{name}'s events did not end after close"))?
+                .map_err(|e| format!("{name}'s event listener: {e}"))?;
+        }
         Ok(())
     }
 
@@ -412,7 +427,7 @@ impl Agent {
     pub async fn close_all(&mut self) {
         for (_, c) in self.clients.drain() {
             c.client.close().await;
-            for t in c.tasks {
+            for t in c.tasks.into_iter().chain(c.listener) {
                 t.abort();
             }
             for (_, r) in c.rooms {

@@ -12,6 +12,10 @@ mod agent;
 mod checks;
 mod runner;
 mod scenario;
+#[allow(
+    dead_code,
+    reason = "shared with the integration tests: each test binary uses a part"
+)]
 #[path = "../support/mod.rs"]
 mod support;
 mod world;

@@ -4,7 +4,7 @@
 
 #[allow(
     dead_code,
-    reason = "shared with the conformance runner, which uses the proxy's stall and down"
+    reason = "shared with the conformance runner: each test binary uses a part"
 )]
 #[path = "../support/mod.rs"]
 mod support;
@@ -16,3 +16,4 @@ mod hubctl_pub;
 mod hubctl_sub;
 mod hubctl_usage;
 mod readme;
+mod sdk;

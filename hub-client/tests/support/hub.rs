@@ -159,6 +159,15 @@ impl Api {
         }
     }
 
+    /// `POST /api/broadcast`.
+    pub async fn broadcast(&self, content: &str) -> Result<(), String> {
+        self.client
+            .broadcast(content, None)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("broadcast through {}: {e}", self.name))
+    }
+
     /// The room's stored messages, oldest first.
     pub async fn history(&self, room: &str) -> Result<Vec<serde_json::Value>, String> {
         let query = HistoryQuery {
