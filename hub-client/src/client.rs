@@ -127,6 +127,27 @@ impl HubClient {
     /// The client's events from now on: state changes, broadcasts, renewed tokens, errors. A
     /// consumer more than 1024 events behind misses the oldest. The stream ends after the client
     /// closed.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), hub_client::HubError> {
+    /// use futures_util::StreamExt;
+    /// use hub_client::{ClientEvent, ClientOptions, HubClient, State};
+    ///
+    /// let hub = HubClient::new("ws://localhost:8080/ws", ClientOptions::default())?;
+    /// let mut events = hub.events(); // before start: every state change is seen
+    /// hub.start();
+    /// while let Some(event) = events.next().await {
+    ///     match event {
+    ///         ClientEvent::State(s) if s.state == State::Disconnected => {
+    ///             eprintln!("lost the hub ({:?}), again in {:?}", s.code, s.delay)
+    ///         }
+    ///         ClientEvent::Broadcast(b) => println!("to all: {}", b.content),
+    ///         _ => {}
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn events(&self) -> ClientEvents {
         ClientEvents::new(self.shared.events.resubscribe())
     }

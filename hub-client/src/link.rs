@@ -17,6 +17,8 @@ pub(crate) struct Link<'a> {
     /// Client ids of this client's connections: their messages are its own.
     pub own_ids: &'a BoundedSet<String>,
     pub timers: &'a mut Timers,
+    /// Set when a subscription's buffer is half full: the driver lets the application run.
+    pub backlog: &'a mut bool,
     pub opts: &'a ClientOptions,
     pub now: Instant,
 }

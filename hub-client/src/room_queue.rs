@@ -35,6 +35,8 @@ struct Inner {
     dropped: bool,
     /// Presence changes dropped because the application did not take the others.
     dropped_presence: u64,
+    /// Times the buffer filled (a lag began).
+    overflows: u64,
 }
 
 #[derive(Debug)]
@@ -46,7 +48,19 @@ pub(crate) struct RoomQueue {
     attention: Arc<Notify>,
 }
 
-/// What [`RoomQueue::take`] found for the driver.
+/// What became of an event offered to the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    Taken,
+    /// Taken, and half the buffer is in use: the driver lets the application run before it takes
+    /// more (on a one-thread runtime the application would otherwise wait until the socket is
+    /// drained, and the buffer fill).
+    TakenHalfFull,
+    /// The buffer is full (or the application has not caught up since it was).
+    Refused,
+}
+
+/// What [`RoomQueue::take_notice`] found for the driver.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Notice {
     pub caught_up: bool,
@@ -68,12 +82,12 @@ impl RoomQueue {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Offers one event. A message that does not fit is refused (false) and the queue is lagging
-    /// until the application has taken half of what waits.
-    pub(crate) fn push(&self, event: RoomEvent) -> bool {
+    /// Offers one event. A message that does not fit is refused and the queue is lagging until
+    /// the application has taken half of what waits.
+    pub(crate) fn push(&self, event: RoomEvent) -> Pushed {
         let mut inner = self.lock();
         if inner.ended {
-            return true; // nobody will read it; not a lag
+            return Pushed::Taken; // nobody will read it; not a lag
         }
         match &event {
             RoomEvent::Message(m) => {
@@ -81,8 +95,11 @@ impl RoomQueue {
                 let full = inner.messages >= self.max_messages
                     || (inner.messages > 0 && inner.bytes + size > self.max_bytes);
                 if full || inner.lagging {
-                    inner.lagging = true;
-                    return false;
+                    if !inner.lagging {
+                        inner.lagging = true;
+                        inner.overflows += 1;
+                    }
+                    return Pushed::Refused;
                 }
                 inner.messages += 1;
                 inner.bytes += size;
@@ -92,17 +109,23 @@ impl RoomQueue {
                 // presence changes are, past the bound.
                 if inner.others >= MAX_OTHER_EVENTS && matches!(other, RoomEvent::Presence(_)) {
                     inner.dropped_presence += 1;
-                    return false;
+                    return Pushed::Refused;
                 }
                 inner.others += 1;
             }
         }
         inner.events.push_back(event);
+        let pushed = if inner.messages * 2 >= self.max_messages || inner.bytes * 2 >= self.max_bytes
+        {
+            Pushed::TakenHalfFull
+        } else {
+            Pushed::Taken
+        };
         if let Some(waker) = inner.waker.take() {
             drop(inner);
             waker.wake();
         }
-        true
+        pushed
     }
 
     /// No more events: the stream ends after what waits.
@@ -174,6 +197,10 @@ impl RoomQueue {
     pub(crate) fn dropped_presence(&self) -> u64 {
         self.lock().dropped_presence
     }
+
+    pub(crate) fn overflows(&self) -> u64 {
+        self.lock().overflows
+    }
 }
 
 #[cfg(test)]
@@ -215,11 +242,15 @@ mod tests {
     fn refuses_when_full_until_half_is_taken_then_tells_the_driver() {
         let attention = Arc::new(Notify::new());
         let q = RoomQueue::new(4, 1 << 20, attention);
-        assert!((1..=4).all(|o| q.push(msg(o))));
-        assert!(!q.push(msg(5)));
+        assert!((1..=4).all(|o| q.push(msg(o)) != Pushed::Refused));
+        assert_eq!(q.push(msg(5)), Pushed::Refused);
         assert!(q.lagging());
         next(&q);
-        assert!(!q.push(msg(5)), "still lagging after one is taken");
+        assert_eq!(
+            q.push(msg(5)),
+            Pushed::Refused,
+            "still lagging after one is taken"
+        );
         assert_eq!(q.take_notice(), Notice::default());
         next(&q);
         assert_eq!(
@@ -230,14 +261,15 @@ mod tests {
             }
         );
         assert!(!q.lagging());
-        assert!(q.push(msg(5)));
+        assert_eq!(q.push(msg(5)), Pushed::TakenHalfFull);
     }
 
     #[test]
     fn bounded_in_bytes_too() {
         let q = RoomQueue::new(100, 25, Arc::new(Notify::new()));
-        assert!(q.push(msg(1)) && q.push(msg(2)));
-        assert!(!q.push(msg(3)), "30 bytes > 25");
+        assert_eq!(q.push(msg(1)), Pushed::Taken);
+        assert_eq!(q.push(msg(2)), Pushed::TakenHalfFull);
+        assert_eq!(q.push(msg(3)), Pushed::Refused, "30 bytes > 25");
     }
 
     #[test]

@@ -47,6 +47,23 @@ impl SubscribeOptions {
 }
 
 /// A handle on a subscribed room, cheap to clone, usable from any task.
+///
+/// ```no_run
+/// # async fn demo(hub: hub_client::HubClient) -> Result<(), hub_client::HubError> {
+/// use hub_client::SubscribeOptions;
+///
+/// let sub = hub.subscribe("orders", SubscribeOptions::default()).await?;
+/// let room = sub.room();
+/// // Publishes are queued when called, so these go in this order even when awaited elsewhere.
+/// let first = tokio::spawn(room.publish("order 1 shipped"));
+/// let second = tokio::spawn(room.publish("order 2 shipped"));
+/// let (a, b) = (first.await.expect("task")?, second.await.expect("task")?);
+/// assert!(a.offset < b.offset);
+/// let who = room.presence().await?;
+/// println!("{} here", who.count);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Room {
     name: Arc<str>,
@@ -178,6 +195,26 @@ impl Room {
 ///
 /// It derefs to its [`Room`] for [`publish`](Room::publish) and friends; [`Subscription::room`]
 /// gives a handle to use from other tasks.
+///
+/// ```no_run
+/// # async fn demo(hub: hub_client::HubClient) -> Result<(), hub_client::HubError> {
+/// use futures_util::StreamExt;
+/// use hub_client::{RoomEvent, SubscribeOptions};
+///
+/// let mut sub = hub.subscribe("ops", SubscribeOptions::default().history(50)).await?;
+/// while let Some(event) = sub.next().await {
+///     match event {
+///         RoomEvent::Message(m) => println!("{} {}: {}", m.offset.unwrap_or(0), m.user.id, m.content),
+///         RoomEvent::Presence(d) => println!("{} joined, {} left", d.joins.len(), d.leaves.len()),
+///         RoomEvent::Recovery(r) if !r.recovered => eprintln!("lost messages ({:?})", r.reason),
+///         RoomEvent::Error(e) => return Err(e),
+///         _ => {}
+///     }
+/// }
+/// // Keep `sub.position()` to resume later with `SubscribeOptions::since`.
+/// # Ok(())
+/// # }
+/// ```
 pub struct Subscription {
     room: Room,
     queue: Arc<RoomQueue>,
@@ -205,6 +242,14 @@ impl Subscription {
     /// messages wait (it can ask [`Room::presence`] instead).
     pub fn dropped_presence_events(&self) -> u64 {
         self.queue.dropped_presence()
+    }
+
+    /// How many times the application let this subscription's buffer fill
+    /// ([`room_buffer`](crate::ClientOptions::room_buffer)): each time the client fetched what it
+    /// skipped from the room's history (a loss, if any, is a [`Recovery`](crate::Recovery)
+    /// event). A figure to watch: it means the application is slower than the room.
+    pub fn overflows(&self) -> u64 {
+        self.queue.overflows()
     }
 
     /// Leaves the room and ends the subscription.

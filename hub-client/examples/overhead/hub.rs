@@ -29,24 +29,30 @@ impl Hub {
             .env("HUB_SEND_QUEUE_BYTES", "268435456")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
+            // tracing writes to stdout or stderr depending on the setup: read both.
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start {bin}: {e}"))?;
-        let out = child.stdout.take().ok_or("no stdout")?;
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if line.contains("hub listening")
-                    && let Some(port) = line
-                        .split_once(" addr=")
-                        .and_then(|(_, rest)| rest.split_whitespace().next())
-                        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
-                {
-                    let _ = tx.send(port.port());
+        let out: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().ok_or("no stdout")?);
+        let err: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().ok_or("no stderr")?);
+        for stream in [out, err] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                // Read to the end (the hub must never block on a full pipe); the port once.
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if line.contains("hub listening")
+                        && let Some(port) = line
+                            .split_once(" addr=")
+                            .and_then(|(_, rest)| rest.split_whitespace().next())
+                            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+                    {
+                        let _ = tx.send(port.port());
+                    }
                 }
-            }
-        });
+            });
+        }
         let port = rx
             .recv_timeout(Duration::from_secs(20))
             .map_err(|_| format!("{bin} did not say where it listens"))?;

@@ -20,6 +20,9 @@ impl Driver {
     pub(super) fn on_socket(&mut self, item: Option<Result<WsMessage, WsError>>) {
         self.on_item(item);
         for _ in 0..BATCH {
+            if self.ctx.backlog {
+                break;
+            }
             let LinkState::Open(conn) = &mut self.ctx.link else {
                 return;
             };
@@ -109,7 +112,8 @@ impl Driver {
                     return;
                 };
                 if session.refusal().is_none() {
-                    session
+                    // A presence change past the buffer's bound is dropped (counted).
+                    let _ = session
                         .queue()
                         .push(RoomEvent::Presence(frame.into_presence_diff()));
                 }

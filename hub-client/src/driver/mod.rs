@@ -63,6 +63,8 @@ struct Ctx {
     own_ids: BoundedSet<String>,
     timers: Timers,
     opts: ClientOptions,
+    /// A subscription's buffer is half full: yield to the application before reading on.
+    backlog: bool,
 }
 
 impl Ctx {
@@ -75,6 +77,7 @@ impl Ctx {
             outbox: &mut self.outbox,
             own_ids: &self.own_ids,
             timers: &mut self.timers,
+            backlog: &mut self.backlog,
             opts: &self.opts,
             now: Instant::now(),
         }
@@ -166,6 +169,7 @@ impl Driver {
                 own_ids: BoundedSet::new(OWN_IDS),
                 timers: Timers::default(),
                 opts,
+                backlog: false,
             },
             sessions: HashMap::new(),
             commands,
@@ -209,6 +213,11 @@ impl Driver {
                 },
                 answer = self.tokens.answer(), if self.tokens.fetching() => self.on_token(answer),
                 () = &mut self.sleep, if self.armed.is_some() => self.on_timers(),
+            }
+            if std::mem::take(&mut self.ctx.backlog) {
+                // On a one-thread runtime the application runs only when the driver waits:
+                // let it take what its buffer holds before more is read.
+                tokio::task::yield_now().await;
             }
         }
     }

@@ -94,7 +94,8 @@ impl RoomSession {
         let app = &mut self.app;
         let outbox = &mut *link.outbox;
         let own = link.own_ids;
-        let mut to_app = |m: Message| deliver(app, outbox, own, name, m);
+        let backlog = &mut *link.backlog;
+        let mut to_app = |m: Message| deliver(app, outbox, own, backlog, name, m);
         op(&mut self.stream, &mut to_app)
     }
 
