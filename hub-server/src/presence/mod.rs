@@ -238,8 +238,13 @@ impl Presence {
             .query_async(&mut conn)
             .await
             .map_err(|_| PresenceUnavailable)?;
-        let names: std::collections::BTreeSet<String> = per_hub.into_iter().flatten().collect();
-        let rooms: Vec<Room> = names.iter().filter_map(|n| Room::parse(n).ok()).collect();
+        let rooms: std::collections::BTreeSet<Room> = per_hub
+            .iter()
+            .flatten()
+            .filter_map(|entry| writer::unlisted(entry))
+            .map(|(room, _)| room)
+            .collect();
+        let rooms: Vec<Room> = rooms.into_iter().collect();
         // One request per room rather than one pipeline: on a Redis Cluster the rooms' totals
         // live in as many slots as there are rooms (the multiplexed connection still sends
         // them together).

@@ -24,6 +24,8 @@
 //! - `send_queue` — issue 14.2: a client that stops reading is closed past `send_queue_bytes`.
 //! - `garbage`    — issue 14.6: 30 s of random bytes, HTTP, frames and messages; hub stays healthy.
 //! - `stall`      — issue 25.3: Redis stalled 8 s while joins wait: pings, expiry, kicks still act.
+//! - `namespaces` — issue 22: each namespace key on real hubs, unknown namespaces, a bad config,
+//!   personal rooms on every hub, `subs` joined at connect and recovered after a reconnect.
 //! - `metrics`    — issues 12, 13: a real Prometheus scrapes two hubs' `/metrics`; every family moves
 //!   when it should; `promtool check metrics`.
 //!
@@ -43,6 +45,7 @@ mod handshake;
 mod history;
 mod limits;
 mod metrics;
+mod namespaces;
 mod outage;
 mod presence;
 mod protocol;
