@@ -485,6 +485,29 @@ mod tests {
     }
 
     #[test]
+    fn the_compose_stacks_namespaces_load() {
+        let compose = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docker-compose.yml");
+        let compose = std::fs::read_to_string(compose).expect("read docker-compose.yml");
+        let value = compose
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("HUB_NAMESPACES: '")?
+                    .strip_suffix('\'')
+            })
+            .expect("docker-compose.yml sets HUB_NAMESPACES in single quotes");
+        let s = Settings::load_from(None, [("HUB_NAMESPACES", value)]).expect("valid");
+        let notify = crate::protocol::Room::parse("notify:all").expect("room");
+        assert!(
+            !s.namespaces
+                .lookup(&notify)
+                .expect("declared")
+                .client_publish
+        );
+        assert_eq!(s.namespaces.personal().history_size, 20);
+    }
+
+    #[test]
     fn namespaces_come_from_the_file_or_from_hub_namespaces_as_json() {
         let s = Settings::load_from(None, NO_ENV).expect("defaults");
         assert!(s.personal_rooms);

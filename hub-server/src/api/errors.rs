@@ -169,9 +169,20 @@ mod tests {
                 "unavailable",
             ),
         ];
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/api/openapi.json");
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("read openapi.json"))
+                .expect("openapi.json is JSON");
+        let documented = &doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]
+            ["code"]["enum"];
+        let documented = documented.as_array().expect("the error codes");
         for (err, status, code) in cases {
             assert_eq!(err.status().as_u16(), status, "{err:?}");
             assert_eq!(err.code(), code, "{err:?}");
+            assert!(
+                documented.iter().any(|c| c == code),
+                "{code} is not in openapi.json"
+            );
         }
     }
 }
