@@ -2,7 +2,9 @@
 //! `presence_diff` events when a user's first connection joins a room or its last leaves, and
 //! the registry of live hubs. The hub counts its own users per room ([`crate::room_users`]); the
 //! [`writer`] mirrors the changes into Redis (or, standalone, only announces them), keeps this
-//! hub's heartbeat, and removes the entries of hubs that died without cleaning up.
+//! hub's heartbeat, and removes the entries of hubs that died without cleaning up. A room's
+//! namespace may turn presence off (its members are never counted: nothing here, nothing in
+//! Redis) or its events off (counted and answered, never announced): see [`crate::namespace`].
 
 mod diffs;
 mod scripts;
