@@ -1,5 +1,6 @@
-//! A join: the room's history first (as much as its namespace keeps) (what was asked: the last N, or everything since an offset,
-//! all or nothing), then `joined`, then live messages with no gap and no duplicate.
+//! A join: the room's history first (what was asked: the last N, or everything since an offset,
+//! all or nothing, of what the room's namespace keeps), then `joined`, then live messages with no
+//! gap and no duplicate.
 //!
 //! With Redis, live messages for the joiner wait in a bounded buffer of their own while the
 //! history is read; then the hub moves those newer than the replay into the client's queue and

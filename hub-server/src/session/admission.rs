@@ -90,12 +90,17 @@ impl Session<'_> {
             let policy = match allowed {
                 Ok(policy) => policy,
                 Err(err) => {
-                    tracing::warn!(client_id = %self.client_id, user = %identity.user_id, %room, %err, "server-side subscription refused");
+                    let user = &identity.user_id;
+                    let client_id = self.client_id;
+                    // A backend's mistake (a bad `subs` entry): said once, the connection stays.
+                    tracing::warn!(%client_id, %user, %room, %err, "server-side subscription refused");
                     continue;
                 }
             };
             if rooms.len() == settings.max_rooms_per_client {
-                tracing::warn!(client_id = %self.client_id, user = %identity.user_id, %room, limit = rooms.len(), "server-side subscription past max_rooms_per_client: not joined");
+                let (user, limit) = (&identity.user_id, rooms.len());
+                let client_id = self.client_id;
+                tracing::warn!(%client_id, %user, %room, limit, "starting room past max_rooms_per_client: not joined");
                 continue;
             }
             rooms.push((room, policy.presence_mode()));
