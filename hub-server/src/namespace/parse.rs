@@ -52,7 +52,7 @@ impl<'de> Deserialize<'de> for RawNamespaces {
 }
 
 impl RawNamespaces {
-    /// The setting as a JSON value (tests, and the README's example).
+    /// The setting as a JSON value (for tests).
     pub fn from_value(value: Value) -> Self {
         RawNamespaces(Some(value))
     }
