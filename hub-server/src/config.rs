@@ -9,6 +9,8 @@ use serde::Deserialize;
 pub use service_kit::ConfigError;
 use service_kit::{Layers, LogFormat};
 
+use crate::namespace::{Globals, Namespaces, RawNamespaces};
+
 /// Every tunable of a hub. Field names are the TOML keys; `HUB_<FIELD>` is the environment variable.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
@@ -109,6 +111,17 @@ pub struct Settings {
     pub history_ttl: Duration,
     /// Most messages one `since` join may replay; more is `too_many`.
     pub recovery_max: usize,
+    /// Every connection starts in its user's personal room `user:<user id>` (see
+    /// [`crate::namespace::personal_room`]).
+    pub personal_rooms: bool,
+    /// The `namespaces` setting as read (`[namespaces.NAME]` tables, or `HUB_NAMESPACES` holding
+    /// the same as JSON); [`Settings::namespaces`] is what it means.
+    #[serde(rename = "namespaces", default)]
+    pub namespaces_raw: RawNamespaces,
+    /// Every namespace's policy, built by [`Settings::load_from`] from `namespaces_raw` and the
+    /// global history settings (what a namespace leaves unset).
+    #[serde(skip)]
+    pub namespaces: Namespaces,
     /// Address of the server API and `/metrics` (a second listener, for backends and operators).
     pub api_listen: SocketAddr,
     /// Comma-separated API keys (`Authorization: Bearer <key>`); unset: no API listener at all.
@@ -169,6 +182,7 @@ max_connections_per_user = 32
 history_size = 100
 history_ttl = "10m"
 recovery_max = 300
+personal_rooms = true
 api_listen = "127.0.0.1:8090"
 "#;
 
@@ -194,8 +208,15 @@ impl Settings {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Self, ConfigError> {
-        let settings: Settings = LAYERS.load(file, env)?;
+        let mut settings: Settings = LAYERS.load(file, env)?;
         settings.validate()?;
+        let globals = Globals {
+            history_size: settings.history_size,
+            history_ttl: settings.history_ttl,
+            recovery_max: settings.recovery_max,
+        };
+        settings.namespaces =
+            Namespaces::new(globals, &settings.namespaces_raw).map_err(ConfigError::Invalid)?;
         Ok(settings)
     }
 
@@ -436,5 +457,132 @@ mod tests {
         assert!(err.to_string().contains("auth_mode"), "{err}");
         let err = Settings::load_from(None, [("HUB_RATE_LIMIT_MAX_REJECTS", "0")]).unwrap_err();
         assert!(err.to_string().contains("rate_limit_max_rejects"), "{err}");
+    }
+
+    /// A TOML file of this test's own, removed when dropped (even when an assertion fails).
+    struct TempToml(std::path::PathBuf);
+
+    impl TempToml {
+        fn new(name: &str, text: &str) -> Self {
+            let path =
+                std::env::temp_dir().join(format!("hub-config-{name}-{}.toml", std::process::id()));
+            std::fs::write(&path, text).expect("write the file");
+            TempToml(path)
+        }
+    }
+
+    impl Drop for TempToml {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn the_documented_namespaces_example_loads_as_it_is() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/namespaces.example.toml");
+        let s = Settings::load_from(Some(&example), NO_ENV).expect("the example is valid");
+        let ns = &s.namespaces;
+        assert!(ns.is_strict());
+        let policy = |room: &str| {
+            let room = crate::protocol::Room::parse(room).expect("room");
+            ns.lookup(&room).expect("declared").clone()
+        };
+        let chat = policy("chat:team-1");
+        assert_eq!(
+            (chat.history_size, chat.history_ttl, chat.recovery_max),
+            (1000, Duration::from_secs(86_400), 1000)
+        );
+        assert!(chat.presence && chat.presence_events && chat.client_publish);
+        let live = policy("live:match-9");
+        assert!(!live.presence && !live.presence_events);
+        assert_eq!((live.history_size, live.history_ttl.as_secs()), (20, 60));
+        assert!(!policy("notify:u1").client_publish);
+        let support = policy("support:1");
+        assert!(support.presence && !support.presence_events);
+        let user = policy("user:ana");
+        assert_eq!((user.history_size, user.presence), (50, false));
+        assert_eq!(policy("general").history_size, 100, "the global setting");
+        let unknown = crate::protocol::Room::parse("chta:x").expect("room");
+        assert_eq!(ns.lookup(&unknown).unwrap_err().code(), "unknown_namespace");
+    }
+
+    #[test]
+    fn the_compose_stacks_namespaces_load() {
+        let compose = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docker-compose.yml");
+        let compose = std::fs::read_to_string(compose).expect("read docker-compose.yml");
+        let value = compose
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("HUB_NAMESPACES: '")?
+                    .strip_suffix('\'')
+            })
+            .expect("docker-compose.yml sets HUB_NAMESPACES in single quotes");
+        let s = Settings::load_from(None, [("HUB_NAMESPACES", value)]).expect("valid");
+        let notify = crate::protocol::Room::parse("notify:all").expect("room");
+        assert!(
+            !s.namespaces
+                .lookup(&notify)
+                .expect("declared")
+                .client_publish
+        );
+        assert_eq!(s.namespaces.personal().history_size, 20);
+    }
+
+    #[test]
+    fn namespaces_come_from_the_file_or_from_hub_namespaces_as_json() {
+        let s = Settings::load_from(None, NO_ENV).expect("defaults");
+        assert!(s.personal_rooms);
+        assert!(!s.namespaces.is_strict(), "none declared");
+        let file = TempToml::new(
+            "ns",
+            "history_size = 40\n[namespaces.chat]\nhistory_ttl = \"2h\"\n[namespaces.Big-1]\npresence = false\n",
+        );
+        let s = Settings::load_from(Some(&file.0), NO_ENV).expect("valid");
+        let names: Vec<&str> = s.namespaces.all().iter().map(|p| p.label()).collect();
+        assert_eq!(
+            names,
+            ["default", "user", "Big-1", "chat"],
+            "names keep their case"
+        );
+        let chat = &s.namespaces.all()[3];
+        assert_eq!((chat.history_size, chat.history_ttl.as_secs()), (40, 7200));
+        // The variable replaces the file's table as a whole.
+        let s = Settings::load_from(
+            Some(&file.0),
+            [
+                ("HUB_NAMESPACES", r#"{"feed":{"client_publish":false}}"#),
+                ("HUB_PERSONAL_ROOMS", "false"),
+            ],
+        )
+        .expect("valid");
+        let names: Vec<&str> = s.namespaces.all().iter().map(|p| p.label()).collect();
+        assert_eq!(names, ["default", "user", "feed"]);
+        assert!(!s.namespaces.all()[2].client_publish);
+        assert!(!s.personal_rooms);
+    }
+
+    #[test]
+    fn a_bad_namespace_stops_the_hub_with_the_key_named() {
+        let err = Settings::load_from(
+            None,
+            [("HUB_NAMESPACES", r#"{"chat":{"history_ttl":"forever"}}"#)],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("namespaces.chat.history_ttl"),
+            "{err}"
+        );
+        let file = TempToml::new("bad-ns", "[namespaces.chat]\npresense = false\n");
+        let err = Settings::load_from(Some(&file.0), NO_ENV).unwrap_err();
+        assert!(
+            err.to_string().contains("namespaces.chat.presense"),
+            "{err}"
+        );
+        let err = Settings::load_from(None, [("HUB_NAMESPACES", "chat")]).unwrap_err();
+        assert!(
+            err.to_string().contains("HUB_NAMESPACES is not JSON"),
+            "{err}"
+        );
     }
 }

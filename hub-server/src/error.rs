@@ -36,6 +36,10 @@ pub enum ProtocolError {
     PresenceUnavailable,
     #[error("too many requests of this connection are still waiting: try again")]
     TooMuchWaiting,
+    #[error("room {room:?} is in namespace {namespace:?}, which this hub does not declare")]
+    UnknownNamespace { namespace: String, room: String },
+    #[error("room {0:?} keeps no presence (its namespace sets presence = false)")]
+    NoPresence(String),
 }
 
 impl ProtocolError {
@@ -54,6 +58,8 @@ impl ProtocolError {
             ProtocolError::Unauthenticated => "unauthenticated",
             ProtocolError::Forbidden(_) => "forbidden",
             ProtocolError::AuthOff => "auth_off",
+            ProtocolError::UnknownNamespace { .. } => "unknown_namespace",
+            ProtocolError::NoPresence(_) => "no_presence",
             ProtocolError::Unavailable
             | ProtocolError::PresenceUnavailable
             | ProtocolError::TooMuchWaiting => "unavailable",

@@ -1,5 +1,6 @@
 //! A join: the room's history first (what was asked: the last N, or everything since an offset,
-//! all or nothing), then `joined`, then live messages with no gap and no duplicate.
+//! all or nothing, of what the room's namespace keeps), then `joined`, then live messages with no
+//! gap and no duplicate.
 //!
 //! With Redis, live messages for the joiner wait in a bounded buffer of their own while the
 //! history is read; then the hub moves those newer than the replay into the client's queue and
@@ -19,9 +20,11 @@ use crate::state::AppState;
 
 pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Room, replay: Replay) {
     let hub = &state.hub;
-    let recovery_max = state.settings.recovery_max;
-    match &state.history {
-        History::Off => match hub.join(client, &room) {
+    // The session let only rooms of known namespaces through.
+    let policy = state.settings.namespaces.policy(&room);
+    let (recovery_max, presence) = (policy.recovery_max, policy.presence_mode());
+    match state.history.of(policy) {
+        History::Off => match hub.join(client, &room, presence) {
             Ok(_) => {
                 // `joined` promises cross-hub delivery: wait for the subscription. Not only for
                 // the room's first member: a second one may join while the first's SUBSCRIBE is
@@ -38,7 +41,7 @@ pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Roo
         },
         History::Memory(memory) => {
             let joined = memory.with_room(&room, |log| {
-                hub.join(client, &room)?;
+                hub.join(client, &room, presence)?;
                 let (frames, joined) = outcome(&replay, Some(log.read(&replay)), recovery_max);
                 state.metrics.joined(&joined);
                 replay_then_joined(me, &room, &frames, &joined);
@@ -56,7 +59,7 @@ pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Roo
                 queued: QueuedBytes::new(state.settings.send_queue_bytes),
                 kick: me.kick.clone(),
             };
-            let was = match hub.join_via(client, &room, Some(via)) {
+            let was = match hub.join_via(client, &room, Some(via), presence) {
                 Ok(was) => was,
                 Err(err) => {
                     me.offer(&Frame::error_in(&err, &room));
@@ -67,7 +70,7 @@ pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Roo
                 .bridge
                 .wait_subscribed(&Target::Room(room.clone()))
                 .await;
-            let stored = redis.read(&room, &replay).await;
+            let stored = redis.read(&room, policy, &replay).await;
             let (frames, joined) = outcome(&replay, stored, recovery_max);
             state.metrics.joined(&joined);
             replay_then_joined(me, &room, &frames, &joined);

@@ -21,6 +21,7 @@ pub mod hub;
 pub mod join;
 pub mod listen;
 pub mod metrics;
+pub mod namespace;
 pub mod origin;
 pub mod outbox;
 pub mod presence;

@@ -5,7 +5,8 @@
 //!   Redis is down it is delivered here at once, without offset, and stored when Redis is back;
 //!   while Redis is merely slow, after `unconfirmed::PATIENCE` (local delivery never waits longer).
 //! - memory (standalone): appended and delivered under the room's log lock.
-//! - none (`history_size = 0`) and broadcasts: delivered here at once, then one PUBLISH (wave 1).
+//! - none (`history_size = 0`, for the hub or the room's namespace) and broadcasts: delivered here
+//!   at once, then one PUBLISH (wave 1).
 
 use tokio::sync::oneshot;
 
@@ -33,7 +34,12 @@ pub struct Message {
 pub fn send(state: &AppState, msg: Message) {
     let hub = &state.hub;
     let sender = Some(&msg.sender);
-    match (msg.room, &state.history) {
+    // Where this room's history lives: a room whose namespace keeps none goes the third way.
+    let history = match &msg.room {
+        Some(room) => state.history.of(state.settings.namespaces.policy(room)),
+        None => &History::Off,
+    };
+    match (msg.room, history) {
         (Some(room), History::Memory(memory)) => {
             let stored = memory.with_room(&room, |log| {
                 let stored = log.append(&msg.frame);

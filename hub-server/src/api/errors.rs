@@ -27,8 +27,10 @@ pub enum ApiError {
     BadField { code: &'static str, message: String },
     #[error("{what} is over the limit of {limit} bytes")]
     TooLarge { what: &'static str, limit: usize },
-    #[error("this hub keeps no history (history_size = 0)")]
+    #[error("no history is kept for this room (history_size = 0)")]
     NoHistory,
+    #[error("no presence is kept for this room (its namespace sets presence = false)")]
+    NoPresence,
     #[error("a request with this idempotency_key is still in progress: retry later")]
     InProgress,
     /// Redis (or the bridge) is needed and unavailable: nothing was done unless the message says so.
@@ -60,7 +62,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::NotFound | ApiError::NoHistory => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::NoHistory | ApiError::NoPresence => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadJson(_) | ApiError::BadQuery(_) | ApiError::BadField { .. } => {
                 StatusCode::BAD_REQUEST
@@ -81,6 +85,7 @@ impl ApiError {
             ApiError::BadField { code, .. } => code,
             ApiError::TooLarge { .. } => "too_large",
             ApiError::NoHistory => "no_history",
+            ApiError::NoPresence => "no_presence",
             ApiError::InProgress => "in_progress",
             ApiError::Unavailable(_) => "unavailable",
         }
@@ -147,6 +152,16 @@ mod tests {
                 "too_large",
             ),
             (ApiError::NoHistory, 404, "no_history"),
+            (ApiError::NoPresence, 404, "no_presence"),
+            (
+                ProtocolError::UnknownNamespace {
+                    namespace: "x".into(),
+                    room: "x:y".into(),
+                }
+                .into(),
+                400,
+                "unknown_namespace",
+            ),
             (ApiError::InProgress, 409, "in_progress"),
             (
                 ApiError::Unavailable("redis is unavailable"),
@@ -154,9 +169,20 @@ mod tests {
                 "unavailable",
             ),
         ];
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/api/openapi.json");
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("read openapi.json"))
+                .expect("openapi.json is JSON");
+        let documented = &doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]
+            ["code"]["enum"];
+        let documented = documented.as_array().expect("the error codes");
         for (err, status, code) in cases {
             assert_eq!(err.status().as_u16(), status, "{err:?}");
             assert_eq!(err.code(), code, "{err:?}");
+            assert!(
+                documented.iter().any(|c| c == code),
+                "{code} is not in openapi.json"
+            );
         }
     }
 }

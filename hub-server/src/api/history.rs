@@ -49,16 +49,17 @@ fn replay(query: Query, history_size: usize) -> Result<Replay, ApiError> {
 
 pub async fn read(state: &AppState, room: &str, query: &str) -> Result<RoomHistory, ApiError> {
     let room = Room::parse(room)?;
-    let request = replay(request::query(query)?, state.settings.history_size)?;
-    if matches!(state.history, History::Off) {
+    let policy = state.settings.namespaces.lookup(&room)?;
+    let request = replay(request::query(query)?, policy.history_size)?;
+    if matches!(state.history.of(policy), History::Off) {
         return Err(ApiError::NoHistory);
     }
     let stored = state
         .history
-        .read(&room, &request)
+        .read(&room, policy, &request)
         .await
         .ok_or(ApiError::Unavailable("redis is unavailable"))?;
-    let (frames, outcome) = history::outcome(&request, Some(stored), state.settings.recovery_max);
+    let (frames, outcome) = history::outcome(&request, Some(stored), policy.recovery_max);
     let messages = frames
         .iter()
         .filter_map(|frame| RawValue::from_string(frame.as_str().to_owned()).ok())

@@ -103,6 +103,8 @@ pub async fn publish(
     request: PublishRequest,
 ) -> Result<Answer, ApiError> {
     let room = Room::parse(&request.room)?;
+    // Any known namespace: `client_publish = false` is about clients, not the server API.
+    state.settings.namespaces.lookup(&room)?;
     check_content(state, &request.content)?;
     if let Some(u) = &request.user {
         u.check()?;

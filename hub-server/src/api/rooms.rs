@@ -1,6 +1,7 @@
 //! `GET /api/rooms` (every room with members on some live hub, with its user and connection
 //! counts) and `GET /api/rooms/{room}/presence` (who is in one room, across every hub), answered
-//! from [`crate::presence`]: any hub answers for the whole cluster.
+//! from [`crate::presence`]: any hub answers for the whole cluster. Rooms whose namespace keeps no
+//! presence (`presence = false`, personal rooms by default) are in neither: `404 no_presence`.
 
 use serde::Serialize;
 
@@ -21,5 +22,8 @@ pub async fn list(state: &AppState) -> Result<Rooms, ApiError> {
 
 pub async fn presence(state: &AppState, room: &str) -> Result<RoomPresence, ApiError> {
     let room = Room::parse(room)?;
+    if !state.settings.namespaces.lookup(&room)?.presence {
+        return Err(ApiError::NoPresence);
+    }
     super::presence_bounded(state, state.presence.room(&room)).await
 }

@@ -1,9 +1,8 @@
 //! What a user may do, from the token's claims: join and publish (`rooms`), join only (`read`),
-//! send `broadcast`. A pattern is an exact room name or a prefix ending in `*` (`team-42.*`; `*`
+//! send `broadcast`. [`super::access`] weighs them with the room's namespace. A pattern is an exact room name or a prefix ending in `*` (`team-42.*`; `*`
 //! alone is every room).
 
-use crate::error::ProtocolError;
-use crate::protocol::{Command, Room};
+use crate::protocol::Room;
 
 /// A token may carry at most this many patterns per claim: each join or publish checks them in
 /// turn, so a huge list would make every frame slow. Real grant lists are a handful.
@@ -87,24 +86,6 @@ impl Grants {
 
     pub fn may_publish(&self, room: &Room) -> bool {
         self.rooms.matches(room)
-    }
-
-    /// Whether `command` is allowed: joining (and asking who is in a room) needs `rooms` or
-    /// `read`, publishing `rooms`, broadcasting the `broadcast` claim.
-    pub fn permits(&self, command: &Command) -> Result<(), ProtocolError> {
-        let forbidden = |what: String| Err(ProtocolError::Forbidden(what));
-        match command {
-            Command::Join { room, .. } | Command::Presence(room) if !self.may_join(room) => {
-                forbidden(format!("not allowed to join room {room:?}"))
-            }
-            Command::Message { room, .. } if !self.may_publish(room) => {
-                forbidden(format!("not allowed to publish to room {room:?}"))
-            }
-            Command::Broadcast { .. } if !self.broadcast => {
-                forbidden("not allowed to broadcast".to_owned())
-            }
-            _ => Ok(()),
-        }
     }
 }
 

@@ -1,9 +1,11 @@
 //! Identity and access, in one place: who a connection is (a JWT from the upgrade's bearer header
 //! or an `auth` frame, or anonymous in `auth_mode = off`) and until when ([`login`]), what it may do
-//! ([`grants`]), how many connections a user may hold ([`user_slots`]), and the server API's keys
-//! ([`api_keys`]). The session asks [`Auth`] at connect and on every `auth` frame; the hub core
-//! never sees tokens.
+//! ([`grants`], weighed with the room's namespace by [`access`]), how many connections a user may
+//! hold ([`user_slots`]), and the server API's keys ([`api_keys`]). The session asks [`Auth`] at
+//! connect and on every `auth` frame, and [`access`] before each command; the hub core never sees
+//! tokens.
 
+pub mod access;
 mod api_keys;
 mod bearer;
 mod grants;

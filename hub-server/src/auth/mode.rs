@@ -61,10 +61,11 @@ impl Auth {
 
 /// An anonymous client in `auth_mode = off`: its id is its client id, and it may do everything.
 pub fn anonymous(client_id: &Arc<str>) -> Identity {
-    Identity {
-        user_id: client_id.clone(),
-        name: None,
-        grants: Grants::everything(),
-        expires_at: None,
-    }
+    Identity::new(
+        client_id.clone(),
+        None,
+        Grants::everything(),
+        Vec::new(),
+        None,
+    )
 }

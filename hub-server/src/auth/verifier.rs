@@ -15,7 +15,8 @@ use serde::Deserialize;
 
 use super::grants::{Grants, MAX_PATTERNS, Patterns};
 use crate::error::AuthFailure;
-use crate::protocol::User;
+use crate::namespace::personal_room;
+use crate::protocol::{Room, User};
 
 /// RFC 7518 §3.2: an HS256 key must be at least as long as the hash, 256 bits (the web server's
 /// demo sign-in checks the same bound).
@@ -30,11 +31,35 @@ pub struct Identity {
     pub user_id: Arc<str>,
     pub name: Option<Arc<str>>,
     pub grants: Grants,
+    /// Server-side subscriptions: rooms the connection is in from the start (the token's `subs`
+    /// claim; later the connect proxy's `subs`). Each may be joined again without a grant.
+    pub subs: Vec<Room>,
+    /// The user's personal room, `user:<user id>` (see [`personal_room`]).
+    pub personal_room: Room,
     /// `exp` of the token (Unix seconds); `None` for anonymous clients.
     pub expires_at: Option<u64>,
 }
 
 impl Identity {
+    /// `user_id` with these grants and server-side subscriptions, whatever vouched for them (a
+    /// token, a backend, nobody in `auth_mode = off`).
+    pub fn new(
+        user_id: Arc<str>,
+        name: Option<Arc<str>>,
+        grants: Grants,
+        subs: Vec<Room>,
+        expires_at: Option<u64>,
+    ) -> Self {
+        Identity {
+            personal_room: personal_room(&user_id),
+            user_id,
+            name,
+            grants,
+            subs,
+            expires_at,
+        }
+    }
+
     /// How this user appears on the messages they send.
     pub fn user(&self) -> User<'_> {
         User {
@@ -101,6 +126,9 @@ struct Claims {
     read: Option<Vec<String>>,
     #[serde(default)]
     broadcast: bool,
+    /// Room names (not patterns) joined at connect.
+    #[serde(default)]
+    subs: Vec<String>,
 }
 
 impl Verifier {
@@ -171,25 +199,38 @@ impl Verifier {
         let exp = claims.exp.ok_or(AuthFailure::MissingExp)?;
         let too_many =
             |list: &Option<Vec<String>>| list.as_ref().is_some_and(|l| l.len() > MAX_PATTERNS);
-        if sub.len() > MAX_SUB_BYTES || too_many(&claims.rooms) || too_many(&claims.read) {
+        if sub.len() > MAX_SUB_BYTES
+            || too_many(&claims.rooms)
+            || too_many(&claims.read)
+            || claims.subs.len() > MAX_PATTERNS
+        {
             return Err(AuthFailure::BadClaims);
         }
+        // A name that is no room is a backend's mistake: refused, not silently skipped.
+        let subs = claims
+            .subs
+            .iter()
+            .map(|s| Room::parse(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| AuthFailure::BadClaims)?;
         let name = claims
             .name
             .map(|n| n.trim().chars().take(MAX_NAME_CHARS).collect::<String>())
             .filter(|n| !n.is_empty());
-        Ok(Identity {
-            user_id: sub.into(),
-            name: name.map(Into::into),
-            grants: Grants {
-                rooms: claims
-                    .rooms
-                    .map_or_else(|| self.default_rooms.clone(), |r| Patterns::parse(&r)),
-                read: claims.read.map(|r| Patterns::parse(&r)).unwrap_or_default(),
-                broadcast: claims.broadcast,
-            },
-            expires_at: Some(exp),
-        })
+        let grants = Grants {
+            rooms: claims
+                .rooms
+                .map_or_else(|| self.default_rooms.clone(), |r| Patterns::parse(&r)),
+            read: claims.read.map(|r| Patterns::parse(&r)).unwrap_or_default(),
+            broadcast: claims.broadcast,
+        };
+        Ok(Identity::new(
+            sub.into(),
+            name.map(Into::into),
+            grants,
+            subs,
+            Some(exp),
+        ))
     }
 }
 

@@ -11,6 +11,7 @@ use super::keys::HistoryKeys;
 use super::scripts;
 use crate::ack::StoredAt;
 use crate::config::Settings;
+use crate::namespace::Namespaces;
 use crate::protocol::{Frame, Room};
 use crate::redis_link::{Conn, load_script};
 
@@ -20,7 +21,9 @@ pub struct Appender {
     source: String,
     script: redis::Script,
     keys: HistoryKeys,
-    retention: Retention,
+    namespaces: Namespaces,
+    /// Each namespace's retention, by [`Policy::index`](crate::namespace::Policy::index).
+    retention: Vec<Retention>,
 }
 
 /// One message's part of an append, beside the frame and the room.
@@ -48,7 +51,13 @@ impl Appender {
             script: redis::Script::new(&source),
             source,
             keys: HistoryKeys::new(&settings.redis_prefix),
-            retention: Retention::new(settings.history_size, settings.history_ttl),
+            namespaces: settings.namespaces.clone(),
+            retention: settings
+                .namespaces
+                .all()
+                .iter()
+                .map(|p| Retention::new(p.history_size, p.history_ttl))
+                .collect(),
         }
     }
 
@@ -57,10 +66,10 @@ impl Appender {
         load_script(conn, &self.script, &self.source, timeout).await
     }
 
-    /// The EVALSHA that stores and publishes `frame` in `room`.
+    /// The EVALSHA that stores and publishes `frame` in `room`, kept as its namespace says.
     pub fn command(&self, room: &Room, frame: &Frame, args: &AppendArgs<'_>) -> redis::Cmd {
         let (list, meta) = self.keys.of(room);
-        let r = &self.retention;
+        let r = &self.retention[self.namespaces.policy(room).index];
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.script.get_hash())
             .arg(2)
@@ -152,6 +161,48 @@ mod tests {
         ]);
         let (at, receivers) = append_reply(&resent);
         assert_eq!((at.offset, receivers), (None, None));
+    }
+
+    #[test]
+    fn each_room_is_kept_as_its_namespace_says() {
+        let settings = Settings::load_from(
+            None,
+            [(
+                "HUB_NAMESPACES",
+                r#"{"chat":{"history_size":1000,"history_ttl":"1h"}}"#,
+            )],
+        )
+        .expect("valid");
+        let appender = Appender::new(&settings, false);
+        let user = crate::protocol::User {
+            id: "u",
+            name: None,
+        };
+        let args = AppendArgs {
+            channel: "c",
+            head: "{",
+            origin: "o",
+            seq: 1,
+            now_ms: "0",
+        };
+        // ARGV 2 and 4 (after EVALSHA, the hash, the key count and the two keys): the last index
+        // kept and the keys' TTL.
+        let kept = |room: &str| {
+            let room = Room::parse(room).expect("room");
+            let frame = Frame::chat("i", Some(&room), "c", user, "x", "h");
+            let cmd = appender.command(&room, &frame, &args);
+            let args: Vec<String> = cmd
+                .args_iter()
+                .filter_map(|a| match a {
+                    redis::Arg::Simple(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+                    _ => None,
+                })
+                .collect();
+            (args[6].clone(), args[8].clone())
+        };
+        assert_eq!(kept("general"), ("99".into(), "675000".into()));
+        assert_eq!(kept("chat:a"), ("999".into(), "4050000".into()));
+        assert_eq!(kept("user:u"), ("9".into(), "135000".into()));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::epoch::new_epoch;
 use super::recovery::Stored;
+use crate::namespace::{Namespaces, Policy};
 use crate::protocol::{Frame, Replay, Room};
 
 #[derive(Debug)]
@@ -18,18 +19,25 @@ pub struct RoomLog {
     entries: VecDeque<Frame>,
     /// The last append: the log expires `ttl` after it.
     touched: Instant,
+    /// The room's namespace's `history_size` and `history_ttl`.
     size: usize,
+    ttl: Duration,
 }
 
 impl RoomLog {
-    fn new(size: usize) -> Self {
+    fn new(policy: &Policy) -> Self {
         RoomLog {
             epoch: new_epoch(),
             top: 0,
             entries: VecDeque::new(),
             touched: Instant::now(),
-            size,
+            size: policy.history_size,
+            ttl: policy.history_ttl,
         }
+    }
+
+    fn expired(&self) -> bool {
+        self.touched.elapsed() > self.ttl
     }
 
     /// Stores `chat` as the next message; returns the stored frame (with offset and epoch).
@@ -73,17 +81,27 @@ impl RoomLog {
 #[derive(Debug)]
 pub struct MemoryHistory {
     rooms: Mutex<HashMap<Room, Arc<Mutex<RoomLog>>>>,
-    size: usize,
-    ttl: Duration,
+    /// What each room keeps, by its namespace.
+    namespaces: Namespaces,
+    /// A quarter of the shortest `history_ttl` of a namespace that keeps history: how often
+    /// silent logs are swept.
+    sweep_every: Duration,
     last_sweep: Mutex<Instant>,
 }
 
 impl MemoryHistory {
-    pub fn new(size: usize, ttl: Duration) -> Self {
+    pub fn new(namespaces: Namespaces) -> Self {
+        let shortest = namespaces
+            .all()
+            .iter()
+            .filter(|p| p.keeps_history())
+            .map(|p| p.history_ttl)
+            .min()
+            .unwrap_or_default();
         MemoryHistory {
             rooms: Mutex::default(),
-            size,
-            ttl,
+            namespaces,
+            sweep_every: shortest / 4,
             last_sweep: Mutex::new(Instant::now()),
         }
     }
@@ -91,28 +109,29 @@ impl MemoryHistory {
     /// Runs `f` on `room`'s log, locked. An expired log starts over with a new epoch.
     pub fn with_room<R>(&self, room: &Room, f: impl FnOnce(&mut RoomLog) -> R) -> R {
         self.sweep();
+        let policy = self.namespaces.policy(room);
         let log = {
             let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
             rooms
                 .entry(room.clone())
-                .or_insert_with(|| Arc::new(Mutex::new(RoomLog::new(self.size))))
+                .or_insert_with(|| Arc::new(Mutex::new(RoomLog::new(policy))))
                 .clone()
         };
         let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
-        if log.touched.elapsed() > self.ttl {
-            *log = RoomLog::new(self.size);
+        if log.expired() {
+            *log = RoomLog::new(policy);
         }
         f(&mut log)
     }
 
-    /// Drops logs silent for longer than the TTL, at most every quarter TTL.
+    /// Drops logs silent for longer than their TTL, at most every quarter of the shortest TTL.
     fn sweep(&self) {
         {
             let mut last = self
                 .last_sweep
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if last.elapsed() < self.ttl / 4 {
+            if last.elapsed() < self.sweep_every {
                 return;
             }
             *last = Instant::now();
@@ -121,10 +140,7 @@ impl MemoryHistory {
         // A log someone holds (cloned under this lock, about to be locked) stays: dropping it
         // would let a second log, with another epoch, appear for the same room.
         rooms.retain(|_, log| {
-            Arc::strong_count(log) > 1
-                || log
-                    .try_lock()
-                    .map_or(true, |log| log.touched.elapsed() <= self.ttl)
+            Arc::strong_count(log) > 1 || log.try_lock().map_or(true, |log| !log.expired())
         });
     }
 
@@ -140,6 +156,7 @@ impl MemoryHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::namespace::{Globals, RawNamespaces};
     use crate::protocol::User;
 
     fn chat(n: u32) -> Frame {
@@ -154,9 +171,21 @@ mod tests {
         Room::parse(name).expect("room")
     }
 
+    /// Every room keeps `size` messages for `ttl`; rooms of `chat:` keep 5 for a minute.
+    fn history(size: usize, ttl: Duration) -> MemoryHistory {
+        let globals = Globals {
+            history_size: size,
+            history_ttl: ttl,
+            recovery_max: 300,
+        };
+        let chat = serde_json::json!({"chat": {"history_size": 5, "history_ttl": "1m"}});
+        let namespaces = Namespaces::new(globals, &RawNamespaces::from_value(chat));
+        MemoryHistory::new(namespaces.expect("valid"))
+    }
+
     #[test]
     fn offsets_count_up_and_the_log_keeps_the_newest() {
-        let history = MemoryHistory::new(3, Duration::from_secs(60));
+        let history = history(3, Duration::from_secs(60));
         let r = room("r");
         let stored: Vec<Frame> = (1..=5)
             .map(|n| history.with_room(&r, |log| log.append(&chat(n))))
@@ -185,7 +214,7 @@ mod tests {
 
     #[test]
     fn a_silent_room_starts_over_with_a_new_epoch_and_is_swept() {
-        let history = MemoryHistory::new(3, Duration::from_millis(40));
+        let history = history(3, Duration::from_millis(40));
         let r = room("r");
         let first = history.with_room(&r, |log| {
             log.append(&chat(1));
@@ -195,8 +224,30 @@ mod tests {
         let read = history.with_room(&room("other"), |log| log.read(&Replay::None));
         assert_eq!(read.top, 0);
         assert_eq!(history.rooms(), 1, "the silent room was swept");
+        history.with_room(&room("chat:long"), |log| log.append(&chat(1)));
+        std::thread::sleep(Duration::from_millis(60));
+        history.with_room(&room("other"), |log| log.read(&Replay::None));
+        assert_eq!(
+            history.rooms(),
+            2,
+            "a chat: room keeps its log for its own namespace's minute"
+        );
         let again = history.with_room(&r, |log| log.read(&Replay::Last(5)));
         assert_ne!(again.epoch, first);
         assert_eq!((again.top, again.entries.len()), (0, 0));
+    }
+
+    #[test]
+    fn each_room_keeps_what_its_namespace_says() {
+        let history = history(3, Duration::from_secs(60));
+        for r in ["general", "chat:a"] {
+            for n in 1..=8 {
+                history.with_room(&room(r), |log| log.append(&chat(n)));
+            }
+        }
+        let kept = |r: &str| history.with_room(&room(r), |log| log.read(&Replay::Last(100)));
+        assert_eq!(kept("general").entries.len(), 3);
+        assert_eq!(kept("chat:a").entries.len(), 5);
+        assert_eq!(kept("chat:a").top, 8);
     }
 }

@@ -10,6 +10,7 @@ use super::keys::HistoryKeys;
 use super::recovery::Stored;
 use super::scripts;
 use crate::config::Settings;
+use crate::namespace::Policy;
 use crate::protocol::{Frame, Replay, Room};
 use crate::redis_link::{LazyConn, Redis};
 
@@ -20,10 +21,6 @@ pub struct RedisHistory {
     conn: LazyConn,
     read: redis::Script,
     keys: HistoryKeys,
-    /// `history_size`: how many messages a room's list keeps.
-    pub size: usize,
-    pub ttl_secs: u64,
-    recovery_max: usize,
 }
 
 impl RedisHistory {
@@ -33,17 +30,15 @@ impl RedisHistory {
             conn: LazyConn::default(),
             read: redis::Script::new(scripts::READ),
             keys: HistoryKeys::new(&settings.redis_prefix),
-            size: settings.history_size,
-            ttl_secs: settings.history_ttl.as_secs(),
-            recovery_max: settings.recovery_max,
         }
     }
 
-    /// What `request` needs of `room`'s history; `None` when Redis does not answer in time.
-    pub async fn read(&self, room: &Room, request: &Replay) -> Option<Stored> {
+    /// What `request` needs of `room`'s history, kept as its namespace's `policy` says; `None`
+    /// when Redis does not answer in time.
+    pub async fn read(&self, room: &Room, policy: &Policy, request: &Replay) -> Option<Stored> {
         let (mode, n) = match request {
             Replay::None => ("last", 0),
-            Replay::Last(n) => ("last", (*n).min(self.size) as u64),
+            Replay::Last(n) => ("last", (*n).min(policy.history_size) as u64),
             Replay::Since { offset, .. } => ("since", *offset),
         };
         let (list, meta) = self.keys.of(room);
@@ -51,9 +46,9 @@ impl RedisHistory {
         call.key(meta)
             .arg(mode)
             .arg(n)
-            .arg(self.recovery_max)
+            .arg(policy.recovery_max)
             .arg(new_epoch())
-            .arg(self.ttl_secs);
+            .arg(policy.history_ttl.as_secs());
         // Once more after an error: the first command on a connection Redis dropped (a restart)
         // fails while the manager reconnects.
         for attempt in 0..2 {

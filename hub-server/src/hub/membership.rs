@@ -8,6 +8,7 @@ use super::handle::Hub;
 use super::state::ClientId;
 use super::state::{Seat, State, remove_member};
 use crate::error::ProtocolError;
+use crate::namespace::PresenceMode;
 use crate::outbox::Recipient;
 use crate::protocol::{Frame, Room};
 
@@ -24,8 +25,14 @@ pub enum Joined {
 impl Hub {
     /// Joins a room; joining a room twice is harmless. Returns true when the room just got its
     /// first local member (the bridge must subscribe before cross-hub messages can arrive).
-    pub fn join(&self, client_id: &ClientId, room: &Room) -> Result<bool, ProtocolError> {
-        self.join_via(client_id, room, None)
+    /// `presence`: how the room's namespace counts its members.
+    pub fn join(
+        &self,
+        client_id: &ClientId,
+        room: &Room,
+        presence: PresenceMode,
+    ) -> Result<bool, ProtocolError> {
+        self.join_via(client_id, room, None, presence)
             .map(|joined| joined == Joined::NewRoom)
     }
 
@@ -37,6 +44,7 @@ impl Hub {
         client_id: &ClientId,
         room: &Room,
         via: Option<Recipient>,
+        presence: PresenceMode,
     ) -> Result<Joined, ProtocolError> {
         let mut changes = Vec::new();
         let joined = {
@@ -59,7 +67,7 @@ impl Hub {
             let members = rooms.entry(room.clone()).or_default();
             let recipient = via.unwrap_or_else(|| member.recipient.clone());
             members.insert(client_id.clone(), Seat::new(recipient, self.next_seat()));
-            changes.push(users.add(room, &member.user, &member.name));
+            changes.extend(users.add(room, &member.user, &member.name, presence));
             if members.len() == 1 {
                 Joined::NewRoom
             } else {

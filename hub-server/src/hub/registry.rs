@@ -1,12 +1,13 @@
-//! Clients arrive and leave: registration (with the default room), the one cleanup path, kicks,
+//! Clients arrive and leave: registration (with its starting rooms), the one cleanup path, kicks,
 //! and what the hub can say of its clients.
 
 use std::sync::Arc;
 
 use super::handle::Hub;
 use super::state::ClientId;
-use super::state::{Member, Seat, remove_member};
+use super::state::{Member, Seat, State, remove_member};
 use crate::error::CloseReason;
+use crate::namespace::PresenceMode;
 use crate::outbox::Recipient;
 use crate::protocol::Room;
 
@@ -17,45 +18,58 @@ pub struct Newcomer {
     pub recipient: Recipient,
     pub user: Arc<str>,
     pub name: Option<Arc<str>>,
-    /// A member of the default room from the start (when the grants allow it).
-    pub in_default_room: bool,
+    /// The rooms it is in from the start (the default room, its personal room, its
+    /// server-side subscriptions), each with how its namespace counts presence. The session
+    /// checked them and kept them within `max_rooms_per_client`.
+    pub rooms: Vec<(Room, PresenceMode)>,
 }
 
 impl Hub {
-    /// Adds a client; a member of the default room from the start when `in_default_room`.
+    /// Adds a client, a member of its starting rooms at once (one lock, no waiting: the bridge
+    /// subscribes to the rooms that are new on this hub as it does for any join).
     pub fn register(&self, newcomer: Newcomer) {
         let Newcomer {
             client_id,
             recipient,
             user,
             name,
-            in_default_room,
+            rooms: starting,
         } = newcomer;
-        let room = Room::default_room();
         let mut changes = Vec::new();
-        let new_room = {
+        let mut new_rooms = Vec::new();
+        {
             let mut state = self.write();
-            let mut new_room = None;
-            if in_default_room {
-                let members = state.rooms.entry(room.clone()).or_default();
-                new_room = members.is_empty().then(|| room.clone());
+            let State {
+                clients,
+                rooms,
+                users,
+            } = &mut *state;
+            let mut joined: Vec<Room> = Vec::with_capacity(starting.len());
+            for (room, presence) in starting {
+                if joined.contains(&room) {
+                    continue;
+                }
+                let members = rooms.entry(room.clone()).or_default();
+                if members.is_empty() {
+                    new_rooms.push(room.clone());
+                }
                 let seated = self.next_seat();
                 members.insert(client_id.clone(), Seat::new(recipient.clone(), seated));
-                changes.push(state.users.add(&room, &user, &name));
+                changes.extend(users.add(&room, &user, &name, presence));
+                joined.push(room);
             }
-            state.clients.insert(
+            clients.insert(
                 client_id,
                 Member {
                     recipient,
-                    rooms: if in_default_room { vec![room] } else { vec![] },
+                    rooms: joined,
                     user,
                     name,
                 },
             );
-            new_room
-        };
-        if let Some(room) = new_room {
-            self.room_changed([room]);
+        }
+        if !new_rooms.is_empty() {
+            self.room_changed(new_rooms);
         }
         self.0.presence.send(changes);
     }

@@ -6,6 +6,7 @@ use tokio::sync::mpsc;
 
 use super::{ClientId, Hub, Newcomer};
 use crate::error::CloseReason;
+use crate::namespace::PresenceMode;
 use crate::outbox::{Kick, QueuedBytes, Recipient};
 use crate::protocol::{Frame, Room};
 
@@ -23,10 +24,12 @@ fn client(hub: &Hub, id: &str, queue: usize) -> (ClientId, mpsc::Receiver<Frame>
         recipient,
         user: id.clone(),
         name: None,
-        in_default_room: true,
+        rooms: vec![(room("general"), EVENTS)],
     });
     (id, rx, kick)
 }
+
+const EVENTS: PresenceMode = PresenceMode::Events;
 
 fn room(name: &str) -> Room {
     Room::parse(name).expect("valid")
@@ -38,8 +41,8 @@ fn delivery_reaches_members_but_not_the_sender_or_other_rooms() {
     let (a, mut rx_a, _) = client(&hub, "a", 8);
     let (b, mut rx_b, _) = client(&hub, "b", 8);
     let (c, mut rx_c, _) = client(&hub, "c", 8);
-    hub.join(&b, &room("r")).expect("join");
-    hub.join(&a, &room("r")).expect("join");
+    hub.join(&b, &room("r"), EVENTS).expect("join");
+    hub.join(&a, &room("r"), EVENTS).expect("join");
     hub.leave(&c, &room("general")).expect("leave");
 
     let frame = Frame::pong();
@@ -55,9 +58,12 @@ fn delivery_reaches_members_but_not_the_sender_or_other_rooms() {
 fn rooms_appear_and_disappear_with_their_members() {
     let hub = Hub::new("h".into(), 10);
     let (a, _rx, _) = client(&hub, "a", 8);
-    assert!(hub.join(&a, &room("x")).expect("join"), "first member");
     assert!(
-        !hub.join(&a, &room("x")).expect("join"),
+        hub.join(&a, &room("x"), EVENTS).expect("join"),
+        "first member"
+    );
+    assert!(
+        !hub.join(&a, &room("x"), EVENTS).expect("join"),
         "joining twice is harmless"
     );
     assert!(hub.local_rooms().contains(&room("x")));
@@ -98,7 +104,7 @@ fn a_buffered_join_settles_without_gap_or_duplicate_even_when_the_backlog_comes_
         queued: QueuedBytes::new(usize::MAX),
         kick,
     };
-    hub.join_via(&a, &r, Some(via)).expect("join");
+    hub.join_via(&a, &r, Some(via), EVENTS).expect("join");
     // Live while the history is read: 4 and 5 (the replay will cover up to 5), then 6.
     for o in [4, 5, 6] {
         hub.deliver(&r, &stored(o), None);
@@ -126,9 +132,9 @@ fn a_buffered_join_settles_without_gap_or_duplicate_even_when_the_backlog_comes_
 fn the_room_limit_per_client_holds() {
     let hub = Hub::new("h".into(), 2);
     let (a, _rx, _) = client(&hub, "a", 8);
-    hub.join(&a, &room("one")).expect("second room");
+    hub.join(&a, &room("one"), EVENTS).expect("second room");
     assert_eq!(
-        hub.join(&a, &room("two")).unwrap_err().code(),
+        hub.join(&a, &room("two"), EVENTS).unwrap_err().code(),
         "too_many_rooms"
     );
 }
@@ -139,13 +145,13 @@ fn a_late_delivery_skips_members_seated_after_the_message_was_sent() {
     let (early, mut rx_early, _) = client(&hub, "early", 8);
     let (sender, _rx_sender, _) = client(&hub, "sender", 8);
     let r = room("r");
-    hub.join(&early, &r).expect("join");
-    hub.join(&sender, &r).expect("join");
+    hub.join(&early, &r, EVENTS).expect("join");
+    hub.join(&sender, &r, EVENTS).expect("join");
     let mark = hub.seat_mark();
     // Joined after the message was handed to Redis: its join's replay has the message (with its
     // offset); the late copy without offset would be a duplicate.
     let (late, mut rx_late, _) = client(&hub, "late", 8);
-    hub.join(&late, &r).expect("join");
+    hub.join(&late, &r, EVENTS).expect("join");
     let frame = Frame::pong();
     assert_eq!(hub.deliver_late(&r, &frame, &sender, mark), 1);
     assert_eq!(rx_early.try_recv().ok(), Some(frame));
@@ -154,4 +160,58 @@ fn a_late_delivery_skips_members_seated_after_the_message_was_sent() {
         "the late joiner got the late copy"
     );
     let _ = late;
+}
+
+#[test]
+fn a_newcomer_starts_in_all_its_rooms_and_only_rooms_with_presence_are_counted() {
+    let hub = Hub::new("h".into(), 10);
+    let (tx, mut rx) = mpsc::channel(8);
+    let recipient = Recipient {
+        tx,
+        queued: QueuedBytes::new(usize::MAX),
+        kick: Arc::new(Kick::default()),
+    };
+    let id: ClientId = "a".into();
+    hub.register(Newcomer {
+        client_id: id.clone(),
+        recipient,
+        user: "ana".into(),
+        name: None,
+        rooms: vec![
+            (room("general"), EVENTS),
+            (room("user:ana"), PresenceMode::Off),
+            (room("live:1"), PresenceMode::Quiet),
+            (room("general"), EVENTS),
+        ],
+    });
+    let mut rooms = hub.rooms_of(&id);
+    rooms.sort();
+    assert_eq!(rooms, [room("general"), room("live:1"), room("user:ana")]);
+    let mut changed: Vec<_> = hub.take_room_changes();
+    changed.sort();
+    assert_eq!(
+        changed,
+        [
+            (room("general"), true),
+            (room("live:1"), true),
+            (room("user:ana"), true)
+        ],
+        "the bridge subscribes to each new room"
+    );
+    let counted: Vec<_> = hub
+        .presence_snapshot_by_room()
+        .into_iter()
+        .map(|c| (c.room.to_string(), c.events))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        counted,
+        [("general".to_owned(), true), ("live:1".to_owned(), false)]
+    );
+    assert_eq!(hub.deliver(&room("user:ana"), &Frame::pong(), None), 1);
+    assert_eq!(rx.try_recv().ok(), Some(Frame::pong()));
+    hub.remove(&id);
+    assert_eq!(hub.room_count(), 0);
+    assert!(hub.presence_snapshot_by_room().is_empty());
 }

@@ -55,6 +55,8 @@ pub const ERROR_CODES: &[&str] = &[
     "forbidden",
     "auth_off",
     "unavailable",
+    "unknown_namespace",
+    "no_presence",
 ];
 
 /// `realtime_hub_recoveries_total{result}`: a `since` join's outcome.
@@ -157,6 +159,11 @@ mod tests {
             ProtocolError::Unavailable,
             ProtocolError::PresenceUnavailable,
             ProtocolError::TooMuchWaiting,
+            ProtocolError::UnknownNamespace {
+                namespace: "x".into(),
+                room: "x:y".into(),
+            },
+            ProtocolError::NoPresence("x".into()),
         ];
         for err in &all {
             match err {
@@ -174,7 +181,9 @@ mod tests {
                 | ProtocolError::AuthOff
                 | ProtocolError::Unavailable
                 | ProtocolError::PresenceUnavailable
-                | ProtocolError::TooMuchWaiting => {}
+                | ProtocolError::TooMuchWaiting
+                | ProtocolError::UnknownNamespace { .. }
+                | ProtocolError::NoPresence(_) => {}
             }
             let want = index(ERROR_CODES, err.code());
             assert!(want.is_some(), "{} is not in ERROR_CODES", err.code());

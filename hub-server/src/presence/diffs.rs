@@ -83,6 +83,7 @@ mod tests {
             user: Arc::from(user),
             name: None,
             count,
+            events: true,
         }
     }
 

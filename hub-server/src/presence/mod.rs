@@ -2,7 +2,9 @@
 //! `presence_diff` events when a user's first connection joins a room or its last leaves, and
 //! the registry of live hubs. The hub counts its own users per room ([`crate::room_users`]); the
 //! [`writer`] mirrors the changes into Redis (or, standalone, only announces them), keeps this
-//! hub's heartbeat, and removes the entries of hubs that died without cleaning up.
+//! hub's heartbeat, and removes the entries of hubs that died without cleaning up. A room's
+//! namespace may turn presence off (its members are never counted: nothing here, nothing in
+//! Redis) or its events off (counted and answered, never announced): see [`crate::namespace`].
 
 mod diffs;
 mod scripts;
@@ -238,8 +240,13 @@ impl Presence {
             .query_async(&mut conn)
             .await
             .map_err(|_| PresenceUnavailable)?;
-        let names: std::collections::BTreeSet<String> = per_hub.into_iter().flatten().collect();
-        let rooms: Vec<Room> = names.iter().filter_map(|n| Room::parse(n).ok()).collect();
+        let rooms: std::collections::BTreeSet<Room> = per_hub
+            .iter()
+            .flatten()
+            .filter_map(|entry| writer::unlisted(entry))
+            .map(|(room, _)| room)
+            .collect();
+        let rooms: Vec<Room> = rooms.into_iter().collect();
         // One request per room rather than one pipeline: on a Redis Cluster the rooms' totals
         // live in as many slots as there are rooms (the multiplexed connection still sends
         // them together).

@@ -48,8 +48,8 @@ struct Writer {
     keys: Keys,
     timing: Timing,
     me: String,
-    /// Last leaves waiting out the delay: when, and the name to announce.
-    pending: HashMap<Key, (Instant, Option<Arc<str>>)>,
+    /// Last leaves waiting out the delay: when, the name to announce, and whether to announce.
+    pending: HashMap<Key, (Instant, Option<Arc<str>>, bool)>,
     /// The same leaves in the order they fall due (the delay is one constant, so that is the order
     /// they came in): finding the next, and the due ones, costs nothing per pending leave. An entry
     /// whose leave was called off stays until its time and is skipped then.
@@ -134,7 +134,8 @@ impl Writer {
                 now.push(change);
             } else {
                 let at = Instant::now() + self.timing.leave_delay;
-                self.pending.insert(key.clone(), (at, change.name.clone()));
+                self.pending
+                    .insert(key.clone(), (at, change.name.clone(), change.events));
                 self.due.push_back((at, key));
             }
         }
@@ -151,14 +152,15 @@ impl Writer {
                 break;
             };
             // Only if this is still the pending leave (not called off, nor a later one).
-            if self.pending.get(&key).is_some_and(|(when, _)| *when == at)
-                && let Some((_, name)) = self.pending.remove(&key)
+            if self.pending.get(&key).is_some_and(|(when, ..)| *when == at)
+                && let Some((_, name, events)) = self.pending.remove(&key)
             {
                 leaves.push(PresenceChange {
                     room: key.0,
                     user: key.1,
                     name,
                     count: 0,
+                    events,
                 });
             }
         }
@@ -193,7 +195,7 @@ impl Writer {
         let mut rooms = redis::cmd("SADD");
         rooms.arg(self.keys.hub_rooms(&self.me));
         for c in changes.iter().filter(|c| c.count > 0) {
-            rooms.arg(c.room.as_str());
+            rooms.arg(listed(&c.room, c.events));
         }
         let mut index = conn.clone();
         let all = async {
@@ -211,6 +213,7 @@ impl Writer {
                 for (c, (event, users)) in changes.iter().zip(replies) {
                     let users = usize::try_from(users).unwrap_or(0);
                     match event {
+                        _ if !c.events => {}
                         1 if self.quiet_joins => {}
                         1 => diffs.push(c, true, users),
                         -1 => diffs.push(c, false, users),
@@ -234,7 +237,7 @@ impl Writer {
     /// Standalone: this hub is the cluster; a user is present while it has a connection here.
     fn announce_local(&mut self, changes: Vec<PresenceChange>) {
         let mut diffs = Diffs::default();
-        for c in &changes {
+        for c in changes.iter().filter(|c| c.events) {
             let key = (c.room.clone(), c.user.clone());
             let users = self.hub.room_users(&c.room).len();
             if c.count > 0 && self.announced.insert(key.clone()) {
@@ -345,7 +348,7 @@ impl Writer {
         let Ok(listed) = listed else { return false };
         let prefix = format!("{}|", self.me);
         let mut stale = Vec::new();
-        for room in listed.iter().filter_map(|r| Room::parse(r).ok()) {
+        for (room, events) in listed.iter().filter_map(|r| unlisted(r)) {
             let entries: Result<HashMap<String, String>, _> = redis::cmd("HGETALL")
                 .arg(self.keys.room(&room).0)
                 .query_async(conn)
@@ -363,6 +366,7 @@ impl Writer {
                         user,
                         name,
                         count: 0,
+                        events,
                     });
                 }
             }
@@ -406,7 +410,7 @@ impl Writer {
             rooms = rooms.len(),
             "a hub stopped beating: removing its presence"
         );
-        for room in rooms.iter().filter_map(|r| Room::parse(r).ok()) {
+        for (room, events) in rooms.iter().filter_map(|r| unlisted(r)) {
             let (entries, totals) = self.keys.room(&room);
             let mut call = self.reap.key(entries);
             call.key(totals).arg(dead);
@@ -423,9 +427,10 @@ impl Writer {
                         .filter(|n| !n.is_empty())
                         .map(|n| n.as_str().into()),
                     count: 0,
+                    events,
                 })
                 .collect();
-            if !leaves.is_empty() {
+            if events && !leaves.is_empty() {
                 let refs: Vec<&PresenceChange> = leaves.iter().collect();
                 self.announce(&room, &[], &refs, usize::try_from(users).unwrap_or(0));
             }
@@ -456,5 +461,42 @@ impl Writer {
             .zrem(self.keys.hubs(), &self.me)
             .query_async(&mut conn)
             .await;
+    }
+}
+
+/// Marks a room of this hub's index (`{hubs}:rooms:<instance>`) whose namespace sends no
+/// `presence_diff`: a hub burying a dead one knows from the index alone whether to announce its
+/// users' leaves. `!` is no room-name character.
+const QUIET: char = '!';
+
+/// How `room` is listed in the index.
+fn listed(room: &Room, events: bool) -> String {
+    match events {
+        true => room.to_string(),
+        false => format!("{QUIET}{room}"),
+    }
+}
+
+/// A room of the index, and whether its changes are announced; `None` for what is not a room.
+pub(super) fn unlisted(entry: &str) -> Option<(Room, bool)> {
+    match entry.strip_prefix(QUIET) {
+        Some(room) => Room::parse(room).ok().map(|r| (r, false)),
+        None => Room::parse(entry).ok().map(|r| (r, true)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_says_which_rooms_are_quiet() {
+        let room = Room::parse("live:1").expect("room");
+        assert_eq!(listed(&room, true), "live:1");
+        assert_eq!(listed(&room, false), "!live:1");
+        assert_eq!(unlisted("live:1"), Some((room.clone(), true)));
+        assert_eq!(unlisted("!live:1"), Some((room, false)));
+        assert_eq!(unlisted("!!x"), None);
+        assert_eq!(unlisted("a b"), None);
     }
 }

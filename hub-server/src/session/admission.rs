@@ -1,13 +1,15 @@
 //! Who the client is, from the session's side: admitted at connect or by its first `auth` frame
-//! (counted against its user's limit, welcomed, then put in the hub, so the welcome is always its
+//! (counted against its user's limit, welcomed, then put in the hub with its starting rooms — the
+//! default room, its personal room, its server-side subscriptions — so the welcome is always its
 //! first frame), refreshed by later `auth` frames, closed when its token runs out. What a token
 //! means is [`crate::auth`]'s business.
 
 use super::state::Session;
-use crate::auth::{Identity, Login, Refused, time_left};
+use crate::auth::{Identity, Login, Refused, access, time_left};
 use crate::error::{AuthFailure, CloseReason, ProtocolError};
 use crate::hub::Newcomer;
-use crate::protocol::{DEFAULT_ROOM, Frame, Room};
+use crate::namespace::PresenceMode;
+use crate::protocol::{Frame, Room};
 
 impl Session<'_> {
     /// At connect: admitted now, or waiting up to `auth_timeout` for a token.
@@ -28,26 +30,21 @@ impl Session<'_> {
     }
 
     /// The client is who it says: count it against its user's limit, welcome it, and only then
-    /// put it in the hub, so the welcome is always its first frame.
+    /// put it in the hub (in its starting rooms), so the welcome is always its first frame.
     fn admit(&mut self, identity: Identity) -> Result<(), CloseReason> {
         let hub = &self.state.hub;
         if self.state.auth.is_required() {
             let slot = self.state.users.try_take(&identity.user_id);
             self.user_slot = Some(slot.ok_or(CloseReason::TooManyUserConnections)?);
         }
-        let default_room = Room::default_room();
-        let in_default_room = identity.grants.may_join(&default_room);
-        let rooms: &[&str] = if in_default_room {
-            &[DEFAULT_ROOM]
-        } else {
-            &[]
-        };
+        let rooms = self.starting_rooms(&identity);
+        let names: Vec<&str> = rooms.iter().map(|(room, _)| room.as_str()).collect();
         let instance = hub.instance_id().to_string();
         self.me.offer(&Frame::welcome(
             self.client_id,
             hub.name(),
             &instance,
-            rooms,
+            &names,
             identity.user(),
         ));
         hub.register(Newcomer {
@@ -55,12 +52,60 @@ impl Session<'_> {
             recipient: self.me.clone(),
             user: identity.user_id.clone(),
             name: identity.name.clone(),
-            in_default_room,
+            rooms,
         });
         tracing::debug!(client_id = %self.client_id, user = %identity.user_id, "client admitted");
         self.deadline = self.expiry(&identity);
         self.identity = Some(identity);
         Ok(())
+    }
+
+    /// The rooms a connection is in from the start, in this order: the default room (when its
+    /// grants allow it), its personal room (`personal_rooms`), its server-side subscriptions.
+    /// A subscription the namespaces refuse (an undeclared namespace, another user's personal
+    /// room) is logged and left out; so is what goes past `max_rooms_per_client`.
+    fn starting_rooms(&self, identity: &Identity) -> Vec<(Room, PresenceMode)> {
+        let settings = &self.state.settings;
+        let namespaces = &settings.namespaces;
+        let default_room = Room::default_room();
+        let default = identity
+            .grants
+            .may_join(&default_room)
+            .then_some(default_room);
+        let personal = settings
+            .personal_rooms
+            .then(|| identity.personal_room.clone());
+        let wanted = default
+            .into_iter()
+            .chain(personal)
+            .chain(identity.subs.iter().cloned());
+        let mut rooms: Vec<(Room, PresenceMode)> = Vec::new();
+        for room in wanted {
+            if rooms.iter().any(|(r, _)| *r == room) {
+                continue;
+            }
+            let allowed = namespaces
+                .lookup(&room)
+                .and_then(|policy| access::may_join(identity, &room, policy).map(|()| policy));
+            let policy = match allowed {
+                Ok(policy) => policy,
+                Err(err) => {
+                    let user = &identity.user_id;
+                    let client_id = self.client_id;
+                    // A backend's mistake (a bad `subs` entry): said once, the connection stays.
+                    tracing::warn!(%client_id, %user, %room, %err, "server-side subscription refused");
+                    continue;
+                }
+            };
+            if rooms.len() == settings.max_rooms_per_client {
+                let (user, limit) = (&identity.user_id, rooms.len());
+                let client_id = self.client_id;
+                tracing::warn!(%client_id, %user, %room, limit, "starting room past max_rooms_per_client: not joined");
+                continue;
+            }
+            rooms.push((room, policy.presence_mode()));
+        }
+        rooms
     }
 
     /// A token from an `auth` frame: the first one admits the client; a later one for the same
@@ -88,9 +133,12 @@ impl Session<'_> {
         let hub = &self.state.hub;
         let exp = identity.expires_at.unwrap_or_default();
         self.me.offer(&Frame::authenticated(identity.user(), exp));
-        // Grants may have narrowed: leave what the new token no longer allows.
+        // Grants may have narrowed: leave what the new token no longer allows (its own grants
+        // and subscriptions; the personal room stays, the user being the same).
+        let namespaces = &self.state.settings.namespaces;
         for room in hub.rooms_of(self.client_id) {
-            if !identity.grants.may_join(&room) && hub.leave(self.client_id, &room).is_ok() {
+            let allowed = access::may_join(&identity, &room, namespaces.policy(&room)).is_ok();
+            if !allowed && hub.leave(self.client_id, &room).is_ok() {
                 self.me.offer(&Frame::left(&room));
             }
         }

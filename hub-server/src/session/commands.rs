@@ -1,11 +1,12 @@
 //! What each command of an admitted client does: join, leave, message, broadcast, ping, auth,
-//! presence — after its grants are checked.
+//! presence — after its room's namespace and its grants are checked ([`access`]).
 
 use uuid::Uuid;
 
 use super::pending::Work;
 use super::state::Session;
 use crate::ack::Ack;
+use crate::auth::access;
 use crate::error::{CloseReason, ProtocolError};
 use crate::hub::ClientId;
 use crate::outbox::Recipient;
@@ -27,7 +28,16 @@ impl<'a> Session<'a> {
                 }
             };
         };
-        if let Err(err) = identity.grants.permits(&command) {
+        let checked =
+            access::check(identity, &self.state.settings.namespaces, &command).and_then(|policy| {
+                match (&command, policy) {
+                    (Command::Presence(room), Some(policy)) if !policy.presence => {
+                        Err(ProtocolError::NoPresence(room.to_string()))
+                    }
+                    _ => Ok(()),
+                }
+            });
+        if let Err(err) = checked {
             let frame = match &command {
                 Command::Message { reference, .. } => Frame::error_for(&err, reference.as_deref()),
                 Command::Join { room, .. } | Command::Presence(room) => Frame::error_in(&err, room),

@@ -25,6 +25,8 @@
 //! - `garbage`    — issue 14.6: 30 s of random bytes, HTTP, frames and messages; hub stays healthy.
 //! - `edges`      — issue 25.7: at the edges, counts that stay honest (no false `missed`).
 //! - `stall`      — issue 25.3: Redis stalled 8 s while joins wait: pings, expiry, kicks still act.
+//! - `namespaces` — issue 22: each namespace key on real hubs, unknown namespaces, a bad config,
+//!   personal rooms on every hub, `subs` joined at connect and recovered after a reconnect.
 //! - `metrics`    — issues 12, 13: a real Prometheus scrapes two hubs' `/metrics`; every family moves
 //!   when it should; `promtool check metrics`.
 //!
@@ -50,6 +52,7 @@ mod handshake;
 mod history;
 mod limits;
 mod metrics;
+mod namespaces;
 mod outage;
 mod presence;
 mod protocol;
