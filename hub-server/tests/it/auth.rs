@@ -55,7 +55,7 @@ async fn tokens_by_first_frame_or_header_put_the_user_on_every_message_across_hu
     let ana_token = hs256(SECRET, &claims("u-ana", "Ana", 300));
     let mut ana = Client::connect_with_token(&hub1, &ana_token).await;
     assert_eq!(ana.welcome["user"], json!({"id": "u-ana", "name": "Ana"}));
-    assert_eq!(ana.welcome["rooms"], json!(["general"]));
+    assert_eq!(ana.welcome["rooms"], json!(["general", "user:u-ana"]));
 
     let mut bob_claims = claims("u-bob", "Bob", 300);
     bob_claims["broadcast"] = json!(true);
@@ -329,8 +329,8 @@ async fn grants_decide_what_a_user_may_join_and_publish_and_the_connection_stays
     let mut user = Client::connect_with_token(&hub1, &hs256(SECRET, &limited)).await;
     assert_eq!(
         user.welcome["rooms"],
-        json!([]),
-        "general is outside the grants"
+        json!(["user:u-lim"]),
+        "general is outside the grants; the personal room is the user's own"
     );
 
     let forbidden = |frame: &Value| frame["type"] == "error" && frame["code"] == "forbidden";
@@ -359,7 +359,7 @@ async fn grants_decide_what_a_user_may_join_and_publish_and_the_connection_stays
     // HUB_JWT_DEFAULT_ROOMS applies to tokens without `rooms`.
     let mut plain =
         Client::connect_with_token(&hub1, &hs256(SECRET, &claims("u-p", "P", 300))).await;
-    assert_eq!(plain.welcome["rooms"], json!([]));
+    assert_eq!(plain.welcome["rooms"], json!(["user:u-p"]));
     plain.join("lobby").await;
     plain.join("public.square").await;
     plain

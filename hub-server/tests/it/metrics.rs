@@ -246,10 +246,10 @@ async fn chat_moves_frames_bytes_round_trips_and_the_lag_on_the_receiving_hub_on
         assert_eq!(at(m, "realtime_hub_connections"), 1.0, "{hub}");
         assert_eq!(at(m, "realtime_hub_redis_up"), 1.0, "{hub}");
         assert_eq!(at(m, "realtime_hub_bridge_buffered"), 0.0, "{hub}");
-        // general and the room, broadcast, control.
+        // general, the client's personal room and the room, broadcast, control.
         assert_eq!(
             at(m, "realtime_hub_redis_subscribed_channels"),
-            4.0,
+            5.0,
             "{hub}"
         );
     }

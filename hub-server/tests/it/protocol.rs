@@ -36,8 +36,8 @@ async fn welcome_frame_describes_the_client_and_the_hub() {
     assert!(is_uuid(&w["instance_id"]), "instance_id is not a UUID: {w}");
     assert_eq!(
         w["rooms"],
-        json!(["general"]),
-        "every client starts in general: {w}"
+        json!(["general", format!("user:{}", c1.id)]),
+        "every client starts in general and its personal room: {w}"
     );
     assert_ne!(c1.id, c2.id, "client ids must be unique");
     assert_eq!(
