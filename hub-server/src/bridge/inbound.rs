@@ -66,6 +66,8 @@ struct Shared {
     enqueued: AtomicU64,
     /// Lost connections, each with the number of messages queued before its loss.
     lost: Mutex<VecDeque<(u64, u64)>>,
+    /// How many are in `lost`: the receiver looks at it without the lock, once per message.
+    losses: AtomicUsize,
     lost_signal: Notify,
 }
 
@@ -129,6 +131,7 @@ impl redis::aio::AsyncPushSender for InboundSender {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             lost.push_back((self.shared.enqueued.load(Ordering::Acquire), self.conn));
+            self.shared.losses.fetch_add(1, Ordering::Release);
             drop(lost);
             self.shared.lost_signal.notify_one();
             return Ok(());
@@ -218,13 +221,19 @@ impl InboundReceiver {
 
     /// The oldest loss whose connection's messages have all been taken.
     fn due_loss(&mut self) -> Option<u64> {
+        if self.shared.losses.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         let mut lost = self
             .shared
             .lost
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         match lost.front() {
-            Some((mark, _)) if *mark <= self.taken => lost.pop_front().map(|(_, conn)| conn),
+            Some((mark, _)) if *mark <= self.taken => {
+                self.shared.losses.fetch_sub(1, Ordering::Release);
+                lost.pop_front().map(|(_, conn)| conn)
+            }
             _ => None,
         }
     }
