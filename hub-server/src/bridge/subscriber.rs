@@ -3,13 +3,12 @@
 //! [`inbound`](super::inbound) queue (what does not fit is shed and counted) and are handled in
 //! this task, in arrival order ([`receive`](super::receive)).
 //!
-//! One RESP3 connection per node that holds subscriptions — on one Redis, the one connection it
-//! always had; on a cluster, one per master serving a slot of a wanted channel, with sharded
-//! subscriptions (SSUBSCRIBE) each on its slot's master, as the topology (`CLUSTER SLOTS`, read
-//! at every ping) says. Every node's pushes go into the one inbound queue. [`Placement`] keeps
-//! which channel is confirmed on which node; the work on each node runs beside the rest
-//! ([`node_pubsub`](super::node_pubsub)), one task at a time per node so that its SUBSCRIBE and
-//! UNSUBSCRIBE keep their order.
+//! One RESP3 connection per node — on one Redis, the one connection it always had; on a cluster,
+//! one per master (made before a join needs it), with sharded subscriptions (SSUBSCRIBE) each on
+//! its slot's master, as the topology (`CLUSTER SLOTS`, read at every ping) says. Every node's
+//! pushes go into the one inbound queue. [`Placement`] keeps which channel is confirmed on which
+//! node; the work on each node runs beside the rest ([`node_pubsub`](super::node_pubsub)), one
+//! task at a time per node so that its SUBSCRIBE and UNSUBSCRIBE keep their order.
 //!
 //! A node that is lost (its Disconnection push, an unanswered PING, a failed command) takes only
 //! its own channels with it: they stop counting as subscribed (joins to their rooms wait, as on a
@@ -17,7 +16,9 @@
 //! topology names next — after a failover the promoted replica, retried with backoff until the
 //! cluster has one. Channels on the live nodes are never touched. A slot that changes master (a
 //! failover not seen as a lost connection, a resharding) moves its channels the same way.
-//! Readiness: up while some node's subscriptions are all made (one Redis: once its are).
+//! Readiness: up once the broadcast and control channels were subscribed, then while some node
+//! has made all its subscriptions (one Redis: while it has) — a dead master does not make every
+//! hub unready.
 //!
 //! Subscriptions follow the hub's room changes one by one (never by comparing every room), and go
 //! in chunks, each under `redis_timeout`, so 100k rooms subscribe without one giant command and
@@ -87,6 +88,7 @@ pub(super) async fn run(link: Link, hub: Hub, ping_interval: Duration, limits: I
         ping,
         ping_interval,
         dirty: true,
+        started: false,
     };
     subscriber.want_everything();
     subscriber.run(inbound).await
@@ -121,6 +123,8 @@ struct Subscriber {
     ping_interval: Duration,
     /// Something changed: look for work to start.
     dirty: bool,
+    /// The broadcast and control channels were subscribed once.
+    started: bool,
 }
 
 impl Subscriber {
@@ -195,8 +199,11 @@ impl Subscriber {
             return;
         };
         let now = Instant::now();
+        // Every master gets a connection, also one without subscriptions yet: a join to a room
+        // there then waits for a SUBSCRIBE, not for a connection too.
         let mut nodes = self.placement.busy_nodes(&topology);
         nodes.extend(self.nodes.keys().cloned());
+        nodes.extend(topology.masters());
         for node in nodes {
             if self.busy.contains(&node) {
                 continue;
@@ -278,6 +285,9 @@ impl Subscriber {
                     .bridge
                     .subscribed
                     .send_modify(|s| s.extend(confirmed));
+                if !self.started {
+                    self.report();
+                }
             }
             Outcome::Subscribed(channels, result) => {
                 self.placement.not_subscribed(channels);
@@ -456,13 +466,20 @@ impl Subscriber {
             .min()
     }
 
-    /// Connected: some node has a connection (joins then wait for their channel). Up: some node
-    /// made all its subscriptions.
-    fn report(&self) {
+    /// Connected: some node has a connection (joins then wait for their channel). Up: the
+    /// broadcast and control channels have been subscribed once (a hub is not ready before), and
+    /// some node has made all its subscriptions — on one Redis, the node.
+    fn report(&mut self) {
         let bridge = &self.link.bridge;
         let connected = self.nodes.values().any(|s| s.conn().is_some());
         bridge.subscriber_connected.send_replace(connected);
-        let up = self.topology.is_some()
+        if !self.started {
+            let channels = &bridge.channels;
+            let subscribed = bridge.subscribed.borrow();
+            self.started = subscribed.contains(&channels.name(&Target::Broadcast))
+                && subscribed.contains(&channels.control());
+        }
+        let up = self.started
             && self
                 .synced
                 .iter()
