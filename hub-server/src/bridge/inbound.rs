@@ -9,9 +9,16 @@
 //! (`inbound_shed`), never queued. The other hubs' per-channel counters make the loss visible on
 //! the next message of each affected room (`missed`), and clients see the gap in the room's
 //! offsets and recover it from the history (`join` with `since`), as after any reconnect.
+//!
+//! On a Redis Cluster the subscriber holds a connection per node, all feeding this one queue:
+//! each connection has a sender of its own ([`InboundSender::for_connection`]), and its loss (the
+//! Disconnection push) comes out of the queue as [`Incoming::Lost`] after every message that
+//! connection had queued before it, so nothing it delivered is mistaken for a message of a
+//! channel already given up.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::{Notify, mpsc};
@@ -43,11 +50,24 @@ impl Inbound {
     }
 }
 
-/// What both ends share: the bytes queued now, and whether the connection was lost.
+/// What comes out of the queue.
+#[derive(Debug)]
+pub enum Incoming {
+    Message(Inbound),
+    /// The connection of this number was lost; every message it had queued came before.
+    Lost(u64),
+}
+
+/// What both ends share: the bytes queued now, and the connections lost.
 #[derive(Debug, Default)]
 struct Shared {
     queued_bytes: AtomicUsize,
-    lost: AtomicBool,
+    /// Messages queued so far, all connections together.
+    enqueued: AtomicU64,
+    /// Lost connections, each with the number of messages queued before its loss.
+    lost: Mutex<VecDeque<(u64, u64)>>,
+    /// How many are in `lost`: the receiver looks at it without the lock, once per message.
+    losses: AtomicUsize,
     lost_signal: Notify,
 }
 
@@ -61,6 +81,32 @@ pub struct InboundSender {
     max_bytes: usize,
     shared: Arc<Shared>,
     shed: OnShed,
+    /// Which connection pushes through this sender.
+    conn: u64,
+    /// False once the subscriber let go of the connection: what it still pushes is dropped.
+    alive: Arc<AtomicBool>,
+}
+
+impl InboundSender {
+    /// A sender for connection number `conn` (numbers are the caller's; one per connection).
+    pub fn for_connection(&self, conn: u64) -> Self {
+        InboundSender {
+            conn,
+            alive: Arc::new(AtomicBool::new(true)),
+            ..self.clone()
+        }
+    }
+
+    /// The number of the connection that pushes through this sender.
+    pub fn connection(&self) -> u64 {
+        self.conn
+    }
+
+    /// The subscriber let go of this sender's connection: drop whatever it still pushes, its
+    /// loss included.
+    pub fn retire(&self) {
+        self.alive.store(false, Ordering::Release);
+    }
 }
 
 impl std::fmt::Debug for InboundSender {
@@ -74,8 +120,19 @@ impl std::fmt::Debug for InboundSender {
 
 impl redis::aio::AsyncPushSender for InboundSender {
     fn send(&self, info: PushInfo) -> Result<(), redis::aio::SendError> {
+        if !self.alive.load(Ordering::Acquire) {
+            return Err(redis::aio::SendError);
+        }
         if info.kind == PushKind::Disconnection {
-            self.shared.lost.store(true, Ordering::Release);
+            // Under the lock, so that the marks stay in the order of the queue.
+            let mut lost = self
+                .shared
+                .lost
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            lost.push_back((self.shared.enqueued.load(Ordering::Acquire), self.conn));
+            self.shared.losses.fetch_add(1, Ordering::Release);
+            drop(lost);
             self.shared.lost_signal.notify_one();
             return Ok(());
         }
@@ -92,7 +149,11 @@ impl redis::aio::AsyncPushSender for InboundSender {
             return Ok(());
         }
         match self.tx.try_send(message) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                // After the send: the count never runs ahead of what is in the queue.
+                self.shared.enqueued.fetch_add(1, Ordering::AcqRel);
+                Ok(())
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.shared.queued_bytes.fetch_sub(size, Ordering::AcqRel);
                 (self.shed)();
@@ -104,15 +165,17 @@ impl redis::aio::AsyncPushSender for InboundSender {
     }
 }
 
-/// The subscriber's end, one per connection.
+/// The subscriber's end.
 #[derive(Debug)]
 pub struct InboundReceiver {
     rx: mpsc::Receiver<Inbound>,
     shared: Arc<Shared>,
+    /// Messages taken so far.
+    taken: u64,
 }
 
-/// A queue for one connection: at most `max_messages` and `max_bytes` (one message alone may be
-/// larger); `shed` is called for each message that does not fit.
+/// A queue of at most `max_messages` and `max_bytes` (one message alone may be larger); `shed`
+/// is called for each message that does not fit. The sender is connection 0's.
 pub fn queue(
     max_messages: usize,
     max_bytes: usize,
@@ -125,30 +188,58 @@ pub fn queue(
         max_bytes,
         shared: shared.clone(),
         shed,
+        conn: 0,
+        alive: Arc::new(AtomicBool::new(true)),
     };
-    (sender, InboundReceiver { rx, shared })
+    let receiver = InboundReceiver {
+        rx,
+        shared,
+        taken: 0,
+    };
+    (sender, receiver)
 }
 
 impl InboundReceiver {
-    /// The next message, in the order Redis sent them; `None` once the connection is lost (after
-    /// what it had already queued).
-    pub async fn recv(&mut self) -> Option<Inbound> {
+    /// The next message, in the order Redis sent them, or the loss of a connection (after what it
+    /// had queued); `None` once every sender is gone.
+    pub async fn recv(&mut self) -> Option<Incoming> {
         loop {
-            if let Ok(message) = self.rx.try_recv() {
-                return Some(self.taken(message));
+            if let Some(conn) = self.due_loss() {
+                return Some(Incoming::Lost(conn));
             }
-            if self.shared.lost.load(Ordering::Acquire) {
-                // A last message may have been queued between the try above and the flag.
-                return self.rx.try_recv().ok().map(|m| self.taken(m));
+            if let Ok(message) = self.rx.try_recv() {
+                return Some(Incoming::Message(self.taken(message)));
             }
             tokio::select! {
-                message = self.rx.recv() => return message.map(|m| self.taken(m)),
+                message = self.rx.recv() => {
+                    return message.map(|m| Incoming::Message(self.taken(m)));
+                }
                 _ = self.shared.lost_signal.notified() => {}
             }
         }
     }
 
-    fn taken(&self, message: Inbound) -> Inbound {
+    /// The oldest loss whose connection's messages have all been taken.
+    fn due_loss(&mut self) -> Option<u64> {
+        if self.shared.losses.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut lost = self
+            .shared
+            .lost
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match lost.front() {
+            Some((mark, _)) if *mark <= self.taken => {
+                self.shared.losses.fetch_sub(1, Ordering::Release);
+                lost.pop_front().map(|(_, conn)| conn)
+            }
+            _ => None,
+        }
+    }
+
+    fn taken(&mut self, message: Inbound) -> Inbound {
+        self.taken += 1;
         self.shared
             .queued_bytes
             .fetch_sub(message.size(), Ordering::AcqRel);
@@ -190,6 +281,22 @@ mod tests {
         }
     }
 
+    impl InboundReceiver {
+        async fn message(&mut self) -> Inbound {
+            match self.recv().await {
+                Some(Incoming::Message(m)) => m,
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+    }
+
+    fn lost() -> PushInfo {
+        PushInfo {
+            kind: PushKind::Disconnection,
+            data: vec![],
+        }
+    }
+
     #[tokio::test]
     async fn past_its_bounds_the_queue_sheds_and_counts_and_takes_more_once_drained() {
         let (shed, on_shed) = counting();
@@ -201,37 +308,46 @@ mod tests {
         assert_eq!(shed.load(Ordering::Relaxed), 2, "two past 3 messages");
         tx.send(message("c", &"x".repeat(200))).expect("open");
         assert_eq!(shed.load(Ordering::Relaxed), 3, "too many bytes");
-        let first = rx.recv().await.expect("queued");
+        let first = rx.message().await;
         assert_eq!(
             (first.channel, first.payload),
             (b"c".to_vec(), b"m0".to_vec())
         );
-        rx.recv().await.expect("queued");
-        rx.recv().await.expect("queued");
+        rx.message().await;
+        rx.message().await;
         assert_eq!(rx.queued_bytes(), 0);
         // Alone, an oversized message passes: the bound never blocks a single message.
         tx.send(message("c", &"x".repeat(200))).expect("open");
-        assert_eq!(rx.recv().await.expect("queued").payload.len(), 200);
+        assert_eq!(rx.message().await.payload.len(), 200);
         assert_eq!(shed.load(Ordering::Relaxed), 3);
     }
 
     #[tokio::test]
-    async fn a_lost_connection_ends_the_stream_after_what_was_queued() {
+    async fn a_lost_connection_is_reported_after_what_it_had_queued() {
         let (tx, mut rx) = queue(8, 1 << 20, counting().1);
-        tx.send(message("c", "last")).expect("open");
-        tx.send(PushInfo {
-            kind: PushKind::Disconnection,
-            data: vec![],
-        })
-        .expect("open");
+        let (one, two) = (tx.for_connection(1), tx.for_connection(2));
+        one.send(message("a", "before")).expect("open");
+        two.send(message("b", "before")).expect("open");
+        one.send(lost()).expect("open");
+        two.send(message("b", "after")).expect("open");
         // Subscribe confirmations and other pushes are not messages.
-        tx.send(PushInfo {
+        two.send(PushInfo {
             kind: PushKind::Subscribe,
-            data: vec![Value::BulkString(b"c".to_vec()), Value::Int(1)],
+            data: vec![Value::BulkString(b"b".to_vec()), Value::Int(1)],
         })
         .expect("open");
-        assert_eq!(rx.recv().await.expect("queued").payload, b"last");
-        assert!(rx.recv().await.is_none());
+        assert_eq!(rx.message().await.channel, b"a");
+        assert_eq!(rx.message().await.channel, b"b");
+        assert!(matches!(rx.recv().await, Some(Incoming::Lost(1))));
+        assert_eq!(rx.message().await.payload, b"after");
+        // A retired connection's pushes, its loss included, are dropped.
+        two.retire();
+        assert!(two.send(message("b", "late")).is_err());
+        assert!(two.send(lost()).is_err());
+        tx.send(message("c", "live")).expect("open");
+        assert_eq!(rx.message().await.channel, b"c");
+        drop((tx, one, two));
+        assert!(rx.recv().await.is_none(), "every sender gone");
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -18,6 +19,10 @@ use crate::shutdown::Shutdown;
 #[derive(Debug)]
 pub struct Shared {
     pub outgoing: mpsc::Sender<Outgoing>,
+    /// Messages handed to the publisher and not yet answered by Redis (queued, held while their
+    /// master is down, or on their way), at most `buffer_limit` (`bridge_buffer`).
+    pub buffered: AtomicUsize,
+    pub buffer_limit: usize,
     pub channels: Channels,
     pub publisher_up: watch::Sender<bool>,
     pub subscriber_up: watch::Sender<bool>,

@@ -5,16 +5,22 @@
 //! is [`crate::redis_link`]'s business. Without Redis the bridge is disabled and the hub runs
 //! standalone.
 
+mod attempt;
 mod channel_counts;
 pub mod channels;
 pub mod control;
 mod counters;
 pub mod envelope;
 mod inbound;
+mod lanes;
 mod link;
+mod node_pubsub;
+mod node_state;
 mod outgoing;
 mod pipeline;
+mod placement;
 mod publisher;
+mod receive;
 pub mod sequence;
 mod subscriber;
 mod timings;
@@ -22,7 +28,7 @@ pub mod unconfirmed;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -60,6 +66,8 @@ impl Bridge {
         let (outgoing, outgoing_rx) = mpsc::channel(settings.bridge_buffer);
         let shared = Arc::new(Shared {
             outgoing,
+            buffered: AtomicUsize::new(0),
+            buffer_limit: settings.bridge_buffer,
             channels,
             publisher_up: watch::Sender::new(false),
             subscriber_up: watch::Sender::new(false),
@@ -105,24 +113,38 @@ impl Bridge {
         Bridge::Redis(shared)
     }
 
-    /// Hands a local message to the publisher without waiting. While Redis is down it waits in
-    /// the bounded buffer; when that is full it is counted as overflowed and given back.
+    /// Hands a local message to the publisher without waiting. While Redis (or its slot's
+    /// master) is down it waits in the bounded buffer; when that is full it is counted as
+    /// overflowed and given back.
     pub fn publish(&self, out: Outgoing) -> Result<(), Box<Outgoing>> {
         // Standalone: nothing to publish.
         let Bridge::Redis(inner) = self else {
             return Ok(());
         };
-        inner.outgoing.try_send(out).map_err(|err| match err {
-            mpsc::error::TrySendError::Full(out) => {
-                let lost = inner.counters.overflowed.fetch_add(1, Ordering::Relaxed) + 1;
-                if lost.is_power_of_two() {
-                    tracing::warn!(lost, "bridge buffer full: cross-hub messages dropped");
+        // The bound covers every message not yet answered by Redis: queued, held by a lane whose
+        // master is down, or on its way.
+        let full = inner.buffered.fetch_add(1, Ordering::AcqRel) >= inner.buffer_limit;
+        let refused = match full {
+            true => Some(out),
+            false => match inner.outgoing.try_send(out) {
+                Ok(()) => None,
+                Err(mpsc::error::TrySendError::Full(out)) => Some(out),
+                // The publisher has stopped: the hub is shutting down.
+                Err(mpsc::error::TrySendError::Closed(out)) => {
+                    inner.buffered.fetch_sub(1, Ordering::AcqRel);
+                    return Err(Box::new(out));
                 }
-                Box::new(out)
-            }
-            // The publisher has stopped: the hub is shutting down.
-            mpsc::error::TrySendError::Closed(out) => Box::new(out),
-        })
+            },
+        };
+        let Some(out) = refused else {
+            return Ok(());
+        };
+        inner.buffered.fetch_sub(1, Ordering::AcqRel);
+        let lost = inner.counters.overflowed.fetch_add(1, Ordering::Relaxed) + 1;
+        if lost.is_power_of_two() {
+            tracing::warn!(lost, "bridge buffer full: cross-hub messages dropped");
+        }
+        Err(Box::new(out))
     }
 
     pub fn state(&self) -> BridgeState {
@@ -159,7 +181,7 @@ impl Bridge {
         };
         Some(BridgeQueues {
             subscribed_channels: inner.subscribed.borrow().len(),
-            buffered: inner.outgoing.max_capacity() - inner.outgoing.capacity(),
+            buffered: inner.buffered.load(Ordering::Relaxed),
         })
     }
 

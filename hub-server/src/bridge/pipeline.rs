@@ -1,8 +1,5 @@
-//! One batch of the publisher on its way to Redis: each message as a ready command ([`Item`]),
-//! grouped into pipelines — all of them on one Redis, one per hash slot on a cluster (a redis-rs
-//! pipeline goes whole to one node) — and what each reply means.
-
-use std::collections::HashMap;
+//! What the publisher sends to one node at a time: each message as a ready command ([`Item`]),
+//! the messages of some slots as one pipeline ([`Batch`]), and what each reply means.
 
 use redis::Value;
 
@@ -10,7 +7,7 @@ use crate::ack::{Ack, StoredAt};
 use crate::history::append_reply;
 use crate::redis_link::is_cluster_transient;
 
-/// One message of a batch, ready to send (and to send again after a failure).
+/// One message, ready to send (and to send again after a failure).
 pub(super) struct Item {
     pub channel: String,
     /// The channel's hash slot (a cluster; 0 on one Redis).
@@ -19,6 +16,15 @@ pub(super) struct Item {
     /// An append (EVALSHA) rather than a plain PUBLISH: its reply is `{offset, epoch, receivers}`.
     pub stored: bool,
     pub ack: Option<Ack>,
+}
+
+impl std::fmt::Debug for Item {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Item")
+            .field("channel", &self.channel)
+            .field("slot", &self.slot)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Item {
@@ -33,49 +39,30 @@ impl Item {
     }
 }
 
-/// The messages of a batch that travel in one pipeline, in batch order.
-pub(super) struct Group {
-    pub slot: u16,
-    /// Indices into the batch.
-    pub items: Vec<usize>,
-    /// The pipeline ends with a subscriber count of the broadcast channel (the hubs listening).
+/// The messages of some slots, all served by one node, each slot's in order: one pipeline.
+pub(super) struct Batch {
+    pub lanes: Vec<(u16, Vec<Item>)>,
+    /// The pipeline ends with a subscriber count of the broadcast channel (the hubs listening):
+    /// asked of the broadcast channel's master only.
     pub counts_hubs: bool,
 }
 
-impl Group {
-    pub fn split(items: &[Item], sharded: bool, broadcast_slot: u16) -> Vec<Group> {
-        if !sharded {
-            return vec![Group {
-                slot: 0,
-                items: (0..items.len()).collect(),
-                counts_hubs: true,
-            }];
-        }
-        let mut groups: Vec<Group> = Vec::new();
-        let mut at: HashMap<u16, usize> = HashMap::new();
-        for (i, item) in items.iter().enumerate() {
-            let g = *at.entry(item.slot).or_insert_with(|| {
-                groups.push(Group {
-                    slot: item.slot,
-                    items: Vec::new(),
-                    // Asked of the broadcast's master only when a batch goes there anyway; the
-                    // idle check asks it otherwise.
-                    counts_hubs: item.slot == broadcast_slot,
-                });
-                groups.len() - 1
-            });
-            groups[g].items.push(i);
-        }
-        groups
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.lanes.iter().map(|(_, items)| items.len()).sum()
     }
 
-    pub fn pipeline(&self, items: &[Item], sharded: bool, broadcast: &str) -> redis::Pipeline {
+    pub fn items(&self) -> impl Iterator<Item = &Item> {
+        self.lanes.iter().flat_map(|(_, items)| items)
+    }
+
+    pub fn pipeline(&self, sharded: bool, broadcast: &str) -> redis::Pipeline {
         let mut pipe = redis::pipe();
         // One message's error (a full Redis refusing a write, a key of the wrong type) fails that
         // message only, not the batch: a deterministic error would otherwise be re-sent for ever.
         pipe.ignore_errors();
-        for &i in &self.items {
-            pipe.add_command(items[i].command.clone());
+        for item in self.items() {
+            pipe.add_command(item.command.clone());
         }
         if self.counts_hubs {
             let numsub = if sharded { "SHARDNUMSUB" } else { "NUMSUB" };
@@ -84,7 +71,7 @@ impl Group {
         pipe
     }
 
-    /// The hubs listening, from the count that ends this group's replies (when it asked).
+    /// The hubs listening, from the count that ends the replies (when it asked).
     pub fn hubs_listening(&self, replies: &[Value]) -> Option<i64> {
         if !self.counts_hubs {
             return None;
@@ -102,5 +89,18 @@ impl Group {
 /// A reply that says "not done, try again": the script is missing, or the cluster is moving.
 pub(super) fn must_retry(reply: &Value) -> bool {
     matches!(reply, Value::ServerError(err)
-        if err.code() == "NOSCRIPT" || is_cluster_transient(err.code()))
+        if is_noscript(reply) || is_cluster_transient(err.code()))
+}
+
+/// A retry that must first wait for the other hubs' subscribers: the slot is served elsewhere now
+/// (MOVED, ASK; READONLY: the node became a replica) or the node restarted (NOSCRIPT, LOADING).
+/// A cluster refusing writes for a moment (CLUSTERDOWN, TRYAGAIN, MASTERDOWN) moved nothing.
+pub(super) fn subscribers_moved(reply: &Value) -> bool {
+    matches!(reply, Value::ServerError(err)
+        if matches!(err.code(), "MOVED" | "ASK" | "READONLY" | "NOSCRIPT" | "LOADING"))
+}
+
+/// The node does not know the append script (restarted, flushed, a replica promoted without it).
+pub(super) fn is_noscript(reply: &Value) -> bool {
+    matches!(reply, Value::ServerError(err) if err.code() == "NOSCRIPT")
 }

@@ -134,19 +134,20 @@ impl SequenceTracker {
         }
     }
 
-    /// After our own subscription was re-established, what was published meanwhile never reached
-    /// us by design of pub/sub: start the per-channel checks afresh.
-    pub fn forget_channels(&mut self) {
-        if self.per_channel {
-            // The entries also hold what dedups a re-sent batch: keep them, but no gap may be
-            // counted against a count from before (a count "at or below" restarts the check).
-            for s in self.on_channel.values_mut().flat_map(|o| o.values_mut()) {
+    /// Our subscription to `channel` was gone a while (its node lost, its slot moved to another
+    /// master): what was published meanwhile never reached us, by design of pub/sub, so its gap
+    /// check starts afresh.
+    pub fn restart_channel(&mut self, channel: &str) {
+        if !self.per_channel {
+            return self.forget_channel(channel);
+        }
+        // The entries also hold what drops a re-sent batch: keep them, but no gap may be counted
+        // against a count from before (a count "at or below" restarts the check).
+        if let Some(origins) = self.on_channel.get_mut(channel) {
+            for s in origins.values_mut() {
                 s.last = u64::MAX;
             }
-            return;
         }
-        self.on_channel.clear();
-        self.channel_entries = 0;
     }
 
     /// Forgets what has been idle for [`IDLE`]; does the work at most once per [`SWEEP_EVERY`].
@@ -311,7 +312,7 @@ mod tests {
         assert_eq!(t.channel_entries, 4);
         t.forget_channel("a");
         assert_eq!(t.channel_entries, 2);
-        t.forget_channels();
+        t.restart_channel("b");
         assert_eq!(t.channel_entries, 0);
     }
 
@@ -324,8 +325,8 @@ mod tests {
         assert_eq!(t.observe(o, "a", 1, 1), Verdict::Deliver { missed: 0 });
         assert_eq!(t.observe(o, "a", 1, 1), Verdict::Duplicate);
         assert_eq!(t.observe(o, "a", 4, 3), Verdict::Deliver { missed: 1 });
-        // After our own reconnect: repeats still dropped, no gap counted across it.
-        t.forget_channels();
+        // After our own resubscription: repeats still dropped, no gap counted across it.
+        t.restart_channel("a");
         assert_eq!(t.observe(o, "a", 4, 3), Verdict::Duplicate);
         assert_eq!(t.observe(o, "a", 9, 7), Verdict::Deliver { missed: 0 });
         assert_eq!(t.observe(o, "a", 10, 8), Verdict::Deliver { missed: 0 });

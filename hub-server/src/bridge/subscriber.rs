@@ -1,39 +1,51 @@
-//! Brings messages in: one dedicated RESP3 connection, subscribed to the broadcast channel, the
-//! control channel and the channel of every room with local members. Its pub/sub messages come
-//! through the bounded [`inbound`](super::inbound) queue (what does not fit is shed and counted).
-//! Drops duplicates (sequence) and this hub's own messages when they were already delivered here
-//! (`local`), counts what was missed, and hands the rest to the hub in arrival order — in this
-//! task, never a task per message, which would reorder them. Stored room messages of this hub
-//! come back this way too, so every hub delivers a room's messages in the order of their offsets.
+//! Brings messages in: subscribed to the broadcast channel, the control channel and the channel
+//! of every room with local members. Their messages come through the bounded
+//! [`inbound`](super::inbound) queue (what does not fit is shed and counted) and are handled in
+//! this task, in arrival order ([`receive`](super::receive)).
 //!
-//! Subscriptions follow the hub's room changes one by one (never by comparing every room), and a
-//! fresh connection subscribes in chunks, each under `redis_timeout`, so 100k rooms resubscribe
-//! without one giant command and joins waiting for an early chunk go on at once.
+//! One RESP3 connection per node — on one Redis, the one connection it always had; on a cluster,
+//! one per master (made before a join needs it), with sharded subscriptions (SSUBSCRIBE) each on
+//! its slot's master, as the topology (`CLUSTER SLOTS`, read at every ping) says. Every node's
+//! pushes go into the one inbound queue. [`Placement`] keeps which channel is confirmed on which
+//! node; the work on each node runs beside the rest ([`node_pubsub`](super::node_pubsub)), one
+//! task at a time per node so that its SUBSCRIBE and UNSUBSCRIBE keep their order.
 //!
-//! On a Redis Cluster the connection is redis-rs's cluster connection (one socket per node, every
-//! node's pushes into the same queue) and the subscriptions are sharded (SSUBSCRIBE, per slot, on
-//! the slot's master only). redis-rs 1.8.1 subscribes again by itself when it refreshes its slot
-//! map, but it refreshes only when a request meets MOVED or a broken connection, and a connection
-//! that only receives never does. So the hub does not rely on it: a lost node connection ends the
-//! session (its Disconnection push), and so does a change of slot ownership seen by the
-//! topology check on every ping; the next session subscribes everything again on a fresh
-//! connection that sees the new masters. What was published meanwhile is what `since` recovers.
+//! A node that is lost (its Disconnection push, an unanswered PING, a failed command) takes only
+//! its own channels with it: they stop counting as subscribed (joins to their rooms wait, as on a
+//! fresh connection), their gap checks restart, and they are subscribed again on the master the
+//! topology names next — after a failover the promoted replica, retried with backoff until the
+//! cluster has one. Channels on the live nodes are never touched. A slot that changes master (a
+//! failover not seen as a lost connection, a resharding) moves its channels the same way.
+//! Readiness: up once the broadcast and control channels were subscribed, then while some node
+//! has made all its subscriptions (one Redis: while it has) — a dead master does not make every
+//! hub unready.
+//!
+//! Subscriptions follow the hub's room changes one by one (never by comparing every room), and go
+//! in chunks, each under `redis_timeout`, so 100k rooms subscribe without one giant command and
+//! joins waiting for an early chunk go on at once.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::channels::Target;
-use super::control::Control;
-use super::envelope;
-use super::inbound::{self, Inbound, InboundReceiver};
-use super::link::Link;
-use super::sequence::{SequenceTracker, Verdict};
-use crate::hub::Hub;
-use crate::protocol::Frame;
-use crate::redis_link::{Backoff, Conn, pause};
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
+use tokio::time::{Instant, Interval};
 
-/// Channels per SUBSCRIBE / UNSUBSCRIBE command.
+use super::channels::Target;
+use super::inbound::{self, InboundReceiver, InboundSender, Incoming};
+use super::link::Link;
+use super::node_pubsub::{Failure, NodeDone, NodeTask, Outcome, SubConn, Task};
+use super::node_state::NodeState;
+use super::placement::{Op, Placement};
+use super::receive::Receiver;
+use super::sequence::SequenceTracker;
+use crate::hub::Hub;
+use crate::redis_link::{Node, Topology};
+
+/// Channels per SUBSCRIBE / UNSUBSCRIBE step.
 const CHUNK: usize = 1000;
 
 /// How much the inbound queue holds; see [`inbound`].
@@ -44,41 +56,6 @@ pub(super) struct InboundLimits {
 }
 
 pub(super) async fn run(link: Link, hub: Hub, ping_interval: Duration, limits: InboundLimits) {
-    let mut backoff = Backoff::new(link.redis.reconnect_max());
-    let mut tracker = match link.bridge.channels.is_sharded() {
-        true => SequenceTracker::per_channel(),
-        false => SequenceTracker::default(),
-    };
-    loop {
-        if let Some((conn, inbound)) = connect(&link, limits).await {
-            backoff.reset();
-            // Whatever was published while we were away is gone: gap checks start afresh.
-            tracker.forget_channels();
-            link.bridge.subscriber_connected.send_replace(true);
-            let ended = Session {
-                link: &link,
-                hub: &hub,
-                conn,
-                tracker: &mut tracker,
-            }
-            .serve(inbound, ping_interval)
-            .await;
-            link.bridge.subscriber_connected.send_replace(false);
-            link.bridge.subscribed.send_modify(|s| s.clear());
-            if ended == Ended::Shutdown {
-                link.bridge.subscriber_up.send_replace(false);
-                return;
-            }
-            Link::set_up(&link.bridge.subscriber_up, false, "subscriber");
-        }
-        if !pause(&link.shutdown, backoff.next_delay()).await {
-            return;
-        }
-    }
-}
-
-/// A RESP3 connection whose pub/sub messages go to a fresh bounded queue.
-async fn connect(link: &Link, limits: InboundLimits) -> Option<(Conn, InboundReceiver)> {
     let bridge = link.bridge.clone();
     let on_shed: inbound::OnShed = Arc::new(move || {
         let shed = bridge.counters.inbound_shed.fetch_add(1, Ordering::Relaxed) + 1;
@@ -86,262 +63,437 @@ async fn connect(link: &Link, limits: InboundLimits) -> Option<(Conn, InboundRec
             tracing::warn!(shed, "inbound queue full: messages from redis shed");
         }
     });
-    let (tx, rx) = inbound::queue(limits.messages, limits.bytes, on_shed);
-    let timeout = link.redis.timeout();
-    let attempt = link.redis.target().connect_pubsub(timeout, tx);
-    match tokio::time::timeout(timeout, attempt).await {
-        Ok(Ok(conn)) => Some((conn, rx)),
-        Ok(Err(err)) => {
-            tracing::debug!(%err, "redis pub/sub connect failed");
-            None
-        }
-        Err(_) => {
-            tracing::debug!("redis pub/sub connect timed out");
-            None
-        }
-    }
+    let (pushes, inbound) = inbound::queue(limits.messages, limits.bytes, on_shed);
+    let sharded = link.bridge.channels.is_sharded();
+    let mut ping = tokio::time::interval(ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut subscriber = Subscriber {
+        tracker: match sharded {
+            true => SequenceTracker::per_channel(),
+            false => SequenceTracker::default(),
+        },
+        placement: Placement::new(sharded),
+        sharded,
+        link,
+        hub,
+        pushes,
+        numbers: 0,
+        nodes: HashMap::new(),
+        busy: HashSet::new(),
+        synced: HashSet::new(),
+        refused_until: HashMap::new(),
+        topology: None,
+        reading_topology: false,
+        work: FuturesUnordered::new(),
+        ping,
+        ping_interval,
+        dirty: true,
+        started: false,
+    };
+    subscriber.want_everything();
+    subscriber.run(inbound).await
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Ended {
-    Shutdown,
-    ConnectionLost,
+enum Event {
+    Node(NodeDone),
+    Topology(Option<Topology>),
 }
 
-struct Session<'a> {
-    link: &'a Link,
-    hub: &'a Hub,
-    conn: Conn,
-    tracker: &'a mut SequenceTracker,
+struct Subscriber {
+    link: Link,
+    hub: Hub,
+    tracker: SequenceTracker,
+    sharded: bool,
+    /// The inbound queue's sender, from which each connection gets its own.
+    pushes: InboundSender,
+    /// The last connection number given out.
+    numbers: u64,
+    placement: Placement,
+    nodes: HashMap<Node, NodeState<SubConn>>,
+    /// Nodes with a task on its way.
+    busy: HashSet<Node>,
+    /// Nodes that made every subscription they had to since they connected.
+    synced: HashSet<Node>,
+    /// Nodes that refused a subscription (their slot moved): no new one there before this.
+    refused_until: HashMap<Node, Instant>,
+    topology: Option<Topology>,
+    reading_topology: bool,
+    work: FuturesUnordered<BoxFuture<'static, Event>>,
+    ping: Interval,
+    ping_interval: Duration,
+    /// Something changed: look for work to start.
+    dirty: bool,
+    /// The broadcast and control channels were subscribed once.
+    started: bool,
 }
 
-impl Session<'_> {
-    async fn serve(mut self, mut inbound: InboundReceiver, ping_interval: Duration) -> Ended {
-        // Read before subscribing, so that a change while we subscribe is seen at the first check.
-        let topology = self.topology().await;
-        if !self.subscribe_all().await {
-            return Ended::ConnectionLost;
-        }
-        Link::set_up(&self.link.bridge.subscriber_up, true, "subscriber");
-        let mut ping = tokio::time::interval(ping_interval);
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+impl Subscriber {
+    async fn run(mut self, mut inbound: InboundReceiver) {
+        self.read_topology();
         loop {
+            if std::mem::take(&mut self.dirty) {
+                self.start_work();
+            }
+            let retry = self.next_retry();
+            // Redis's messages come last: under a flood they are always there, and the work
+            // on the nodes (a PING, a SUBSCRIBE for a join) must still go on.
             tokio::select! {
                 biased;
-                _ = self.link.shutdown.wait() => return Ended::Shutdown,
-                msg = inbound.recv() => match msg {
-                    Some(msg) => self.handle(&msg),
-                    None => return Ended::ConnectionLost,
+                _ = self.link.shutdown.wait() => return self.stop(),
+                Some(event) = self.work.next(), if !self.work.is_empty() => match event {
+                    Event::Node(done) => self.on_done(done),
+                    Event::Topology(topology) => self.on_topology(topology),
                 },
-                _ = self.hub.rooms_changed() => {
-                    if !self.follow_room_changes().await {
-                        return Ended::ConnectionLost;
-                    }
+                _ = self.hub.rooms_changed() => self.follow_room_changes(),
+                _ = self.ping.tick() => self.on_tick(),
+                _ = tokio::time::sleep_until(retry.unwrap_or_else(Instant::now)), if retry.is_some() => {
+                    self.dirty = true;
                 }
-                _ = ping.tick() => {
-                    // A stalled Redis (SIGSTOP, a dead network path) sends nothing and closes
-                    // nothing: only an unanswered PING reveals it.
-                    let ping_cmd = redis::cmd("PING");
-                    let pong = ping_cmd.query_async::<redis::Value>(&mut self.conn);
-                    if !matches!(tokio::time::timeout(self.link.redis.timeout(), pong).await, Ok(Ok(_))) {
-                        tracing::warn!("redis did not answer PING in time");
-                        return Ended::ConnectionLost;
+                incoming = inbound.recv() => match incoming {
+                    Some(Incoming::Message(msg)) => Receiver {
+                        link: &self.link,
+                        hub: &self.hub,
+                        tracker: &mut self.tracker,
                     }
-                    match (&topology, self.topology().await) {
-                        (Some(before), Some(now)) if *before != now => {
-                            tracing::warn!("redis cluster slots changed masters: subscribing again");
-                            return Ended::ConnectionLost;
-                        }
-                        // The slots could not be read when this session subscribed (during a
-                        // failover, typically): which masters it subscribed on is unknown, so
-                        // subscribe again now that they can be.
-                        (None, Some(_)) => {
-                            tracing::warn!("redis cluster slots readable again: subscribing again");
-                            return Ended::ConnectionLost;
-                        }
-                        _ => {}
-                    }
-                    self.tracker.expire();
-                }
-            }
-        }
-    }
-
-    /// A Redis Cluster's slot ranges and their masters (`CLUSTER SLOTS`, from any node), sorted;
-    /// `None` on one Redis or when no node answers in time (the PING judges the connection).
-    async fn topology(&mut self) -> Option<Vec<(i64, i64, String)>> {
-        if !self.conn.is_cluster() {
-            return None;
-        }
-        let mut cmd = redis::cmd("CLUSTER");
-        cmd.arg("SLOTS");
-        let slots = cmd.query_async::<redis::Value>(&mut self.conn);
-        let Ok(Ok(redis::Value::Array(ranges))) =
-            tokio::time::timeout(self.link.redis.timeout(), slots).await
-        else {
-            return None;
-        };
-        let mut owners: Vec<(i64, i64, String)> = ranges
-            .iter()
-            .filter_map(|range| match range {
-                redis::Value::Array(parts) => match (parts.first(), parts.get(1), parts.get(2)) {
-                    (Some(redis::Value::Int(from)), Some(redis::Value::Int(to)), Some(master)) => {
-                        Some((*from, *to, format!("{master:?}")))
-                    }
-                    _ => None,
+                    .handle(&msg),
+                    Some(Incoming::Lost(number)) => self.connection_lost(number),
+                    None => return self.stop(),
                 },
-                _ => None,
-            })
-            .collect();
-        owners.sort();
-        Some(owners)
+            }
+        }
     }
 
-    /// On a fresh connection: every room with local members, the broadcast and control channels.
-    async fn subscribe_all(&mut self) -> bool {
+    /// At start: every room with local members, the broadcast and control channels.
+    fn want_everything(&mut self) {
         let channels = &self.link.bridge.channels;
-        let mut wanted = vec![channels.name(&Target::Broadcast), channels.control()];
-        wanted.extend(
-            self.hub
-                .resync_rooms()
-                .into_iter()
-                .map(|room| channels.name(&Target::Room(room))),
-        );
-        self.subscribe(wanted).await
+        self.placement.want(channels.name(&Target::Broadcast));
+        self.placement.want(channels.control());
+        for room in self.hub.resync_rooms() {
+            self.placement.want(channels.name(&Target::Room(room)));
+        }
     }
 
-    /// Subscribes to rooms that got their first local member and unsubscribes from rooms that
-    /// lost their last, since the last call.
-    async fn follow_room_changes(&mut self) -> bool {
+    /// Rooms that got their first local member are to be subscribed, rooms that lost their last
+    /// unsubscribed. A room left stops counting as subscribed at once: a client that joins it
+    /// again meanwhile waits for the SUBSCRIBE that follows, not for the old subscription on its
+    /// way out.
+    fn follow_room_changes(&mut self) {
         let channels = &self.link.bridge.channels;
-        let (mut add, mut remove) = (Vec::new(), Vec::new());
-        {
-            let subscribed = self.link.bridge.subscribed.borrow();
-            for (room, present) in self.hub.take_room_changes() {
-                let channel = channels.name(&Target::Room(room));
-                match (present, subscribed.contains(&channel)) {
-                    (true, false) => add.push(channel),
-                    (false, true) => remove.push(channel),
-                    _ => {}
-                }
+        let mut left = Vec::new();
+        for (room, present) in self.hub.take_room_changes() {
+            let channel = channels.name(&Target::Room(room));
+            if present {
+                self.placement.want(channel);
+            } else if self.placement.unwant(&channel) {
+                left.push(channel);
             }
         }
-        self.unsubscribe(remove).await && self.subscribe(add).await
+        self.unconfirm(&left);
+        self.dirty = true;
     }
 
-    /// SUBSCRIBE in chunks; each chunk counts as subscribed (joins waiting for it go on) once
-    /// Redis confirmed it.
-    async fn subscribe(&mut self, channels: Vec<String>) -> bool {
-        for chunk in channels.chunks(CHUNK) {
-            let ok =
-                tokio::time::timeout(self.link.redis.timeout(), self.conn.subscribe(chunk)).await;
-            if !matches!(ok, Ok(Ok(()))) {
-                tracing::warn!(channels = chunk.len(), "redis SUBSCRIBE failed");
-                return false;
-            }
-            self.link
-                .bridge
-                .subscribed
-                .send_modify(|s| s.extend(chunk.iter().cloned()));
-        }
-        true
-    }
-
-    /// UNSUBSCRIBE in chunks. Each channel stops counting as subscribed before its UNSUBSCRIBE
-    /// goes out: a client that joins the room meanwhile waits for the SUBSCRIBE that follows, not
-    /// for the old subscription on its way out.
-    async fn unsubscribe(&mut self, channels: Vec<String>) -> bool {
-        for chunk in channels.chunks(CHUNK) {
-            self.link.bridge.subscribed.send_modify(|s| {
-                for channel in chunk {
-                    s.remove(channel);
-                }
-            });
-            let ok =
-                tokio::time::timeout(self.link.redis.timeout(), self.conn.unsubscribe(chunk)).await;
-            if !matches!(ok, Ok(Ok(()))) {
-                tracing::warn!(channels = chunk.len(), "redis UNSUBSCRIBE failed");
-                return false;
-            }
-            for channel in chunk {
-                self.tracker.forget_channel(channel);
-            }
-        }
-        true
-    }
-
-    fn handle(&mut self, msg: &Inbound) {
-        let counters = &self.link.bridge.counters;
-        let Ok(channel) = std::str::from_utf8(&msg.channel) else {
+    /// Starts what may start: a connection to each node with work and none, the next
+    /// subscription step on each connected node that is not busy.
+    fn start_work(&mut self) {
+        let Some(topology) = self.topology.clone() else {
             return;
         };
-        if channel == self.link.bridge.channels.control() {
-            return Control::apply(&msg.payload, self.hub);
-        }
-        // Still queued for a channel left since (its room lost its last member here): nobody
-        // here wants it, and counting it would make the next subscription's first message look
-        // like a gap — "lost" messages that were only published while nobody listened.
-        if !self.link.bridge.subscribed.borrow().contains(channel) {
-            return;
-        }
-        let envelope = match envelope::decode(&msg.payload) {
-            Ok(envelope) => envelope,
-            Err(err) => {
-                counters.undecodable.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%channel, %err, "dropping undecodable message from redis");
-                return;
+        let now = Instant::now();
+        // Every master gets a connection, also one without subscriptions yet: a join to a room
+        // there then waits for a SUBSCRIBE, not for a connection too.
+        let mut nodes = self.placement.busy_nodes(&topology);
+        nodes.extend(self.nodes.keys().cloned());
+        nodes.extend(topology.masters());
+        for node in nodes {
+            if self.busy.contains(&node) {
+                continue;
             }
-        };
-        let own = envelope.origin == self.link.instance_id;
-        match self
-            .tracker
-            .observe(envelope.origin, channel, envelope.seq, envelope.n)
-        {
-            Verdict::Duplicate => {
-                counters.duplicates_dropped.fetch_add(1, Ordering::Relaxed);
-                return;
+            let reconnect_max = self.link.redis.reconnect_max();
+            let state = self
+                .nodes
+                .entry(node.clone())
+                .or_insert_with(|| NodeState::new(reconnect_max));
+            let Some(conn) = state.conn() else {
+                if state.may_connect(now) {
+                    state.connecting = true;
+                    self.numbers += 1;
+                    let pushes = self.pushes.for_connection(self.numbers);
+                    self.start(node, None, Task::Connect(pushes));
+                }
+                continue;
+            };
+            if self.refused_until.get(&node).is_some_and(|at| *at > now) {
+                continue;
             }
-            Verdict::Deliver { missed: 0 } => {}
-            Verdict::Deliver { missed } => {
-                counters.missed.fetch_add(missed, Ordering::Relaxed);
-                tracing::warn!(%channel, origin = %envelope.origin, missed, "messages from another hub were lost");
-            }
-        }
-        if own && envelope.local {
-            counters.own_dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        // Our own stored message: deliver it now, unless it was overdue and went out without
-        // offset already; its sender must not get it back.
-        let sender = match own {
-            false => None,
-            true => match envelope
-                .id
-                .and_then(|id| self.link.bridge.unconfirmed.take(id))
-            {
-                Some(entry) => Some(entry.sender),
+            match self.placement.next(&node, &topology, CHUNK) {
+                Some(Op::Subscribe(channels)) => {
+                    self.start(node, Some(conn), Task::Subscribe(channels))
+                }
+                Some(Op::Unsubscribe(channels)) => {
+                    self.start(node, Some(conn), Task::Unsubscribe(channels))
+                }
                 None => {
-                    counters.own_dropped.fetch_add(1, Ordering::Relaxed);
-                    return;
+                    if self.synced.insert(node) {
+                        self.report();
+                    }
                 }
-            },
-        };
-        counters.received.fetch_add(1, Ordering::Relaxed);
-        let frame = match (envelope.o, envelope.e) {
-            (Some(offset), Some(epoch)) => Frame::stored_from(envelope.frame.get(), offset, epoch),
-            (offset, _) => Frame::from_stored(envelope.frame.get(), offset),
-        };
-        match self.link.bridge.channels.target(channel) {
-            Some(Target::Room(room)) => {
-                self.hub.deliver(&room, &frame, sender.as_ref());
             }
-            Some(Target::Broadcast) => {
-                self.hub.deliver_all(&frame, sender.as_ref());
+        }
+    }
+
+    fn start(&mut self, node: Node, conn: Option<(SubConn, u64)>, task: Task) {
+        self.busy.insert(node.clone());
+        let work = NodeTask { node, conn, task }.run(self.link.redis.clone(), self.sharded);
+        self.work.push(work.map(Event::Node).boxed());
+    }
+
+    fn on_done(&mut self, done: NodeDone) {
+        let NodeDone {
+            node,
+            generation,
+            outcome,
+        } = done;
+        self.busy.remove(&node);
+        self.dirty = true;
+        let now = Instant::now();
+        let current = self
+            .nodes
+            .get(&node)
+            .and_then(NodeState::conn)
+            .map(|(_, g)| g);
+        // What a connection did after it was given up counts for nothing.
+        let stale = generation.is_some() && generation != current;
+        match outcome {
+            Outcome::Connected(Some(conn)) => {
+                let reconnect_max = self.link.redis.reconnect_max();
+                let state = self
+                    .nodes
+                    .entry(node.clone())
+                    .or_insert_with(|| NodeState::new(reconnect_max));
+                state.connected(conn);
+                self.synced.remove(&node);
+                self.report();
             }
-            None => tracing::warn!(%channel, "message on an unknown channel"),
+            Outcome::Connected(None) => {
+                if let Some(state) = self.nodes.get_mut(&node) {
+                    state.failed(None, now);
+                }
+            }
+            Outcome::Subscribed(channels, Ok(())) if !stale => {
+                let confirmed = self.placement.subscribed(&node, channels);
+                self.link
+                    .bridge
+                    .subscribed
+                    .send_modify(|s| s.extend(confirmed));
+                if !self.started {
+                    self.report();
+                }
+            }
+            Outcome::Subscribed(channels, result) => {
+                self.placement.not_subscribed(channels);
+                self.failed(&node, generation, result.err(), now);
+            }
+            Outcome::Unsubscribed(channels, result) => {
+                for channel in &channels {
+                    self.tracker.forget_channel(channel);
+                }
+                self.failed(&node, generation, result.err(), now);
+            }
+            Outcome::Pinged(result) => {
+                if result.is_err() {
+                    tracing::warn!(%node, "redis did not answer PING in time");
+                }
+                self.failed(&node, generation, result.err(), now);
+            }
         }
-        if !own {
-            counters.timings.cross_hub_lag(envelope.t);
+    }
+
+    /// A command on `node` failed: a refusal (its slot moved) holds the node's subscriptions
+    /// until the next ping, when the topology has been read again; anything else loses the
+    /// connection.
+    fn failed(&mut self, node: &Node, generation: Option<u64>, how: Option<Failure>, now: Instant) {
+        match how {
+            None => {}
+            Some(Failure::Refused) => {
+                self.refused_until
+                    .insert(node.clone(), now + self.ping_interval);
+                self.read_topology();
+            }
+            Some(Failure::Lost) => self.node_lost(node, generation, now),
         }
+    }
+
+    /// Connection number `number` sent its Disconnection push (after everything it had queued).
+    fn connection_lost(&mut self, number: u64) {
+        let found = self.nodes.iter().find_map(|(node, state)| {
+            let (conn, generation) = state.conn()?;
+            (conn.pushes.connection() == number).then(|| (node.clone(), generation))
+        });
+        if let Some((node, generation)) = found {
+            tracing::warn!(%node, "redis pub/sub connection lost");
+            self.node_lost(&node, Some(generation), Instant::now());
+        }
+    }
+
+    /// `node`'s connection is gone, and its subscriptions with it — only its own.
+    fn node_lost(&mut self, node: &Node, generation: Option<u64>, now: Instant) {
+        let Some(state) = self.nodes.get_mut(node) else {
+            return;
+        };
+        if let Some((conn, g)) = state.conn()
+            && generation.is_none_or(|lost| lost == g)
+        {
+            conn.pushes.retire();
+        }
+        if !state.failed(generation, now) {
+            return;
+        }
+        self.synced.remove(node);
+        let (gone, dropped) = self.placement.lost(node);
+        if !gone.is_empty() {
+            tracing::warn!(%node, channels = gone.len(), "subscriptions lost; subscribing them again");
+        }
+        self.unconfirm(&gone);
+        // What was published meanwhile never reached us, by design of pub/sub: their gap checks
+        // start afresh (clients recover the gap with `since`).
+        for channel in &gone {
+            self.tracker.restart_channel(channel);
+        }
+        for channel in &dropped {
+            self.tracker.forget_channel(channel);
+        }
+        if self.link.redis.is_cluster() {
+            self.read_topology();
+        }
+        self.report();
+        self.dirty = true;
+    }
+
+    /// These channels no longer count as subscribed (joins to their rooms wait again).
+    fn unconfirm(&self, channels: &[String]) {
+        if channels.is_empty() {
+            return;
+        }
+        self.link.bridge.subscribed.send_modify(|s| {
+            for channel in channels {
+                s.remove(channel);
+            }
+        });
+    }
+
+    /// Every ping interval: PING each connected node that is not busy, read the topology again
+    /// (a cluster), let refused nodes try again.
+    fn on_tick(&mut self) {
+        self.tracker.expire();
+        if self.link.redis.is_cluster() {
+            self.read_topology();
+        }
+        let idle: Vec<(Node, (SubConn, u64))> = self
+            .nodes
+            .iter()
+            .filter(|(node, _)| !self.busy.contains(*node))
+            .filter_map(|(node, state)| state.conn().map(|c| (node.clone(), c)))
+            .collect();
+        for (node, conn) in idle {
+            self.start(node, Some(conn), Task::Ping);
+        }
+        let now = Instant::now();
+        self.refused_until.retain(|_, at| *at > now);
+        self.dirty = true;
+    }
+
+    fn read_topology(&mut self) {
+        if self.reading_topology {
+            return;
+        }
+        self.reading_topology = true;
+        let via = self
+            .nodes
+            .iter()
+            .find_map(|(node, state)| state.conn().map(|(c, _)| (node.clone(), c.conn)));
+        let known: Vec<Node> = self.nodes.keys().cloned().collect();
+        let redis = self.link.redis.clone();
+        let read = async move {
+            let topology = redis.target().topology(via, &known, redis.timeout()).await;
+            Event::Topology(topology)
+        };
+        self.work.push(read.boxed());
+    }
+
+    fn on_topology(&mut self, topology: Option<Topology>) {
+        self.reading_topology = false;
+        let Some(topology) = topology else {
+            tracing::warn!("subscriber: no redis node told which master serves which slot");
+            return;
+        };
+        if self.topology.as_ref() == Some(&topology) {
+            return;
+        }
+        let moved = self.placement.moved(&topology);
+        if !moved.is_empty() {
+            tracing::warn!(
+                channels = moved.len(),
+                "redis cluster slots changed masters: moving their subscriptions"
+            );
+            self.unconfirm(&moved);
+            for channel in &moved {
+                self.tracker.restart_channel(channel);
+            }
+        }
+        // Nodes that serve nothing we want any more are let go.
+        let masters = topology.masters();
+        let placement = &self.placement;
+        let busy = &self.busy;
+        self.nodes.retain(|node, state| {
+            let keep = masters.contains(node) || placement.holds(node) || busy.contains(node);
+            if !keep && let Some((conn, _)) = state.conn() {
+                conn.pushes.retire();
+            }
+            keep
+        });
+        self.topology = Some(topology);
+        self.dirty = true;
+        self.report();
+    }
+
+    /// The next moment a node waiting out a backoff, or one that refused, may be tried.
+    fn next_retry(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let nodes = self.nodes.values().filter_map(NodeState::retry_at);
+        nodes
+            .chain(self.refused_until.values().copied())
+            .filter(|at| *at > now)
+            .min()
+    }
+
+    /// Connected: some node has a connection (joins then wait for their channel). Up: the
+    /// broadcast and control channels have been subscribed once (a hub is not ready before), and
+    /// some node has made all its subscriptions — on one Redis, the node.
+    fn report(&mut self) {
+        let bridge = &self.link.bridge;
+        let connected = self.nodes.values().any(|s| s.conn().is_some());
+        bridge.subscriber_connected.send_replace(connected);
+        if !self.started {
+            let channels = &bridge.channels;
+            let subscribed = bridge.subscribed.borrow();
+            self.started = subscribed.contains(&channels.name(&Target::Broadcast))
+                && subscribed.contains(&channels.control());
+        }
+        let up = self.started
+            && self
+                .synced
+                .iter()
+                .any(|n| self.nodes.get(n).is_some_and(|s| s.conn().is_some()));
+        super::Link::set_up(&bridge.subscriber_up, up, "subscriber");
+    }
+
+    fn stop(&mut self) {
+        for (conn, _) in self.nodes.values().filter_map(NodeState::conn) {
+            conn.pushes.retire();
+        }
+        let bridge = &self.link.bridge;
+        bridge.subscriber_connected.send_replace(false);
+        bridge.subscribed.send_modify(|s| s.clear());
+        bridge.subscriber_up.send_replace(false);
     }
 }

@@ -1,28 +1,5 @@
-//! What only a Redis Cluster needs: the hash slot of a key or sharded channel, routing to a
-//! slot's master, and the errors that mean "the cluster is moving, try again".
-
-use std::collections::HashMap;
-
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-
-/// Routes a command to the master of `slot`.
-pub(super) fn on_master(slot: u16) -> RoutingInfo {
-    RoutingInfo::SingleNode(master_of(slot))
-}
-
-/// The master of `slot`, as a single-node route (pipelines).
-pub(super) fn master_of(slot: u16) -> SingleNodeRoutingInfo {
-    SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master))
-}
-
-/// Channels grouped by hash slot: a sharded subscription names channels of one slot only.
-pub(super) fn by_slot(channels: &[String]) -> HashMap<u16, Vec<&String>> {
-    let mut groups: HashMap<u16, Vec<&String>> = HashMap::new();
-    for channel in channels {
-        groups.entry(key_slot(channel)).or_default().push(channel);
-    }
-    groups
-}
+//! What only a Redis Cluster needs: the hash slot of a key or sharded channel, and the errors
+//! that mean "the cluster is moving, try again".
 
 /// The Redis Cluster hash slot of a key or sharded channel: CRC16 (XMODEM) of its hash tag — the
 /// part between the first `{` and the next `}`, when not empty — or of the whole name, mod 16384.

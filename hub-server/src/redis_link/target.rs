@@ -1,6 +1,6 @@
 //! Which Redis the hub talks to — one server (`REDIS_URL`) or a Redis Cluster
-//! (`REDIS_CLUSTER_NODES`) — and how to open each kind of connection to it: multiplexed (the
-//! publisher), RESP3 with pushes (the subscriber), managed (one-off requests).
+//! (`REDIS_CLUSTER_NODES`) — and how to open a connection to all of it: multiplexed or managed
+//! (one-off requests). Connections to one node of it are in [`node_connect`](super::node_connect).
 
 use std::time::Duration;
 
@@ -52,7 +52,7 @@ impl RedisTarget {
             .response_timeout(timeout)
     }
 
-    /// A multiplexed connection (the publisher's), or a cluster connection.
+    /// A multiplexed connection, or a cluster connection.
     pub async fn connect(&self, timeout: Duration) -> RedisResult<Conn> {
         match self {
             RedisTarget::Single(client) => {
@@ -66,40 +66,6 @@ impl RedisTarget {
             }
             RedisTarget::Cluster(nodes) => {
                 let client = Self::cluster_builder(nodes, timeout).build()?;
-                Ok(Conn::Cluster(client.get_async_connection().await?))
-            }
-        }
-    }
-
-    /// A RESP3 connection whose pub/sub messages go to `push` (the subscriber's). On a cluster,
-    /// redis-rs keeps one connection per node and forwards every node's pushes to `push`.
-    pub async fn connect_pubsub(
-        &self,
-        timeout: Duration,
-        push: impl redis::aio::AsyncPushSender,
-    ) -> RedisResult<Conn> {
-        match self {
-            RedisTarget::Single(client) => {
-                let info = client.get_connection_info().clone();
-                let resp3 = info
-                    .redis_settings()
-                    .clone()
-                    .set_protocol(redis::ProtocolVersion::RESP3);
-                let client = redis::Client::open(info.set_redis_settings(resp3))?;
-                let config = redis::AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(timeout))
-                    .set_response_timeout(Some(timeout))
-                    .set_push_sender(push);
-                let conn = client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await?;
-                Ok(Conn::Multiplexed(conn))
-            }
-            RedisTarget::Cluster(nodes) => {
-                let client = Self::cluster_builder(nodes, timeout)
-                    .use_protocol(redis::ProtocolVersion::RESP3)
-                    .push_sender(push)
-                    .build()?;
                 Ok(Conn::Cluster(client.get_async_connection().await?))
             }
         }

@@ -23,6 +23,7 @@
 //! - `handshake`  — issue 14.5: the RFC 6455 opening handshake's answers over raw TCP.
 //! - `send_queue` — issue 14.2: a client that stops reading is closed past `send_queue_bytes`.
 //! - `garbage`    — issue 14.6: 30 s of random bytes, HTTP, frames and messages; hub stays healthy.
+//! - `failover`   — issue 25.5: a killed cluster master pauses only its rooms; the others deliver.
 //! - `edges`      — issue 25.7: at the edges, counts that stay honest (no false `missed`).
 //! - `stall`      — issue 25.3: Redis stalled 8 s while joins wait: pings, expiry, kicks still act.
 //! - `namespaces` — issue 22: each namespace key on real hubs, unknown namespaces, a bad config,
@@ -47,6 +48,7 @@ mod bridge;
 mod cluster;
 mod cross_hub;
 mod edges;
+mod failover;
 mod garbage;
 mod handshake;
 mod history;
