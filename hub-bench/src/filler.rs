@@ -32,15 +32,19 @@ const SERVICES: [(&str, &str); 12] = [
     ("shipping", "ap-south-1"),
 ];
 
-/// The content of one message: its stamp first ([`payload::find_stamp`] reads it back), then the
-/// filler.
+/// The content of one message as it goes between the quotes of a frame's `"content"` (already
+/// JSON-escaped, see `Protocol::message_frame`): its stamp first ([`payload::find_stamp`] reads it
+/// back), then the filler.
 pub fn content(stamp: Stamp, min_len: usize, style: PayloadStyle) -> String {
     match style {
         PayloadStyle::Padding => payload::encode(stamp, min_len),
         PayloadStyle::Dashboard => {
             let mut s = payload::encode(stamp, 0);
             s.push('_');
-            dashboard(&mut s, stamp);
+            let mut doc = String::new();
+            dashboard(&mut doc, stamp);
+            let quoted = serde_json::Value::from(doc).to_string();
+            s.push_str(&quoted[1..quoted.len() - 1]);
             s
         }
     }
@@ -95,16 +99,22 @@ mod tests {
 
     #[test]
     fn a_dashboard_message_is_json_after_its_stamp_and_changes_with_it() {
+        use crate::client::Protocol;
+
         let c = content(STAMP, 0, PayloadStyle::Dashboard);
-        let (stamp, doc) = c.split_once('_').expect("stamp, then the document");
+        // The frame a publisher sends is valid JSON, its content the stamp and a JSON document.
+        let sent: serde_json::Value =
+            serde_json::from_str(&Protocol::Hub.message_frame("r", &c)).expect("JSON frame");
+        let text = sent["content"].as_str().expect("a string");
+        let (stamp, doc) = text.split_once('_').expect("stamp, then the document");
         assert_eq!(payload::decode(stamp), Some(STAMP));
         let v: serde_json::Value = serde_json::from_str(doc).expect("JSON");
         assert_eq!(v["services"].as_array().map(Vec::len), Some(12));
-        assert!((1500..2000).contains(&c.len()), "{} bytes", c.len());
+        assert!((1500..2000).contains(&text.len()), "{} bytes", text.len());
         let next = content(Stamp { seq: 8, ..STAMP }, 0, PayloadStyle::Dashboard);
         assert_ne!(c[c.find('{').unwrap()..], next[next.find('{').unwrap()..]);
-        // As the hub sends it, escaped inside the chat frame, the stamp still reads back.
-        let frame = serde_json::json!({"type": "message", "content": c}).to_string();
+        // As the hub sends it on, escaped inside its chat frame, the stamp still reads back.
+        let frame = serde_json::json!({"type": "message", "content": text}).to_string();
         assert_eq!(payload::find_stamp(&frame), Some(STAMP));
         assert_eq!(
             content(STAMP, 40, PayloadStyle::Padding),

@@ -112,8 +112,8 @@ pub struct LoadResult {
     /// Why connections ended early: the close code and reason the server sent, or the error.
     pub disconnect_reasons: BTreeMap<String, u64>,
     pub error_frames: u64,
-    /// Bytes the subscribers read from their sockets (frame headers and payloads, compressed when
-    /// deflate was agreed) per delivery.
+    /// Bytes the subscribers read from their sockets from the first message's due time on (frame
+    /// headers and payloads, compressed when deflate was agreed) per delivery.
     pub wire_bytes_per_delivery: f64,
     pub latency: Latency,
     pub connect_per_s: f64,
@@ -148,6 +148,9 @@ pub struct LoadResult {
 /// Shared by every subscriber task: the clock origin and the latency histograms.
 struct Shared {
     epoch: Instant,
+    /// When the first message is due: wire bytes count from here (what came before is joins and
+    /// presence, read during the warm-up).
+    window_start: TokioInstant,
     window_end_ns: u64,
     histograms: Vec<Mutex<Histogram<u64>>>,
 }
@@ -212,6 +215,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
     let end_ns = start_ns + cfg.duration.as_nanos() as u64;
     let shared = Arc::new(Shared {
         epoch,
+        window_start: TokioInstant::from_std(epoch + Duration::from_nanos(start_ns)),
         window_end_ns: end_ns,
         histograms: (0..HISTOGRAM_SHARDS)
             .map(|_| Mutex::new(latency_histogram()))
@@ -416,11 +420,14 @@ async fn subscriber(
 ) -> SubscriberOutcome {
     let mut batch = Vec::with_capacity(LOCAL_BATCH);
     let (mut in_window, mut error_frames, mut disconnected) = (0u64, 0u64, None);
-    let wire_before = ws.get_ref().bytes_read();
+    let mut wire_before = None;
     loop {
         tokio::select! {
             biased;
             _ = stop.changed() => break,
+            _ = tokio::time::sleep_until(shared.window_start), if wire_before.is_none() => {
+                wire_before = Some(ws.get_ref().bytes_read());
+            }
             msg = ws.next() => {
                 let delivery = |t: &str| {
                     let Some(Stamp { publisher, seq, send_ns }) = payload::find_stamp(t) else {
@@ -450,7 +457,7 @@ async fn subscriber(
         in_window,
         disconnected,
         error_frames,
-        wire_bytes: ws.get_ref().bytes_read() - wire_before,
+        wire_bytes: wire_before.map_or(0, |before| ws.get_ref().bytes_read() - before),
     }
 }
 
