@@ -13,11 +13,17 @@
 #   BENCH_TARGETS="ours ours-nohist socketio"   ours: the hub as shipped, history on (history_size
 #                             100); ours-nohist: HUB_HISTORY_SIZE=0 (pure pub/sub); socketio: the peer;
 #                             ours-scraped: ours with its API listener on and GET /metrics on both hubs
-#                             every second (from the tool's CPU), to set beside ours: the cost of scraping
+#                             every second (from the tool's CPU), to set beside ours: the cost of scraping;
+#                             ours-deflate: ours with the tool offering permessage-deflate (`--deflate`),
+#                             so every frame of 256 bytes or more arrives compressed: set beside ours
+#                             (which the tool leaves uncompressed), compression on and off
 #   BENCH_SUBSCRIBERS=1000    BENCH_RATES="25000 50000 …"   offered deliveries/s (= msgs/s × subscribers)
 #   BENCH_SMALL_SUBSCRIBERS=10 BENCH_SMALL_RATES="…"       the small room: many messages, each a Redis step
-#   BENCH_SMALL_TARGETS="ours ours-nohist"
-#   BENCH_REFINE=3  BENCH_REFINE_TARGETS="ours ours-nohist"  bisection steps between a target's highest
+#   BENCH_SMALL_TARGETS="ours ours-nohist ours-deflate"
+#   BENCH_DASH_RATES=25000    points with a ~2 KiB dashboard-style JSON frame instead of the chat
+#                             frame, for ours-dash and ours-dash-deflate (compression off and on), at
+#                             BENCH_SUBSCRIBERS: bytes and CPU per delivery of a frame that compresses
+#   BENCH_REFINE=3  BENCH_REFINE_TARGETS="ours ours-nohist ours-deflate"  bisection steps between a target's highest
 #                             sustainable rate and the next rate that was not (5–9 % apart after 3 steps)
 #   BENCH_BIG_SUBSCRIBERS=5000 BENCH_BIG_RATES="250000"     the many-subscribers point(s)
 #   BENCH_RETRIES=2           runs of a point again when it failed while other processes took the CPU
@@ -33,15 +39,16 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 BENCH_PIN=${BENCH_PIN:-auto}
-BENCH_TARGETS=${BENCH_TARGETS-"ours ours-nohist socketio"}
+BENCH_TARGETS=${BENCH_TARGETS-"ours ours-nohist socketio ours-deflate"}
 BENCH_SUBSCRIBERS=${BENCH_SUBSCRIBERS:-1000}
 BENCH_RATES=${BENCH_RATES-"5000 10000 25000 50000 100000 200000 400000 800000"}
 BENCH_SMALL_SUBSCRIBERS=${BENCH_SMALL_SUBSCRIBERS:-10}
 BENCH_SMALL_RATES=${BENCH_SMALL_RATES-"100000 200000 400000 600000 800000 1000000 1200000"}
-BENCH_SMALL_TARGETS=${BENCH_SMALL_TARGETS-"ours ours-nohist"}
+BENCH_SMALL_TARGETS=${BENCH_SMALL_TARGETS-"ours ours-nohist ours-deflate"}
 BENCH_REFINE=${BENCH_REFINE:-3}
 BENCH_RETRIES=${BENCH_RETRIES:-2}
-BENCH_REFINE_TARGETS=${BENCH_REFINE_TARGETS-"ours ours-nohist"}
+BENCH_REFINE_TARGETS=${BENCH_REFINE_TARGETS-"ours ours-nohist ours-deflate"}
+BENCH_DASH_RATES=${BENCH_DASH_RATES-"25000"}
 BENCH_BIG_SUBSCRIBERS=${BENCH_BIG_SUBSCRIBERS:-5000}
 BENCH_BIG_RATES=${BENCH_BIG_RATES-"250000"}
 BENCH_PUBLISHERS=${BENCH_PUBLISHERS:-4}
@@ -171,7 +178,7 @@ start_target_once() { # target
   alloc_port p1
   alloc_port p2
   case $t in
-  ours | ours-nohist | ours-scraped)
+  ours | ours-nohist | ours-scraped | ours-deflate | ours-dash | ours-dash-deflate)
     # ours: the hub as shipped (history on, history_size 100); ours-nohist: HUB_HISTORY_SIZE=0,
     # wave 1's pure pub/sub path. Each under its own key prefix, so they never share a channel.
     local extra=(HUB_REDIS_PREFIX="$t:") api_ports=()
@@ -241,6 +248,11 @@ stop_target() { # target
   unset "pids[$t]" "urls[$t]"
 }
 proto_of() { [ "$1" = socketio ] && echo socketio || echo hub; }
+# The tool's flags that make a target (plain words, split on purpose): ours-deflate and
+# ours-dash-deflate offer permessage-deflate, ours-dash* send the dashboard frame. The hub of all of
+# them is ours, compression on as shipped.
+deflate_flag() { [[ $1 == *-deflate ]] && echo --deflate || true; }
+payload_flags() { [[ $1 == ours-dash* ]] && echo --payload-style dashboard || true; }
 in_budget() {
   if [ $((SECONDS - start_time)) -ge "$BENCH_BUDGET" ]; then
     echo "time budget (${BENCH_BUDGET}s) spent: skipping $*" >&2
@@ -250,7 +262,9 @@ in_budget() {
 
 # One load point; prints its JSON line (nothing when the tool failed).
 load_point() { # target subscribers rate
+  # shellcheck disable=SC2046
   "${tool_cpu[@]}" "$bench_bin" load --target "$1" --proto "$(proto_of "$1")" --url "${urls[$1]}" \
+    $(deflate_flag "$1") $(payload_flags "$1") \
     --subscribers "$2" --publishers "$BENCH_PUBLISHERS" --rate "$3" --duration "$BENCH_DURATION" \
     --drain "$BENCH_DRAIN" --hub-pid "${pids[$1]}" --redis-pid "$redis_pid" \
     --redis-addr "127.0.0.1:$redis_port" --json "$results" || echo "load point $1 $2 subs $3/s failed" >&2
@@ -281,7 +295,8 @@ verdict_of() { # json line
 for t in $BENCH_TARGETS; do
   [ "$BENCH_IDLE_CONNECTIONS" -gt 0 ] || break
   start_target "$t"
-  "${tool_cpu[@]}" "$bench_bin" idle --target "$t" --proto "$(proto_of "$t")" --url "${urls[$t]}" \
+  # shellcheck disable=SC2046
+  "${tool_cpu[@]}" "$bench_bin" idle --target "$t" --proto "$(proto_of "$t")" --url "${urls[$t]}" $(deflate_flag "$t") \
     --connections "$BENCH_IDLE_CONNECTIONS" --hub-pid "${pids[$t]}" --json "$results" >/dev/null ||
     echo "idle run on $t failed" >&2
   stop_target "$t"
@@ -371,6 +386,16 @@ fi
 if [ -n "$BENCH_SMALL_RATES" ] && [ -n "$BENCH_SMALL_TARGETS" ]; then
   series "$BENCH_SMALL_SUBSCRIBERS" "$BENCH_SMALL_RATES" "$BENCH_SMALL_TARGETS"
 fi
+
+[ -n "$BENCH_DASH_RATES" ] && say "dashboard frames: $BENCH_SUBSCRIBERS subscribers at $BENCH_DASH_RATES deliveries/s"
+for rate in $BENCH_DASH_RATES; do
+  for t in ours-dash ours-dash-deflate; do
+    in_budget "$t with $BENCH_SUBSCRIBERS subscribers" || continue
+    start_target "$t"
+    point "$t" "$BENCH_SUBSCRIBERS" "$rate"
+    stop_target "$t"
+  done
+done
 
 [ -n "$BENCH_BIG_RATES" ] && say "many subscribers: $BENCH_BIG_SUBSCRIBERS subscribers at $BENCH_BIG_RATES deliveries/s"
 for rate in $BENCH_BIG_RATES; do

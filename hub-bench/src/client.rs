@@ -5,16 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::eio::{self, EnginePacket, SocketPacket};
 use crate::error::BenchError;
+use crate::wire::{self, Wire};
 
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Ws = WebSocketStream<Wire>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -44,6 +44,10 @@ pub struct ConnectOpts {
     /// Longest a connect + handshake (+ join) may take.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
+    /// Offer permessage-deflate (as Chrome does) and inflate what arrives compressed; a server
+    /// that does not agree fails the connection.
+    #[arg(long)]
+    pub deflate: bool,
 }
 
 impl Protocol {
@@ -98,8 +102,9 @@ pub async fn connect(
     url: &str,
     room: Option<&str>,
     timeout: Duration,
+    deflate: bool,
 ) -> Result<Ws, BenchError> {
-    tokio::time::timeout(timeout, connect_inner(proto, url, room))
+    tokio::time::timeout(timeout, connect_inner(proto, url, room, deflate))
         .await
         .map_err(|_| BenchError::Timeout {
             url: url.to_owned(),
@@ -107,15 +112,24 @@ pub async fn connect(
         })?
 }
 
-async fn connect_inner(proto: Protocol, url: &str, room: Option<&str>) -> Result<Ws, BenchError> {
-    // Nagle off: publishers write small frames and latency is what is measured.
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async_with_config(url, Some(socket_config()), true)
-            .await
-            .map_err(|e| BenchError::Connect {
-                url: url.to_owned(),
-                source: Box::new(e),
-            })?;
+async fn connect_inner(
+    proto: Protocol,
+    url: &str,
+    room: Option<&str>,
+    deflate: bool,
+) -> Result<Ws, BenchError> {
+    let (mut ws, _) = wire::connect(url, socket_config(), deflate)
+        .await
+        .map_err(|e| BenchError::Connect {
+            url: url.to_owned(),
+            source: Box::new(e),
+        })?;
+    if deflate && !ws.get_ref().deflate() {
+        return Err(BenchError::Handshake {
+            url: url.to_owned(),
+            reason: "permessage-deflate offered, not agreed".into(),
+        });
+    }
     match proto {
         Protocol::Hub => {
             wait_for(&mut ws, proto, url, |f| f.contains(r#""type":"welcome""#)).await?;
@@ -160,13 +174,13 @@ pub async fn open_many(
             let url = opts.urls[(i + offset) % opts.urls.len()].clone();
             let room = room.map(str::to_owned);
             let permits = permits.clone();
-            let timeout = opts.connect_timeout;
+            let (timeout, deflate) = (opts.connect_timeout, opts.deflate);
             tokio::spawn(async move {
                 let _permit = permits
                     .acquire_owned()
                     .await
                     .expect("semaphore never closed");
-                connect(proto, &url, room.as_deref(), timeout).await
+                connect(proto, &url, room.as_deref(), timeout, deflate).await
             })
         })
         .collect();

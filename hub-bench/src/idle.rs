@@ -153,7 +153,12 @@ mod tests {
         });
         let mut open = Vec::new();
         for _ in 0..2 {
-            open.push(tokio_tungstenite::connect_async(&url).await.unwrap().0);
+            open.push(
+                crate::wire::connect(&url, Default::default(), false)
+                    .await
+                    .unwrap()
+                    .0,
+            );
         }
         // Returns as soon as the server has closed both, long before the bound.
         let started = Instant::now();

@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{ConnectOpts, Protocol, Ws, open_many};
 use crate::error::BenchError;
+use crate::filler::{self, PayloadStyle};
 use crate::payload::{self, Stamp};
 use crate::procstat;
 use crate::redisstat::{self, CommandStat};
@@ -60,6 +61,9 @@ pub struct LoadConfig {
     /// Padding added to each message's content.
     #[arg(long, default_value_t = 0)]
     pub payload_bytes: usize,
+    /// What follows each message's stamp (see `filler`).
+    #[arg(long, value_enum, default_value_t)]
+    pub payload_style: PayloadStyle,
     /// Hub processes whose CPU is measured (repeat or separate with commas).
     #[arg(long = "hub-pid", value_name = "PID", value_delimiter = ',')]
     pub hub_pids: Vec<u32>,
@@ -90,6 +94,9 @@ pub struct LoadResult {
     pub target: String,
     pub protocol: Protocol,
     pub hubs: usize,
+    /// The tool offered permessage-deflate (`--deflate`).
+    pub deflate: bool,
+    pub payload_style: PayloadStyle,
     pub subscribers: usize,
     pub publishers: usize,
     pub offered_deliveries_per_s: f64,
@@ -105,6 +112,9 @@ pub struct LoadResult {
     /// Why connections ended early: the close code and reason the server sent, or the error.
     pub disconnect_reasons: BTreeMap<String, u64>,
     pub error_frames: u64,
+    /// Bytes the subscribers read from their sockets from the first message's due time on (frame
+    /// headers and payloads, compressed when deflate was agreed) per delivery.
+    pub wire_bytes_per_delivery: f64,
     pub latency: Latency,
     pub connect_per_s: f64,
     pub hub_cpu_us_per_delivery: f64,
@@ -138,6 +148,9 @@ pub struct LoadResult {
 /// Shared by every subscriber task: the clock origin and the latency histograms.
 struct Shared {
     epoch: Instant,
+    /// When the first message is due: wire bytes count from here (what came before is joins and
+    /// presence, read during the warm-up).
+    window_start: TokioInstant,
     window_end_ns: u64,
     histograms: Vec<Mutex<Histogram<u64>>>,
 }
@@ -168,6 +181,7 @@ struct SubscriberOutcome {
     /// Why the connection ended before the drain did, if it did.
     disconnected: Option<String>,
     error_frames: u64,
+    wire_bytes: u64,
 }
 
 struct PublisherOutcome {
@@ -201,6 +215,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
     let end_ns = start_ns + cfg.duration.as_nanos() as u64;
     let shared = Arc::new(Shared {
         epoch,
+        window_start: TokioInstant::from_std(epoch + Duration::from_nanos(start_ns)),
         window_end_ns: end_ns,
         histograms: (0..HISTOGRAM_SHARDS)
             .map(|_| Mutex::new(latency_histogram()))
@@ -237,6 +252,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
                 interval_ns: per_pub_interval_ns,
                 end_ns,
                 payload_bytes: cfg.payload_bytes,
+                payload_style: cfg.payload_style,
             };
             tokio::spawn(publisher(ws, job, epoch, stop_rx.clone()))
         })
@@ -286,13 +302,14 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
         error_frames += out.error_frames;
     }
     let mut counts = Counts::default();
-    let mut in_window = 0u64;
+    let (mut in_window, mut wire_bytes) = (0u64, 0u64);
     for task in sub_tasks {
         let out = task
             .await
             .map_err(|e| BenchError::Task(format!("subscriber task: {e}")))?;
         counts += out.tracker.finish(&sent);
         in_window += out.in_window;
+        wire_bytes += out.wire_bytes;
         count_reason(out.disconnected);
         error_frames += out.error_frames;
     }
@@ -345,6 +362,8 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
         target: cfg.target.clone(),
         protocol: cfg.proto,
         hubs: cfg.connect.urls.len(),
+        deflate: cfg.connect.deflate,
+        payload_style: cfg.payload_style,
         subscribers: cfg.subscribers,
         publishers: cfg.publishers,
         offered_deliveries_per_s: cfg.rate,
@@ -357,6 +376,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
         disconnects,
         disconnect_reasons,
         error_frames,
+        wire_bytes_per_delivery: wire_bytes as f64 / delivered,
         latency,
         connect_per_s,
         hub_cpu_us_per_delivery: hub_cpu / delivered,
@@ -400,10 +420,14 @@ async fn subscriber(
 ) -> SubscriberOutcome {
     let mut batch = Vec::with_capacity(LOCAL_BATCH);
     let (mut in_window, mut error_frames, mut disconnected) = (0u64, 0u64, None);
+    let mut wire_before = None;
     loop {
         tokio::select! {
             biased;
             _ = stop.changed() => break,
+            _ = tokio::time::sleep_until(shared.window_start), if wire_before.is_none() => {
+                wire_before = Some(ws.get_ref().bytes_read());
+            }
             msg = ws.next() => {
                 let delivery = |t: &str| {
                     let Some(Stamp { publisher, seq, send_ns }) = payload::find_stamp(t) else {
@@ -433,6 +457,7 @@ async fn subscriber(
         in_window,
         disconnected,
         error_frames,
+        wire_bytes: wire_before.map_or(0, |before| ws.get_ref().bytes_read() - before),
     }
 }
 
@@ -474,6 +499,7 @@ struct PublishJob {
     interval_ns: u64,
     end_ns: u64,
     payload_bytes: usize,
+    payload_style: PayloadStyle,
 }
 
 /// Latencies in µs, 1 µs to 10 min, 3 significant digits.
@@ -505,7 +531,7 @@ async fn publisher(
                 let mut result = Ok(());
                 while due(seq) <= now && due(seq) < job.end_ns && result.is_ok() {
                     let stamp = Stamp { publisher: job.id, seq, send_ns: due(seq) };
-                    let content = payload::encode(stamp, job.payload_bytes);
+                    let content = filler::content(stamp, job.payload_bytes, job.payload_style);
                     result = ws.feed(Message::text(job.proto.message_frame(&job.room, &content))).await;
                     seq += 1;
                 }

@@ -26,7 +26,12 @@ pub fn decode(content: &str) -> Option<Stamp> {
     let mut parts = content.splitn(3, '.');
     let publisher = parts.next()?.parse().ok()?;
     let seq = parts.next()?.parse().ok()?;
-    let send_ns = parts.next()?.parse().ok()?;
+    // Only the digits: what follows is filler (see `filler`), or where an escaped quote ended it.
+    let rest = parts.next()?;
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    let send_ns = rest[..digits].parse().ok()?;
     Some(Stamp {
         publisher,
         seq,

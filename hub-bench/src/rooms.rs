@@ -700,7 +700,9 @@ mod tests {
             }
             n
         });
-        let (ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        let (ws, _) = crate::wire::connect(&url, Default::default(), false)
+            .await
+            .unwrap();
         let rooms: Vec<String> = (0..5).map(|i| format!("r{i}")).collect();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let (ws, ex) = exchange(ws, Op::Join, rooms, 2, deadline).await;

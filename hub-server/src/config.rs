@@ -30,6 +30,11 @@ pub struct Settings {
     /// Comma-separated exact origins, `*` for any; unset allows loopback origins only.
     pub allowed_origins: Option<String>,
     pub max_message_bytes: usize,
+    /// permessage-deflate (RFC 7692) for clients that offer it, always without context takeover.
+    pub compression: bool,
+    /// Frames shorter than this go uncompressed (a short frame shrinks little without a window
+    /// kept between messages).
+    pub compression_min_bytes: usize,
     pub max_connections: usize,
     pub max_rooms_per_client: usize,
     /// Frames queued for one client before it is closed as a slow consumer.
@@ -150,6 +155,8 @@ listen = "0.0.0.0:8080"
 name = "hub"
 redis_prefix = "rthub:"
 max_message_bytes = 65536
+compression = true
+compression_min_bytes = 256
 max_connections = 100000
 max_rooms_per_client = 100
 send_queue = 1024
@@ -285,6 +292,13 @@ impl Settings {
                 "send_queue_bytes must be at least max_message_bytes".into(),
             ));
         }
+        if self.compression_min_bytes > self.max_message_bytes {
+            return Err(ConfigError::Invalid(
+                "compression_min_bytes must be at most max_message_bytes (to compress nothing, \
+                 set compression = false)"
+                    .into(),
+            ));
+        }
         if self.redis_url.is_some() && self.redis_cluster_nodes.is_some() {
             return Err(ConfigError::Invalid(
                 "set redis_url (one Redis) or redis_cluster_nodes (a Redis Cluster), not both"
@@ -322,6 +336,8 @@ mod tests {
         let s = Settings::load_from(None, NO_ENV).expect("defaults are valid");
         assert_eq!(s.listen.port(), 8080);
         assert_eq!(s.max_message_bytes, 64 * 1024);
+        assert!(s.compression);
+        assert_eq!(s.compression_min_bytes, 256);
         assert!(s.redis_url.is_none());
         assert_eq!(s.log_format, LogFormat::Text);
     }
@@ -582,6 +598,35 @@ mod tests {
         let err = Settings::load_from(None, [("HUB_NAMESPACES", "chat")]).unwrap_err();
         assert!(
             err.to_string().contains("HUB_NAMESPACES is not JSON"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn compression_settings_are_read_and_checked() {
+        let s = Settings::load_from(
+            None,
+            [
+                ("HUB_COMPRESSION", "false"),
+                ("HUB_COMPRESSION_MIN_BYTES", "0"),
+            ],
+        )
+        .expect("valid");
+        assert!(!s.compression);
+        assert_eq!(s.compression_min_bytes, 0);
+        for (var, value) in [
+            ("HUB_COMPRESSION", "maybe"),
+            ("HUB_COMPRESSION_MIN_BYTES", "-1"),
+            ("HUB_COMPRESSION_MIN_BYTES", "lots"),
+        ] {
+            let err = Settings::load_from(None, [(var, value)]).unwrap_err();
+            let key = var.trim_start_matches("HUB_").to_lowercase();
+            assert!(err.to_string().contains(&key), "{var}={value}: {err}");
+        }
+        let err = Settings::load_from(None, [("HUB_COMPRESSION_MIN_BYTES", "65537")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("compression_min_bytes must be at most max_message_bytes"),
             "{err}"
         );
     }

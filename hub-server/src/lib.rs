@@ -12,6 +12,7 @@ pub mod auth;
 pub mod bridge;
 pub mod clock;
 pub mod config;
+pub mod deflate;
 pub mod error;
 pub mod health;
 pub mod histogram;

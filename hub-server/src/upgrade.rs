@@ -1,5 +1,6 @@
-//! `GET /ws`: checks the Origin and the connection limit, answers the WebSocket handshake and
-//! hands the upgraded socket to a session.
+//! `GET /ws`: checks the Origin and the connection limit, answers the WebSocket handshake (with
+//! permessage-deflate when the client offers it and `compression` is on) and hands the upgraded
+//! socket to a session.
 //!
 //! The handshake is done here rather than by `warp::ws()` because warp's `Message::text` takes a
 //! `String`, which would copy every frame once per recipient; tungstenite's `Utf8Bytes` lets every
@@ -19,6 +20,7 @@ use warp::Filter;
 use warp::reply::{Reply, Response};
 
 use crate::auth::bearer_token;
+use crate::deflate::{self, Pools, Rsv1Reader};
 use crate::session;
 use crate::slots::Handshake;
 use crate::state::AppState;
@@ -26,6 +28,14 @@ use crate::state::AppState;
 pub fn route(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    // The hub's compressors and inflaters, shared by all its connections (none without
+    // `compression`). Compression runs on the runtime's worker threads, one message at a time
+    // each: that many of each kind are kept.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let pools = state
+        .settings
+        .compression
+        .then(|| Arc::new(Pools::new(threads)));
     warp::path!("ws")
         .and(warp::get())
         .and(warp::header::headers_cloned())
@@ -37,7 +47,7 @@ pub fn route(
                   on_upgrade: Option<OnUpgrade>,
                   remote: Option<PeerAddr>,
                   admitted: Option<Arc<Handshake>>| {
-                handshake(state.clone(), &headers, on_upgrade, remote, admitted)
+                handshake(state.clone(), pools.clone(), &headers, on_upgrade, remote, admitted)
             },
         )
 }
@@ -48,6 +58,7 @@ fn refuse(status: StatusCode, why: &'static str) -> Response {
 
 fn handshake(
     state: AppState,
+    pools: Option<Arc<Pools>>,
     headers: &HeaderMap,
     on_upgrade: Option<OnUpgrade>,
     remote: Option<PeerAddr>,
@@ -106,20 +117,36 @@ fn handshake(
     let bearer = bearer_token(headers).map(str::to_owned);
     let accept = derive_accept_key(key.as_bytes());
     let ip = remote.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |PeerAddr(a)| a.ip());
-    let config = socket_config(state.settings.max_message_bytes);
+    let agreed = pools
+        .is_some()
+        .then(|| deflate::negotiate(headers))
+        .flatten();
+    let config = socket_config(state.settings.max_message_bytes, agreed.is_some());
+    // The answer goes in the 101; the window and the pools go with the connection.
+    let (window_bits, extensions) = agreed.map(|a| (a.window_bits, a.response)).unzip();
+    let agreed = window_bits.zip(pools);
     let sessions = state.sessions.clone();
     sessions.spawn(async move {
         // Held until the session ends (or the upgrade fails): the slot is given back on drop.
         let _slot = slot;
         match on_upgrade.await {
             Ok(upgraded) => {
-                let socket = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(config),
-                )
-                .await;
-                session::run(socket, state, ip, bearer).await;
+                let io = TokioIo::new(upgraded);
+                let (io, deflate) = match agreed {
+                    Some((window_bits, pools)) => {
+                        let (io, kinds) = Rsv1Reader::deflate(io);
+                        let connection = deflate::Connection {
+                            pools,
+                            window_bits,
+                            min_bytes: state.settings.compression_min_bytes,
+                            kinds,
+                        };
+                        (io, Some(connection))
+                    }
+                    None => (Rsv1Reader::plain(io), None),
+                };
+                let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+                session::run(socket, state, ip, bearer, deflate).await;
             }
             Err(err) => tracing::debug!(%err, "websocket upgrade failed"),
         }
@@ -138,6 +165,9 @@ fn handshake(
     );
     if let Ok(accept) = header::HeaderValue::from_str(&accept) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    if let Some(Ok(extensions)) = extensions.map(header::HeaderValue::try_from) {
+        h.insert(header::SEC_WEBSOCKET_EXTENSIONS, extensions);
     }
     response
 }
@@ -161,7 +191,16 @@ fn is_key(key: &[u8]) -> bool {
             .all(|&c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
 }
 
-fn socket_config(max_message_bytes: usize) -> WebSocketConfig {
+fn socket_config(max_message_bytes: usize, deflate: bool) -> WebSocketConfig {
+    // With compression tungstenite's limits apply to compressed messages, and an incompressible
+    // message comes out of deflate a little longer than it went in (zlib: 5 bytes per stored
+    // block, +0.03 % and 13 bytes at worst): room is left for that, and for compressors worse
+    // than zlib. What a message inflates to is held to `max_message_bytes` by the session, as is
+    // an uncompressed message on such a connection (`deflate::Inbound`).
+    let limit = match deflate {
+        true => max_message_bytes.saturating_add(max_message_bytes / 64 + 64),
+        false => max_message_bytes,
+    };
     // Small read buffer: idle connections are the common case and each costs its buffer. The
     // write buffer gathers a batch of frames for one write() (16 KiB: ~50 chat frames), but no
     // more: tungstenite keeps its capacity for good, so what one burst grew it to, an idle
@@ -169,8 +208,8 @@ fn socket_config(max_message_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(1024)
         .write_buffer_size(16 * 1024)
-        .max_message_size(Some(max_message_bytes))
-        .max_frame_size(Some(max_message_bytes))
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit))
 }
 
 #[cfg(test)]

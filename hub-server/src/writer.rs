@@ -2,6 +2,9 @@
 //! once per batch: one write() per frame caps a 2-core machine near 150k frames/s, coalescing is
 //! what gets past that. It also sends the server pings and, when told, the close frame.
 //!
+//! A client that agreed to permessage-deflate gets every frame of `compression_min_bytes` or more
+//! compressed, with the bytes the frame's first such writer made for every recipient.
+//!
 //! The queue is bounded twice: in frames by the channel (`send_queue`) and in bytes by
 //! [`QueuedBytes`] (`send_queue_bytes`): senders reserve a frame's bytes before queueing it, the
 //! writer gives them back once it has written the batch they were in.
@@ -14,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use crate::deflate::{Outbound, compressed_message};
 use crate::error::CloseReason;
 use crate::outbox::QueuedBytes;
 use crate::protocol::Frame;
@@ -25,7 +29,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Writes what `queue` brings (giving its bytes back to `queued`) until the queue ends or a close
 /// reason comes. `echo` is the hub-echo test binary's way in: whole messages the session read,
-/// written back as they are (see `session`); `None` in a hub.
+/// written back as they are (see `session`); `None` in a hub. `deflate`: the client agreed to
+/// compression.
 pub async fn run<S>(
     mut sink: S,
     mut queue: mpsc::Receiver<Frame>,
@@ -33,6 +38,7 @@ pub async fn run<S>(
     mut close: oneshot::Receiver<CloseReason>,
     ping_interval: Duration,
     mut echo: Option<mpsc::Receiver<Message>>,
+    deflate: Option<Outbound>,
 ) where
     S: Sink<Message, Error = WsError> + Unpin,
 {
@@ -43,23 +49,26 @@ pub async fn run<S>(
     loop {
         tokio::select! {
             biased;
-            reason = &mut close => return finish(&mut sink, &mut queue, &mut echo, reason.ok()).await,
+            reason = &mut close => {
+                let reason = reason.ok();
+                return finish(&mut sink, &mut queue, &mut echo, reason, deflate.as_ref()).await;
+            }
             n = queue.recv_many(&mut batch, MAX_BATCH) => {
                 if n == 0 {
                     // Every sender is gone: the session is ending and says why next (or drops
                     // `close`, when the client left on its own).
                     let reason = close.await.ok();
-                    return finish(&mut sink, &mut queue, &mut echo, reason).await;
+                    return finish(&mut sink, &mut queue, &mut echo, reason, deflate.as_ref()).await;
                 }
                 let bytes: usize = batch.iter().map(|f| f.as_str().len()).sum();
-                let written = write_batch(&mut sink, &mut batch).await;
+                let written = write_batch(&mut sink, &mut batch, deflate.as_ref()).await;
                 queued.release(bytes);
                 if written.is_err() {
                     return;
                 }
             }
             Some(msg) = next_echo(&mut echo) => {
-                if sink.send(msg).await.is_err() {
+                if sink.send(echoed(msg, deflate.as_ref())).await.is_err() {
                     return;
                 }
             }
@@ -80,19 +89,20 @@ async fn finish<S>(
     queue: &mut mpsc::Receiver<Frame>,
     echo: &mut Option<mpsc::Receiver<Message>>,
     reason: Option<CloseReason>,
+    deflate: Option<&Outbound>,
 ) where
     S: Sink<Message, Error = WsError> + Unpin,
 {
     let finish = async {
         if let Some(echo) = echo {
             while let Ok(msg) = echo.try_recv() {
-                if sink.feed(msg).await.is_err() {
+                if sink.feed(echoed(msg, deflate)).await.is_err() {
                     return;
                 }
             }
         }
         match reason {
-            Some(reason) => close_with(sink, queue, reason).await,
+            Some(reason) => close_with(sink, queue, reason, deflate).await,
             None => {
                 let _ = sink.flush().await;
             }
@@ -108,26 +118,71 @@ async fn next_echo(echo: &mut Option<mpsc::Receiver<Message>>) -> Option<Message
     }
 }
 
-async fn write_batch<S>(sink: &mut S, batch: &mut Vec<Frame>) -> Result<(), WsError>
+async fn write_batch<S>(
+    sink: &mut S,
+    batch: &mut Vec<Frame>,
+    deflate: Option<&Outbound>,
+) -> Result<(), WsError>
 where
     S: Sink<Message, Error = WsError> + Unpin,
 {
     for frame in batch.drain(..) {
-        sink.feed(Message::Text(frame.bytes())).await?;
+        sink.feed(outgoing(&frame, deflate)).await?;
     }
     sink.flush().await
 }
 
+/// A frame as this client gets it: compressed when it agreed to compression and the frame is long
+/// enough, else as text. Error frames always go as text: they are short, and the metrics read
+/// their code on the way out (`metrics::socket`).
+fn outgoing(frame: &Frame, deflate: Option<&Outbound>) -> Message {
+    let json = frame.as_str();
+    if let Some(deflate) = deflate
+        && deflate.wants(json.len())
+        && !frame.is_error()
+    {
+        let payload = match deflate.shared() {
+            Some(deflaters) => frame.deflated(deflaters),
+            // A client that asked for a smaller window: compressed for it alone.
+            None => deflate.compress(json.as_bytes()),
+        };
+        if let Some(payload) = payload {
+            return compressed_message(payload, true);
+        }
+    }
+    Message::Text(frame.bytes())
+}
+
+/// A message the session read, written back (echo mode), compressed as a frame would be.
+fn echoed(msg: Message, deflate: Option<&Outbound>) -> Message {
+    let Some(deflate) = deflate else {
+        return msg;
+    };
+    let (data, text): (&[u8], bool) = match &msg {
+        Message::Text(t) => (t.as_bytes(), true),
+        Message::Binary(b) => (b, false),
+        _ => return msg,
+    };
+    match deflate.wants(data.len()).then(|| deflate.compress(data)) {
+        Some(Some(payload)) => compressed_message(payload, text),
+        _ => msg,
+    }
+}
+
 /// Sends what is still queued (an error frame explaining the close, say), then the close frame.
-async fn close_with<S>(sink: &mut S, queue: &mut mpsc::Receiver<Frame>, reason: CloseReason)
-where
+async fn close_with<S>(
+    sink: &mut S,
+    queue: &mut mpsc::Receiver<Frame>,
+    reason: CloseReason,
+    deflate: Option<&Outbound>,
+) where
     S: Sink<Message, Error = WsError> + Unpin,
 {
     let mut rest = Vec::new();
     while let Ok(frame) = queue.try_recv() {
         rest.push(frame);
     }
-    if write_batch(sink, &mut rest).await.is_err() {
+    if write_batch(sink, &mut rest, deflate).await.is_err() {
         return;
     }
     let frame = CloseFrame {
@@ -139,6 +194,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
     use super::*;
 
     /// A sink standing in for the socket (this tests the writer's order, not the network).
@@ -168,6 +225,7 @@ mod tests {
             QueuedBytes::new(usize::MAX),
             close_rx,
             Duration::from_secs(60),
+            None,
             None,
         ));
         for _ in 0..3 {
@@ -207,6 +265,7 @@ mod tests {
             close_rx,
             Duration::from_secs(20),
             None,
+            None,
         ));
         let first = tokio::time::timeout(Duration::from_secs(21), out.recv()).await;
         assert!(matches!(first, Ok(Some(Message::Ping(_)))), "{first:?}");
@@ -230,6 +289,7 @@ mod tests {
             close_rx,
             Duration::from_secs(60),
             None,
+            None,
         ));
         for _ in 0..3 {
             out.recv().await.expect("a frame");
@@ -242,5 +302,106 @@ mod tests {
             tokio::task::yield_now().await;
         }
         panic!("{} bytes still counted", queued.get());
+    }
+
+    fn outbound(pools: &Arc<crate::deflate::Pools>, window_bits: u8) -> Outbound {
+        let connection = crate::deflate::Connection {
+            pools: pools.clone(),
+            window_bits,
+            min_bytes: 256,
+            kinds: Arc::default(),
+        };
+        connection.split(1 << 20).0
+    }
+
+    /// The payload of a compressed frame, inflated, or `None` for any other message.
+    fn inflated(msg: &Message, pools: &crate::deflate::Pools) -> Option<(Vec<u8>, *const u8)> {
+        let Message::Frame(frame) = msg else {
+            return None;
+        };
+        let header = frame.header();
+        assert!(header.is_final && header.rsv1, "{header:?}");
+        let payload = frame.payload();
+        let message = pools.inflaters.inflate(payload, 1 << 20).expect("inflates");
+        Some((message, payload.as_ptr()))
+    }
+
+    #[tokio::test]
+    async fn long_frames_go_compressed_once_for_every_client_short_ones_and_errors_as_text() {
+        let pools = Arc::new(crate::deflate::Pools::new(2));
+        let long = Frame::from_json(format!(
+            r#"{{"type":"x","content":"{}"}}"#,
+            "ab".repeat(200)
+        ));
+        let error = Frame::error(&crate::error::ProtocolError::BadJson("x".repeat(300)));
+        assert!(error.as_str().len() >= 256);
+        let (mut outs, mut closers) = (Vec::new(), Vec::new());
+        for window_bits in [15, 15, 10] {
+            let (sink, out) = sink_pair();
+            let (tx, rx) = mpsc::channel(8);
+            let (close_tx, close_rx) = oneshot::channel();
+            closers.push(close_tx);
+            for frame in [&long, &Frame::pong(), &error] {
+                tx.try_send(frame.clone()).expect("room in queue");
+            }
+            tokio::spawn(run(
+                sink,
+                rx,
+                QueuedBytes::new(usize::MAX),
+                close_rx,
+                Duration::from_secs(60),
+                None,
+                Some(outbound(&pools, window_bits)),
+            ));
+            outs.push(out);
+        }
+        let mut payloads = Vec::new();
+        for out in &mut outs {
+            let first = out.recv().await.expect("a frame");
+            let (message, at) = inflated(&first, &pools).expect("compressed");
+            assert_eq!(message, long.as_str().as_bytes());
+            payloads.push(at);
+            let pong = out.recv().await.expect("a frame");
+            assert!(matches!(&pong, Message::Text(t) if t.as_str() == Frame::pong().as_str()));
+            let err = out.recv().await.expect("a frame");
+            assert!(
+                matches!(&err, Message::Text(t) if t.as_str() == error.as_str()),
+                "{err:?}"
+            );
+        }
+        assert_eq!(
+            payloads[0], payloads[1],
+            "one compression for both 15-bit clients"
+        );
+        assert_ne!(payloads[0], payloads[2], "the 10-bit client got its own");
+    }
+
+    #[tokio::test]
+    async fn echoed_messages_are_compressed_with_their_type() {
+        let pools = Arc::new(crate::deflate::Pools::new(1));
+        let out = outbound(&pools, 15);
+        let text = "é".repeat(200);
+        let msg = echoed(Message::text(text.clone()), Some(&out));
+        let Message::Frame(frame) = &msg else {
+            panic!("{msg:?}")
+        };
+        assert_eq!(frame.header().opcode, OpCode::Data(Data::Text));
+        assert_eq!(
+            inflated(&msg, &pools).expect("compressed").0,
+            text.as_bytes()
+        );
+        let msg = echoed(Message::binary(vec![1u8; 300]), Some(&out));
+        let Message::Frame(frame) = &msg else {
+            panic!("{msg:?}")
+        };
+        assert_eq!(frame.header().opcode, OpCode::Data(Data::Binary));
+        assert!(matches!(
+            echoed(Message::text("short"), Some(&out)),
+            Message::Text(_)
+        ));
+        assert!(matches!(
+            echoed(Message::text(text), None),
+            Message::Text(_)
+        ));
     }
 }

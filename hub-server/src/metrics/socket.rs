@@ -1,6 +1,8 @@
 //! A client's WebSocket as the metrics see it: the session wraps the upgraded socket in
 //! [`Counted`] before splitting it, so bytes in and out and `error` frames by code are counted
-//! where every frame passes, without a line in the reader or the writer. Bytes out are summed
+//! where every frame passes, without a line in the reader or the writer. Bytes are payload bytes
+//! as they cross the socket: a compressed message counts its compressed size, both ways (the
+//! session inflates after this point). Bytes out are summed
 //! per socket and added to the shared counter once per flush (the writer flushes once per batch),
 //! not once per frame: the fan-out path stays one atomic add per batch.
 
@@ -10,6 +12,7 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use futures_util::{Sink, Stream};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::labels::error_code;
@@ -78,6 +81,10 @@ where
                 }
             }
             Message::Binary(data) => self.unflushed += data.len() as u64,
+            // A compressed frame (the writer sends error frames as text, so none is missed).
+            Message::Frame(frame) if matches!(frame.header().opcode, OpCode::Data(_)) => {
+                self.unflushed += frame.payload().len() as u64;
+            }
             _ => {}
         }
         Pin::new(&mut self.inner).start_send(msg)
@@ -145,6 +152,8 @@ mod tests {
             .await
             .expect("feed");
         counted.feed(Message::text("12345")).await.expect("feed");
+        let compressed = crate::deflate::compressed_message(bytes::Bytes::from_static(&[0]), true);
+        counted.feed(compressed).await.expect("feed");
         assert_eq!(
             stats.bytes_out.load(Ordering::Relaxed),
             0,
@@ -153,14 +162,18 @@ mod tests {
         counted.flush().await.expect("flush");
         assert_eq!(
             stats.bytes_out.load(Ordering::Relaxed),
-            error.as_str().len() as u64 + 5
+            error.as_str().len() as u64 + 5 + 1
         );
         let code = index(ERROR_CODES, "empty_content").expect("listed");
         assert_eq!(stats.errors[code].load(Ordering::Relaxed), 1);
         let total: u64 = stats.errors.iter().map(|c| c.load(Ordering::Relaxed)).sum();
         assert_eq!(total, 1, "the plain text is no error");
-        for _ in 0..2 {
+        // The pong tungstenite answered the client's ping with, then the two text frames.
+        for _ in 0..3 {
             client.next().await.expect("a frame").expect("read");
         }
+        // The client (which agreed to nothing) refuses the compressed frame: it was written.
+        let refused = client.next().await.expect("a frame");
+        assert!(refused.is_err(), "{refused:?}");
     }
 }

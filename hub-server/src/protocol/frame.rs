@@ -1,17 +1,36 @@
-//! A serialized hub → client frame: its JSON bytes, shared by every recipient, and the room
-//! offset of a stored message beside them (so a replay can drop live copies without parsing).
+//! A serialized hub → client frame: its JSON bytes, shared by every recipient, their
+//! permessage-deflate form once a recipient needed it (shared the same way), and the room offset
+//! of a stored message beside them (so a replay can drop live copies without parsing).
 
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-/// A serialized hub → client frame. Cloning shares the bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+use crate::deflate::Deflaters;
+
+/// A serialized hub → client frame. Cloning shares the bytes, and the compressed bytes.
+#[derive(Debug, Clone)]
 pub struct Frame {
     json: Utf8Bytes,
+    /// The JSON compressed for permessage-deflate, by the first writer whose client agreed to
+    /// it; every other such writer sends the same bytes (`None`: the compressor failed, send the
+    /// JSON). One small allocation per frame, not per recipient.
+    deflated: Arc<OnceLock<Option<Bytes>>>,
     /// The room offset of a stored message, kept beside the bytes so a join's replay can drop
     /// live copies of what it replayed without parsing them.
     offset: Option<u64>,
 }
+
+/// Two frames are equal when they say the same thing, compressed yet or not.
+impl PartialEq for Frame {
+    fn eq(&self, other: &Self) -> bool {
+        self.json == other.json && self.offset == other.offset
+    }
+}
+
+impl Eq for Frame {}
 
 impl Frame {
     pub(super) fn encode(value: &impl Serialize) -> Self {
@@ -24,6 +43,7 @@ impl Frame {
     pub fn from_stored(json: impl Into<Utf8Bytes>, offset: Option<u64>) -> Self {
         Frame {
             json: json.into(),
+            deflated: Arc::default(),
             offset,
         }
     }
@@ -39,6 +59,22 @@ impl Frame {
 
     pub fn bytes(&self) -> Utf8Bytes {
         self.json.clone()
+    }
+
+    /// The JSON as a permessage-deflate payload with the largest window, compressed the first
+    /// time any recipient needs it and shared from then on (a writer that comes while another
+    /// compresses waits for that result rather than compressing again).
+    pub fn deflated(&self, deflaters: &Deflaters) -> Option<Bytes> {
+        self.deflated
+            .get_or_init(|| {
+                deflaters.compress(crate::deflate::MAX_WINDOW_BITS, self.json.as_bytes())
+            })
+            .clone()
+    }
+
+    /// Whether this is an `error` frame (every one starts with its type, see `outbound`).
+    pub fn is_error(&self) -> bool {
+        self.as_str().starts_with(r#"{"type":"error""#)
     }
 
     pub fn offset(&self) -> Option<u64> {
@@ -101,5 +137,30 @@ mod tests {
             (Some(true), Some(42))
         );
         assert_eq!(replayed.offset(), Some(42));
+    }
+
+    #[test]
+    fn a_frame_is_compressed_once_for_all_its_clones() {
+        let deflaters = Deflaters::new(1);
+        let frame = Frame::from_json(format!(
+            r#"{{"type":"x","content":"{}"}}"#,
+            "ab".repeat(300)
+        ));
+        let copy = frame.clone();
+        assert_eq!(frame, copy);
+        let first = frame.deflated(&deflaters).expect("compressed");
+        let second = copy.deflated(&deflaters).expect("compressed");
+        assert_eq!(
+            first.as_ptr(),
+            second.as_ptr(),
+            "the same bytes, not a second compression"
+        );
+        assert!(
+            first.len() < frame.as_str().len() / 4,
+            "{} bytes",
+            first.len()
+        );
+        // Equality is about what the frame says, not whether it was compressed yet.
+        assert_eq!(frame, Frame::from_json(frame.as_str().to_owned()));
     }
 }

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use uuid::Uuid;
 
+use crate::deflate;
 use crate::hub::ClientId;
 use crate::outbox::{Kick, QueuedBytes, Recipient};
 use crate::rate_limit::TokenBucket;
@@ -29,9 +30,15 @@ use state::Session;
 const WRITER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs one upgraded connection to its end. `socket` is any WebSocket (split into halves here);
-/// `bearer` is the token of the upgrade's `Authorization` header, if any.
-pub async fn run<S>(socket: S, state: AppState, ip: IpAddr, bearer: Option<String>)
-where
+/// `bearer` is the token of the upgrade's `Authorization` header, if any; `deflate` is the
+/// compression the handshake agreed to.
+pub async fn run<S>(
+    socket: S,
+    state: AppState,
+    ip: IpAddr,
+    bearer: Option<String>,
+    deflate: Option<deflate::Connection>,
+) where
     S: Stream<Item = Result<Message, WsError>>
         + futures_util::Sink<Message, Error = WsError>
         + Unpin
@@ -39,7 +46,9 @@ where
         + 'static,
 {
     let settings = state.settings.clone();
-    let (sink, mut stream) = state.metrics.accepted(socket).split();
+    let (sink, stream) = state.metrics.accepted(socket).split();
+    let (outbound, inflating) = deflate.map(|d| d.split(settings.max_message_bytes)).unzip();
+    let mut stream = deflate::Inbound::new(stream, inflating);
     let client_id: ClientId = Uuid::new_v4().to_string().into();
     let (tx, rx) = mpsc::channel(settings.send_queue);
     let (close_tx, close_rx) = oneshot::channel();
@@ -64,6 +73,7 @@ where
         close_rx,
         settings.ping_interval,
         echo_rx,
+        outbound,
     ));
     tracing::debug!(client_id = %client_id, %ip, "client connected");
 

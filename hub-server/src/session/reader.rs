@@ -10,6 +10,7 @@ use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError as WsPr
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::state::Session;
+use crate::deflate::Corrupt;
 use crate::error::{CloseReason, ProtocolError};
 use crate::outbox::Kick;
 use crate::protocol::{Command, Frame};
@@ -72,6 +73,10 @@ impl Session<'_> {
                 }
                 Some(Err(WsError::Protocol(WsProtocolError::ResetWithoutClosingHandshake))) => {
                     return None;
+                }
+                Some(Err(err)) if Corrupt::is(&err) => {
+                    tracing::debug!(client_id = %self.client_id, "compressed message does not inflate");
+                    return Some(CloseReason::InvalidPayload);
                 }
                 Some(Err(WsError::Utf8(err))) => {
                     tracing::debug!(client_id = %self.client_id, %err, "text frame not UTF-8");

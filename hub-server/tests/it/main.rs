@@ -20,6 +20,8 @@
 //!   the room's UNSUBSCRIBE is held back by a proxy waits for the new subscription; a network
 //!   partition (Redis in a namespace, iptables dropping one hub's link) noticed in time, nothing lost.
 //! - `cluster`    — issue 15: a real 6-node Redis Cluster, 3 hubs, sharded pub/sub, slots, failover.
+//! - `compression` — issue 24.1: permessage-deflate agreed, compressed once, small frames and
+//!   clients without it plain, smaller windows, a deflate bomb (1009, memory flat), 1007.
 //! - `handshake`  — issue 14.5: the RFC 6455 opening handshake's answers over raw TCP.
 //! - `send_queue` — issue 14.2: a client that stops reading is closed past `send_queue_bytes`.
 //! - `garbage`    — issue 14.6: 30 s of random bytes, HTTP, frames and messages; hub stays healthy.
@@ -46,6 +48,7 @@ mod api;
 mod auth;
 mod bridge;
 mod cluster;
+mod compression;
 mod cross_hub;
 mod edges;
 mod failover;
