@@ -6,7 +6,7 @@
 
 import { Backoff } from './backoff.js';
 import { BoundedSet } from './bounded-set.js';
-import { Emitter } from './emitter.js';
+import { Emitter, emit } from './emitter.js';
 import { Codes, HubError } from './errors.js';
 import { Outbox } from './outbox.js';
 import { Pacer } from './pacer.js';
@@ -60,6 +60,8 @@ export class HubClient extends Emitter {
   #pending = new Map(); // room → questions (joins, presence) awaiting answers on this connection
   #pacer = null;
   #outbox;
+  /** What the rooms see of the client (room-session.js). */
+  #link;
   #onOnline = null;
 
   /**
@@ -125,8 +127,6 @@ export class HubClient extends Emitter {
       },
     };
   }
-
-  #link;
 
   /** 'disconnected' | 'connecting' | 'connected' | 'closed' */
   get state() {
@@ -198,7 +198,7 @@ export class HubClient extends Emitter {
         token = await this.#tokens.get({ fresh: this.#needFreshToken });
       } catch (err) {
         if (gen !== this.#gen || this.#closed) return;
-        this.emit('error', new HubError('token', `the token function failed: ${err?.message ?? err}`));
+        this[emit]('error', new HubError('token', `the token function failed: ${err?.message ?? err}`));
         this.#retry({ code: LOCAL_CLOSE, reason: 'no token' });
         return;
       }
@@ -305,7 +305,7 @@ export class HubClient extends Emitter {
     this.#outbox.failAll(null, err.code, err.message);
     for (const session of this.#sessions.values()) session.shutdown(err);
     for (const w of this.#connectWaiters.splice(0)) w.reject(err);
-    if (err.code !== Codes.CLOSED) this.emit('error', err);
+    if (err.code !== Codes.CLOSED) this[emit]('error', err);
     this.#setState('closed', { code: info.code, reason: info.reason, error: err.code === Codes.CLOSED ? undefined : err });
   }
 
@@ -337,7 +337,7 @@ export class HubClient extends Emitter {
       token = await this.#tokens.get({ fresh: true });
     } catch (err) {
       if (gen !== this.#gen || !this.#connected) return;
-      this.emit('error', new HubError('token', `the token function failed: ${err?.message ?? err}`));
+      this[emit]('error', new HubError('token', `the token function failed: ${err?.message ?? err}`));
       // Keep trying until the hub gives up on the old token (4002); the reconnect then asks again.
       this.#timers.refresh = setTimeout(() => this.#refresh(gen), this.#refreshBackoff.next() + 100);
       return;
@@ -391,7 +391,7 @@ export class HubClient extends Emitter {
         return;
       case 'presence_diff': {
         const session = this.#sessions.get(frame.room);
-        if (session && !session.closed) session.room.emit('presence', frame);
+        if (session && !session.closed) session.room[emit]('presence', frame);
         return;
       }
       case 'broadcast':
@@ -399,10 +399,10 @@ export class HubClient extends Emitter {
           if (this.#broadcastIds.has(frame.id)) return;
           this.#broadcastIds.add(frame.id);
         }
-        this.emit('broadcast', frame);
+        this[emit]('broadcast', frame);
         return;
       case 'authenticated':
-        this.emit('token', { user: frame.user ?? null, exp: frame.exp });
+        this[emit]('token', { user: frame.user ?? null, exp: frame.exp });
         this.#scheduleRefresh(Number(frame.exp));
         return;
       case 'left': {
@@ -429,13 +429,13 @@ export class HubClient extends Emitter {
       return;
     }
     if (frame.code === 'rate_limited') this.#outbox.rateLimited();
-    this.emit('error', new HubError(String(frame.code || 'error'), String(frame.message || 'error from the hub')));
+    this[emit]('error', new HubError(String(frame.code || 'error'), String(frame.message || 'error from the hub')));
   }
 
   #setState(state, info) {
     if (this.#state === state && state !== 'disconnected') return;
     this.#state = state;
-    this.emit('state', state, info);
+    this[emit]('state', state, info);
   }
 
   #clearTimer(name) {

@@ -1,5 +1,8 @@
 // Owns: event listeners of the client and of its rooms. A listener that throws does not stop the
 // other listeners, nor the SDK's own bookkeeping (which is always done before listeners run).
+// Only the SDK emits: the method is keyed by a symbol the application does not see.
+
+export const emit = Symbol('emit');
 
 export class Emitter {
   #listeners = new Map();
@@ -37,7 +40,7 @@ export class Emitter {
     return this.#listeners.get(event)?.length ?? 0;
   }
 
-  emit(event, ...args) {
+  [emit](event, ...args) {
     const list = this.#listeners.get(event);
     if (!list) return;
     // A copy: a listener may add or remove listeners while we go through them.

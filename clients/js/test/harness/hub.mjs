@@ -62,6 +62,7 @@ export class HubProcess {
         }
         const f = entry.fields || {};
         if (f.message === 'hub listening') {
+          this.listeningAt = Date.now();
           addrs.ws = f.addr;
           addrs.instance = f.instance_id;
         }
