@@ -1,11 +1,12 @@
 // Unit tests of the SDK's pure parts: the order of a room's messages (room-stream.js), the backoff,
-// the token's refresh time, the pacer. The protocol itself is tested against real hubs by the
+// the token's refresh time, the pacer, the publish queue's in-doubt rule. The protocol itself is tested against real hubs by the
 // conformance scenarios.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Backoff } from '../src/backoff.js';
 import { BoundedSet } from '../src/bounded-set.js';
+import { Outbox } from '../src/outbox.js';
 import { Pacer } from '../src/pacer.js';
 import { RoomStream } from '../src/room-stream.js';
 import { decodeClaims, refreshTime } from '../src/token.js';
@@ -188,4 +189,86 @@ test('bounded set forgets the oldest', () => {
   s.add('c');
   assert.ok(!s.has('a') && s.has('b') && s.has('c'));
   assert.equal(s.size, 2);
+});
+
+// ---- the publish queue's in-doubt rule, against a fake connection -------------------------------
+
+
+function fakeLink() {
+  const link = {
+    connected: true,
+    gen: 1,
+    clientId: 'c1',
+    sent: [],
+    stored: [],
+    send: (frame) => (link.sent.push({ ...frame, gen: link.gen }), true),
+    pace: () => true,
+    paceWait: () => 0,
+    joined: () => link.connected,
+    ownStored: (room, offset) => link.stored.push(offset),
+  };
+  return link;
+}
+const opts = { maxQueued: 10, publishTimeout: 60000, resendAfter: 1000, window: 32, maxMessageBytes: 65536 };
+
+test('in doubt: found in the replay (k-th copy for the k-th publish) resolves; not found in a complete late read is sent again, first', async () => {
+  const link = fakeLink();
+  const box = new Outbox(link, opts);
+  const a = box.publish('r', 'x');
+  const b = box.publish('r', 'x');
+  assert.deepEqual(link.sent.map((f) => f.ref), ['p1.1', 'p2.1']);
+  link.connected = false;
+  box.connectionLost();
+  const c = box.publish('r', 'later'); // queued behind the two in doubt
+  link.connected = true;
+  link.gen = 2;
+  link.clientId = 'c2';
+  box.pump();
+  assert.equal(link.sent.length, 2, 'nothing goes while its room has publishes in doubt');
+  // The replay holds one stored copy from c1: the first publish.
+  box.matchStored('r', { from: 'c1', content: 'x', id: 'id-a', offset: 7 });
+  assert.deepEqual(await a, { id: 'id-a', offset: 7 });
+  // A complete read, started long enough after b was sent: b was not stored.
+  const probeAt = box.afterRead('r', { complete: true, readAt: Date.now() + 5000, lost: false });
+  assert.equal(probeAt, null);
+  assert.deepEqual(link.sent.slice(2).map((f) => [f.content, f.ref, f.gen]), [['x', 'p2.2', 2], ['later', 'p3.1', 2]]);
+  box.onAck({ type: 'ack', ref: 'p2.2', id: 'id-b', offset: 8 });
+  box.onAck({ type: 'ack', ref: 'p3.1', id: 'id-c', offset: 9 });
+  assert.deepEqual(await b, { id: 'id-b', offset: 8 });
+  assert.deepEqual(await c, { id: 'id-c', offset: 9 });
+  assert.deepEqual(link.stored, [8, 9]);
+});
+
+test('in doubt: a read too early asks for a later one; a history that cannot tell rejects with unknown', async () => {
+  const link = fakeLink();
+  const box = new Outbox(link, opts);
+  const a = box.publish('r', 'x');
+  const sentAt = Date.now();
+  box.connectionLost();
+  const probeAt = box.afterRead('r', { complete: true, readAt: sentAt, lost: false });
+  assert.ok(probeAt >= sentAt + opts.resendAfter, 'a later read decides');
+  assert.equal(link.sent.length, 1, 'not sent again yet');
+  box.afterRead('r', { complete: false, lost: true });
+  await assert.rejects(a, (err) => err.code === 'unknown' && err.maybeStored === true);
+  assert.equal(link.sent.length, 1, 'never sent twice');
+});
+
+test('a full queue and a timeout reject with timeout; a timed-out sent publish found later takes its stored copy', async () => {
+  const link = fakeLink();
+  link.connected = false;
+  const box = new Outbox(link, { ...opts, maxQueued: 2, publishTimeout: 50 });
+  const a = box.publish('r', 'one');
+  const b = box.publish('r', 'two');
+  await assert.rejects(box.publish('r', 'three'), (err) => err.code === 'timeout' && err.maybeStored === false);
+  await assert.rejects(a, (err) => err.code === 'timeout' && err.maybeStored === false);
+  await assert.rejects(b, (err) => err.code === 'timeout' && err.maybeStored === false);
+  // Sent, then timed out: maybe stored. Its stored copy must not settle a newer publish of the same text.
+  link.connected = true;
+  const c = box.publish('r', 'same');
+  await assert.rejects(c, (err) => err.code === 'timeout' && err.maybeStored === true);
+  const box2d = box.publish('r', 'same');
+  box.connectionLost();
+  box.matchStored('r', { from: 'c1', content: 'same', id: 'id-c', offset: 3 });
+  box.matchStored('r', { from: 'c1', content: 'same', id: 'id-d', offset: 4 });
+  assert.deepEqual(await box2d, { id: 'id-d', offset: 4 });
 });
