@@ -10,9 +10,9 @@ export class Emitter {
   /** Adds `fn` for `event`; returns this (chainable). */
   on(event, fn) {
     if (typeof fn !== 'function') throw new TypeError(`listener for "${event}" must be a function`);
-    let list = this.#listeners.get(event);
-    if (!list) this.#listeners.set(event, (list = []));
-    list.push(fn);
+    // Lists are replaced, never changed in place: an emit going through one is not disturbed by
+    // listeners added or removed meanwhile, and needs no copy per event.
+    this.#listeners.set(event, [...(this.#listeners.get(event) ?? []), fn]);
     return this;
   }
 
@@ -43,8 +43,7 @@ export class Emitter {
   [emit](event, ...args) {
     const list = this.#listeners.get(event);
     if (!list) return;
-    // A copy: a listener may add or remove listeners while we go through them.
-    for (const fn of [...list]) {
+    for (const fn of list) {
       try {
         fn(...args);
       } catch (err) {

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Backoff } from '../src/backoff.js';
 import { BoundedSet } from '../src/bounded-set.js';
+import { Emitter, emit } from '../src/emitter.js';
 import { Outbox } from '../src/outbox.js';
 import { Pacer } from '../src/pacer.js';
 import { RoomStream } from '../src/room-stream.js';
@@ -271,4 +272,27 @@ test('a full queue and a timeout reject with timeout; a timed-out sent publish f
   box.matchStored('r', { from: 'c1', content: 'same', id: 'id-c', offset: 3 });
   box.matchStored('r', { from: 'c1', content: 'same', id: 'id-d', offset: 4 });
   assert.deepEqual(await box2d, { id: 'id-d', offset: 4 });
+});
+
+test('emitter: a throwing listener does not stop the others; listeners changed during an emit take effect after it', () => {
+  const e = new Emitter();
+  const seen = [];
+  const reported = [];
+  const saved = globalThis.reportError;
+  globalThis.reportError = (err) => reported.push(err.message);
+  try {
+    const late = () => seen.push('late');
+    e.on('x', () => {
+      seen.push('first');
+      e.on('x', late);
+      throw new Error('app bug');
+    });
+    e.once('x', () => seen.push('once'));
+    e[emit]('x');
+    e[emit]('x');
+  } finally {
+    globalThis.reportError = saved;
+  }
+  assert.deepEqual(seen, ['first', 'once', 'first', 'late']);
+  assert.deepEqual(reported, ['app bug', 'app bug']);
 });
