@@ -58,6 +58,7 @@ export class HubClient extends Emitter {
   #broadcastIds = new BoundedSet(2000);
   #sessions = new Map();
   #pending = new Map(); // room → questions (joins, presence) awaiting answers on this connection
+  #leaving = new Map(); // room → leaves sent on this connection whose `left` has not come back
   #pacer = null;
   #outbox;
   /** What the rooms see of the client (room-session.js). */
@@ -120,6 +121,7 @@ export class HubClient extends Emitter {
       },
       outbox: this.#outbox,
       send: (frame) => this.#sendControl(frame),
+      leave: (room) => this.#leave(room),
       expect: (room, session, kind) => this.#expect(room, session, kind),
       isOwn: (from) => typeof from === 'string' && this.#ownIds.has(from),
       forget: (session) => {
@@ -240,15 +242,14 @@ export class HubClient extends Emitter {
     this.#connected = true;
     this.#connectedAt = Date.now();
     this.#pending = new Map();
+    this.#leaving = new Map();
     this.#setState('connected', { ...this.#welcome });
     for (const w of this.#connectWaiters.splice(0)) w.resolve();
     if (this.#state !== 'connected' || !this.#connected) return; // a listener closed us
     // Every connection starts in `general`; a client that did not ask for it leaves (no traffic,
     // not counted in its presence).
     const rooms = Array.isArray(frame.rooms) ? frame.rooms : [];
-    if (rooms.includes(DEFAULT_ROOM) && !this.#sessions.has(DEFAULT_ROOM)) {
-      this.#sendControl({ type: 'leave', room: DEFAULT_ROOM });
-    }
+    if (rooms.includes(DEFAULT_ROOM) && !this.#sessions.has(DEFAULT_ROOM)) this.#leave(DEFAULT_ROOM);
     for (const session of [...this.#sessions.values()]) session.onConnected();
     this.#outbox.pump();
     this.#scheduleRefresh();
@@ -358,6 +359,12 @@ export class HubClient extends Emitter {
     return this.#transport.send(frame);
   }
 
+  // The `left` that answers a leave of ours is not news; one nobody asked for is (room-session.js).
+  #leave(room) {
+    if (!this.#sendControl({ type: 'leave', room })) return;
+    this.#leaving.set(room, (this.#leaving.get(room) ?? 0) + 1);
+  }
+
   #expect(room, session, kind) {
     let list = this.#pending.get(room);
     if (!list) this.#pending.set(room, (list = []));
@@ -406,8 +413,13 @@ export class HubClient extends Emitter {
         this.#scheduleRefresh(Number(frame.exp));
         return;
       case 'left': {
-        const session = this.#sessions.get(frame.room);
-        if (session) session.onLeft();
+        const asked = this.#leaving.get(frame.room) ?? 0;
+        if (asked > 0) {
+          if (asked === 1) this.#leaving.delete(frame.room);
+          else this.#leaving.set(frame.room, asked - 1);
+          return;
+        }
+        this.#sessions.get(frame.room)?.onLeft();
         return;
       }
       case 'error':

@@ -17,8 +17,8 @@ export class RoomSession {
   /**
    * @param {string} name
    * @param {{history?: number, since?: {epoch: string, offset: number}}} subscribeOpts
-   * @param {object} link the client's side: `connected`, `gen`, `send(frame)`, `expect(room,
-   *   session, kind)`, `isOwn(clientId)`, `outbox`, `forget(session)`
+   * @param {object} link the client's side: `connected`, `gen`, `send(frame)`, `leave(room)`,
+   *   `expect(room, session, kind)`, `isOwn(clientId)`, `outbox`, `forget(session)`
    * @param {object} opts the client's options
    */
   constructor(name, subscribeOpts, link, opts) {
@@ -324,7 +324,7 @@ export class RoomSession {
     this.ended = { code: Codes.UNSUBSCRIBED, message: `room ${this.name} is unsubscribed` };
     this.stream.stopped = true;
     this.#clearTimers();
-    if (wasIn) this.link.send({ type: 'leave', room: this.name });
+    if (wasIn) this.link.leave(this.name);
     this.#failPresence(new HubError(Codes.UNSUBSCRIBED, `room ${this.name} is unsubscribed`));
     this.link.outbox.failAll(this.name, Codes.UNSUBSCRIBED, `room ${this.name} is unsubscribed`);
     this.link.forget(this);

@@ -94,8 +94,12 @@ export async function runScenario(scenario, defaults, driver, { logDir, log = ()
         await driver.call('connect', step.client, timeout);
         return;
       }
-      case 'subscribe':
-        return driver.call('subscribe', step.client, step.room, step.history ? { history: step.history } : {}, timeout);
+      case 'subscribe': {
+        const opts = {};
+        if (step.history) opts.history = step.history;
+        if (step.again) opts.again = true;
+        return driver.call('subscribe', step.client, step.room, opts, timeout);
+      }
       case 'publish':
         return driver.call('publish', step.client, step.room, contents(step.tag, step.count), step.interval_ms || 0);
       case 'settle': {
