@@ -232,6 +232,7 @@ export class HubClient extends Emitter {
 
   #onWelcome(frame) {
     this.#clearTimer('attempt');
+    this.#transport?.startHeartbeat();
     this.#welcome = {
       clientId: String(frame.client_id ?? ''),
       hub: String(frame.hub ?? ''),
