@@ -23,7 +23,7 @@ const sockets = await Promise.all(
     ws.on('error', reject);
     ws.on('message', () => {}); // welcome, left: read and dropped
     ws.on('close', (code, reason) => {
-      if (code !== 1005 && code !== 1000) console.error(`flood: a publisher was closed: ${code} ${reason}`);
+      if (code !== 1005 && code !== 1000 && code !== 1001) console.error(`flood: a publisher was closed: ${code} ${reason}`);
     });
   })),
 );
