@@ -6,6 +6,9 @@ export class BoundedSet {
   constructor(max) {
     this.max = Math.max(1, max | 0);
     this.values = new Set();
+    // Insertion order in a ring: the oldest is found without walking the Set (this runs per message).
+    this.ring = [];
+    this.next = 0;
   }
 
   has(value) {
@@ -14,11 +17,14 @@ export class BoundedSet {
 
   add(value) {
     if (this.values.has(value)) return;
-    this.values.add(value);
-    if (this.values.size > this.max) {
-      // Sets iterate in insertion order: the first value is the oldest.
-      this.values.delete(this.values.values().next().value);
+    if (this.ring.length < this.max) {
+      this.ring.push(value);
+    } else {
+      this.values.delete(this.ring[this.next]);
+      this.ring[this.next] = value;
+      this.next = (this.next + 1) % this.max;
     }
+    this.values.add(value);
   }
 
   get size() {

@@ -6,7 +6,7 @@
 
 import { Backoff } from './backoff.js';
 import { BoundedSet } from './bounded-set.js';
-import { Emitter } from './emitter.js';
+import { Emitter, emit } from './emitter.js';
 import { Codes, HubError } from './errors.js';
 import { Outbox } from './outbox.js';
 import { Pacer } from './pacer.js';
@@ -58,8 +58,11 @@ export class HubClient extends Emitter {
   #broadcastIds = new BoundedSet(2000);
   #sessions = new Map();
   #pending = new Map(); // room → questions (joins, presence) awaiting answers on this connection
+  #leaving = new Map(); // room → leaves sent on this connection whose `left` has not come back
   #pacer = null;
   #outbox;
+  /** What the rooms see of the client (room-session.js). */
+  #link;
   #onOnline = null;
 
   /**
@@ -118,6 +121,7 @@ export class HubClient extends Emitter {
       },
       outbox: this.#outbox,
       send: (frame) => this.#sendControl(frame),
+      leave: (room) => this.#leave(room),
       expect: (room, session, kind) => this.#expect(room, session, kind),
       isOwn: (from) => typeof from === 'string' && this.#ownIds.has(from),
       forget: (session) => {
@@ -125,8 +129,6 @@ export class HubClient extends Emitter {
       },
     };
   }
-
-  #link;
 
   /** 'disconnected' | 'connecting' | 'connected' | 'closed' */
   get state() {
@@ -198,7 +200,7 @@ export class HubClient extends Emitter {
         token = await this.#tokens.get({ fresh: this.#needFreshToken });
       } catch (err) {
         if (gen !== this.#gen || this.#closed) return;
-        this.emit('error', new HubError('token', `the token function failed: ${err?.message ?? err}`));
+        this[emit]('error', new HubError('token', `the token function failed: ${err?.message ?? err}`));
         this.#retry({ code: LOCAL_CLOSE, reason: 'no token' });
         return;
       }
@@ -230,6 +232,7 @@ export class HubClient extends Emitter {
 
   #onWelcome(frame) {
     this.#clearTimer('attempt');
+    this.#transport?.startHeartbeat();
     this.#welcome = {
       clientId: String(frame.client_id ?? ''),
       hub: String(frame.hub ?? ''),
@@ -240,15 +243,14 @@ export class HubClient extends Emitter {
     this.#connected = true;
     this.#connectedAt = Date.now();
     this.#pending = new Map();
+    this.#leaving = new Map();
     this.#setState('connected', { ...this.#welcome });
     for (const w of this.#connectWaiters.splice(0)) w.resolve();
     if (this.#state !== 'connected' || !this.#connected) return; // a listener closed us
     // Every connection starts in `general`; a client that did not ask for it leaves (no traffic,
     // not counted in its presence).
     const rooms = Array.isArray(frame.rooms) ? frame.rooms : [];
-    if (rooms.includes(DEFAULT_ROOM) && !this.#sessions.has(DEFAULT_ROOM)) {
-      this.#sendControl({ type: 'leave', room: DEFAULT_ROOM });
-    }
+    if (rooms.includes(DEFAULT_ROOM) && !this.#sessions.has(DEFAULT_ROOM)) this.#leave(DEFAULT_ROOM);
     for (const session of [...this.#sessions.values()]) session.onConnected();
     this.#outbox.pump();
     this.#scheduleRefresh();
@@ -305,7 +307,7 @@ export class HubClient extends Emitter {
     this.#outbox.failAll(null, err.code, err.message);
     for (const session of this.#sessions.values()) session.shutdown(err);
     for (const w of this.#connectWaiters.splice(0)) w.reject(err);
-    if (err.code !== Codes.CLOSED) this.emit('error', err);
+    if (err.code !== Codes.CLOSED) this[emit]('error', err);
     this.#setState('closed', { code: info.code, reason: info.reason, error: err.code === Codes.CLOSED ? undefined : err });
   }
 
@@ -337,7 +339,7 @@ export class HubClient extends Emitter {
       token = await this.#tokens.get({ fresh: true });
     } catch (err) {
       if (gen !== this.#gen || !this.#connected) return;
-      this.emit('error', new HubError('token', `the token function failed: ${err?.message ?? err}`));
+      this[emit]('error', new HubError('token', `the token function failed: ${err?.message ?? err}`));
       // Keep trying until the hub gives up on the old token (4002); the reconnect then asks again.
       this.#timers.refresh = setTimeout(() => this.#refresh(gen), this.#refreshBackoff.next() + 100);
       return;
@@ -356,6 +358,12 @@ export class HubClient extends Emitter {
     if (!this.#transport) return false;
     this.#pacer?.force();
     return this.#transport.send(frame);
+  }
+
+  // The `left` that answers a leave of ours is not news; one nobody asked for is (room-session.js).
+  #leave(room) {
+    if (!this.#sendControl({ type: 'leave', room })) return;
+    this.#leaving.set(room, (this.#leaving.get(room) ?? 0) + 1);
   }
 
   #expect(room, session, kind) {
@@ -391,7 +399,7 @@ export class HubClient extends Emitter {
         return;
       case 'presence_diff': {
         const session = this.#sessions.get(frame.room);
-        if (session && !session.closed) session.room.emit('presence', frame);
+        if (session && !session.closed) session.room[emit]('presence', frame);
         return;
       }
       case 'broadcast':
@@ -399,15 +407,20 @@ export class HubClient extends Emitter {
           if (this.#broadcastIds.has(frame.id)) return;
           this.#broadcastIds.add(frame.id);
         }
-        this.emit('broadcast', frame);
+        this[emit]('broadcast', frame);
         return;
       case 'authenticated':
-        this.emit('token', { user: frame.user ?? null, exp: frame.exp });
+        this[emit]('token', { user: frame.user ?? null, exp: frame.exp });
         this.#scheduleRefresh(Number(frame.exp));
         return;
       case 'left': {
-        const session = this.#sessions.get(frame.room);
-        if (session) session.onLeft();
+        const asked = this.#leaving.get(frame.room) ?? 0;
+        if (asked > 0) {
+          if (asked === 1) this.#leaving.delete(frame.room);
+          else this.#leaving.set(frame.room, asked - 1);
+          return;
+        }
+        this.#sessions.get(frame.room)?.onLeft();
         return;
       }
       case 'error':
@@ -429,13 +442,13 @@ export class HubClient extends Emitter {
       return;
     }
     if (frame.code === 'rate_limited') this.#outbox.rateLimited();
-    this.emit('error', new HubError(String(frame.code || 'error'), String(frame.message || 'error from the hub')));
+    this[emit]('error', new HubError(String(frame.code || 'error'), String(frame.message || 'error from the hub')));
   }
 
   #setState(state, info) {
     if (this.#state === state && state !== 'disconnected') return;
     this.#state = state;
-    this.emit('state', state, info);
+    this[emit]('state', state, info);
   }
 
   #clearTimer(name) {

@@ -1,5 +1,8 @@
 // Owns: event listeners of the client and of its rooms. A listener that throws does not stop the
 // other listeners, nor the SDK's own bookkeeping (which is always done before listeners run).
+// Only the SDK emits: the method is keyed by a symbol the application does not see.
+
+export const emit = Symbol('emit');
 
 export class Emitter {
   #listeners = new Map();
@@ -7,9 +10,9 @@ export class Emitter {
   /** Adds `fn` for `event`; returns this (chainable). */
   on(event, fn) {
     if (typeof fn !== 'function') throw new TypeError(`listener for "${event}" must be a function`);
-    let list = this.#listeners.get(event);
-    if (!list) this.#listeners.set(event, (list = []));
-    list.push(fn);
+    // Lists are replaced, never changed in place: an emit going through one is not disturbed by
+    // listeners added or removed meanwhile, and needs no copy per event.
+    this.#listeners.set(event, [...(this.#listeners.get(event) ?? []), fn]);
     return this;
   }
 
@@ -37,11 +40,10 @@ export class Emitter {
     return this.#listeners.get(event)?.length ?? 0;
   }
 
-  emit(event, ...args) {
+  [emit](event, ...args) {
     const list = this.#listeners.get(event);
     if (!list) return;
-    // A copy: a listener may add or remove listeners while we go through them.
-    for (const fn of [...list]) {
+    for (const fn of list) {
       try {
         fn(...args);
       } catch (err) {

@@ -5,6 +5,7 @@
 // order of messages is room-stream.js's; publishes are outbox.js's.
 
 import { Backoff } from './backoff.js';
+import { emit } from './emitter.js';
 import { Codes, HubError } from './errors.js';
 import { Room } from './room.js';
 import { RoomStream } from './room-stream.js';
@@ -16,8 +17,8 @@ export class RoomSession {
   /**
    * @param {string} name
    * @param {{history?: number, since?: {epoch: string, offset: number}}} subscribeOpts
-   * @param {object} link the client's side: `connected`, `gen`, `send(frame)`, `expect(room,
-   *   session, kind)`, `isOwn(clientId)`, `outbox`, `forget(session)`
+   * @param {object} link the client's side: `connected`, `gen`, `send(frame)`, `leave(room)`,
+   *   `expect(room, session, kind)`, `isOwn(clientId)`, `outbox`, `forget(session)`
    * @param {object} opts the client's options
    */
   constructor(name, subscribeOpts, link, opts) {
@@ -165,7 +166,7 @@ export class RoomSession {
 
     if (newlyJoined && !this.closed) {
       this.everJoined = true;
-      this.room.emit('joined', { epoch: this.stream.epoch, offset: this.stream.offset, cause: j.cause });
+      this.room[emit]('joined', { epoch: this.stream.epoch, offset: this.stream.offset, cause: j.cause });
       this.#sendPresence();
     }
     this.link.outbox.pump();
@@ -186,7 +187,7 @@ export class RoomSession {
     this.failed = true;
     this.link.outbox.failAll(this.name, err.code, err.message);
     this.#failPresence(err);
-    this.room.emit('error', err);
+    this.room[emit]('error', err);
   }
 
   /** The hub took the connection out of the room unasked (a refreshed token no longer allows it). */
@@ -197,7 +198,7 @@ export class RoomSession {
     const err = new HubError('forbidden', `the hub took this client out of room ${this.name} (its token no longer allows it)`);
     this.link.outbox.failAll(this.name, err.code, err.message);
     this.#failPresence(err);
-    this.room.emit('error', err);
+    this.room[emit]('error', err);
   }
 
   // ---- messages ----------------------------------------------------------------------------------
@@ -225,7 +226,7 @@ export class RoomSession {
       return;
     }
     if (this.joining && frame.replayed === true) this.joining.replayed += 1;
-    this.room.emit('message', frame);
+    this.room[emit]('message', frame);
   }
 
   #result(r) {
@@ -259,7 +260,7 @@ export class RoomSession {
   }
 
   #recovery(event) {
-    if (!this.closed) this.room.emit('recovery', event);
+    if (!this.closed) this.room[emit]('recovery', event);
   }
 
   // ---- publish and presence ----------------------------------------------------------------------
@@ -323,7 +324,7 @@ export class RoomSession {
     this.ended = { code: Codes.UNSUBSCRIBED, message: `room ${this.name} is unsubscribed` };
     this.stream.stopped = true;
     this.#clearTimers();
-    if (wasIn) this.link.send({ type: 'leave', room: this.name });
+    if (wasIn) this.link.leave(this.name);
     this.#failPresence(new HubError(Codes.UNSUBSCRIBED, `room ${this.name} is unsubscribed`));
     this.link.outbox.failAll(this.name, Codes.UNSUBSCRIBED, `room ${this.name} is unsubscribed`);
     this.link.forget(this);

@@ -1,8 +1,8 @@
 // Owns: one WebSocket to the hub, from opening to its single close report. Parses frames, sends
-// JSON, and proves the connection alive: a socket whose peer vanished without a FIN (a cut cable,
-// a NAT that forgot it) looks open for minutes, so when nothing has arrived for `pingInterval` it
-// sends the hub an application ping, and closes itself when no frame at all follows within
-// `pongTimeout`. Knows nothing of rooms, tokens or reconnects.
+// JSON, and proves the connection alive once told to (after the welcome): a socket whose peer
+// vanished without a FIN (a cut cable, a NAT that forgot it) looks open for minutes, so when
+// nothing has arrived for `pingInterval` it sends the hub an application ping, and closes itself
+// when no frame at all follows within `pongTimeout`. Knows nothing of rooms, tokens or reconnects.
 
 /** Close codes a Transport reports for closes it decided itself (the socket gave no code). */
 export const LOCAL_CLOSE = 1006;
@@ -39,7 +39,6 @@ export class Transport {
     this.#ws = ws;
     ws.onopen = () => {
       if (this.#closed) return;
-      this.#startHeartbeat();
       this.#handlers.onOpen();
     };
     ws.onmessage = (event) => this.#onMessage(event);
@@ -97,10 +96,14 @@ export class Transport {
     if (frame && typeof frame === 'object' && typeof frame.type === 'string') this.#handlers.onFrame(frame);
   }
 
-  // One interval per socket and a boolean per frame: cheap at 10,000 sockets and at 50,000
-  // frames per second (no timer is re-armed per frame).
-  #startHeartbeat() {
-    if (!(this.pingInterval > 0)) return;
+  /**
+   * Starts proving the connection alive; the client calls it once the hub welcomed it (until then
+   * its connect timeout covers the handshake, however long a busy hub takes). One interval per
+   * socket and a boolean per frame: cheap at 10,000 sockets and at 50,000 frames per second (no
+   * timer is re-armed per frame).
+   */
+  startHeartbeat() {
+    if (!(this.pingInterval > 0) || this.#closed || this.#tick) return;
     this.#tick = setInterval(() => {
       if (this.#heard) {
         this.#heard = false;

@@ -61,7 +61,10 @@ export function createAgent({ HubClient, WebSocket, sign }) {
 
     async subscribe(name, roomName, opts = {}, timeoutMs = 15000) {
       const c = get(name);
-      const room = c.client.subscribe(roomName, opts);
+      // `again`: leave the room and subscribe anew in the same turn (its `left` is still on its way).
+      if (opts.again) c.rooms.get(roomName)?.room.unsubscribe();
+      const { again, ...subscribeOpts } = opts;
+      const room = c.client.subscribe(roomName, subscribeOpts);
       const r = { room, messages: [], contents: new Set(), recoveries: [], joined: [], presence: [], errors: [], waiters: new Set() };
       c.rooms.set(roomName, r);
       room.on('message', (m) => {

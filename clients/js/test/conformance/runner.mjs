@@ -94,8 +94,18 @@ export async function runScenario(scenario, defaults, driver, { logDir, log = ()
         await driver.call('connect', step.client, timeout);
         return;
       }
-      case 'subscribe':
-        return driver.call('subscribe', step.client, step.room, step.history ? { history: step.history } : {}, timeout);
+      case 'subscribe': {
+        const opts = {};
+        if (step.history) opts.history = step.history;
+        if (step.again) opts.again = true;
+        if (step.since_from) {
+          // A position another client kept (an app saving room.position across a page reload).
+          const rep = await driver.call('report', step.since_from);
+          opts.since = rep.rooms[step.room].position;
+          assert.ok(opts.since, `${step.since_from} has a position in ${step.room}`);
+        }
+        return driver.call('subscribe', step.client, step.room, opts, timeout);
+      }
       case 'publish':
         return driver.call('publish', step.client, step.room, contents(step.tag, step.count), step.interval_ms || 0);
       case 'settle': {
@@ -202,7 +212,7 @@ export async function runScenario(scenario, defaults, driver, { logDir, log = ()
       }
       case 'none_received': {
         const got = room.messages.filter((m) => step.tags.includes(tagOf(m.content)));
-        assert.deepEqual(got.map((m) => m.content), [], `${step.client} received what it must not`);
+        assert.deepEqual(got.map((m) => m.content), [], `${step.client} received what it must not: ${JSON.stringify(room.messages.map((m) => [m.offset, m.content, m.replayed]))} ${JSON.stringify(room.recoveries)}`);
         return { check: step.check, client: step.client, ok: true };
       }
       case 'publishes': {

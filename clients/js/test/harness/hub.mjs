@@ -62,6 +62,8 @@ export class HubProcess {
         }
         const f = entry.fields || {};
         if (f.message === 'hub listening') {
+          // The hub's own clock (the same machine's): a busy test process reads the line late.
+          this.listeningAt = Date.parse(entry.timestamp) || Date.now();
           addrs.ws = f.addr;
           addrs.instance = f.instance_id;
         }

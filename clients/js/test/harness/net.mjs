@@ -19,13 +19,18 @@ export function freePort() {
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Resolves once `check()` is truthy (polled every `everyMs`); rejects with `what` after `timeoutMs`. */
+/**
+ * Resolves once `check()` is truthy (polled every `everyMs`); rejects after `timeoutMs` saying
+ * `what` (a string, or a function giving one at that moment).
+ */
 export async function until(check, { timeoutMs = 10000, everyMs = 50, what = 'condition' } = {}) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
     if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}`);
+    }
     await sleep(everyMs);
   }
 }

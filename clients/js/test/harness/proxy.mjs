@@ -106,7 +106,12 @@ export class TcpProxy {
   #drop(pair) {
     if (!this.pairs.delete(pair)) return;
     for (const s of [pair.client, pair.upstream]) {
-      if (!s.destroyed) s.resetAndDestroy();
+      if (s.destroyed) continue;
+      // A reset, as a middlebox that dies sends; but not on a socket whose graceful shutdown has
+      // started (end() forwarded a FIN) or that is still connecting: Node then keeps the native
+      // handle referenced, and this process spun at exit, never ending (seen once in a run).
+      if (s.connecting || s.writableEnded) s.destroy();
+      else s.resetAndDestroy();
     }
   }
 }
