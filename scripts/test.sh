@@ -4,7 +4,8 @@
 # /metrics, a real Prometheus server) the tests start on free ports, the Autobahn WebSocket
 # conformance cases against the hub's own accept + handshake + session code, the deployment kit's
 # offline checks (Kubernetes manifests against the API schemas, Prometheus rules), then the
-# real-browser tests of the pages in Debian's headless Chromium.
+# real-browser tests of the pages in Debian's headless Chromium. Between them, the JS SDK's tests
+# (the conformance scenarios the Rust SDK runs in `cargo test`, here in Node and in Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,7 @@ scripts/ensure-deps.sh redis-server prometheus promtool chromium node npm
 scripts/module-graph.test.sh
 scripts/module-graph.py
 cargo test --workspace --locked
+clients/js/test/run.sh # the JS SDK: unit, conformance in Node and in Chromium, the reconnect spread (uses target/debug/hub-server)
 C250K_CONNECTIONS=20000 C250K_DURATION=8s C250K_BUDGET=300 bench/c250k.sh # make bench-c250k, small: fails on a missing figure, a loss or a duplicate
 scripts/autobahn.sh
 deploy/check.sh
