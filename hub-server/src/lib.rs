@@ -104,6 +104,7 @@ pub async fn run(
         shutdown.clone(),
     ));
     let slots = slots::Slots::new(settings.max_connections, settings.max_handshakes);
+    let proxies = hooks::Proxies::new(&settings, metrics.clone());
     let state = AppState {
         hub: hub.clone(),
         bridge: bridge.clone(),
@@ -120,6 +121,7 @@ pub async fn run(
         users,
         presence,
         metrics,
+        proxies,
     };
     let sessions = state.sessions.clone();
     let api_server = api::start(&state)?;

@@ -35,4 +35,6 @@ pub struct AppState {
     pub presence: crate::presence::Presence,
     /// What `GET /metrics` serves (see [`crate::metrics`]).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The backend's connect, subscribe, publish and rpc proxies (see [`crate::hooks`]).
+    pub proxies: crate::hooks::Proxies,
 }

@@ -1,11 +1,13 @@
 //! Hooks back into the team's backend: the signed, bounded HTTP client ([`backend`]) the proxies
 //! and the webhooks share, and how requests are signed ([`sign`]); the four proxies — who a
 //! client is ([`connect`]), whether it may join ([`subscribe`]) or publish ([`publish`]), and the
-//! answers to its calls ([`rpc`]) — each a request, an answer and what the answer means.
+//! answers to its calls ([`rpc`]) — each a request, an answer and what the answer means, behind
+//! one handle per hub ([`Proxies`]).
 
 mod answer;
 pub mod backend;
 pub mod connect;
+mod proxies;
 pub mod publish;
 pub mod rpc;
 pub mod sign;
@@ -13,3 +15,4 @@ pub mod subscribe;
 
 pub use answer::Refusal;
 pub use backend::{Backend, HookError};
+pub use proxies::Proxies;

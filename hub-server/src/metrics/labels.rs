@@ -38,6 +38,8 @@ pub const AUTH_FAILURES: &[&str] = &[
     "audience",
     "issuer",
     "other_user",
+    "refused",
+    "backend_unavailable",
 ];
 
 /// `realtime_hub_errors_total{code}`: the codes of `error` frames (`ProtocolError::code`).
@@ -57,6 +59,7 @@ pub const ERROR_CODES: &[&str] = &[
     "unavailable",
     "unknown_namespace",
     "no_presence",
+    "not_available",
 ];
 
 /// `realtime_hub_recoveries_total{result}`: a `since` join's outcome.
@@ -112,6 +115,8 @@ pub fn auth_failure(failure: AuthFailure) -> usize {
         AuthFailure::Audience => "audience",
         AuthFailure::Issuer => "issuer",
         AuthFailure::OtherUser => "other_user",
+        AuthFailure::Refused => "refused",
+        AuthFailure::BackendUnavailable => "backend_unavailable",
     };
     index(AUTH_FAILURES, name).unwrap_or(0)
 }
@@ -164,6 +169,9 @@ mod tests {
                 room: "x:y".into(),
             },
             ProtocolError::NoPresence("x".into()),
+            ProtocolError::AuthByProxy,
+            ProtocolError::NoRpc,
+            ProtocolError::BackendUnavailable,
         ];
         for err in &all {
             match err {
@@ -183,7 +191,10 @@ mod tests {
                 | ProtocolError::PresenceUnavailable
                 | ProtocolError::TooMuchWaiting
                 | ProtocolError::UnknownNamespace { .. }
-                | ProtocolError::NoPresence(_) => {}
+                | ProtocolError::NoPresence(_)
+                | ProtocolError::AuthByProxy
+                | ProtocolError::NoRpc
+                | ProtocolError::BackendUnavailable => {}
             }
             let want = index(ERROR_CODES, err.code());
             assert!(want.is_some(), "{} is not in ERROR_CODES", err.code());
@@ -229,6 +240,8 @@ mod tests {
             AuthFailure::Audience,
             AuthFailure::Issuer,
             AuthFailure::OtherUser,
+            AuthFailure::Refused,
+            AuthFailure::BackendUnavailable,
         ];
         let mut seen: Vec<usize> = failures.iter().map(|f| auth_failure(*f)).collect();
         seen.dedup();

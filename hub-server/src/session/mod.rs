@@ -1,7 +1,8 @@
 //! One client connection: registers it with the hub, starts its writer, reads and executes its
 //! frames, enforces its limits, and on the way out takes the single cleanup path. Its parts:
-//! [`admission`] (who the client is), [`reader`] (the read loop), [`commands`] (what each frame
-//! does), all on the one [`state::Session`] of the connection.
+//! [`admission`] (who the client is — in `auth_mode = proxy` asked of the backend before
+//! anything else), [`reader`] (the read loop), [`commands`] (what each frame does), all on the
+//! one [`state::Session`] of the connection.
 
 mod admission;
 mod commands;
@@ -13,12 +14,16 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::{Stream, StreamExt};
+use futures_util::{SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use uuid::Uuid;
 
+use crate::auth::Auth;
 use crate::deflate;
+use crate::error::CloseReason;
+use crate::hooks::connect;
 use crate::hub::ClientId;
 use crate::outbox::{Kick, QueuedBytes, Recipient};
 use crate::rate_limit::TokenBucket;
@@ -29,14 +34,21 @@ use state::Session;
 /// How long a closing connection gets to send its last frames and finish the close handshake.
 const WRITER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// What the upgrade request says of who the client is.
+pub struct Credentials {
+    /// The token of the upgrade's `Authorization: Bearer` header, if any.
+    pub bearer: Option<String>,
+    /// The headers the connect proxy sees (`proxy_headers`; empty unless `auth_mode = proxy`).
+    pub hook_headers: connect::Headers,
+}
+
 /// Runs one upgraded connection to its end. `socket` is any WebSocket (split into halves here);
-/// `bearer` is the token of the upgrade's `Authorization` header, if any; `deflate` is the
-/// compression the handshake agreed to.
+/// `deflate` is the compression the handshake agreed to.
 pub async fn run<S>(
     socket: S,
     state: AppState,
     ip: IpAddr,
-    bearer: Option<String>,
+    credentials: Credentials,
     deflate: Option<deflate::Connection>,
 ) where
     S: Stream<Item = Result<Message, WsError>>
@@ -46,10 +58,40 @@ pub async fn run<S>(
         + 'static,
 {
     let settings = state.settings.clone();
-    let (sink, stream) = state.metrics.accepted(socket).split();
+    let (mut sink, mut stream) = state.metrics.accepted(socket).split();
+    let client_id: ClientId = Uuid::new_v4().to_string().into();
+    // `auth_mode = proxy`: the backend says who the client is before the hub says anything; a
+    // refusal closes at once with the backend's reason (no writer is running yet).
+    let vouched = match (&state.auth, settings.echo) {
+        (Auth::Proxy { .. }, false) => {
+            let asked = admission::ask_backend(&state, &client_id, ip, &credentials.hook_headers);
+            let verdict = tokio::select! {
+                verdict = asked => verdict,
+                _ = state.shutdown.wait() => Err((CloseReason::ShuttingDown, None)),
+            };
+            match verdict {
+                Ok(identity) => Some(identity),
+                Err((reason, text)) => {
+                    state.metrics.closed(Some(reason));
+                    let text = text.unwrap_or_else(|| reason.text().to_owned());
+                    let close = CloseFrame {
+                        code: reason.close_code(),
+                        reason: text.into(),
+                    };
+                    let closing = async {
+                        if sink.send(Message::Close(Some(close))).await.is_ok() {
+                            while let Some(Ok(_)) = stream.next().await {}
+                        }
+                    };
+                    let _ = tokio::time::timeout(WRITER_GRACE, closing).await;
+                    return;
+                }
+            }
+        }
+        _ => None,
+    };
     let (outbound, inflating) = deflate.map(|d| d.split(settings.max_message_bytes)).unzip();
     let mut stream = deflate::Inbound::new(stream, inflating);
-    let client_id: ClientId = Uuid::new_v4().to_string().into();
     let (tx, rx) = mpsc::channel(settings.send_queue);
     let (close_tx, close_rx) = oneshot::channel();
     let kick = Arc::new(Kick::default());
@@ -96,7 +138,7 @@ pub async fn run<S>(
     };
     let started = match session.echo {
         Some(_) => Ok(()),
-        None => session.start(bearer.as_deref()),
+        None => session.start(credentials.bearer.as_deref(), vouched),
     };
     let reason = match started {
         Ok(()) => session.read_until_closed(&mut stream, &kick).await,
