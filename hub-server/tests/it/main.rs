@@ -30,6 +30,8 @@
 //! - `stall`      — issue 25.3: Redis stalled 8 s while joins wait: pings, expiry, kicks still act.
 //! - `namespaces` — issue 22: each namespace key on real hubs, unknown namespaces, a bad config,
 //!   personal rooms on every hub, `subs` joined at connect and recovered after a reconnect.
+//! - `hooks`      — issue 23.1-4: the connect, subscribe, publish and rpc proxies against a real
+//!   HTTP backend that checks every signature; slow, busy and dead backends fail closed.
 //! - `metrics`    — issues 12, 13: a real Prometheus scrapes two hubs' `/metrics`; every family moves
 //!   when it should; `promtool check metrics`.
 //!
@@ -55,6 +57,7 @@ mod failover;
 mod garbage;
 mod handshake;
 mod history;
+mod hooks;
 mod limits;
 mod metrics;
 mod namespaces;

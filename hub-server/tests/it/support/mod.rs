@@ -1,5 +1,6 @@
 //! Shared helpers: processes under test (redis-server, hub-server), WebSocket clients, tiny HTTP.
 
+pub mod backend;
 pub mod client;
 pub mod cluster;
 pub mod flood;
