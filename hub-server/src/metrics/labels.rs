@@ -71,6 +71,21 @@ pub const RECOVERY_RESULTS: &[&str] = &[
     "unavailable",
 ];
 
+/// `realtime_hub_proxy_calls_total{kind}`: the backend proxies.
+pub const PROXY_KINDS: &[&str] = &["connect", "subscribe", "publish", "rpc"];
+
+/// `realtime_hub_proxy_calls_total{outcome}`: what the backend said, or why the call failed.
+pub const PROXY_OUTCOMES: &[&str] = &[
+    "allowed",
+    "replaced",
+    "refused",
+    "busy",
+    "timeout",
+    "unreachable",
+    "status",
+    "bad_answer",
+];
+
 /// Where `value` is in `list`.
 pub fn index(list: &[&str], value: &str) -> Option<usize> {
     list.iter().position(|v| *v == value)

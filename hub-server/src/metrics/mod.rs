@@ -82,6 +82,12 @@ impl Metrics {
             api_requests.clone(),
         );
         let proxy_calls = Family::<ProxyCall, Counter>::default();
+        // Every series from the start, at 0, as the other labelled families (see `labels`).
+        for &kind in labels::PROXY_KINDS {
+            for &outcome in labels::PROXY_OUTCOMES {
+                let _ = proxy_calls.get_or_create(&ProxyCall { kind, outcome });
+            }
+        }
         registry.register(
             "realtime_hub_proxy_calls",
             "Calls to the backend's proxies, by proxy and outcome",
@@ -223,6 +229,7 @@ mod tests {
             "realtime_hub_errors_total{code=\"bad_json\"} 0",
             "realtime_hub_proxy_calls_total{kind=\"publish\",outcome=\"refused\"} 2",
             "realtime_hub_proxy_calls_total{kind=\"connect\",outcome=\"timeout\"} 1",
+            "realtime_hub_proxy_calls_total{kind=\"rpc\",outcome=\"busy\"} 0",
         ] {
             assert!(has(&text, line), "{line:?} missing in\n{text}");
         }
