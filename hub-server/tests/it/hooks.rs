@@ -333,6 +333,11 @@ async fn rpc_frames_get_the_backends_result_or_its_error_with_their_ref() {
             let sum = data["a"].as_i64().unwrap_or(0) + data["b"].as_i64().unwrap_or(0);
             Reply::ok(json!({"data": {"sum": sum}}))
         }
+        Some("crash") => Reply {
+            status: 500,
+            body: json!({"data": "a 5xx answer is not a result"}),
+            delay: Duration::ZERO,
+        },
         _ => Reply::ok(json!({"error": {"code": "no_such_method", "message": "unknown method"}})),
     })
     .await;
@@ -353,7 +358,13 @@ async fn rpc_frames_get_the_backends_result_or_its_error_with_their_ref() {
         .await;
     let err = expect_error(&mut client, "no_such_method", Some("c2"), None).await;
     assert_eq!(err["message"], "unknown method");
+    // A 5xx fails closed, whatever its body says.
+    client
+        .send_json(&json!({"type": "rpc", "method": "crash", "ref": "c5"}))
+        .await;
+    expect_error(&mut client, "unavailable", Some("c5"), None).await;
     let posted = backend.seen("/rpc");
+    assert_eq!(posted.len(), 3);
     assert_eq!(posted[0].body["data"], json!({"a": 2, "b": 40}));
     assert_eq!(posted[0].body["user"]["id"], client.id.as_str());
     assert_eq!(posted[1].body["data"], Value::Null);
