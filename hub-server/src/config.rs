@@ -303,6 +303,11 @@ impl Settings {
         if any_url && secret.is_none_or(|s| s.trim().is_empty()) {
             return invalid("hook_secret must be set when a proxy_*_url is set".into());
         }
+        if let Some(bad) = comma_list(&self.proxy_headers)
+            .find(|h| http::HeaderName::try_from(h.to_ascii_lowercase()).is_err())
+        {
+            return invalid(format!("proxy_headers: {bad:?} is not a header name"));
+        }
         if self.auth_mode == AuthMode::Proxy && urls.connect.is_none() {
             return invalid("auth_mode = \"proxy\" needs proxy_connect_url".into());
         }
@@ -772,6 +777,10 @@ mod tests {
             ),
             (&[("HUB_PROXY_TIMEOUT", "0s")][..], "proxy_timeout"),
             (&[("HUB_PROXY_CONCURRENCY", "0")][..], "proxy_concurrency"),
+            (
+                &[("HUB_PROXY_HEADERS", "cookie,bad header")][..],
+                "proxy_headers: \"bad header\" is not a header name",
+            ),
         ] {
             let err = with(pairs).unwrap_err();
             assert!(err.to_string().contains(named), "{pairs:?}: {err}");
