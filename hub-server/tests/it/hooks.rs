@@ -149,6 +149,12 @@ async fn connect_proxy_admits_with_the_backends_user_grants_and_subs() {
     ana.auth("a.b.c").await;
     expect_error(&mut ana, "auth_off", None, None).await;
     assert_eq!(backend.bad_signatures(), 0);
+    // Neither the secret nor what the cookies say ever reaches the hub's log.
+    let log = hub.log();
+    assert!(
+        !log.contains(HOOK_SECRET) && !log.contains("sid=ana"),
+        "{log}"
+    );
 }
 
 #[tokio::test]
