@@ -573,3 +573,57 @@ async fn a_backend_that_is_down_fails_closed() {
         Some(1.0)
     );
 }
+
+#[tokio::test]
+async fn a_join_waiting_on_the_subscribe_proxy_holds_up_neither_pings_nor_other_rooms() {
+    let backend = Backend::start(|seen| {
+        let slow = seen.body["room"]
+            .as_str()
+            .is_some_and(|r| r.contains("slow"));
+        Reply::ok(json!({})).after(if slow {
+            Duration::from_secs(2)
+        } else {
+            Duration::ZERO
+        })
+    })
+    .await;
+    let hub = hub(
+        "hub-slow-join",
+        &[
+            ("HUB_NAMESPACES", r#"{"gated":{"proxy_subscribe":true}}"#),
+            ("HUB_PROXY_TIMEOUT", "5s"),
+        ],
+    )
+    .env("HUB_PROXY_SUBSCRIBE_URL", &backend.url("/subscribe"))
+    .start()
+    .await;
+    let mut client = Client::connect(&hub).await;
+    let (slow, quick) = (
+        format!("gated:{}", room("slow")),
+        format!("gated:{}", room("quick")),
+    );
+    let asked = Instant::now();
+    client
+        .send_json(&json!({"type": "join", "room": slow}))
+        .await;
+    backend.wait_seen("/subscribe", 1).await;
+    let ping = Instant::now();
+    client.send_json(&json!({"type": "ping"})).await;
+    assert_eq!(client.recv_json().await, json!({"type": "pong"}));
+    let took = ping.elapsed();
+    assert!(took < Duration::from_millis(100), "pong after {took:?}");
+    // Another room's join is not queued behind the slow one.
+    client.join(&quick).await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "the quick join waited for the slow one: {:?}",
+        asked.elapsed()
+    );
+    let joined = client.recv_json().await;
+    assert_eq!(
+        (joined["type"].as_str(), joined["room"].as_str()),
+        (Some("joined"), Some(slow.as_str())),
+        "{joined}"
+    );
+    assert!(asked.elapsed() >= Duration::from_millis(1900));
+}
