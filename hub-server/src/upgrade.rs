@@ -47,7 +47,14 @@ pub fn route(
                   on_upgrade: Option<OnUpgrade>,
                   remote: Option<PeerAddr>,
                   admitted: Option<Arc<Handshake>>| {
-                handshake(state.clone(), pools.clone(), &headers, on_upgrade, remote, admitted)
+                handshake(
+                    state.clone(),
+                    pools.clone(),
+                    &headers,
+                    on_upgrade,
+                    remote,
+                    admitted,
+                )
             },
         )
 }
