@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::c250k::coordinator::C250kConfig;
-use crate::c250k::worker::WorkerConfig;
+use crate::c250k::worker_state::WorkerConfig;
 use crate::idle::IdleConfig;
 use crate::load::LoadConfig;
 use crate::rooms::RoomsConfig;

@@ -2,7 +2,7 @@
 //! frame types side by side, unknown ones ignored, so a newer hub's additions do not break an
 //! older client), and every frame the client sends, written by one function each.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::message::{Broadcast, Message, User};
@@ -118,7 +118,7 @@ impl Inbound {
 
 /// Frames the client sends, each serialized once into the text the socket carries.
 pub(crate) mod outbound {
-    use super::*;
+    use serde::Serialize;
 
     #[derive(Serialize)]
     struct Since<'a> {

@@ -6,8 +6,10 @@
 //! `subscription` (rooms as streams) talk to `driver` (the client's one task: connection life,
 //! inbound frames, commands); `room_session` (joins and answers per room) keeps its order in
 //! `room_stream` and hands messages to the application through `room_queue`; `outbox` owns
-//! publishes; `connection`, `frame`, `token`, `backoff`, `pacer`, `timers` and `bounded_set` are
-//! the small parts they are built from. [`api`] is a client of the hub's server API.
+//! publishes and sees a connection only as a `wire`; `connection`, `frame`, `token`, `backoff`,
+//! `pacer`, `timers` and `bounded_set` are the small parts they are built from. Each uses only
+//! what is below it, down to the wire; this root only declares and re-exports. [`api`] is a
+//! client of the hub's server API.
 
 #[cfg(feature = "api")]
 pub mod api;
@@ -31,6 +33,7 @@ mod room_stream;
 mod subscription;
 mod timers;
 mod token;
+mod wire;
 
 pub use client::{ClientEvents, HubClient};
 pub use error::{ErrorCode, HubError};

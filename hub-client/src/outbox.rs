@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use crate::error::{ErrorCode, HubError};
 use crate::frame::{Inbound, outbound};
 use crate::message::{Ack, Message};
+use crate::wire::Wire;
 
 /// Timed-out publishes remembered so a late stored copy is matched to them, not to a newer one.
 const GHOSTS: usize = 256;
@@ -63,17 +64,6 @@ struct Ghost {
     content: String,
     client_id: String,
     send_seq: u64,
-}
-
-/// The connection, as the outbox needs it.
-pub(crate) trait Wire {
-    fn generation(&self) -> u64;
-    fn client_id(&self) -> &str;
-    /// Sends a frame; false when it could not (nothing was sent).
-    fn send(&mut self, text: String) -> bool;
-    /// A pace token for a frame that may wait; false when there is none now.
-    fn pace(&mut self, now: Instant) -> bool;
-    fn pace_wait(&mut self, now: Instant) -> Duration;
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -11,10 +11,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::frames::{self, Inbound, Kind, Resume, Stamp, unix_us};
+use super::options::{PersonalScheme, Rooms};
 use super::track::Verdict;
-use super::worker::{MAX_FRAME, Slot, Worker};
+use super::worker_state::{MAX_FRAME, Slot, Worker};
 use super::ws::{self, Answer, Frame, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
-use super::{PersonalScheme, Rooms};
 
 /// A connection past its upgrade.
 struct Conn {
@@ -355,18 +355,6 @@ fn joined(c: Client<'_>, f: &Inbound<'_>, joining: Option<&mut Joining>) -> Resu
     Ok(())
 }
 
-impl Rooms {
-    /// Whether `room` is `user`'s personal room (without building its name: this runs for every
-    /// personal message).
-    pub fn is_personal(&self, room: &str, user: u64) -> bool {
-        let number = match self.personal {
-            PersonalScheme::Join => room.strip_prefix(self.personal_prefix.as_str()),
-            PersonalScheme::User => room.strip_prefix("user:u"),
-        };
-        number.and_then(|n| n.parse::<u64>().ok()) == Some(user)
-    }
-}
-
 impl Worker {
     fn on_ready(&self, rejoin: bool, failed_attempts: u32) {
         let now = unix_us();
@@ -487,33 +475,12 @@ impl Worker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn personal_room_names() {
-        let mut r = Rooms {
-            all_room: "all".into(),
-            personal: PersonalScheme::Join,
-            personal_prefix: "p-".into(),
-        };
-        assert!(r.is_personal("p-17", 17));
-        assert!(!r.is_personal("p-17", 1));
-        assert!(!r.is_personal("p-", 0));
-        assert!(!r.is_personal("all", 0));
-        r.personal = PersonalScheme::User;
-        assert!(r.is_personal("user:u17", 17));
-        assert!(!r.is_personal("p-17", 17));
-    }
-}
-
-#[cfg(test)]
 mod size {
     use std::time::Duration;
 
     use super::*;
-    use crate::c250k::ClientOpts;
-    use crate::c250k::worker::WorkerConfig;
+    use crate::c250k::options::ClientOpts;
+    use crate::c250k::worker_state::WorkerConfig;
 
     /// Every idle connection holds its task's future and its slot for the whole run: keep them
     /// small (the task was 576 bytes, optimised, before the connect phase and the backoff were

@@ -20,9 +20,9 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 use super::api::ApiConn;
 use super::control::{Command, Sent, Status, WorkerReport};
 use super::frames::{Kind, Stamp, unix_us};
+use super::options::{ClientOpts, PersonalScheme, Rooms};
 use super::outcome::{Outcome, PhaseCpu};
 use super::schedule::Personal;
-use super::{ClientOpts, PersonalScheme, Rooms};
 use crate::procstat;
 
 /// `hub-bench c250k`: see the module documentation and bench/c250k.sh.

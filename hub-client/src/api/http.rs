@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::ApiError;
+use super::error::ApiError;
 
 /// Largest answer read (a history of 1000 messages of 64 KiB each would be more: ask for fewer).
 pub(crate) const MAX_BODY_BYTES: usize = 16 << 20;

@@ -1,49 +1,18 @@
-//! What the handles ask of the driver (start, subscribe, publish, presence, unsubscribe, close),
+//! The handles' commands carried out (start, subscribe, publish, presence, unsubscribe, close),
 //! and what subscriptions signal without a command (dropped, caught up after a full buffer).
 
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::Driver;
+use super::channels::Command;
+use super::task::Driver;
 use crate::error::{ErrorCode, HubError};
 use crate::message::Position;
 use crate::outbox::Reply;
-use crate::presence::Presence;
 use crate::room_queue::RoomQueue;
 use crate::room_session::RoomSession;
 use crate::timers::TimerKey;
-
-pub(crate) enum Command {
-    Start,
-    Subscribe {
-        room: String,
-        history: Option<u32>,
-        since: Option<Position>,
-        reply: oneshot::Sender<Result<(u64, Arc<RoomQueue>), HubError>>,
-    },
-    Unsubscribe {
-        session: u64,
-        done: oneshot::Sender<()>,
-    },
-    Publish {
-        session: u64,
-        content: String,
-        reply: Reply,
-    },
-    Presence {
-        session: u64,
-        reply: oneshot::Sender<Result<Presence, HubError>>,
-    },
-    Position {
-        session: u64,
-        reply: oneshot::Sender<Option<Position>>,
-    },
-    Close {
-        done: oneshot::Sender<()>,
-    },
-}
 
 fn unsubscribed(session: u64) -> HubError {
     HubError::new(

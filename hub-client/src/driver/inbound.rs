@@ -6,7 +6,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, Utf8Bytes};
 
-use super::{Driver, LinkState};
+use super::task::{Driver, LinkState};
 use crate::connection::Closed;
 use crate::error::{ErrorCode, HubError};
 use crate::events::{ClientEvent, RoomEvent, TokenRenewed};

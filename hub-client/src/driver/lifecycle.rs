@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Driver, LinkState, Status};
+use super::channels::Status;
+use super::task::{Driver, LinkState};
 use crate::connection::{self, Closed, Connection};
 use crate::error::{ErrorCode, HubError};
 use crate::events::{ClientEvent, ConnectionInfo, State, StateChange};

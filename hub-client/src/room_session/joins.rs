@@ -5,66 +5,13 @@
 
 use std::time::Duration;
 
-use super::RoomSession;
+use super::state::{JoinKind, Joining, Reason, RoomSession};
 use crate::connection::Asked;
 use crate::error::{ErrorCode, HubError};
-use crate::events::{JoinCause, Joined, Recovery, RecoveryCause, RoomEvent};
+use crate::events::{JoinCause, Joined, Recovery, RoomEvent};
 use crate::frame::{Inbound, Kind, outbound};
 use crate::link::Link;
 use crate::timers::TimerKey;
-
-/// Why a join was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Reason {
-    Subscribe,
-    Reconnect,
-    Resume,
-    Gap,
-    Epoch,
-    /// After `epoch_changed`: the new epoch read from its start.
-    EpochStart,
-    Retry,
-    Lag,
-    Probe,
-}
-
-impl Reason {
-    pub(super) fn cause(self) -> RecoveryCause {
-        match self {
-            Reason::Subscribe | Reason::Reconnect => RecoveryCause::Reconnect,
-            Reason::Resume => RecoveryCause::Resume,
-            Reason::Gap => RecoveryCause::Gap,
-            Reason::Epoch | Reason::EpochStart => RecoveryCause::Epoch,
-            Reason::Retry => RecoveryCause::Retry,
-            Reason::Lag => RecoveryCause::Lag,
-            Reason::Probe => RecoveryCause::Probe,
-        }
-    }
-
-    /// Causes the application hears about even when nothing was lost.
-    fn reported(self) -> bool {
-        matches!(
-            self,
-            Reason::Reconnect | Reason::Resume | Reason::Gap | Reason::Epoch | Reason::Retry
-        )
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum JoinKind {
-    /// The subscription's first join (with `history` if asked).
-    First,
-    /// A re-join without a position (a hub keeping no history).
-    Plain,
-    Since,
-}
-
-#[derive(Debug)]
-pub(super) struct Joining {
-    kind: JoinKind,
-    reason: Reason,
-    sent_at: tokio::time::Instant,
-}
 
 /// What a `joined` frame said about the room's position.
 struct Answer<'f> {

@@ -5,21 +5,13 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::RoomSession;
+use super::state::{PresenceWaiter, RoomSession};
 use crate::connection::Asked;
 use crate::error::{ErrorCode, HubError};
 use crate::frame::{Inbound, Kind, outbound};
 use crate::link::Link;
 use crate::presence::Presence;
 use crate::timers::TimerKey;
-
-/// A question waiting for its answer.
-pub(super) struct PresenceWaiter {
-    id: u64,
-    /// The connection it was asked on.
-    sent_gen: Option<u64>,
-    reply: oneshot::Sender<Result<Presence, HubError>>,
-}
 
 impl RoomSession {
     /// A presence question (answered through `reply`, by its id `id`).

@@ -3,7 +3,7 @@
 //! protocol has a word for the same fault (`bad_json`, `bad_room`, `empty_content`) it is reused.
 
 use http::StatusCode;
-use http::header::{ALLOW, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{ALLOW, CONNECTION, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use serde::Serialize;
 use warp::reply::{Reply, Response};
 
@@ -27,6 +27,9 @@ pub enum ApiError {
     BadField { code: &'static str, message: String },
     #[error("{what} is over the limit of {limit} bytes")]
     TooLarge { what: &'static str, limit: usize },
+    /// The body did not all arrive in time; the connection is closed with the answer.
+    #[error("the request body did not arrive within {after:?}")]
+    BodyTimeout { after: std::time::Duration },
     #[error("no history is kept for this room (history_size = 0)")]
     NoHistory,
     #[error("no presence is kept for this room (its namespace sets presence = false)")]
@@ -70,6 +73,7 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::InProgress => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -84,6 +88,7 @@ impl ApiError {
             ApiError::BadQuery(_) => "bad_query",
             ApiError::BadField { code, .. } => code,
             ApiError::TooLarge { .. } => "too_large",
+            ApiError::BodyTimeout { .. } => "request_timeout",
             ApiError::NoHistory => "no_history",
             ApiError::NoPresence => "no_presence",
             ApiError::InProgress => "in_progress",
@@ -118,6 +123,10 @@ impl ApiError {
             }
             ApiError::Unavailable(_) | ApiError::InProgress => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            // The rest of the body may still come: the connection cannot carry another request.
+            ApiError::BodyTimeout { .. } => {
+                headers.insert(CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }

@@ -17,6 +17,7 @@ pub mod request;
 pub mod rooms;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::Stream;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -135,6 +136,8 @@ struct Inner {
     idempotency: Idempotency,
     /// Largest request body: room for a `max_message_bytes` content and the other fields.
     body_limit: usize,
+    /// Longest a request body may take to arrive (`handshake_timeout`, as for the header).
+    body_timeout: Duration,
 }
 
 /// The API's handle: cloned into the accept loop's filter.
@@ -163,6 +166,7 @@ pub fn start(state: &AppState) -> Result<Option<JoinHandle<()>>, StartError> {
             settings.redis_timeout,
         ),
         body_limit: settings.max_message_bytes + 4096,
+        body_timeout: settings.handshake_timeout,
     }));
     tracing::info!(
         addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -253,7 +257,7 @@ impl Api {
         B: bytes::Buf + Send + 'static,
     {
         let state = &self.0.state;
-        let body = || request::body(headers, body, self.0.body_limit);
+        let body = || request::body(headers, body, self.0.body_limit, self.0.body_timeout);
         match route {
             Route::Publish => {
                 let request = request::json(&body().await?)?;

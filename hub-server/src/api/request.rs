@@ -1,5 +1,8 @@
 //! What an API request carries, read within bounds: the JSON body (at most `limit` bytes, whether
-//! announced by `Content-Length` or streamed chunked) and the query string.
+//! announced by `Content-Length` or streamed chunked, and complete within `deadline`) and the
+//! query string.
+
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -9,8 +12,25 @@ use serde::de::DeserializeOwned;
 
 use super::ApiError;
 
-/// Reads the whole body, refusing it as soon as it is known to be over `limit` bytes.
-pub async fn body<S, B>(headers: &HeaderMap, stream: S, limit: usize) -> Result<BytesMut, ApiError>
+/// Reads the whole body, refusing it as soon as it is known to be over `limit` bytes, or when it
+/// has not all come within `deadline`: a client holding a request open by never finishing its
+/// body is cut off as one that never finishes its header is (`handshake_timeout`), whatever its key.
+pub async fn body<S, B>(
+    headers: &HeaderMap,
+    stream: S,
+    limit: usize,
+    deadline: Duration,
+) -> Result<BytesMut, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    tokio::time::timeout(deadline, read(headers, stream, limit))
+        .await
+        .map_err(|_| ApiError::BodyTimeout { after: deadline })?
+}
+
+async fn read<S, B>(headers: &HeaderMap, stream: S, limit: usize) -> Result<BytesMut, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
@@ -72,16 +92,33 @@ mod tests {
         )
     }
 
+    const SOON: Duration = Duration::from_secs(10);
+
     #[tokio::test]
     async fn a_body_over_the_limit_is_refused_announced_or_streamed() {
-        let ok = body(&HeaderMap::new(), chunks(&["{\"a\":", "1}"]), 7).await;
+        let ok = body(&HeaderMap::new(), chunks(&["{\"a\":", "1}"]), 7, SOON).await;
         assert_eq!(ok.expect("fits").as_ref(), b"{\"a\":1}");
-        let streamed = body(&HeaderMap::new(), chunks(&["{\"a\":", "12}"]), 7).await;
+        let streamed = body(&HeaderMap::new(), chunks(&["{\"a\":", "12}"]), 7, SOON).await;
         assert_eq!(streamed.unwrap_err().code(), "too_large");
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_LENGTH, "8".parse().expect("header"));
-        let announced = body(&headers, chunks(&[]), 7).await;
+        let announced = body(&headers, chunks(&[]), 7, SOON).await;
         assert_eq!(announced.unwrap_err().code(), "too_large");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_never_ends_is_cut_off_at_the_deadline() {
+        // A first chunk, then nothing, ever: what a client holding the request open sends.
+        let stalled = chunks(&["{\"a\":"]).chain(futures_util::stream::pending());
+        let started = tokio::time::Instant::now();
+        let err = body(&HeaderMap::new(), stalled, 1024, SOON)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.code(), err.status().as_u16()),
+            ("request_timeout", 408)
+        );
+        assert_eq!(started.elapsed(), SOON);
     }
 
     #[test]

@@ -191,7 +191,7 @@ impl HubCollector {
         gauge(
             e,
             "realtime_hub_redis_up",
-            "1 while both bridge connections to Redis are up, else 0.",
+            "1 while the bridge can publish to and receive from Redis (on a cluster: some master), else 0.",
             i64::from(self.bridge.state() == BridgeState::Up),
         )?;
         gauge(
@@ -203,7 +203,7 @@ impl HubCollector {
         gauge(
             e,
             "realtime_hub_bridge_buffered",
-            "Messages waiting for the publisher (the outage buffer while Redis is down, at most bridge_buffer).",
+            "Messages handed to the publisher and not yet answered by Redis (queued, held while their master is down, or on their way); at most bridge_buffer.",
             count(queues.buffered),
         )?;
         let bridge_counters = [

@@ -100,10 +100,11 @@ async fn a_rejoin_while_the_unsubscribe_is_held_waits_for_the_new_subscription()
         .await
         .expect("hub2 sent UNSUBSCRIBE");
     // While the old subscription is on its way out, hub2 must not say `joined`: nothing it
-    // could promise would hold once the UNSUBSCRIBE lands. (Registered: general and r.)
+    // could promise would hold once the UNSUBSCRIBE lands. (Registered: general, r, and the
+    // personal rooms of b and d.)
     assert_join_waits_for_release(
         &proxy,
-        (&hub2, 2),
+        (&hub2, 4),
         &mut b,
         &mut d,
         &r,
@@ -383,10 +384,10 @@ async fn a_join_while_the_hub_resubscribes_waits_for_its_channel() {
         .await
         .expect("hub2 subscribes again after the restart");
     let mut c = Client::connect(&hub2).await;
-    // Registered: general, the held room, r.
+    // Registered: general, the held room, r, and the personal rooms of b and c.
     assert_join_waits_for_release(
         &proxy,
-        (&hub2, 3),
+        (&hub2, 5),
         &mut c,
         &mut b,
         &r,

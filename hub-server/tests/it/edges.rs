@@ -194,3 +194,40 @@ async fn connections_in_their_handshake_are_bounded_counted_and_capped_in_bytes(
     client.send_json(&json!({"type": "ping"})).await;
     assert_eq!(client.recv_json().await["type"], "pong");
 }
+
+/// Issue 25.7: an API request whose body never completes is cut off like a slow header — with a
+/// valid key too — answered 408 and its connection closed, after `handshake_timeout`.
+#[tokio::test]
+async fn an_api_body_that_never_completes_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    const KEY: &str = "edge-body-key-0123456789";
+    let hub = Hub::builder("edge-body")
+        .api(KEY)
+        .env("HUB_HANDSHAKE_TIMEOUT", "1s")
+        .start()
+        .await;
+    let mut s = TcpStream::connect(("127.0.0.1", hub.api_port()))
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"room\":"
+    );
+    s.write_all(head.as_bytes()).await.expect("write");
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut answer))
+        .await
+        .expect("the hub closes the connection")
+        .expect("read");
+    let waited = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"request_timeout\""), "{answer}");
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(5)).contains(&waited),
+        "cut off after {waited:?}"
+    );
+}

@@ -234,7 +234,7 @@ impl Hub {
         http::get(self.port, "/health").await
     }
 
-    fn api_port(&self) -> u16 {
+    pub fn api_port(&self) -> u16 {
         self.api_port
             .unwrap_or_else(|| panic!("hub {} runs without the server API", self.name))
     }
