@@ -34,7 +34,9 @@ COPY http-accept/ http-accept/
 COPY service-kit/ service-kit/
 COPY templates/ templates/
 COPY static/ static/
-RUN find hub-server hub-client-web hub-bench http-accept service-kit templates static -type f -exec touch {} + \
+# The JS SDK's modules: hub-client-web embeds them and serves them under /sdk/ (the page imports them).
+COPY clients/js/src/ clients/js/src/
+RUN find hub-server hub-client-web hub-bench http-accept service-kit templates static clients/js/src -type f -exec touch {} + \
  && cargo build --release --locked -p hub-server -p hub-client-web \
  && cp target/release/hub-server target/release/hub-client-web /usr/local/bin/
 
@@ -44,7 +46,7 @@ FROM debian:bookworm-slim
 RUN groupadd --gid 10001 hub \
  && useradd --no-log-init --uid 10001 --gid hub --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin hub
 COPY --from=build /usr/local/bin/hub-server /usr/local/bin/hub-client-web /usr/local/bin/
-# The page's template and static/ are compiled into hub-client-web: no data files to copy.
+# The page's template, static/ and the JS SDK are compiled into hub-client-web: no data files to copy.
 USER hub:hub
 ENV HUB_LISTEN=0.0.0.0:8080 WEB_LISTEN=0.0.0.0:9081
 # Ports: hub-server 8080 (HUB_LISTEN), hub-client-web 9081 (WEB_LISTEN); compose publishes them.
