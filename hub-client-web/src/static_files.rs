@@ -43,10 +43,10 @@ const ASSETS: &[(&str, Asset)] = &[
     asset!("status.css", "text/css; charset=utf-8"),
 ];
 
-/// The JS SDK (`clients/js/src/`, served under `/sdk/`): the page imports it as ES modules, so the
-/// protocol's client logic exists once. Browsers refuse a module served with another type than
-/// JavaScript, hence the explicit type. A file added to the SDK needs a line here (the page's import
-/// of it fails with a 404 otherwise, which the browser tests see).
+/// The JS SDK (`clients/js/src/`, served under `/sdk/`), for pages to import as ES modules as they
+/// are (the README's browser example does). Browsers refuse a module served with another type than
+/// JavaScript, hence the explicit type. A file added to the SDK needs a line here: the unit test
+/// below compares this list with the directory.
 const SDK: &[(&str, Asset)] = &[
     sdk!("backoff.js"),
     sdk!("bounded-set.js"),
