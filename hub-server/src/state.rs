@@ -35,4 +35,6 @@ pub struct AppState {
     pub presence: crate::presence::Presence,
     /// What `GET /metrics` serves (see [`crate::metrics`]).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where this hub's webhook events go (`Off` without `webhook_url`).
+    pub webhooks: crate::webhooks::Webhooks,
 }
