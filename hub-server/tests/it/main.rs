@@ -30,6 +30,8 @@
 //! - `stall`      — issue 25.3: Redis stalled 8 s while joins wait: pings, expiry, kicks still act.
 //! - `namespaces` — issue 22: each namespace key on real hubs, unknown namespaces, a bad config,
 //!   personal rooms on every hub, `subs` joined at connect and recovered after a reconnect.
+//! - `webhooks`   — issue 23.5: each event once for the cluster (two hubs), in order per room; a
+//!   receiver down for 60 s; a hub killed with events queued. A real HTTP receiver checks signatures.
 //! - `metrics`    — issues 12, 13: a real Prometheus scrapes two hubs' `/metrics`; every family moves
 //!   when it should; `promtool check metrics`.
 //!
@@ -65,3 +67,4 @@ mod send_queue;
 mod shutdown;
 mod stall;
 mod standalone;
+mod webhooks;
