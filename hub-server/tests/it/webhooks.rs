@@ -121,9 +121,13 @@ impl Expected {
             user.to_uppercase()
         ));
     }
+    /// The client closed its connection.
     fn disconnected(&mut self, client: &Client, user: &str, hub: &str) {
+        self.closed_by_hub(client, user, hub, 1000);
+    }
+    fn closed_by_hub(&mut self, client: &Client, user: &str, hub: &str, code: u16) {
         self.0.push(format!(
-            "client_disconnected {user} {hub} 1000 {}",
+            "client_disconnected {user} {hub} {code} {}",
             client.id
         ));
         self.gone(user, hub);
@@ -346,7 +350,7 @@ async fn two_hubs_send_each_event_once_for_the_cluster_in_order_per_room() {
     let receiver = Receiver::start(HOOK_SECRET).await;
     let redis = RedisServer::start().await;
     let a = hooked("hub-a", &redis, &receiver).start().await;
-    let b = hooked("hub-b", &redis, &receiver).start().await;
+    let mut b = hooked("hub-b", &redis, &receiver).start().await;
     let (mut expected, mut open) = (Expected::default(), Open::default());
     scenario(&a, &b, &redis, &Barrier::Received(&receiver), &mut expected).await;
     let markers = [
@@ -367,6 +371,21 @@ async fn two_hubs_send_each_event_once_for_the_cluster_in_order_per_room() {
         assert!(Instant::now() < deadline, "sent counters never reached {n}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // A hub stopped with SIGTERM closes its clients (1001) and takes its users out of presence:
+    // those events are queued before it exits, and the other hub sends them.
+    let marker_b = &markers[1];
+    expected.closed_by_hub(&open.0[1], "marker-hub-b", "hub-b", 1001);
+    expected.removed(marker_b, "marker-hub-b");
+    expected.vacated(marker_b);
+    b.sigterm();
+    let status = b.wait_exit(Duration::from_secs(15)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "hub-b did not exit cleanly: {status:?}"
+    );
+    let last = [marker(&a, &mut expected, &mut open).await];
+    until_markers(&receiver, &last, Duration::from_secs(15)).await;
+    check("two hubs, then one stopped", &receiver, &expected);
     drop(open);
 }
 
