@@ -514,3 +514,44 @@ fn stays_name(gone: &str) -> String {
         _ => "erin".into(),
     }
 }
+
+#[tokio::test]
+async fn a_standalone_hub_sends_its_events_from_memory() {
+    let receiver = Receiver::start(HOOK_SECRET).await;
+    let hub = Hub::builder("solo")
+        .jwt(SECRET)
+        .envs(&[
+            ("HUB_WEBHOOK_URL", &receiver.url()),
+            ("HUB_HOOK_SECRET", HOOK_SECRET),
+            ("HUB_PERSONAL_ROOMS", "false"),
+            ("HUB_PRESENCE_LEAVE_DELAY", "0s"),
+        ])
+        .start()
+        .await;
+    let (mut expected, mut open) = (Expected::default(), Open::default());
+    let r = room("solo");
+    let mut ana = user(&hub, "ana", &mut expected).await;
+    let mut ana2 = user(&hub, "ana", &mut expected).await;
+    let mut ben = user(&hub, "ben", &mut expected).await;
+    ana.join(&r).await;
+    expected.occupied(&r);
+    expected.added(&r, "ana");
+    ana2.join(&r).await;
+    ben.join(&r).await;
+    expected.added(&r, "ben");
+    ana.leave(&r).await;
+    close(&mut ben).await;
+    expected.disconnected(&ben, "ben", "solo");
+    expected.removed(&r, "ben");
+    // Wait for ben's leave before ana's last: the writer gathers changes 50 ms at a time, and
+    // within one gather the order of two users' leaves is the order they came in anyway.
+    Barrier::Received(&receiver).reached(&expected).await;
+    ana2.leave(&r).await;
+    expected.removed(&r, "ana");
+    expected.vacated(&r);
+    let markers = [marker(&hub, &mut expected, &mut open).await];
+    until_markers(&receiver, &markers, Duration::from_secs(15)).await;
+    let (_, _, duplicates) = check("standalone", &receiver, &expected);
+    assert_eq!(duplicates, 0);
+    drop((ana, ana2, open));
+}
