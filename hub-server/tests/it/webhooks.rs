@@ -14,6 +14,7 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::hub::HubBuilder;
+use crate::support::prometheus::promtool_check_metrics;
 use crate::support::receiver::Receiver;
 use crate::support::token::{SECRET, claims, hs256};
 use crate::support::{Client, Hub, RedisServer, room};
@@ -371,6 +372,18 @@ async fn two_hubs_send_each_event_once_for_the_cluster_in_order_per_room() {
         assert!(Instant::now() < deadline, "sent counters never reached {n}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let text = a.metrics().await;
+    let (ok, said) = promtool_check_metrics(&text);
+    assert!(ok && said.trim().is_empty(), "promtool: {said}\n{text}");
+    assert_eq!(
+        (
+            a.metric("realtime_hub_webhook_events_dropped_total{reason=\"queue_full\"}")
+                .await,
+            a.metric("realtime_hub_webhook_events_dropped_total{reason=\"expired\"}")
+                .await
+        ),
+        (0.0, 0.0)
+    );
     // A hub stopped with SIGTERM closes its clients (1001) and takes its users out of presence:
     // those events are queued before it exits, and the other hub sends them.
     let marker_b = &markers[1];
