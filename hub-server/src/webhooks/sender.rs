@@ -167,7 +167,18 @@ impl Sender {
             .filter_map(|(id, e)| Some((id, e?)))
             .collect();
         let batch: Vec<Event> = entries.iter().map(|(_, e)| e.clone()).collect();
-        let (round, done) = self.deliver(&batch).await;
+        // The lease is renewed while the POST waits (up to its timeout, longer than the lease):
+        // a slow receiver must not make another hub send the same batch meanwhile.
+        let post = self.deliver(&batch);
+        tokio::pin!(post);
+        let (round, done) = loop {
+            tokio::select! {
+                outcome = &mut post => break outcome,
+                _ = tokio::time::sleep(LEASE / 3) => {
+                    self.hold_lease(&mut conn, redis, keys).await;
+                }
+            }
+        };
         if done > 0 {
             let ids: Vec<&str> = entries[..done].iter().map(|(id, _)| id.as_str()).collect();
             let mut del = redis::cmd("XDEL");
