@@ -568,3 +568,35 @@ async fn a_standalone_hub_sends_its_events_from_memory() {
     assert_eq!(duplicates, 0);
     drop((ana, ana2, open));
 }
+
+#[tokio::test]
+async fn a_batch_answered_too_late_comes_again_and_the_receiver_drops_the_repeats() {
+    let receiver = Receiver::start(HOOK_SECRET).await;
+    let redis = RedisServer::start().await;
+    let a = hooked("hub-a", &redis, &receiver).start().await;
+    let b = hooked("hub-b", &redis, &receiver).start().await;
+    // The hub waits 10 s for an answer: this one comes after 12 s, the events already recorded.
+    receiver.answer_next_after(Duration::from_secs(12));
+    let (mut expected, mut open) = (Expected::default(), Open::default());
+    let markers = [
+        marker(&a, &mut expected, &mut open).await,
+        marker(&b, &mut expected, &mut open).await,
+    ];
+    until_markers(&receiver, &markers, Duration::from_secs(15)).await;
+    // What the slow POST held comes again once the hub gave up on it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receiver.seen(|s| s.duplicates) == 0 {
+        assert!(Instant::now() < deadline, "the late batch never came again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Then a marker again, so that all the repeats are in.
+    let last = [marker(&a, &mut expected, &mut open).await];
+    until_markers(&receiver, &last, Duration::from_secs(15)).await;
+    let (_, _, duplicates) = check("answer too late", &receiver, &expected);
+    assert!(duplicates > 0);
+    assert!(
+        metric(&[&a, &b], "realtime_hub_webhook_posts_failed_total").await >= 1.0,
+        "the hub counted the POST it gave up on"
+    );
+    drop(open);
+}

@@ -34,6 +34,9 @@ pub struct Seen {
     pub duplicates: usize,
     pub posts: usize,
     pub bad_signatures: usize,
+    /// Answer the next good POST only after this long (having recorded its events): a hub that
+    /// gives up waiting sends them again.
+    pub slow_once: Option<Duration>,
 }
 
 pub struct Receiver {
@@ -120,6 +123,11 @@ impl Receiver {
         self.serve(listener);
     }
 
+    /// The next good POST is recorded but answered only after `delay`.
+    pub fn answer_next_after(&self, delay: Duration) {
+        self.seen.lock().expect("receiver lock").slow_once = Some(delay);
+    }
+
     /// Runs `f` on what was seen so far.
     pub fn seen<T>(&self, f: impl FnOnce(&Seen) -> T) -> T {
         f(&self.seen.lock().expect("receiver lock"))
@@ -172,14 +180,36 @@ async fn handle(
     let fresh = timestamp
         .and_then(|t| t.parse::<u64>().ok())
         .is_some_and(|t| now_ms.abs_diff(t) < 300_000);
-    let mut seen = seen.lock().expect("receiver lock");
-    seen.posts += 1;
-    if !fresh || signature.as_deref() != Some(expected_signature(&secret, &body).as_str()) {
-        seen.bad_signatures += 1;
-        return Ok(answer(StatusCode::UNAUTHORIZED));
+    let delay = {
+        let mut seen = seen.lock().expect("receiver lock");
+        seen.posts += 1;
+        record(&mut seen, &secret, signature.as_deref(), fresh, &body)
+    };
+    match delay {
+        Err(status) => Ok(answer(status)),
+        Ok(delay) => {
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
+            Ok(answer(StatusCode::OK))
+        }
     }
-    let Ok(delivery) = serde_json::from_slice::<Value>(&body) else {
-        return Ok(answer(StatusCode::BAD_REQUEST));
+}
+
+/// Checks and records one POST; the answer's delay, or the status refusing it.
+fn record(
+    seen: &mut Seen,
+    secret: &str,
+    signature: Option<&str>,
+    fresh: bool,
+    body: &[u8],
+) -> Result<Option<Duration>, StatusCode> {
+    if !fresh || signature != Some(expected_signature(secret, body).as_str()) {
+        seen.bad_signatures += 1;
+        return Err(StatusCode::UNAUTHORIZED);
+    }
+    let Ok(delivery) = serde_json::from_slice::<Value>(body) else {
+        return Err(StatusCode::BAD_REQUEST);
     };
     for event in delivery["events"].as_array().into_iter().flatten() {
         let id = event["id"].as_str().unwrap_or_default().to_owned();
@@ -189,7 +219,7 @@ async fn handle(
             seen.duplicates += 1;
         }
     }
-    Ok(answer(StatusCode::OK))
+    Ok(seen.slow_once.take())
 }
 
 fn answer(status: StatusCode) -> Response<Full<Bytes>> {
