@@ -31,7 +31,8 @@
 //! - `namespaces` — issue 22: each namespace key on real hubs, unknown namespaces, a bad config,
 //!   personal rooms on every hub, `subs` joined at connect and recovered after a reconnect.
 //! - `webhooks`   — issue 23.5: each event once for the cluster (two hubs), in order per room; a
-//!   receiver down for 60 s; a hub killed with events queued. A real HTTP receiver checks signatures.
+//!   receiver down for 60 s; a hub killed with events queued; a late answer (repeats dropped by id);
+//!   SIGTERM; standalone. A real HTTP receiver checks signatures.
 //! - `metrics`    — issues 12, 13: a real Prometheus scrapes two hubs' `/metrics`; every family moves
 //!   when it should; `promtool check metrics`.
 //!
