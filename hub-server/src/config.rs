@@ -152,6 +152,11 @@ pub struct Settings {
     /// The four proxy URLs as parsed by [`Settings::load_from`] (checked there: `http://` only).
     #[serde(skip)]
     pub proxy_urls: ProxyUrls,
+    /// Where webhook events are POSTed (`http://` only); unset: no webhooks.
+    pub webhook_url: Option<String>,
+    /// A webhook event with no 2xx this long after it happened is dropped (and counted).
+    #[serde(with = "humantime_serde")]
+    pub webhook_max_age: Duration,
     /// Not a setting (no key, no variable): the hub-echo conformance binary sets it, and every
     /// session then writes back each message it reads instead of running the chat protocol.
     #[serde(skip)]
@@ -240,6 +245,7 @@ api_listen = "127.0.0.1:8090"
 proxy_timeout = "1s"
 proxy_concurrency = 256
 proxy_headers = "cookie,authorization,origin,user-agent"
+webhook_max_age = "1h"
 "#;
 
 /// Defaults, then the file, then `HUB_<KEY>`; the conventional `REDIS_URL` and
@@ -359,6 +365,7 @@ impl Settings {
             ("recovery_max", self.recovery_max == 0),
             ("proxy_timeout", self.proxy_timeout.is_zero()),
             ("proxy_concurrency", self.proxy_concurrency == 0),
+            ("webhook_max_age", self.webhook_max_age.is_zero()),
         ];
         if let Some((key, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
             return Err(ConfigError::Invalid(format!(
@@ -411,8 +418,36 @@ impl Settings {
         if self.name.trim().is_empty() {
             return Err(ConfigError::Invalid("name must not be empty".into()));
         }
+        if let Some(url) = &self.webhook_url {
+            webhook_uri(url).map_err(ConfigError::Invalid)?;
+            if self
+                .hook_secret
+                .as_ref()
+                .is_none_or(|s| s.expose_secret().is_empty())
+            {
+                return Err(ConfigError::Invalid(
+                    "hook_secret (HUB_HOOK_SECRET) is required when webhook_url is set: the \
+                     backend checks every webhook's signature with it"
+                        .into(),
+                ));
+            }
+        }
         Ok(())
     }
+}
+
+/// `webhook_url` as the hook client takes it: `http://host[:port]/path` (the client speaks plain
+/// HTTP; a backend behind TLS is reached through a local proxy).
+pub fn webhook_uri(url: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("webhook_url is not a URL ({e}): {url:?}"))?;
+    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+        return Err(format!(
+            "webhook_url must be an http://host[:port]/path URL (https is not supported), not {url:?}"
+        ));
+    }
+    Ok(uri)
 }
 
 #[cfg(test)]
@@ -567,6 +602,42 @@ mod tests {
         assert!(err.to_string().contains("auth_mode"), "{err}");
         let err = Settings::load_from(None, [("HUB_RATE_LIMIT_MAX_REJECTS", "0")]).unwrap_err();
         assert!(err.to_string().contains("rate_limit_max_rejects"), "{err}");
+    }
+
+    #[test]
+    fn webhooks_need_an_http_url_and_the_hook_secret() {
+        let s = Settings::load_from(None, NO_ENV).expect("defaults");
+        assert!(s.webhook_url.is_none() && s.hook_secret.is_none());
+        assert_eq!(s.webhook_max_age, Duration::from_secs(3600));
+        let s = Settings::load_from(
+            None,
+            [
+                ("HUB_WEBHOOK_URL", "http://backend:3000/hooks"),
+                ("HUB_HOOK_SECRET", "hook-secret-0123456789"),
+                ("HUB_WEBHOOK_MAX_AGE", "10m"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(s.webhook_url.as_deref(), Some("http://backend:3000/hooks"));
+        assert_eq!(s.webhook_max_age, Duration::from_secs(600));
+        assert_eq!(exposed(&s.hook_secret), Some("hook-secret-0123456789"));
+        assert!(!format!("{s:?}").contains("hook-secret-0123456789"));
+        let err =
+            Settings::load_from(None, [("HUB_WEBHOOK_URL", "http://backend/hooks")]).unwrap_err();
+        assert!(
+            err.to_string().contains("hook_secret (HUB_HOOK_SECRET)"),
+            "{err}"
+        );
+        for url in ["https://backend/hooks", "backend/hooks", "http://"] {
+            let err =
+                Settings::load_from(None, [("HUB_WEBHOOK_URL", url), ("HUB_HOOK_SECRET", "s")])
+                    .unwrap_err();
+            assert!(err.to_string().contains("webhook_url"), "{url}: {err}");
+        }
+        let err = Settings::load_from(None, [("HUB_WEBHOOK_MAX_AGE", "0s")]).unwrap_err();
+        assert!(err.to_string().contains("webhook_max_age"), "{err}");
+        let err = Settings::load_from(None, [("HUB_WEBHOOK_MAX_AGE", "forever")]).unwrap_err();
+        assert!(err.to_string().contains("webhook_max_age"), "{err}");
     }
 
     /// A TOML file of this test's own, removed when dropped (even when an assertion fails).

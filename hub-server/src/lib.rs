@@ -81,11 +81,20 @@ pub async fn run(
         }
     }
     let users = auth::UserSlots::new(settings.max_connections_per_user);
-    let metrics = Arc::new(metrics::Metrics::new(
-        hub.clone(),
-        bridge.clone(),
-        users.clone(),
-    ));
+    let (webhooks, webhooks_running) = webhooks::start(
+        &settings,
+        redis.as_ref(),
+        hub.instance_id().to_string(),
+        shutdown.clone(),
+    );
+    let webhook_counters = match &webhooks {
+        webhooks::Webhooks::On { counters, .. } => Some(counters.clone()),
+        webhooks::Webhooks::Off => None,
+    };
+    let metrics = Arc::new(
+        metrics::Metrics::new(hub.clone(), bridge.clone(), users.clone())
+            .with_webhooks(webhook_counters),
+    );
     let presence = presence::Presence::new(
         hub.clone(),
         bridge.clone(),
@@ -101,6 +110,7 @@ pub async fn run(
     let presence_writer = tokio::spawn(presence::writer::run(
         presence.clone(),
         presence_timing,
+        webhooks.clone(),
         shutdown.clone(),
     ));
     let slots = slots::Slots::new(settings.max_connections, settings.max_handshakes);
@@ -122,6 +132,7 @@ pub async fn run(
         presence,
         metrics,
         proxies,
+        webhooks,
     };
     let sessions = state.sessions.clone();
     let api_server = api::start(&state)?;
@@ -153,6 +164,11 @@ pub async fn run(
     drain(&trigger, &hub, &sessions, &bridge, deadline).await;
     // It took this hub's users out of presence when shutdown began; bounded like the rest.
     let _ = tokio::time::timeout_at(deadline, presence_writer).await;
+    // Sessions and presence emitted their last events (client_disconnected, member_removed):
+    // into the queue with them before the process ends.
+    if let Some(running) = webhooks_running {
+        running.stop(deadline).await;
+    }
     let _ = tokio::time::timeout_at(deadline, server).await;
     if let Some(api_server) = api_server {
         let _ = tokio::time::timeout_at(deadline, api_server).await;

@@ -37,4 +37,6 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The backend's connect, subscribe, publish and rpc proxies (see [`crate::hooks`]).
     pub proxies: crate::hooks::Proxies,
+    /// Where this hub's webhook events go (`Off` without `webhook_url`).
+    pub webhooks: crate::webhooks::Webhooks,
 }

@@ -15,6 +15,7 @@ pub mod labels;
 pub mod process;
 pub mod socket;
 pub mod stats;
+mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -99,6 +100,15 @@ impl Metrics {
             proxy_calls,
             stats,
         }
+    }
+
+    /// With webhooks on: their counters too (see [`webhooks`]).
+    pub fn with_webhooks(mut self, counters: Option<Arc<crate::webhooks::Counters>>) -> Self {
+        if let Some(counters) = counters {
+            self.registry
+                .register_collector(Box::new(webhooks::WebhooksCollector { counters }));
+        }
+        self
     }
 
     /// A client's upgraded socket, counted as accepted; every message through it is counted

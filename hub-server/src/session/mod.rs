@@ -149,6 +149,17 @@ pub async fn run<S>(
     // counted as closed (and why) as soon as it is out — a slow consumer may take the close
     // handshake's whole grace to go — then tell the writer why.
     state.hub.remove(&client_id);
+    // The backend hears of every admitted client's end, whoever closed (DESIGN 16).
+    if let Some(identity) = &session.identity {
+        let (code, text) = reason.map_or((1000, ""), |r| (u16::from(r.close_code()), r.text()));
+        state.webhooks.emit(crate::webhooks::Event::disconnected(
+            &client_id,
+            &identity.user_id,
+            state.hub.name(),
+            code,
+            text,
+        ));
+    }
     drop(session);
     drop(me);
     state.metrics.closed(reason);

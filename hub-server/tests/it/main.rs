@@ -32,6 +32,9 @@
 //!   personal rooms on every hub, `subs` joined at connect and recovered after a reconnect.
 //! - `hooks`      — issue 23.1-4: the connect, subscribe, publish and rpc proxies against a real
 //!   HTTP backend that checks every signature; slow, busy and dead backends fail closed.
+//! - `webhooks`   — issue 23.5: each event once for the cluster (two hubs), in order per room; a
+//!   receiver down for 60 s; a hub killed with events queued; a late answer (repeats dropped by id);
+//!   SIGTERM; standalone. A real HTTP receiver checks signatures.
 //! - `metrics`    — issues 12, 13: a real Prometheus scrapes two hubs' `/metrics`; every family moves
 //!   when it should; `promtool check metrics`.
 //!
@@ -68,3 +71,4 @@ mod send_queue;
 mod shutdown;
 mod stall;
 mod standalone;
+mod webhooks;

@@ -10,6 +10,7 @@ pub mod marker;
 pub mod netns;
 pub mod prometheus;
 pub mod proxy;
+pub mod receiver;
 pub mod redis;
 pub mod token;
 pub mod two_hubs;
