@@ -27,6 +27,7 @@ pub mod origin;
 pub mod outbox;
 pub mod presence;
 pub mod protocol;
+pub mod proxies;
 pub mod publish;
 pub mod rate_limit;
 pub mod redis_link;
@@ -114,7 +115,7 @@ pub async fn run(
         shutdown.clone(),
     ));
     let slots = slots::Slots::new(settings.max_connections, settings.max_handshakes);
-    let proxies = hooks::Proxies::new(&settings, metrics.clone());
+    let proxies = proxies::Proxies::new(&settings, metrics.clone());
     let state = AppState {
         hub: hub.clone(),
         bridge: bridge.clone(),

@@ -36,7 +36,7 @@ pub struct AppState {
     /// What `GET /metrics` serves (see [`crate::metrics`]).
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The backend's connect, subscribe, publish and rpc proxies (see [`crate::hooks`]).
-    pub proxies: crate::hooks::Proxies,
+    pub proxies: crate::proxies::Proxies,
     /// Where this hub's webhook events go (`Off` without `webhook_url`).
     pub webhooks: crate::webhooks::Webhooks,
 }

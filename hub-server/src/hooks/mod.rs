@@ -1,13 +1,12 @@
 //! Hooks back into the team's backend: the signed, bounded HTTP client ([`backend`]) the proxies
 //! and the webhooks share, and how requests are signed ([`sign`]); the four proxies — who a
 //! client is ([`connect`]), whether it may join ([`subscribe`]) or publish ([`publish`]), and the
-//! answers to its calls ([`rpc`]) — each a request, an answer and what the answer means, behind
-//! one handle per hub ([`Proxies`]).
+//! answers to its calls ([`rpc`]) — each a request, an answer and what the answer means (the
+//! handle that makes the calls and counts them is [`crate::proxies`]).
 
 mod answer;
 pub mod backend;
 pub mod connect;
-mod proxies;
 pub mod publish;
 pub mod rpc;
 pub mod sign;
@@ -15,4 +14,3 @@ pub mod subscribe;
 
 pub use answer::Refusal;
 pub use backend::{Backend, HookError};
-pub use proxies::Proxies;

@@ -8,10 +8,10 @@ use http::{HeaderMap, HeaderName, Uri};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::backend::{Backend, HookError};
-use super::{connect, publish, rpc, subscribe};
 use crate::auth::Patterns;
 use crate::config::{AuthMode, ProxyUrls, Settings, comma_list};
+use crate::hooks::backend::{Backend, HookError};
+use crate::hooks::{connect, publish, rpc, subscribe};
 use crate::metrics::Metrics;
 
 /// A cloneable handle on the hub's proxies.
