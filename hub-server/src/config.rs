@@ -62,6 +62,9 @@ pub struct Settings {
     pub pong_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// An SSE session id (`POST /sse/session`) not opened by `GET /sse` within this is gone.
+    #[serde(with = "humantime_serde")]
+    pub sse_session_ttl: Duration,
     /// A user's last leave is announced this long after it, unless they come back meanwhile.
     #[serde(with = "humantime_serde")]
     pub presence_leave_delay: Duration,
@@ -170,6 +173,7 @@ max_header_bytes = 16384
 ping_interval = "20s"
 pong_timeout = "60s"
 shutdown_grace = "10s"
+sse_session_ttl = "30s"
 presence_leave_delay = "5s"
 presence_events_max = 1000
 hub_heartbeat = "2s"
@@ -253,6 +257,7 @@ impl Settings {
             ("handshake_timeout", self.handshake_timeout.is_zero()),
             ("max_handshakes", self.max_handshakes == 0),
             ("ping_interval", self.ping_interval.is_zero()),
+            ("sse_session_ttl", self.sse_session_ttl.is_zero()),
             ("hub_heartbeat", self.hub_heartbeat.is_zero()),
             ("redis_ping_interval", self.redis_ping_interval.is_zero()),
             ("redis_timeout", self.redis_timeout.is_zero()),

@@ -24,6 +24,7 @@ use crate::deflate::{self, Pools, Rsv1Reader};
 use crate::session;
 use crate::slots::Handshake;
 use crate::state::AppState;
+use crate::transport::Transport;
 
 pub fn route(
     state: AppState,
@@ -153,7 +154,7 @@ fn handshake(
                     None => (Rsv1Reader::plain(io), None),
                 };
                 let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-                session::run(socket, state, ip, bearer, deflate).await;
+                session::run(socket, state, ip, bearer, deflate, Transport::Ws).await;
             }
             Err(err) => tracing::debug!(%err, "websocket upgrade failed"),
         }

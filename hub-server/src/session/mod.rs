@@ -23,21 +23,24 @@ use crate::hub::ClientId;
 use crate::outbox::{Kick, QueuedBytes, Recipient};
 use crate::rate_limit::TokenBucket;
 use crate::state::AppState;
+use crate::transport::Transport;
 use crate::writer;
 use state::Session;
 
 /// How long a closing connection gets to send its last frames and finish the close handshake.
 const WRITER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Runs one upgraded connection to its end. `socket` is any WebSocket (split into halves here);
-/// `bearer` is the token of the upgrade's `Authorization` header, if any; `deflate` is the
-/// compression the handshake agreed to.
+/// Runs one connection to its end. `socket` is any WebSocket (split into halves here) or what
+/// stands for one (`sse::socket`: the transport is this parameter, the session is the same);
+/// `bearer` is the token of the upgrade's `Authorization` header (of `POST /sse/session`), if
+/// any; `deflate` is the compression the handshake agreed to.
 pub async fn run<S>(
     socket: S,
     state: AppState,
     ip: IpAddr,
     bearer: Option<String>,
     deflate: Option<deflate::Connection>,
+    transport: Transport,
 ) where
     S: Stream<Item = Result<Message, WsError>>
         + futures_util::Sink<Message, Error = WsError>
@@ -47,6 +50,7 @@ pub async fn run<S>(
 {
     let settings = state.settings.clone();
     let (sink, stream) = state.metrics.accepted(socket).split();
+    state.metrics.transport_opened(transport);
     let (outbound, inflating) = deflate.map(|d| d.split(settings.max_message_bytes)).unzip();
     let mut stream = deflate::Inbound::new(stream, inflating);
     let client_id: ClientId = Uuid::new_v4().to_string().into();
@@ -71,11 +75,11 @@ pub async fn run<S>(
         rx,
         me.queued.clone(),
         close_rx,
-        settings.ping_interval,
+        transport.keepalive(settings.ping_interval),
         echo_rx,
         outbound,
     ));
-    tracing::debug!(client_id = %client_id, %ip, "client connected");
+    tracing::debug!(client_id = %client_id, %ip, ?transport, "client connected");
 
     let mut session = Session {
         state: &state,
@@ -110,6 +114,7 @@ pub async fn run<S>(
     drop(session);
     drop(me);
     state.metrics.closed(reason);
+    state.metrics.transport_closed(transport);
     match reason {
         Some(reason) => {
             let _ = close_tx.send(reason);
