@@ -342,6 +342,7 @@ mod tests {
         assert_eq!(s.listen.port(), 8080);
         assert_eq!(s.max_message_bytes, 64 * 1024);
         assert!(s.compression);
+        assert_eq!(s.sse_session_ttl, Duration::from_secs(30));
         assert_eq!(s.compression_min_bytes, 256);
         assert!(s.redis_url.is_none());
         assert_eq!(s.log_format, LogFormat::Text);

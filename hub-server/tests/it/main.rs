@@ -30,6 +30,8 @@
 //! - `stall`      — issue 25.3: Redis stalled 8 s while joins wait: pings, expiry, kicks still act.
 //! - `namespaces` — issue 22: each namespace key on real hubs, unknown namespaces, a bad config,
 //!   personal rooms on every hub, `subs` joined at connect and recovered after a reconnect.
+//! - `sse`        — issue 24.2-3: the SSE fallback: chat across hubs beside WebSocket, single-use
+//!   ids that expire and stay out of logs, Origin, rate limit and slow consumer as for WebSocket.
 //! - `metrics`    — issues 12, 13: a real Prometheus scrapes two hubs' `/metrics`; every family moves
 //!   when it should; `promtool check metrics`.
 //!
@@ -63,5 +65,6 @@ mod presence;
 mod protocol;
 mod send_queue;
 mod shutdown;
+mod sse;
 mod stall;
 mod standalone;

@@ -10,6 +10,7 @@ pub mod netns;
 pub mod prometheus;
 pub mod proxy;
 pub mod redis;
+pub mod sse;
 pub mod token;
 pub mod two_hubs;
 
