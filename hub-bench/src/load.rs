@@ -2,6 +2,9 @@
 //! then the accounting (throughput, latency from the *scheduled* send time, loss, duplicates, reorders,
 //! CPU per delivery of the hub and Redis processes).
 
+#[path = "load_sse.rs"]
+mod sse;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -73,6 +76,18 @@ pub struct LoadConfig {
     /// `host:port` of the Redis behind the hubs: its `INFO commandstats` is read around the window.
     #[arg(long, value_name = "HOST:PORT")]
     pub redis_addr: Option<String>,
+    /// How the subscribers reach the hubs: WebSocket, or the SSE fallback (`--proto hub` only;
+    /// publishers stay on WebSocket).
+    #[arg(long, value_enum, default_value_t)]
+    pub subscriber_transport: SubscriberTransport,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubscriberTransport {
+    #[default]
+    Ws,
+    Sse,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -98,6 +113,7 @@ pub struct LoadResult {
     pub deflate: bool,
     pub payload_style: PayloadStyle,
     pub subscribers: usize,
+    pub subscriber_transport: SubscriberTransport,
     pub publishers: usize,
     pub offered_deliveries_per_s: f64,
     pub offered_msgs_per_s: f64,
@@ -175,6 +191,12 @@ impl Shared {
     }
 }
 
+/// The room's subscribers, connected, by transport.
+enum Subscribers {
+    Ws(Vec<Ws>),
+    Sse(Vec<sse::SseStream>),
+}
+
 struct SubscriberOutcome {
     tracker: Tracker,
     in_window: u64,
@@ -205,7 +227,15 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
 
     // Connect subscribers, then publishers, all joined to the room before anything is sent.
     let connect_start = Instant::now();
-    let subs = connect_many(cfg, cfg.subscribers, 0).await?;
+    let subs = match cfg.subscriber_transport {
+        SubscriberTransport::Ws => Subscribers::Ws(connect_many(cfg, cfg.subscribers, 0).await?),
+        SubscriberTransport::Sse => {
+            if cfg.proto != Protocol::Hub {
+                return Err(BenchError::Usage("SSE subscribers need --proto hub".into()));
+            }
+            Subscribers::Sse(sse::open_many(&cfg.connect, &cfg.room, cfg.subscribers).await?)
+        }
+    };
     let connect_per_s = cfg.subscribers as f64 / connect_start.elapsed().as_secs_f64();
     let pubs = connect_many(cfg, cfg.publishers, cfg.subscribers).await?;
 
@@ -223,21 +253,37 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
     });
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    let sub_tasks: Vec<_> = subs
-        .into_iter()
-        .enumerate()
-        .map(|(i, ws)| {
-            let tracker = Tracker::new(cfg.publishers, max_seq);
-            tokio::spawn(subscriber(
-                ws,
-                cfg.proto,
-                i,
-                tracker,
-                shared.clone(),
-                stop_rx.clone(),
-            ))
-        })
-        .collect();
+    let sub_tasks: Vec<_> = match subs {
+        Subscribers::Ws(subs) => subs
+            .into_iter()
+            .enumerate()
+            .map(|(i, ws)| {
+                let tracker = Tracker::new(cfg.publishers, max_seq);
+                tokio::spawn(subscriber(
+                    ws,
+                    cfg.proto,
+                    i,
+                    tracker,
+                    shared.clone(),
+                    stop_rx.clone(),
+                ))
+            })
+            .collect(),
+        Subscribers::Sse(subs) => subs
+            .into_iter()
+            .enumerate()
+            .map(|(i, stream)| {
+                let tracker = Tracker::new(cfg.publishers, max_seq);
+                tokio::spawn(sse::subscriber(
+                    stream,
+                    i,
+                    tracker,
+                    shared.clone(),
+                    stop_rx.clone(),
+                ))
+            })
+            .collect(),
+    };
     let pub_tasks: Vec<_> = pubs
         .into_iter()
         .enumerate()
@@ -365,6 +411,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
         deflate: cfg.connect.deflate,
         payload_style: cfg.payload_style,
         subscribers: cfg.subscribers,
+        subscriber_transport: cfg.subscriber_transport,
         publishers: cfg.publishers,
         offered_deliveries_per_s: cfg.rate,
         offered_msgs_per_s: msgs_per_s,
