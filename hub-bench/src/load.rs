@@ -2,9 +2,6 @@
 //! then the accounting (throughput, latency from the *scheduled* send time, loss, duplicates, reorders,
 //! CPU per delivery of the hub and Redis processes).
 
-#[path = "load_sse.rs"]
-mod sse;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,6 +15,8 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::client::{ConnectOpts, Protocol, Ws, open_many};
 use crate::error::BenchError;
 use crate::filler::{self, PayloadStyle};
+use crate::load_shared::{HISTOGRAM_SHARDS, LOCAL_BATCH, Shared, SubscriberOutcome};
+use crate::load_sse as sse;
 use crate::payload::{self, Stamp};
 use crate::procstat;
 use crate::redisstat::{self, CommandStat};
@@ -28,9 +27,6 @@ pub const SUSTAINABLE_P99_MS: f64 = 50.0;
 /// CPU taken by anything but the processes under test and the tool (other processes, or the
 /// hypervisor's steal), in % of one core, above which a point says it was disturbed.
 pub const DISTURBED_PCT: f64 = 10.0;
-const HISTOGRAM_SHARDS: usize = 16;
-/// Latencies a subscriber buffers before taking a shard lock.
-const LOCAL_BATCH: usize = 256;
 
 /// `hub-bench load`: one load point.
 #[derive(Debug, Clone, clap::Args)]
@@ -161,49 +157,10 @@ pub struct LoadResult {
     pub saturated: bool,
 }
 
-/// Shared by every subscriber task: the clock origin and the latency histograms.
-struct Shared {
-    epoch: Instant,
-    /// When the first message is due: wire bytes count from here (what came before is joins and
-    /// presence, read during the warm-up).
-    window_start: TokioInstant,
-    window_end_ns: u64,
-    histograms: Vec<Mutex<Histogram<u64>>>,
-}
-
-impl Shared {
-    fn now_ns(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
-    }
-
-    fn flush(&self, shard: usize, batch: &mut Vec<u64>) {
-        if batch.is_empty() {
-            return;
-        }
-        // A poisoned shard only means another task panicked mid-record; its counts are still usable.
-        let mut h = self.histograms[shard % HISTOGRAM_SHARDS]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        for &us in batch.iter() {
-            h.saturating_record(us.max(1));
-        }
-        batch.clear();
-    }
-}
-
 /// The room's subscribers, connected, by transport.
 enum Subscribers {
     Ws(Vec<Ws>),
     Sse(Vec<sse::SseStream>),
-}
-
-struct SubscriberOutcome {
-    tracker: Tracker,
-    in_window: u64,
-    /// Why the connection ended before the drain did, if it did.
-    disconnected: Option<String>,
-    error_frames: u64,
-    wire_bytes: u64,
 }
 
 struct PublisherOutcome {

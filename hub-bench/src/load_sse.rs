@@ -11,9 +11,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant as TokioInstant;
 
-use super::{LOCAL_BATCH, Shared, SubscriberOutcome};
 use crate::client::ConnectOpts;
 use crate::error::BenchError;
+use crate::load_shared::{LOCAL_BATCH, Shared, SubscriberOutcome};
 use crate::payload::{self, Stamp};
 use crate::tracker::Tracker;
 
@@ -162,7 +162,7 @@ pub async fn open_many(
     Ok(out)
 }
 
-/// [`super::subscriber`] over an event stream.
+/// `load::subscriber` over an event stream.
 pub async fn subscriber(
     mut stream: SseStream,
     index: usize,
