@@ -66,9 +66,7 @@ async fn an_sse_client_and_a_websocket_client_chat_across_two_hubs() {
 
     // A client that goes away ends its session: the gauge comes back to 0.
     drop(sse);
-    hubs.a
-        .wait_metric(SSE_OPEN, 0.0, Duration::from_secs(10))
-        .await;
+    wait_gone(&hubs.a).await;
     let closed = r#"realtime_hub_connections_closed_total{reason="client"}"#;
     assert_eq!(hubs.a.metric(closed).await, 1.0);
 }
@@ -285,6 +283,18 @@ async fn an_sse_client_that_stops_reading_is_closed_as_a_slow_consumer() {
         matches!(slow.next_event(RECV_TIMEOUT).await, Some(SseEvent::End)),
         "the stream ends after its close event"
     );
-    hub.wait_metric(SSE_OPEN, 0.0, Duration::from_secs(10))
-        .await;
+    wait_gone(&hub).await;
+}
+
+/// Until `hub` has no SSE session running (`wait_metric` is for counts that only go up).
+async fn wait_gone(hub: &Hub) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hub.metric(SSE_OPEN).await != 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "hub {}: an SSE session still runs",
+            hub.name
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
