@@ -5,6 +5,7 @@
 # swept upwards until two points in a row are not sustainable. Prints one line per point and the
 # highest sustainable rate of each; JSON lines in bench/results/sse-<time>.jsonl (git-ignored).
 #   BENCH_SUBSCRIBERS=1000  BENCH_RATES="25000 50000 …"  BENCH_DURATION=8s  BENCH_PUBLISHERS=4
+#   BENCH_TRANSPORTS="ws sse" (one of them: its sweep only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH_SUBSCRIBERS=${BENCH_SUBSCRIBERS:-1000}
@@ -42,8 +43,8 @@ done
 url_list=$(IFS=,; echo "${urls[*]}")
 pid_list=$(IFS=,; echo "${hub_pids[*]}")
 
-declare -A best
-for transport in ws sse; do
+declare -A best=([ws]=skipped [sse]=skipped)
+for transport in ${BENCH_TRANSPORTS:-ws sse}; do
   best[$transport]=none
   misses=0
   for rate in $BENCH_RATES; do
