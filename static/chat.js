@@ -10,6 +10,10 @@
 (() => {
   const ROOM_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
   const DEFAULT_ROOM = 'general';
+  // The hub puts every connection in its user's personal room (`user:<user id>`, listed in the
+  // welcome): the page keeps it as a room of its own, where what the backend sends that user (the
+  // server API's POST /api/publish) shows on every page the user has open, on every hub.
+  const PERSONAL_PREFIX = 'user:';
   // A room's view keeps at most FEED_MAX items while its reader is at the top (the newest): the oldest
   // go, and scrolling down loads them again from the hub's history. A reader scrolled down to older
   // messages keeps up to FEED_HARD_MAX, so what is being read does not vanish under a busy room.
@@ -109,6 +113,7 @@
   let rooms = new Set(); // rooms the hub confirmed for this connection
   const wantedRooms = new Set([DEFAULT_ROOM]); // rooms the user chose; restored after a reconnect
   const userJoins = new Set(); // joins the user asked for (their room becomes the active one)
+  const leftPersonal = new Set(); // personal rooms the user left: not kept on the next welcome
   let active = DEFAULT_ROOM;
   // History and recovery. A room's cursor is the (epoch, offset) of the newest message the page has
   // from it: after any reconnect it rejoins with `since` and the hub replays exactly what was missed.
@@ -246,8 +251,25 @@
   }
 
   /** POST /token; resolves to the new token or throws an Error with `status` and `code`. */
-  async function requestToken(name, sub) {
-    const payload = sub ? { name, sub } : { name };
+  // The user id a name signs in with: the same on every web server (each is its own origin, with its
+  // own storage, so a kept id would differ), so one name is one user — in the same personal room —
+  // on every page and every hub. Like the name itself, this proves nothing: it is the demo's choice.
+  // FNV-1a, twice (64 bits as 16 hex digits): no SubtleCrypto, which plain-http LAN pages lack.
+  function subFor(name) {
+    const fnv = (seed) => {
+      let h = seed >>> 0;
+      for (const ch of name.normalize('NFC')) {
+        const c = ch.codePointAt(0);
+        h = Math.imul(h ^ (c & 0xffff), 16777619) >>> 0;
+        h = Math.imul(h ^ (c >>> 16), 16777619) >>> 0;
+      }
+      return h.toString(16).padStart(8, '0');
+    };
+    return `name-${fnv(2166136261)}${fnv(0x9e3779b9)}`;
+  }
+
+  async function requestToken(name) {
+    const payload = { name, sub: subFor(name) };
     let res;
     try {
       res = await fetch('/token', {
@@ -287,15 +309,9 @@
     el.signinButton.disabled = true;
     el.signinName.disabled = true;
     setStatus('connecting', `Signing in as ${name}…`);
-    const sub = identity && identity.sub;
     try {
-      await requestToken(name, sub);
+      await requestToken(name);
     } catch (e) {
-      if (e.code === 'bad_sub' && sub) {
-        // A kept id this server does not accept (another version, edited storage): start afresh.
-        identity = { name, sub: '' };
-        return signIn(name);
-      }
       showSignIn(`Sign-in failed: ${e.message}`);
       return;
     }
@@ -340,7 +356,7 @@
     // Not while disconnected or refused: the next Connect or sign-in takes a fresh token anyway.
     if (!identity || !wanted) return;
     try {
-      await requestToken(identity.name, identity.sub);
+      await requestToken(identity.name);
     } catch (e) {
       const left = token ? token.expiresAt - Date.now() : 0;
       notice(`Could not renew the sign-in: ${e.message}`);
@@ -377,7 +393,7 @@
         opening = true;
         setStatus('connecting', `Signing in as ${identity.name}…`);
         try {
-          await requestToken(identity.name, identity.sub);
+          await requestToken(identity.name);
         } catch (e) {
           opening = false;
           if (!wanted) return;
@@ -631,6 +647,18 @@
     }
     el.hubName.textContent = me.hub || hubDisplay();
     rooms = new Set(Array.isArray(f.rooms) ? f.rooms.map(str) : [DEFAULT_ROOM]);
+    // A signed-in user's personal room is kept (rejoined below with its earlier notifications) unless
+    // left by hand; an earlier user's (signed out in this tab) goes. Anonymous pages leave theirs:
+    // its name is the connection's client id, a new room on every reconnect, which no backend knows.
+    for (const room of [...wantedRooms]) {
+      if (room.startsWith(PERSONAL_PREFIX) && !rooms.has(room)) {
+        wantedRooms.delete(room);
+        dropView(room);
+      }
+    }
+    for (const room of rooms) {
+      if (cfg.auth && room.startsWith(PERSONAL_PREFIX) && !leftPersonal.has(room)) wantedRooms.add(room);
+    }
     // Leave the default room if the user had left it; every room the user wants is (re)joined, the
     // default room too, so that each one shows its earlier messages or recovers what was missed.
     for (const room of rooms) if (!wantedRooms.has(room)) sendFrame({ type: 'leave', room });
@@ -932,6 +960,8 @@
    */
   function askPresence(room) {
     if (!rooms.has(room) || !ws || ws.readyState !== WebSocket.OPEN || !welcomed) return;
+    // One member, the user, and the hub keeps no presence there (no_presence): nothing to ask.
+    if (room.startsWith(PERSONAL_PREFIX)) return;
     let p = presence.get(room);
     if (!p) {
       p = { members: new Map(), state: 'asking', waiting: null, askedAt: 0, large: false, due: false };
@@ -1764,6 +1794,7 @@
       return;
     }
     userJoins.add(room);
+    leftPersonal.delete(room);
     // A room joined now shows what was said there lately.
     sendJoin(room, 'history');
   });
@@ -1775,6 +1806,7 @@
       notice(`You are not in #${room}.`);
       return;
     }
+    if (room.startsWith(PERSONAL_PREFIX)) leftPersonal.add(room);
     sendFrame({ type: 'leave', room });
   });
 

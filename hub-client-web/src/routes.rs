@@ -1,5 +1,5 @@
 //! The warp filters: `/` (the page), `/status` and `/status/data` (the cluster's status page),
-//! `/static/*`, `/health`, `/health/live`, `POST /token` (the demo identity provider), and the
+//! `/static/*`, `/sdk/*` (the JS SDK's modules), `/health`, `/health/live`, `POST /token` (the demo identity provider), and the
 //! rejection mapping.
 
 use std::collections::HashMap;
@@ -57,6 +57,10 @@ pub fn routes(
         .and(warp::path("static"))
         .and(warp::path::tail())
         .and_then(static_file);
+    let sdk = warp::get()
+        .and(warp::path("sdk"))
+        .and(warp::path::tail())
+        .and_then(sdk_file);
     let token = warp::path("token")
         .and(warp::path::end())
         .and(token_route(issuer));
@@ -67,6 +71,7 @@ pub fn routes(
         .or(health)
         .or(live)
         .or(statics)
+        .or(sdk)
         .or(token)
         .recover(handle_rejection)
         .with(warp::reply::with::headers(security_headers()))
@@ -193,7 +198,20 @@ fn status_data(query: HashMap<String, String>, status: StatusBoard) -> AnyRespon
 }
 
 async fn static_file(tail: Tail) -> Result<Response<Bytes>, Rejection> {
-    let asset = static_files::get(tail.as_str()).ok_or(WebError::NotFound)?;
+    asset_response(static_files::get(tail.as_str()).ok_or(WebError::NotFound)?)
+}
+
+/// `/sdk/*`: the JS SDK's modules. Their imports are relative (`./client.js`) and carry no `?v=`, so
+/// they are revalidated rather than kept for good: a new SDK must not meet an old cached module.
+async fn sdk_file(tail: Tail) -> Result<Response<Bytes>, Rejection> {
+    let asset = static_files::get_sdk(tail.as_str()).ok_or(WebError::NotFound)?;
+    let mut res = asset_response(asset)?;
+    res.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(res)
+}
+
+fn asset_response(asset: static_files::Asset) -> Result<Response<Bytes>, Rejection> {
     Response::builder()
         .header(CONTENT_TYPE, asset.content_type)
         .header(CACHE_CONTROL, static_files::CACHE_CONTROL)
@@ -410,6 +428,23 @@ mod tests {
                 .contains("immutable")
         );
         assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    }
+
+    #[tokio::test]
+    async fn the_sdk_is_served_as_javascript_modules() {
+        let res = get("/sdk/index.js").await;
+        assert_eq!(res.status(), 200);
+        assert!(
+            res.headers()[CONTENT_TYPE]
+                .to_str()
+                .unwrap_or("")
+                .starts_with("text/javascript")
+        );
+        assert_eq!(res.headers()[CACHE_CONTROL], "no-cache");
+        assert!(String::from_utf8_lossy(res.body()).contains("export { HubClient"));
+        for path in ["/sdk/", "/sdk/nope.js", "/sdk/../static/chat.js"] {
+            assert_eq!(get(path).await.status(), 404, "{path}");
+        }
     }
 
     #[tokio::test]

@@ -88,6 +88,9 @@ pub(crate) struct Connection {
     /// The welcome's client id, once welcomed.
     pub client_id: Option<String>,
     pending: HashMap<String, VecDeque<(u64, Asked)>>,
+    /// Leaves sent on this connection whose `left` has not come back, per room: such a `left`
+    /// answers us, it is not the hub taking the client out of a room it may have joined again.
+    leaving: HashMap<String, u32>,
     pacer: Pacer,
     /// A frame arrived since the last heartbeat tick.
     pub heard: bool,
@@ -116,6 +119,7 @@ impl Connection {
             reader,
             client_id: None,
             pending: HashMap::new(),
+            leaving: HashMap::new(),
             pacer: Pacer::new(rate, burst, now),
             heard: false,
             ping_sent: false,
@@ -148,6 +152,27 @@ impl Connection {
     pub(crate) fn send_control(&mut self, text: String, now: Instant) -> bool {
         self.pacer.force(now);
         self.push(text)
+    }
+
+    /// Leaves `room`, remembering that its `left` will answer us.
+    pub(crate) fn send_leave(&mut self, room: &str, now: Instant) -> bool {
+        let sent = self.send_control(crate::frame::outbound::leave(room), now);
+        if sent {
+            *self.leaving.entry(room.to_owned()).or_default() += 1;
+        }
+        sent
+    }
+
+    /// A `left` for `room` came: true when it answers a leave of ours (then forgotten).
+    pub(crate) fn answers_our_leave(&mut self, room: &str) -> bool {
+        let Some(asked) = self.leaving.get_mut(room) else {
+            return false;
+        };
+        *asked -= 1;
+        if *asked == 0 {
+            self.leaving.remove(room);
+        }
+        true
     }
 
     /// Remembers that `session` asked `what` about `room`: its answer comes in turn.

@@ -32,11 +32,11 @@ impl Link<'_> {
             .map(|c| c.generation)
     }
 
-    /// Sends a control frame on the welcomed connection; false when there is none.
-    pub(crate) fn send(&mut self, text: String) -> bool {
+    /// Leaves `room` on the welcomed connection (its `left` is then known as our answer).
+    pub(crate) fn leave(&mut self, room: &str) -> bool {
         let now = self.now;
         match self.conn.as_mut().filter(|c| c.welcomed()) {
-            Some(conn) => conn.send_control(text, now),
+            Some(conn) => conn.send_leave(room, now),
             None => false,
         }
     }

@@ -134,6 +134,32 @@ pub struct Settings {
     pub api_listen: SocketAddr,
     /// Comma-separated API keys (`Authorization: Bearer <key>`); unset: no API listener at all.
     pub api_keys: Option<SecretString>,
+    /// Signs every request to the backend (`X-Hub-Signature`, HMAC-SHA256); required once any
+    /// hook URL is set.
+    pub hook_secret: Option<SecretString>,
+    /// Longest wait for a backend's answer to a proxy call; past it the call fails closed.
+    #[serde(with = "humantime_serde")]
+    pub proxy_timeout: Duration,
+    /// Proxy calls in flight per hub, at most; one more fails at once (`unavailable`).
+    pub proxy_concurrency: usize,
+    /// `auth_mode = "proxy"`: asked who each client is, after the upgrade and before `welcome`.
+    pub proxy_connect_url: Option<String>,
+    /// Asked before a join of a room whose namespace sets `proxy_subscribe`.
+    pub proxy_subscribe_url: Option<String>,
+    /// Asked before a client's message to a room whose namespace sets `proxy_publish`.
+    pub proxy_publish_url: Option<String>,
+    /// Answers `rpc` frames; unset: they get `not_available`.
+    pub proxy_rpc_url: Option<String>,
+    /// Comma-separated headers of the upgrade request posted to the connect proxy (no others).
+    pub proxy_headers: String,
+    /// The four proxy URLs as parsed by [`Settings::load_from`] (checked there: `http://` only).
+    #[serde(skip)]
+    pub proxy_urls: ProxyUrls,
+    /// Where webhook events are POSTed (`http://` only); unset: no webhooks.
+    pub webhook_url: Option<String>,
+    /// A webhook event with no 2xx this long after it happened is dropped (and counted).
+    #[serde(with = "humantime_serde")]
+    pub webhook_max_age: Duration,
     /// Not a setting (no key, no variable): the hub-echo conformance binary sets it, and every
     /// session then writes back each message it reads instead of running the chat protocol.
     #[serde(skip)]
@@ -150,6 +176,31 @@ pub fn comma_list(setting: &str) -> impl Iterator<Item = &str> {
 pub enum AuthMode {
     Off,
     Jwt,
+    /// The backend's connect proxy says who each client is (`proxy_connect_url`).
+    Proxy,
+}
+
+/// Where each backend proxy is, once the URLs are checked.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyUrls {
+    pub connect: Option<http::Uri>,
+    pub subscribe: Option<http::Uri>,
+    pub publish: Option<http::Uri>,
+    pub rpc: Option<http::Uri>,
+}
+
+/// `value` of setting `key` as a backend URL: `http://host[:port]/path` (the hooks' client speaks
+/// plain HTTP; a TLS backend sits behind a local proxy).
+fn hook_url(key: &str, value: Option<&str>) -> Result<Option<http::Uri>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let bad = |why: &str| ConfigError::Invalid(format!("{key} {why}: {value:?}"));
+    let uri: http::Uri = value.trim().parse().map_err(|_| bad("is not a URL"))?;
+    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+        return Err(bad("must be an http://host[:port]/path URL"));
+    }
+    Ok(Some(uri))
 }
 
 /// The defaults, as TOML, so the README table and the code cannot drift apart silently.
@@ -195,6 +246,10 @@ history_ttl = "10m"
 recovery_max = 300
 personal_rooms = true
 api_listen = "127.0.0.1:8090"
+proxy_timeout = "1s"
+proxy_concurrency = 256
+proxy_headers = "cookie,authorization,origin,user-agent"
+webhook_max_age = "1h"
 "#;
 
 /// Defaults, then the file, then `HUB_<KEY>`; the conventional `REDIS_URL` and
@@ -228,6 +283,7 @@ impl Settings {
         };
         settings.namespaces =
             Namespaces::new(globals, &settings.namespaces_raw).map_err(ConfigError::Invalid)?;
+        settings.proxy_urls = settings.hooks()?;
         Ok(settings)
     }
 
@@ -237,6 +293,48 @@ impl Settings {
             header_timeout: self.handshake_timeout,
             max_header_bytes: self.max_header_bytes,
         }
+    }
+
+    /// The backend hooks' settings checked together: URLs, the secret that signs them, what
+    /// `auth_mode = proxy` and the namespaces' `proxy_subscribe` / `proxy_publish` need.
+    fn hooks(&self) -> Result<ProxyUrls, ConfigError> {
+        let urls = ProxyUrls {
+            connect: hook_url("proxy_connect_url", self.proxy_connect_url.as_deref())?,
+            subscribe: hook_url("proxy_subscribe_url", self.proxy_subscribe_url.as_deref())?,
+            publish: hook_url("proxy_publish_url", self.proxy_publish_url.as_deref())?,
+            rpc: hook_url("proxy_rpc_url", self.proxy_rpc_url.as_deref())?,
+        };
+        let invalid = |text: String| Err(ConfigError::Invalid(text));
+        let any_url = [&urls.connect, &urls.subscribe, &urls.publish, &urls.rpc]
+            .iter()
+            .any(|u| u.is_some());
+        let secret = self.hook_secret.as_ref().map(ExposeSecret::expose_secret);
+        // Unsigned requests would let anyone who reaches the backend pose as a hub.
+        if any_url && secret.is_none_or(|s| s.trim().is_empty()) {
+            return invalid("hook_secret must be set when a proxy_*_url is set".into());
+        }
+        if let Some(bad) = comma_list(&self.proxy_headers)
+            .find(|h| http::HeaderName::try_from(h.to_ascii_lowercase()).is_err())
+        {
+            return invalid(format!("proxy_headers: {bad:?} is not a header name"));
+        }
+        if self.auth_mode == AuthMode::Proxy && urls.connect.is_none() {
+            return invalid("auth_mode = \"proxy\" needs proxy_connect_url".into());
+        }
+        for policy in self.namespaces.all() {
+            let ns = policy.label();
+            if policy.proxy_subscribe && urls.subscribe.is_none() {
+                return invalid(format!(
+                    "namespaces.{ns}.proxy_subscribe needs proxy_subscribe_url"
+                ));
+            }
+            if policy.proxy_publish && urls.publish.is_none() {
+                return invalid(format!(
+                    "namespaces.{ns}.proxy_publish needs proxy_publish_url"
+                ));
+            }
+        }
+        Ok(urls)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -270,6 +368,9 @@ impl Settings {
             // Redis key TTLs are whole seconds: below one second a key would never expire.
             ("history_ttl", self.history_ttl < Duration::from_secs(1)),
             ("recovery_max", self.recovery_max == 0),
+            ("proxy_timeout", self.proxy_timeout.is_zero()),
+            ("proxy_concurrency", self.proxy_concurrency == 0),
+            ("webhook_max_age", self.webhook_max_age.is_zero()),
         ];
         if let Some((key, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
             return Err(ConfigError::Invalid(format!(
@@ -322,8 +423,36 @@ impl Settings {
         if self.name.trim().is_empty() {
             return Err(ConfigError::Invalid("name must not be empty".into()));
         }
+        if let Some(url) = &self.webhook_url {
+            webhook_uri(url).map_err(ConfigError::Invalid)?;
+            if self
+                .hook_secret
+                .as_ref()
+                .is_none_or(|s| s.expose_secret().is_empty())
+            {
+                return Err(ConfigError::Invalid(
+                    "hook_secret (HUB_HOOK_SECRET) is required when webhook_url is set: the \
+                     backend checks every webhook's signature with it"
+                        .into(),
+                ));
+            }
+        }
         Ok(())
     }
+}
+
+/// `webhook_url` as the hook client takes it: `http://host[:port]/path` (the client speaks plain
+/// HTTP; a backend behind TLS is reached through a local proxy).
+pub fn webhook_uri(url: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("webhook_url is not a URL ({e}): {url:?}"))?;
+    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+        return Err(format!(
+            "webhook_url must be an http://host[:port]/path URL (https is not supported), not {url:?}"
+        ));
+    }
+    Ok(uri)
 }
 
 #[cfg(test)]
@@ -481,6 +610,42 @@ mod tests {
         assert!(err.to_string().contains("rate_limit_max_rejects"), "{err}");
     }
 
+    #[test]
+    fn webhooks_need_an_http_url_and_the_hook_secret() {
+        let s = Settings::load_from(None, NO_ENV).expect("defaults");
+        assert!(s.webhook_url.is_none() && s.hook_secret.is_none());
+        assert_eq!(s.webhook_max_age, Duration::from_secs(3600));
+        let s = Settings::load_from(
+            None,
+            [
+                ("HUB_WEBHOOK_URL", "http://backend:3000/hooks"),
+                ("HUB_HOOK_SECRET", "hook-secret-0123456789"),
+                ("HUB_WEBHOOK_MAX_AGE", "10m"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(s.webhook_url.as_deref(), Some("http://backend:3000/hooks"));
+        assert_eq!(s.webhook_max_age, Duration::from_secs(600));
+        assert_eq!(exposed(&s.hook_secret), Some("hook-secret-0123456789"));
+        assert!(!format!("{s:?}").contains("hook-secret-0123456789"));
+        let err =
+            Settings::load_from(None, [("HUB_WEBHOOK_URL", "http://backend/hooks")]).unwrap_err();
+        assert!(
+            err.to_string().contains("hook_secret (HUB_HOOK_SECRET)"),
+            "{err}"
+        );
+        for url in ["https://backend/hooks", "backend/hooks", "http://"] {
+            let err =
+                Settings::load_from(None, [("HUB_WEBHOOK_URL", url), ("HUB_HOOK_SECRET", "s")])
+                    .unwrap_err();
+            assert!(err.to_string().contains("webhook_url"), "{url}: {err}");
+        }
+        let err = Settings::load_from(None, [("HUB_WEBHOOK_MAX_AGE", "0s")]).unwrap_err();
+        assert!(err.to_string().contains("webhook_max_age"), "{err}");
+        let err = Settings::load_from(None, [("HUB_WEBHOOK_MAX_AGE", "forever")]).unwrap_err();
+        assert!(err.to_string().contains("webhook_max_age"), "{err}");
+    }
+
     /// A TOML file of this test's own, removed when dropped (even when an assertion fails).
     struct TempToml(std::path::PathBuf);
 
@@ -635,5 +800,69 @@ mod tests {
                 .contains("compression_min_bytes must be at most max_message_bytes"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn hook_settings_are_read_and_checked_with_the_key_named() {
+        let s = Settings::load_from(None, NO_ENV).expect("defaults");
+        assert_eq!(s.proxy_timeout, Duration::from_secs(1));
+        assert_eq!(s.proxy_concurrency, 256);
+        assert_eq!(s.proxy_headers, "cookie,authorization,origin,user-agent");
+        assert!(s.proxy_urls.connect.is_none() && s.hook_secret.is_none());
+        let s = Settings::load_from(
+            None,
+            [
+                ("HUB_AUTH_MODE", "proxy"),
+                ("HUB_HOOK_SECRET", "hook-secret-never-printed"),
+                ("HUB_PROXY_CONNECT_URL", "http://backend:3000/hub/connect"),
+                ("HUB_PROXY_TIMEOUT", "250ms"),
+                ("HUB_NAMESPACES", r#"{"mod":{"proxy_publish":true}}"#),
+                ("HUB_PROXY_PUBLISH_URL", "http://backend:3000/hub/publish"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(s.auth_mode, AuthMode::Proxy);
+        assert_eq!(s.proxy_timeout, Duration::from_millis(250));
+        let connect = s.proxy_urls.connect.as_ref().expect("parsed");
+        assert_eq!(connect.path(), "/hub/connect");
+        assert!(!format!("{s:?}").contains("hook-secret-never-printed"));
+        let with = |pairs: &[(&'static str, &'static str)]| {
+            let mut env = vec![("HUB_HOOK_SECRET", "s3cret")];
+            env.extend_from_slice(pairs);
+            Settings::load_from(None, env)
+        };
+        for (pairs, named) in [
+            (
+                &[("HUB_AUTH_MODE", "proxy")][..],
+                "auth_mode = \"proxy\" needs proxy_connect_url",
+            ),
+            (
+                &[("HUB_PROXY_RPC_URL", "https://b/rpc")][..],
+                "proxy_rpc_url must be an http://",
+            ),
+            (
+                &[("HUB_PROXY_SUBSCRIBE_URL", "not a url")][..],
+                "proxy_subscribe_url is not a URL",
+            ),
+            (
+                &[("HUB_NAMESPACES", r#"{"mod":{"proxy_subscribe":true}}"#)][..],
+                "namespaces.mod.proxy_subscribe needs proxy_subscribe_url",
+            ),
+            (
+                &[("HUB_NAMESPACES", r#"{"mod":{"proxy_publish":true}}"#)][..],
+                "namespaces.mod.proxy_publish needs proxy_publish_url",
+            ),
+            (&[("HUB_PROXY_TIMEOUT", "0s")][..], "proxy_timeout"),
+            (&[("HUB_PROXY_CONCURRENCY", "0")][..], "proxy_concurrency"),
+            (
+                &[("HUB_PROXY_HEADERS", "cookie,bad header")][..],
+                "proxy_headers: \"bad header\" is not a header name",
+            ),
+        ] {
+            let err = with(pairs).unwrap_err();
+            assert!(err.to_string().contains(named), "{pairs:?}: {err}");
+        }
+        let err = Settings::load_from(None, [("HUB_PROXY_RPC_URL", "http://b/rpc")]).unwrap_err();
+        assert!(err.to_string().contains("hook_secret must be set"), "{err}");
     }
 }

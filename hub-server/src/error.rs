@@ -40,6 +40,16 @@ pub enum ProtocolError {
     UnknownNamespace { namespace: String, room: String },
     #[error("room {0:?} keeps no presence (its namespace sets presence = false)")]
     NoPresence(String),
+    #[error(
+        "this hub runs with auth_mode = proxy: the backend says who clients are, tokens are not read"
+    )]
+    AuthByProxy,
+    #[error("rpc is not available on this hub (no proxy_rpc_url)")]
+    NoRpc,
+    /// A backend hook failed (timeout, refused connection, 5xx, too many calls in flight):
+    /// what it guarded is refused, never let through.
+    #[error("the backend is unavailable: try again later")]
+    BackendUnavailable,
 }
 
 impl ProtocolError {
@@ -57,12 +67,14 @@ impl ProtocolError {
             ProtocolError::TooManyRooms(_) => "too_many_rooms",
             ProtocolError::Unauthenticated => "unauthenticated",
             ProtocolError::Forbidden(_) => "forbidden",
-            ProtocolError::AuthOff => "auth_off",
+            ProtocolError::AuthOff | ProtocolError::AuthByProxy => "auth_off",
+            ProtocolError::NoRpc => "not_available",
             ProtocolError::UnknownNamespace { .. } => "unknown_namespace",
             ProtocolError::NoPresence(_) => "no_presence",
             ProtocolError::Unavailable
             | ProtocolError::PresenceUnavailable
-            | ProtocolError::TooMuchWaiting => "unavailable",
+            | ProtocolError::TooMuchWaiting
+            | ProtocolError::BackendUnavailable => "unavailable",
         }
     }
 }
@@ -113,6 +125,11 @@ pub enum AuthFailure {
     Issuer,
     /// A refresh token for a different `sub` than the connection's.
     OtherUser,
+    /// `auth_mode = proxy`: the backend refused the client (its message is the close reason).
+    Refused,
+    /// `auth_mode = proxy`: the backend did not answer in time, could not be reached, answered
+    /// 5xx or garbage, or too many calls were in flight: the client is refused (fails closed).
+    BackendUnavailable,
 }
 
 impl AuthFailure {
@@ -130,6 +147,8 @@ impl AuthFailure {
             AuthFailure::Audience => "auth failed: wrong audience",
             AuthFailure::Issuer => "auth failed: wrong issuer",
             AuthFailure::OtherUser => "auth failed: token is for another user",
+            AuthFailure::Refused => "auth failed: refused by the backend",
+            AuthFailure::BackendUnavailable => "auth failed: the backend is unavailable",
         }
     }
 }

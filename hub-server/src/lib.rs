@@ -27,6 +27,7 @@ pub mod origin;
 pub mod outbox;
 pub mod presence;
 pub mod protocol;
+pub mod proxies;
 pub mod publish;
 pub mod rate_limit;
 pub mod redis_link;
@@ -83,11 +84,20 @@ pub async fn run(
         }
     }
     let users = auth::UserSlots::new(settings.max_connections_per_user);
-    let metrics = Arc::new(metrics::Metrics::new(
-        hub.clone(),
-        bridge.clone(),
-        users.clone(),
-    ));
+    let (webhooks, webhooks_running) = webhooks::start(
+        &settings,
+        redis.as_ref(),
+        hub.instance_id().to_string(),
+        shutdown.clone(),
+    );
+    let webhook_counters = match &webhooks {
+        webhooks::Webhooks::On { counters, .. } => Some(counters.clone()),
+        webhooks::Webhooks::Off => None,
+    };
+    let metrics = Arc::new(
+        metrics::Metrics::new(hub.clone(), bridge.clone(), users.clone())
+            .with_webhooks(webhook_counters),
+    );
     let presence = presence::Presence::new(
         hub.clone(),
         bridge.clone(),
@@ -103,9 +113,11 @@ pub async fn run(
     let presence_writer = tokio::spawn(presence::writer::run(
         presence.clone(),
         presence_timing,
+        webhooks.clone(),
         shutdown.clone(),
     ));
     let slots = slots::Slots::new(settings.max_connections, settings.max_handshakes);
+    let proxies = proxies::Proxies::new(&settings, metrics.clone());
     let state = AppState {
         hub: hub.clone(),
         bridge: bridge.clone(),
@@ -122,6 +134,8 @@ pub async fn run(
         users,
         presence,
         metrics,
+        proxies,
+        webhooks,
     };
     let sessions = state.sessions.clone();
     let api_server = api::start(&state)?;
@@ -155,6 +169,11 @@ pub async fn run(
     drain(&trigger, &hub, &sessions, &bridge, deadline).await;
     // It took this hub's users out of presence when shutdown began; bounded like the rest.
     let _ = tokio::time::timeout_at(deadline, presence_writer).await;
+    // Sessions and presence emitted their last events (client_disconnected, member_removed):
+    // into the queue with them before the process ends.
+    if let Some(running) = webhooks_running {
+        running.stop(deadline).await;
+    }
     let _ = tokio::time::timeout_at(deadline, server).await;
     if let Some(api_server) = api_server {
         let _ = tokio::time::timeout_at(deadline, api_server).await;

@@ -35,4 +35,8 @@ pub struct AppState {
     pub presence: crate::presence::Presence,
     /// What `GET /metrics` serves (see [`crate::metrics`]).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The backend's connect, subscribe, publish and rpc proxies (see [`crate::hooks`]).
+    pub proxies: crate::proxies::Proxies,
+    /// Where this hub's webhook events go (`Off` without `webhook_url`).
+    pub webhooks: crate::webhooks::Webhooks,
 }

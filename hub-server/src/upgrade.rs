@@ -123,6 +123,8 @@ fn handshake(
     };
 
     let bearer = bearer_token(headers).map(str::to_owned);
+    // What the connect proxy may see of the request (`proxy_headers`; none in other modes).
+    let hook_headers = state.proxies.upgrade_headers(headers);
     let accept = derive_accept_key(key.as_bytes());
     let ip = remote.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |PeerAddr(a)| a.ip());
     let agreed = pools
@@ -154,7 +156,11 @@ fn handshake(
                     None => (Rsv1Reader::plain(io), None),
                 };
                 let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-                session::run(socket, state, ip, bearer, deflate, Transport::Ws).await;
+                let credentials = session::Credentials {
+                    bearer,
+                    hook_headers,
+                };
+                session::run(socket, state, ip, credentials, deflate, Transport::Ws).await;
             }
             Err(err) => tracing::debug!(%err, "websocket upgrade failed"),
         }

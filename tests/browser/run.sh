@@ -11,8 +11,10 @@ root=$PWD
 
 scripts/ensure-deps.sh chromium node npm redis-server
 
-echo "== building hub-server and hub-client-web"
+echo "== building hub-server, hub-client-web and the README's Rust example"
 cargo build --locked -p hub-server -p hub-client-web
+# readme.test.mjs runs the README's Rust example, which is this example of hub-client.
+cargo build --locked -p hub-client --example readme
 
 echo "== installing the test driver (playwright-core, from tests/browser/package-lock.json)"
 # playwright-core never downloads a browser; the variable makes sure nothing else tries to either.

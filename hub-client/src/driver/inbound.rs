@@ -134,6 +134,13 @@ impl Driver {
                 self.schedule_refresh(frame.exp);
             }
             Kind::Left => {
+                let ours = match (frame.room.as_deref(), self.ctx.conn()) {
+                    (Some(room), Some(conn)) => conn.answers_our_leave(room),
+                    _ => false,
+                };
+                if ours {
+                    return;
+                }
                 let mut link = self.ctx.link();
                 if let Some(session) = frame.room.as_deref().and_then(|r| self.sessions.get_mut(r))
                 {

@@ -115,7 +115,7 @@ impl Driver {
                     let at = now + opts.ping_interval;
                     self.ctx.timers.set(TimerKey::Heartbeat, at);
                 }
-                self.ctx.link = LinkState::Open(conn);
+                self.ctx.link = LinkState::Open(Box::new(conn));
             }
             Err(closed) => {
                 self.ctx.link = LinkState::Idle;
@@ -164,7 +164,7 @@ impl Driver {
             && !self.sessions.contains_key(DEFAULT_ROOM)
             && let Some(conn) = self.ctx.conn()
         {
-            conn.send_control(outbound::leave(DEFAULT_ROOM), now);
+            conn.send_leave(DEFAULT_ROOM, now);
         }
         let mut link = self.ctx.link();
         for session in self.sessions.values_mut() {

@@ -32,7 +32,8 @@ pub(super) enum LinkState {
     /// Waiting for the token provider before opening.
     Token,
     Opening(Opening),
-    Open(Connection),
+    /// Boxed: the open connection is much larger than the other states.
+    Open(Box<Connection>),
 }
 
 /// What room sessions may use (see [`Link`]), apart from the sessions themselves so both can be
@@ -263,7 +264,7 @@ impl Driver {
         let generation = conn.generation;
         let sessions = &self.sessions;
         let joined = |room: &str| sessions.get(room).is_some_and(|s| s.joined_on(generation));
-        if let Some(at) = outbox.pump(conn, &joined, now) {
+        if let Some(at) = outbox.pump(&mut **conn, &joined, now) {
             timers.set_if_unset(TimerKey::Pump, at);
         }
     }

@@ -8,7 +8,6 @@ use super::app::deliver;
 use super::state::{JoinKind, Reason, RoomSession};
 use crate::error::{ErrorCode, HubError};
 use crate::events::{Recovery, RecoveryCause, RoomEvent};
-use crate::frame::outbound;
 use crate::link::Link;
 use crate::message::Message;
 use crate::room_stream::{Outcome, RoomStream};
@@ -194,7 +193,7 @@ impl RoomSession {
         );
         self.clear_timers(link);
         if was_in {
-            link.send(outbound::leave(&self.name));
+            link.leave(&self.name);
         }
         self.fail_presence(&err, link);
         link.outbox.fail_all(Some(&self.name), &err);

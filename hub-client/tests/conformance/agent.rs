@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use hub_client::{
-    ClientEvent, ClientOptions, HubClient, Recovery, Room, RoomEvent, SubscribeOptions, Token,
+    ClientEvent, ClientOptions, HubClient, Position, Recovery, Room, RoomEvent, SubscribeOptions,
+    Token,
 };
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -55,6 +56,8 @@ pub struct RoomRec {
     pub recoveries: Vec<Recovery>,
     pub joined: usize,
     pub errors: Vec<String>,
+    /// Where the room's stream stood when its client closed (what an app would keep).
+    pub position: Option<Position>,
 }
 
 #[derive(Debug, Default)]
@@ -254,16 +257,23 @@ impl Agent {
         name: &str,
         room: &str,
         history: Option<u32>,
+        since: Option<Position>,
+        again: bool,
         deadline: Instant,
     ) -> Result<(), String> {
         let c = self
             .clients
             .get_mut(name)
             .ok_or_else(|| format!("no client named {name}"))?;
-        let options = SubscribeOptions {
-            history,
-            since: None,
-        };
+        if again {
+            let old = c
+                .rooms
+                .get(room)
+                .ok_or_else(|| format!("{name} is not in {room} to subscribe again"))?;
+            // Polled once: the leave is handed to the client now, its answer not waited for.
+            let _ = old.room.unsubscribe().now_or_never();
+        }
+        let options = SubscribeOptions { history, since };
         let mut sub = c
             .client
             .subscribe(room, options)
@@ -408,6 +418,10 @@ impl Agent {
             .clients
             .get_mut(name)
             .ok_or_else(|| format!("no client named {name}"))?;
+        for r in c.rooms.values() {
+            let position = r.room.position().await;
+            r.rec.update(|rr| rr.position = position);
+        }
         c.client.close().await;
         if let Some(listener) = c.listener.take() {
             tokio::time::timeout(Duration::from_secs(10), listener)

@@ -118,11 +118,24 @@ impl<'a> Runner<'a> {
             }
             "subscribe" => {
                 let deadline = self.deadline();
+                let room = step.need(&step.room, "room")?;
+                let since = match &step.since_from {
+                    Some(other) => {
+                        let position = self.agent.room_rec(other, room)?.lock().position.clone();
+                        Some(
+                            position
+                                .ok_or_else(|| format!("{other} kept no position in {room}"))?,
+                        )
+                    }
+                    None => None,
+                };
                 self.agent
                     .subscribe(
                         step.need(&step.client, "client")?,
-                        step.need(&step.room, "room")?,
+                        room,
                         step.history,
+                        since,
+                        step.again.unwrap_or(false),
                         deadline,
                     )
                     .await

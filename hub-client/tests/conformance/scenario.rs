@@ -112,6 +112,10 @@ pub struct Step {
     pub renewed_at_least: Option<usize>,
     pub count_at_least: Option<u64>,
     pub history: Option<u32>,
+    /// `subscribe`: leave the room and subscribe anew in one go (its `left` still on its way).
+    pub again: Option<bool>,
+    /// `subscribe`: from the position this other client kept in the room (a page reloading).
+    pub since_from: Option<String>,
     #[serde(rename = "match")]
     pub matches: Option<BTreeMap<String, Value>>,
 }

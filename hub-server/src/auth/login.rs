@@ -25,6 +25,8 @@ pub enum Login {
 pub enum Refused {
     /// `auth_mode = off`: tokens are not checked (the connection stays).
     AuthOff,
+    /// `auth_mode = proxy`: the backend vouched at connect; tokens are not read (it stays).
+    ByProxy,
     /// A bad token, or one for another user: the connection closes with 4001.
     Failed(AuthFailure),
 }
@@ -41,13 +43,17 @@ impl Auth {
             (Auth::Off, _) => Ok(Login::Admit(anonymous(client_id))),
             (Auth::Jwt(verifier), Some(token)) => verifier.verify(token).map(Login::Admit),
             (Auth::Jwt(_), None) => Ok(Login::Wait),
+            // Only the connect proxy admits in this mode (the session asks it before this).
+            (Auth::Proxy { .. }, _) => Err(AuthFailure::Refused),
         }
     }
 
     /// An `auth` frame, for a connection that is `current` so far.
     pub fn on_token(&self, current: Option<&Identity>, token: &str) -> Result<Login, Refused> {
-        let Auth::Jwt(verifier) = self else {
-            return Err(Refused::AuthOff);
+        let verifier = match self {
+            Auth::Jwt(verifier) => verifier,
+            Auth::Off => return Err(Refused::AuthOff),
+            Auth::Proxy { .. } => return Err(Refused::ByProxy),
         };
         let identity = verifier.verify(token).map_err(Refused::Failed)?;
         match current {

@@ -13,12 +13,20 @@ pub enum Auth {
     /// Anonymous clients that may do everything: wave 1's behaviour.
     Off,
     Jwt(Arc<Verifier>),
+    /// The backend's connect proxy says who each client is, before `welcome` (the session asks
+    /// it through `hooks::connect`); its grants default to `jwt_default_rooms`, as a token's.
+    Proxy {
+        default_rooms: Patterns,
+    },
 }
 
 impl Auth {
     pub fn from_settings(settings: &Settings) -> Result<Self, KeyError> {
         match settings.auth_mode {
             AuthMode::Off => Ok(Auth::Off),
+            AuthMode::Proxy => Ok(Auth::Proxy {
+                default_rooms: Patterns::parse_list(&settings.jwt_default_rooms),
+            }),
             AuthMode::Jwt => {
                 let list = |s: Option<&str>| -> Vec<String> {
                     comma_list(s.unwrap_or_default())
@@ -48,13 +56,14 @@ impl Auth {
     }
 
     pub fn is_required(&self) -> bool {
-        matches!(self, Auth::Jwt(_))
+        matches!(self, Auth::Jwt(_) | Auth::Proxy { .. })
     }
 
     pub fn mode(&self) -> &'static str {
         match self {
             Auth::Off => "off",
             Auth::Jwt(_) => "jwt",
+            Auth::Proxy { .. } => "proxy",
         }
     }
 }

@@ -22,8 +22,8 @@ use crate::protocol::{Room, User};
 /// demo sign-in checks the same bound).
 pub use service_kit::MIN_SECRET_BYTES;
 /// Longer user ids or names are refused / cut: they travel on every message.
-const MAX_SUB_BYTES: usize = 256;
-const MAX_NAME_CHARS: usize = 64;
+pub const MAX_SUB_BYTES: usize = 256;
+pub const MAX_NAME_CHARS: usize = 64;
 
 /// Who a connection is, and what it may do.
 #[derive(Debug, Clone, PartialEq, Eq)]

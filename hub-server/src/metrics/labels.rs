@@ -42,6 +42,8 @@ pub const AUTH_FAILURES: &[&str] = &[
     "audience",
     "issuer",
     "other_user",
+    "refused",
+    "backend_unavailable",
 ];
 
 /// `realtime_hub_errors_total{code}`: the codes of `error` frames (`ProtocolError::code`).
@@ -61,6 +63,7 @@ pub const ERROR_CODES: &[&str] = &[
     "unavailable",
     "unknown_namespace",
     "no_presence",
+    "not_available",
 ];
 
 /// `realtime_hub_recoveries_total{result}`: a `since` join's outcome.
@@ -70,6 +73,21 @@ pub const RECOVERY_RESULTS: &[&str] = &[
     "too_old",
     "too_many",
     "unavailable",
+];
+
+/// `realtime_hub_proxy_calls_total{kind}`: the backend proxies.
+pub const PROXY_KINDS: &[&str] = &["connect", "subscribe", "publish", "rpc"];
+
+/// `realtime_hub_proxy_calls_total{outcome}`: what the backend said, or why the call failed.
+pub const PROXY_OUTCOMES: &[&str] = &[
+    "allowed",
+    "replaced",
+    "refused",
+    "busy",
+    "timeout",
+    "unreachable",
+    "status",
+    "bad_answer",
 ];
 
 /// Where `value` is in `list`.
@@ -116,6 +134,8 @@ pub fn auth_failure(failure: AuthFailure) -> usize {
         AuthFailure::Audience => "audience",
         AuthFailure::Issuer => "issuer",
         AuthFailure::OtherUser => "other_user",
+        AuthFailure::Refused => "refused",
+        AuthFailure::BackendUnavailable => "backend_unavailable",
     };
     index(AUTH_FAILURES, name).unwrap_or(0)
 }
@@ -168,6 +188,9 @@ mod tests {
                 room: "x:y".into(),
             },
             ProtocolError::NoPresence("x".into()),
+            ProtocolError::AuthByProxy,
+            ProtocolError::NoRpc,
+            ProtocolError::BackendUnavailable,
         ];
         for err in &all {
             match err {
@@ -187,7 +210,10 @@ mod tests {
                 | ProtocolError::PresenceUnavailable
                 | ProtocolError::TooMuchWaiting
                 | ProtocolError::UnknownNamespace { .. }
-                | ProtocolError::NoPresence(_) => {}
+                | ProtocolError::NoPresence(_)
+                | ProtocolError::AuthByProxy
+                | ProtocolError::NoRpc
+                | ProtocolError::BackendUnavailable => {}
             }
             let want = index(ERROR_CODES, err.code());
             assert!(want.is_some(), "{} is not in ERROR_CODES", err.code());
@@ -233,6 +259,8 @@ mod tests {
             AuthFailure::Audience,
             AuthFailure::Issuer,
             AuthFailure::OtherUser,
+            AuthFailure::Refused,
+            AuthFailure::BackendUnavailable,
         ];
         let mut seen: Vec<usize> = failures.iter().map(|f| auth_failure(*f)).collect();
         seen.dedup();

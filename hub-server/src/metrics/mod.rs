@@ -15,6 +15,7 @@ pub mod labels;
 pub mod process;
 pub mod socket;
 pub mod stats;
+mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -45,11 +46,21 @@ pub struct ApiRequest {
     pub status: u16,
 }
 
+/// The labels of `realtime_hub_proxy_calls_total`: which proxy (`connect`, `subscribe`,
+/// `publish`, `rpc`) and how the call ended (`allowed`, `replaced`, `refused`, or why it failed:
+/// `busy`, `timeout`, `unreachable`, `status`, `bad_answer`). Both fixed sets: no room or user.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ProxyCall {
+    pub kind: &'static str,
+    pub outcome: &'static str,
+}
+
 /// A hub's metrics registry and the counters only it needs.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     api_requests: Family<ApiRequest, Counter>,
+    proxy_calls: Family<ProxyCall, Counter>,
     /// Shared with every client socket's [`Counted`] wrapper.
     stats: Arc<Stats>,
 }
@@ -71,11 +82,33 @@ impl Metrics {
             "Server API requests answered, by route and HTTP status",
             api_requests.clone(),
         );
+        let proxy_calls = Family::<ProxyCall, Counter>::default();
+        // Every series from the start, at 0, as the other labelled families (see `labels`).
+        for &kind in labels::PROXY_KINDS {
+            for &outcome in labels::PROXY_OUTCOMES {
+                let _ = proxy_calls.get_or_create(&ProxyCall { kind, outcome });
+            }
+        }
+        registry.register(
+            "realtime_hub_proxy_calls",
+            "Calls to the backend's proxies, by proxy and outcome",
+            proxy_calls.clone(),
+        );
         Metrics {
             registry,
             api_requests,
+            proxy_calls,
             stats,
         }
+    }
+
+    /// With webhooks on: their counters too (see [`webhooks`]).
+    pub fn with_webhooks(mut self, counters: Option<Arc<crate::webhooks::Counters>>) -> Self {
+        if let Some(counters) = counters {
+            self.registry
+                .register_collector(Box::new(webhooks::WebhooksCollector { counters }));
+        }
+        self
     }
 
     /// A client's upgraded socket, counted as accepted; every message through it is counted
@@ -124,6 +157,13 @@ impl Metrics {
     pub fn api_request(&self, route: &'static str, status: u16) {
         self.api_requests
             .get_or_create(&ApiRequest { route, status })
+            .inc();
+    }
+
+    /// A backend proxy call ended with `outcome` (see [`ProxyCall`]).
+    pub fn proxy_call(&self, kind: &'static str, outcome: &'static str) {
+        self.proxy_calls
+            .get_or_create(&ProxyCall { kind, outcome })
             .inc();
     }
 
@@ -193,6 +233,9 @@ mod tests {
             ..JoinOutcome::default()
         });
         metrics.joined(&JoinOutcome::default());
+        metrics.proxy_call("publish", "refused");
+        metrics.proxy_call("publish", "refused");
+        metrics.proxy_call("connect", "timeout");
         let text = metrics.encode();
         for line in [
             "realtime_hub_connections_closed_total{reason=\"client\"} 1",
@@ -206,6 +249,9 @@ mod tests {
             "realtime_hub_recoveries_total{result=\"too_old\"} 1",
             "realtime_hub_recoveries_total{result=\"recovered\"} 0",
             "realtime_hub_errors_total{code=\"bad_json\"} 0",
+            "realtime_hub_proxy_calls_total{kind=\"publish\",outcome=\"refused\"} 2",
+            "realtime_hub_proxy_calls_total{kind=\"connect\",outcome=\"timeout\"} 1",
+            "realtime_hub_proxy_calls_total{kind=\"rpc\",outcome=\"busy\"} 0",
         ] {
             assert!(has(&text, line), "{line:?} missing in\n{text}");
         }

@@ -8,6 +8,7 @@
 
 mod diffs;
 mod scripts;
+mod webhook_events;
 pub mod writer;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

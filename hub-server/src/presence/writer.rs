@@ -16,12 +16,14 @@ use tokio::time::Instant;
 
 use super::diffs::Diffs;
 use super::scripts;
+use super::webhook_events;
 use super::{Keys, Presence};
 use crate::bridge::{Bridge, Outgoing, Target};
 use crate::hub::Hub;
 use crate::hub::room_users::PresenceChange;
 use crate::protocol::{Frame, Room};
 use crate::shutdown::Shutdown;
+use crate::webhooks::Webhooks;
 
 /// Changes waiting for the writer; past this the hub asks for a resync instead.
 const QUEUE: usize = 4096;
@@ -54,8 +56,9 @@ struct Writer {
     /// they came in): finding the next, and the due ones, costs nothing per pending leave. An entry
     /// whose leave was called off stays until its time and is skipped then.
     due: VecDeque<(Instant, Key)>,
-    /// Standalone: the users announced as present, per room.
+    /// Standalone: the users announced as present, per room, and how many per room.
     announced: HashSet<Key>,
+    announced_rooms: HashMap<Room, usize>,
     resync: bool,
     /// Redis lost this hub's entries (not buried by another hub): the next resync announces no joins.
     redis_lost: bool,
@@ -64,9 +67,11 @@ struct Writer {
     set_count: redis::Script,
     reap: redis::Script,
     heartbeat: redis::Script,
+    /// Where the transitions this hub's writes observe are told (see [`webhook_events`]).
+    webhooks: Webhooks,
 }
 
-pub async fn run(presence: Presence, timing: Timing, shutdown: Shutdown) {
+pub async fn run(presence: Presence, timing: Timing, webhooks: Webhooks, shutdown: Shutdown) {
     let hub = presence.hub.clone();
     let mut rx = hub.presence_feed().subscribe(QUEUE);
     let mut w = Writer {
@@ -79,12 +84,14 @@ pub async fn run(presence: Presence, timing: Timing, shutdown: Shutdown) {
         pending: HashMap::new(),
         due: VecDeque::new(),
         announced: HashSet::new(),
+        announced_rooms: HashMap::new(),
         resync: true,
         redis_lost: false,
         quiet_joins: false,
         set_count: redis::Script::new(scripts::SET_COUNT),
         reap: redis::Script::new(scripts::REAP),
         heartbeat: redis::Script::new(scripts::HEARTBEAT),
+        webhooks,
     };
     let mut tick = tokio::time::interval(timing.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -211,6 +218,10 @@ impl Writer {
             Ok(Ok(replies)) => {
                 let mut diffs = Diffs::default();
                 for (c, (event, users)) in changes.iter().zip(replies) {
+                    // Joins a resync reports after Redis lost its data are no news (as below).
+                    if !(event == 1 && self.quiet_joins) {
+                        webhook_events::emit(&self.webhooks, c, event, users);
+                    }
                     let users = usize::try_from(users).unwrap_or(0);
                     match event {
                         _ if !c.events => {}
@@ -237,13 +248,25 @@ impl Writer {
     /// Standalone: this hub is the cluster; a user is present while it has a connection here.
     fn announce_local(&mut self, changes: Vec<PresenceChange>) {
         let mut diffs = Diffs::default();
-        for c in changes.iter().filter(|c| c.events) {
+        for c in &changes {
             let key = (c.room.clone(), c.user.clone());
-            let users = self.hub.room_users(&c.room).len();
-            if c.count > 0 && self.announced.insert(key.clone()) {
-                diffs.push(c, true, users);
+            let event = if c.count > 0 && self.announced.insert(key.clone()) {
+                1
             } else if c.count == 0 && self.announced.remove(&key) {
-                diffs.push(c, false, users);
+                -1
+            } else {
+                continue;
+            };
+            // The room's users as this change left them (webhooks: did it fill or empty it?).
+            let room_users = self.announced_rooms.entry(c.room.clone()).or_default();
+            *room_users = room_users.saturating_add_signed(event);
+            let after = *room_users as i64;
+            if after == 0 {
+                self.announced_rooms.remove(&c.room);
+            }
+            webhook_events::emit(&self.webhooks, c, event as i64, after);
+            if c.events {
+                diffs.push(c, event == 1, self.hub.room_users(&c.room).len());
             }
         }
         for d in diffs.finish() {
@@ -430,6 +453,7 @@ impl Writer {
                     events,
                 })
                 .collect();
+            webhook_events::emit_reaped(&self.webhooks, &leaves, users);
             if events && !leaves.is_empty() {
                 let refs: Vec<&PresenceChange> = leaves.iter().collect();
                 self.announce(&room, &[], &refs, usize::try_from(users).unwrap_or(0));

@@ -29,6 +29,13 @@ pub enum Command {
     Auth {
         token: String,
     },
+    /// A call to the backend's RPC proxy: `data` is the frame's JSON as sent (`null` when
+    /// absent), answered by an `rpc_result` or an `error` with `reference`.
+    Rpc {
+        method: String,
+        data: String,
+        reference: String,
+    },
 }
 
 /// What a join asks to be replayed from the room's history before `joined`.
@@ -52,6 +59,8 @@ struct RawSince {
 
 /// Longest `ref` a client may attach to a message: it is echoed back, so it stays small.
 const MAX_REF_LEN: usize = 64;
+/// Longest rpc `method`: a name, posted to the backend with every call.
+const MAX_METHOD_LEN: usize = 128;
 
 /// The JSON shape of a client frame; unknown fields are an error, not silently ignored.
 #[derive(Deserialize)]
@@ -66,6 +75,8 @@ struct RawFrame {
     since: Option<RawSince>,
     #[serde(rename = "ref")]
     reference: Option<String>,
+    method: Option<String>,
+    data: Option<Box<serde_json::value::RawValue>>,
 }
 
 impl RawFrame {
@@ -79,6 +90,8 @@ impl RawFrame {
             ("history", self.history.is_some()),
             ("since", self.since.is_some()),
             ("ref", self.reference.is_some()),
+            ("method", self.method.is_some()),
+            ("data", self.data.is_some()),
         ];
         let extra = present.map(|(field, is)| (field, is && !allowed.contains(&field)));
         match extra.iter().find(|(_, extra)| *extra) {
@@ -115,6 +128,7 @@ impl Command {
             "broadcast" => raw.only(&["content"])?,
             "ping" => raw.only(&[])?,
             "auth" => raw.only(&["token"])?,
+            "rpc" => raw.only(&["method", "data", "ref"])?,
             _ => {}
         }
         match raw.kind.as_str() {
@@ -142,14 +156,7 @@ impl Command {
                     some => room(some)?,
                 },
                 content: non_empty(content(raw.content)?)?,
-                reference: match raw.reference {
-                    Some(r) if r.is_empty() || r.len() > MAX_REF_LEN => {
-                        return Err(ProtocolError::BadJson(format!(
-                            "\"ref\" must be 1-{MAX_REF_LEN} bytes"
-                        )));
-                    }
-                    r => r,
-                },
+                reference: raw.reference.map(checked_ref).transpose()?,
             }),
             "broadcast" => Ok(Command::Broadcast {
                 content: non_empty(content(raw.content)?)?,
@@ -158,9 +165,34 @@ impl Command {
             "auth" => Ok(Command::Auth {
                 token: raw.token.ok_or(ProtocolError::MissingField("token"))?,
             }),
+            "rpc" => Ok(Command::Rpc {
+                method: match raw.method {
+                    None => return Err(ProtocolError::MissingField("method")),
+                    Some(m) if m.is_empty() || m.len() > MAX_METHOD_LEN => {
+                        return Err(ProtocolError::BadJson(format!(
+                            "\"method\" must be 1-{MAX_METHOD_LEN} bytes"
+                        )));
+                    }
+                    Some(m) => m,
+                },
+                data: raw
+                    .data
+                    .map_or_else(|| "null".to_owned(), |d| d.get().to_owned()),
+                reference: checked_ref(raw.reference.ok_or(ProtocolError::MissingField("ref"))?)?,
+            }),
             other => Err(ProtocolError::UnknownType(other.chars().take(40).collect())),
         }
     }
+}
+
+/// A client's `ref`: echoed back, so 1 to [`MAX_REF_LEN`] bytes.
+fn checked_ref(reference: String) -> Result<String, ProtocolError> {
+    if reference.is_empty() || reference.len() > MAX_REF_LEN {
+        return Err(ProtocolError::BadJson(format!(
+            "\"ref\" must be 1-{MAX_REF_LEN} bytes"
+        )));
+    }
+    Ok(reference)
 }
 
 fn non_empty(content: String) -> Result<String, ProtocolError> {
@@ -318,6 +350,39 @@ mod tests {
         assert_eq!(
             code(r#"{"type":"broadcast","content":"x","room":"r"}"#),
             "bad_json"
+        );
+    }
+
+    #[test]
+    fn rpc_frames_keep_their_data_as_sent_and_need_a_method_and_a_ref() {
+        assert_eq!(
+            Command::parse(r#"{"type":"rpc","method":"sum","data":{"a": [1, 2]},"ref":"r1"}"#),
+            Ok(Command::Rpc {
+                method: "sum".into(),
+                data: r#"{"a": [1, 2]}"#.into(),
+                reference: "r1".into(),
+            })
+        );
+        assert_eq!(
+            Command::parse(r#"{"type":"rpc","method":"now","ref":"r2"}"#),
+            Ok(Command::Rpc {
+                method: "now".into(),
+                data: "null".into(),
+                reference: "r2".into(),
+            })
+        );
+        assert_eq!(
+            Command::parse(r#"{"type":"rpc","data":1,"ref":"r"}"#),
+            Err(ProtocolError::MissingField("method"))
+        );
+        assert_eq!(
+            Command::parse(r#"{"type":"rpc","method":"m"}"#),
+            Err(ProtocolError::MissingField("ref"))
+        );
+        assert!(Command::parse(r#"{"type":"rpc","method":"","ref":"r"}"#).is_err());
+        assert!(Command::parse(r#"{"type":"rpc","method":"m","ref":"r","room":"x"}"#).is_err());
+        assert!(
+            Command::parse(r#"{"type":"message","room":"r","content":"c","method":"m"}"#).is_err()
         );
     }
 }

@@ -1,5 +1,5 @@
 //! Every frame a hub sends a client, each built here and serialized once: welcome, chat messages
-//! and broadcasts, joined / left, acks, presence, pong, errors.
+//! and broadcasts, joined / left, acks, presence, pong, errors, rpc results.
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -214,10 +214,21 @@ impl Frame {
     }
 
     fn error_frame(err: &ProtocolError, reference: Option<&str>, room: Option<&Room>) -> Self {
+        Self::error_coded(err.code(), &err.to_string(), reference, room)
+    }
+
+    /// An error whose code and message a backend chose (a proxy's refusal), answering the
+    /// message or rpc with `reference`, or the join of `room`.
+    pub fn error_coded(
+        code: &str,
+        message: &str,
+        reference: Option<&str>,
+        room: Option<&Room>,
+    ) -> Self {
         #[derive(Serialize)]
         struct ErrorFrame<'a> {
             r#type: &'static str,
-            code: &'static str,
+            code: &'a str,
             message: &'a str,
             #[serde(skip_serializing_if = "Option::is_none")]
             r#ref: Option<&'a str>,
@@ -226,10 +237,25 @@ impl Frame {
         }
         Self::encode(&ErrorFrame {
             r#type: "error",
-            code: err.code(),
-            message: &err.to_string(),
+            code,
+            message,
             r#ref: reference,
             room: room.map(Room::as_str),
+        })
+    }
+
+    /// The backend's answer to an `rpc` frame, as it sent it (`data` is any JSON).
+    pub fn rpc_result(reference: &str, data: &serde_json::value::RawValue) -> Self {
+        #[derive(Serialize)]
+        struct RpcResult<'a> {
+            r#type: &'static str,
+            r#ref: &'a str,
+            data: &'a serde_json::value::RawValue,
+        }
+        Self::encode(&RpcResult {
+            r#type: "rpc_result",
+            r#ref: reference,
+            data,
         })
     }
 }

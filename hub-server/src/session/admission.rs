@@ -1,19 +1,56 @@
-//! Who the client is, from the session's side: admitted at connect or by its first `auth` frame
+//! Who the client is, from the session's side: vouched for by the backend's connect proxy
+//! (`auth_mode = proxy`), admitted at connect or by its first `auth` frame
 //! (counted against its user's limit, welcomed, then put in the hub with its starting rooms — the
 //! default room, its personal room, its server-side subscriptions — so the welcome is always its
 //! first frame), refreshed by later `auth` frames, closed when its token runs out. What a token
 //! means is [`crate::auth`]'s business.
 
+use std::net::IpAddr;
+
 use super::state::Session;
 use crate::auth::{Identity, Login, Refused, access, time_left};
 use crate::error::{AuthFailure, CloseReason, ProtocolError};
-use crate::hub::Newcomer;
+use crate::hooks::connect;
+use crate::hub::{ClientId, Newcomer};
 use crate::namespace::PresenceMode;
 use crate::protocol::{Frame, Room};
+use crate::state::AppState;
+
+/// `auth_mode = proxy`: who the backend says the client is, or why it is closed (with the
+/// backend's message as the close reason when it gave one). A backend that fails refuses
+/// (fails closed).
+pub(super) async fn ask_backend(
+    state: &AppState,
+    client_id: &ClientId,
+    ip: IpAddr,
+    headers: &connect::Headers,
+) -> Result<Identity, (CloseReason, Option<String>)> {
+    let request = connect::Request {
+        client_id,
+        hub: state.hub.name(),
+        remote_addr: ip.to_string(),
+        headers,
+    };
+    let (failure, text) = match state.proxies.connect(&request).await {
+        Ok(connect::Verdict::Admit(identity)) => return Ok(identity),
+        Ok(connect::Verdict::Refuse(message)) => (AuthFailure::Refused, Some(message)),
+        Err(_) => (AuthFailure::BackendUnavailable, None),
+    };
+    tracing::info!(%client_id, %ip, reason = failure.text(), "client refused by the connect proxy");
+    Err((CloseReason::AuthFailed(failure), text))
+}
 
 impl Session<'_> {
-    /// At connect: admitted now, or waiting up to `auth_timeout` for a token.
-    pub(super) fn start(&mut self, bearer: Option<&str>) -> Result<(), CloseReason> {
+    /// At connect: admitted now (`vouched` for by the connect proxy, or by the upgrade's token),
+    /// or waiting up to `auth_timeout` for a token.
+    pub(super) fn start(
+        &mut self,
+        bearer: Option<&str>,
+        vouched: Option<Identity>,
+    ) -> Result<(), CloseReason> {
+        if let Some(identity) = vouched {
+            return self.admit(identity);
+        }
         let login = self
             .state
             .auth
@@ -115,6 +152,10 @@ impl Session<'_> {
             Ok(login) => login,
             Err(Refused::AuthOff) => {
                 self.me.offer(&Frame::error(&ProtocolError::AuthOff));
+                return Ok(());
+            }
+            Err(Refused::ByProxy) => {
+                self.me.offer(&Frame::error(&ProtocolError::AuthByProxy));
                 return Ok(());
             }
             Err(Refused::Failed(failure)) => return Err(self.refused(failure)),

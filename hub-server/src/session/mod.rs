@@ -1,7 +1,8 @@
 //! One client connection: registers it with the hub, starts its writer, reads and executes its
 //! frames, enforces its limits, and on the way out takes the single cleanup path. Its parts:
-//! [`admission`] (who the client is), [`reader`] (the read loop), [`commands`] (what each frame
-//! does), all on the one [`state::Session`] of the connection.
+//! [`admission`] (who the client is — in `auth_mode = proxy` asked of the backend before
+//! anything else), [`reader`] (the read loop), [`commands`] (what each frame does), all on the
+//! one [`state::Session`] of the connection.
 
 mod admission;
 mod commands;
@@ -13,12 +14,16 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::{Stream, StreamExt};
+use futures_util::{SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use uuid::Uuid;
 
+use crate::auth::Auth;
 use crate::deflate;
+use crate::error::CloseReason;
+use crate::hooks::connect;
 use crate::hub::ClientId;
 use crate::outbox::{Kick, QueuedBytes, Recipient};
 use crate::rate_limit::TokenBucket;
@@ -30,15 +35,23 @@ use state::Session;
 /// How long a closing connection gets to send its last frames and finish the close handshake.
 const WRITER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// What the upgrade request says of who the client is.
+pub struct Credentials {
+    /// The token of the upgrade's `Authorization: Bearer` header, if any.
+    pub bearer: Option<String>,
+    /// The headers the connect proxy sees (`proxy_headers`; empty unless `auth_mode = proxy`).
+    pub hook_headers: connect::Headers,
+}
+
 /// Runs one connection to its end. `socket` is any WebSocket (split into halves here) or what
 /// stands for one (`sse::socket`: the transport is this parameter, the session is the same);
-/// `bearer` is the token of the upgrade's `Authorization` header (of `POST /sse/session`), if
-/// any; `deflate` is the compression the handshake agreed to.
+/// `credentials` say who the client is (the `Authorization` header of the upgrade or of `POST
+/// /sse/session`); `deflate` is the compression the handshake agreed to.
 pub async fn run<S>(
     socket: S,
     state: AppState,
     ip: IpAddr,
-    bearer: Option<String>,
+    credentials: Credentials,
     deflate: Option<deflate::Connection>,
     transport: Transport,
 ) where
@@ -49,11 +62,42 @@ pub async fn run<S>(
         + 'static,
 {
     let settings = state.settings.clone();
-    let (sink, stream) = state.metrics.accepted(socket).split();
+    let (mut sink, mut stream) = state.metrics.accepted(socket).split();
+    let client_id: ClientId = Uuid::new_v4().to_string().into();
+    // `auth_mode = proxy`: the backend says who the client is before the hub says anything; a
+    // refusal closes at once with the backend's reason (no writer is running yet).
+    let vouched = match (&state.auth, settings.echo) {
+        (Auth::Proxy { .. }, false) => {
+            let asked = admission::ask_backend(&state, &client_id, ip, &credentials.hook_headers);
+            let verdict = tokio::select! {
+                verdict = asked => verdict,
+                _ = state.shutdown.wait() => Err((CloseReason::ShuttingDown, None)),
+            };
+            match verdict {
+                Ok(identity) => Some(identity),
+                Err((reason, text)) => {
+                    state.metrics.closed(Some(reason));
+                    let text = text.unwrap_or_else(|| reason.text().to_owned());
+                    let close = CloseFrame {
+                        code: reason.close_code(),
+                        reason: text.into(),
+                    };
+                    let closing = async {
+                        if sink.send(Message::Close(Some(close))).await.is_ok() {
+                            while let Some(Ok(_)) = stream.next().await {}
+                        }
+                    };
+                    let _ = tokio::time::timeout(WRITER_GRACE, closing).await;
+                    return;
+                }
+            }
+        }
+        _ => None,
+    };
+    // Counted once admitted: a client the connect proxy refused never held a transport.
     state.metrics.transport_opened(transport);
     let (outbound, inflating) = deflate.map(|d| d.split(settings.max_message_bytes)).unzip();
     let mut stream = deflate::Inbound::new(stream, inflating);
-    let client_id: ClientId = Uuid::new_v4().to_string().into();
     let (tx, rx) = mpsc::channel(settings.send_queue);
     let (close_tx, close_rx) = oneshot::channel();
     let kick = Arc::new(Kick::default());
@@ -100,7 +144,7 @@ pub async fn run<S>(
     };
     let started = match session.echo {
         Some(_) => Ok(()),
-        None => session.start(bearer.as_deref()),
+        None => session.start(credentials.bearer.as_deref(), vouched),
     };
     let reason = match started {
         Ok(()) => session.read_until_closed(&mut stream, &kick).await,
@@ -111,6 +155,17 @@ pub async fn run<S>(
     // counted as closed (and why) as soon as it is out — a slow consumer may take the close
     // handshake's whole grace to go — then tell the writer why.
     state.hub.remove(&client_id);
+    // The backend hears of every admitted client's end, whoever closed (DESIGN 16).
+    if let Some(identity) = &session.identity {
+        let (code, text) = reason.map_or((1000, ""), |r| (u16::from(r.close_code()), r.text()));
+        state.webhooks.emit(crate::webhooks::Event::disconnected(
+            &client_id,
+            &identity.user_id,
+            state.hub.name(),
+            code,
+            text,
+        ));
+    }
     drop(session);
     drop(me);
     state.metrics.closed(reason);

@@ -1,8 +1,9 @@
 //! Slow commands of one session — a join that waits for its subscription and reads history, a
-//! presence question, later a backend call — run beside the read loop instead of inside it, so
-//! pings are answered, kicks and token expiry act, and other rooms' commands go on while Redis or
-//! a backend is slow. Commands about one room still run in the order they came: a second one
-//! waits until the first is done, so `joined` never follows a later `left`.
+//! presence question, a backend proxy call (subscribe, publish, rpc) — run beside the read loop
+//! instead of inside it, so pings are answered, kicks and token expiry act, and other rooms'
+//! commands go on while Redis or a backend is slow. Commands of one lane (one room, or the
+//! session's rpc calls) still run in the order they came: a second one waits until the first is
+//! done, so `joined` never follows a later `left`, and proxied messages keep their order.
 //!
 //! Bounded: at most [`MAX_PENDING`] commands wait at once (running or queued behind their room);
 //! one more is refused at once. A future takes memory only while it waits.
@@ -21,12 +22,25 @@ pub const MAX_PENDING: usize = 64;
 /// A command's work: done when the future is.
 pub type Work<'a> = BoxFuture<'a, ()>;
 
+/// What a command's order is kept within: its room, or the session's rpc calls.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Lane {
+    Room(Room),
+    Rpc,
+}
+
+impl From<Room> for Lane {
+    fn from(room: Room) -> Self {
+        Lane::Room(room)
+    }
+}
+
 #[derive(Default)]
 pub(super) struct Pending<'a> {
-    /// One future per room with work under way; each yields its room when done.
-    running: FuturesUnordered<BoxFuture<'a, Room>>,
-    /// Work queued behind the running one of its room, in arrival order.
-    queued: HashMap<Room, VecDeque<Work<'a>>>,
+    /// One future per lane with work under way; each yields its lane when done.
+    running: FuturesUnordered<BoxFuture<'a, Lane>>,
+    /// Work queued behind the running one of its lane, in arrival order.
+    queued: HashMap<Lane, VecDeque<Work<'a>>>,
     waiting: usize,
 }
 
@@ -35,17 +49,18 @@ pub(super) struct Pending<'a> {
 pub(super) struct Full;
 
 impl<'a> Pending<'a> {
-    /// Starts `work` for `room` now, or after what is under way for that room.
-    pub fn start(&mut self, room: Room, work: Work<'a>) -> Result<(), Full> {
+    /// Starts `work` in `lane` now, or after what is under way in that lane.
+    pub fn start(&mut self, lane: impl Into<Lane>, work: Work<'a>) -> Result<(), Full> {
         if self.waiting >= MAX_PENDING {
             return Err(Full);
         }
+        let lane = lane.into();
         self.waiting += 1;
-        match self.queued.get_mut(&room) {
+        match self.queued.get_mut(&lane) {
             Some(queue) => queue.push_back(work),
             None => {
-                self.queued.insert(room.clone(), VecDeque::new());
-                self.run(room, work);
+                self.queued.insert(lane.clone(), VecDeque::new());
+                self.run(lane, work);
             }
         }
         Ok(())
@@ -53,7 +68,7 @@ impl<'a> Pending<'a> {
 
     /// Whether work for `room` is under way (a later command about it must wait its turn).
     pub fn busy(&self, room: &Room) -> bool {
-        self.queued.contains_key(room)
+        self.queued.contains_key(&Lane::Room(room.clone()))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -63,23 +78,23 @@ impl<'a> Pending<'a> {
     /// Waits until one piece of work is done and starts the next of its room; never resolves
     /// while nothing runs (select on it with `if !is_empty()`).
     pub async fn next_done(&mut self) {
-        let Some(room) = self.running.next().await else {
+        let Some(lane) = self.running.next().await else {
             return std::future::pending().await;
         };
         self.waiting -= 1;
-        let next = self.queued.get_mut(&room).and_then(VecDeque::pop_front);
+        let next = self.queued.get_mut(&lane).and_then(VecDeque::pop_front);
         match next {
-            Some(work) => self.run(room, work),
+            Some(work) => self.run(lane, work),
             None => {
-                self.queued.remove(&room);
+                self.queued.remove(&lane);
             }
         }
     }
 
-    fn run(&mut self, room: Room, work: Work<'a>) {
+    fn run(&mut self, lane: Lane, work: Work<'a>) {
         self.running.push(Box::pin(async move {
             work.await;
-            room
+            lane
         }));
     }
 }

@@ -118,12 +118,17 @@ pub fn stream(
         );
     };
     let ip = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |PeerAddr(a)| a.ip());
-    let bearer = token.map(|t| t.expose_secret().to_owned());
+    // The stream's request is the one that starts the session: with `auth_mode = proxy` its
+    // cookies (and the other `proxy_headers`) go to the connect proxy, as an upgrade's do.
+    let credentials = session::Credentials {
+        bearer: token.map(|t| t.expose_secret().to_owned()),
+        hook_headers: state.proxies.upgrade_headers(headers),
+    };
     let sessions = state.sessions.clone();
     sessions.spawn(async move {
         // Both held until the session ends: its `max_connections` slot, its id for /sse/send.
         let (_slot, _running) = (slot, running);
-        session::run(socket, state, ip, bearer, None, Transport::Sse).await;
+        session::run(socket, state, ip, credentials, None, Transport::Sse).await;
     });
     let mut response = warp::reply::stream(body).into_response();
     let h = response.headers_mut();

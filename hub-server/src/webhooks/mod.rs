@@ -8,8 +8,10 @@ pub mod event;
 mod keys;
 pub mod queue;
 pub mod sender;
+pub mod start;
 
 pub use event::{Event, EventName};
 pub use keys::Keys;
 pub use queue::{Counters, Store, Webhooks};
 pub use sender::{Sender, Source};
+pub use start::{Running, start};

@@ -8,9 +8,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::event::Event;
 use super::keys::Keys;
@@ -76,25 +75,35 @@ pub enum Store {
     Memory(Arc<std::sync::Mutex<VecDeque<Event>>>),
 }
 
-/// Once shutdown began, the appender stops after this long without a new event: the sessions
-/// closing emit their `client_disconnected` first.
-const QUIET_AFTER_SHUTDOWN: Duration = Duration::from_millis(300);
-
-/// Appends what `rx` brings to `store`, in order, until shutdown and the events it brings.
-pub async fn append(mut rx: mpsc::Receiver<Event>, store: Store, shutdown: Shutdown) {
+/// Appends what `rx` brings to `store`, in order. Once `finish` fires (the hub's sessions and
+/// presence, which emit the last events, are done), it appends what is still in `rx` and returns.
+pub async fn append(
+    mut rx: mpsc::Receiver<Event>,
+    store: Store,
+    shutdown: Shutdown,
+    mut finish: oneshot::Receiver<()>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut finishing = false;
     loop {
-        let n = if shutdown.has_begun() {
-            match tokio::time::timeout(QUIET_AFTER_SHUTDOWN, rx.recv_many(&mut batch, BATCH)).await
+        if finishing {
+            while batch.len() < BATCH
+                && let Ok(event) = rx.try_recv()
             {
-                Ok(n) => n,
-                Err(_) => return,
+                batch.push(event);
+            }
+            if batch.is_empty() {
+                return;
             }
         } else {
-            rx.recv_many(&mut batch, BATCH).await
-        };
-        if n == 0 {
-            return;
+            tokio::select! {
+                n = rx.recv_many(&mut batch, BATCH) => if n == 0 { return },
+                // A dropped sender also means: finish.
+                _ = &mut finish => {
+                    finishing = true;
+                    continue;
+                }
+            }
         }
         match &store {
             Store::Memory(queue) => {

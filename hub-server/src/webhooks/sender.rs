@@ -66,10 +66,50 @@ impl Sender {
                 Round::Idle => POLL,
                 Round::Failed => backoff.next_delay(),
             };
-            if !pause(&self.shutdown, delay).await {
-                return;
+            if !self.wait_holding(&source, delay).await {
+                return self.release(&source).await;
             }
         }
+    }
+
+    /// Shutdown: gives the lease back (if still ours), so another hub sends at once rather than
+    /// when the lease runs out.
+    async fn release(&self, source: &Source) {
+        let Source::Redis { redis, keys } = source else {
+            return;
+        };
+        let Some(mut conn) = redis.commands().await else {
+            return;
+        };
+        let release = redis::Script::new(RELEASE_SCRIPT);
+        let mut call = release.key(&keys.sender);
+        call.arg(&self.instance);
+        let _ = tokio::time::timeout(redis.timeout(), call.invoke_async::<i64>(&mut conn)).await;
+    }
+
+    /// Waits `delay` (false when shutdown began meanwhile), renewing the lease while it waits:
+    /// a sender backing off from a refusing receiver keeps the queue, so the events go out in
+    /// order from one hub; another takes over only once this one is gone.
+    async fn wait_holding(&self, source: &Source, delay: Duration) -> bool {
+        let step = LEASE / 3;
+        let mut left = delay;
+        while left > step {
+            if !pause(&self.shutdown, step).await {
+                return false;
+            }
+            left -= step;
+            if let Source::Redis { redis, keys } = source {
+                let held = match redis.commands().await {
+                    Some(mut conn) => self.hold_lease(&mut conn, redis, keys).await,
+                    None => false,
+                };
+                if !held {
+                    // Lost it (or Redis is away): the next round finds out who sends.
+                    return !self.shutdown.has_begun();
+                }
+            }
+        }
+        pause(&self.shutdown, left).await
     }
 
     async fn round_in_memory(&self, queue: &Mutex<VecDeque<Event>>) -> Round {
@@ -127,7 +167,18 @@ impl Sender {
             .filter_map(|(id, e)| Some((id, e?)))
             .collect();
         let batch: Vec<Event> = entries.iter().map(|(_, e)| e.clone()).collect();
-        let (round, done) = self.deliver(&batch).await;
+        // The lease is renewed while the POST waits (up to its timeout, longer than the lease):
+        // a slow receiver must not make another hub send the same batch meanwhile.
+        let post = self.deliver(&batch);
+        tokio::pin!(post);
+        let (round, done) = loop {
+            tokio::select! {
+                outcome = &mut post => break outcome,
+                _ = tokio::time::sleep(LEASE / 3) => {
+                    self.hold_lease(&mut conn, redis, keys).await;
+                }
+            }
+        };
         if done > 0 {
             let ids: Vec<&str> = entries[..done].iter().map(|(id, _)| id.as_str()).collect();
             let mut del = redis::cmd("XDEL");
@@ -213,6 +264,14 @@ local holder = redis.call('GET', KEYS[1])
 if holder == false or holder == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
+end
+return 0
+";
+
+/// Deletes the lease when held by `ARGV[1]`.
+const RELEASE_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
 end
 return 0
 ";

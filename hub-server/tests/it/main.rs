@@ -32,6 +32,11 @@
 //!   personal rooms on every hub, `subs` joined at connect and recovered after a reconnect.
 //! - `sse`        — issue 24.2-3: the SSE fallback: chat across hubs beside WebSocket, single-use
 //!   ids that expire and stay out of logs, Origin, rate limit and slow consumer as for WebSocket.
+//! - `hooks`      — issue 23.1-4: the connect, subscribe, publish and rpc proxies against a real
+//!   HTTP backend that checks every signature; slow, busy and dead backends fail closed.
+//! - `webhooks`   — issue 23.5: each event once for the cluster (two hubs), in order per room; a
+//!   receiver down for 60 s; a hub killed with events queued; a late answer (repeats dropped by id);
+//!   SIGTERM; standalone. A real HTTP receiver checks signatures.
 //! - `metrics`    — issues 12, 13: a real Prometheus scrapes two hubs' `/metrics`; every family moves
 //!   when it should; `promtool check metrics`.
 //!
@@ -57,6 +62,7 @@ mod failover;
 mod garbage;
 mod handshake;
 mod history;
+mod hooks;
 mod limits;
 mod metrics;
 mod namespaces;
@@ -68,3 +74,4 @@ mod shutdown;
 mod sse;
 mod stall;
 mod standalone;
+mod webhooks;

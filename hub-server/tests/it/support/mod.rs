@@ -1,5 +1,6 @@
 //! Shared helpers: processes under test (redis-server, hub-server), WebSocket clients, tiny HTTP.
 
+pub mod backend;
 pub mod client;
 pub mod cluster;
 pub mod flood;
@@ -9,6 +10,7 @@ pub mod marker;
 pub mod netns;
 pub mod prometheus;
 pub mod proxy;
+pub mod receiver;
 pub mod redis;
 pub mod sse;
 pub mod token;
