@@ -105,6 +105,12 @@ export interface HubClientOptions {
   token?: Token;
   /** A WebSocket constructor: the `ws` package's in Node; the global one by default. */
   WebSocket?: unknown;
+  /** The SSE fallback's EventSource constructor; the global one by default. Without one (Node 20) the stream is read with `fetch`. */
+  EventSource?: unknown;
+  /** The `fetch` the SSE fallback uses (POST /sse/session, /sse/send; the stream without EventSource); the global one by default. */
+  fetch?: unknown;
+  /** When a WebSocket fails before it opens, try the hub's SSE fallback at once (WebSocket again on the next reconnect). Default true. */
+  sse?: boolean;
   /** Backoff: attempt n waits a random time in [0, min(reconnectDelayMax, reconnectDelayMin·2^n)). Default 500. */
   reconnectDelayMin?: number;
   /** Default 20000. */
@@ -149,9 +155,11 @@ export interface ConnectionInfo {
   hub: string;
   instanceId: string;
   user: { id: string; name?: string } | null;
+  /** What carries this connection: a WebSocket, or the SSE fallback. */
+  transport: 'ws' | 'sse';
 }
 
-export declare const DEFAULTS: Readonly<Required<Omit<HubClientOptions, 'token' | 'WebSocket'>>>;
+export declare const DEFAULTS: Readonly<Required<Omit<HubClientOptions, 'token' | 'WebSocket' | 'EventSource' | 'fetch'>>>;
 
 export declare const Codes: Readonly<{
   TIMEOUT: 'timeout';

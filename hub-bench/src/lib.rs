@@ -10,6 +10,8 @@ pub mod error;
 pub mod filler;
 pub mod idle;
 pub mod load;
+pub mod load_shared;
+pub mod load_sse;
 pub mod payload;
 pub mod procstat;
 pub mod redisstat;

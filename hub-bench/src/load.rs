@@ -15,6 +15,8 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::client::{ConnectOpts, Protocol, Ws, open_many};
 use crate::error::BenchError;
 use crate::filler::{self, PayloadStyle};
+use crate::load_shared::{HISTOGRAM_SHARDS, LOCAL_BATCH, Shared, SubscriberOutcome};
+use crate::load_sse as sse;
 use crate::payload::{self, Stamp};
 use crate::procstat;
 use crate::redisstat::{self, CommandStat};
@@ -25,9 +27,6 @@ pub const SUSTAINABLE_P99_MS: f64 = 50.0;
 /// CPU taken by anything but the processes under test and the tool (other processes, or the
 /// hypervisor's steal), in % of one core, above which a point says it was disturbed.
 pub const DISTURBED_PCT: f64 = 10.0;
-const HISTOGRAM_SHARDS: usize = 16;
-/// Latencies a subscriber buffers before taking a shard lock.
-const LOCAL_BATCH: usize = 256;
 
 /// `hub-bench load`: one load point.
 #[derive(Debug, Clone, clap::Args)]
@@ -73,6 +72,18 @@ pub struct LoadConfig {
     /// `host:port` of the Redis behind the hubs: its `INFO commandstats` is read around the window.
     #[arg(long, value_name = "HOST:PORT")]
     pub redis_addr: Option<String>,
+    /// How the subscribers reach the hubs: WebSocket, or the SSE fallback (`--proto hub` only;
+    /// publishers stay on WebSocket).
+    #[arg(long, value_enum, default_value_t)]
+    pub subscriber_transport: SubscriberTransport,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubscriberTransport {
+    #[default]
+    Ws,
+    Sse,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -98,6 +109,7 @@ pub struct LoadResult {
     pub deflate: bool,
     pub payload_style: PayloadStyle,
     pub subscribers: usize,
+    pub subscriber_transport: SubscriberTransport,
     pub publishers: usize,
     pub offered_deliveries_per_s: f64,
     pub offered_msgs_per_s: f64,
@@ -145,43 +157,10 @@ pub struct LoadResult {
     pub saturated: bool,
 }
 
-/// Shared by every subscriber task: the clock origin and the latency histograms.
-struct Shared {
-    epoch: Instant,
-    /// When the first message is due: wire bytes count from here (what came before is joins and
-    /// presence, read during the warm-up).
-    window_start: TokioInstant,
-    window_end_ns: u64,
-    histograms: Vec<Mutex<Histogram<u64>>>,
-}
-
-impl Shared {
-    fn now_ns(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
-    }
-
-    fn flush(&self, shard: usize, batch: &mut Vec<u64>) {
-        if batch.is_empty() {
-            return;
-        }
-        // A poisoned shard only means another task panicked mid-record; its counts are still usable.
-        let mut h = self.histograms[shard % HISTOGRAM_SHARDS]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        for &us in batch.iter() {
-            h.saturating_record(us.max(1));
-        }
-        batch.clear();
-    }
-}
-
-struct SubscriberOutcome {
-    tracker: Tracker,
-    in_window: u64,
-    /// Why the connection ended before the drain did, if it did.
-    disconnected: Option<String>,
-    error_frames: u64,
-    wire_bytes: u64,
+/// The room's subscribers, connected, by transport.
+enum Subscribers {
+    Ws(Vec<Ws>),
+    Sse(Vec<sse::SseStream>),
 }
 
 struct PublisherOutcome {
@@ -205,7 +184,15 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
 
     // Connect subscribers, then publishers, all joined to the room before anything is sent.
     let connect_start = Instant::now();
-    let subs = connect_many(cfg, cfg.subscribers, 0).await?;
+    let subs = match cfg.subscriber_transport {
+        SubscriberTransport::Ws => Subscribers::Ws(connect_many(cfg, cfg.subscribers, 0).await?),
+        SubscriberTransport::Sse => {
+            if cfg.proto != Protocol::Hub {
+                return Err(BenchError::Usage("SSE subscribers need --proto hub".into()));
+            }
+            Subscribers::Sse(sse::open_many(&cfg.connect, &cfg.room, cfg.subscribers).await?)
+        }
+    };
     let connect_per_s = cfg.subscribers as f64 / connect_start.elapsed().as_secs_f64();
     let pubs = connect_many(cfg, cfg.publishers, cfg.subscribers).await?;
 
@@ -223,21 +210,37 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
     });
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    let sub_tasks: Vec<_> = subs
-        .into_iter()
-        .enumerate()
-        .map(|(i, ws)| {
-            let tracker = Tracker::new(cfg.publishers, max_seq);
-            tokio::spawn(subscriber(
-                ws,
-                cfg.proto,
-                i,
-                tracker,
-                shared.clone(),
-                stop_rx.clone(),
-            ))
-        })
-        .collect();
+    let sub_tasks: Vec<_> = match subs {
+        Subscribers::Ws(subs) => subs
+            .into_iter()
+            .enumerate()
+            .map(|(i, ws)| {
+                let tracker = Tracker::new(cfg.publishers, max_seq);
+                tokio::spawn(subscriber(
+                    ws,
+                    cfg.proto,
+                    i,
+                    tracker,
+                    shared.clone(),
+                    stop_rx.clone(),
+                ))
+            })
+            .collect(),
+        Subscribers::Sse(subs) => subs
+            .into_iter()
+            .enumerate()
+            .map(|(i, stream)| {
+                let tracker = Tracker::new(cfg.publishers, max_seq);
+                tokio::spawn(sse::subscriber(
+                    stream,
+                    i,
+                    tracker,
+                    shared.clone(),
+                    stop_rx.clone(),
+                ))
+            })
+            .collect(),
+    };
     let pub_tasks: Vec<_> = pubs
         .into_iter()
         .enumerate()
@@ -365,6 +368,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
         deflate: cfg.connect.deflate,
         payload_style: cfg.payload_style,
         subscribers: cfg.subscribers,
+        subscriber_transport: cfg.subscriber_transport,
         publishers: cfg.publishers,
         offered_deliveries_per_s: cfg.rate,
         offered_msgs_per_s: msgs_per_s,

@@ -59,6 +59,7 @@ const SDK: &[(&str, Asset)] = &[
     sdk!("room-session.js"),
     sdk!("room-stream.js"),
     sdk!("room.js"),
+    sdk!("sse-transport.js"),
     sdk!("token.js"),
     sdk!("transport.js"),
 ];

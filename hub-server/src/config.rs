@@ -62,6 +62,9 @@ pub struct Settings {
     pub pong_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// An SSE session id (`POST /sse/session`) not opened by `GET /sse` within this is gone.
+    #[serde(with = "humantime_serde")]
+    pub sse_session_ttl: Duration,
     /// A user's last leave is announced this long after it, unless they come back meanwhile.
     #[serde(with = "humantime_serde")]
     pub presence_leave_delay: Duration,
@@ -221,6 +224,7 @@ max_header_bytes = 16384
 ping_interval = "20s"
 pong_timeout = "60s"
 shutdown_grace = "10s"
+sse_session_ttl = "30s"
 presence_leave_delay = "5s"
 presence_events_max = 1000
 hub_heartbeat = "2s"
@@ -351,6 +355,7 @@ impl Settings {
             ("handshake_timeout", self.handshake_timeout.is_zero()),
             ("max_handshakes", self.max_handshakes == 0),
             ("ping_interval", self.ping_interval.is_zero()),
+            ("sse_session_ttl", self.sse_session_ttl.is_zero()),
             ("hub_heartbeat", self.hub_heartbeat.is_zero()),
             ("redis_ping_interval", self.redis_ping_interval.is_zero()),
             ("redis_timeout", self.redis_timeout.is_zero()),
@@ -466,6 +471,7 @@ mod tests {
         assert_eq!(s.listen.port(), 8080);
         assert_eq!(s.max_message_bytes, 64 * 1024);
         assert!(s.compression);
+        assert_eq!(s.sse_session_ttl, Duration::from_secs(30));
         assert_eq!(s.compression_min_bytes, 256);
         assert!(s.redis_url.is_none());
         assert_eq!(s.log_format, LogFormat::Text);

@@ -34,8 +34,10 @@ pub mod redis_link;
 pub mod session;
 pub mod shutdown;
 pub mod slots;
+pub mod sse;
 pub mod start_error;
 pub mod state;
+pub mod transport;
 pub mod upgrade;
 pub mod webhooks;
 pub mod writer;
@@ -138,6 +140,8 @@ pub async fn run(
     let sessions = state.sessions.clone();
     let api_server = api::start(&state)?;
     let routes = upgrade::route(state.clone())
+        .or(sse::routes(state.clone()))
+        .unify()
         .or(health::routes(state))
         .unify()
         .with(warp::log("hub_server::http"));

@@ -24,6 +24,7 @@ use crate::deflate::{self, Pools, Rsv1Reader};
 use crate::session;
 use crate::slots::Handshake;
 use crate::state::AppState;
+use crate::transport::Transport;
 
 pub fn route(
     state: AppState,
@@ -159,7 +160,7 @@ fn handshake(
                     bearer,
                     hook_headers,
                 };
-                session::run(socket, state, ip, credentials, deflate).await;
+                session::run(socket, state, ip, credentials, deflate, Transport::Ws).await;
             }
             Err(err) => tracing::debug!(%err, "websocket upgrade failed"),
         }

@@ -12,6 +12,7 @@ import { Outbox } from './outbox.js';
 import { Pacer } from './pacer.js';
 import { RoomSession } from './room-session.js';
 import { TokenSource } from './token.js';
+import { SseTransport, sseAvailable } from './sse-transport.js';
 import { LOCAL_CLOSE, Transport } from './transport.js';
 
 const ROOM_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -34,12 +35,14 @@ export const DEFAULTS = Object.freeze({
   maxHeld: 5000,
   dedupeWindow: 2000,
   gapWait: 1000,
+  sse: true,
 });
 
 export class HubClient extends Emitter {
   #url;
   #opts;
   #WebSocket;
+  #sseCtors;
   #tokens;
   #backoff;
   #refreshBackoff = new Backoff({ min: 1000, max: 10000 });
@@ -64,6 +67,7 @@ export class HubClient extends Emitter {
   /** What the rooms see of the client (room-session.js). */
   #link;
   #onOnline = null;
+  #via = 'ws'; // the transport of the current attempt: 'ws' or 'sse'
 
   /**
    * @param {string} url the hub's WebSocket URL, e.g. ws://localhost:8080/ws
@@ -75,7 +79,7 @@ export class HubClient extends Emitter {
       throw new HubError(Codes.BAD_ARGUMENT, `the hub URL must start with ws:// or wss:// (got ${String(url)})`);
     }
     this.#url = url;
-    const { token, WebSocket: ctor, ...rest } = options;
+    const { token, WebSocket: ctor, EventSource, fetch, ...rest } = options;
     for (const key of Object.keys(rest)) {
       if (!(key in DEFAULTS)) throw new HubError(Codes.BAD_ARGUMENT, `unknown option "${key}"`);
     }
@@ -84,6 +88,11 @@ export class HubClient extends Emitter {
     if (typeof this.#WebSocket !== 'function') {
       throw new HubError(Codes.BAD_ARGUMENT, 'no WebSocket here: pass one, e.g. { WebSocket } from the "ws" package');
     }
+    // The SSE fallback's means: an EventSource where there is one, else a streamed fetch.
+    this.#sseCtors = {
+      EventSource: EventSource ?? globalThis.EventSource,
+      fetch: fetch ?? globalThis.fetch?.bind(globalThis),
+    };
     this.#tokens = new TokenSource(token);
     this.#backoff = new Backoff({ min: this.#opts.reconnectDelayMin, max: this.#opts.reconnectDelayMax });
     const client = this;
@@ -208,23 +217,42 @@ export class HubClient extends Emitter {
       this.#needFreshToken = false;
     }
     this.#pacer = new Pacer({ rate: this.#opts.sendRate, burst: this.#opts.sendBurst });
-    this.#transport = new Transport(
-      this.#WebSocket,
-      this.#url,
-      {
-        onOpen: () => {
-          if (gen !== this.#gen) return;
-          if (token !== null) this.#sendControl({ type: 'auth', token });
-        },
-        onFrame: (frame) => {
-          if (gen === this.#gen) this.#onFrame(frame);
-        },
-        onClose: (info) => {
-          if (gen === this.#gen) this.#onClose(info);
-        },
+    this.#open(gen, token, 'ws');
+  }
+
+  /**
+   * One attempt over `via`: a WebSocket first; when it fails before it opens (a proxy that breaks
+   * WebSocket) and SSE is possible, at once the SSE fallback. The next reconnect tries WebSocket
+   * again. Over SSE the token goes with `POST /sse/session`, not in an `auth` frame.
+   */
+  #open(gen, token, via) {
+    let opened = false;
+    const handlers = {
+      onOpen: () => {
+        opened = true;
+        if (gen !== this.#gen) return;
+        if (token !== null && via === 'ws') this.#sendControl({ type: 'auth', token });
       },
-      { pingInterval: this.#opts.pingInterval, pongTimeout: this.#opts.pongTimeout },
-    );
+      onFrame: (frame) => {
+        if (gen === this.#gen) this.#onFrame(frame);
+      },
+      onClose: (info) => {
+        if (gen !== this.#gen) return;
+        if (via === 'ws' && !opened && !this.#closed && this.#opts.sse && sseAvailable(this.#sseCtors)) {
+          this.#open(gen, token, 'sse');
+          return;
+        }
+        this.#onClose(info);
+      },
+    };
+    const timing = { pingInterval: this.#opts.pingInterval, pongTimeout: this.#opts.pongTimeout };
+    this.#via = via;
+    this.#transport =
+      via === 'sse'
+        ? new SseTransport(this.#sseCtors, this.#url, token, handlers, timing)
+        : new Transport(this.#WebSocket, this.#url, handlers, timing);
+    // Each transport of an attempt gets the whole connect timeout.
+    this.#clearTimer('attempt');
     this.#timers.attempt = setTimeout(() => {
       this.#transport?.close(LOCAL_CLOSE, `no welcome within ${this.#opts.connectTimeout} ms`);
     }, this.#opts.connectTimeout);
@@ -238,6 +266,7 @@ export class HubClient extends Emitter {
       hub: String(frame.hub ?? ''),
       instanceId: String(frame.instance_id ?? ''),
       user: frame.user ?? null,
+      transport: this.#via,
     };
     this.#ownIds.add(this.#welcome.clientId);
     this.#connected = true;

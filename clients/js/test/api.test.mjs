@@ -50,11 +50,13 @@ test('HubError: code (and maybeStored) as declared', () => {
   assert.ok(declaredMembers('HubError').has('code'));
 });
 
-test('options: DEFAULTS holds exactly the declared options (but token and WebSocket)', () => {
+test('options: DEFAULTS holds exactly the declared options (but token and the constructors)', () => {
   const body = DTS.slice(DTS.indexOf('export interface HubClientOptions'), DTS.indexOf('export interface SubscribeOptions'));
   const declared = new Set([...body.matchAll(/^\s{2}(\w+)\?:/gm)].map((m) => m[1]));
   declared.delete('token');
   declared.delete('WebSocket');
+  declared.delete('EventSource');
+  declared.delete('fetch');
   assert.deepEqual(new Set(Object.keys(sdk.DEFAULTS)), declared);
   assert.throws(() => new sdk.HubClient('ws://x/ws', { WebSocket: class {}, reconectDelayMax: 1 }), /unknown option "reconectDelayMax"/);
 });

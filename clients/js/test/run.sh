@@ -5,6 +5,8 @@
 #   conformance.node.test.mjs     clients/conformance/scenarios.json, the SDK in Node
 #   conformance.chromium.test.mjs the same scenarios, the SDK in headless Chromium (Debian's)
 #   spread.test.mjs               10,000 clients of a killed hub: the spread of their reconnects
+#   sse.node.test.mjs             WebSocket blocked: the SSE fallback across two hubs, a hub restart (Node)
+#   sse.chromium.test.mjs         the same in headless Chromium (EventSource), WebSocket replaced by a failing one
 # against a real redis-server and real hub-server processes (target/debug/hub-server: this script
 # builds no Rust; build it first with `cargo build -p hub-server`, or set HUB_SERVER_BIN).
 # SDK_TESTS="unit api node chromium spread" picks some; SCENARIO=name[,name…] narrows the
@@ -21,9 +23,9 @@ if [ ! -x "$hub_bin" ]; then
 fi
 export HUB_SERVER_BIN=$hub_bin
 
-tests=${SDK_TESTS:-unit api node chromium spread}
+tests=${SDK_TESTS:-unit api node sse-node chromium sse-chromium spread}
 needs=(node npm redis-server)
-case " $tests " in *" chromium "*) needs+=(chromium) ;; esac
+case " $tests " in *" chromium "* | *" sse-chromium "*) needs+=(chromium) ;; esac
 scripts/ensure-deps.sh "${needs[@]}"
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_major" -lt 20 ]; then
@@ -57,6 +59,8 @@ declare -A file_of=(
   [node]=conformance.node.test.mjs
   [chromium]=conformance.chromium.test.mjs
   [spread]=spread.test.mjs
+  [sse-node]=sse.node.test.mjs
+  [sse-chromium]=sse.chromium.test.mjs
 )
 
 # One file at a time (hubs, a Chromium and 10,000 clients at once would be too much for a small

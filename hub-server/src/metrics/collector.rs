@@ -12,7 +12,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use super::labels::{AUTH_FAILURES, CLOSE_REASONS, ERROR_CODES, RECOVERY_RESULTS};
+use super::labels::{AUTH_FAILURES, CLOSE_REASONS, ERROR_CODES, RECOVERY_RESULTS, TRANSPORTS};
 use super::process::{self, unix_seconds};
 use super::stats::{Stats, loads};
 use crate::auth::UserSlots;
@@ -92,6 +92,27 @@ impl HubCollector {
             "WebSocket connections upgraded by this hub.",
             load(&s.accepted),
         )?;
+        counters(
+            e,
+            (
+                "realtime_hub_transport_connections_accepted",
+                "Client sessions started, by transport (ws: WebSocket, sse: the SSE fallback).",
+            ),
+            "transport",
+            TRANSPORTS,
+            &s.transport_accepted,
+        )?;
+        {
+            let mut open = e.encode_descriptor(
+                "realtime_hub_transport_connections",
+                "Client sessions running, by transport (ws: WebSocket, sse: the SSE fallback).",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (value, n) in TRANSPORTS.iter().zip(loads(&s.transport_open)) {
+                ConstGauge::new(n).encode(open.encode_family(&[("transport", *value)])?)?;
+            }
+        }
         counters(
             e,
             (

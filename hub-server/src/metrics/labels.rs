@@ -6,6 +6,10 @@
 use crate::error::{AuthFailure, CloseReason};
 use crate::protocol::JoinOutcome;
 
+/// `realtime_hub_transport_connections{transport}` and `…_accepted_total{transport}`: how a
+/// client's session reaches it, indexed by [`crate::transport::Transport::index`].
+pub const TRANSPORTS: &[&str] = &["ws", "sse"];
+
 /// `realtime_hub_connections_closed_total{reason}`; `client` is a client that left on its own
 /// (close frame, EOF, reset).
 pub const CLOSE_REASONS: &[&str] = &[

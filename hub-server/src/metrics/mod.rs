@@ -118,6 +118,18 @@ impl Metrics {
         Counted::new(socket, self.stats.clone())
     }
 
+    /// A session started over `transport` (`accepted` counts its socket besides).
+    pub fn transport_opened(&self, transport: crate::transport::Transport) {
+        let i = transport.index();
+        self.stats.transport_accepted[i].fetch_add(1, Ordering::Relaxed);
+        self.stats.transport_open[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A session over `transport` ended (once per [`Metrics::transport_opened`]).
+    pub fn transport_closed(&self, transport: crate::transport::Transport) {
+        self.stats.transport_open[transport.index()].fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// A connection ended: `None` when the client left, else why the hub closed it (auth
     /// failures and slow consumers are counted from this too).
     pub fn closed(&self, reason: Option<CloseReason>) {

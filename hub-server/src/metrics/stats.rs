@@ -4,7 +4,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::labels::{self, AUTH_FAILURES, CLOSE_REASONS, ERROR_CODES, RECOVERY_RESULTS};
+use super::labels::{
+    self, AUTH_FAILURES, CLOSE_REASONS, ERROR_CODES, RECOVERY_RESULTS, TRANSPORTS,
+};
 use crate::error::CloseReason;
 use crate::protocol::JoinOutcome;
 
@@ -20,6 +22,10 @@ pub struct Stats {
     pub bytes_in: AtomicU64,
     /// Payload bytes of the WebSocket data messages written to clients.
     pub bytes_out: AtomicU64,
+    /// Sessions started, by transport (`labels::Transport`).
+    pub transport_accepted: [AtomicU64; TRANSPORTS.len()],
+    /// Sessions running, by transport: added to at the start, taken from at the end.
+    pub transport_open: [AtomicU64; TRANSPORTS.len()],
 }
 
 impl Stats {

@@ -28,6 +28,7 @@ use crate::hub::ClientId;
 use crate::outbox::{Kick, QueuedBytes, Recipient};
 use crate::rate_limit::TokenBucket;
 use crate::state::AppState;
+use crate::transport::Transport;
 use crate::writer;
 use state::Session;
 
@@ -42,14 +43,17 @@ pub struct Credentials {
     pub hook_headers: connect::Headers,
 }
 
-/// Runs one upgraded connection to its end. `socket` is any WebSocket (split into halves here);
-/// `deflate` is the compression the handshake agreed to.
+/// Runs one connection to its end. `socket` is any WebSocket (split into halves here) or what
+/// stands for one (`sse::socket`: the transport is this parameter, the session is the same);
+/// `credentials` say who the client is (the `Authorization` header of the upgrade or of `POST
+/// /sse/session`); `deflate` is the compression the handshake agreed to.
 pub async fn run<S>(
     socket: S,
     state: AppState,
     ip: IpAddr,
     credentials: Credentials,
     deflate: Option<deflate::Connection>,
+    transport: Transport,
 ) where
     S: Stream<Item = Result<Message, WsError>>
         + futures_util::Sink<Message, Error = WsError>
@@ -90,6 +94,8 @@ pub async fn run<S>(
         }
         _ => None,
     };
+    // Counted once admitted: a client the connect proxy refused never held a transport.
+    state.metrics.transport_opened(transport);
     let (outbound, inflating) = deflate.map(|d| d.split(settings.max_message_bytes)).unzip();
     let mut stream = deflate::Inbound::new(stream, inflating);
     let (tx, rx) = mpsc::channel(settings.send_queue);
@@ -113,11 +119,11 @@ pub async fn run<S>(
         rx,
         me.queued.clone(),
         close_rx,
-        settings.ping_interval,
+        transport.keepalive(settings.ping_interval),
         echo_rx,
         outbound,
     ));
-    tracing::debug!(client_id = %client_id, %ip, "client connected");
+    tracing::debug!(client_id = %client_id, %ip, ?transport, "client connected");
 
     let mut session = Session {
         state: &state,
@@ -163,6 +169,7 @@ pub async fn run<S>(
     drop(session);
     drop(me);
     state.metrics.closed(reason);
+    state.metrics.transport_closed(transport);
     match reason {
         Some(reason) => {
             let _ = close_tx.send(reason);

@@ -30,6 +30,8 @@
 //! - `stall`      — issue 25.3: Redis stalled 8 s while joins wait: pings, expiry, kicks still act.
 //! - `namespaces` — issue 22: each namespace key on real hubs, unknown namespaces, a bad config,
 //!   personal rooms on every hub, `subs` joined at connect and recovered after a reconnect.
+//! - `sse`        — issue 24.2-3: the SSE fallback: chat across hubs beside WebSocket, single-use
+//!   ids that expire and stay out of logs, Origin, rate limit and slow consumer as for WebSocket.
 //! - `hooks`      — issue 23.1-4: the connect, subscribe, publish and rpc proxies against a real
 //!   HTTP backend that checks every signature; slow, busy and dead backends fail closed.
 //! - `webhooks`   — issue 23.5: each event once for the cluster (two hubs), in order per room; a
@@ -69,6 +71,7 @@ mod presence;
 mod protocol;
 mod send_queue;
 mod shutdown;
+mod sse;
 mod stall;
 mod standalone;
 mod webhooks;

@@ -71,7 +71,7 @@ export class HubProcess {
         if (addrs.ws && addrs.api) listening();
       },
     });
-    const outcome = await Promise.race([heard.then(() => 'ok'), this.proc.exited.then(() => 'exited'), sleep(20000).then(() => 'slow')]);
+    const outcome = await Promise.race([heard.then(() => 'ok'), this.proc.exited.then(() => 'exited'), new Promise((r) => setTimeout(r, 20000, 'slow').unref())]);
     if (outcome !== 'ok') {
       throw new Error(`hub ${this.name} did not start (${outcome}); see ${join(this.logDir, `${this.name}.log`)}`);
     }

@@ -12,6 +12,7 @@ pub mod prometheus;
 pub mod proxy;
 pub mod receiver;
 pub mod redis;
+pub mod sse;
 pub mod token;
 pub mod two_hubs;
 
