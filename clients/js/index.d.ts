@@ -157,6 +157,8 @@ export interface ConnectionInfo {
   user: { id: string; name?: string } | null;
   /** What carries this connection: a WebSocket, or the SSE fallback. */
   transport: 'ws' | 'sse';
+  /** Rooms the hub joined this connection to by itself: the personal room `user:<id>`, the token's `subs`. */
+  rooms: string[];
 }
 
 export declare const DEFAULTS: Readonly<Required<Omit<HubClientOptions, 'token' | 'WebSocket' | 'EventSource' | 'fetch'>>>;
@@ -211,6 +213,13 @@ export declare class Room extends Emitter<RoomEvents> {
 export interface HubClientEvents {
   state: (state: State, info: StateInfo) => void;
   broadcast: (message: BroadcastFrame) => void;
+  /**
+   * A message of a room the hub joined this connection to by itself (`connection.rooms`: the
+   * personal room, the token's `subs`) that the application has not subscribed to: it arrives
+   * without a join, once. Subscribe to the room for offset order and recovery
+   * across reconnects.
+   */
+  message: (message: MessageFrame) => void;
   /** The hub accepted a renewed token (its `authenticated` answer). */
   token: (event: { user: { id: string; name?: string } | null; exp: number }) => void;
   error: (error: HubError) => void;

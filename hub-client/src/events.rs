@@ -142,6 +142,9 @@ pub struct ConnectionInfo {
     pub hub: String,
     pub instance_id: String,
     pub user: Option<User>,
+    /// Rooms the hub joined this connection to by itself: the personal room `user:<id>`, the
+    /// token's `subs`.
+    pub rooms: Vec<String>,
 }
 
 /// A change of the client's [`State`], with what caused it.
@@ -190,6 +193,11 @@ pub enum ClientEvent {
     /// A broadcast (each id once; broadcasts have no history, so one sent while disconnected is
     /// not delivered).
     Broadcast(Broadcast),
+    /// A message of a room the hub joined this connection to by itself
+    /// ([`ConnectionInfo::rooms`]: the personal room, the token's `subs`) that the application
+    /// has not subscribed to: it arrives without a join, once. Subscribe to the room for offset
+    /// order and recovery across reconnects.
+    Message(Message),
     Token(TokenRenewed),
     /// Something the application may want to log: a token provider that failed, an error frame of
     /// the hub that answers nothing in particular (`rate_limited`, …), the reason the client

@@ -59,6 +59,10 @@ export class HubClient extends Emitter {
   #connectWaiters = [];
   #ownIds = new BoundedSet(64);
   #broadcastIds = new BoundedSet(2000);
+  // Rooms the hub joined this connection to by itself (the personal room, the token's `subs`),
+  // whose messages reach the application without a subscription; ids seen, against a re-send.
+  #hubRooms = new Set();
+  #hubRoomIds = new BoundedSet(2000);
   #sessions = new Map();
   #pending = new Map(); // room → questions (joins, presence) awaiting answers on this connection
   #leaving = new Map(); // room → leaves sent on this connection whose `left` has not come back
@@ -261,12 +265,15 @@ export class HubClient extends Emitter {
   #onWelcome(frame) {
     this.#clearTimer('attempt');
     this.#transport?.startHeartbeat();
+    const rooms = Array.isArray(frame.rooms) ? frame.rooms.map(String) : [];
+    this.#hubRooms = new Set(rooms.filter((r) => r !== DEFAULT_ROOM));
     this.#welcome = {
       clientId: String(frame.client_id ?? ''),
       hub: String(frame.hub ?? ''),
       instanceId: String(frame.instance_id ?? ''),
       user: frame.user ?? null,
       transport: this.#via,
+      rooms: [...this.#hubRooms],
     };
     this.#ownIds.add(this.#welcome.clientId);
     this.#connected = true;
@@ -278,7 +285,6 @@ export class HubClient extends Emitter {
     if (this.#state !== 'connected' || !this.#connected) return; // a listener closed us
     // Every connection starts in `general`; a client that did not ask for it leaves (no traffic,
     // not counted in its presence).
-    const rooms = Array.isArray(frame.rooms) ? frame.rooms : [];
     if (rooms.includes(DEFAULT_ROOM) && !this.#sessions.has(DEFAULT_ROOM)) this.#leave(DEFAULT_ROOM);
     for (const session of [...this.#sessions.values()]) session.onConnected();
     this.#outbox.pump();
@@ -413,7 +419,14 @@ export class HubClient extends Emitter {
     switch (frame.type) {
       case 'message': {
         const session = this.#sessions.get(frame.room);
-        if (session) session.onMessage(frame);
+        if (session) {
+          session.onMessage(frame);
+        } else if (this.#hubRooms.has(frame.room) && !this.#hubRoomIds.has(frame.id)) {
+          // A notification to the personal room (or a `subs` room) the application did not
+          // subscribe to: it still gets it, once, with no join sent.
+          this.#hubRoomIds.add(frame.id);
+          this[emit]('message', frame);
+        }
         return;
       }
       case 'welcome':

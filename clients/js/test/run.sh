@@ -7,6 +7,7 @@
 #   spread.test.mjs               10,000 clients of a killed hub: the spread of their reconnects
 #   sse.node.test.mjs             WebSocket blocked: the SSE fallback across two hubs, a hub restart (Node)
 #   sse.chromium.test.mjs         the same in headless Chromium (EventSource), WebSocket replaced by a failing one
+#   personal.node.test.mjs        a personal-room notification reaches the SDK without a subscription or a join
 # against a real redis-server and real hub-server processes (target/debug/hub-server: this script
 # builds no Rust; build it first with `cargo build -p hub-server`, or set HUB_SERVER_BIN).
 # SDK_TESTS="unit api node chromium spread" picks some; SCENARIO=name[,name…] narrows the
@@ -23,7 +24,7 @@ if [ ! -x "$hub_bin" ]; then
 fi
 export HUB_SERVER_BIN=$hub_bin
 
-tests=${SDK_TESTS:-unit api node sse-node chromium sse-chromium spread}
+tests=${SDK_TESTS:-unit api node sse-node personal chromium sse-chromium spread}
 needs=(node npm redis-server)
 case " $tests " in *" chromium "* | *" sse-chromium "*) needs+=(chromium) ;; esac
 scripts/ensure-deps.sh "${needs[@]}"
@@ -60,6 +61,7 @@ declare -A file_of=(
   [chromium]=conformance.chromium.test.mjs
   [spread]=spread.test.mjs
   [sse-node]=sse.node.test.mjs
+  [personal]=personal.node.test.mjs
   [sse-chromium]=sse.chromium.test.mjs
 )
 

@@ -93,6 +93,18 @@ impl Driver {
                     .as_deref()
                     .and_then(|room| self.sessions.get_mut(room))
                 else {
+                    // A notification to the personal room (or a `subs` room) the application
+                    // did not subscribe to: it still gets it, once, with no join sent.
+                    let hub_joined = frame
+                        .room
+                        .as_ref()
+                        .is_some_and(|room| self.hub_rooms.contains(room));
+                    if hub_joined
+                        && let Some(id) = frame.id.clone()
+                        && self.hub_room_ids.insert(id)
+                    {
+                        self.emit(ClientEvent::Message(frame.into_message(text)));
+                    }
                     return;
                 };
                 session.on_message(frame.into_message(text), &mut link);

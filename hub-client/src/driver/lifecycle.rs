@@ -139,11 +139,19 @@ impl Driver {
     pub(super) fn on_welcome(&mut self, frame: Inbound) {
         let now = Instant::now();
         self.ctx.timers.clear(TimerKey::ConnectTimeout);
+        self.hub_rooms = frame
+            .rooms
+            .iter()
+            .flatten()
+            .filter(|r| *r != DEFAULT_ROOM)
+            .cloned()
+            .collect();
         let info = ConnectionInfo {
             client_id: frame.client_id.clone().unwrap_or_default(),
             hub: frame.hub.clone().unwrap_or_default(),
             instance_id: frame.instance_id.clone().unwrap_or_default(),
             user: frame.user.clone(),
+            rooms: self.hub_rooms.iter().cloned().collect(),
         };
         let LinkState::Open(conn) = &mut self.ctx.link else {
             return;

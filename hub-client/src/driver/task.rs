@@ -1,7 +1,7 @@
 //! The driver's state and its loop: what it owns, what it waits on, and the timers and the
 //! publish pump it runs between events. What each event does is in the sibling modules.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -103,6 +103,11 @@ pub(crate) struct Driver {
     pub(super) connected_at: Option<Instant>,
     next_id: u64,
     pub(super) broadcast_ids: BoundedSet<String>,
+    /// Rooms the hub joined this connection to by itself (the personal room, the token's `subs`):
+    /// their messages reach the application without a subscription ([`ClientEvent::Message`]).
+    pub(super) hub_rooms: HashSet<String>,
+    /// Ids of those messages already handed out, against a re-send.
+    pub(super) hub_room_ids: BoundedSet<String>,
 }
 
 impl Driver {
@@ -158,6 +163,8 @@ impl Driver {
             connected_at: None,
             next_id: 0,
             broadcast_ids: BoundedSet::new(BROADCAST_IDS),
+            hub_rooms: HashSet::new(),
+            hub_room_ids: BoundedSet::new(BROADCAST_IDS),
         };
         let channels = Channels {
             commands: commands_tx,

@@ -229,7 +229,7 @@ impl Agent {
                     }),
                     ClientEvent::Token(_) => c.tokens += 1,
                     ClientEvent::Error(e) => c.errors.push(e.to_string()),
-                    ClientEvent::Broadcast(_) => {}
+                    ClientEvent::Broadcast(_) | ClientEvent::Message(_) => {}
                 });
             }
         });

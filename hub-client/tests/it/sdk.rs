@@ -1,7 +1,7 @@
 //! What the Rust SDK does beyond the shared conformance scenarios, against a real hub and Redis:
 //! an application slower than the room (its buffer fills, nothing is lost), resuming from a kept
-//! position in a new client, presence changes and broadcasts as events, and an unsubscribed
-//! room's stream ending.
+//! position in a new client, presence changes and broadcasts as events, a personal room's
+//! messages without a subscription, and an unsubscribed room's stream ending.
 
 use std::time::Duration;
 
@@ -127,6 +127,49 @@ async fn a_kept_position_resumes_in_a_new_client() {
     assert!(r.recovered && r.cause == RecoveryCause::Resume, "{r:?}");
     assert_eq!(r.replayed, 4);
     second.close().await;
+}
+
+/// The personal room (`user:<id>`, joined by the hub at connect) reaches the application as
+/// client events, with no subscription and no join; another user's never does.
+#[tokio::test]
+async fn the_personal_room_arrives_without_a_join_and_nobody_elses() {
+    let env = Env::start("sdk-personal", 1, &[]).await;
+    let connect = async || {
+        HubClient::connect(&env.ws_url(0), ClientOptions::default())
+            .await
+            .expect("connected")
+    };
+    let (ana, bo) = (connect().await, connect().await);
+    let mut ana_events = ana.events();
+    let info = ana.connection().expect("welcomed");
+    // With auth off every connection is its own user: the personal room is user:<client id>.
+    let mine = format!("user:{}", info.client_id);
+    assert_eq!(
+        info.rooms,
+        std::slice::from_ref(&mine),
+        "the welcome lists the personal room"
+    );
+    let theirs = format!("user:{}", bo.connection().expect("welcomed").client_id);
+    let sent = publish_all(&env, &mine, "for-ana", 2).await;
+    publish_all(&env, &theirs, "for-bo", 1).await;
+    let marker = publish_all(&env, &mine, "marker", 1).await;
+    let mut got = Vec::new();
+    while got.last() != marker.last() {
+        let event = tokio::time::timeout(WAIT, ana_events.next())
+            .await
+            .expect("event")
+            .expect("open");
+        if let ClientEvent::Message(m) = event {
+            got.push(m.content);
+        }
+    }
+    assert_eq!(
+        got,
+        [sent, marker].concat(),
+        "hers, once, in order; not his"
+    );
+    ana.close().await;
+    bo.close().await;
 }
 
 #[tokio::test]
