@@ -85,7 +85,13 @@ test(`reconnect spread: ${N} clients of a killed hub (backoff min ${MIN} ms, max
     await hub.kill('SIGKILL');
     const lag = monitorEventLoopDelay({ resolution: 10 });
     lag.enable();
-    await until(() => clients.every((c) => c.state !== 'connected'), { timeoutMs: 30000, what: 'every client to notice the kill' });
+    // Seeing 10,000 closes is the kernel's and Node's work, not the SDK's: on 2 cores shared with
+    // compilers it took over 30 s twice. The figures below are measured from the restart.
+    await until(() => clients.every((c) => c.state !== 'connected'), {
+      timeoutMs: 120000,
+      everyMs: 500,
+      what: () => `every client to notice the kill (${clients.filter((c) => c.state === 'connected').length} still connected)`,
+    });
     // The bound below holds once every client's delays are at the cap and a whole cap has passed
     // since: wait for that rather than assume it (a starved process gets through its first,
     // short delays more slowly).
