@@ -77,7 +77,18 @@ pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Roo
             // A client that was in the room all along kept receiving: nothing waited for it.
             if was != Joined::AlreadyMember {
                 let covered = frames.last().and_then(Frame::offset).or(joined.offset);
-                hub.settle(client, &room, &mut waiting, covered);
+                // Read only if a frame without offset waited: the replay's ids, parsed once.
+                let replayed_ids = std::cell::OnceCell::new();
+                let replayed = |frame: &Frame| {
+                    let ids = replayed_ids.get_or_init(|| {
+                        frames
+                            .iter()
+                            .filter_map(Frame::message_id)
+                            .collect::<std::collections::HashSet<_>>()
+                    });
+                    frame.message_id().is_some_and(|id| ids.contains(&id))
+                };
+                hub.settle(client, &room, &mut waiting, covered, replayed);
             }
         }
     }

@@ -82,15 +82,18 @@ impl Hub {
     }
 
     /// Ends a [`Hub::join_via`] of a new member: moves what waited in `buffer` to the client's own queue — only
-    /// frames after offset `after` (the replay had the rest) — and points the membership back at
-    /// the client, still skipping what the replay had. Under the write lock, so no delivery can
-    /// slip in between and pass them.
+    /// frames after offset `after` (the replay had the rest), and no frame without offset whose
+    /// message the replay had (`replayed`: a message delivered late, without offset, while the
+    /// history read already found it stored) — and points the membership back at the client,
+    /// still skipping what the replay had. Under the write lock, so no delivery can slip in
+    /// between and pass them.
     pub fn settle(
         &self,
         client_id: &ClientId,
         room: &Room,
         buffer: &mut mpsc::Receiver<Frame>,
         after: Option<u64>,
+        replayed: impl Fn(&Frame) -> bool,
     ) {
         let mut state = self.write();
         let State { clients, rooms, .. } = &mut *state;
@@ -100,7 +103,8 @@ impl Hub {
         while let Ok(frame) = buffer.try_recv() {
             let new = match (frame.offset(), after) {
                 (Some(offset), Some(after)) => offset > after,
-                _ => true,
+                (None, _) => !replayed(&frame),
+                (Some(_), None) => true,
             };
             if new {
                 member.recipient.offer(&frame);

@@ -113,7 +113,7 @@ fn a_buffered_join_settles_without_gap_or_duplicate_even_when_the_backlog_comes_
         rx.try_recv().is_err(),
         "nothing reaches the client before its replay"
     );
-    hub.settle(&a, &r, &mut waiting, Some(5));
+    hub.settle(&a, &r, &mut waiting, Some(5), |_| false);
     assert_eq!(rx.try_recv().ok().and_then(|f| f.offset()), Some(6));
     // The subscriber's backlog: 5 again (skipped), then 7 and 8 pass.
     for o in [5, 7, 8] {
@@ -126,6 +126,40 @@ fn a_buffered_join_settles_without_gap_or_duplicate_even_when_the_backlog_comes_
     // Once past, a new epoch's low offsets are not skipped.
     hub.deliver(&r, &stored(1), None);
     assert_eq!(rx.try_recv().ok().and_then(|f| f.offset()), Some(1));
+}
+
+/// A message delivered late, without offset, into a joining member's buffer, while the join's
+/// history read already found it stored: the replay has it, so settling drops the late copy (the
+/// client would get it twice). One the replay did not have still goes.
+#[test]
+fn a_late_copy_the_replay_already_had_is_dropped_when_the_join_settles() {
+    let hub = Hub::new("h".into(), 10);
+    let (a, mut rx, kick) = client(&hub, "a", 16);
+    let r = room("r");
+    let (tx, mut waiting) = mpsc::channel(16);
+    let via = Recipient {
+        tx,
+        queued: QueuedBytes::new(usize::MAX),
+        kick,
+    };
+    hub.join_via(&a, &r, Some(via), EVENTS).expect("join");
+    let late = |id: &str| Frame::from_stored(format!(r#"{{"type":"message","id":"{id}"}}"#), None);
+    let mark = hub.seat_mark();
+    hub.deliver_late(&r, &late("m1"), &"someone".into(), mark);
+    hub.deliver_late(&r, &late("m2"), &"someone".into(), mark);
+    let replay = [Frame::from_stored(
+        r#"{"offset":7,"type":"message","id":"m1"}"#.to_owned(),
+        Some(7),
+    )];
+    let replayed = |f: &Frame| {
+        let id = f.message_id();
+        replay.iter().any(|r| r.message_id() == id)
+    };
+    hub.settle(&a, &r, &mut waiting, Some(7), replayed);
+    let got: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok())
+        .filter_map(|f| f.message_id())
+        .collect();
+    assert_eq!(got, ["m2"]);
 }
 
 #[test]

@@ -77,6 +77,16 @@ impl Frame {
         self.as_str().starts_with(r#"{"type":"error""#)
     }
 
+    /// The message id a chat frame carries (`None` for frames without one). Parses the frame:
+    /// for the rare frames that must be matched by id, not for every delivery.
+    pub fn message_id(&self) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct Id {
+            id: Option<String>,
+        }
+        serde_json::from_str::<Id>(self.as_str()).ok()?.id
+    }
+
     pub fn offset(&self) -> Option<u64> {
         self.offset
     }
