@@ -100,18 +100,19 @@ fi
 # on no command line, never written anywhere).
 HUB_NAMESPACES=$(sed -n "s/^ *HUB_NAMESPACES: '\(.*\)'\$/\1/p" docker-compose.yml)
 [ -n "$HUB_NAMESPACES" ] || { echo "docker-compose.yml sets no HUB_NAMESPACES" >&2; exit 1; }
-HUB_HOOK_SECRET=$(head -c 48 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
-export HUB_NAMESPACES HUB_HOOK_SECRET WEB_HOOK_SECRET="$HUB_HOOK_SECRET"
-export HUB_WEBHOOK_URL="http://127.0.0.1:$WEB1_PORT/hooks/webhooks"
+# Exported to the hubs and web servers alone (start_hub, start_web): the healthchecks below load the
+# same settings, and a moderated namespace without its hub's proxy URL is refused.
+hook_secret=$(head -c 48 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
 echo "== moderated:… rooms (e.g. moderated:lobby) refuse messages with a listed word; webhook events on http://localhost:$WEB1_PORT/status"
 
 start_hub() { # name port web_port
-  start "$1" env HUB_NAME="$1" HUB_LISTEN="127.0.0.1:$2" REDIS_URL="$redis_url" \
-    HUB_ALLOWED_ORIGINS="http://localhost:$3,http://127.0.0.1:$3" \
-    HUB_PROXY_PUBLISH_URL="http://127.0.0.1:$3/hooks/publish" "$bin/hub-server"
+  HUB_HOOK_SECRET="$hook_secret" start "$1" env HUB_NAME="$1" HUB_LISTEN="127.0.0.1:$2" REDIS_URL="$redis_url" \
+    HUB_ALLOWED_ORIGINS="http://localhost:$3,http://127.0.0.1:$3" HUB_NAMESPACES="$HUB_NAMESPACES" \
+    HUB_PROXY_PUBLISH_URL="http://127.0.0.1:$3/hooks/publish" \
+    HUB_WEBHOOK_URL="http://127.0.0.1:$WEB1_PORT/hooks/webhooks" "$bin/hub-server"
 }
 start_web() { # name port hub_port hub_name
-  start "$1" env WEB_LISTEN="127.0.0.1:$2" HUB_URL="ws://localhost:$3/ws" WEB_HUB_LABEL="$4" \
+  WEB_HOOK_SECRET="$hook_secret" start "$1" env WEB_LISTEN="127.0.0.1:$2" HUB_URL="ws://localhost:$3/ws" WEB_HUB_LABEL="$4" \
     WEB_TITLE="realtime-hub chat ($1 → $4)" "$bin/hub-client-web"
 }
 
