@@ -44,6 +44,9 @@ fi
 JWT_SECRET_FILE=.secrets/jwt.env
 # The key(s) of the hubs' server API: HUB_API_KEYS=<key>[,<older key>...]; the hubs accept every one.
 API_KEY_FILE=.secrets/api.env
+# The secret the hubs sign their backend hook requests with (HUB_HOOK_SECRET) and the web servers, the
+# demo backend, check them with (WEB_HOOK_SECRET, the same value): HUB_HOOK_SECRET=<secret>.
+HOOK_SECRET_FILE=.secrets/hook.env
 
 # secret_value VAR FILE: the environment's VAR, else FILE's last VAR= line, else empty (no file yet).
 secret_value() {
@@ -57,6 +60,7 @@ secret_value() {
 
 jwt_secrets() { secret_value HUB_JWT_SECRETS "$JWT_SECRET_FILE"; }
 api_keys() { secret_value HUB_API_KEYS "$API_KEY_FILE"; }
+hook_secret() { secret_value HUB_HOOK_SECRET "$HOOK_SECRET_FILE"; }
 
 # ensure_secret_file VAR FILE WHAT COMMENT...: makes FILE on first run: the COMMENT lines, then
 # VAR=<48 random bytes, base64url> (64 characters: URL-, YAML- and comma-safe). Never printed. Leaves an
@@ -103,22 +107,32 @@ ensure_api_key() {
     "For curl: KEY=\$(sed -n 's/^HUB_API_KEYS=//p' $API_KEY_FILE | cut -d, -f1)"
 }
 
+ensure_hook_secret() {
+  ensure_secret_file HUB_HOOK_SECRET "$HOOK_SECRET_FILE" "hook secret" \
+    "Secret the compose stack's hubs sign their backend hook requests with (publish proxy, webhooks)," \
+    "and the web servers (the demo backend) check them with. Made by 'make setup'. Git-ignored;" \
+    "'make teardown' keeps it. Rotate: delete this file and run make setup (hubs and web servers restart together)."
+}
+
 # Every compose call gets the secrets through its environment (not its command line): the hubs'
 # HUB_JWT_SECRETS and HUB_API_KEYS, and the web servers' WEB_JWT_SECRET, the first JWT secret, unless
 # the hubs run with HUB_AUTH_MODE=off (then the pages run anonymous), and WEB_API_KEY, the first API
-# key, with which their status page reads the hubs' APIs server-side. Empty when there is no file yet,
+# key, with which their status page reads the hubs' APIs server-side, and HUB_HOOK_SECRET (compose gives
+# it to the web servers as WEB_HOOK_SECRET). Empty when there is no file yet,
 # so ps, logs and teardown work before the first setup (a hub with no API key serves no API).
 # Each hub's allowed origins follow where its page can be opened (page_origins), unless
 # HUB1_ALLOWED_ORIGINS / HUB2_ALLOWED_ORIGINS are set in the environment.
 compose() {
   [ ${#COMPOSE[@]} -gt 0 ] || die "no compose command: $COMPOSE_MISSING"
-  local secrets web="" keys origins1 origins2
+  local secrets web="" keys hook origins1 origins2
   secrets="$(jwt_secrets)"
   keys="$(api_keys)"
+  hook="$(hook_secret)"
   if [ "$(setting HUB_AUTH_MODE)" != off ]; then web="${WEB_JWT_SECRET:-${secrets%%,*}}"; fi
   origins1="${HUB1_ALLOWED_ORIGINS:-$(page_origins "$(setting WEB1_PORT)")}"
   origins2="${HUB2_ALLOWED_ORIGINS:-$(page_origins "$(setting WEB2_PORT)")}"
   HUB_JWT_SECRETS="$secrets" WEB_JWT_SECRET="$web" HUB_API_KEYS="$keys" WEB_API_KEY="${keys%%,*}" \
+    HUB_HOOK_SECRET="$hook" \
     HUB1_ALLOWED_ORIGINS="$origins1" HUB2_ALLOWED_ORIGINS="$origins2" \
     COMPOSE_PROFILES="$(setting COMPOSE_PROFILES)" "${COMPOSE[@]}" "$@"
 }

@@ -22,6 +22,7 @@ fi
 # a secret, and serve no API without a key.
 ensure_jwt_secret
 ensure_api_key
+ensure_hook_secret
 
 say "building the image (${COMPOSE[*]} build)"
 # Build first and only then start: the four services share the one image hub1 builds, and `up` alone

@@ -297,9 +297,26 @@ status_page_sees_both_hubs
 origins_follow_bind_address
 rm -rf "$evidence_pages"
 lap "monitoring profile, status pages and widened BIND_ADDRESS checked"
+# The hubs send the cluster's webhook events to web1 (HUB_WEBHOOK_URL, signed with the hook secret):
+# after the browser scenario's pages joined #general, web1's /status/webhooks lists a member_added
+# for it (a refused signature would leave the list empty: web1 answers 401 and the hubs retry).
+web1_lists_webhook_events() {
+  local web
+  web="http://localhost:$(setting WEB1_PORT)"
+  has_member_added() {
+    LAST="$(curl -sf --max-time 3 "$web/status/webhooks" | node -e '
+      const d = JSON.parse(require("fs").readFileSync(0, "utf8"));
+      console.log(d.configured, d.events.some(e => e.name === "member_added" && e.room === "general"))' 2>&1 || true)"
+    [ "$LAST" = "true true" ]
+  }
+  until_true 30 "web1's /status/webhooks lists a member_added in #general" has_member_added
+}
 
 node --test deploy/compose.test.mjs
 lap "jwt checks, browser scenario and server API checks passed"
+
+web1_lists_webhook_events
+lap "the hubs' webhooks reach web1 (the demo backend), signed: its status page lists them"
 
 liveness_not_readiness
 lap "the hubs' container healthcheck is liveness"
@@ -311,6 +328,7 @@ evidence="$(mktemp -d)"
 gather_evidence
 shows_nowhere "JWT secret" jwt_secrets "$JWT_SECRET_FILE" HUB_JWT_SECRETS
 shows_nowhere "server API key" api_keys "$API_KEY_FILE" HUB_API_KEYS
+shows_nowhere "hook secret" hook_secret "$HOOK_SECRET_FILE" HUB_HOOK_SECRET
 api_key_only_in_hubs
 redis_password_on_no_command_line
 rm -rf "$setup_log" "$evidence"

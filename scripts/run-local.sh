@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make run`: the whole topology as local processes, no Docker.
+# `make run`: the whole topology as local processes, no Docker (the web servers also being the demo
+# backend the hubs call: publish proxy of moderated:… rooms, webhooks).
 #   redis-server (if installed: on 6379 when free, else a free port) → hub1 :8080, hub2 :8081 → web1 :9081, web2 :9082
 # Without redis-server the hubs run standalone (no cross-hub delivery) and this script says so.
 # Ctrl-C (or SIGTERM) stops every process it started: each runs in its own process group, killed as a group.
@@ -92,12 +93,26 @@ if [ "${RUN_AUTH_MODE:-jwt}" = jwt ]; then
   echo "== auth_mode=jwt: sign in with a name on each page (RUN_AUTH_MODE=off for anonymous chat)"
 fi
 
+# The web servers are the demo backend the hubs call (README, "Backend hooks", "Webhooks"), as in
+# the compose stack: the same namespaces (read from docker-compose.yml), so messages to moderated:…
+# rooms go through each hub's own web server's word check, and every hub sends the webhook events
+# to web1, whose status page lists them. Signed with a hook secret made for this run only (exported,
+# on no command line, never written anywhere).
+HUB_NAMESPACES=$(sed -n "s/^ *HUB_NAMESPACES: '\(.*\)'\$/\1/p" docker-compose.yml)
+[ -n "$HUB_NAMESPACES" ] || { echo "docker-compose.yml sets no HUB_NAMESPACES" >&2; exit 1; }
+# Exported to the hubs and web servers alone (start_hub, start_web): the healthchecks below load the
+# same settings, and a moderated namespace without its hub's proxy URL is refused.
+hook_secret=$(head -c 48 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+echo "== moderated:… rooms (e.g. moderated:lobby) refuse messages with a listed word; webhook events on http://localhost:$WEB1_PORT/status"
+
 start_hub() { # name port web_port
-  start "$1" env HUB_NAME="$1" HUB_LISTEN="127.0.0.1:$2" REDIS_URL="$redis_url" \
-    HUB_ALLOWED_ORIGINS="http://localhost:$3,http://127.0.0.1:$3" "$bin/hub-server"
+  HUB_HOOK_SECRET="$hook_secret" start "$1" env HUB_NAME="$1" HUB_LISTEN="127.0.0.1:$2" REDIS_URL="$redis_url" \
+    HUB_ALLOWED_ORIGINS="http://localhost:$3,http://127.0.0.1:$3" HUB_NAMESPACES="$HUB_NAMESPACES" \
+    HUB_PROXY_PUBLISH_URL="http://127.0.0.1:$3/hooks/publish" \
+    HUB_WEBHOOK_URL="http://127.0.0.1:$WEB1_PORT/hooks/webhooks" "$bin/hub-server"
 }
 start_web() { # name port hub_port hub_name
-  start "$1" env WEB_LISTEN="127.0.0.1:$2" HUB_URL="ws://localhost:$3/ws" WEB_HUB_LABEL="$4" \
+  WEB_HOOK_SECRET="$hook_secret" start "$1" env WEB_LISTEN="127.0.0.1:$2" HUB_URL="ws://localhost:$3/ws" WEB_HUB_LABEL="$4" \
     WEB_TITLE="realtime-hub chat ($1 → $4)" "$bin/hub-client-web"
 }
 

@@ -717,6 +717,13 @@
   function onError(f) {
     const entry = outbox.get(str(f.ref));
     const why = `${str(f.code)}: ${str(f.message)}`;
+    if (entry && str(f.code) === 'refused') {
+      // The backend's publish check (a moderated room) said no: nobody got it, and a retry would
+      // be refused again, so it says so and offers none.
+      failOwn(entry, `refused by moderation: ${str(f.message)}`, why, 'refused');
+      notice(`Message refused by moderation: ${str(f.message)}`);
+      return;
+    }
     if (entry) {
       failOwn(entry, str(f.code) || 'refused', why);
       notice(`Message not sent: ${why}`);
@@ -1187,11 +1194,11 @@
     setOwnState(li, 'sent');
   }
 
-  function failOwn(entry, short, why) {
+  function failOwn(entry, short, why, state = 'failed') {
     if (entry.state !== 'pending') return;
     clearTimeout(entry.timer);
     entry.state = 'failed';
-    setOwnState(entry.li, 'failed', short, why);
+    setOwnState(entry.li, state, short, why);
     // Kept (a late ack, or a recovery that replays it, still confirms it), but not forever.
     const failed = [...outbox.values()].filter((e) => e.state === 'failed');
     for (const old of failed.slice(0, Math.max(0, failed.length - UNCONFIRMED_KEEP))) outbox.delete(old.ref);
@@ -1435,6 +1442,9 @@
     } else if (state === 'sent') {
       s.textContent = '✓ sent';
       s.title = 'The hub has it';
+    } else if (state === 'refused') {
+      s.textContent = `✕ ${short}`;
+      s.title = why || short;
     } else {
       s.textContent = `✕ not sent (${short})`;
       s.title = why || short;

@@ -227,5 +227,46 @@
     }
   }
 
+  // ---- webhook events: what the hubs told this server (GET /status/webhooks) -------------------
+
+  const hooks = {
+    table: document.getElementById('webhooks'),
+    note: document.getElementById('webhooks-note'),
+  };
+
+  function renderWebhooks(view) {
+    if (!view.configured) {
+      hooks.note.textContent = 'This server receives no webhooks: set WEB_HOOK_SECRET (the hubs’ HUB_HOOK_SECRET) and point the hubs’ HUB_WEBHOOK_URL at its /hooks/webhooks.';
+    } else {
+      hooks.note.textContent = view.events.length
+        ? `${view.received} received since this server started (${view.duplicates} repeats dropped), newest first`
+        : 'None received yet (the hubs send them to the web server named in HUB_WEBHOOK_URL).';
+    }
+    const rows = view.events.map((ev) => {
+      const tr = node('tr', { 'data-testid': 'webhook', 'data-name': ev.name, 'data-room': ev.room || '' });
+      const user = ev.user ? ev.user.name || ev.user.id : ev.client_id ? `client ${ev.client_id.slice(0, 8)}` : '';
+      tr.append(
+        node('td', {}, ev.time_ms ? new Date(ev.time_ms).toLocaleTimeString() : '—'),
+        node('td', { 'data-testid': 'webhook-name' }, ev.name),
+        node('td', { 'data-testid': 'webhook-room' }, ev.room || ''),
+        node('td', { 'data-testid': 'webhook-user' }, user),
+      );
+      return tr;
+    });
+    hooks.table.tBodies[0].replaceChildren(...rows);
+  }
+
+  async function pollWebhooks() {
+    try {
+      const res = await fetch('/status/webhooks', { cache: 'no-store' });
+      if (res.ok) renderWebhooks(await res.json());
+    } catch {
+      // The hubs' poll above already says when this server does not answer.
+    } finally {
+      setTimeout(pollWebhooks, tickMs);
+    }
+  }
+
   poll();
+  pollWebhooks();
 })();

@@ -65,6 +65,11 @@ pub struct Settings {
     /// reaches a browser.
     #[serde(default)]
     pub api_key: Option<SecretString>,
+    /// The secret the hubs sign their hook requests with (their `HUB_HOOK_SECRET`). Set: this server
+    /// is the demo backend, `POST /hooks/publish` (the word check of `moderated:` rooms) and `POST
+    /// /hooks/webhooks` (listed on the status page) answer signed requests. Unset: both are 404.
+    #[serde(default)]
+    pub hook_secret: Option<SecretString>,
 }
 
 /// Upper bound of `token_ttl` (24h, as the error message says): the demo tokens are meant to be
@@ -298,6 +303,19 @@ mod tests {
         // An empty variable is the same as an unset one: sign-in stays off.
         let s = Settings::load_from(None, [("WEB_JWT_SECRET", "")]).expect("valid");
         assert!(s.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn the_hook_secret_is_read_and_never_printed() {
+        let s = Settings::load_from(None, NO_ENV).expect("defaults");
+        assert!(s.hook_secret.is_none(), "no hooks unless a secret is set");
+        let secret = "a-hook-secret-shared-with-the-hubs";
+        let s = Settings::load_from(None, [("WEB_HOOK_SECRET", secret)]).expect("valid");
+        assert_eq!(
+            s.hook_secret.as_ref().map(ExposeSecret::expose_secret),
+            Some(secret)
+        );
+        assert!(!format!("{s:?}").contains(secret));
     }
 
     #[test]

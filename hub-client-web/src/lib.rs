@@ -1,12 +1,14 @@
 //! hub-client-web: the small web server paired with one hub-server. It serves the chat page
 //! (askama template + embedded static JS/CSS) whose browser code connects straight to the hub, and,
 //! when it shares a secret with the hubs, signs the short-lived demo tokens the page signs in with.
-//! Given the hubs' API addresses and key, it also serves the cluster's live status page.
+//! Given the hubs' API addresses and key, it also serves the cluster's live status page; given their
+//! hook secret, it is the demo backend they call (publish proxy of `moderated:` rooms, webhooks).
 
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod hooks;
 pub mod hub_api;
 pub mod page;
 pub mod prom;

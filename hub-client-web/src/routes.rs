@@ -1,5 +1,6 @@
 //! The warp filters: `/` (the page), `/status` and `/status/data` (the cluster's status page),
-//! `/static/*`, `/sdk/*` (the JS SDK's modules), `/health`, `/health/live`, `POST /token` (the demo identity provider), and the
+//! `/status/webhooks` (the latest webhook events), `/static/*`, `/sdk/*` (the JS SDK's modules), `/health`,
+//! `/health/live`, `POST /token` (the demo identity provider), `POST /hooks/*` (the demo backend), and the
 //! rejection mapping.
 
 use std::collections::HashMap;
@@ -17,6 +18,7 @@ use warp::{Filter, Rejection, Reply};
 use crate::config::Settings;
 use crate::error::WebError;
 use crate::health::Health;
+use crate::hooks::{self, Hooks};
 use crate::status::StatusBoard;
 use crate::token::{self, Issuer, TokenError};
 use crate::{page, static_files};
@@ -27,6 +29,12 @@ pub fn routes(
     status: StatusBoard,
 ) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     let issuer = Issuer::from_settings(&settings).map(Arc::new);
+    let hooks = Arc::new(Hooks::new(settings.hook_secret.clone()));
+    let backend = hooks::routes(hooks.clone());
+    let status_webhooks = warp::get()
+        .and(warp::path!("status" / "webhooks"))
+        .and(warp::any().map(move || hooks.clone()))
+        .map(status_webhooks);
     let with_settings = warp::any().map(move || settings.clone());
 
     let index = warp::get()
@@ -68,11 +76,13 @@ pub fn routes(
     index
         .or(status_page)
         .or(status_data)
+        .or(status_webhooks)
         .or(health)
         .or(live)
         .or(statics)
         .or(sdk)
         .or(token)
+        .or(backend)
         .recover(handle_rejection)
         .with(warp::reply::with::headers(security_headers()))
         .with(warp::log::custom(log_request))
@@ -192,6 +202,14 @@ async fn status_page(settings: Arc<Settings>) -> Result<Response<String>, Reject
 fn status_data(query: HashMap<String, String>, status: StatusBoard) -> AnyResponse {
     let since = query.get("since").and_then(|s| s.parse().ok());
     let mut res = warp::reply::json(&status.snapshot(since)).into_response();
+    res.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// `GET /status/webhooks`: the latest webhook events this server received, newest first.
+fn status_webhooks(hooks: Arc<Hooks>) -> AnyResponse {
+    let mut res = warp::reply::json(&hooks.log().view(hooks.configured())).into_response();
     res.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
@@ -392,6 +410,56 @@ mod tests {
             let res = warp::test::request().path(asset).reply(&routes).await;
             assert_eq!(res.status(), 200, "{asset}");
         }
+    }
+
+    #[tokio::test]
+    async fn webhook_events_received_show_in_the_status_data() {
+        let secret = "routes-hook-secret-0123456789";
+        let routes = routes_with(&[("WEB_HOOK_SECRET", "routes-hook-secret-0123456789")]);
+        let view = |res: Response<Bytes>| -> serde_json::Value {
+            assert_eq!(res.status(), 200);
+            serde_json::from_slice(res.body()).expect("json")
+        };
+        let empty = view(
+            warp::test::request()
+                .path("/status/webhooks")
+                .reply(&routes)
+                .await,
+        );
+        assert_eq!(empty["configured"], true);
+        assert_eq!(empty["events"], serde_json::json!([]));
+        let body = r#"{"id":"b","time_ms":1,"events":[{"id":"e1","name":"member_added","room":"moderated:lobby","user":{"id":"u1","name":"Ana"},"time_ms":7}]}"#;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let res = warp::test::request()
+            .method("POST")
+            .path("/hooks/webhooks")
+            .header(
+                "x-hub-signature",
+                hooks::signature::sign(&secret.to_string().into(), body.as_bytes()),
+            )
+            .header("x-hub-timestamp", now.to_string())
+            .body(body)
+            .reply(&routes)
+            .await;
+        assert_eq!(res.status(), 200);
+        let seen = view(
+            warp::test::request()
+                .path("/status/webhooks")
+                .reply(&routes)
+                .await,
+        );
+        assert_eq!(seen["events"][0]["name"], "member_added", "{seen}");
+        assert_eq!(seen["events"][0]["user"]["name"], "Ana", "{seen}");
+        // Without a secret the list is off, and says so.
+        let off = view(
+            warp::test::request()
+                .path("/status/webhooks")
+                .reply(&routes_with(&[]))
+                .await,
+        );
+        assert_eq!(off["configured"], false);
     }
 
     #[tokio::test]

@@ -59,6 +59,10 @@ describe('notifications: the server API publishes to a user, every page of that 
         HUB_REDIS_PREFIX: 'rthub-notify:',
         // The compose stack's namespaces, read from docker-compose.yml: the demo runs with them.
         HUB_NAMESPACES: composeNamespaces(),
+        // Their moderated:… namespace needs a publish proxy; this test never writes there
+        // (moderation.test.mjs does), so it points at a port where nothing listens (fails closed).
+        HUB_HOOK_SECRET: randomBytes(32).toString('base64url'),
+        HUB_PROXY_PUBLISH_URL: 'http://127.0.0.1:9/hooks/publish',
       },
       hubEnvs: { hub1: { HUB_API_LISTEN: `127.0.0.1:${api1}` }, hub2: { HUB_API_LISTEN: `127.0.0.1:${api2}` } },
       webEnv: { WEB_JWT_SECRET: secret },

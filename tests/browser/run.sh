@@ -2,7 +2,7 @@
 # Real-browser test of the chat page (`make test` runs it after `cargo test`):
 # builds hub-server and hub-client-web, starts a throw-away redis-server on a free loopback port, and runs
 # every tests/browser/*.test.mjs in name order (e.g. local.test.mjs: anonymous chat, hubs in off mode;
-# auth.test.mjs: sign-in, hubs in jwt mode) with node's test runner. Each starts its hubs and web servers as real processes on free
+# auth.test.mjs: sign-in, hubs in jwt mode; moderation.test.mjs: hub-client-web as the hubs' backend) with node's test runner. Each starts its hubs and web servers as real processes on free
 # ports and drives headless Debian Chromium (/usr/bin/chromium, never downloaded) through playwright-core. Screenshots: target/browser-screenshots/. Process logs: target/browser-test-logs/.
 # Exits non-zero when any check fails; every process it started is stopped on exit, Ctrl-C included.
 set -euo pipefail
