@@ -705,7 +705,23 @@ mod tests {
                     .strip_suffix('\'')
             })
             .expect("docker-compose.yml sets HUB_NAMESPACES in single quotes");
-        let s = Settings::load_from(None, [("HUB_NAMESPACES", value)]).expect("valid");
+        // The stack's hubs get these with it: its `moderated` namespace needs the publish proxy.
+        let s = Settings::load_from(
+            None,
+            [
+                ("HUB_NAMESPACES", value),
+                ("HUB_PROXY_PUBLISH_URL", "http://web1:9081/hooks/publish"),
+                ("HUB_HOOK_SECRET", "compose-test-hook-secret"),
+            ],
+        )
+        .expect("valid");
+        let moderated = crate::protocol::Room::parse("moderated:lobby").expect("room");
+        assert!(
+            s.namespaces
+                .lookup(&moderated)
+                .expect("declared")
+                .proxy_publish
+        );
         let notify = crate::protocol::Room::parse("notify:all").expect("room");
         assert!(
             !s.namespaces
