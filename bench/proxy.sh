@@ -14,6 +14,7 @@
 #     (their order is kept), so one publisher sends at most 1 / (backend round trip) messages/s;
 #     the publishers are room members, so each message also goes to the other publishers.
 #   BENCH_MODES="off on"  PROXY_BACKEND_CPU=1  BENCH_HUB_BIN=<hub-server binary, not rebuilt>
+#   BENCH_BUILD=0: use target/release/hub-bench as it is (no cargo step)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH_SUBSCRIBERS=${BENCH_SUBSCRIBERS:-10}
@@ -23,10 +24,10 @@ BENCH_PUBLISHERS=${BENCH_PUBLISHERS:-16}
 BENCH_MODES=${BENCH_MODES:-"off on"}
 PROXY_BACKEND_CPU=${PROXY_BACKEND_CPU:-1}
 if [ -n "${BENCH_HUB_BIN:-}" ]; then
-  cargo build --release -q -p hub-bench
+  [ "${BENCH_BUILD:-1}" = 0 ] || cargo build --release -q -p hub-bench
   hub=$BENCH_HUB_BIN
 else
-  cargo build --release -q -p hub-server -p hub-bench
+  [ "${BENCH_BUILD:-1}" = 0 ] || cargo build --release -q -p hub-server -p hub-bench
   hub=target/release/hub-server
 fi
 tool=target/release/hub-bench
@@ -35,7 +36,7 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p bench/results/proxy-$stamp
 out=bench/results/proxy-$stamp
 results=$out/results.jsonl
-echo "{\"kind\":\"proxy-run\",\"hub\":\"$(git rev-parse --short=12 HEAD)\",\"subscribers\":$BENCH_SUBSCRIBERS,\"publishers\":$BENCH_PUBLISHERS,\"backend_cpu\":$PROXY_BACKEND_CPU,\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}" >>"$results"
+echo "{\"kind\":\"proxy-run\",\"hub\":\"${BENCH_HUB_BIN:-$(git rev-parse --short=12 HEAD)}\",\"subscribers\":$BENCH_SUBSCRIBERS,\"publishers\":$BENCH_PUBLISHERS,\"backend_cpu\":$PROXY_BACKEND_CPU,\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}" >>"$results"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
