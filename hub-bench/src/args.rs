@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::backend::BackendConfig;
 use crate::c250k::coordinator::C250kConfig;
 use crate::c250k::worker_state::WorkerConfig;
 use crate::idle::IdleConfig;
@@ -55,6 +56,11 @@ pub enum Command {
     C250kWorker {
         #[command(flatten)]
         cfg: Box<WorkerConfig>,
+    },
+    /// A backend for the hooks that answers every call with `200 {}` at once (bench/proxy.sh).
+    Backend {
+        #[command(flatten)]
+        cfg: BackendConfig,
     },
     /// Render the Markdown report of a results file.
     Report {

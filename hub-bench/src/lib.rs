@@ -3,6 +3,7 @@
 //! delivery and memory per idle connection.
 
 pub mod args;
+pub mod backend;
 pub mod c250k;
 pub mod client;
 pub mod eio;

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use clap::Parser;
 use hub_bench::args::{Cli, Command, Output};
-use hub_bench::{c250k, idle, load, report, rooms};
+use hub_bench::{backend, c250k, idle, load, report, rooms};
 
 fn main() -> Result<()> {
     match Cli::parse().command {
@@ -23,6 +23,13 @@ fn main() -> Result<()> {
             std::process::exit(1)
         }
         Command::C250kWorker { cfg } => c250k::worker::main(*cfg),
+        // One thread: the scripts pin it to one CPU, and a `{}` answer needs no more.
+        Command::Backend { cfg } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("runtime")?
+            .block_on(backend::run(&cfg))
+            .context("backend"),
         command => tokio::runtime::Runtime::new()
             .context("runtime")?
             .block_on(run(command)),
@@ -172,7 +179,9 @@ async fn run(command: Command) -> Result<()> {
             };
             print!("{}", report::render(&results, names));
         }
-        Command::C250k { .. } | Command::C250kWorker { .. } => unreachable!("run on their own"),
+        Command::C250k { .. } | Command::C250kWorker { .. } | Command::Backend { .. } => {
+            unreachable!("run on their own")
+        }
     }
     Ok(())
 }
