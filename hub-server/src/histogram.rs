@@ -86,17 +86,19 @@ impl EncodeMetric for Histogram {
     }
 }
 
+/// `h` in the Prometheus text format, registered as `t_seconds`: what tests read back.
+#[cfg(test)]
+pub(crate) fn exposition(h: &Histogram) -> String {
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register("t_seconds", "test", h.clone());
+    let mut out = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut out, &registry).expect("encode");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn text(h: &Histogram) -> String {
-        let mut registry = prometheus_client::registry::Registry::default();
-        registry.register("t_seconds", "test", h.clone());
-        let mut out = String::new();
-        prometheus_client::encoding::prometheus_text::encode(&mut out, &registry).expect("encode");
-        out
-    }
 
     #[test]
     fn observations_land_in_cumulative_buckets_with_sum_and_count() {
@@ -104,7 +106,7 @@ mod tests {
         h.observe(Duration::from_micros(1000));
         h.observe(Duration::from_millis(500));
         h.observe(Duration::from_secs(3));
-        let out = text(&h);
+        let out = exposition(&h);
         for line in [
             "t_seconds_bucket{le=\"0.001\"} 1",
             "t_seconds_bucket{le=\"1\"} 2",

@@ -55,14 +55,6 @@ impl BridgeTimings {
 mod tests {
     use super::*;
 
-    fn text(h: &Histogram) -> String {
-        let mut registry = prometheus_client::registry::Registry::default();
-        registry.register("t_seconds", "test", h.clone());
-        let mut out = String::new();
-        prometheus_client::encoding::prometheus_text::encode(&mut out, &registry).expect("encode");
-        out
-    }
-
     #[test]
     fn a_lag_from_a_clock_ahead_of_ours_counts_as_zero() {
         let t = BridgeTimings::default();
@@ -74,6 +66,9 @@ mod tests {
             1,
             "an old hub's envelope is not observed"
         );
-        assert!(text(&t.cross_hub_lag).contains("t_seconds_bucket{le=\"0.0005\"} 1"));
+        assert!(
+            crate::histogram::exposition(&t.cross_hub_lag)
+                .contains("t_seconds_bucket{le=\"0.0005\"} 1")
+        );
     }
 }

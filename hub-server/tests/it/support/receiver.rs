@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -19,7 +18,6 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use sha2::Sha256;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -143,20 +141,6 @@ impl Drop for Receiver {
     }
 }
 
-/// The hex HMAC-SHA256 of `body` under `secret`, as `sha256=<hex>`: computed here on its own,
-/// not with the hub's code, as a backend would.
-fn expected_signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
-}
-
 async fn handle(
     req: Request<Incoming>,
     seen: Arc<Mutex<Seen>>,
@@ -204,7 +188,7 @@ fn record(
     fresh: bool,
     body: &[u8],
 ) -> Result<Option<Duration>, StatusCode> {
-    if !fresh || signature != Some(expected_signature(secret, body).as_str()) {
+    if !fresh || signature != Some(super::backend::signature(secret, body).as_str()) {
         seen.bad_signatures += 1;
         return Err(StatusCode::UNAUTHORIZED);
     }
