@@ -2,6 +2,8 @@
 //! send `broadcast`. [`super::access`] weighs them with the room's namespace. A pattern is an exact room name or a prefix ending in `*` (`team-42.*`; `*`
 //! alone is every room).
 
+use serde::Deserialize;
+
 use crate::protocol::Room;
 
 /// A token may carry at most this many patterns per claim: each join or publish checks them in
@@ -86,6 +88,52 @@ impl Grants {
 
     pub fn may_publish(&self, room: &Room) -> bool {
         self.rooms.matches(room)
+    }
+}
+
+/// The grant claims as a token or the connect proxy's answer carries them, before they are checked.
+#[derive(Debug, Default, Deserialize)]
+pub struct GrantClaims {
+    rooms: Option<Vec<String>>,
+    read: Option<Vec<String>>,
+    #[serde(default)]
+    broadcast: bool,
+    /// Room names (not patterns) joined at connect.
+    #[serde(default)]
+    subs: Vec<String>,
+}
+
+/// Why a token's or an answer's grants are refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BadGrants {
+    /// More than [`MAX_PATTERNS`] entries in `rooms`, `read` or `subs`.
+    TooMany,
+    /// A `subs` entry that is no room name.
+    BadSub,
+}
+
+impl GrantClaims {
+    /// The grants and the rooms to join at connect; `default_rooms` when there is no `rooms`.
+    /// A name in `subs` that is no room is a backend's mistake: refused, not silently skipped.
+    pub fn check(self, default_rooms: &Patterns) -> Result<(Grants, Vec<Room>), BadGrants> {
+        let too_many = |l: &Option<Vec<String>>| l.as_ref().is_some_and(|l| l.len() > MAX_PATTERNS);
+        if too_many(&self.rooms) || too_many(&self.read) || self.subs.len() > MAX_PATTERNS {
+            return Err(BadGrants::TooMany);
+        }
+        let subs = self
+            .subs
+            .iter()
+            .map(|s| Room::parse(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| BadGrants::BadSub)?;
+        let grants = Grants {
+            rooms: self
+                .rooms
+                .map_or_else(|| default_rooms.clone(), |r| Patterns::parse(&r)),
+            read: self.read.map(|r| Patterns::parse(&r)).unwrap_or_default(),
+            broadcast: self.broadcast,
+        };
+        Ok((grants, subs))
     }
 }
 

@@ -17,10 +17,10 @@ mod verifier;
 
 pub use api_keys::{ApiKeys, BadApiKeys};
 pub use bearer::bearer_token;
-pub use grants::{Grants, MAX_PATTERNS, Patterns};
+pub use grants::{BadGrants, GrantClaims, Grants, MAX_PATTERNS, Patterns};
 pub use login::{Login, Refused, time_left};
 pub use mode::{Auth, anonymous};
 pub use user_slots::{UserSlot, UserSlots};
 pub use verifier::{
-    Checks, Identity, KeyError, MAX_NAME_CHARS, MAX_SUB_BYTES, MIN_SECRET_BYTES, Verifier,
+    Checks, Identity, KeyError, MAX_SUB_BYTES, MIN_SECRET_BYTES, Verifier, shown_name,
 };

@@ -13,7 +13,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use super::grants::{Grants, MAX_PATTERNS, Patterns};
+use super::grants::{GrantClaims, Grants, Patterns};
 use crate::error::AuthFailure;
 use crate::namespace::personal_room;
 use crate::protocol::{Room, User};
@@ -23,7 +23,13 @@ use crate::protocol::{Room, User};
 pub use service_kit::MIN_SECRET_BYTES;
 /// Longer user ids or names are refused / cut: they travel on every message.
 pub const MAX_SUB_BYTES: usize = 256;
-pub const MAX_NAME_CHARS: usize = 64;
+const MAX_NAME_CHARS: usize = 64;
+
+/// A user's display name as it travels: trimmed, cut to [`MAX_NAME_CHARS`], none when empty.
+pub fn shown_name(name: Option<String>) -> Option<String> {
+    name.map(|n| n.trim().chars().take(MAX_NAME_CHARS).collect::<String>())
+        .filter(|n| !n.is_empty())
+}
 
 /// Who a connection is, and what it may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,13 +128,8 @@ struct Claims {
     sub: Option<String>,
     exp: Option<u64>,
     name: Option<String>,
-    rooms: Option<Vec<String>>,
-    read: Option<Vec<String>>,
-    #[serde(default)]
-    broadcast: bool,
-    /// Room names (not patterns) joined at connect.
-    #[serde(default)]
-    subs: Vec<String>,
+    #[serde(flatten)]
+    grants: GrantClaims,
 }
 
 impl Verifier {
@@ -197,33 +198,14 @@ impl Verifier {
         let sub = claims.sub.filter(|s| !s.is_empty());
         let sub = sub.ok_or(AuthFailure::MissingSub)?;
         let exp = claims.exp.ok_or(AuthFailure::MissingExp)?;
-        let too_many =
-            |list: &Option<Vec<String>>| list.as_ref().is_some_and(|l| l.len() > MAX_PATTERNS);
-        if sub.len() > MAX_SUB_BYTES
-            || too_many(&claims.rooms)
-            || too_many(&claims.read)
-            || claims.subs.len() > MAX_PATTERNS
-        {
+        if sub.len() > MAX_SUB_BYTES {
             return Err(AuthFailure::BadClaims);
         }
-        // A name that is no room is a backend's mistake: refused, not silently skipped.
-        let subs = claims
-            .subs
-            .iter()
-            .map(|s| Room::parse(s))
-            .collect::<Result<Vec<_>, _>>()
+        let (grants, subs) = claims
+            .grants
+            .check(&self.default_rooms)
             .map_err(|_| AuthFailure::BadClaims)?;
-        let name = claims
-            .name
-            .map(|n| n.trim().chars().take(MAX_NAME_CHARS).collect::<String>())
-            .filter(|n| !n.is_empty());
-        let grants = Grants {
-            rooms: claims
-                .rooms
-                .map_or_else(|| self.default_rooms.clone(), |r| Patterns::parse(&r)),
-            read: claims.read.map(|r| Patterns::parse(&r)).unwrap_or_default(),
-            broadcast: claims.broadcast,
-        };
+        let name = shown_name(claims.name);
         Ok(Identity::new(
             sub.into(),
             name.map(Into::into),

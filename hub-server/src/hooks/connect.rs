@@ -8,8 +8,7 @@ use http::{HeaderMap, HeaderName};
 use serde::{Deserialize, Serialize};
 
 use super::answer::BackendError;
-use crate::auth::{Grants, Identity, MAX_NAME_CHARS, MAX_PATTERNS, MAX_SUB_BYTES, Patterns};
-use crate::protocol::Room;
+use crate::auth::{BadGrants, GrantClaims, Identity, MAX_SUB_BYTES, Patterns, shown_name};
 
 /// The allowed headers of an upgrade request, by lowercase name (several values joined by `, `).
 pub type Headers = BTreeMap<String, String>;
@@ -30,12 +29,8 @@ pub struct Request<'a> {
 #[derive(Debug, Deserialize)]
 pub struct Answer {
     user: Option<User>,
-    rooms: Option<Vec<String>>,
-    read: Option<Vec<String>>,
-    #[serde(default)]
-    broadcast: bool,
-    #[serde(default)]
-    subs: Vec<String>,
+    #[serde(flatten)]
+    grants: GrantClaims,
     error: Option<BackendError>,
 }
 
@@ -84,29 +79,16 @@ impl Answer {
         else {
             return Verdict::Refuse("the backend's answer names no valid user".into());
         };
-        let too_many = |l: &Option<Vec<String>>| l.as_ref().is_some_and(|l| l.len() > MAX_PATTERNS);
-        if too_many(&self.rooms) || too_many(&self.read) || self.subs.len() > MAX_PATTERNS {
-            return Verdict::Refuse("the backend's answer has too many rooms".into());
-        }
-        let Ok(subs) = self
-            .subs
-            .iter()
-            .map(|s| Room::parse(s))
-            .collect::<Result<Vec<_>, _>>()
-        else {
-            return Verdict::Refuse("the backend's answer has a bad room in subs".into());
+        let (grants, subs) = match self.grants.check(default_rooms) {
+            Ok(checked) => checked,
+            Err(BadGrants::TooMany) => {
+                return Verdict::Refuse("the backend's answer has too many rooms".into());
+            }
+            Err(BadGrants::BadSub) => {
+                return Verdict::Refuse("the backend's answer has a bad room in subs".into());
+            }
         };
-        let name = user
-            .name
-            .map(|n| n.trim().chars().take(MAX_NAME_CHARS).collect::<String>())
-            .filter(|n| !n.is_empty());
-        let grants = Grants {
-            rooms: self
-                .rooms
-                .map_or_else(|| default_rooms.clone(), |r| Patterns::parse(&r)),
-            read: self.read.map(|r| Patterns::parse(&r)).unwrap_or_default(),
-            broadcast: self.broadcast,
-        };
+        let name = shown_name(user.name);
         Verdict::Admit(Identity::new(
             user.id.into(),
             name.map(Into::into),
@@ -129,6 +111,7 @@ fn close_reason(message: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::Room;
 
     fn verdict(answer: &str) -> Verdict {
         let answer: Answer = serde_json::from_str(answer).expect("json");
