@@ -6,7 +6,9 @@
 //! history is read; then the hub moves those newer than the replay into the client's queue and
 //! points the membership at it, under its lock ([`Hub::settle`](crate::hub::Hub::settle)), and
 //! skips the subscriber's late copies of what the replay covered. A client already in the room
-//! keeps receiving throughout: its replay may repeat messages it has (same ids: it drops them). In memory the
+//! keeps receiving throughout: its replay may repeat messages it got while the history was read
+//! (same offsets: it drops them before its `joined`), and the subscriber's late copies of what
+//! the replay covered are skipped for it too, so none comes after `joined`. In memory the
 //! room's log is locked for the whole join, so nothing can arrive in between.
 
 use tokio::sync::mpsc;
@@ -73,10 +75,15 @@ pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Roo
             let stored = redis.read(&room, policy, &replay).await;
             let (frames, joined) = outcome(&replay, stored, recovery_max);
             state.metrics.joined(&joined);
+            let covered = frames.last().and_then(Frame::offset).or(joined.offset);
+            if was == Joined::AlreadyMember
+                && let Some(covered) = covered
+            {
+                hub.skip_replayed(client, &room, covered);
+            }
             replay_then_joined(me, &room, &frames, &joined);
             // A client that was in the room all along kept receiving: nothing waited for it.
             if was != Joined::AlreadyMember {
-                let covered = frames.last().and_then(Frame::offset).or(joined.offset);
                 // Read only if a frame without offset waited: the replay's ids, parsed once.
                 let replayed_ids = std::cell::OnceCell::new();
                 let replayed = |frame: &Frame| {

@@ -2,6 +2,8 @@
 //! messages for the joiner wait in a queue of their own until [`Hub::settle`] moves the newer ones
 //! to the client, under the lock, so nothing is lost or repeated.
 
+use std::sync::atomic::Ordering;
+
 use tokio::sync::mpsc;
 
 use super::handle::Hub;
@@ -38,7 +40,8 @@ impl Hub {
 
     /// Joins `room`, with `via` (when given) standing in for the client's own queue: live
     /// messages wait there while a join replays history, until [`Hub::settle`]. A client already
-    /// in the room stays as it is: it keeps receiving, and a replay may repeat what it has.
+    /// in the room stays as it is: it keeps receiving, and a replay may repeat what it got while
+    /// the history was read (see [`Hub::skip_replayed`] for what comes after).
     pub fn join_via(
         &self,
         client_id: &ClientId,
@@ -115,6 +118,18 @@ impl Hub {
         {
             seat.recipient = member.recipient.clone();
             *seat.skip_through.get_mut() = after.unwrap_or(0);
+        }
+    }
+
+    /// A member that was in the room all along (its personal room after a reconnect, say) and
+    /// joined again with a replay reaching offset `through`: live copies of what the replay has,
+    /// still in the subscriber's backlog, are skipped from here on, as after [`Hub::settle`].
+    /// Called before the replay is queued: a copy that slipped in before came before the replay
+    /// too (a repeat the client drops by offset while it waits for `joined`), never after it.
+    pub fn skip_replayed(&self, client_id: &ClientId, room: &Room, through: u64) {
+        let state = self.read();
+        if let Some(seat) = state.rooms.get(room).and_then(|m| m.get(client_id)) {
+            seat.skip_through.fetch_max(through, Ordering::Relaxed);
         }
     }
 

@@ -162,6 +162,33 @@ fn a_late_copy_the_replay_already_had_is_dropped_when_the_join_settles() {
     assert_eq!(got, ["m2"]);
 }
 
+/// A member in the room all along (as in its personal room after a reconnect) joins again with
+/// `since`: the subscriber's late copies of what the replay had are skipped, newer ones pass.
+#[test]
+fn a_member_joining_again_gets_no_late_copy_of_its_replay() {
+    let hub = Hub::new("h".into(), 10);
+    let (a, mut rx, _) = client(&hub, "a", 16);
+    let r = room("general");
+    assert_eq!(
+        hub.join_via(&a, &r, None, EVENTS).expect("join"),
+        super::Joined::AlreadyMember
+    );
+    hub.skip_replayed(&a, &r, 7);
+    let live = |offset: u64| {
+        Frame::from_stored(
+            format!(r#"{{"offset":{offset},"type":"message","id":"m{offset}"}}"#),
+            Some(offset),
+        )
+    };
+    for offset in [6, 7, 8, 9] {
+        hub.deliver(&r, &live(offset), None);
+    }
+    let got: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok())
+        .filter_map(|f| f.message_id())
+        .collect();
+    assert_eq!(got, ["m8", "m9"]);
+}
+
 #[test]
 fn the_room_limit_per_client_holds() {
     let hub = Hub::new("h".into(), 2);
