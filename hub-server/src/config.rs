@@ -647,21 +647,13 @@ mod tests {
     }
 
     /// A TOML file of this test's own, removed when dropped (even when an assertion fails).
-    struct TempToml(std::path::PathBuf);
-
-    impl TempToml {
-        fn new(name: &str, text: &str) -> Self {
-            let path =
-                std::env::temp_dir().join(format!("hub-config-{name}-{}.toml", std::process::id()));
-            std::fs::write(&path, text).expect("write the file");
-            TempToml(path)
-        }
-    }
-
-    impl Drop for TempToml {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
+    fn temp_toml(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::Builder::new()
+            .suffix(".toml")
+            .tempfile()
+            .expect("a temp file");
+        std::io::Write::write_all(&mut file, text.as_bytes()).expect("write the file");
+        file
     }
 
     #[test]
@@ -737,11 +729,10 @@ mod tests {
         let s = Settings::load_from(None, NO_ENV).expect("defaults");
         assert!(s.personal_rooms);
         assert!(!s.namespaces.is_strict(), "none declared");
-        let file = TempToml::new(
-            "ns",
+        let file = temp_toml(
             "history_size = 40\n[namespaces.chat]\nhistory_ttl = \"2h\"\n[namespaces.Big-1]\npresence = false\n",
         );
-        let s = Settings::load_from(Some(&file.0), NO_ENV).expect("valid");
+        let s = Settings::load_from(Some(file.path()), NO_ENV).expect("valid");
         let names: Vec<&str> = s.namespaces.all().iter().map(|p| p.label()).collect();
         assert_eq!(
             names,
@@ -752,7 +743,7 @@ mod tests {
         assert_eq!((chat.history_size, chat.history_ttl.as_secs()), (40, 7200));
         // The variable replaces the file's table as a whole.
         let s = Settings::load_from(
-            Some(&file.0),
+            Some(file.path()),
             [
                 ("HUB_NAMESPACES", r#"{"feed":{"client_publish":false}}"#),
                 ("HUB_PERSONAL_ROOMS", "false"),
@@ -776,8 +767,8 @@ mod tests {
             err.to_string().contains("namespaces.chat.history_ttl"),
             "{err}"
         );
-        let file = TempToml::new("bad-ns", "[namespaces.chat]\npresense = false\n");
-        let err = Settings::load_from(Some(&file.0), NO_ENV).unwrap_err();
+        let file = temp_toml("[namespaces.chat]\npresense = false\n");
+        let err = Settings::load_from(Some(file.path()), NO_ENV).unwrap_err();
         assert!(
             err.to_string().contains("namespaces.chat.presense"),
             "{err}"

@@ -82,7 +82,6 @@ impl Layers {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
     use std::time::Duration;
 
     use serde::Deserialize;
@@ -104,21 +103,13 @@ mod tests {
     };
 
     /// A TOML file of this test's own, removed when dropped (even when an assertion fails).
-    struct TempToml(PathBuf);
-
-    impl TempToml {
-        fn new(name: &str, text: &str) -> Self {
-            let path = std::env::temp_dir()
-                .join(format!("service-kit-{name}-{}.toml", std::process::id()));
-            std::fs::write(&path, text).expect("write the file");
-            TempToml(path)
-        }
-    }
-
-    impl Drop for TempToml {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
+    fn temp_toml(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::Builder::new()
+            .suffix(".toml")
+            .tempfile()
+            .expect("a temp file");
+        std::io::Write::write_all(&mut file, text.as_bytes()).expect("write the file");
+        file
     }
 
     #[test]
@@ -126,12 +117,12 @@ mod tests {
         let d: Demo = LAYERS.load(None, [("OTHER_PORT", "9")]).expect("defaults");
         assert_eq!((d.port, d.url, d.wait), (1, None, Duration::from_secs(1)));
 
-        let file = TempToml::new("layers", "port = 2\nwait = \"250ms\"\n");
-        let d: Demo = LAYERS.load(Some(&file.0), [("X", "y")]).expect("file");
+        let file = temp_toml("port = 2\nwait = \"250ms\"\n");
+        let d: Demo = LAYERS.load(Some(file.path()), [("X", "y")]).expect("file");
         assert_eq!((d.port, d.wait), (2, Duration::from_millis(250)));
 
         let d: Demo = LAYERS
-            .load(Some(&file.0), [("DEMO_PORT", "3"), ("DEMO_WAIT", "2m")])
+            .load(Some(file.path()), [("DEMO_PORT", "3"), ("DEMO_WAIT", "2m")])
             .expect("environment");
         assert_eq!((d.port, d.wait), (3, Duration::from_secs(120)));
     }
