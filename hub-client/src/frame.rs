@@ -71,10 +71,7 @@ impl Inbound {
             id: self.id.unwrap_or_default(),
             room: self.room.unwrap_or_default(),
             from: self.from.unwrap_or_default(),
-            user: self.user.unwrap_or_else(|| User {
-                id: String::new(),
-                name: None,
-            }),
+            user: self.user.unwrap_or_default(),
             content: self.content.unwrap_or_default(),
             timestamp: self.timestamp.unwrap_or_default(),
             hub: self.hub.unwrap_or_default(),
@@ -89,10 +86,7 @@ impl Inbound {
         Broadcast {
             id: self.id.unwrap_or_default(),
             from: self.from.unwrap_or_default(),
-            user: self.user.unwrap_or_else(|| User {
-                id: String::new(),
-                name: None,
-            }),
+            user: self.user.unwrap_or_default(),
             content: self.content.unwrap_or_default(),
             timestamp: self.timestamp.unwrap_or_default(),
             hub: self.hub.unwrap_or_default(),

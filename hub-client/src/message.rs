@@ -7,7 +7,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Who sent a message, as the hub set it (a client cannot spoof it): the token's `sub` and
 /// `name`, or the client id of an anonymous client.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

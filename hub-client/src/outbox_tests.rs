@@ -30,6 +30,15 @@ impl Wire for FakeWire {
     }
 }
 
+/// A connected wire of that connection generation, recording what is sent.
+fn open_wire(generation: u64) -> FakeWire {
+    FakeWire {
+        generation,
+        sent: vec![],
+        open: true,
+    }
+}
+
 fn outbox(window: usize) -> Outbox {
     Outbox::new(
         OutboxOptions {
@@ -82,11 +91,7 @@ fn refs(wire: &FakeWire) -> Vec<String> {
 #[test]
 fn sent_in_call_order_within_the_window_and_settled_by_acks() {
     let mut o = outbox(2);
-    let mut wire = FakeWire {
-        generation: 1,
-        sent: vec![],
-        open: true,
-    };
+    let mut wire = open_wire(1);
     let mut rx1 = publish(&mut o, 1, "a");
     let _rx2 = publish(&mut o, 2, "b");
     let _rx3 = publish(&mut o, 3, "c");
@@ -114,11 +119,7 @@ fn sent_in_call_order_within_the_window_and_settled_by_acks() {
 #[test]
 fn nothing_goes_to_a_room_not_joined() {
     let mut o = outbox(8);
-    let mut wire = FakeWire {
-        generation: 1,
-        sent: vec![],
-        open: true,
-    };
+    let mut wire = open_wire(1);
     let _rx = publish(&mut o, 1, "a");
     o.pump(&mut wire, &|_| false, Instant::now());
     assert!(wire.sent.is_empty());
@@ -127,11 +128,7 @@ fn nothing_goes_to_a_room_not_joined() {
 #[test]
 fn an_error_with_the_ref_fails_it_as_not_stored() {
     let mut o = outbox(8);
-    let mut wire = FakeWire {
-        generation: 1,
-        sent: vec![],
-        open: true,
-    };
+    let mut wire = open_wire(1);
     let mut rx = publish(&mut o, 1, "a");
     o.pump(&mut wire, &|_| true, Instant::now());
     o.on_error(
@@ -146,11 +143,7 @@ fn an_error_with_the_ref_fails_it_as_not_stored() {
 #[test]
 fn in_doubt_found_in_the_replay_is_settled_with_the_stored_id_and_not_sent_again() {
     let mut o = outbox(8);
-    let mut wire = FakeWire {
-        generation: 1,
-        sent: vec![],
-        open: true,
-    };
+    let mut wire = open_wire(1);
     let mut rx1 = publish(&mut o, 1, "same");
     let mut rx2 = publish(&mut o, 2, "same");
     o.pump(&mut wire, &|_| true, Instant::now());
@@ -172,11 +165,7 @@ fn in_doubt_found_in_the_replay_is_settled_with_the_stored_id_and_not_sent_again
 fn in_doubt_not_in_a_complete_late_enough_read_is_sent_again() {
     let mut o = outbox(8);
     let t0 = Instant::now();
-    let mut wire = FakeWire {
-        generation: 1,
-        sent: vec![],
-        open: true,
-    };
+    let mut wire = open_wire(1);
     let _rx = publish(&mut o, 1, "a");
     o.pump(&mut wire, &|_| true, t0);
     o.connection_lost();
@@ -189,11 +178,7 @@ fn in_doubt_not_in_a_complete_late_enough_read_is_sent_again() {
         o.after_read("r", true, t0 + Duration::from_secs(6), false),
         None
     );
-    let mut wire2 = FakeWire {
-        generation: 2,
-        sent: vec![],
-        open: true,
-    };
+    let mut wire2 = open_wire(2);
     o.pump(&mut wire2, &|_| true, t0 + Duration::from_secs(6));
     assert_eq!(refs(&wire2), [r#""p1.2""#]);
 }
@@ -201,11 +186,7 @@ fn in_doubt_not_in_a_complete_late_enough_read_is_sent_again() {
 #[test]
 fn in_doubt_when_the_history_was_lost_fails_as_unknown() {
     let mut o = outbox(8);
-    let mut wire = FakeWire {
-        generation: 1,
-        sent: vec![],
-        open: true,
-    };
+    let mut wire = open_wire(1);
     let mut rx = publish(&mut o, 1, "a");
     o.pump(&mut wire, &|_| true, Instant::now());
     o.connection_lost();
@@ -218,11 +199,7 @@ fn in_doubt_when_the_history_was_lost_fails_as_unknown() {
 #[test]
 fn a_timed_out_publish_stored_later_does_not_settle_a_newer_one() {
     let mut o = outbox(8);
-    let mut wire = FakeWire {
-        generation: 1,
-        sent: vec![],
-        open: true,
-    };
+    let mut wire = open_wire(1);
     let mut rx1 = publish(&mut o, 1, "x");
     o.pump(&mut wire, &|_| true, Instant::now());
     o.expire(1);
