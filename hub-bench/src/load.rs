@@ -15,9 +15,9 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::client::{ConnectOpts, Protocol, Ws, open_many};
 use crate::error::BenchError;
 use crate::filler::{self, PayloadStyle};
-use crate::load_shared::{HISTOGRAM_SHARDS, LOCAL_BATCH, Shared, SubscriberOutcome};
+use crate::load_shared::{HISTOGRAM_SHARDS, Shared, SubscriberOutcome, Tally};
 use crate::load_sse as sse;
-use crate::payload::{self, Stamp};
+use crate::payload::Stamp;
 use crate::procstat;
 use crate::redisstat::{self, CommandStat};
 use crate::tracker::{Counts, Tracker};
@@ -418,12 +418,12 @@ async fn subscriber(
     mut ws: Ws,
     proto: Protocol,
     index: usize,
-    mut tracker: Tracker,
+    tracker: Tracker,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) -> SubscriberOutcome {
-    let mut batch = Vec::with_capacity(LOCAL_BATCH);
-    let (mut in_window, mut error_frames, mut disconnected) = (0u64, 0u64, None);
+    let mut tally = Tally::new(index, tracker);
+    let (mut error_frames, mut disconnected) = (0u64, None);
     let mut wire_before = None;
     loop {
         tokio::select! {
@@ -433,21 +433,7 @@ async fn subscriber(
                 wire_before = Some(ws.get_ref().bytes_read());
             }
             msg = ws.next() => {
-                let delivery = |t: &str| {
-                    let Some(Stamp { publisher, seq, send_ns }) = payload::find_stamp(t) else {
-                        return false;
-                    };
-                    let now = shared.now_ns();
-                    tracker.record(publisher, seq);
-                    if now <= shared.window_end_ns {
-                        in_window += 1;
-                    }
-                    batch.push(now.saturating_sub(send_ns) / 1000);
-                    if batch.len() >= LOCAL_BATCH {
-                        shared.flush(index, &mut batch);
-                    }
-                    true
-                };
+                let delivery = |t: &str| tally.delivery(t, &shared);
                 if let Err(reason) = member_frame(&mut ws, proto, msg, &mut error_frames, delivery).await {
                     disconnected = Some(reason);
                     break;
@@ -455,14 +441,8 @@ async fn subscriber(
             }
         }
     }
-    shared.flush(index, &mut batch);
-    SubscriberOutcome {
-        tracker,
-        in_window,
-        disconnected,
-        error_frames,
-        wire_bytes: wire_before.map_or(0, |before| ws.get_ref().bytes_read() - before),
-    }
+    let wire_bytes = wire_before.map_or(0, |before| ws.get_ref().bytes_read() - before);
+    tally.finish(&shared, disconnected, error_frames, wire_bytes)
 }
 
 /// One frame read by a room member: `delivery` sees every text frame first and says whether it was

@@ -8,6 +8,7 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 use tokio::time::Instant as TokioInstant;
 
+use crate::payload::{self, Stamp};
 use crate::tracker::Tracker;
 
 /// Latency histograms, sharded so that subscribers rarely wait on one another's lock.
@@ -53,4 +54,64 @@ pub struct SubscriberOutcome {
     pub disconnected: Option<String>,
     pub error_frames: u64,
     pub wire_bytes: u64,
+}
+
+/// What one subscriber counts while it reads, whatever its transport: each delivery into its
+/// tracker, the measuring window and its latency batch.
+pub struct Tally {
+    index: usize,
+    tracker: Tracker,
+    in_window: u64,
+    batch: Vec<u64>,
+}
+
+impl Tally {
+    pub fn new(index: usize, tracker: Tracker) -> Self {
+        Tally {
+            index,
+            tracker,
+            in_window: 0,
+            batch: Vec::with_capacity(LOCAL_BATCH),
+        }
+    }
+
+    /// Counts `text` when it carries a bench stamp; false when it is another frame.
+    pub fn delivery(&mut self, text: &str, shared: &Shared) -> bool {
+        let Some(Stamp {
+            publisher,
+            seq,
+            send_ns,
+        }) = payload::find_stamp(text)
+        else {
+            return false;
+        };
+        let now = shared.now_ns();
+        self.tracker.record(publisher, seq);
+        if now <= shared.window_end_ns {
+            self.in_window += 1;
+        }
+        self.batch.push(now.saturating_sub(send_ns) / 1000);
+        if self.batch.len() >= LOCAL_BATCH {
+            shared.flush(self.index, &mut self.batch);
+        }
+        true
+    }
+
+    /// The outcome once reading has stopped; the last latencies go into the histograms.
+    pub fn finish(
+        mut self,
+        shared: &Shared,
+        disconnected: Option<String>,
+        error_frames: u64,
+        wire_bytes: u64,
+    ) -> SubscriberOutcome {
+        shared.flush(self.index, &mut self.batch);
+        SubscriberOutcome {
+            tracker: self.tracker,
+            in_window: self.in_window,
+            disconnected,
+            error_frames,
+            wire_bytes,
+        }
+    }
 }

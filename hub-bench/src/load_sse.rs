@@ -13,8 +13,7 @@ use tokio::time::Instant as TokioInstant;
 
 use crate::client::ConnectOpts;
 use crate::error::BenchError;
-use crate::load_shared::{LOCAL_BATCH, Shared, SubscriberOutcome};
-use crate::payload::{self, Stamp};
+use crate::load_shared::{Shared, SubscriberOutcome, Tally};
 use crate::tracker::Tracker;
 
 /// A subscriber's event stream, read from; `bytes` counts what it read.
@@ -166,12 +165,12 @@ pub async fn open_many(
 pub async fn subscriber(
     mut stream: SseStream,
     index: usize,
-    mut tracker: Tracker,
+    tracker: Tracker,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) -> SubscriberOutcome {
-    let mut batch = Vec::with_capacity(LOCAL_BATCH);
-    let (mut in_window, mut error_frames, mut disconnected) = (0u64, 0u64, None);
+    let mut tally = Tally::new(index, tracker);
+    let (mut error_frames, mut disconnected) = (0u64, None);
     let mut wire_before = None;
     let mut line = Vec::with_capacity(1024);
     let window_start: TokioInstant = shared.window_start;
@@ -203,32 +202,10 @@ pub async fn subscriber(
         let Ok(text) = std::str::from_utf8(data) else {
             continue;
         };
-        match payload::find_stamp(text) {
-            Some(Stamp {
-                publisher,
-                seq,
-                send_ns,
-            }) => {
-                let now = shared.now_ns();
-                tracker.record(publisher, seq);
-                if now <= shared.window_end_ns {
-                    in_window += 1;
-                }
-                batch.push(now.saturating_sub(send_ns) / 1000);
-                if batch.len() >= LOCAL_BATCH {
-                    shared.flush(index, &mut batch);
-                }
-            }
-            None if text.contains(r#""type":"error""#) => error_frames += 1,
-            None => {}
+        if !tally.delivery(text, &shared) && text.contains(r#""type":"error""#) {
+            error_frames += 1;
         }
     }
-    shared.flush(index, &mut batch);
-    SubscriberOutcome {
-        tracker,
-        in_window,
-        disconnected,
-        error_frames,
-        wire_bytes: wire_before.map_or(0, |before| stream.bytes - before),
-    }
+    let wire_bytes = wire_before.map_or(0, |before| stream.bytes - before);
+    tally.finish(&shared, disconnected, error_frames, wire_bytes)
 }
