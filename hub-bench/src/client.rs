@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::eio::{self, EnginePacket, SocketPacket};
 use crate::error::BenchError;
-use crate::wire::{self, Wire};
+use crate::wire::{self, InflateCache, Wire};
 
 pub type Ws = WebSocketStream<Wire>;
 
@@ -48,6 +48,16 @@ pub struct ConnectOpts {
     /// that does not agree fails the connection.
     #[arg(long)]
     pub deflate: bool,
+    /// What the connections opened with these options inflated, shared (see [`wire`]).
+    #[arg(skip)]
+    pub inflated: Arc<InflateCache>,
+}
+
+impl ConnectOpts {
+    /// The cache to inflate with when `--deflate` was given.
+    pub fn deflate(&self) -> Option<Arc<InflateCache>> {
+        self.deflate.then(|| self.inflated.clone())
+    }
 }
 
 impl Protocol {
@@ -102,7 +112,7 @@ pub async fn connect(
     url: &str,
     room: Option<&str>,
     timeout: Duration,
-    deflate: bool,
+    deflate: Option<Arc<InflateCache>>,
 ) -> Result<Ws, BenchError> {
     tokio::time::timeout(timeout, connect_inner(proto, url, room, deflate))
         .await
@@ -116,15 +126,16 @@ async fn connect_inner(
     proto: Protocol,
     url: &str,
     room: Option<&str>,
-    deflate: bool,
+    deflate: Option<Arc<InflateCache>>,
 ) -> Result<Ws, BenchError> {
+    let offered = deflate.is_some();
     let (mut ws, _) = wire::connect(url, socket_config(), deflate)
         .await
         .map_err(|e| BenchError::Connect {
             url: url.to_owned(),
             source: Box::new(e),
         })?;
-    if deflate && !ws.get_ref().deflate() {
+    if offered && !ws.get_ref().deflate() {
         return Err(BenchError::Handshake {
             url: url.to_owned(),
             reason: "permessage-deflate offered, not agreed".into(),
@@ -174,7 +185,7 @@ pub async fn open_many(
             let url = opts.urls[(i + offset) % opts.urls.len()].clone();
             let room = room.map(str::to_owned);
             let permits = permits.clone();
-            let (timeout, deflate) = (opts.connect_timeout, opts.deflate);
+            let (timeout, deflate) = (opts.connect_timeout, opts.deflate());
             tokio::spawn(async move {
                 let _permit = permits
                     .acquire_owned()

@@ -154,7 +154,7 @@ mod tests {
         let mut open = Vec::new();
         for _ in 0..2 {
             open.push(
-                crate::wire::connect(&url, Default::default(), false)
+                crate::wire::connect(&url, Default::default(), None)
                     .await
                     .unwrap()
                     .0,

@@ -700,7 +700,7 @@ mod tests {
             }
             n
         });
-        let (ws, _) = crate::wire::connect(&url, Default::default(), false)
+        let (ws, _) = crate::wire::connect(&url, Default::default(), None)
             .await
             .unwrap();
         let rooms: Vec<String> = (0..5).map(|i| format!("r{i}")).collect();

@@ -4,9 +4,16 @@
 //! RSV1 set, so each compressed message is rewritten here into the plain text frame it stands for
 //! before tungstenite reads it. The tool itself never compresses what it sends (RFC 7692 lets a
 //! sender leave any message uncompressed).
+//!
+//! A hub without context takeover compresses a frame once for all its receivers, so a thousand
+//! subscribers get byte-identical payloads: the connections of one tool share an [`InflateCache`]
+//! and inflate each distinct payload once (every copy's bytes are still compared whole). Real
+//! clients each inflate on their own CPU; the tool's one core stays on measuring the hub.
 
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use flate2::{Decompress, FlushDecompress, Status};
@@ -26,14 +33,53 @@ const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
 /// A message never inflates past this (tungstenite's own default message limit).
 const MAX_MESSAGE: usize = 64 << 20;
 
-/// Opens a WebSocket to `url` over a [`Wire`], offering permessage-deflate when `deflate`.
+/// Distinct compressed payloads an [`InflateCache`] remembers (the newest; a fan-out's copies
+/// arrive within moments of each other).
+const CACHE_ENTRIES: usize = 256;
+
+/// What compressed messages inflated to, by their exact bytes, shared by a tool's connections.
+/// Used only where the server agreed to `server_no_context_takeover`: with a kept context, equal
+/// bytes need not inflate alike.
+#[derive(Debug, Default)]
+pub struct InflateCache(Mutex<CacheEntries>);
+
+#[derive(Debug, Default)]
+struct CacheEntries {
+    inflated: HashMap<Box<[u8]>, Arc<[u8]>>,
+    /// Keys, oldest first, for eviction.
+    order: VecDeque<Box<[u8]>>,
+}
+
+impl InflateCache {
+    fn get(&self, compressed: &[u8]) -> Option<Arc<[u8]>> {
+        let entries = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        entries.inflated.get(compressed).cloned()
+    }
+
+    fn put(&self, compressed: &[u8], inflated: Arc<[u8]>) {
+        let mut entries = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.inflated.contains_key(compressed) {
+            return;
+        }
+        if entries.order.len() >= CACHE_ENTRIES
+            && let Some(oldest) = entries.order.pop_front()
+        {
+            entries.inflated.remove(&oldest);
+        }
+        entries.order.push_back(compressed.into());
+        entries.inflated.insert(compressed.into(), inflated);
+    }
+}
+
+/// Opens a WebSocket to `url` over a [`Wire`], offering permessage-deflate when `deflate` is given
+/// (the cache the tool's connections share).
 pub async fn connect(
     url: &str,
     config: WebSocketConfig,
-    deflate: bool,
+    deflate: Option<Arc<InflateCache>>,
 ) -> Result<(WebSocketStream<Wire>, Response), tokio_tungstenite::tungstenite::Error> {
     let mut request = url.into_client_request()?;
-    if deflate {
+    if deflate.is_some() {
         request
             .headers_mut()
             .insert(SEC_WEBSOCKET_EXTENSIONS, HeaderValue::from_static(OFFER));
@@ -68,7 +114,7 @@ pub struct Wire {
 #[derive(Debug)]
 enum Stage {
     /// The HTTP response to the upgrade, up to its blank line; `offered`: we asked for deflate.
-    Head { offered: bool },
+    Head { offered: Option<Arc<InflateCache>> },
     /// Frames, passed on as they come.
     Plain,
     /// Frames of a connection that agreed to permessage-deflate.
@@ -79,14 +125,16 @@ enum Stage {
 struct Inflating {
     /// Created at the first compressed message: most idle connections never get one.
     z: Option<Decompress>,
-    /// `server_no_context_takeover` was agreed: every message starts afresh.
+    /// `server_no_context_takeover` was agreed: every message starts afresh, and equal payloads
+    /// inflate alike (the cache is used only then).
     reset: bool,
+    cache: Arc<InflateCache>,
     /// The opcode and payload so far of a compressed message that came in fragments.
     partial: Option<(u8, Vec<u8>)>,
 }
 
 impl Wire {
-    fn new(tcp: TcpStream, offered: bool) -> Self {
+    fn new(tcp: TcpStream, offered: Option<Arc<InflateCache>>) -> Self {
         Wire {
             tcp,
             bytes_read: 0,
@@ -116,13 +164,14 @@ impl Wire {
                         return Ok(());
                     };
                     let head = String::from_utf8_lossy(&self.input[..end]).to_ascii_lowercase();
-                    self.stage = match agreed(&head).filter(|_| *offered) {
-                        Some(reset) => Stage::Deflate(Box::new(Inflating {
+                    self.stage = match (agreed(&head), offered.take()) {
+                        (Some(reset), Some(cache)) => Stage::Deflate(Box::new(Inflating {
                             z: None,
                             reset,
+                            cache,
                             partial: None,
                         })),
-                        None => Stage::Plain,
+                        _ => Stage::Plain,
                     };
                     self.output.extend(self.input.drain(..end + 4));
                 }
@@ -131,10 +180,14 @@ impl Wire {
                     return Ok(());
                 }
                 Stage::Deflate(inflating) => {
-                    let Some(used) = inflating.frame(&self.input, &mut self.output)? else {
-                        return Ok(());
-                    };
+                    // Every whole frame read so far, then one drain: a drain per frame would move
+                    // the rest of the chunk each time.
+                    let mut used = 0;
+                    while let Some(n) = inflating.frame(&self.input[used..], &mut self.output)? {
+                        used += n;
+                    }
                     self.input.drain(..used);
+                    return Ok(());
                 }
             }
         }
@@ -211,28 +264,40 @@ impl Inflating {
 
     /// A whole compressed message, written out as one plain final frame.
     fn emit(&mut self, opcode: u8, payload: &[u8], output: &mut Vec<u8>) -> io::Result<()> {
+        if self.reset
+            && let Some(message) = self.cache.get(payload)
+        {
+            plain_frame(opcode, &message, output);
+            return Ok(());
+        }
         let z = self.z.get_or_insert_with(|| Decompress::new(false));
         let mut message = Vec::with_capacity(payload.len() * 4 + 64);
         inflate(z, payload, &mut message)?;
         inflate(z, &TAIL, &mut message)?;
+        plain_frame(opcode, &message, output);
         if self.reset {
             z.reset(false);
+            self.cache.put(payload, message.into());
         }
-        output.push(0x80 | opcode);
-        match message.len() {
-            n @ 0..=125 => output.push(n as u8),
-            n @ 126..=0xffff => {
-                output.push(126);
-                output.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                output.push(127);
-                output.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        output.extend_from_slice(&message);
         Ok(())
     }
+}
+
+/// `message` as one unmasked final frame.
+fn plain_frame(opcode: u8, message: &[u8], output: &mut Vec<u8>) {
+    output.push(0x80 | opcode);
+    match message.len() {
+        n @ 0..=125 => output.push(n as u8),
+        n @ 126..=0xffff => {
+            output.push(126);
+            output.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            output.push(127);
+            output.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    output.extend_from_slice(message);
 }
 
 /// Feeds all of `input` to the inflater, growing `out` as needed (up to [`MAX_MESSAGE`]).
@@ -392,7 +457,8 @@ mod tests {
             }
             tcp
         });
-        let (mut ws, _) = connect(&url, WebSocketConfig::default(), true)
+        let cache = Arc::new(InflateCache::default());
+        let (mut ws, _) = connect(&url, WebSocketConfig::default(), Some(cache.clone()))
             .await
             .expect("handshake");
         assert!(ws.get_ref().deflate());
@@ -411,5 +477,43 @@ mod tests {
         );
         ws.send(Message::text("still writable")).await.unwrap();
         drop(server.await.unwrap());
+    }
+
+    /// Without context takeover a payload seen before is not inflated again (a planted entry
+    /// shows the cache is what answered); with a kept context the cache is never asked.
+    #[test]
+    fn equal_payloads_inflate_once_only_without_context_takeover() {
+        let (planted, fresh) = (compress(b"planted"), compress(b"the same for everyone"));
+        for reset in [true, false] {
+            let cache = Arc::new(InflateCache::default());
+            cache.put(&planted, Arc::from(&b"from the cache"[..]));
+            let mut inflating = Inflating {
+                z: None,
+                reset,
+                cache: cache.clone(),
+                partial: None,
+            };
+            let mut out = Vec::new();
+            inflating.emit(1, &planted, &mut out).expect("inflate");
+            let expected: &[u8] = if reset { b"from the cache" } else { b"planted" };
+            assert_eq!(&out[2..], expected, "reset {reset}");
+            out.clear();
+            inflating.emit(1, &fresh, &mut out).expect("inflate");
+            assert_eq!(&out[2..], b"the same for everyone");
+            assert_eq!(
+                cache.get(&fresh).as_deref(),
+                reset.then_some(&b"the same for everyone"[..]),
+                "kept for the next copy only without context takeover"
+            );
+        }
+        let cache = InflateCache::default();
+        for i in 0..CACHE_ENTRIES + 1 {
+            cache.put(&i.to_be_bytes(), Arc::from(&b"x"[..]));
+        }
+        assert!(
+            cache.get(&0usize.to_be_bytes()).is_none(),
+            "the oldest is evicted"
+        );
+        assert!(cache.get(&CACHE_ENTRIES.to_be_bytes()).is_some());
     }
 }
