@@ -26,6 +26,10 @@ build_hub_at_rev() {
     mv "$hub_src.tmp" "$hub_src"
   fi
   say "release build of hub-server at $hub_rev"
+  # Every revision shares one target dir (dependencies built once), but cargo copies a binary to
+  # release/hub-server only when it compiles it: a revision built before would be "fresh" and
+  # leave another revision's binary there. Touching its main makes it compile (this crate only).
+  touch "$hub_src/hub-server/src/main.rs"
   CARGO_TARGET_DIR=$root/target/bench-rev cargo build --release -p hub-server \
     --manifest-path "$hub_src/Cargo.toml"
   hub_bin=$root/target/bench-rev/release/hub-server
