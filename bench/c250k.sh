@@ -34,8 +34,9 @@
 #   C250K_PER_WORKER=19000  connections per generator process (one descriptor each)
 #   C250K_RATE=10000  C250K_DURATION=20s   personal messages per second, and for how long
 #   C250K_KILL=1  C250K_KILL_AFTER=5s      kill -9 the last hub that long into the personal messages
-#   C250K_PERSONAL=join     join: each client joins a room of its own, p-<n> (until personal rooms
-#                           exist); user: the hub's own user:<id>, joined without a join frame
+#   C250K_PERSONAL=user     user: the hub's own personal room user:<id>, joined at connect without
+#                           a join frame (and again with `since` after a reconnect); join: each client
+#                           joins a room of its own, p-<n> (how the runs before personal rooms went)
 #   C250K_API_CONNECTIONS=256               keep-alive API connections the personal messages go over
 #                           (one request in flight each: enough that the API's answer time does not
 #                           hold the offered rate back)
@@ -56,7 +57,7 @@ C250K_RATE=${C250K_RATE:-10000}
 C250K_DURATION=${C250K_DURATION:-20s}
 C250K_KILL=${C250K_KILL:-1}
 C250K_KILL_AFTER=${C250K_KILL_AFTER:-5s}
-C250K_PERSONAL=${C250K_PERSONAL:-join}
+C250K_PERSONAL=${C250K_PERSONAL:-user}
 C250K_CONNECT_CONCURRENCY=${C250K_CONNECT_CONCURRENCY:-64}
 C250K_API_CONNECTIONS=${C250K_API_CONNECTIONS:-256}
 C250K_BACKOFF_BASE=${C250K_BACKOFF_BASE:-500ms}

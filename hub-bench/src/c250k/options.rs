@@ -6,7 +6,8 @@ use std::time::Duration;
 /// Where a personal room comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PersonalScheme {
-    /// Each client joins a room of its own, `<prefix><user>` (until personal rooms exist).
+    /// Each client joins a room of its own, `<prefix><user>` (how the runs before personal rooms
+    /// went).
     Join,
     /// The hub puts every connection in `user:<user id>` itself (DESIGN 17): no join frame; after a
     /// reconnect the client still joins it again with `since` to recover what it missed.
@@ -19,7 +20,7 @@ pub struct Rooms {
     /// The room every connection is in.
     #[arg(long, default_value = "all")]
     pub all_room: String,
-    #[arg(long, value_enum, default_value = "join")]
+    #[arg(long, value_enum, default_value = "user")]
     pub personal: PersonalScheme,
     /// `--personal join`: user N's room is `<prefix>N`.
     #[arg(long, default_value = "p-")]
