@@ -9,27 +9,16 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { launchChromium } from './browser.mjs';
+import { composeNamespaces, demoBrowser, signedIn as signIn } from './demo.mjs';
 import { freePort, startStack, testEnv } from './stack.mjs';
 
-const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const { binDir: BIN_DIR, redisUrl: REDIS_URL, logDir: LOG_DIR, screenshotDir: SHOTS } = testEnv('moderation');
 const WAIT_MS = 20_000;
 const STEP_TIMEOUT_MS = 90_000;
 const log = (msg) => console.log(`  [browser/moderation] ${msg}`);
-
-/** docker-compose.yml's HUB_NAMESPACES value (hub-server's config tests load the same line). */
-function composeNamespaces() {
-  const compose = readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8');
-  const value = compose.match(/^\s*HUB_NAMESPACES: '(.*)'$/m)?.[1];
-  assert.ok(value, 'docker-compose.yml sets no HUB_NAMESPACES');
-  assert.equal(JSON.parse(value).moderated?.proxy_publish, true, 'the compose stack has a moderated namespace');
-  return value;
-}
 
 /** The demo backend: a hub-client-web with the hook secret, its log in LOG_DIR. */
 async function startBackend(port, env) {
@@ -72,7 +61,7 @@ describe('demo backend: moderated rooms refuse listed words, the status page lis
   let browser;
   let closeBrowser;
   const pages = [];
-  const pageErrors = [];
+  let pageErrors;
   const run = randomBytes(3).toString('hex');
   const room = `moderated:lobby-${run}`;
   const ana = `Ana ${run}`;
@@ -103,10 +92,7 @@ describe('demo backend: moderated rooms refuse listed words, the status page lis
       webEnv: { WEB_JWT_SECRET: jwtSecret },
     });
     log(`hub1 :${stack.ports.hub1Port}  hub2 :${stack.ports.hub2Port}  web1 ${stack.page1Url}  web2 ${stack.page2Url}  backend ${backendUrl}`);
-    ({ context: browser, close: closeBrowser } = await launchChromium());
-    browser.on('page', (page) => {
-      page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.message}`));
-    });
+    ({ context: browser, close: closeBrowser, pageErrors } = await demoBrowser());
   });
 
   after(async () => {
@@ -119,12 +105,8 @@ describe('demo backend: moderated rooms refuse listed words, the status page lis
   });
 
   async function signedIn(url, who) {
-    const page = await browser.newPage();
+    const page = await signIn(browser, url, who, WAIT_MS);
     pages.push(page);
-    await page.goto(url);
-    await page.locator('[data-testid=signin-name]').fill(who);
-    await page.locator('[data-testid=signin]').click();
-    await page.locator('[data-testid=status][data-state=connected]').waitFor({ timeout: WAIT_MS });
     return page;
   }
 

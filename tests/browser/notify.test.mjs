@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { launchChromium } from './browser.mjs';
+import { composeNamespaces, demoBrowser, signedIn as signIn } from './demo.mjs';
 import { freePort, startStack, testEnv } from './stack.mjs';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -23,22 +23,13 @@ const WAIT_MS = 20_000;
 const STEP_TIMEOUT_MS = 60_000;
 const log = (msg) => console.log(`  [browser/notify] ${msg}`);
 
-/** docker-compose.yml's HUB_NAMESPACES value (hub-server's config tests load the same line). */
-function composeNamespaces() {
-  const compose = readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8');
-  const value = compose.match(/^\s*HUB_NAMESPACES: '(.*)'$/m)?.[1];
-  assert.ok(value, 'docker-compose.yml sets no HUB_NAMESPACES');
-  JSON.parse(value);
-  return value;
-}
-
 describe('notifications: the server API publishes to a user, every page of that user shows it, on both hubs', () => {
   let stack;
   let browser;
   let closeBrowser;
   let api1;
   const apiKey = randomBytes(24).toString('base64url');
-  const pageErrors = [];
+  let pageErrors;
   const run = randomBytes(3).toString('hex');
   const name = `Ana ${run}`;
 
@@ -68,10 +59,7 @@ describe('notifications: the server API publishes to a user, every page of that 
       webEnv: { WEB_JWT_SECRET: secret },
     });
     log(`hub1 :${stack.ports.hub1Port} (api :${api1})  hub2 :${stack.ports.hub2Port}  web1 ${stack.page1Url}  web2 ${stack.page2Url}`);
-    ({ context: browser, close: closeBrowser } = await launchChromium());
-    browser.on('page', (page) => {
-      page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.message}`));
-    });
+    ({ context: browser, close: closeBrowser, pageErrors } = await demoBrowser());
   });
 
   after(async () => {
@@ -82,14 +70,7 @@ describe('notifications: the server API publishes to a user, every page of that 
     }
   });
 
-  async function signedIn(url, who) {
-    const page = await browser.newPage();
-    await page.goto(url);
-    await page.locator('[data-testid=signin-name]').fill(who);
-    await page.locator('[data-testid=signin]').click();
-    await page.locator('[data-testid=status][data-state=connected]').waitFor({ timeout: WAIT_MS });
-    return page;
-  }
+  const signedIn = (url, who) => signIn(browser, url, who, WAIT_MS);
 
   /** The page's personal room, once it is in its room list. */
   async function personalRoom(page) {
