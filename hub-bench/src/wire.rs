@@ -283,8 +283,8 @@ impl Inflating {
     }
 }
 
-/// `message` as one unmasked final frame.
-fn plain_frame(opcode: u8, message: &[u8], output: &mut Vec<u8>) {
+/// `message` as one unmasked final frame, as a server writes it.
+pub(crate) fn plain_frame(opcode: u8, message: &[u8], output: &mut Vec<u8>) {
     output.push(0x80 | opcode);
     match message.len() {
         n @ 0..=125 => output.push(n as u8),

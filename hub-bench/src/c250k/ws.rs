@@ -150,19 +150,8 @@ mod tests {
 
     /// A server frame as tungstenite writes it (unmasked).
     fn server_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mut v = vec![0x80 | opcode];
-        match payload.len() {
-            n if n < 126 => v.push(n as u8),
-            n if n <= 65535 => {
-                v.push(126);
-                v.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                v.push(127);
-                v.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        v.extend_from_slice(payload);
+        let mut v = Vec::with_capacity(payload.len() + 10);
+        crate::wire::plain_frame(opcode, payload, &mut v);
         v
     }
 
