@@ -1,9 +1,11 @@
-// The chat page's browser code: sign-in (when the server signs tokens), one WebSocket to the paired hub,
-// rooms, one view per room (newest on top; unread counts and mentions for the others; day separators
-// and relative times), each room's earlier messages (on join, and more on scroll) and recovery of what
-// was missed after a reconnect, own messages' delivery state (with retry), who is in each room
-// (presence), and reconnect with jittered backoff. Plain JS, no build step;
-// the only requests are the hub socket and POST /token to this page's own server.
+// The chat page's browser code: the page only — sign-in (when the server signs tokens), rooms, one
+// view per room (newest on top; unread counts and mentions for the others; day separators and
+// relative times), each room's earlier messages (on join, and more on scroll), own messages'
+// delivery state (with retry), who is in each room (presence), what a reconnect recovered or not.
+// Everything the hub's protocol asks of a client — the socket, reconnect with backoff, the token
+// on the socket and its renewal, `since` recovery, offsets, copies, acks — is the JS SDK's
+// (clients/js/src, served by this page's server under /sdk/). Plain JS, no build step; the only
+// requests are the SDK's modules, the hub socket and POST /token to this page's own server.
 // Chat text and names only ever reach the DOM through textContent: they are never parsed as HTML.
 'use strict';
 
@@ -22,24 +24,20 @@
   const OLDER_PAGE = 100; // messages more asked for each time the reader reaches the oldest shown
   const TIME_TICK_MS = 10_000; // relative times ("3 min ago") and day labels are redrawn this often
   const AT_TOP_PX = 48; // a feed scrolled less than this is "at the newest"
-  const CONNECT_TIMEOUT_MS = 10_000;
-  const PING_EVERY_MS = 25_000; // application ping keeps idle proxies from closing the socket
-  const SILENCE_LIMIT_MS = 70_000; // nothing heard for this long: the link is dead even if TCP says not
-  const REFRESH_AT = 0.8; // a token is renewed after this share of its lifetime
-  const REFRESH_RETRY_MS = 5_000; // a failed renewal is tried again this soon while the token lasts
   const NAME_MAX = 32;
   const IDENTITY_KEY = 'realtime-hub.identity'; // localStorage: {name, sub}, so a reload signs in again
   const HISTORY_LIMIT = 50; // earlier messages a room shows when joined (the hub keeps HUB_HISTORY_SIZE)
-  const ACK_TIMEOUT_MS = 10_000; // an own message the hub has not confirmed by then is shown as failed
+  // An own message (and a presence or history question) the hub has not answered by then is shown as
+  // failed: the SDK's publishTimeout.
+  const ACK_TIMEOUT_MS = 10_000;
   const UNCONFIRMED_KEEP = 50; // failed own messages remembered, to be found again in a recovery
   const CLIENT_IDS_KEEP = 20; // earlier connections of this tab whose messages are "you"
   const RECOVERY_WAIT_MS = 15_000; // rooms whose rejoin got no answer by then count as not recovered
-  const SAVE_EVERY_MS = 250; // cursors reach sessionStorage at most this often (and on pagehide)
+  const SAVE_EVERY_MS = 250; // positions reach sessionStorage at most this often (and on pagehide)
   // Presence. The hub sends no presence_diff in rooms over its presence_events_max (1000 by default):
   // such a room's list is asked again every PRESENCE_POLL_MS instead.
   const PRESENCE_EVENTS_MAX = 1000;
   const PRESENCE_POLL_MS = 30_000;
-  const PRESENCE_WAIT_MS = 10_000; // a question unanswered this long counts as unavailable
   const PRESENCE_RETRY_MS = 5_000; // an unavailable room's presence is asked again this soon
   const PRESENCE_TICK_MS = 1_000;
   // Questions sent at once, then per tick: a page in many rooms, reconnecting, already sends a join
@@ -60,6 +58,10 @@
   };
   // sessionStorage (this tab only, survives a reload): {rooms, active, cursors, clientIds}
   const SESSION_KEY = `realtime-hub.session:${cfg.hubUrl}`;
+  // The SDK, as ES modules from this page's server (a classic script may import them: no change to
+  // the page's HTML, and the CSP's script-src 'self' allows it). Loaded once, at start.
+  const sdk = import('/sdk/index.js');
+  sdk.catch(() => {}); // a failure is shown when a connection needs it (connect)
 
   const $ = (id) => document.getElementById(id);
   const el = {
@@ -90,47 +92,44 @@
     membersNote: $('members-note'),
   };
 
-  let ws = null;
-  let wanted = true; // the user wants a connection (false after Disconnect)
-  let attempt = 0; // failed attempts since the last welcome, drives the backoff
-  let retryAt = 0;
-  let retryTimer = null;
-  let countdownTimer = null;
-  let connectTimer = null;
-  let pingTimer = null;
-  let lastHeard = 0;
-  let noticeTimer = null;
-  let welcomed = false; // the hub admitted this socket (its welcome arrived)
+  // The SDK's client while the user wants a connection (null after Disconnect, a refusal, or before
+  // the first Connect); a new one after each Connect, resuming every room from its position.
+  let hub = null;
+  let connected = false; // the hub's welcome came on the client's current connection
   let everWelcomed = false; // a welcome came before: the next one is a reconnect
-  let opening = false; // a token request for the next socket is in flight
+  let connectSeq = 0; // a Disconnect while the SDK loads cancels the Connect before it
+  let retryAt = 0;
+  let countdownTimer = null;
+  let noticeTimer = null;
 
   const me = { clientId: '', hub: '', userId: '', name: '' };
-  // Sign-in (auth mode only): who this browser is, and its current token.
+  // Sign-in (auth mode only): who this browser is, the token signIn got (handed to the first
+  // connection), and why the page stopped asking for tokens (shown at the sign-in step).
   let identity = null; // {name, sub}
-  let token = null; // {value, refreshAt, expiresAt} in local clock ms
-  let refreshTimer = null;
+  let signedInToken = null;
+  let refusedSignIn = '';
   let expiredRetry = false; // one quiet retry with a fresh token after "auth failed: token expired"
-  let rooms = new Set(); // rooms the hub confirmed for this connection
+  // room → {room (the SDK's Room), started (its first join was answered, or it resumed: replays are
+  // then "missed while away"), everJoined, firstReplayed (what its first join replayed)}
+  const subs = new Map();
   const wantedRooms = new Set([DEFAULT_ROOM]); // rooms the user chose; restored after a reconnect
   const userJoins = new Set(); // joins the user asked for (their room becomes the active one)
   const leftPersonal = new Set(); // personal rooms the user left: not kept on the next welcome
   let active = DEFAULT_ROOM;
-  // History and recovery. A room's cursor is the (epoch, offset) of the newest message the page has
-  // from it: after any reconnect it rejoins with `since` and the hub replays exactly what was missed.
-  const cursors = new Map(); // room → {epoch, offset}
-  const gapJoins = new Set(); // rooms with a recovery under way for a gap seen in live offsets
-  const shown = new Map(); // message id → its feed item: a message seen twice (live, then replayed) shows once
-  const joins = new Map(); // room → [{kind: 'history' | 'since', fresh}], joins sent, answered in order
+  // A room's position (epoch, offset: everything up to there was shown) kept across a reload of this
+  // tab and a Disconnect: the next client subscribes with `since` and the hub replays what was missed.
+  const cursors = new Map();
+  const shown = new Map(); // message id → its feed item: a message seen twice (live, then in a history) shows once
   const loaded = new Set(); // rooms whose earlier messages this page has asked for (not after a reload)
-  let recovery = null; // the rejoin after a (re)connect: {waiting: Set(room), recovered, missing: Map(room → reason)}
+  let recovery = null; // after a (re)connect: {waiting: Set(room), recovered, missing: Map(room → reason)}
   let recoveryTimer = null;
   const ownClientIds = new Set(); // every client id this tab had: messages from them are "you"
-  // Own messages until the hub confirms them: ref → {ref, li, room, content, clientId, state, timer}.
+  // Own messages until the hub confirms them: ref → {ref, li, room, content, clientId, state}.
   const outbox = new Map();
   let refSeq = 0;
   let saveTimer = null;
-  // Who is in each room this page is in, across every hub: the hub's answer to `presence`, then its
-  // presence_diff events. room → {members: Map(user → name), state, waiting, askedAt, large}:
+  // Who is in each room this page is in, across every hub: the hub's answer to a presence question,
+  // then its presence_diff events. room → {members: Map(user → name), state, waiting, askedAt, large}:
   // state 'asking' (no answer yet) | 'live' | 'stale' (the socket dropped: the last list, not kept
   // up to date) | 'unavailable' | 'forbidden'; waiting: while a question is on its way, the diffs
   // that arrive meanwhile (applied in order on top of the answer, which may predate them), else null.
@@ -141,6 +140,12 @@
   // exhausted: the hub has nothing older than what is shown, daysDirty}. Broadcasts go to the active room's.
   const views = new Map();
   let daysTimer = 0;
+
+  /** Whether the room is joined on the current connection. */
+  function isIn(room) {
+    const sub = subs.get(room);
+    return !!sub && connected && sub.room.joined;
+  }
 
   // ---- status ---------------------------------------------------------------------------------
 
@@ -233,24 +238,6 @@
     el.me.hidden = !cfg.auth || !name;
   }
 
-  // Reads a token's own lifetime (exp − iat) so the renewal time does not depend on this machine's
-  // clock agreeing with the server's; falls back to the answer's exp.
-  function tokenTimes(issued) {
-    let lifetimeMs = 0;
-    try {
-      const part = issued.token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
-      const bytes = Uint8Array.from(atob(part), (c) => c.charCodeAt(0));
-      const claims = JSON.parse(new TextDecoder().decode(bytes));
-      lifetimeMs = (Number(claims.exp) - Number(claims.iat)) * 1000;
-    } catch {
-      lifetimeMs = 0;
-    }
-    if (!(lifetimeMs > 0)) lifetimeMs = Math.max(0, Number(issued.exp) * 1000 - Date.now());
-    const now = Date.now();
-    return { value: issued.token, refreshAt: now + lifetimeMs * REFRESH_AT, expiresAt: now + lifetimeMs };
-  }
-
-  /** POST /token; resolves to the new token or throws an Error with `status` and `code`. */
   // The user id a name signs in with: the same on every web server (each is its own origin, with its
   // own storage, so a kept id would differ), so one name is one user — in the same personal room —
   // on every page and every hub. Like the name itself, this proves nothing: it is the demo's choice.
@@ -268,6 +255,7 @@
     return `name-${fnv(2166136261)}${fnv(0x9e3779b9)}`;
   }
 
+  /** POST /token; resolves to the answer ({token, name, sub}) or throws an Error with `status` and `code`. */
   async function requestToken(name) {
     const payload = { name, sub: subFor(name) };
     let res;
@@ -295,44 +283,88 @@
         code: str(err.code),
       });
     }
+    return answer;
+  }
+
+  /** Who the answer to POST /token says this browser is: kept, so a reload signs in again. */
+  function adopt(answer, name) {
     identity = { name: str(answer.name) || name, sub: str(answer.sub) };
     saveIdentity(identity);
-    token = tokenTimes(answer);
-    scheduleRefresh();
-    return token;
+    return answer.token;
   }
 
   // A refused request (4xx) will be refused again: only the user can fix it (another name).
   const isRefusal = (e) => e.status >= 400 && e.status < 500;
+
+  /**
+   * The SDK's token function: asked for each connection, before the token runs out (the SDK renews
+   * it on the open socket), and after the hub refused it. null stops the client: a refusal a new
+   * token would not fix, or a sign-in this page's server refuses, sends the user back to sign in
+   * rather than into a loop of refused sockets. `current`: whether the asking client is still the
+   * page's (a Disconnect meanwhile: its status is not this one's to show).
+   */
+  async function tokenFor(request, current) {
+    if (!identity) return null;
+    if (request.cause === 'refused') {
+      const expired = request.code === 4002 || /expired/i.test(request.reason || '');
+      // The token ran out while the socket was down: one retry with a fresh one.
+      if (!expired || (request.code === 4001 && expiredRetry)) return null;
+      if (request.code === 4001) expiredRetry = true;
+    }
+    if (request.cause === 'connect' && signedInToken) {
+      const token = signedInToken;
+      signedInToken = null;
+      return token;
+    }
+    if (request.cause !== 'refresh') setStatus('connecting', `Signing in as ${identity.name}…`);
+    try {
+      const answer = await requestToken(identity.name);
+      // Signed out meanwhile: the answer is nobody's now.
+      if (!current() || !identity) return null;
+      if (request.cause !== 'refresh') setStatus('connecting', `Connecting to ${hubDisplay()}…`);
+      return adopt(answer, identity.name);
+    } catch (e) {
+      if (!current()) return null;
+      if (request.cause === 'refresh') {
+        notice(`Could not renew the sign-in: ${e.message}`);
+        // Refused: no renewal (the hub closes with 4002 when the token runs out, and the reconnect
+        // signs in again); otherwise the SDK asks again soon.
+        if (isRefusal(e)) return null;
+        throw e;
+      }
+      if (isRefusal(e)) {
+        refusedSignIn = `Sign-in failed: ${e.message}`;
+        return null;
+      }
+      notice(`Sign-in failed: ${e.message}`);
+      throw e;
+    }
+  }
 
   async function signIn(name) {
     el.signinButton.disabled = true;
     el.signinName.disabled = true;
     setStatus('connecting', `Signing in as ${name}…`);
     try {
-      await requestToken(name);
+      signedInToken = adopt(await requestToken(name), name);
     } catch (e) {
       showSignIn(`Sign-in failed: ${e.message}`);
       return;
     }
     showChat();
     showMe();
-    wanted = true;
-    attempt = 0;
     expiredRetry = false;
     connect();
   }
 
   function signOut() {
     disconnect();
-    clearTimeout(refreshTimer);
-    refreshTimer = null;
-    token = null;
+    signedInToken = null;
     identity = null;
     saveIdentity(null);
     me.name = '';
     el.signinName.value = '';
-    // The next person in this tab starts afresh: no feed, no cursors, no "you" from the last one.
+    // The next person in this tab starts afresh: no feed, no positions, no "you" from the last one.
     clearFeed();
     cursors.clear();
     loaded.clear();
@@ -343,122 +375,87 @@
     showSignIn('');
   }
 
-  function scheduleRefresh() {
-    clearTimeout(refreshTimer);
-    if (!token) return;
-    refreshTimer = setTimeout(refreshToken, Math.max(1000, token.refreshAt - Date.now()));
-  }
-
-  // Renews the token before it runs out and hands it to the hub on the open socket: the connection
-  // stays. A socket opened later uses the new token from the start.
-  async function refreshToken() {
-    refreshTimer = null;
-    // Not while disconnected or refused: the next Connect or sign-in takes a fresh token anyway.
-    if (!identity || !wanted) return;
-    try {
-      await requestToken(identity.name);
-    } catch (e) {
-      const left = token ? token.expiresAt - Date.now() : 0;
-      notice(`Could not renew the sign-in: ${e.message}`);
-      if (left > 0 && !isRefusal(e)) {
-        refreshTimer = setTimeout(refreshToken, Math.min(REFRESH_RETRY_MS, Math.max(1000, left / 2)));
-      }
-      // Otherwise the hub closes with 4002 when the token runs out, and the reconnect signs in again.
-      return;
-    }
-    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'auth', token: token.value }));
-  }
-
-  function tokenIsFresh() {
-    return !!token && Date.now() < token.refreshAt;
-  }
-
-  // ---- connection -----------------------------------------------------------------------------
+  // ---- the connection: the SDK's client, and what its states mean for the user ------------------
 
   async function connect() {
-    clearTimers();
-    if (ws || opening) return;
-    if (navigator.onLine === false) {
-      // No network at all: an attempt would only fail. The `online` event (or the next retry) comes back.
-      scheduleReconnect();
+    if (hub) return;
+    if (cfg.auth && !identity) {
+      showSignIn('');
       return;
     }
-    if (cfg.auth) {
-      if (!identity) {
-        showSignIn('');
-        return;
-      }
-      if (!tokenIsFresh()) {
-        // A reconnect after a long drop: the old token may be near its end, take a fresh one first.
-        opening = true;
-        setStatus('connecting', `Signing in as ${identity.name}…`);
-        try {
-          await requestToken(identity.name);
-        } catch (e) {
-          opening = false;
-          if (!wanted) return;
-          if (isRefusal(e)) {
-            showSignIn(`Sign-in failed: ${e.message}`);
-          } else {
-            notice(`Sign-in failed: ${e.message}`);
-            scheduleReconnect();
-          }
-          return;
-        }
-        opening = false;
-        if (!wanted || ws) return; // Disconnect was pressed meanwhile
-      }
-    }
+    const seq = ++connectSeq;
     setStatus('connecting', `Connecting to ${hubDisplay()}…`);
-    welcomed = false;
-    let socket;
+    let HubClient;
     try {
-      socket = new WebSocket(cfg.hubUrl);
+      ({ HubClient } = await sdk);
     } catch (e) {
-      notice(`Cannot open ${cfg.hubUrl}: ${e.message}`);
-      scheduleReconnect();
+      notice(`Cannot load the hub client (/sdk/index.js): ${e.message}`, { sticky: true });
+      setStatus('disconnected', 'Disconnected');
       return;
     }
-    ws = socket;
-    connectTimer = setTimeout(() => socket.close(), CONNECT_TIMEOUT_MS);
-    socket.addEventListener('open', () => {
-      lastHeard = Date.now();
-      clearTimeout(connectTimer);
-      pingTimer = setInterval(heartbeat, PING_EVERY_MS);
-      // Browsers cannot set headers on a WebSocket: the token is the first frame, and the hub's
-      // welcome only comes after it.
-      if (cfg.auth && token) socket.send(JSON.stringify({ type: 'auth', token: token.value }));
+    if (hub || seq !== connectSeq) return;
+    refusedSignIn = '';
+    const client = new HubClient(cfg.hubUrl, {
+      token: cfg.auth ? (request) => tokenFor(request, () => hub === client) : undefined,
+      reconnectDelayMin: cfg.minMs,
+      reconnectDelayMax: cfg.maxMs,
+      publishTimeout: ACK_TIMEOUT_MS,
+      // The page's CSP lets it reach the hub's WebSocket URL only.
+      sse: false,
     });
-    socket.addEventListener('message', (ev) => {
-      if (socket !== ws) return;
-      lastHeard = Date.now();
-      let frame;
-      try {
-        frame = JSON.parse(ev.data);
-      } catch {
-        return; // the hub only sends JSON; anything else is not ours to show
-      }
-      if (frame && typeof frame === 'object') handleFrame(frame);
+    hub = client;
+    // Events of a client the page has let go (Disconnect) are not the page's any more.
+    client.on('state', (state, info) => {
+      if (hub === client) onState(state, info);
     });
-    socket.addEventListener('close', (ev) => {
-      if (socket !== ws) return;
-      connectionLost();
-      if (!wanted) {
-        setStatus('disconnected', 'Disconnected');
-        return;
-      }
-      onClose(ev.code, ev.reason);
+    client.on('broadcast', (f) => {
+      if (hub === client) showMessage(f, 'live');
     });
+    // A renewed token was accepted; the hub may know the user by a new name now.
+    client.on('token', (t) => {
+      if (hub === client) onUser(t.user);
+    });
+    client.on('error', (e) => {
+      if (hub === client) onClientError(e);
+    });
+    for (const room of wantedRooms) subscribe(room);
+    // How it goes is told by the state events; a client closed before its welcome rejects here.
+    client.connect().catch(() => {});
   }
 
-  // The one path for a socket that is gone (closed by either side, or dropped by the page): what was
-  // not confirmed on it is failed, what was being rejoined is forgotten.
+  /** Lets the client go (Disconnect, a refusal): rooms keep their positions for the next one. */
+  function stopClient() {
+    const client = hub;
+    if (!client) return;
+    keepPositions();
+    hub = null;
+    connected = false;
+    subs.clear();
+    clearInterval(countdownTimer);
+    countdownTimer = null;
+    client.close();
+    connectionLost();
+  }
+
+  function disconnect() {
+    connectSeq += 1;
+    stopClient();
+    setStatus('disconnected', 'Disconnected');
+  }
+
+  function onState(state, info) {
+    clearInterval(countdownTimer);
+    countdownTimer = null;
+    if (state === 'connected') onWelcome(info);
+    else if (state === 'disconnected') onDropped(info);
+    else if (state === 'closed') onClosed(info);
+    // The token function, when asked now, says "Signing in…" over this.
+    else if (state === 'connecting') setStatus('connecting', `Connecting to ${hubDisplay()}…`);
+  }
+
+  // The one path for a connection that is gone: own messages it did not confirm show failed (a
+  // recovery that finds them stored shows them sent), what was being recovered is forgotten.
   function connectionLost() {
-    ws = null;
-    welcomed = false;
-    clearTimers();
-    rooms = new Set();
-    joins.clear();
     endRecovery();
     failPending('connection lost');
     // Nothing keeps the lists up to date now: shown as they were, marked not live, until re-asked.
@@ -470,88 +467,27 @@
     renderRooms();
   }
 
-  // The network went away (the browser's `offline` event). A socket may look open for minutes before
-  // TCP notices, and a browser in offline mode may keep it open: drop it now and come back with
-  // recovery once the network is back.
-  function dropForOffline() {
-    if (!ws) return;
-    const socket = ws;
-    connectionLost();
-    try {
-      socket.close(1000, 'offline');
-    } catch {
-      // Already closing.
+  // A connection dropped, or an attempt failed: the SDK tries again after `info.delay`. What each
+  // close code means for the user; the hub's reason text is shown as it is.
+  function onDropped(info) {
+    if (connected) {
+      connected = false;
+      connectionLost();
     }
-    if (wanted) scheduleReconnect();
-  }
-
-  // What each close code means for the user; the hub's reason text is shown as it is.
-  function onClose(code, reason) {
+    const { code, reason } = info;
     const why = (fallback) => `${reason || fallback} (${code})`;
-    switch (code) {
-      case 4001: {
-        token = null;
-        if (cfg.auth && /expired/i.test(reason) && !expiredRetry) {
-          // The token ran out while the socket was down: one retry with a fresh one.
-          expiredRetry = true;
-          scheduleReconnect();
-          return;
-        }
-        wanted = false;
-        const text = cfg.auth
-          ? `${hubDisplay()} refused the sign-in: ${why('auth failed')}.`
-          : `${hubDisplay()} requires sign-in, and this page's server has no identity provider: ${why('auth failed')}.`;
-        notice(text, { sticky: true });
-        if (cfg.auth) showSignIn(text);
-        else setStatus('disconnected', 'Refused: sign-in required');
-        return;
-      }
-      case 4002:
-        // The token expired on an open socket (a renewal did not get through): sign in again quietly.
-        token = null;
-        notice(`Sign-in expired: ${why('token expired')}. Signing in again…`);
-        scheduleReconnect();
-        return;
-      case 4008:
-        wanted = false;
-        notice(`${hubDisplay()} refused this tab: ${why('too many connections for this user')}. Close another tab, then Connect.`, {
-          sticky: true,
-        });
-        setStatus('disconnected', 'Refused: too many connections');
-        return;
-      case 4003:
-        wanted = false;
-        notice(`Disconnected by the server: ${why('disconnected')}.`, { sticky: true });
-        setStatus('disconnected', 'Disconnected by the server');
-        return;
-      case 1008:
-      case 1009:
-      case 4000:
-        notice(`The hub closed the connection: ${why('no reason given')}.`);
-        break;
-      default:
-        break;
-    }
-    scheduleReconnect();
-  }
-
-  function heartbeat() {
-    if (!ws || ws.readyState !== WebSocket.OPEN || !welcomed) return;
-    if (Date.now() - lastHeard > SILENCE_LIMIT_MS) {
-      ws.close(); // the close handler schedules the reconnect
+    if (code === 4008) {
+      // One more connection of this user would be refused again: the user closes a tab first.
+      stopClient();
+      notice(`${hubDisplay()} refused this tab: ${why('too many connections for this user')}. Close another tab, then Connect.`, {
+        sticky: true,
+      });
+      setStatus('disconnected', 'Refused: too many connections');
       return;
     }
-    ws.send(JSON.stringify({ type: 'ping' }));
-  }
-
-  // Equal jitter: half the capped exponential delay is fixed, half random, so many pages dropped by one
-  // hub restart do not come back in one burst, yet none hammers the hub with near-zero delays.
-  function scheduleReconnect() {
-    const cap = Math.min(cfg.maxMs, cfg.minMs * 2 ** Math.min(attempt, 20));
-    const delay = cap / 2 + Math.random() * (cap / 2);
-    attempt += 1;
-    retryAt = Date.now() + delay;
-    retryTimer = setTimeout(connect, delay);
+    if (code === 4002) notice(`Sign-in expired: ${why('token expired')}. Signing in again…`);
+    else if (code === 1008 || code === 1009 || code === 4000) notice(`The hub closed the connection: ${why('no reason given')}.`);
+    retryAt = Date.now() + (Number(info.delay) || 0);
     const tick = () => {
       const s = Math.max(0, Math.ceil((retryAt - Date.now()) / 1000));
       if (navigator.onLine === false) {
@@ -564,60 +500,34 @@
     countdownTimer = setInterval(tick, 250);
   }
 
-  function clearTimers() {
-    clearTimeout(retryTimer);
-    clearInterval(countdownTimer);
-    clearTimeout(connectTimer);
-    clearInterval(pingTimer);
-    retryTimer = countdownTimer = connectTimer = pingTimer = null;
-  }
-
-  function disconnect() {
-    wanted = false;
-    const socket = ws;
-    connectionLost();
-    if (socket) socket.close(1000, 'user disconnected');
-    setStatus('disconnected', 'Disconnected');
-  }
-
-  function sendFrame(frame) {
-    if (!ws || ws.readyState !== WebSocket.OPEN || !welcomed) {
-      notice('Not connected to the hub.');
-      return false;
+  // The client gave up for good: refused (a token, or none while the hub needs one), or
+  // disconnected by the server.
+  function onClosed(info) {
+    stopClient();
+    const err = info.error;
+    const code = err && err.code;
+    const why = (fallback) => `${info.reason || fallback} (${info.code})`;
+    if (code === 'unauthorized' && refusedSignIn) {
+      showSignIn(refusedSignIn);
+    } else if (code === 'unauthorized') {
+      const text = cfg.auth
+        ? `${hubDisplay()} refused the sign-in: ${why('auth failed')}.`
+        : `${hubDisplay()} requires sign-in, and this page's server has no identity provider: ${why('auth failed')}.`;
+      notice(text, { sticky: true });
+      if (cfg.auth) showSignIn(text);
+      else setStatus('disconnected', 'Refused: sign-in required');
+    } else if (code === 'disconnected_by_server') {
+      notice(`Disconnected by the server: ${why('disconnected')}.`, { sticky: true });
+      setStatus('disconnected', 'Disconnected by the server');
+    } else {
+      setStatus('disconnected', 'Disconnected');
     }
-    ws.send(JSON.stringify(frame));
-    return true;
   }
 
-  // ---- frames from the hub --------------------------------------------------------------------
-
-  function handleFrame(f) {
-    switch (f.type) {
-      case 'welcome':
-        return onWelcome(f);
-      case 'authenticated':
-        // A renewed token was accepted; the hub may know the user by a new name now.
-        return onUser(f.user);
-      case 'message':
-      case 'broadcast':
-        return onChat(f);
-      case 'ack':
-        return onAck(f);
-      case 'joined':
-        return onJoined(f);
-      case 'left':
-        return onLeft(str(f.room));
-      case 'presence':
-        return onPresence(f);
-      case 'presence_diff':
-        return onPresenceDiff(f);
-      case 'pong':
-        return undefined;
-      case 'error':
-        return onError(f);
-      default:
-        return undefined; // newer hubs may send more; ignoring keeps old pages working
-    }
+  // Errors about no particular request (a refused token function says so itself).
+  function onClientError(e) {
+    if (e.code === 'token' || e.code === 'unauthorized' || e.code === 'disconnected_by_server') return;
+    notice(`Hub error ${e.code}: ${e.message}`);
   }
 
   function onUser(user) {
@@ -627,16 +537,15 @@
     showMe();
   }
 
-  function onWelcome(f) {
-    welcomed = true;
-    attempt = 0;
+  function onWelcome(info) {
+    connected = true;
     expiredRetry = false;
     clearStickyNotice();
-    me.clientId = str(f.client_id);
-    me.hub = str(f.hub);
+    me.clientId = str(info.clientId);
+    me.hub = str(info.hub);
     me.userId = me.clientId;
     me.name = '';
-    onUser(f.user);
+    onUser(info.user);
     if (me.clientId) {
       ownClientIds.delete(me.clientId);
       ownClientIds.add(me.clientId);
@@ -646,53 +555,98 @@
       }
     }
     el.hubName.textContent = me.hub || hubDisplay();
-    rooms = new Set(Array.isArray(f.rooms) ? f.rooms.map(str) : [DEFAULT_ROOM]);
-    // A signed-in user's personal room is kept (rejoined below with its earlier notifications) unless
-    // left by hand; an earlier user's (signed out in this tab) goes. Anonymous pages leave theirs:
+    // A signed-in user's personal room is kept (with its earlier notifications) unless left by
+    // hand; an earlier user's (signed out in this tab) goes. Anonymous pages do not show theirs:
     // its name is the connection's client id, a new room on every reconnect, which no backend knows.
+    const hubRooms = new Set(Array.isArray(info.rooms) ? info.rooms.map(str) : []);
     for (const room of [...wantedRooms]) {
-      if (room.startsWith(PERSONAL_PREFIX) && !rooms.has(room)) {
+      if (room.startsWith(PERSONAL_PREFIX) && !hubRooms.has(room)) {
+        unsubscribe(room);
         wantedRooms.delete(room);
+        cursors.delete(room);
         dropView(room);
       }
     }
-    for (const room of rooms) {
-      if (cfg.auth && room.startsWith(PERSONAL_PREFIX) && !leftPersonal.has(room)) wantedRooms.add(room);
+    for (const room of hubRooms) {
+      if (cfg.auth && room.startsWith(PERSONAL_PREFIX) && !leftPersonal.has(room) && !wantedRooms.has(room)) {
+        wantedRooms.add(room);
+        subscribe(room);
+      }
     }
-    // Leave the default room if the user had left it; every room the user wants is (re)joined, the
-    // default room too, so that each one shows its earlier messages or recovers what was missed.
-    for (const room of rooms) if (!wantedRooms.has(room)) sendFrame({ type: 'leave', room });
-    rooms = new Set([...rooms].filter((r) => wantedRooms.has(r)));
-    rejoinAll();
+    startRecovery();
     if (!active || !wantedRooms.has(active)) active = firstRoom();
     renderRooms();
     saveSession();
     setStatus('connected', `Connected to ${me.hub || hubDisplay()}`);
   }
 
-  function onJoined(f) {
-    const room = str(f.room);
-    const join = nextJoin(room);
-    gapJoins.delete(room);
-    const epoch = typeof f.epoch === 'string' ? f.epoch : '';
-    const hasHistory = epoch !== '' && Number.isSafeInteger(f.offset);
-    // The replay (if any) came before this frame and live messages follow it: from here on the page
-    // has everything up to `offset`.
-    if (hasHistory) advanceCursor(room, epoch, f.offset);
-    rooms.add(room);
+  function firstRoom() {
+    if (wantedRooms.has(DEFAULT_ROOM)) return DEFAULT_ROOM;
+    return wantedRooms.values().next().value || '';
+  }
+
+  // ---- rooms: the SDK's subscriptions ----------------------------------------------------------
+
+  /**
+   * Subscribes to `room`: from its kept position (the hub replays exactly what was missed), else
+   * with its last HISTORY_LIMIT messages. The SDK joins it now or once connected, and again after
+   * every reconnect.
+   */
+  function subscribe(room) {
+    if (subs.has(room)) return;
+    const since = cursors.get(room);
+    const r = hub.subscribe(room, since ? { since } : { history: HISTORY_LIMIT });
+    const sub = { room: r, started: !!since, everJoined: false, firstReplayed: 0 };
+    subs.set(room, sub);
+    const mine = (fn) => (arg) => {
+      if (subs.get(room) === sub) fn(arg);
+    };
+    r.on('message', mine((f) => onRoomMessage(sub, f)));
+    r.on('joined', mine((j) => onJoined(room, sub, j)));
+    r.on('recovery', mine((e) => onRecovery(room, e)));
+    r.on('presence', mine((d) => onPresenceDiff(room, d)));
+    r.on('error', mine((e) => onRoomError(room, e)));
+  }
+
+  function unsubscribe(room) {
+    const sub = subs.get(room);
+    if (!sub) return;
+    subs.delete(room);
+    sub.room.unsubscribe();
+  }
+
+  function onJoined(room, sub, j) {
+    const first = !sub.started;
+    sub.started = true;
+    sub.everJoined = true;
     wantedRooms.add(room);
     if (userJoins.delete(room) || !active) active = room;
-    // Asked after every (re)join but a repeat on the same socket (its diffs kept the list live): after
-    // a reconnect the list may have changed in any way meanwhile.
+    // Asked after every (re)join: after a reconnect the list may have changed in any way meanwhile.
     const listed = presence.get(room);
     if (!listed || listed.state !== 'live') askPresence(room);
+    if (first) {
+      // Fewer than asked: the hub keeps nothing older than what the view shows.
+      loaded.add(room);
+      const v = viewFor(room);
+      if (sub.firstReplayed < HISTORY_LIMIT) v.exhausted = true;
+    } else if (j.cause === 'resume' && !loaded.has(room)) {
+      // After a reload the feed is empty: show the room's earlier messages too.
+      fetchHistory(room, HISTORY_LIMIT, false);
+    }
     renderRooms();
     saveSession();
-    if (join) settleJoin(room, join, f, hasHistory);
+    if (recovery && recovery.waiting.delete(room) && !recovery.waiting.size) finishRecovery();
+  }
+
+  // The hub refused the room (forbidden, bad room, too many rooms), or took the connection out of it.
+  function onRoomError(room, e) {
+    unsubscribe(room);
+    notice(`Hub error ${e.code}: ${e.message}`);
+    userJoins.delete(room);
+    if (wantedRooms.has(room)) onLeft(room);
   }
 
   function onLeft(room) {
-    rooms.delete(room);
     wantedRooms.delete(room);
     // A room joined again later starts with its earlier messages, not a recovery.
     cursors.delete(room);
@@ -701,10 +655,7 @@
     // Its view goes with it, and its own messages still waiting for an ack.
     dropView(room);
     for (const [ref, entry] of outbox) {
-      if (entry.room === room) {
-        clearTimeout(entry.timer);
-        outbox.delete(ref);
-      }
+      if (entry.room === room) outbox.delete(ref);
     }
     if (active === room) {
       active = firstRoom();
@@ -714,33 +665,21 @@
     saveSession();
   }
 
-  function onError(f) {
-    const entry = outbox.get(str(f.ref));
-    const why = `${str(f.code)}: ${str(f.message)}`;
-    if (entry && str(f.code) === 'refused') {
-      // The backend's publish check (a moderated room) said no: nobody got it, and a retry would
-      // be refused again, so it says so and offers none.
-      failOwn(entry, `refused by moderation: ${str(f.message)}`, why, 'refused');
-      notice(`Message refused by moderation: ${str(f.message)}`);
-      return;
+  // ---- messages: every one shown once, in order (the SDK's promise), placed in the room's view ----
+
+  function onRoomMessage(sub, f) {
+    let kind = 'live';
+    if (f.replayed === true) {
+      // Replayed by the first join: said before this page joined; by a later one: while it was away.
+      kind = sub.started ? 'since' : 'history';
+      if (!sub.started) sub.firstReplayed += 1;
     }
-    if (entry) {
-      failOwn(entry, str(f.code) || 'refused', why);
-      notice(`Message not sent: ${why}`);
-      return;
-    }
-    if (presenceRefused(f)) return;
-    notice(`Hub error ${why}`);
+    showMessage(f, kind);
+    saveSoon();
   }
 
-  function firstRoom() {
-    if (wantedRooms.has(DEFAULT_ROOM)) return DEFAULT_ROOM;
-    return wantedRooms.values().next().value || '';
-  }
-
-  // ---- messages: every one shown once, in order ---------------------------------------------
-
-  function onChat(f) {
+  /** Shows a message frame (`kind`: live, history, since) unless the page has it; true when new. */
+  function showMessage(f, kind) {
     const broadcast = f.type === 'broadcast';
     const room = broadcast ? '' : str(f.room);
     const id = str(f.id);
@@ -748,31 +687,20 @@
     const content = str(f.content);
     const epoch = typeof f.epoch === 'string' ? f.epoch : '';
     const offset = epoch && Number.isSafeInteger(f.offset) ? f.offset : null;
-    const replayed = f.replayed === true && !!room;
-    if (offset !== null && !replayed && opensGap(room, epoch, offset)) {
-      // Live, but past the next offset: messages in between never reached this page (a hub that
-      // could not keep up shed them). The cursor stays before the gap; recovery fills it in.
-      if (!gapJoins.has(room) && sendJoin(room, 'since')) gapJoins.add(room);
-    } else if (offset !== null) {
-      advanceCursor(room, epoch, offset);
-    }
-    const join = replayed ? (joins.get(room) || [])[0] : undefined;
-    if (join) join.replayed += 1;
     const seen = id ? shown.get(id) : undefined;
     if (seen) {
-      // Delivered before (live, or by an earlier replay): keep that one. A message delivered while
-      // Redis was down had no offset then; it has one now, which places later replays right.
+      // Shown before (live, or by an earlier history): keep that one. A message delivered while
+      // Redis was down had no offset then; it has one now, which places later ones right.
       if (offset !== null && !seen.dataset.offset) setOrder(seen, epoch, offset);
-      return;
+      return false;
     }
-    // A message of this tab whose ack never came (the socket dropped first): a replay, or a late
-    // delivery to this tab's next connection (sent while Redis was down), proves it was delivered.
+    // A message of this tab whose ack never came (the connection dropped first): a replay, or a
+    // late delivery to this tab's next connection, proves it was delivered.
     const mine = room && ownClientIds.has(from) ? unconfirmedOwn(room, from, content) : undefined;
     if (mine) {
       confirmOwn(mine, id, epoch, offset);
-      return;
+      return false;
     }
-    if (join) join.fresh += 1;
     const user = f.user && typeof f.user === 'object' ? f.user : {};
     const own = ownClientIds.has(from);
     const li = messageItem({
@@ -785,75 +713,75 @@
       content,
       timestamp: str(f.timestamp),
       own,
-      replayed: replayed ? (join ? join.kind : 'history') : '',
+      replayed: kind === 'live' ? '' : kind,
       epoch,
       offset,
     });
     // Sent by an earlier connection of this tab (before a reload): the hub has it.
     if (own) setOwnState(li, 'sent');
-    if (replayed) placeInOrder(li);
-    else placeNewest(li);
-    noteUnread(li, replayed ? (join ? join.kind : 'history') : 'live');
-  }
-
-  /** Whether a live message at `offset` skips past the next one this page expects in `room`. */
-  function opensGap(room, epoch, offset) {
-    const c = room ? cursors.get(room) : undefined;
-    return !!c && c.epoch === epoch && offset > c.offset + 1;
-  }
-
-  /** Moves a room's cursor forward (or onto a new epoch: the room's history was reset). */
-  function advanceCursor(room, epoch, offset) {
-    if (!room || !epoch || !Number.isSafeInteger(offset) || offset < 0) return;
-    const c = cursors.get(room);
-    if (c && c.epoch === epoch && c.offset >= offset) return;
-    cursors.set(room, { epoch, offset });
-    saveSoon();
-  }
-
-  // ---- joins, history and recovery ----------------------------------------------------------
-
-  /**
-   * Joins `room` asking for what it needs: with a cursor, `since` (exactly what was missed, or
-   * nothing); without, the last HISTORY_LIMIT messages (or `n`: more, to load older ones, `older`).
-   * The hub answers joins in the order sent.
-   */
-  function sendJoin(room, kind, { n = HISTORY_LIMIT, older = false } = {}) {
-    const c = cursors.get(room);
-    const frame = { type: 'join', room };
-    if (kind === 'since' && c) {
-      frame.since = { epoch: c.epoch, offset: c.offset };
-    } else {
-      kind = 'history';
-      frame.history = n;
-    }
-    if (!sendFrame(frame)) return false;
-    if (!joins.has(room)) joins.set(room, []);
-    // fresh: messages this join showed for the first time; replayed: every one it replayed.
-    joins.get(room).push({ kind, fresh: 0, replayed: 0, asked: kind === 'history' ? n : 0, older });
-    if (kind === 'history') loaded.add(room);
+    if (kind === 'live') placeNewest(li);
+    else placeInOrder(li);
+    noteUnread(li, kind);
     return true;
   }
 
-  function nextJoin(room) {
-    const queue = joins.get(room);
-    const join = queue ? queue.shift() : undefined;
-    if (queue && !queue.length) joins.delete(room);
-    return join;
+  // ---- earlier messages and recovery --------------------------------------------------------------
+
+  /**
+   * Asks the SDK for the room's latest `n` messages from the hub's history (those the page has are
+   * dropped as copies, the older ones placed in order); `older`: the reader asked for more.
+   */
+  function fetchHistory(room, n, older) {
+    const sub = subs.get(room);
+    if (!sub) return false;
+    loaded.add(room);
+    const v = viewFor(room);
+    if (older) v.older = true;
+    sub.room.history(n).then(
+      (frames) => {
+        if (subs.get(room) !== sub) return;
+        let fresh = 0;
+        for (const f of frames) if (showMessage(f, 'history')) fresh += 1;
+        olderLoaded(room, { replayed: frames.length, asked: n, fresh, older });
+      },
+      (e) => {
+        if (older) v.older = false;
+        if (room === active) renderFeedEnd();
+        if (subs.get(room) === sub && e.code !== 'unsubscribed' && e.code !== 'closed') {
+          notice(`Could not load earlier messages of #${room}: ${e.message}`);
+        }
+      },
+    );
+    return true;
   }
 
-  // After a welcome: every wanted room is joined again. A room with a cursor (a reconnect, or a reload
-  // of this tab) recovers; its outcome, for all rooms together, is one notice.
-  function rejoinAll() {
+  /**
+   * A history answered: fewer than asked means the hub keeps nothing older than what the view
+   * shows. A load of older ones that showed nothing new says the same.
+   */
+  function olderLoaded(room, got) {
+    const v = views.get(room);
+    if (!v) return;
+    if (got.replayed < got.asked || (got.older && got.fresh === 0)) v.exhausted = true;
+    if (got.older) v.older = false;
+    if (room !== active) return;
+    renderFeedEnd();
+    if (got.older && olderWatch && !v.exhausted) {
+      olderWatch.unobserve(el.loadOlder);
+      olderWatch.observe(el.loadOlder);
+    }
+  }
+
+  // After a welcome every room is joined again by the SDK. A room with a position (a reconnect, or
+  // a reload of this tab) recovers; the outcome, for all rooms together, is one notice.
+  function startRecovery() {
     endRecovery();
     const reconnect = everWelcomed;
     everWelcomed = true;
     const waiting = new Set();
-    for (const room of wantedRooms) {
-      const kind = cursors.has(room) ? 'since' : 'history';
-      if (!sendJoin(room, kind)) continue;
-      // On a reconnect a room without a cursor had no history to recover from: say so if it still has none.
-      if (kind === 'since' || reconnect) waiting.add(room);
+    for (const [room, sub] of subs) {
+      // On a reconnect a room without a position had no history to recover from: say so.
+      if (sub.room.position || (reconnect && sub.everJoined)) waiting.add(room);
     }
     if (!waiting.size) return;
     recovery = { waiting, recovered: 0, missing: new Map() };
@@ -864,47 +792,19 @@
     }, RECOVERY_WAIT_MS);
   }
 
-  function settleJoin(room, join, f, hasHistory) {
-    const part = recovery && recovery.waiting.has(room) ? recovery : null;
-    if (join.kind === 'since') {
-      if (f.recovered === true) {
-        if (part) part.recovered += join.fresh;
-        // After a reload the feed is empty: show the room's earlier messages too.
-        if (!loaded.has(room)) sendJoin(room, 'history');
-      } else {
-        // All or nothing: nothing was replayed. Mark where the hole is, then show the latest.
-        const reason = f.recovered === false ? str(f.reason) || 'unknown' : 'no_history';
-        if (part) part.missing.set(room, reason);
-        else notice(`Some messages in #${room} may be missing: ${reasonText(reason)}.`, { kind: 'gap', ms: 20_000 });
-        markGap(room, reason);
-        if (hasHistory) sendJoin(room, 'history');
-      }
-    } else if (part && !hasHistory) {
-      part.missing.set(room, 'no_history');
-      markGap(room, 'no_history');
+  /** How a re-join went (the SDK's `recovery` event, before the room's `joined`). */
+  function onRecovery(room, r) {
+    const part = recovery && recovery.waiting.has(room) && (r.cause === 'reconnect' || r.cause === 'resume') ? recovery : null;
+    if (r.recovered) {
+      if (part) part.recovered += r.replayed;
+      return;
     }
-    if (join.kind === 'history') olderLoaded(room, join);
-    if (part) {
-      part.waiting.delete(room);
-      if (!part.waiting.size) finishRecovery();
-    }
-  }
-
-  /**
-   * A history join answered: fewer replayed than asked means the hub keeps nothing older than what
-   * the view shows. A load of older ones that showed nothing new says the same.
-   */
-  function olderLoaded(room, join) {
-    const v = views.get(room);
-    if (!v) return;
-    if (join.replayed < join.asked || (join.older && join.fresh === 0)) v.exhausted = true;
-    if (join.older) v.older = false;
-    if (room !== active) return;
-    renderFeedEnd();
-    if (join.older && olderWatch && !v.exhausted) {
-      olderWatch.unobserve(el.loadOlder);
-      olderWatch.observe(el.loadOlder);
-    }
+    // All or nothing: nothing was replayed. Mark where the hole is, then show the latest.
+    const reason = str(r.reason) || 'unknown';
+    if (part) part.missing.set(room, reason);
+    else notice(`Some messages in #${room} may be missing: ${reasonText(reason)}.`, { kind: 'gap', ms: 20_000 });
+    markGap(room, reason);
+    if (reason !== 'no_history' && reason !== 'unavailable') fetchHistory(room, HISTORY_LIMIT, false);
   }
 
   function finishRecovery() {
@@ -962,11 +862,11 @@
   // ---- presence: who is in each room, across every hub ----------------------------------------
 
   /**
-   * Asks the hub who is in `room` (a room this connection is in); one question at a time per room.
+   * Asks who is in `room` (a room this connection is in); one question at a time per room.
    * Beyond the budget the question waits for the next tick (`due`), except the active room's.
    */
   function askPresence(room) {
-    if (!rooms.has(room) || !ws || ws.readyState !== WebSocket.OPEN || !welcomed) return;
+    if (!isIn(room)) return;
     // One member, the user, and the hub keeps no presence there (no_presence): nothing to ask.
     if (room.startsWith(PERSONAL_PREFIX)) return;
     let p = presence.get(room);
@@ -981,15 +881,26 @@
     }
     presenceBudget = Math.max(0, presenceBudget - 1);
     p.due = false;
-    ws.send(JSON.stringify({ type: 'presence', room }));
-    p.waiting = [];
+    const waiting = [];
+    p.waiting = waiting;
     p.askedAt = Date.now();
+    // An answer to a question the page no longer waits for (the connection dropped, the room was
+    // left, the list reset) is not applied.
+    const current = () => presence.get(room) === p && p.waiting === waiting;
+    subs.get(room).room.presence().then(
+      (f) => {
+        if (current()) onPresence(room, p, f);
+      },
+      (e) => {
+        if (!current()) return;
+        p.waiting = null;
+        p.state = e.code === 'forbidden' ? 'forbidden' : 'unavailable';
+        presenceChanged(room);
+      },
+    );
   }
 
-  function onPresence(f) {
-    const room = str(f.room);
-    const p = presence.get(room);
-    if (!p || !p.waiting || !rooms.has(room)) return;
+  function onPresence(room, p, f) {
     const members = new Map();
     for (const m of Array.isArray(f.members) ? f.members : []) {
       const user = m && typeof m === 'object' ? str(m.user) : '';
@@ -1006,8 +917,7 @@
     presenceChanged(room);
   }
 
-  function onPresenceDiff(f) {
-    const room = str(f.room);
+  function onPresenceDiff(room, f) {
     const p = presence.get(room);
     if (!p) return; // not asked yet: the answer to come includes this change
     if (p.waiting) p.waiting.push(f);
@@ -1028,35 +938,16 @@
     }
   }
 
-  /**
-   * An error that answers a presence question (it names the room, and no join of that room is
-   * waiting for its answer): shown in the member list, not as a notice.
-   */
-  function presenceRefused(f) {
-    const room = str(f.room);
-    const p = room ? presence.get(room) : undefined;
-    if (!p || !p.waiting || joins.has(room)) return false;
-    p.waiting = null;
-    p.state = str(f.code) === 'forbidden' ? 'forbidden' : 'unavailable';
-    presenceChanged(room);
-    return true;
-  }
-
-  // Once a second: questions left unanswered, questions put off, rooms to ask again (unavailable, or
-  // too large for events).
+  // Once a second: questions put off, rooms to ask again (unavailable, or too large for events). An
+  // unanswered question fails by itself (the SDK's timeout: shown unavailable).
   function presenceTick() {
     presenceBudget = Math.min(PRESENCE_ASKS_BURST, presenceBudget + PRESENCE_ASKS_PER_TICK);
-    if (!welcomed) return;
+    if (!connected) return;
     const now = Date.now();
     for (const [room, p] of presence) {
-      if (!rooms.has(room)) continue;
+      if (!isIn(room) || p.waiting) continue;
       if (p.due) {
         askPresence(room);
-      } else if (p.waiting) {
-        if (now - p.askedAt < PRESENCE_WAIT_MS) continue;
-        p.waiting = null;
-        p.state = 'unavailable';
-        presenceChanged(room);
       } else if (p.state === 'unavailable' && now - p.askedAt >= PRESENCE_RETRY_MS) {
         askPresence(room);
       } else if (p.state === 'live' && p.large && now - p.askedAt >= PRESENCE_POLL_MS) {
@@ -1143,9 +1034,13 @@
   // ---- own messages: pending → sent (ack) or failed ------------------------------------------
 
   function sendOwn(room, content) {
+    const sub = subs.get(room);
+    if (!sub || !connected) {
+      notice('Not connected to the hub.');
+      return false;
+    }
     refSeq += 1;
     const ref = `m${refSeq}`;
-    if (!sendFrame({ type: 'message', room, content, ref })) return false;
     // The hub never echoes a sender's own message, so the page shows it itself, marked "you".
     const li = messageItem({
       id: '',
@@ -1161,26 +1056,43 @@
       epoch: '',
       offset: null,
     });
-    const entry = { ref, li, room, content, clientId: me.clientId, state: 'pending', timer: null };
-    entry.timer = setTimeout(() => failOwn(entry, 'no confirmation', `no answer from the hub within ${ACK_TIMEOUT_MS / 1000} s`), ACK_TIMEOUT_MS);
+    const entry = { ref, li, room, content, clientId: me.clientId, state: 'pending' };
     outbox.set(ref, entry);
     setOwnState(li, 'pending');
     placeNewest(li);
+    // At most once: the user decides about a message lost with its connection (Retry), so the SDK
+    // never sends it again by itself; it still confirms one a recovery finds stored.
+    sub.room.publish(content, { resend: false }).then(
+      (ack) => {
+        if (outbox.get(ref) !== entry) return;
+        // The ack has no epoch: it is the room's current one (it only orders the item).
+        const pos = sub.room.position;
+        confirmOwn(entry, str(ack.id), pos && ack.offset !== null ? pos.epoch : '', ack.offset);
+      },
+      (e) => onOwnError(entry, e),
+    );
     return true;
   }
 
-  function onAck(f) {
-    const entry = outbox.get(str(f.ref));
-    if (!entry) return;
-    const c = cursors.get(entry.room);
-    const offset = Number.isSafeInteger(f.offset) ? f.offset : null;
-    // The ack has no epoch: it is the room's current one (it only orders the item, never the cursor:
-    // messages before this offset may still be on their way to this page).
-    confirmOwn(entry, str(f.id), c && offset !== null ? c.epoch : '', offset);
+  function onOwnError(entry, e) {
+    if (outbox.get(entry.ref) !== entry || entry.state !== 'pending') return;
+    const why = `${str(e.code)}: ${str(e.message)}`;
+    if (e.code === 'refused') {
+      // The backend's publish check (a moderated room) said no: nobody got it, and a retry would
+      // be refused again, so it says so and offers none.
+      failOwn(entry, `refused by moderation: ${str(e.message)}`, why, 'refused');
+      notice(`Message refused by moderation: ${str(e.message)}`);
+    } else if (e.code === 'timeout' && e.maybeStored) {
+      failOwn(entry, 'no confirmation', `no answer from the hub within ${ACK_TIMEOUT_MS / 1000} s`);
+    } else if (e.code === 'not_sent' || e.code === 'unknown' || e.code === 'closed') {
+      failOwn(entry, 'connection lost', 'the connection dropped before the hub confirmed it');
+    } else {
+      failOwn(entry, str(e.code) || 'refused', why);
+      notice(`Message not sent: ${why}`);
+    }
   }
 
   function confirmOwn(entry, id, epoch, offset) {
-    clearTimeout(entry.timer);
     outbox.delete(entry.ref);
     entry.state = 'sent';
     const { li } = entry;
@@ -1196,7 +1108,6 @@
 
   function failOwn(entry, short, why, state = 'failed') {
     if (entry.state !== 'pending') return;
-    clearTimeout(entry.timer);
     entry.state = 'failed';
     setOwnState(entry.li, state, short, why);
     // Kept (a late ack, or a recovery that replays it, still confirms it), but not forever.
@@ -1231,7 +1142,7 @@
         const li = document.createElement('li');
         li.dataset.room = room;
         if (room === active) li.setAttribute('data-active', '');
-        if (!rooms.has(room)) li.classList.add('pending');
+        if (!isIn(room)) li.classList.add('pending');
         const b = document.createElement('button');
         b.type = 'button';
         b.className = 'room-button';
@@ -1326,25 +1237,24 @@
   /** The end of the active feed: a button to load earlier messages, or a line saying there are none. */
   function renderFeedEnd() {
     const v = views.get(active);
-    const can = !!v && !!active && rooms.has(active) && !v.exhausted;
+    const can = !!v && !!active && isIn(active) && !v.exhausted;
     const text = v && v.older ? 'Loading earlier messages…' : 'Load earlier messages';
     if (el.loadOlder.hidden !== !can) el.loadOlder.hidden = !can;
     if (el.loadOlder.textContent !== text) el.loadOlder.textContent = text;
     el.loadOlder.setAttribute('aria-busy', String(!!(v && v.older)));
-    const end = !!v && !!active && rooms.has(active) && v.exhausted && v.msgs.length > 0;
+    const end = !!v && !!active && isIn(active) && v.exhausted && v.msgs.length > 0;
     if (el.feedEnd.hidden !== !end) el.feedEnd.hidden = !end;
   }
 
   /**
-   * Asks the hub for more of the active room's history than is shown (a join with a larger
-   * `history`: the ones already shown are dropped as copies, the older ones placed in order).
+   * Asks the hub for more of the active room's history than is shown (the ones already shown are
+   * dropped as copies, the older ones placed in order).
    */
   function loadOlder() {
     const v = views.get(active);
-    if (!v || !active || v.older || v.exhausted || !rooms.has(active)) return;
+    if (!v || !active || v.older || v.exhausted || !isIn(active)) return;
     const shownNow = v.msgs.length;
-    if (!sendJoin(active, 'history', { n: shownNow + OLDER_PAGE, older: true })) return;
-    v.older = true;
+    if (!fetchHistory(active, shownNow + OLDER_PAGE, true)) return;
     renderFeedEnd();
   }
 
@@ -1466,20 +1376,18 @@
   }
 
   /** Sends a failed own message again, as a new message on top; the failed one goes. */
+
   function retryOwn(li) {
     if (li.dataset.state !== 'failed') return;
     const room = li.dataset.room;
     const content = li.querySelector('.content')?.textContent ?? '';
-    if (!room || !rooms.has(room)) {
+    if (!room || !isIn(room)) {
       notice(`You are not in #${room} any more.`);
       return;
     }
     if (!sendOwn(room, content)) return;
     for (const [ref, entry] of outbox) {
-      if (entry.li === li) {
-        clearTimeout(entry.timer);
-        outbox.delete(ref);
-      }
+      if (entry.li === li) outbox.delete(ref);
     }
     forget(li);
     el.message.focus();
@@ -1551,7 +1459,6 @@
   }
 
   function clearFeed() {
-    for (const entry of outbox.values()) clearTimeout(entry.timer);
     outbox.clear();
     shown.clear();
     for (const v of views.values()) v.feed.remove();
@@ -1710,23 +1617,32 @@
     return typeof v === 'string' ? v : v == null ? '' : String(v);
   }
 
-  // ---- this tab's session (sessionStorage): rooms, cursors, client ids -----------------------
+  // ---- this tab's session (sessionStorage): rooms, positions, client ids ---------------------
 
-  // Cursors move with every message: written at most every SAVE_EVERY_MS, and when the page goes.
+  // Positions move with every message: written at most every SAVE_EVERY_MS, and when the page goes.
   function saveSoon() {
     if (!saveTimer) saveTimer = setTimeout(saveSession, SAVE_EVERY_MS);
+  }
+
+  /** The SDK's position of every subscribed room, as the next client's `since`. */
+  function keepPositions() {
+    for (const [room, sub] of subs) {
+      const p = sub.room.position;
+      if (p) cursors.set(room, p);
+    }
   }
 
   function saveSession() {
     clearTimeout(saveTimer);
     saveTimer = null;
+    keepPositions();
     try {
       sessionStorage.setItem(
         SESSION_KEY,
         JSON.stringify({
           rooms: [...wantedRooms],
           active,
-          cursors: Object.fromEntries(cursors),
+          cursors: Object.fromEntries([...cursors].filter(([room]) => wantedRooms.has(room))),
           clientIds: [...ownClientIds],
         }),
       );
@@ -1766,8 +1682,6 @@
 
   el.connect.addEventListener('click', () => {
     if (el.status.dataset.state === 'disconnected') {
-      wanted = true;
-      attempt = 0;
       connect();
     } else {
       disconnect();
@@ -1799,25 +1713,31 @@
     ev.preventDefault();
     const room = roomFromInput();
     if (!room) return;
-    if (rooms.has(room)) {
+    if (isIn(room) || (subs.has(room) && wantedRooms.has(room))) {
       activate(room);
+      return;
+    }
+    if (subs.has(room)) return; // its join is on its way
+    if (!hub || !connected) {
+      notice('Not connected to the hub.');
       return;
     }
     userJoins.add(room);
     leftPersonal.delete(room);
     // A room joined now shows what was said there lately.
-    sendJoin(room, 'history');
+    subscribe(room);
   });
 
   el.leave.addEventListener('click', () => {
     const room = roomFromInput();
     if (!room) return;
-    if (!rooms.has(room)) {
+    if (!isIn(room)) {
       notice(`You are not in #${room}.`);
       return;
     }
     if (room.startsWith(PERSONAL_PREFIX)) leftPersonal.add(room);
-    sendFrame({ type: 'leave', room });
+    unsubscribe(room);
+    onLeft(room);
   });
 
   el.compose.addEventListener('submit', (ev) => {
@@ -1860,20 +1780,8 @@
     if (v && v.feed.isConnected) refreshTimes(v.feed);
   }, TIME_TICK_MS);
 
-  // Back online: no point waiting out the backoff.
-  window.addEventListener('online', () => {
-    if (wanted && !ws) connect();
-  });
-  window.addEventListener('offline', dropForOffline);
   // A reload or a closed tab: the latest cursors must be in sessionStorage for the next load.
   window.addEventListener('pagehide', saveSession);
-
-  // Background tabs get their timers throttled: when the tab comes back, renew an overdue token now.
-  document.addEventListener('visibilitychange', () => {
-    if (document.visibilityState !== 'visible' || !identity || !token || tokenIsFresh()) return;
-    clearTimeout(refreshTimer);
-    refreshToken();
-  });
 
   setInterval(presenceTick, PRESENCE_TICK_MS);
   loadSession();

@@ -45,7 +45,10 @@ export interface PresenceDiffFrame {
   leaves: Array<{ user: string; name?: string }>;
 }
 
-/** How a re-join went (README: "Recovery"). */
+/**
+ * How a re-join went (README: "Recovery"). One with `recovered: false` comes before the first
+ * `message` event that follows the loss.
+ */
 export interface RecoveryEvent {
   /** Every message since the room's position was delivered (false: some may be lost). */
   recovered: boolean;
@@ -98,10 +101,25 @@ export interface StateInfo {
   error?: HubError;
 }
 
-export type Token = string | (() => string | Promise<string>);
+/** Why the token function is asked (its one argument). */
+export interface TokenRequest {
+  /** connect: a connection is opening; refresh: the token is due on the open one; refused: the hub closed with `code` (4001/4002). */
+  cause: 'connect' | 'refresh' | 'refused';
+  /** refused: the close code. */
+  code?: number;
+  /** refused: the hub's close reason, e.g. "auth failed: bad signature". */
+  reason?: string;
+}
+
+/**
+ * A JWT, or a function returning one. A function may return null: no token to give. On `connect`
+ * or `refused` the client then closes for good (`unauthorized`) instead of reconnecting; on
+ * `refresh` the connection simply goes on with the token it has.
+ */
+export type Token = string | ((request: TokenRequest) => string | null | Promise<string | null>);
 
 export interface HubClientOptions {
-  /** A JWT, or a function returning one (asked again before expiry and after a 4001/4002 close). */
+  /** A JWT, or a function returning one (asked again before expiry and after a 4001/4002 close; null stops). */
   token?: Token;
   /** A WebSocket constructor: the `ws` package's in Node; the global one by default. */
   WebSocket?: unknown;
@@ -150,6 +168,15 @@ export interface SubscribeOptions {
   since?: Position;
 }
 
+export interface PublishOptions {
+  /**
+   * Default true. false: at most once — a publish whose connection dropped before its ack is never
+   * sent again; it resolves if the room's history shows it stored, else rejects with `not_sent`.
+   * It does not hold back the room's later publishes meanwhile.
+   */
+  resend?: boolean;
+}
+
 export interface ConnectionInfo {
   clientId: string;
   hub: string;
@@ -169,6 +196,7 @@ export declare const Codes: Readonly<{
   UNSUBSCRIBED: 'unsubscribed';
   TOO_LARGE: 'too_large';
   UNKNOWN: 'unknown';
+  NOT_SENT: 'not_sent';
   UNAUTHORIZED: 'unauthorized';
   DISCONNECTED_BY_SERVER: 'disconnected_by_server';
   ALREADY_SUBSCRIBED: 'already_subscribed';
@@ -205,7 +233,14 @@ export declare class Room extends Emitter<RoomEvents> {
   /** null before the first join, or when the hub keeps no history. */
   readonly position: Position | null;
   readonly joined: boolean;
-  publish(content: string): Promise<Ack>;
+  publish(content: string, options?: PublishOptions): Promise<Ack>;
+  /**
+   * The room's latest `limit` messages in the hub's history that are at or before `position` (what
+   * `message` events already covered, or came before the subscription), oldest first; own messages
+   * included. Newer ones it meets go to `message` events as usual. Rejects with `timeout`
+   * (`publishTimeout`), the hub's error code, `unsubscribed` or `closed`.
+   */
+  history(limit: number): Promise<MessageFrame[]>;
   presence(): Promise<PresenceFrame>;
   unsubscribe(): void;
 }

@@ -55,6 +55,7 @@ export class HubClient extends Emitter {
   #connectedAt = 0;
   #welcome = null;
   #needFreshToken = false;
+  #refusal = null; // {code, reason} of the 4001/4002 close the next token request answers
   #timers = { attempt: null, retry: null, refresh: null };
   #connectWaiters = [];
   #ownIds = new BoundedSet(64);
@@ -71,6 +72,7 @@ export class HubClient extends Emitter {
   /** What the rooms see of the client (room-session.js). */
   #link;
   #onOnline = null;
+  #onOffline = null;
   #via = 'ws'; // the transport of the current attempt: 'ws' or 'sse'
 
   /**
@@ -205,12 +207,20 @@ export class HubClient extends Emitter {
 
   async #attempt() {
     this.#clearTimer('retry');
+    if (globalThis.navigator?.onLine === false) {
+      // The browser knows there is no network: an attempt would only fail. The `online` event (or
+      // the next delay) tries again.
+      this.#retry({ code: LOCAL_CLOSE, reason: 'offline' });
+      return;
+    }
     const gen = ++this.#gen;
     this.#setState('connecting', { attempt: this.#backoff.attempt + 1 });
     let token = null;
     if (this.#tokens.present) {
+      const refusal = this.#refusal;
+      const request = refusal ? { cause: 'refused', code: refusal.code, reason: refusal.reason } : { cause: 'connect' };
       try {
-        token = await this.#tokens.get({ fresh: this.#needFreshToken });
+        token = await this.#tokens.get({ fresh: this.#needFreshToken, request });
       } catch (err) {
         if (gen !== this.#gen || this.#closed) return;
         this[emit]('error', new HubError('token', `the token function failed: ${err?.message ?? err}`));
@@ -218,7 +228,18 @@ export class HubClient extends Emitter {
         return;
       }
       if (gen !== this.#gen || this.#closed) return;
+      if (token === null) {
+        // The application has no token to give (e.g. the refusal is one a new token would not fix):
+        // reconnecting without one would only be refused again.
+        const why = refusal ? `the hub refused the token (${refusal.reason || refusal.code})` : 'no token';
+        this.#shutdown(new HubError(Codes.UNAUTHORIZED, `the token function gave no token: ${why}`), {
+          code: refusal?.code ?? LOCAL_CLOSE,
+          reason: refusal?.reason ?? 'no token',
+        });
+        return;
+      }
       this.#needFreshToken = false;
+      this.#refusal = null;
     }
     this.#pacer = new Pacer({ rate: this.#opts.sendRate, burst: this.#opts.sendBurst });
     this.#open(gen, token, 'ws');
@@ -280,13 +301,16 @@ export class HubClient extends Emitter {
     this.#connectedAt = Date.now();
     this.#pending = new Map();
     this.#leaving = new Map();
+    // The rooms to join are those subscribed before the welcome: one subscribed by a listener below
+    // is joined by `subscribe` itself (the client is connected by then), and must not be joined twice.
+    const sessions = [...this.#sessions.values()];
     this.#setState('connected', { ...this.#welcome });
     for (const w of this.#connectWaiters.splice(0)) w.resolve();
     if (this.#state !== 'connected' || !this.#connected) return; // a listener closed us
     // Every connection starts in `general`; a client that did not ask for it leaves (no traffic,
     // not counted in its presence).
     if (rooms.includes(DEFAULT_ROOM) && !this.#sessions.has(DEFAULT_ROOM)) this.#leave(DEFAULT_ROOM);
-    for (const session of [...this.#sessions.values()]) session.onConnected();
+    for (const session of sessions) if (this.#sessions.get(session.name) === session) session.onConnected();
     this.#outbox.pump();
     this.#scheduleRefresh();
   }
@@ -312,6 +336,7 @@ export class HubClient extends Emitter {
       }
       this.#tokens.invalidate();
       this.#needFreshToken = true;
+      this.#refusal = { code, reason: info.reason || '' };
     } else if (code === 4003) {
       this.#shutdown(new HubError(Codes.DISCONNECTED_BY_SERVER, `disconnected by the server: ${info.reason || code}`), info);
       return;
@@ -339,6 +364,7 @@ export class HubClient extends Emitter {
     this.#gen++; // whatever the old socket still says is not for us
     transport?.close(1000, 'client closed');
     if (this.#onOnline) globalThis.removeEventListener?.('online', this.#onOnline);
+    if (this.#onOffline) globalThis.removeEventListener?.('offline', this.#onOffline);
     this.#outbox.failAll(null, err.code, err.message);
     for (const session of this.#sessions.values()) session.shutdown(err);
     for (const w of this.#connectWaiters.splice(0)) w.reject(err);
@@ -346,13 +372,19 @@ export class HubClient extends Emitter {
     this.#setState('closed', { code: info.code, reason: info.reason, error: err.code === Codes.CLOSED ? undefined : err });
   }
 
-  // A browser back online should not sit out a long backoff.
+  // A browser back online should not sit out a long backoff. A browser gone offline drops the
+  // connection at once: a socket may look open for minutes before TCP notices (Chromium's offline
+  // mode even keeps it working), and the sooner it is dropped, the sooner `online` recovers it.
   #watchNetwork() {
     if (typeof globalThis.addEventListener !== 'function' || typeof globalThis.navigator?.onLine !== 'boolean') return;
     this.#onOnline = () => {
       if (this.#state === 'disconnected' && this.#timers.retry) this.#attempt();
     };
+    this.#onOffline = () => {
+      this.#transport?.close(LOCAL_CLOSE, 'offline');
+    };
     globalThis.addEventListener('online', this.#onOnline);
+    globalThis.addEventListener('offline', this.#onOffline);
   }
 
   // ---- the token on an open socket ---------------------------------------------------------------
@@ -371,7 +403,7 @@ export class HubClient extends Emitter {
     if (gen !== this.#gen || !this.#connected) return;
     let token;
     try {
-      token = await this.#tokens.get({ fresh: true });
+      token = await this.#tokens.get({ fresh: true, request: { cause: 'refresh' } });
     } catch (err) {
       if (gen !== this.#gen || !this.#connected) return;
       this[emit]('error', new HubError('token', `the token function failed: ${err?.message ?? err}`));
@@ -382,6 +414,9 @@ export class HubClient extends Emitter {
     // The connection that asked may be gone: its successor has its own refresh.
     if (gen !== this.#gen || !this.#connected) return;
     this.#refreshBackoff.reset();
+    // null: no renewal. The connection lasts until the hub closes it (4002); the function is then
+    // asked again, as `refused`.
+    if (token === null) return;
     this.#sendControl({ type: 'auth', token });
     // Re-armed now rather than on the answer, so a lost `authenticated` does not stop renewals.
     this.#scheduleRefresh();

@@ -16,7 +16,15 @@ export const Codes = Object.freeze({
    * longer tell whether it was stored (it was reset or trimmed meanwhile). It is not sent again.
    */
   UNKNOWN: 'unknown',
-  /** The hub closed with a code after which reconnecting is pointless (4001/4002 with a fixed token, 4003). */
+  /**
+   * A publish made with `{ resend: false }` lost its connection before the ack, and the room's
+   * history shows it was not stored: the SDK does not send it again (the application may).
+   */
+  NOT_SENT: 'not_sent',
+  /**
+   * The hub refused the token and it cannot be renewed (4001/4002 with a fixed string), or the token
+   * function returned null: the client closes rather than reconnect with no usable token.
+   */
   UNAUTHORIZED: 'unauthorized',
   DISCONNECTED_BY_SERVER: 'disconnected_by_server',
   /** A room was subscribed twice on one client. */

@@ -11,6 +11,9 @@
 // with that id and offset, and is never sent again. Not found in a complete history read made at
 // least `resendAfter` after it was sent: it was not stored and is sent again. The history reset or
 // trimmed meanwhile: nobody can tell, and it rejects with `unknown` rather than risk a second copy.
+// A publish made with `resend: false` (at most once: e.g. a page that lets its user retry by hand)
+// is never sent again: where the rule above would resend it, it rejects with `not_sent`, and it
+// does not hold back the room's later publishes while in doubt (no resend can come after them).
 
 import { Codes, HubError } from './errors.js';
 
@@ -55,7 +58,10 @@ export class Outbox {
     return this.#entries.some((e) => e.room === room && e.state === 'doubt');
   }
 
-  publish(room, content) {
+  publish(room, content, { resend = true } = {}) {
+    if (typeof resend !== 'boolean') {
+      return Promise.reject(new HubError(Codes.BAD_ARGUMENT, 'resend must be a boolean'));
+    }
     if (typeof content !== 'string' || content === '') {
       return Promise.reject(new HubError(Codes.BAD_ARGUMENT, 'content must be a non-empty string'));
     }
@@ -85,6 +91,7 @@ export class Outbox {
         sentAt: 0,
         sendSeq: 0,
         sends: 0,
+        resend,
         unknowable: false,
         resolve,
         reject,
@@ -107,7 +114,8 @@ export class Outbox {
     for (const e of this.#entries) if (e.state === 'sent' && e.gen === gen) awaiting++;
     const blocked = new Set();
     for (const e of this.#entries) {
-      if (e.state === 'doubt') blocked.add(e.room); // later publishes of its room keep their order
+      // Later publishes of its room keep their order behind one that may be sent again.
+      if (e.state === 'doubt' && e.resend) blocked.add(e.room);
       if (e.state !== 'queued' || blocked.has(e.room)) continue;
       if (!link.joined(e.room)) {
         blocked.add(e.room);
@@ -212,7 +220,14 @@ export class Outbox {
         );
       } else if (complete) {
         const due = e.sentAt + this.#opts.resendAfter;
-        if (readAt >= due) {
+        if (readAt >= due && !e.resend) {
+          this.#settle(e);
+          e.reject(
+            new HubError(Codes.NOT_SENT, 'the connection dropped before the ack and the room history shows it was not stored', {
+              maybeStored: false,
+            }),
+          );
+        } else if (readAt >= due) {
           this.#byRef.delete(e.ref);
           e.state = 'queued'; // not stored: sent again, first of its room
         } else {

@@ -1,14 +1,17 @@
 // Owns: one subscribed room on the wire — which join to send on each connection (the first one,
 // or `since` the room's position), what the answers mean, when to re-join on the same connection
 // (a hole in the offsets, a new epoch, Redis back after `unavailable`, a publish in doubt to check),
-// the `recovery` events that say how each re-join went, and the room's presence questions. The
-// order of messages is room-stream.js's; publishes are outbox.js's.
+// the `recovery` events that say how each re-join went, the room's presence questions, and its
+// history questions (`room.history(n)`: a join with `history` on a room already joined, whose replay
+// goes to the question, not to the stream). One join at a time per room: the hub answers a room's
+// joins in order, so the replays before a `joined` belong to the one join in flight. The order of
+// messages is room-stream.js's; publishes are outbox.js's.
 
 import { Backoff } from './backoff.js';
 import { emit } from './emitter.js';
 import { Codes, HubError } from './errors.js';
 import { Room } from './room.js';
-import { RoomStream } from './room-stream.js';
+import { RoomStream, hasOffset } from './room-stream.js';
 
 /** Causes of a `since` re-join that the application hears about even when it recovered. */
 const REPORTED = new Set(['reconnect', 'resume', 'gap', 'epoch', 'retry']);
@@ -47,6 +50,8 @@ export class RoomSession {
     this.retry = new Backoff({ min: 1000, max: 10000 });
     this.timers = { gap: null, probe: null, retry: null };
     this.presenceWaiters = [];
+    this.historyWaiters = []; // {limit, resolve, reject, sentGen, frames, timer}, asked in order
+    this.fetching = null; // the history question in flight on this connection
   }
 
   joinedNow() {
@@ -58,6 +63,7 @@ export class RoomSession {
   onConnected() {
     this.joinedGen = -1;
     this.joining = null;
+    this.fetching = null;
     this.want = null;
     if (this.closed || this.failed) return;
     if (this.stream.position) this.#sendJoin('since', this.everJoined ? 'reconnect' : 'resume');
@@ -68,6 +74,7 @@ export class RoomSession {
   onDisconnected() {
     this.joinedGen = -1;
     this.joining = null;
+    this.fetching = null;
     this.want = null;
     this.#clearTimers();
   }
@@ -86,7 +93,7 @@ export class RoomSession {
   /** A `since` re-join on the current connection (once the join in flight, if any, is answered). */
   requestRejoin(cause) {
     if (this.closed || this.failed || !this.joinedNow() || !this.stream.position) return;
-    if (this.joining) {
+    if (this.joining || this.fetching) {
       this.want ??= cause;
       return;
     }
@@ -101,6 +108,8 @@ export class RoomSession {
       else if (kind === 'error') this.#onJoinError(frame);
     } else if (asked === 'presence') {
       this.#onPresenceAnswer(kind, frame);
+    } else if (asked === 'history') {
+      this.#onHistoryAnswer(kind, frame);
     }
   }
 
@@ -114,11 +123,12 @@ export class RoomSession {
     const offset = Number.isSafeInteger(frame.offset) ? frame.offset : null;
 
     if (j.kind === 'first' || j.kind === 'plain') {
-      this.#result(this.stream.start(epoch, offset));
+      // A loss is told before the messages after it (the application marks where the hole is).
       if (j.kind === 'plain') {
         this.#recovery({ recovered: false, reason: 'no_history', replayed: 0, cause: j.cause });
         this.link.outbox.afterRead(this.name, { complete: false, lost: true });
       }
+      this.#result(this.stream.start(epoch, offset));
     } else if (frame.recovered === true) {
       this.retry.reset();
       const hole = this.stream.recovered(epoch, offset);
@@ -159,9 +169,9 @@ export class RoomSession {
       }
     } else {
       // A since join answered without `recovered`: a hub keeping no history.
-      this.#result(this.stream.start(epoch, offset));
       this.#recovery({ recovered: false, reason: 'no_history', replayed: 0, cause: j.cause });
       this.link.outbox.afterRead(this.name, { complete: false, lost: true });
+      this.#result(this.stream.start(epoch, offset));
     }
 
     if (newlyJoined && !this.closed) {
@@ -170,7 +180,12 @@ export class RoomSession {
       this.#sendPresence();
     }
     this.link.outbox.pump();
-    if (this.joining || this.closed) return;
+    this.#next();
+  }
+
+  // After an answer: the re-join asked for meanwhile, else a hole to fill; then a history question.
+  #next() {
+    if (this.joining || this.fetching || this.closed) return;
     if (this.want) {
       const cause = this.want;
       this.want = null;
@@ -178,6 +193,7 @@ export class RoomSession {
     } else if (this.stream.hasGap) {
       this.#scheduleGap();
     }
+    this.#sendHistory();
   }
 
   #onJoinError(frame) {
@@ -187,6 +203,7 @@ export class RoomSession {
     this.failed = true;
     this.link.outbox.failAll(this.name, err.code, err.message);
     this.#failPresence(err);
+    this.#failHistory(err);
     this.room[emit]('error', err);
   }
 
@@ -198,6 +215,7 @@ export class RoomSession {
     const err = new HubError('forbidden', `the hub took this client out of room ${this.name} (its token no longer allows it)`);
     this.link.outbox.failAll(this.name, err.code, err.message);
     this.#failPresence(err);
+    this.#failHistory(err);
     this.room[emit]('error', err);
   }
 
@@ -205,7 +223,18 @@ export class RoomSession {
 
   onMessage(frame) {
     if (this.closed) return;
+    if (this.fetching && frame.replayed === true && this.#older(frame)) {
+      // The history question's replay, of what the stream already has: the question's answer.
+      this.fetching.frames.push(frame);
+      return;
+    }
+    // Anything newer (a replayed message the connection has not had live yet may be its only copy)
+    // goes to the stream, as any message.
     this.#result(this.stream.receive(frame));
+  }
+
+  #older(frame) {
+    return hasOffset(frame) && frame.epoch === this.stream.epoch && frame.offset <= this.stream.offset;
   }
 
   /** Our own message at `offset` was acked. */
@@ -245,10 +274,12 @@ export class RoomSession {
     }, wait);
   }
 
+  // Told first, then what waited behind the hole goes out: a `recovery` with `recovered: false`
+  // always comes before the first message after the loss it reports.
   #giveUp(reason) {
-    const skipped = this.stream.skipHoles();
     this.holeRetries = 0;
-    this.#recovery({ recovered: false, reason, replayed: 0, cause: 'gap', skipped });
+    this.#recovery({ recovered: false, reason, replayed: 0, cause: 'gap', skipped: this.stream.skippable });
+    this.stream.skipHoles();
   }
 
   #probeAt(at) {
@@ -265,10 +296,66 @@ export class RoomSession {
 
   // ---- publish and presence ----------------------------------------------------------------------
 
-  publish(content) {
+  publish(content, options = undefined) {
     if (this.closed) return Promise.reject(new HubError(this.ended.code, this.ended.message, { maybeStored: false }));
     if (this.failed) return Promise.reject(new HubError('forbidden', `room ${this.name} could not be joined`, { maybeStored: false }));
-    return this.link.outbox.publish(this.name, content);
+    if (options !== undefined && (options === null || typeof options !== 'object')) {
+      return Promise.reject(new HubError(Codes.BAD_ARGUMENT, 'publish options must be an object', { maybeStored: false }));
+    }
+    return this.link.outbox.publish(this.name, content, options);
+  }
+
+  fetchHistory(limit) {
+    if (this.closed) return Promise.reject(new HubError(this.ended.code, this.ended.message));
+    if (this.failed) return Promise.reject(new HubError('forbidden', `room ${this.name} could not be joined`));
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      return Promise.reject(new HubError(Codes.BAD_ARGUMENT, 'history needs a limit: an integer >= 1'));
+    }
+    return new Promise((resolve, reject) => {
+      const w = { limit, resolve, reject, sentGen: -1, frames: [], timer: null };
+      w.timer = setTimeout(() => {
+        // Given up on; if already asked, its answer still ends the question in flight (#onHistoryAnswer).
+        this.historyWaiters = this.historyWaiters.filter((x) => x !== w);
+        reject(new HubError(Codes.TIMEOUT, `no history answer within ${this.opts.publishTimeout} ms`));
+      }, this.opts.publishTimeout);
+      this.historyWaiters.push(w);
+      this.#sendHistory();
+    });
+  }
+
+  // The first question not yet asked on this connection, once no join is in flight (their replays
+  // could not be told apart).
+  #sendHistory() {
+    if (this.joining || this.fetching || !this.joinedNow()) return;
+    const gen = this.link.gen;
+    const w = this.historyWaiters.find((x) => x.sentGen !== gen);
+    if (!w) return;
+    w.sentGen = gen;
+    w.frames = [];
+    this.fetching = w;
+    this.link.expect(this.name, this, 'history');
+    this.link.send({ type: 'join', room: this.name, history: w.limit });
+  }
+
+  #onHistoryAnswer(kind, frame) {
+    const w = this.fetching;
+    this.fetching = null;
+    if (w && this.historyWaiters.includes(w)) {
+      this.historyWaiters = this.historyWaiters.filter((x) => x !== w);
+      clearTimeout(w.timer);
+      if (kind === 'joined') w.resolve(w.frames.sort((a, b) => a.offset - b.offset));
+      else w.reject(new HubError(String(frame.code || 'error'), String(frame.message || 'history refused')));
+    }
+    this.#next();
+  }
+
+  #failHistory(err) {
+    for (const w of this.historyWaiters) {
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
+    this.historyWaiters = [];
+    this.fetching = null;
   }
 
   presence() {
@@ -326,6 +413,7 @@ export class RoomSession {
     this.#clearTimers();
     if (wasIn) this.link.leave(this.name);
     this.#failPresence(new HubError(Codes.UNSUBSCRIBED, `room ${this.name} is unsubscribed`));
+    this.#failHistory(new HubError(Codes.UNSUBSCRIBED, `room ${this.name} is unsubscribed`));
     this.link.outbox.failAll(this.name, Codes.UNSUBSCRIBED, `room ${this.name} is unsubscribed`);
     this.link.forget(this);
   }
@@ -338,6 +426,7 @@ export class RoomSession {
     this.stream.stopped = true;
     this.#clearTimers();
     this.#failPresence(err);
+    this.#failHistory(err);
   }
 
   #clearTimers() {

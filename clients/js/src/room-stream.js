@@ -187,6 +187,7 @@ export class RoomStream {
    * frames of a newer epoch after it. Returns the offsets skipped.
    */
   skipHoles() {
+    const skipped = this.skippable;
     if (this.epoch === null) {
       // Before the first position: no order to keep beyond the offsets themselves.
       const held = [...this.held.values()].filter((f) => f !== OWN).sort(byOffset);
@@ -194,10 +195,8 @@ export class RoomStream {
       for (const f of held) this.#deliver(f);
       return 0;
     }
-    const before = this.offset;
     const held = [...this.held.values()].filter((f) => f !== OWN);
     const last = held.reduce((max, f) => Math.max(max, f.offset), this.offset ?? 0);
-    const skipped = held.length ? last - (before ?? 0) - held.length : 0;
     if (this.foreign.length) {
       const epochs = this.foreign.map((f) => f.epoch);
       const newest = epochs[epochs.length - 1];
@@ -207,7 +206,16 @@ export class RoomStream {
     } else {
       this.jump(this.epoch, last);
     }
-    return Math.max(0, skipped);
+    return skipped;
+  }
+
+  /** How many offsets `skipHoles` would give up now (told before the frames after them go out). */
+  get skippable() {
+    if (this.epoch === null) return 0;
+    const held = [...this.held.values()].filter((f) => f !== OWN);
+    if (!held.length) return 0;
+    const last = held.reduce((max, f) => Math.max(max, f.offset), this.offset ?? 0);
+    return Math.max(0, last - (this.offset ?? 0) - held.length);
   }
 
   #drain() {

@@ -34,9 +34,20 @@ export class Room extends Emitter {
   /**
    * Sends `content` to the room. Resolves with `{id, offset}` once the hub stored it; rejects with a
    * HubError carrying `.code` (and `.maybeStored`). Waits (bounded) while disconnected.
+   * `{resend: false}`: at most once — a publish whose connection dropped before its ack is not sent
+   * again; it rejects with `not_sent` once the room's history shows it was not stored.
    */
-  publish(content) {
-    return this.#session.publish(content);
+  publish(content, options = undefined) {
+    return this.#session.publish(content, options);
+  }
+
+  /**
+   * The room's latest `limit` messages as the hub's history holds them, oldest first: those at or
+   * before the room's position (older ones than the `message` events bring). Asked on the
+   * connection the room is joined on (again on the next one if it drops).
+   */
+  history(limit) {
+    return this.#session.fetchHistory(limit);
   }
 
   /** Who is in the room, across every hub: the hub's `presence` frame. */

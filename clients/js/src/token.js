@@ -1,6 +1,7 @@
 // Owns: the client's token. A fixed string, or a function (sync or async) asked again before the
-// token expires and after the hub refused it (4001/4002). Calls are shared: many callers during one
-// fetch get its one result (a reconnect and a refresh never call the function twice at once).
+// token expires and after the hub refused it (4001/4002); it is told why it is asked, and may answer
+// null for "no token: stop" (the client decides what that means). Calls are shared: many callers
+// during one fetch get its one result (a reconnect and a refresh never call the function twice at once).
 // Also decodes a JWT's `iat`/`exp` (without verifying: that is the hub's job) to time the refresh.
 
 export class TokenSource {
@@ -27,17 +28,23 @@ export class TokenSource {
   }
 
   /**
-   * A token to send. A function is called when there is no cached token, when the cached one is due
-   * for refresh, or when `fresh` is asked (after the hub refused it).
+   * A token to send, or null when the function answered null (it has none to give: the caller
+   * stops). A function is called when there is no cached token, when the cached one is due for
+   * refresh, or when `fresh` is asked (after the hub refused it); `request` is passed to it as is
+   * (`{cause: 'connect' | 'refresh' | 'refused', code?, reason?}`).
    */
-  async get({ fresh = false } = {}) {
+  async get({ fresh = false, request = { cause: 'connect' } } = {}) {
     if (typeof this.#value === 'string') return this.#value;
     if (!this.#value) return null;
     if (!fresh && this.#cached && Date.now() < this.#cached.refreshAt) return this.#cached.token;
     if (!this.#pending) {
       this.#pending = (async () => {
         try {
-          const token = await this.#value();
+          const token = await this.#value(request);
+          if (token === null) {
+            this.#cached = null;
+            return null;
+          }
           if (typeof token !== 'string' || token === '') {
             throw new TypeError('the token function returned no token');
           }

@@ -8,9 +8,11 @@
 #   sse.node.test.mjs             WebSocket blocked: the SSE fallback across two hubs, a hub restart (Node)
 #   sse.chromium.test.mjs         the same in headless Chromium (EventSource), WebSocket replaced by a failing one
 #   personal.node.test.mjs        a personal-room notification reaches the SDK without a subscription or a join
+#   features.node.test.mjs        room.history(n), a token function answering null, publish {resend: false},
+#                                 a room subscribed from the connected event, the offline/online events
 # against a real redis-server and real hub-server processes (target/debug/hub-server: this script
 # builds no Rust; build it first with `cargo build -p hub-server`, or set HUB_SERVER_BIN).
-# SDK_TESTS="unit api node chromium spread" picks some; SCENARIO=name[,name…] narrows the
+# SDK_TESTS="unit api node features chromium spread" picks some; SCENARIO=name[,name…] narrows the
 # conformance scenarios. Logs of every process: target/sdk-test-logs/. Exits non-zero when any
 # test fails; every process it started is stopped on exit, Ctrl-C included.
 set -euo pipefail
@@ -24,7 +26,7 @@ if [ ! -x "$hub_bin" ]; then
 fi
 export HUB_SERVER_BIN=$hub_bin
 
-tests=${SDK_TESTS:-unit api node sse-node personal chromium sse-chromium spread}
+tests=${SDK_TESTS:-unit api node sse-node personal features chromium sse-chromium spread}
 needs=(node npm redis-server)
 case " $tests " in *" chromium "* | *" sse-chromium "*) needs+=(chromium) ;; esac
 scripts/ensure-deps.sh "${needs[@]}"
@@ -62,6 +64,7 @@ declare -A file_of=(
   [spread]=spread.test.mjs
   [sse-node]=sse.node.test.mjs
   [personal]=personal.node.test.mjs
+  [features]=features.node.test.mjs
   [sse-chromium]=sse.chromium.test.mjs
 )
 

@@ -9,6 +9,7 @@ import { BoundedSet } from '../src/bounded-set.js';
 import { Emitter, emit } from '../src/emitter.js';
 import { Outbox } from '../src/outbox.js';
 import { Pacer } from '../src/pacer.js';
+import { RoomSession } from '../src/room-session.js';
 import { RoomStream } from '../src/room-stream.js';
 import { decodeClaims, refreshTime } from '../src/token.js';
 
@@ -295,4 +296,75 @@ test('emitter: a throwing listener does not stop the others; listeners changed d
   }
   assert.deepEqual(seen, ['first', 'once', 'first', 'late']);
   assert.deepEqual(reported, ['app bug', 'app bug']);
+});
+
+// A room's session with the client's side reduced to what it reads (room-session.js's `link`):
+// frames it sends are recorded, answers are handed to it as the client would route them.
+function session({ maxHeld = 3 } = {}) {
+  const sent = [];
+  const events = [];
+  const outbox = {
+    afterRead: () => null,
+    awaitingAck: () => false,
+    pump: () => {},
+    failAll: () => {},
+    markUnknowable: () => {},
+    matchStored: () => {},
+    inDoubt: () => false,
+  };
+  const link = {
+    connected: true,
+    gen: 1,
+    outbox,
+    send: (f) => sent.push(f),
+    leave: () => {},
+    expect: () => {},
+    isOwn: () => false,
+    forget: () => {},
+  };
+  const opts = { maxHeld, dedupeWindow: 100, gapWait: 0, publishTimeout: 1000 };
+  const s = new RoomSession('r', { history: 0 }, link, opts);
+  s.room.on('message', (m) => events.push(`m${m.offset}`));
+  s.room.on('recovery', (e) => events.push(`recovery:${e.recovered}:${e.reason}:${e.skipped ?? ''}`));
+  return { s, link, sent, events };
+}
+
+test('a recovery that gives up on a hole is told before the messages behind the hole', () => {
+  const { s, events } = session({ maxHeld: 3 });
+  s.onConnected();
+  s.onAnswer('join', 'joined', { type: 'joined', room: 'r', epoch: 'e1', offset: 0 });
+  s.onMessage(msg(1));
+  // Offsets 2 and 3 never come; 4..7 wait behind them until more wait than maxHeld.
+  for (const o of [4, 5, 6, 7]) s.onMessage(msg(o));
+  assert.deepEqual(events, ['m1', 'recovery:false:overflow:2', 'm4', 'm5', 'm6', 'm7']);
+  assert.deepEqual(s.room.position, { epoch: 'e1', offset: 7 });
+  s.unsubscribe();
+});
+
+test('room.history(n): asked once joined, its replay answers it and is not delivered; newer frames are', async () => {
+  const { s, sent, events } = session({ maxHeld: 100 });
+  const early = s.fetchHistory(3);
+  assert.equal(sent.length, 0, 'nothing is sent before a connection');
+  s.onConnected();
+  assert.deepEqual(sent.map((f) => f.history ?? 'join'), ['join']);
+  s.onAnswer('join', 'joined', { type: 'joined', room: 'r', epoch: 'e1', offset: 5 });
+  assert.deepEqual(sent.at(-1), { type: 'join', room: 'r', history: 3 });
+  for (const o of [3, 4, 5]) s.onMessage(msg(o, { replayed: true }));
+  // A replayed frame past the position is the connection's only copy of it: delivered.
+  s.onMessage(msg(6, { replayed: true }));
+  // A re-join asked meanwhile waits for the answer: one join at a time.
+  s.requestRejoin('gap');
+  assert.equal(sent.length, 2);
+  s.onAnswer('history', 'joined', { type: 'joined', room: 'r', epoch: 'e1', offset: 6 });
+  const got = await early;
+  assert.deepEqual(got.map((f) => f.offset), [3, 4, 5]);
+  assert.deepEqual(events, ['m6']);
+  assert.deepEqual(sent.at(-1), { type: 'join', room: 'r', since: { epoch: 'e1', offset: 6 } });
+  // Refused: the question rejects with the hub's code; the room stays.
+  const refused = s.fetchHistory(2);
+  s.onAnswer('join', 'joined', { type: 'joined', room: 'r', epoch: 'e1', offset: 6, recovered: true });
+  s.onAnswer('history', 'error', { type: 'error', room: 'r', code: 'unavailable', message: 'x' });
+  await assert.rejects(refused, { code: 'unavailable' });
+  assert.ok(s.joinedNow());
+  s.unsubscribe();
 });
