@@ -5,6 +5,7 @@
 // streamed `fetch` where there is none (Node 20) — and go out as `POST /sse/send`, batched, one
 // request at a time so their order holds. The hub's close is an `event: close` with its code.
 
+import { Heartbeat } from './heartbeat.js';
 import { LOCAL_CLOSE } from './transport.js';
 
 /** The SSE base URL of a hub's WebSocket URL: ws://host:8080/ws → http://host:8080. */
@@ -34,10 +35,7 @@ export class SseTransport {
   #queue = []; // frames (text) waiting for the next POST
   #queuedBytes = 0;
   #posting = false;
-  #heard = false;
-  #pingSent = false;
-  #tick = null;
-  #deadline = null;
+  #heartbeat;
 
   /**
    * @param {{EventSource?: Function, fetch: Function}} ctors
@@ -50,8 +48,12 @@ export class SseTransport {
     this.#handlers = handlers;
     this.#EventSource = EventSource;
     this.#fetch = fetch;
-    this.pingInterval = pingInterval;
-    this.pongTimeout = pongTimeout;
+    this.#heartbeat = new Heartbeat(
+      pingInterval,
+      pongTimeout,
+      () => this.send({ type: 'ping' }),
+      (reason) => this.close(LOCAL_CLOSE, reason),
+    );
     try {
       this.#base = sseBase(wsUrl);
     } catch (err) {
@@ -91,23 +93,7 @@ export class SseTransport {
   startHeartbeat() {
     // The same liveness check as over WebSocket: the hub's keep-alive comments are not events
     // an EventSource shows, so silence is broken by an application ping.
-    if (!(this.pingInterval > 0) || this.#closed || this.#tick) return;
-    this.#tick = setInterval(() => {
-      if (this.#heard) {
-        this.#heard = false;
-        this.#pingSent = false;
-        return;
-      }
-      if (this.#pingSent) return;
-      this.#pingSent = true;
-      this.send({ type: 'ping' });
-      this.#deadline = setTimeout(() => {
-        this.#deadline = null;
-        if (!this.#heard && !this.#closed) {
-          this.close(LOCAL_CLOSE, `no frame from the hub within ${this.pongTimeout} ms of a ping`);
-        }
-      }, this.pongTimeout);
-    }, this.pingInterval);
+    if (!this.#closed) this.#heartbeat.start();
   }
 
   async #start(token) {
@@ -143,7 +129,7 @@ export class SseTransport {
 
   #onData(data) {
     if (this.#closed) return;
-    this.#heard = true;
+    this.#heartbeat.heard();
     let frame;
     try {
       frame = JSON.parse(data);
@@ -238,8 +224,7 @@ export class SseTransport {
   #finish(info) {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#tick);
-    clearTimeout(this.#deadline);
+    this.#heartbeat.stop();
     this.#queue = [];
     this.#queuedBytes = 0;
     const source = this.#source;

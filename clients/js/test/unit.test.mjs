@@ -3,10 +3,11 @@
 // conformance scenarios.
 
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 import { Backoff } from '../src/backoff.js';
 import { BoundedSet } from '../src/bounded-set.js';
 import { Emitter, emit } from '../src/emitter.js';
+import { Heartbeat } from '../src/heartbeat.js';
 import { Outbox } from '../src/outbox.js';
 import { Pacer } from '../src/pacer.js';
 import { RoomSession } from '../src/room-session.js';
@@ -367,4 +368,34 @@ test('room.history(n): asked once joined, its replay answers it and is not deliv
   await assert.rejects(refused, { code: 'unavailable' });
   assert.ok(s.joinedNow());
   s.unsubscribe();
+});
+
+test('heartbeat: a ping after a silent interval, dead when nothing follows it; any frame keeps it alive', () => {
+  mock.timers.enable({ apis: ['setInterval', 'setTimeout'] });
+  try {
+    const events = [];
+    const hb = new Heartbeat(1000, 500, () => events.push('ping'), (reason) => events.push(`dead: ${reason}`));
+    hb.start();
+    hb.start(); // a second start adds no second interval
+    mock.timers.tick(999);
+    assert.deepEqual(events, []);
+    hb.heard();
+    mock.timers.tick(1);
+    assert.deepEqual(events, [], 'a frame in the interval: no ping');
+    mock.timers.tick(1000);
+    assert.deepEqual(events, ['ping']);
+    hb.heard(); // the pong
+    mock.timers.tick(500);
+    assert.deepEqual(events, ['ping'], 'answered: alive');
+    mock.timers.tick(1000); // the tick that sees the pong
+    mock.timers.tick(1000);
+    assert.deepEqual(events, ['ping', 'ping']);
+    mock.timers.tick(500);
+    assert.deepEqual(events, ['ping', 'ping', 'dead: no frame from the hub within 500 ms of a ping']);
+    hb.stop();
+    mock.timers.tick(10_000);
+    assert.equal(events.length, 3, 'stopped: no more pings');
+  } finally {
+    mock.timers.reset();
+  }
 });
