@@ -119,7 +119,23 @@ mod tests {
         assert_eq!(cfg.redis_pids, [4]);
         assert_eq!(cfg.redis_addr.as_deref(), Some("127.0.0.1:6379"));
         assert_eq!(cfg.room, "bench", "default");
+        assert!(!cfg.publishers_outside, "default: publishers are members");
+        assert!(cfg.backend_pids.is_empty(), "default");
         assert_eq!(out.json, Some(PathBuf::from("r.jsonl")));
+    }
+
+    #[test]
+    fn load_flags_as_bench_proxy_passes_them() {
+        let cli = parse(
+            "load --target proxy-on --proto hub --url ws://a/ws --subscribers 10 --publishers 32 \
+             --publishers-outside --backend-pid 7 --rate 200000",
+        )
+        .expect("valid");
+        let Command::Load { cfg, .. } = cli.command else {
+            panic!("not load: {cli:?}")
+        };
+        assert!(cfg.publishers_outside);
+        assert_eq!(cfg.backend_pids, [7]);
     }
 
     #[test]

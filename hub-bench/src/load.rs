@@ -76,6 +76,14 @@ pub struct LoadConfig {
     /// publishers stay on WebSocket).
     #[arg(long, value_enum, default_value_t)]
     pub subscriber_transport: SubscriberTransport,
+    /// Publishers do not join the room: each message goes to the subscribers alone, and a
+    /// publisher reads nothing but the answers to what it sent (an error frame is a refusal).
+    #[arg(long)]
+    pub publishers_outside: bool,
+    /// Other processes of the system under test (a hooks backend): their CPU is reported apart
+    /// and not counted as another process's disturbance.
+    #[arg(long = "backend-pid", value_name = "PID", value_delimiter = ',')]
+    pub backend_pids: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -124,6 +132,9 @@ pub struct LoadResult {
     /// Why connections ended early: the close code and reason the server sent, or the error.
     pub disconnect_reasons: BTreeMap<String, u64>,
     pub error_frames: u64,
+    /// Of `error_frames`, those the publishers got: messages the hubs refused.
+    pub publisher_error_frames: u64,
+    pub publishers_outside: bool,
     /// Bytes the subscribers read from their sockets from the first message's due time on (frame
     /// headers and payloads, compressed when deflate was agreed) per delivery.
     pub wire_bytes_per_delivery: f64,
@@ -143,6 +154,9 @@ pub struct LoadResult {
     pub hub_cpu_pct: f64,
     pub redis_cpu_pct: f64,
     pub tool_cpu_pct: f64,
+    /// The `--backend-pid` processes while sending (% of one core), and per message sent.
+    pub backend_cpu_pct: f64,
+    pub backend_cpu_us_per_msg: f64,
     /// CPU of every other process on the machine during send + drain, % of one core.
     pub other_cpu_pct: f64,
     /// CPU the hypervisor took from this VM meanwhile, % of one core.
@@ -194,7 +208,17 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
         }
     };
     let connect_per_s = cfg.subscribers as f64 / connect_start.elapsed().as_secs_f64();
-    let pubs = connect_many(cfg, cfg.publishers, cfg.subscribers).await?;
+    let pub_room = (!cfg.publishers_outside).then_some(cfg.room.as_str());
+    let pubs = open_many(
+        cfg.proto,
+        &cfg.connect,
+        pub_room,
+        cfg.publishers,
+        cfg.subscribers,
+    )
+    .await
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
 
     let epoch = Instant::now();
     // Joins ack before a hub's Redis SUBSCRIBE may have completed: wait, then start on a common schedule.
@@ -286,7 +310,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
     let _ = stop_tx.send(true);
 
     let mut sent = vec![0u64; cfg.publishers];
-    let (mut disconnects, mut error_frames) = (0u64, 0u64);
+    let (mut disconnects, mut error_frames, mut publisher_error_frames) = (0u64, 0u64, 0u64);
     let mut disconnect_reasons = BTreeMap::new();
     let mut count_reason = |reason: Option<String>| {
         if let Some(reason) = reason {
@@ -303,6 +327,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
         send_lag.add(&out.send_lag).expect("same bounds");
         count_reason(out.disconnected);
         error_frames += out.error_frames;
+        publisher_error_frames += out.error_frames;
     }
     let mut counts = Counts::default();
     let (mut in_window, mut wire_bytes) = (0u64, 0u64);
@@ -338,11 +363,12 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
     let hub_cpu = cpu_after.hub.saturating_sub(cpu_before.hub) as f64;
     let redis_cpu = cpu_after.redis.saturating_sub(cpu_before.redis) as f64;
     let tool_cpu = cpu_after.tool.saturating_sub(cpu_before.tool) as f64;
+    let backend_cpu = cpu_after.backend.saturating_sub(cpu_before.backend) as f64;
     let machine_busy = cpu_after
         .machine
         .busy_us
         .saturating_sub(cpu_before.machine.busy_us) as f64;
-    let other_cpu = (machine_busy - hub_cpu - redis_cpu - tool_cpu).max(0.0);
+    let other_cpu = (machine_busy - hub_cpu - redis_cpu - tool_cpu - backend_cpu).max(0.0);
     let steal_cpu = cpu_after
         .machine
         .steal_us
@@ -380,6 +406,8 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
         disconnects,
         disconnect_reasons,
         error_frames,
+        publisher_error_frames,
+        publishers_outside: cfg.publishers_outside,
         wire_bytes_per_delivery: wire_bytes as f64 / delivered,
         latency,
         connect_per_s,
@@ -392,6 +420,8 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult, BenchError> {
         hub_cpu_pct: send_pct(cpu_sent.hub, cpu_before.hub),
         redis_cpu_pct: send_pct(cpu_sent.redis, cpu_before.redis),
         tool_cpu_pct: send_pct(cpu_sent.tool, cpu_before.tool),
+        backend_cpu_pct: send_pct(cpu_sent.backend, cpu_before.backend),
+        backend_cpu_us_per_msg: backend_cpu / per_msg,
         other_cpu_pct: pct(other_cpu),
         steal_cpu_pct: pct(steal_cpu),
         disturbed: pct(other_cpu) > DISTURBED_PCT || pct(steal_cpu) > DISTURBED_PCT,
@@ -528,8 +558,9 @@ async fn publisher(
                     send_lag.saturating_record((flushed.saturating_sub(due(s)) / 1000).max(1));
                 }
             }
-            // Publishers are room members too: read what the others publish (until the drain
-            // ends) so the hub never sees a slow consumer here, and answer heartbeats.
+            // Publishers in the room read what the others publish (until the drain ends) so the
+            // hub never sees a slow consumer here; every publisher answers heartbeats and counts
+            // error frames.
             msg = ws.next() => {
                 if let Err(reason) = member_frame(&mut ws, job.proto, msg, &mut error_frames, |_| false).await {
                     disconnected = Some(reason);
@@ -566,12 +597,13 @@ async fn redis_snapshot(cfg: &LoadConfig) -> Result<Option<redisstat::Snapshot>,
     }
 }
 
-/// CPU time (µs) of the hub processes, the Redis processes, this tool and the whole machine at one
-/// moment.
+/// CPU time (µs) of the hub processes, the Redis processes, this tool, the backend processes and
+/// the whole machine at one moment.
 struct CpuSnapshot {
     hub: u64,
     redis: u64,
     tool: u64,
+    backend: u64,
     machine: procstat::MachineCpu,
 }
 
@@ -581,6 +613,7 @@ impl CpuSnapshot {
             hub: procstat::cpu_us_sum(&cfg.hub_pids)?,
             redis: procstat::cpu_us_sum(&cfg.redis_pids)?,
             tool: procstat::cpu_us(std::process::id())?,
+            backend: procstat::cpu_us_sum(&cfg.backend_pids)?,
             machine: procstat::machine_cpu()?,
         })
     }
