@@ -53,6 +53,7 @@ const SDK: &[(&str, Asset)] = &[
     sdk!("client.js"),
     sdk!("emitter.js"),
     sdk!("errors.js"),
+    sdk!("heartbeat.js"),
     sdk!("index.js"),
     sdk!("outbox.js"),
     sdk!("pacer.js"),
