@@ -25,6 +25,7 @@ use crate::session;
 use crate::slots::Handshake;
 use crate::state::AppState;
 use crate::transport::Transport;
+use crate::write_buffer::WriteBuffer;
 
 pub fn route(
     state: AppState,
@@ -141,7 +142,7 @@ fn handshake(
         let _slot = slot;
         match on_upgrade.await {
             Ok(upgraded) => {
-                let io = TokioIo::new(upgraded);
+                let io = WriteBuffer::new(TokioIo::new(upgraded));
                 let (io, deflate) = match agreed {
                     Some((window_bits, pools)) => {
                         let (io, kinds) = Rsv1Reader::deflate(io);
@@ -215,13 +216,13 @@ fn socket_config(max_message_bytes: usize, deflate: bool) -> WebSocketConfig {
         true => max_message_bytes.saturating_add(max_message_bytes / 64 + 64),
         false => max_message_bytes,
     };
-    // Small read buffer: idle connections are the common case and each costs its buffer. The
-    // write buffer gathers a batch of frames for one write() (16 KiB: ~50 chat frames), but no
-    // more: tungstenite keeps its capacity for good, so what one burst grew it to, an idle
-    // connection would hold for ever (128 KiB by default).
+    // Small read buffer: idle connections are the common case and each costs its buffer. No
+    // write buffer in tungstenite: it would keep the capacity of the largest burst for good; it
+    // hands each frame to the socket's `WriteBuffer`, which gathers a batch for one write() and
+    // frees itself once written.
     WebSocketConfig::default()
         .read_buffer_size(1024)
-        .write_buffer_size(16 * 1024)
+        .write_buffer_size(0)
         .max_message_size(Some(limit))
         .max_frame_size(Some(limit))
 }
