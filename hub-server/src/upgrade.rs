@@ -206,6 +206,9 @@ fn is_key(key: &[u8]) -> bool {
             .all(|&c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
 }
 
+/// tungstenite's read buffer: a message larger than this grows it while it is read.
+const READ_BUFFER: usize = 512;
+
 fn socket_config(max_message_bytes: usize, deflate: bool) -> WebSocketConfig {
     // With compression tungstenite's limits apply to compressed messages, and an incompressible
     // message comes out of deflate a little longer than it went in (zlib: 5 bytes per stored
@@ -216,12 +219,12 @@ fn socket_config(max_message_bytes: usize, deflate: bool) -> WebSocketConfig {
         true => max_message_bytes.saturating_add(max_message_bytes / 64 + 64),
         false => max_message_bytes,
     };
-    // Small read buffer: idle connections are the common case and each costs its buffer. No
-    // write buffer in tungstenite: it would keep the capacity of the largest burst for good; it
-    // hands each frame to the socket's `WriteBuffer`, which gathers a batch for one write() and
-    // frees itself once written.
+    // Small read buffer: idle connections are the common case and each costs its buffer, and a
+    // client sends little (a subscriber nothing but pongs). No write buffer in tungstenite: it
+    // would keep the capacity of the largest burst for good; it hands each frame to the
+    // socket's `WriteBuffer`, which gathers a batch for one write() and frees itself once written.
     WebSocketConfig::default()
-        .read_buffer_size(1024)
+        .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(Some(limit))
         .max_frame_size(Some(limit))
