@@ -52,14 +52,14 @@ pub async fn run<S>(
             biased;
             reason = &mut close => {
                 let reason = reason.ok();
-                return finish(&mut sink, &mut queue, &mut echo, reason, deflate.as_ref()).await;
+                return Box::pin(finish(&mut sink, &mut queue, &mut echo, reason, deflate.as_ref())).await;
             }
             n = queue.recv_many(&mut batch, MAX_BATCH) => {
                 if n == 0 {
                     // Every sender is gone: the session is ending and says why next (or drops
                     // `close`, when the client left on its own).
                     let reason = close.await.ok();
-                    return finish(&mut sink, &mut queue, &mut echo, reason, deflate.as_ref()).await;
+                    return Box::pin(finish(&mut sink, &mut queue, &mut echo, reason, deflate.as_ref())).await;
                 }
                 let bytes: usize = batch.iter().map(|f| f.as_str().len()).sum();
                 let written = write_batch(&mut sink, &mut batch, deflate.as_ref()).await;
@@ -85,7 +85,8 @@ pub async fn run<S>(
 
 /// The end of a connection, bounded by [`CLOSE_TIMEOUT`]: what the client sent back to it (echo
 /// mode), then with a `reason` what is still queued and our close frame; without one (the client
-/// closed) the close reply tungstenite has queued.
+/// closed) the close reply tungstenite has queued. The writer boxes it: its timer and writes take
+/// room in the writer's future only at the end.
 async fn finish<S>(
     sink: &mut S,
     queue: &mut mpsc::Receiver<Frame>,
