@@ -40,6 +40,7 @@ pub mod state;
 pub mod transport;
 pub mod upgrade;
 pub mod webhooks;
+pub mod write_buffer;
 pub mod writer;
 
 pub use listen::listen;

@@ -9,9 +9,11 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
+use futures_util::FutureExt;
+use futures_util::future::Either;
 use http::{HeaderMap, StatusCode, header};
 use http_accept::PeerAddr;
-use hyper::upgrade::OnUpgrade;
+use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -25,6 +27,7 @@ use crate::session;
 use crate::slots::Handshake;
 use crate::state::AppState;
 use crate::transport::Transport;
+use crate::write_buffer::WriteBuffer;
 
 pub fn route(
     state: AppState,
@@ -135,36 +138,22 @@ fn handshake(
     // The answer goes in the 101; the window and the pools go with the connection.
     let (window_bits, extensions) = agreed.map(|a| (a.window_bits, a.response)).unzip();
     let agreed = window_bits.zip(pools);
+    let credentials = session::Credentials {
+        bearer,
+        hook_headers,
+    };
     let sessions = state.sessions.clone();
-    sessions.spawn(async move {
-        // Held until the session ends (or the upgrade fails): the slot is given back on drop.
-        let _slot = slot;
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let io = TokioIo::new(upgraded);
-                let (io, deflate) = match agreed {
-                    Some((window_bits, pools)) => {
-                        let (io, kinds) = Rsv1Reader::deflate(io);
-                        let connection = deflate::Connection {
-                            pools,
-                            window_bits,
-                            min_bytes: state.settings.compression_min_bytes,
-                            kinds,
-                        };
-                        (io, Some(connection))
-                    }
-                    None => (Rsv1Reader::plain(io), None),
-                };
-                let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-                let credentials = session::Credentials {
-                    bearer,
-                    hook_headers,
-                };
-                session::run(socket, state, ip, credentials, deflate, Transport::Ws).await;
+    let session = on_upgrade
+        .then(move |upgraded| match upgraded {
+            Ok(upgraded) => Either::Left(open(upgraded, state, ip, credentials, agreed, config)),
+            Err(err) => {
+                tracing::debug!(%err, "websocket upgrade failed");
+                Either::Right(std::future::ready(()))
             }
-            Err(err) => tracing::debug!(%err, "websocket upgrade failed"),
-        }
-    });
+        })
+        // Held until the session ends (or the upgrade fails): the slot is given back on drop.
+        .map(move |()| drop(slot));
+    sessions.spawn(session);
 
     let mut response = Response::default();
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -186,6 +175,37 @@ fn handshake(
     response
 }
 
+/// The session over an upgraded connection: the socket's layers (its write buffer, the RSV1
+/// watch with compression), then the session. Chained with combinators rather than written as an
+/// `async` block, which would keep room for what it captured (the state, the credentials, the
+/// socket) beside the session for the connection's life (rust-lang/rust#62958): here each step's
+/// inputs move into the next.
+fn open(
+    upgraded: Upgraded,
+    state: AppState,
+    ip: IpAddr,
+    credentials: session::Credentials,
+    agreed: Option<(u8, Arc<Pools>)>,
+    config: WebSocketConfig,
+) -> impl Future<Output = ()> + Send + 'static {
+    let io = WriteBuffer::new(TokioIo::new(upgraded));
+    let (io, deflate) = match agreed {
+        Some((window_bits, pools)) => {
+            let (io, kinds) = Rsv1Reader::deflate(io);
+            let connection = deflate::Connection {
+                pools,
+                window_bits,
+                min_bytes: state.settings.compression_min_bytes,
+                kinds,
+            };
+            (io, Some(connection))
+        }
+        None => (Rsv1Reader::plain(io), None),
+    };
+    WebSocketStream::from_raw_socket(io, Role::Server, Some(config))
+        .then(move |socket| session::run(socket, state, ip, credentials, deflate, Transport::Ws))
+}
+
 fn refuse_version(status: StatusCode) -> Response {
     let mut response = refuse(status, "websocket version 13 only\n");
     response.headers_mut().insert(
@@ -205,6 +225,9 @@ fn is_key(key: &[u8]) -> bool {
             .all(|&c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
 }
 
+/// tungstenite's read buffer: a message larger than this grows it while it is read.
+const READ_BUFFER: usize = 512;
+
 fn socket_config(max_message_bytes: usize, deflate: bool) -> WebSocketConfig {
     // With compression tungstenite's limits apply to compressed messages, and an incompressible
     // message comes out of deflate a little longer than it went in (zlib: 5 bytes per stored
@@ -215,13 +238,13 @@ fn socket_config(max_message_bytes: usize, deflate: bool) -> WebSocketConfig {
         true => max_message_bytes.saturating_add(max_message_bytes / 64 + 64),
         false => max_message_bytes,
     };
-    // Small read buffer: idle connections are the common case and each costs its buffer. The
-    // write buffer gathers a batch of frames for one write() (16 KiB: ~50 chat frames), but no
-    // more: tungstenite keeps its capacity for good, so what one burst grew it to, an idle
-    // connection would hold for ever (128 KiB by default).
+    // Small read buffer: idle connections are the common case and each costs its buffer, and a
+    // client sends little (a subscriber nothing but pongs). No write buffer in tungstenite: it
+    // would keep the capacity of the largest burst for good; it hands each frame to the
+    // socket's `WriteBuffer`, which gathers a batch for one write() and frees itself once written.
     WebSocketConfig::default()
-        .read_buffer_size(1024)
-        .write_buffer_size(16 * 1024)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
         .max_message_size(Some(limit))
         .max_frame_size(Some(limit))
 }

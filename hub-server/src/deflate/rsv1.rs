@@ -30,7 +30,7 @@ pub enum Kind {
 #[derive(Debug, Default)]
 pub struct Kinds(Mutex<VecDeque<Kind>>);
 
-/// tungstenite parses what it has read before it reads more (1 KiB at a time on a hub socket), so
+/// tungstenite parses what it has read before it reads more (512 bytes at a time on a hub socket), so
 /// the kinds not yet taken are a few hundred at most; this bound only stops a bug from growing it.
 const MAX_UNTAKEN: usize = 4096;
 

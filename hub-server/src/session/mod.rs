@@ -47,49 +47,52 @@ pub struct Credentials {
 /// stands for one (`sse::socket`: the transport is this parameter, the session is the same);
 /// `credentials` say who the client is (the `Authorization` header of the upgrade or of `POST
 /// /sse/session`); `deflate` is the compression the handshake agreed to.
-pub async fn run<S>(
+///
+/// The socket is split before the session's future exists: a future keeps room for its
+/// arguments for as long as it lives (rust-lang/rust#62958), and a WebSocket is a few hundred
+/// bytes that every idle connection would carry twice.
+pub fn run<S>(
     socket: S,
     state: AppState,
     ip: IpAddr,
     credentials: Credentials,
     deflate: Option<deflate::Connection>,
     transport: Transport,
-) where
+) -> impl Future<Output = ()> + Send + 'static
+where
     S: Stream<Item = Result<Message, WsError>>
         + futures_util::Sink<Message, Error = WsError>
         + Unpin
         + Send
         + 'static,
 {
+    let (sink, stream) = state.metrics.accepted(socket).split();
+    serve(sink, stream, state, ip, credentials, deflate, transport)
+}
+
+async fn serve<W, R>(
+    mut sink: W,
+    mut stream: R,
+    state: AppState,
+    ip: IpAddr,
+    credentials: Credentials,
+    deflate: Option<deflate::Connection>,
+    transport: Transport,
+) where
+    W: futures_util::Sink<Message, Error = WsError> + Unpin + Send + 'static,
+    R: Stream<Item = Result<Message, WsError>> + Unpin + Send + 'static,
+{
     let settings = state.settings.clone();
-    let (mut sink, mut stream) = state.metrics.accepted(socket).split();
     let client_id: ClientId = Uuid::new_v4().to_string().into();
     // `auth_mode = proxy`: the backend says who the client is before the hub says anything; a
-    // refusal closes at once with the backend's reason (no writer is running yet).
+    // refusal closes at once with the backend's reason (no writer is running yet). Boxed: an
+    // HTTP call's future is large, and only connections in this mode need it, only now.
     let vouched = match (&state.auth, settings.echo) {
         (Auth::Proxy { .. }, false) => {
-            let asked = admission::ask_backend(&state, &client_id, ip, &credentials.hook_headers);
-            let verdict = tokio::select! {
-                verdict = asked => verdict,
-                _ = state.shutdown.wait() => Err((CloseReason::ShuttingDown, None)),
-            };
-            match verdict {
-                Ok(identity) => Some(identity),
-                Err((reason, text)) => {
-                    state.metrics.closed(Some(reason));
-                    let text = text.unwrap_or_else(|| reason.text().to_owned());
-                    let close = CloseFrame {
-                        code: reason.close_code(),
-                        reason: text.into(),
-                    };
-                    let closing = async {
-                        if sink.send(Message::Close(Some(close))).await.is_ok() {
-                            while let Some(Ok(_)) = stream.next().await {}
-                        }
-                    };
-                    let _ = tokio::time::timeout(WRITER_GRACE, closing).await;
-                    return;
-                }
+            let asked = ask_or_refuse(&state, &client_id, ip, &credentials, &mut sink, &mut stream);
+            match Box::pin(asked).await {
+                Some(identity) => Some(identity),
+                None => return,
             }
         }
         _ => None,
@@ -114,7 +117,7 @@ pub async fn run<S>(
         }
         false => (None, None),
     };
-    let mut writer = tokio::spawn(writer::run(
+    let writer = tokio::spawn(writer::run(
         sink,
         rx,
         me.queued.clone(),
@@ -146,6 +149,8 @@ pub async fn run<S>(
         Some(_) => Ok(()),
         None => session.start(credentials.bearer.as_deref(), vouched),
     };
+    // The token (a few hundred bytes) is not needed past the start.
+    drop(credentials);
     let reason = match started {
         Ok(()) => session.read_until_closed(&mut stream, &kick).await,
         Err(reason) => Some(reason),
@@ -170,6 +175,61 @@ pub async fn run<S>(
     drop(me);
     state.metrics.closed(reason);
     state.metrics.transport_closed(transport);
+    // Boxed: the timers and joins of the end take room only at the end.
+    Box::pin(close(writer, &mut stream, close_tx, reason)).await;
+    tracing::debug!(client_id = %client_id, ?reason, "client disconnected");
+}
+
+/// `auth_mode = proxy`: who the backend says the client is; `None` when it refused, the client
+/// then told why (the backend's text, or the reason's) and closed.
+async fn ask_or_refuse<W, R>(
+    state: &AppState,
+    client_id: &ClientId,
+    ip: IpAddr,
+    credentials: &Credentials,
+    sink: &mut W,
+    stream: &mut R,
+) -> Option<crate::auth::Identity>
+where
+    W: futures_util::Sink<Message, Error = WsError> + Unpin,
+    R: Stream<Item = Result<Message, WsError>> + Unpin,
+{
+    let asked = admission::ask_backend(state, client_id, ip, &credentials.hook_headers);
+    let verdict = tokio::select! {
+        verdict = asked => verdict,
+        _ = state.shutdown.wait() => Err((CloseReason::ShuttingDown, None)),
+    };
+    match verdict {
+        Ok(identity) => Some(identity),
+        Err((reason, text)) => {
+            state.metrics.closed(Some(reason));
+            let text = text.unwrap_or_else(|| reason.text().to_owned());
+            let close = CloseFrame {
+                code: reason.close_code(),
+                reason: text.into(),
+            };
+            let closing = async {
+                if sink.send(Message::Close(Some(close))).await.is_ok() {
+                    while let Some(Ok(_)) = stream.next().await {}
+                }
+            };
+            let _ = tokio::time::timeout(WRITER_GRACE, closing).await;
+            None
+        }
+    }
+}
+
+/// The end of a session, once it is out of the hub: with a `reason`, the writer sends it (after
+/// what is queued) while the client's answer is read; without one (the client left) the writer
+/// ends without a close frame. Both within [`WRITER_GRACE`].
+async fn close<R>(
+    mut writer: tokio::task::JoinHandle<()>,
+    stream: &mut R,
+    close_tx: oneshot::Sender<CloseReason>,
+    reason: Option<CloseReason>,
+) where
+    R: Stream<Item = Result<Message, WsError>> + Unpin,
+{
     match reason {
         Some(reason) => {
             let _ = close_tx.send(reason);
@@ -193,5 +253,4 @@ pub async fn run<S>(
             }
         }
     }
-    tracing::debug!(client_id = %client_id, ?reason, "client disconnected");
 }

@@ -37,8 +37,10 @@ impl From<Room> for Lane {
 
 #[derive(Default)]
 pub(super) struct Pending<'a> {
-    /// One future per lane with work under way; each yields its lane when done.
-    running: FuturesUnordered<BoxFuture<'a, Lane>>,
+    /// One future per lane with work under way; each yields its lane when done. Made at the first
+    /// command: an empty `FuturesUnordered` already holds two allocations, and most connections
+    /// never send a slow command.
+    running: Option<FuturesUnordered<BoxFuture<'a, Lane>>>,
     /// Work queued behind the running one of its lane, in arrival order.
     queued: HashMap<Lane, VecDeque<Work<'a>>>,
     waiting: usize,
@@ -72,13 +74,17 @@ impl<'a> Pending<'a> {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.running.is_empty()
+        self.running.as_ref().is_none_or(FuturesUnordered::is_empty)
     }
 
     /// Waits until one piece of work is done and starts the next of its room; never resolves
     /// while nothing runs (select on it with `if !is_empty()`).
     pub async fn next_done(&mut self) {
-        let Some(lane) = self.running.next().await else {
+        let next = match &mut self.running {
+            Some(running) => running.next().await,
+            None => None,
+        };
+        let Some(lane) = next else {
             return std::future::pending().await;
         };
         self.waiting -= 1;
@@ -87,12 +93,17 @@ impl<'a> Pending<'a> {
             Some(work) => self.run(lane, work),
             None => {
                 self.queued.remove(&lane);
+                if self.is_empty() {
+                    // Given back once idle, like it was never made.
+                    self.running = None;
+                }
             }
         }
     }
 
     fn run(&mut self, lane: Lane, work: Work<'a>) {
-        self.running.push(Box::pin(async move {
+        let running = self.running.get_or_insert_with(FuturesUnordered::new);
+        running.push(Box::pin(async move {
             work.await;
             lane
         }));
