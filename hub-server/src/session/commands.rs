@@ -105,12 +105,15 @@ impl<'a> Session<'a> {
                 content,
                 reference,
             } if proxy_publish => {
-                let err = ProtocolError::TooMuchWaiting;
-                let refused = Frame::error_for(&err, reference.as_deref());
+                // The refusal is written only when it happens (the reference is kept for it).
+                let kept = reference.clone();
                 let lane = Lane::Room(room.clone());
                 let work = publish_proxied(state, client_id, me, sender, room, content, reference);
                 if self.pending.start(lane, Box::pin(work)).is_err() {
-                    me.offer(&refused);
+                    me.offer(&Frame::error_for(
+                        &ProtocolError::TooMuchWaiting,
+                        kept.as_deref(),
+                    ));
                 }
             }
             Command::Message {
@@ -127,10 +130,13 @@ impl<'a> Session<'a> {
                     me.offer(&Frame::error_for(&ProtocolError::NoRpc, Some(&reference)));
                     return Ok(());
                 }
-                let refused = Frame::error_for(&ProtocolError::TooMuchWaiting, Some(&reference));
+                let kept = reference.clone();
                 let work = rpc(state, client_id, me, sender, method, data, reference);
                 if self.pending.start(Lane::Rpc, Box::pin(work)).is_err() {
-                    me.offer(&refused);
+                    me.offer(&Frame::error_for(
+                        &ProtocolError::TooMuchWaiting,
+                        Some(&kept),
+                    ));
                 }
             }
             Command::Broadcast { content } => self.send(None, &content, None),
