@@ -94,6 +94,9 @@ test('chromium: WebSocket blocked → SSE across two hubs, recovery after a hub 
     );
     assert.deepEqual(started, { a: 'sse', b: 'sse', tries: 2, es: 'function' });
 
+    // Both rooms joined before the first messages: one published while the other client's join
+    // is still on its way is before that client's place in the room, not a message for it.
+    await page.waitForFunction(() => ra.joined && rb.joined, null, { timeout: 10000 });
     await page.evaluate(() => Promise.all([ra.publish('a-1'), rb.publish('b-1')]));
     await page.waitForFunction(() => got.a.includes('b-1') && got.b.includes('a-1'), null, { timeout: 10000 });
 
