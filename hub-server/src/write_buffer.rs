@@ -59,6 +59,11 @@ impl<S: AsyncWrite + Unpin> WriteBuffer<S> {
     }
 }
 
+/// Whether `data` (what tungstenite writes at once: one frame) starts a close frame.
+fn is_close_frame(data: &[u8]) -> bool {
+    data.first().is_some_and(|b0| b0 & 0x0f == 0x8)
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for WriteBuffer<S> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -88,6 +93,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteBuffer<S> {
             this.written = 0;
         }
         this.buf.extend_from_slice(data);
+        if is_close_frame(data) {
+            // tungstenite writes its reply to a client's close while it reads, and nothing may
+            // flush after that (the connection ends): the close goes out now, with what was
+            // before it. A socket that cannot take it now is one the close timeout gives up on.
+            let _ = this.poll_drain(cx);
+        }
         Poll::Ready(Ok(data.len()))
     }
 
@@ -122,6 +133,31 @@ mod tests {
         let mut got = [0u8; 7];
         theirs.read_exact(&mut got).await.expect("read");
         assert_eq!(&got, b"one two");
+    }
+
+    /// The reply to a client's close is written while tungstenite reads, and nothing flushes
+    /// after it: it goes out at once, with what was buffered before it (Autobahn saw every
+    /// client-initiated close end unclean without this).
+    #[tokio::test]
+    async fn a_close_frame_goes_out_without_a_flush() {
+        let (ours, mut theirs) = tokio::io::duplex(1 << 20);
+        let mut socket = WriteBuffer::new(ours);
+        socket
+            .write_all(&[0x81, 0x01, b'x'])
+            .await
+            .expect("buffered");
+        socket
+            .write_all(&[0x88, 0x02, 0x03, 0xe8])
+            .await
+            .expect("written");
+        assert_eq!(
+            socket.buf.capacity(),
+            0,
+            "written and freed without a flush"
+        );
+        let mut got = [0u8; 7];
+        theirs.read_exact(&mut got).await.expect("read");
+        assert_eq!(got, [0x81, 0x01, b'x', 0x88, 0x02, 0x03, 0xe8]);
     }
 
     #[tokio::test]
