@@ -50,6 +50,15 @@ stop_started() {
   started=()
 }
 
+# A loopback port nothing listens on. Below the ephemeral range: a port there may be an outgoing
+# connection's, which no connect test sees.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() {
+  local p=$((10000 + RANDOM % 10000))
+  while ! port_free "$p"; do p=$((p + 1)); done
+  echo "$p"
+}
+
 # Waits until a tool started in the background has written FILE (not empty), checking every half
 # second that it still runs; dies (showing its LOG) when it stopped or SECONDS passed.
 wait_for_output() { # pid file seconds what log

@@ -108,13 +108,6 @@ pause() {
   wait $!
 }
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# Below the ephemeral range: a port there may be an outgoing connection's, which no connect test sees.
-free_port() {
-  local p=$((10000 + RANDOM % 10000))
-  while ! port_free "$p"; do p=$((p + 1)); done
-  echo "$p"
-}
 
 redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >"$out/redis.log" 2>&1 &

@@ -48,21 +48,20 @@ out=bench/results/proxy-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$out"
 results=$out/results.jsonl
 echo "{\"kind\":\"proxy-run\",\"hub\":\"${BENCH_HUB_BIN:-$(git rev-parse --short=12 HEAD)}\",\"subscribers\":$BENCH_SUBSCRIBERS,\"publishers\":$BENCH_PUBLISHERS,\"backend_cpu\":\"$PROXY_BACKEND_CPU\",\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}" >>"$results"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+trap stop_started EXIT
 trap 'exit 130' INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 redis_port=$(free_port)
 taskset -c 0 redis-server --port "$redis_port" --save '' --appendonly no --logfile /dev/null &
-pids+=($!)
+started+=($!)
 redis_pid=$!
 until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.1; done
 
 # The backend prints its address first; its per-second counts go to the log.
 taskset -c "$PROXY_BACKEND_CPU" "$tool" backend >"$out/backend.addr" 2>"$out/backend.log" &
-pids+=($!)
+started+=($!)
 backend_pid=$!
 until [ -s "$out/backend.addr" ]; do sleep 0.1; done
 backend=$(sed -n 's/^listening //p' "$out/backend.addr")
@@ -79,7 +78,7 @@ start_hubs() {
       HUB_HOOK_SECRET=bench-hook-secret-0123456789 HUB_PROXY_PUBLISH_URL="http://$backend/publish" \
       HUB_NAMESPACES='{"pp":{"proxy_publish":true},"np":{}}' \
       taskset -c 0 "$hub" >>"$out/hub$i.log" 2>&1 &
-    pids+=($!)
+    started+=($!)
     hub_pids+=($!)
     until HUB_LISTEN=127.0.0.1:$port "$hub" healthcheck >/dev/null 2>&1; do sleep 0.1; done
     urls+=("ws://127.0.0.1:$port/ws")

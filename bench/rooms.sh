@@ -83,13 +83,6 @@ cleanup() { stop_started; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# Below the ephemeral range: a port there may be an outgoing connection's, which no connect test sees.
-free_port() {
-  local p=$((10000 + RANDOM % 10000))
-  while ! port_free "$p"; do p=$((p + 1)); done
-  echo "$p"
-}
 
 now_us() { echo "${EPOCHREALTIME/./}"; }
 rcli() { redis-cli -h 127.0.0.1 -p "$redis_port" "$@"; }

@@ -17,15 +17,14 @@ hub=target/release/hub-server
 tool=target/release/hub-bench
 mkdir -p bench/results
 results=bench/results/sse-$(date -u +%Y%m%dT%H%M%SZ).jsonl
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+trap stop_started EXIT
 trap 'exit 130' INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 redis_port=$(free_port)
 taskset -c 0 redis-server --port "$redis_port" --save '' --appendonly no --logfile /dev/null &
-pids+=($!)
+started+=($!)
 redis_pid=$!
 until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.1; done
 urls=() hub_pids=()
@@ -35,7 +34,7 @@ for i in 1 2; do
     HUB_ALLOWED_ORIGINS='*' HUB_MAX_CONNECTIONS=100000 \
     HUB_RATE_LIMIT_PER_SEC=10000000 HUB_RATE_LIMIT_BURST=10000000 RUST_LOG=warn \
     taskset -c 0 "$hub" &
-  pids+=($!)
+  started+=($!)
   hub_pids+=($!)
   until HUB_LISTEN=127.0.0.1:$port "$hub" healthcheck >/dev/null 2>&1; do sleep 0.1; done
   urls+=("ws://127.0.0.1:$port/ws")
