@@ -59,6 +59,16 @@ free_port() {
   echo "$p"
 }
 
+# A throw-away redis-server (no persistence) on CPU $1 and a free port; sets redis_port and
+# redis_pid (in `started`) and returns once it answers.
+start_pinned_redis() { # cpu
+  redis_port=$(free_port)
+  taskset -c "$1" redis-server --port "$redis_port" --save '' --appendonly no --logfile /dev/null &
+  redis_pid=$!
+  started+=("$redis_pid")
+  until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.1; done
+}
+
 # Waits until a tool started in the background has written FILE (not empty), checking every half
 # second that it still runs; dies (showing its LOG) when it stopped or SECONDS passed.
 wait_for_output() { # pid file seconds what log

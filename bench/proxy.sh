@@ -53,11 +53,7 @@ source bench/lib.sh
 trap stop_started EXIT
 trap 'exit 130' INT TERM
 
-redis_port=$(free_port)
-taskset -c 0 redis-server --port "$redis_port" --save '' --appendonly no --logfile /dev/null &
-started+=($!)
-redis_pid=$!
-until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.1; done
+start_pinned_redis 0
 
 # The backend prints its address first; its per-second counts go to the log.
 taskset -c "$PROXY_BACKEND_CPU" "$tool" backend >"$out/backend.addr" 2>"$out/backend.log" &

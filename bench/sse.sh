@@ -22,11 +22,7 @@ source bench/lib.sh
 trap stop_started EXIT
 trap 'exit 130' INT TERM
 
-redis_port=$(free_port)
-taskset -c 0 redis-server --port "$redis_port" --save '' --appendonly no --logfile /dev/null &
-started+=($!)
-redis_pid=$!
-until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.1; done
+start_pinned_redis 0
 urls=() hub_pids=()
 for i in 1 2; do
   port=$(free_port)
