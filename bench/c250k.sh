@@ -131,7 +131,8 @@ conntrack_count() { cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null |
 load_before=$(cut -d' ' -f1 /proc/loadavg)
 iptables -t raw -S OUTPUT | grep -q -- '-j NOTRACK' || die "no NOTRACK rule in this namespace"
 
-redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no >"$out/redis.log" 2>&1 &
+redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no \
+  --slowlog-log-slower-than 50000 --slowlog-max-len 1024 >"$out/redis.log" 2>&1 &
 redis_pid=$!
 started+=("$redis_pid")
 for _ in $(seq 1 100); do redis-cli -p 6379 PING >/dev/null 2>&1 && break; sleep 0.1; done
@@ -174,6 +175,11 @@ rc=0
   --api-connections "$C250K_API_CONNECTIONS" \
   --backoff-base "$C250K_BACKOFF_BASE" --backoff-max "$C250K_BACKOFF_MAX" "${kill_args[@]}" \
   --json "$out/results.json" --markdown "$out/report.md" 2> >(tee "$out/coordinator.log" >&2) || rc=$?
+
+# Redis's own account of what took it longest (a command that holds its one thread for seconds
+# stalls every hub): every command of 50 ms or more (the slow log), and the command statistics.
+redis-cli -p 6379 SLOWLOG GET 1024 >"$out/redis-slowlog.txt" 2>&1 || true
+redis-cli -p 6379 INFO commandstats >"$out/redis-commandstats.txt" 2>&1 || true
 
 # What the report cannot see from inside the tool: connection tracking in this namespace (NOTRACK
 # keeps it at 0), the machine, the hub build.

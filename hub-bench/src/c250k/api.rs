@@ -71,14 +71,25 @@ impl ApiConn {
     }
 
     async fn request(&mut self, method: &str, path: &str, body: &str) -> Result<Reply, ApiError> {
-        let result = self.exchange(method, path, body).await;
+        let reused = self.stream.is_some();
+        let mut result = self.exchange(method, path, body).await;
         if result.is_err() {
             self.stream = None;
+        }
+        // A kept-alive connection the hub closed while it sat idle (its keep-alive timeout): the
+        // request never reached it (nothing came back, not a byte), so it goes once more on a
+        // fresh connection — as HTTP clients do — instead of failing the run.
+        if reused && self.buf.is_empty() && result.as_ref().is_err_and(closed_idle) {
+            result = self.exchange(method, path, body).await;
+            if result.is_err() {
+                self.stream = None;
+            }
         }
         result
     }
 
     async fn exchange(&mut self, method: &str, path: &str, body: &str) -> Result<Reply, ApiError> {
+        self.buf.clear();
         let io = |what: &'static str, addr: &str| {
             let addr = addr.to_owned();
             move |e: std::io::Error| ApiError::Io {
@@ -106,7 +117,6 @@ impl ApiConn {
             .write_all(request.as_bytes())
             .await
             .map_err(io("write", &self.addr))?;
-        self.buf.clear();
         loop {
             if let Some((reply, close)) =
                 parse_reply(&self.buf).map_err(|e| ApiError::Bad(e, self.addr.clone()))?
@@ -132,6 +142,17 @@ impl ApiConn {
             }
         }
     }
+}
+
+/// The error of a connection the other side had closed before the request.
+fn closed_idle(err: &ApiError) -> bool {
+    matches!(
+        err,
+        ApiError::Io { kind, .. } if matches!(
+            kind,
+            ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
+        )
+    )
 }
 
 /// A whole answer in `buf`, and whether the server will close the connection; `None` while
@@ -265,5 +286,44 @@ mod tests {
         assert!(seen[0].starts_with("POST /api/publish HTTP/1.1\r\n"));
         assert!(seen[1].contains("\r\nAuthorization: Bearer k-0123456789abcdef\r\n"));
         assert!(!format!("{c:?}").contains("k-0123"));
+    }
+
+    /// Answers one request on each accepted connection, then closes it without a word (a
+    /// keep-alive timeout); returns how many connections it took.
+    async fn one_answer_per_connection(listener: tokio::net::TcpListener, conns: usize) -> usize {
+        for n in 0..conns {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut req = Vec::new();
+            while !req.ends_with(b"}") {
+                let mut b = [0u8; 512];
+                let k = s.read(&mut b).await.expect("read");
+                assert!(k > 0, "client closed");
+                req.extend_from_slice(&b[..k]);
+            }
+            let body = format!("{{\"id\":{n}}}");
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(answer.as_bytes()).await.expect("write");
+        }
+        conns
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_while_idle_is_replaced_and_the_request_goes_once() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let server = tokio::spawn(one_answer_per_connection(listener, 2));
+        let mut c = ApiConn::new(&addr, Rc::from("k-0123456789abcdef"));
+        let first = c.post("/api/publish", "{\"n\":0}").await.expect("first");
+        assert_eq!(first.body, "{\"id\":0}");
+        // The server has dropped that connection by now; the client does not know it yet.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let second = c.post("/api/publish", "{\"n\":1}").await.expect("second");
+        assert_eq!(second.body, "{\"id\":1}", "answered on a new connection");
+        assert_eq!(server.await.expect("server"), 2);
     }
 }

@@ -536,7 +536,19 @@ impl Workers {
                 return Ok(Some(s));
             }
             if Instant::now() > deadline {
-                say("  timed out");
+                say(&format!(
+                    "  timed out: ready {}/{}, broadcasts {}, common room {}, personal {}, \
+                     failed attempts {}, disconnects {}, error frames {} (first: {:?})",
+                    s.ready,
+                    s.connections,
+                    s.broadcasts,
+                    s.all_msgs,
+                    s.personal_msgs,
+                    s.connect_failures,
+                    s.disconnects,
+                    s.error_frames,
+                    s.first_error
+                ));
                 return Ok(None);
             }
             tokio::time::sleep(POLL / 4).await;

@@ -400,3 +400,69 @@ async fn no_stale_member_survives_a_redis_restart() {
         "announced again: {got:?}"
     );
 }
+
+#[tokio::test]
+async fn a_resync_after_a_stall_removes_every_entry_of_the_hub_it_no_longer_has() {
+    let redis = RedisServer::start().await;
+    let hub1 = Hub::builder("hub1")
+        .redis(&redis)
+        .jwt(SECRET)
+        .fast_bridge()
+        .env("HUB_PRESENCE_LEAVE_DELAY", "0s")
+        .env("HUB_HUB_HEARTBEAT", "500ms")
+        .start()
+        .await;
+    let r = room("stall");
+    let mut stays = user(&hub1, "u-stays", &[&r]).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while members(&mut stays, &r).await != pairs(&[("u-stays", 1)]) {
+        assert!(Instant::now() < deadline, "u-stays never listed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Entries of this hub that it does not have (what a write lost to an outage leaves behind),
+    // more than one page of the resync's HSCAN, among as many entries of another hub.
+    let me = instance(&stays);
+    let key = format!("rthub:presence:{{{r}}}");
+    let mut plant = redis::cmd("HSET");
+    plant.arg(&key);
+    for n in 0..2500 {
+        plant.arg(format!("{me}|ghost{n}")).arg("1|Ghost");
+        plant.arg(format!("elsewhere|other{n}")).arg("1|Other");
+    }
+    redis.run::<()>(&plant).await;
+    let ours = |fields: &std::collections::HashMap<String, String>| {
+        fields
+            .keys()
+            .filter(|f| f.starts_with(&format!("{me}|")))
+            .count()
+    };
+    assert_eq!(ours(&redis.hgetall(&key).await), 2501);
+    // A stall longer than redis_timeout (1 s): the heartbeat fails, and the hub makes Redis say
+    // exactly what it knows once Redis answers again.
+    redis.stop();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    redis.cont();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let fields = redis.hgetall(&key).await;
+        if ours(&fields) == 1 {
+            assert!(
+                fields.contains_key(&format!("{me}|u-stays")),
+                "{:?}",
+                fields.len()
+            );
+            assert_eq!(
+                fields.len(),
+                2501,
+                "another hub's entries are not this hub's to remove"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} entries of this hub 10 s after Redis answered again",
+            ours(&fields)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
