@@ -2,6 +2,9 @@
 //! or the answer to a server API call. Whoever finishes with the message (the publisher once Redis
 //! stored it, local delivery when there is no history) keeps the promise, once.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use tokio::sync::oneshot;
 
 use crate::error::ProtocolError;
@@ -37,10 +40,89 @@ pub enum Ack {
         reference: String,
         id: String,
     },
-    Api(oneshot::Sender<Result<StoredAt, ProtocolError>>),
+    Api(ApiWaiter),
+}
+
+/// A server API call waiting to hear where its message was stored.
+#[derive(Debug)]
+pub struct ApiWaiter {
+    answer: oneshot::Sender<Result<StoredAt, ProtocolError>>,
+    handover: Arc<Handover>,
+}
+
+/// What the caller of a server API call waits on.
+pub type ApiAnswer = oneshot::Receiver<Result<StoredAt, ProtocolError>>;
+
+/// Who has the last word on a server API message when its caller stops waiting: the publisher,
+/// by sending it to Redis first, or the caller, by withdrawing it first — then it is never sent,
+/// so an answer "nothing was published" is true. Once sent, a message may be stored even if
+/// Redis's reply never comes, so it can no longer be withdrawn.
+#[derive(Debug, Default)]
+pub struct Handover(AtomicU8);
+
+const WAITING: u8 = 0;
+const SENT: u8 = 1;
+const WITHDRAWN: u8 = 2;
+
+impl Handover {
+    /// The publisher is about to send the message: false when the caller withdrew it first.
+    pub fn sending(&self) -> bool {
+        match self
+            .0
+            .compare_exchange(WAITING, SENT, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(now) => now == SENT,
+        }
+    }
+
+    /// Whether the caller withdrew the message (it was never sent, and never will be).
+    pub fn withdrawn(&self) -> bool {
+        self.0.load(Ordering::Acquire) == WITHDRAWN
+    }
+
+    /// The caller stops waiting: true when the message has not gone to Redis (and now never will).
+    pub fn withdraw(&self) -> bool {
+        match self
+            .0
+            .compare_exchange(WAITING, WITHDRAWN, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(now) => now == WITHDRAWN,
+        }
+    }
 }
 
 impl Ack {
+    /// The promise for a server API call: the ack, what its caller waits on, and the caller's
+    /// side of the handover.
+    pub fn api() -> (Ack, ApiAnswer, Arc<Handover>) {
+        let (answer, waiting) = oneshot::channel();
+        let handover = Arc::new(Handover::default());
+        let waiter = ApiWaiter {
+            answer,
+            handover: handover.clone(),
+        };
+        (Ack::Api(waiter), waiting, handover)
+    }
+
+    /// Whether the message may go to Redis now (false: its API caller withdrew it). Called by the
+    /// publisher just before it sends; from then on the caller cannot withdraw it.
+    pub fn may_send(&self) -> bool {
+        match self {
+            Ack::Client { .. } => true,
+            Ack::Api(waiter) => waiter.handover.sending(),
+        }
+    }
+
+    /// A server API call's handover (`None`: a client's message).
+    pub fn handover(&self) -> Option<Arc<Handover>> {
+        match self {
+            Ack::Client { .. } => None,
+            Ack::Api(waiter) => Some(waiter.handover.clone()),
+        }
+    }
+
     pub fn send(self, stored: StoredAt) {
         match self {
             Ack::Client { to, reference, id } => {
@@ -48,8 +130,8 @@ impl Ack {
                     to.offer(&Frame::ack(&reference, &id, stored.offset));
                 }
             }
-            Ack::Api(answer) => {
-                let _ = answer.send(Ok(stored));
+            Ack::Api(waiter) => {
+                let _ = waiter.answer.send(Ok(stored));
             }
         }
     }
@@ -62,8 +144,8 @@ impl Ack {
                     to.offer(&Frame::error_for(err, Some(&reference)));
                 }
             }
-            Ack::Api(answer) => {
-                let _ = answer.send(Err(err.clone()));
+            Ack::Api(waiter) => {
+                let _ = waiter.answer.send(Err(err.clone()));
             }
         }
     }
@@ -135,5 +217,17 @@ mod tests {
         drop(me);
         drop(rx);
         ack.send(StoredAt::nowhere());
+    }
+
+    #[test]
+    fn a_message_is_either_sent_or_withdrawn_never_both() {
+        let first_sent = Handover::default();
+        assert!(first_sent.sending());
+        assert!(!first_sent.withdraw(), "too late: it may be stored");
+        assert!(first_sent.sending() && !first_sent.withdrawn());
+        let first_withdrawn = Handover::default();
+        assert!(first_withdrawn.withdraw());
+        assert!(!first_withdrawn.sending(), "withdrawn: never sent");
+        assert!(first_withdrawn.withdraw() && first_withdrawn.withdrawn());
     }
 }

@@ -4,11 +4,14 @@
 //!   delivers it when it comes back from Redis, so each hub delivers a room in offset order. While
 //!   Redis is down it is delivered here at once, without offset, and stored when Redis is back;
 //!   while Redis is merely slow, after `unconfirmed::PATIENCE` (local delivery never waits longer).
+//!   A server API message is the exception: its caller waits for the append anyway and may
+//!   withdraw it if it has not gone to Redis in time (then it reaches nobody, and the caller is
+//!   told so truthfully), so it is held here as long as the caller may wait.
 //! - memory (standalone): appended and delivered under the room's log lock.
 //! - none (`history_size = 0`, for the hub or the room's namespace) and broadcasts: delivered here
 //!   at once, then one PUBLISH (wave 1).
 
-use tokio::sync::oneshot;
+use std::time::Duration;
 
 use crate::ack::{Ack, StoredAt};
 use crate::bridge::{Bridge, BridgeState, Outgoing, Target};
@@ -58,11 +61,21 @@ pub fn send(state: &AppState, msg: Message) {
                 return;
             };
             let down = state.bridge.state() != BridgeState::Up;
-            if down {
-                hub.deliver(&room, &msg.frame, sender);
-            } else {
-                let (frame, sender) = (msg.frame.clone(), msg.sender.clone());
-                unconfirmed.push(msg.id.clone(), room.clone(), frame, sender, hub.seat_mark());
+            // A server API call waits for the append anyway: its message reaches this hub's
+            // members as it reaches the others', from Redis with its offset — never early
+            // without one, which its caller might then be told was not published.
+            let api = msg.ack.as_ref().and_then(Ack::handover);
+            let (frame, from) = (msg.frame.clone(), msg.sender.clone());
+            let (id, mark) = (msg.id.clone(), hub.seat_mark());
+            match api {
+                _ if down => {
+                    hub.deliver(&room, &msg.frame, sender);
+                }
+                Some(handover) => {
+                    let patience = api_wait(state) * 2 + Duration::from_secs(1);
+                    unconfirmed.push_api(id, room.clone(), frame, from, mark, handover, patience);
+                }
+                None => unconfirmed.push(id, room.clone(), frame, from, mark),
             }
             let out = Outgoing {
                 target: Target::Room(room),
@@ -130,9 +143,19 @@ pub struct Published {
 /// Why the server API could not publish.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiPublishError {
-    /// Redis is down (or did not answer within `redis_timeout`): nothing was published.
+    /// Redis is down (or the message waited 2 × `redis_timeout` without going to it, and was
+    /// withdrawn): nothing was published.
     #[error("redis is unavailable")]
     Unavailable,
+    /// The message went to Redis but no reply came in 4 × `redis_timeout`: it may be stored.
+    #[error("redis did not confirm in time")]
+    Unconfirmed,
+}
+
+/// How long a server API call waits for its message to go to Redis before it withdraws it, and
+/// then (when it went) for Redis's reply.
+fn api_wait(state: &AppState) -> Duration {
+    state.settings.redis_timeout * 2
 }
 
 /// Publishes `content` to `room` (or to everyone: `None`) on behalf of a backend, as `user`
@@ -151,18 +174,28 @@ pub async fn from_api(
     let id = uuid::Uuid::new_v4().to_string();
     let sender: ClientId = "api".into();
     let frame = Frame::chat(&id, room.as_ref(), &sender, user, content, state.hub.name());
-    let (answer, stored) = oneshot::channel();
+    let (ack, mut stored, handover) = Ack::api();
     let msg = Message {
         sender,
         room,
         id: id.clone(),
         frame,
-        ack: Some(Ack::Api(answer)),
+        ack: Some(ack),
     };
     send(state, msg);
-    let wait = state.settings.redis_timeout * 2;
-    match tokio::time::timeout(wait, stored).await {
-        Ok(Ok(Ok(stored))) => Ok(Published {
+    let wait = api_wait(state);
+    let answer = match tokio::time::timeout(wait, &mut stored).await {
+        Ok(answer) => answer,
+        // Not sent yet (Redis is down or far behind): withdrawn, so it never will be.
+        Err(_) if handover.withdraw() => return Err(ApiPublishError::Unavailable),
+        // On its way to Redis, so possibly stored: its answer, for as long again.
+        Err(_) => match tokio::time::timeout(wait, &mut stored).await {
+            Ok(answer) => answer,
+            Err(_) => return Err(ApiPublishError::Unconfirmed),
+        },
+    };
+    match answer {
+        Ok(Ok(stored)) => Ok(Published {
             id,
             offset: stored.offset,
             epoch: stored.epoch,

@@ -17,7 +17,7 @@ use hdrhistogram::Histogram;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
-use super::api::ApiConn;
+use super::api::{ApiConn, ApiError};
 use super::control::{Command, Sent, Status, WorkerReport};
 use super::frames::{Kind, Stamp, unix_us};
 use super::options::{ClientOpts, PersonalScheme, Rooms};
@@ -310,6 +310,7 @@ async fn run(cfg: &C250kConfig) -> Result<Outcome> {
     sent.personal_failed = publish.failed.borrow().clone();
     o.personal_sent = sent.personal;
     o.personal_failed = sent.personal_failed.len() as u64;
+    o.personal_unconfirmed = publish.unconfirmed.get();
     o.personal_per_s = (sent_window > 0.0).then(|| publish.ok.get() as f64 / sent_window);
     o.api_p99_ms = quantile_ms(&publish.answer.borrow(), 0.99);
     o.publisher_lag_p99_ms = quantile_ms(&publish.lag.borrow(), 0.99);
@@ -327,6 +328,8 @@ struct Publishing {
     ok: Cell<u64>,
     last_us: Cell<u64>,
     failed: RefCell<Vec<u64>>,
+    /// Of the failed, those whose outcome is unknown (see `fail`).
+    unconfirmed: Cell<u64>,
     first_error: RefCell<Option<String>>,
     /// µs: the API's answer time, and how late each request left against its due time.
     answer: RefCell<Histogram<u64>>,
@@ -344,6 +347,7 @@ impl Publishing {
             ok: Cell::new(0),
             last_us: Cell::new(0),
             failed: RefCell::new(Vec::new()),
+            unconfirmed: Cell::new(0),
             first_error: RefCell::new(None),
             answer: RefCell::new(histogram()),
             lag: RefCell::new(histogram()),
@@ -359,7 +363,12 @@ impl Publishing {
         secs(self.last_us.get().saturating_sub(self.start_us))
     }
 
-    fn fail(&self, k: u64, why: String) {
+    /// `unknown`: the API said the message may still be published (it went to Redis and no
+    /// reply came), or the connection was lost mid-request: it may arrive, without fault.
+    fn fail(&self, k: u64, why: String, unknown: bool) {
+        if unknown {
+            self.unconfirmed.set(self.unconfirmed.get() + 1);
+        }
         self.failed.borrow_mut().push(k);
         self.first_error.borrow_mut().get_or_insert(why);
     }
@@ -393,8 +402,25 @@ async fn publisher(p: Rc<Publishing>, mut conn: ApiConn, rooms: Rooms) {
         let body = format!(r#"{{"room":"{room}","content":"{content}"}}"#);
         match conn.post("/api/publish", &body).await {
             Ok(r) if r.status == 200 => p.ok.set(p.ok.get() + 1),
-            Ok(r) => p.fail(k, format!("{}: {} {}", conn.addr(), r.status, r.body)),
-            Err(e) => p.fail(k, e.to_string()),
+            Ok(r) => {
+                let unknown = r.body.contains("may still be published");
+                p.fail(
+                    k,
+                    format!("{}: {} {}", conn.addr(), r.status, r.body),
+                    unknown,
+                );
+            }
+            Err(e) => {
+                // Not connected: the request never left. Anything later: it may have arrived.
+                let unknown = !matches!(
+                    e,
+                    ApiError::Io {
+                        what: "connect",
+                        ..
+                    }
+                );
+                p.fail(k, e.to_string(), unknown);
+            }
         }
         let done = unix_us();
         p.last_us.set(p.last_us.get().max(done));

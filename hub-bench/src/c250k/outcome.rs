@@ -55,8 +55,11 @@ pub struct Outcome {
     pub personal_rate: f64,
     pub personal_sent: u64,
     pub personal_failed: u64,
-    /// Of the refused ones, delivered all the same (the API's 503 says nothing was published).
+    /// Of the refused ones, delivered all the same.
     pub personal_refused_delivered: u64,
+    /// Of the refused ones, those whose outcome the API could not know (its 503 said the message
+    /// may still be published, or the connection was lost mid-request): arriving is no fault.
+    pub personal_unconfirmed: u64,
     pub personal_per_s: Option<f64>,
     pub personal_p50_ms: Option<f64>,
     pub personal_p99_ms: Option<f64>,
@@ -152,8 +155,10 @@ impl Outcome {
             (self.not_recovered, "rejoins not recovered"),
             (self.personal_failed, "personal messages refused by the API"),
             (
-                self.personal_refused_delivered,
-                "personal messages the API refused that were delivered all the same",
+                self.personal_refused_delivered
+                    .saturating_sub(self.personal_unconfirmed),
+                "personal messages the API refused that were delivered all the same (beyond the \
+                 ones it said may still be published)",
             ),
         ] {
             if n > 0 {
@@ -228,11 +233,13 @@ impl Outcome {
         row(
             "personal messages",
             format!(
-                "{} sent at {}/s offered, {}/s achieved, {} refused ({} of them delivered all the same)",
+                "{} sent at {}/s offered, {}/s achieved, {} refused ({} of them with an unknown \
+                 outcome; {} delivered all the same)",
                 self.personal_sent,
                 self.personal_rate,
                 f(self.personal_per_s, 0),
                 self.personal_failed,
+                self.personal_unconfirmed,
                 self.personal_refused_delivered
             ),
         );

@@ -10,7 +10,7 @@ use super::ApiError;
 use super::idempotency::{self, Answer, Claim, Idempotency};
 use crate::error::ProtocolError;
 use crate::protocol::{Room, User};
-use crate::publish::{self, Published};
+use crate::publish::{self, ApiPublishError, Published};
 use crate::state::AppState;
 
 /// Longest user id and display name a backend may set, in bytes.
@@ -69,6 +69,11 @@ impl ApiUser {
     }
 }
 
+/// The answer when the message went to Redis and no reply came: it may be stored (and then
+/// delivered), so "nothing was published" would not be true.
+const UNCONFIRMED: &str = "redis did not confirm in time: the message may still be published \
+                           (retry with the same idempotency_key to publish it at most once)";
+
 fn user(user: &Option<ApiUser>) -> User<'_> {
     match user {
         Some(u) => User {
@@ -117,7 +122,12 @@ pub async fn publish(
             user(&request.user),
         )
         .await
-        .map_err(|_| ApiError::Unavailable("redis is unavailable: nothing was published"))?;
+        .map_err(|err| match err {
+            ApiPublishError::Unavailable => {
+                ApiError::Unavailable("redis is unavailable: nothing was published")
+            }
+            ApiPublishError::Unconfirmed => ApiError::Unavailable(UNCONFIRMED),
+        })?;
         let Published { id, offset, epoch } = published;
         tracing::info!(%room, message_id = %id, "published through the server API");
         Ok(Answer { id, offset, epoch })
@@ -164,7 +174,12 @@ pub async fn broadcast(
     }
     let published = publish::from_api(state, None, &request.content, user(&request.user))
         .await
-        .map_err(|_| ApiError::Unavailable("redis is unavailable: nothing was broadcast"))?;
+        .map_err(|err| match err {
+            ApiPublishError::Unavailable => {
+                ApiError::Unavailable("redis is unavailable: nothing was broadcast")
+            }
+            ApiPublishError::Unconfirmed => ApiError::Unavailable(UNCONFIRMED),
+        })?;
     tracing::info!(message_id = %published.id, "broadcast through the server API");
     Ok(BroadcastAnswer { id: published.id })
 }

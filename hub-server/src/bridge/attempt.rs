@@ -155,9 +155,24 @@ impl Ctx {
     }
 
     /// One pipeline under `redis_timeout`: a stalled node holds back its own messages only.
-    async fn send(&self, conn: &mut MultiplexedConnection, batch: Batch) -> Outcome {
-        let pipe = batch.pipeline(self.sharded, &self.broadcast);
+    async fn send(&self, conn: &mut MultiplexedConnection, mut batch: Batch) -> Outcome {
+        let withdrawn = batch.hand_over();
+        if withdrawn > 0 {
+            // They leave the bridge's queue here, unanswered: their callers stopped waiting.
+            let buffered = &self.link.bridge.buffered;
+            buffered.fetch_sub(withdrawn, Ordering::AcqRel);
+            tracing::debug!(withdrawn, "server API messages withdrawn before they went");
+        }
         let sent_at = Instant::now();
+        if batch.len() == 0 && !batch.counts_hubs {
+            // Every message was withdrawn by its API caller: nothing to send.
+            return Outcome::Sent {
+                batch,
+                replies: Vec::new(),
+                took: sent_at.elapsed(),
+            };
+        }
+        let pipe = batch.pipeline(self.sharded, &self.broadcast);
         let timeout = self.link.redis.timeout();
         match tokio::time::timeout(timeout, pipe.query_async::<Vec<Value>>(conn)).await {
             Ok(Ok(replies)) => Outcome::Sent {

@@ -52,6 +52,18 @@ impl Batch {
         self.lanes.iter().map(|(_, items)| items.len()).sum()
     }
 
+    /// Drops the messages whose server API caller withdrew them, and hands the rest over: from
+    /// here on they count as sent (a reply that never comes may still mean stored). Called just
+    /// before the pipeline goes out, so a message waiting out an outage stays withdrawable.
+    /// Returns how many were dropped.
+    pub fn hand_over(&mut self) -> usize {
+        let before = self.len();
+        for (_, items) in &mut self.lanes {
+            items.retain(|item| item.ack.as_ref().is_none_or(Ack::may_send));
+        }
+        before - self.len()
+    }
+
     pub fn items(&self) -> impl Iterator<Item = &Item> {
         self.lanes.iter().flat_map(|(_, items)| items)
     }

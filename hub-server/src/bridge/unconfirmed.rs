@@ -1,15 +1,19 @@
 //! Stored room messages of this hub on their way round through Redis. With history on, a hub
 //! delivers its own room messages when they come back from Redis (with their offset, in room
-//! order). Local delivery must never wait on a slow Redis, though: a message that has not come
-//! back within [`PATIENCE`] is delivered here without offset, and its copy from Redis, if it ever
-//! comes, is dropped. Every entry leaves within `PATIENCE` plus one tick: the map stays small.
+//! order). Local delivery must never wait on a slow Redis, though: a client's message that has not
+//! come back within [`PATIENCE`] is delivered here without offset, and its copy from Redis, if it
+//! ever comes, is dropped. A server API message waits longer — as long as its caller may wait —
+//! because the caller may withdraw it meanwhile (then it must reach nobody; see
+//! [`Handover`](crate::ack::Handover)). Every entry leaves within its patience plus one tick: the
+//! queues stay small.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::ack::Handover;
 use crate::hub::{ClientId, Hub};
 use crate::protocol::{Frame, Room};
 use crate::shutdown::Shutdown;
@@ -26,50 +30,102 @@ pub struct Entry {
     pub room: Room,
     pub frame: Frame,
     pub sender: ClientId,
-    sent: Instant,
+    due: Instant,
     /// Who may get it late: members seated by then.
     mark: u64,
+    /// A server API message: its caller's side of the handover.
+    withdrawable: Option<Arc<Handover>>,
 }
 
-/// In send order, which is the order Redis returns them in.
+impl Entry {
+    /// Whether it may still be delivered late (not withdrawn by its API caller).
+    fn deliverable(&self) -> bool {
+        self.withdrawable.as_ref().is_none_or(|h| !h.withdrawn())
+    }
+}
+
+/// Each queue in send order, which is the order Redis returns them in; one patience per queue,
+/// so the front is always the first due.
 #[derive(Debug, Default)]
-pub struct Unconfirmed(Mutex<VecDeque<Entry>>);
+struct Queues {
+    clients: VecDeque<Entry>,
+    api: VecDeque<Entry>,
+}
+
+#[derive(Debug, Default)]
+pub struct Unconfirmed(Mutex<Queues>);
 
 impl Unconfirmed {
-    /// `mark`: the hub's [`seat_mark`](crate::hub::Hub::seat_mark) when the message was sent.
+    /// A client's message. `mark`: the hub's [`seat_mark`](crate::hub::Hub::seat_mark) when the
+    /// message was sent.
     pub fn push(&self, id: String, room: Room, frame: Frame, sender: ClientId, mark: u64) {
         let entry = Entry {
             id,
             room,
             frame,
             sender,
-            sent: Instant::now(),
+            due: Instant::now() + PATIENCE,
             mark,
+            withdrawable: None,
         };
-        self.lock().push_back(entry);
+        self.lock().clients.push_back(entry);
+    }
+
+    /// A server API message, delivered late (if still not back, and not withdrawn) only after
+    /// `patience`: how long its caller may wait.
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_api(
+        &self,
+        id: String,
+        room: Room,
+        frame: Frame,
+        sender: ClientId,
+        mark: u64,
+        handover: Arc<Handover>,
+        patience: Duration,
+    ) {
+        let entry = Entry {
+            id,
+            room,
+            frame,
+            sender,
+            due: Instant::now() + patience,
+            mark,
+            withdrawable: Some(handover),
+        };
+        self.lock().api.push_back(entry);
     }
 
     /// The entry of message `id`, if it is still waiting: the caller delivers it.
     pub fn take(&self, id: &str) -> Option<Entry> {
-        let mut entries = self.lock();
+        let mut guard = self.lock();
+        let queues = &mut *guard;
         // Almost always the first: messages come back in the order they were sent. Only the
         // first few are looked at: when Redis runs far behind, a full scan per message would
         // grow with the backlog exactly when the hub is short of CPU. An entry further back is
         // left to the overdue tick (delivered once, without offset).
-        let at = entries.iter().take(SCAN).position(|e| e.id == id)?;
-        entries.remove(at)
+        for queue in [&mut queues.clients, &mut queues.api] {
+            if let Some(at) = queue.iter().take(SCAN).position(|e| e.id == id) {
+                return queue.remove(at);
+            }
+        }
+        None
     }
 
+    /// Entries past their patience, to deliver late; withdrawn ones leave without delivery.
     fn overdue(&self, now: Instant) -> Vec<Entry> {
-        let mut entries = self.lock();
+        let mut guard = self.lock();
+        let queues = &mut *guard;
         let mut due = Vec::new();
-        while entries.front().is_some_and(|e| now - e.sent >= PATIENCE) {
-            due.extend(entries.pop_front());
+        for queue in [&mut queues.clients, &mut queues.api] {
+            while queue.front().is_some_and(|e| e.due <= now) {
+                due.extend(queue.pop_front().filter(Entry::deliverable));
+            }
         }
         due
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -120,7 +176,7 @@ mod tests {
             .map(|e| e.id)
             .collect();
         assert_eq!(due, vec!["a", "c"]);
-        assert!(u.lock().is_empty());
+        assert!(u.lock().clients.is_empty());
     }
 
     #[test]
@@ -131,6 +187,75 @@ mod tests {
         }
         assert!(u.take(&format!("m{SCAN}")).is_none(), "past the scan");
         assert!(u.take(&format!("m{}", SCAN - 1)).is_some(), "within it");
-        assert_eq!(u.lock().len(), SCAN, "the far one still waits for the tick");
+        assert_eq!(
+            u.lock().clients.len(),
+            SCAN,
+            "the far one still waits for the tick"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_api_message_waits_its_own_patience_and_a_withdrawn_one_is_never_delivered() {
+        let u = Unconfirmed::default();
+        let patience = Duration::from_secs(4);
+        let (sent, withdrawn) = (Arc::new(Handover::default()), Arc::new(Handover::default()));
+        u.push_api(
+            "a".into(),
+            room(),
+            Frame::pong(),
+            "api".into(),
+            0,
+            sent.clone(),
+            patience,
+        );
+        u.push_api(
+            "w".into(),
+            room(),
+            Frame::pong(),
+            "api".into(),
+            0,
+            withdrawn.clone(),
+            patience,
+        );
+        u.push("c".into(), room(), Frame::pong(), "s".into(), 0);
+        assert!(sent.sending(), "went to Redis");
+        assert!(withdrawn.withdraw(), "its caller gave up before it went");
+        tokio::time::advance(PATIENCE).await;
+        let due: Vec<String> = u
+            .overdue(Instant::now())
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(
+            due,
+            vec!["c"],
+            "a client's message is not held up behind API ones"
+        );
+        tokio::time::advance(patience).await;
+        let due: Vec<String> = u
+            .overdue(Instant::now())
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(due, vec!["a"], "the withdrawn one leaves undelivered");
+        assert!(u.lock().api.is_empty());
+    }
+
+    #[test]
+    fn an_api_message_coming_back_is_found_behind_client_ones() {
+        let u = Unconfirmed::default();
+        u.push("c".into(), room(), Frame::pong(), "s".into(), 0);
+        let h = Arc::new(Handover::default());
+        u.push_api(
+            "a".into(),
+            room(),
+            Frame::pong(),
+            "api".into(),
+            0,
+            h,
+            PATIENCE,
+        );
+        assert_eq!(u.take("a").map(|e| e.sender), Some("api".into()));
+        assert!(u.take("a").is_none());
     }
 }
