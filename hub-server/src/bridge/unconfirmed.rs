@@ -7,7 +7,7 @@
 //! [`Handover`](crate::ack::Handover)). Every entry leaves within its patience plus one tick: the
 //! queues stay small.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -44,13 +44,20 @@ impl Entry {
     }
 }
 
-/// Each queue in send order, which is the order Redis returns them in; one patience per queue,
-/// so the front is always the first due.
+/// Clients' messages in send order, which is the order Redis returns them in (one patience, so
+/// the front is always the first due). Server API messages by id: one may go to a room this hub
+/// does not listen to (a personal room whose user is elsewhere), so it never comes back here and
+/// waits out its patience — a queue scanned from the front would soon not find the others.
 #[derive(Debug, Default)]
 struct Queues {
     clients: VecDeque<Entry>,
-    api: VecDeque<Entry>,
+    api: HashMap<String, Entry>,
+    /// The API entries' due times and ids, in push order (one patience: in due order too).
+    api_due: VecDeque<(Instant, String)>,
 }
+
+/// API messages held at most; past it one goes the clients' way (late after [`PATIENCE`]).
+const API_HELD_MAX: usize = 65_536;
 
 #[derive(Debug, Default)]
 pub struct Unconfirmed(Mutex<Queues>);
@@ -84,16 +91,24 @@ impl Unconfirmed {
         handover: Arc<Handover>,
         patience: Duration,
     ) {
+        let mut queues = self.lock();
+        let held = queues.api.len() < API_HELD_MAX;
+        let due = Instant::now() + if held { patience } else { PATIENCE };
         let entry = Entry {
             id,
             room,
             frame,
             sender,
-            due: Instant::now() + patience,
+            due,
             mark,
             withdrawable: Some(handover),
         };
-        self.lock().api.push_back(entry);
+        if held {
+            queues.api_due.push_back((due, entry.id.clone()));
+            queues.api.insert(entry.id.clone(), entry);
+        } else {
+            queues.clients.push_back(entry);
+        }
     }
 
     /// The entry of message `id`, if it is still waiting: the caller delivers it.
@@ -104,12 +119,10 @@ impl Unconfirmed {
         // first few are looked at: when Redis runs far behind, a full scan per message would
         // grow with the backlog exactly when the hub is short of CPU. An entry further back is
         // left to the overdue tick (delivered once, without offset).
-        for queue in [&mut queues.clients, &mut queues.api] {
-            if let Some(at) = queue.iter().take(SCAN).position(|e| e.id == id) {
-                return queue.remove(at);
-            }
+        if let Some(at) = queues.clients.iter().take(SCAN).position(|e| e.id == id) {
+            return queues.clients.remove(at);
         }
-        None
+        queues.api.remove(id)
     }
 
     /// Entries past their patience, to deliver late; withdrawn ones leave without delivery.
@@ -117,10 +130,15 @@ impl Unconfirmed {
         let mut guard = self.lock();
         let queues = &mut *guard;
         let mut due = Vec::new();
-        for queue in [&mut queues.clients, &mut queues.api] {
-            while queue.front().is_some_and(|e| e.due <= now) {
-                due.extend(queue.pop_front().filter(Entry::deliverable));
-            }
+        while queues.clients.front().is_some_and(|e| e.due <= now) {
+            due.extend(queues.clients.pop_front().filter(Entry::deliverable));
+        }
+        while queues.api_due.front().is_some_and(|(at, _)| *at <= now) {
+            let Some((_, id)) = queues.api_due.pop_front() else {
+                break;
+            };
+            // Gone already when it came back from Redis.
+            due.extend(queues.api.remove(&id).filter(Entry::deliverable));
         }
         due
     }
@@ -238,7 +256,7 @@ mod tests {
             .map(|e| e.id)
             .collect();
         assert_eq!(due, vec!["a"], "the withdrawn one leaves undelivered");
-        assert!(u.lock().api.is_empty());
+        assert!(u.lock().api.is_empty() && u.lock().api_due.is_empty());
     }
 
     #[test]
