@@ -257,20 +257,8 @@ mod tests {
             let (mut s, _) = listener.accept().await.expect("accept");
             let mut seen = Vec::new();
             for n in 0..2 {
-                let mut req = Vec::new();
-                while !String::from_utf8_lossy(&req).contains("{\"n\":") || !req.ends_with(b"}") {
-                    let mut b = [0u8; 512];
-                    let k = s.read(&mut b).await.expect("read");
-                    assert!(k > 0, "client closed");
-                    req.extend_from_slice(&b[..k]);
-                }
-                seen.push(String::from_utf8_lossy(&req).into_owned());
-                let body = format!("{{\"id\":{n}}}");
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                s.write_all(answer.as_bytes()).await.expect("write");
+                seen.push(read_request(&mut s).await);
+                answer_id(&mut s, n).await;
             }
             seen
         });
@@ -288,24 +276,35 @@ mod tests {
         assert!(!format!("{c:?}").contains("k-0123"));
     }
 
+    /// One request with a JSON object body (the tests' bodies are `{"n":…}`), as text.
+    async fn read_request(s: &mut TcpStream) -> String {
+        let mut req = Vec::new();
+        while !String::from_utf8_lossy(&req).contains("{\"n\":") || !req.ends_with(b"}") {
+            let mut b = [0u8; 512];
+            let k = s.read(&mut b).await.expect("read");
+            assert!(k > 0, "client closed");
+            req.extend_from_slice(&b[..k]);
+        }
+        String::from_utf8_lossy(&req).into_owned()
+    }
+
+    /// Answers `200 {"id":n}`, keeping the connection.
+    async fn answer_id(s: &mut TcpStream, n: usize) {
+        let body = format!("{{\"id\":{n}}}");
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(answer.as_bytes()).await.expect("write");
+    }
+
     /// Answers one request on each accepted connection, then closes it without a word (a
     /// keep-alive timeout); returns how many connections it took.
     async fn one_answer_per_connection(listener: tokio::net::TcpListener, conns: usize) -> usize {
         for n in 0..conns {
             let (mut s, _) = listener.accept().await.expect("accept");
-            let mut req = Vec::new();
-            while !req.ends_with(b"}") {
-                let mut b = [0u8; 512];
-                let k = s.read(&mut b).await.expect("read");
-                assert!(k > 0, "client closed");
-                req.extend_from_slice(&b[..k]);
-            }
-            let body = format!("{{\"id\":{n}}}");
-            let answer = format!(
-                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            s.write_all(answer.as_bytes()).await.expect("write");
+            read_request(&mut s).await;
+            answer_id(&mut s, n).await;
         }
         conns
     }

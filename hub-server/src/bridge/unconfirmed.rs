@@ -178,6 +178,10 @@ mod tests {
         Room::parse("r").expect("room")
     }
 
+    fn ids(entries: Vec<Entry>) -> Vec<String> {
+        entries.into_iter().map(|e| e.id).collect()
+    }
+
     #[tokio::test(start_paused = true)]
     async fn entries_leave_when_taken_or_when_overdue_in_order() {
         let u = Unconfirmed::default();
@@ -188,11 +192,7 @@ mod tests {
         assert!(u.take("b").is_none(), "taken once");
         assert!(u.overdue(Instant::now()).is_empty(), "not yet");
         tokio::time::advance(PATIENCE).await;
-        let due: Vec<String> = u
-            .overdue(Instant::now())
-            .into_iter()
-            .map(|e| e.id)
-            .collect();
+        let due = ids(u.overdue(Instant::now()));
         assert_eq!(due, vec!["a", "c"]);
         assert!(u.lock().clients.is_empty());
     }
@@ -239,22 +239,14 @@ mod tests {
         assert!(sent.sending(), "went to Redis");
         assert!(withdrawn.withdraw(), "its caller gave up before it went");
         tokio::time::advance(PATIENCE).await;
-        let due: Vec<String> = u
-            .overdue(Instant::now())
-            .into_iter()
-            .map(|e| e.id)
-            .collect();
+        let due = ids(u.overdue(Instant::now()));
         assert_eq!(
             due,
             vec!["c"],
             "a client's message is not held up behind API ones"
         );
         tokio::time::advance(patience).await;
-        let due: Vec<String> = u
-            .overdue(Instant::now())
-            .into_iter()
-            .map(|e| e.id)
-            .collect();
+        let due = ids(u.overdue(Instant::now()));
         assert_eq!(due, vec!["a"], "the withdrawn one leaves undelivered");
         assert!(u.lock().api.is_empty() && u.lock().api_due.is_empty());
     }
