@@ -35,7 +35,9 @@ export interface PresenceFrame {
   type: 'presence';
   room: string;
   count: number;
+  /** At most 1,000 of them; `truncated` when the room has more (`count` says how many). */
   members: Array<{ user: string; name?: string; connections: number }>;
+  truncated?: boolean;
 }
 
 export interface PresenceDiffFrame {

@@ -55,6 +55,7 @@ pub(crate) struct Inbound {
     pub exp: Option<u64>,
     pub count: Option<u64>,
     pub members: Option<Vec<Member>>,
+    pub truncated: Option<bool>,
     pub joins: Option<Vec<PresenceUser>>,
     pub leaves: Option<Vec<PresenceUser>>,
 }
@@ -98,6 +99,7 @@ impl Inbound {
             room: self.room.unwrap_or_default(),
             count: self.count.unwrap_or_default(),
             members: self.members.unwrap_or_default(),
+            truncated: self.truncated.unwrap_or(false),
         }
     }
 

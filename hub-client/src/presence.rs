@@ -18,7 +18,11 @@ pub struct Member {
 pub struct Presence {
     pub room: String,
     pub count: u64,
+    /// At most 1,000 of them.
     pub members: Vec<Member>,
+    /// The room has more users than `members` lists (`count` says how many).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// A user who joined or left a room.

@@ -464,3 +464,53 @@ async fn a_resync_after_a_stall_removes_every_entry_of_the_hub_it_no_longer_has(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn a_crowded_room_is_answered_with_its_count_and_a_bounded_list_without_reading_it_all() {
+    let redis = RedisServer::start().await;
+    let hub1 = quick_hub(&redis).await;
+    let r = room("crowd");
+    let mut asker = user(&hub1, "u-asker", &[&r]).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while members(&mut asker, &r).await != pairs(&[("u-asker", 1)]) {
+        assert!(Instant::now() < deadline, "u-asker never listed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // 3,000 more users on this (live) hub, written as the hub writes them.
+    let me = instance(&asker);
+    let (entries, totals) = (
+        format!("rthub:presence:{{{r}}}"),
+        format!("rthub:presence-users:{{{r}}}"),
+    );
+    let (mut e, mut t) = (redis::cmd("HSET"), redis::cmd("HSET"));
+    e.arg(&entries);
+    t.arg(&totals);
+    for n in 0..3000 {
+        e.arg(format!("{me}|u-crowd{n}")).arg("1|Crowd");
+        t.arg(format!("u-crowd{n}")).arg(1);
+    }
+    redis.run::<()>(&e).await;
+    redis.run::<()>(&t).await;
+
+    let hgetall_before = redis.command_count("hgetall").await;
+    asker
+        .send_json(&json!({"type": "presence", "room": r}))
+        .await;
+    let answer = asker.recv_json().await;
+    assert_eq!(answer["type"], "presence", "{answer}");
+    assert_eq!(answer["count"], 3001, "every user counted");
+    assert_eq!(answer["truncated"], true);
+    let listed = answer["members"].as_array().expect("members");
+    assert_eq!(listed.len(), 1000, "the list is bounded");
+    assert!(
+        listed
+            .iter()
+            .all(|m| m["connections"] == 1 && m["user"].as_str().is_some()),
+        "{answer}"
+    );
+    assert_eq!(
+        redis.command_count("hgetall").await,
+        hgetall_before,
+        "the room's 3,001 entries were read whole"
+    );
+}
