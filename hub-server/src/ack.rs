@@ -153,22 +153,12 @@ impl Ack {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use tokio::sync::mpsc;
-
     use super::*;
     use crate::error::CloseReason;
-    use crate::outbox::{Kick, QueuedBytes, Recipient};
+    use crate::outbox::{Drain, Recipient};
 
-    fn client(queue: usize) -> (Recipient, mpsc::Receiver<Frame>) {
-        let (tx, rx) = mpsc::channel(queue);
-        let recipient = Recipient {
-            tx,
-            queued: QueuedBytes::new(usize::MAX),
-            kick: Arc::new(Kick::default()),
-        };
-        (recipient, rx)
+    fn client(queue: usize) -> (Recipient, Drain) {
+        Recipient::new(queue, usize::MAX)
     }
 
     fn ack_for(to: &Recipient, reference: &str) -> Ack {
@@ -187,6 +177,7 @@ mod tests {
             epoch: Some("e".into()),
         });
         let frame = rx.try_recv().expect("the ack");
+        assert!(rx.try_recv().is_none(), "nothing else");
         assert_eq!(
             frame.as_str(),
             r#"{"type":"ack","ref":"c1","id":"m1","offset":7}"#

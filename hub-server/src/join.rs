@@ -11,12 +11,10 @@
 //! the replay covered are skipped for it too, so none comes after `joined`. In memory the
 //! room's log is locked for the whole join, so nothing can arrive in between.
 
-use tokio::sync::mpsc;
-
 use crate::bridge::Target;
 use crate::history::{History, outcome};
 use crate::hub::{ClientId, Joined};
-use crate::outbox::{QueuedBytes, Recipient};
+use crate::outbox::Recipient;
 use crate::protocol::{Frame, JoinOutcome, Replay, Room};
 use crate::state::AppState;
 
@@ -54,13 +52,9 @@ pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Roo
             }
         }
         History::Redis(redis) => {
-            let (tx, mut waiting) = mpsc::channel(state.settings.send_queue);
-            // A budget of its own: this buffer is emptied by `settle`, not by a writer.
-            let via = Recipient {
-                tx,
-                queued: QueuedBytes::new(state.settings.send_queue_bytes),
-                kick: me.kick.clone(),
-            };
+            // The client's bounds, a budget of its own (emptied by `settle`, not by a writer);
+            // a full one closes the client.
+            let (via, mut waiting) = me.waiting_buffer();
             let was = match hub.join_via(client, &room, Some(via), presence) {
                 Ok(was) => was,
                 Err(err) => {

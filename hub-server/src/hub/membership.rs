@@ -4,14 +4,12 @@
 
 use std::sync::atomic::Ordering;
 
-use tokio::sync::mpsc;
-
 use super::handle::Hub;
 use super::state::ClientId;
 use super::state::{Seat, State, remove_member};
 use crate::error::ProtocolError;
 use crate::namespace::PresenceMode;
-use crate::outbox::Recipient;
+use crate::outbox::{Drain, Recipient};
 use crate::protocol::{Frame, Room};
 
 /// What a join did.
@@ -94,7 +92,7 @@ impl Hub {
         &self,
         client_id: &ClientId,
         room: &Room,
-        buffer: &mut mpsc::Receiver<Frame>,
+        buffer: &mut Drain,
         after: Option<u64>,
         replayed: impl Fn(&Frame) -> bool,
     ) {
@@ -103,7 +101,7 @@ impl Hub {
         let Some(member) = clients.get(client_id) else {
             return;
         };
-        while let Ok(frame) = buffer.try_recv() {
+        for frame in buffer.take_all() {
             let new = match (frame.offset(), after) {
                 (Some(offset), Some(after)) => offset > after,
                 (None, _) => !replayed(&frame),

@@ -1,24 +1,16 @@
 //! The hub's concerns together: delivery, membership, slow consumers, a buffered join.
 
-use std::sync::Arc;
-
-use tokio::sync::mpsc;
-
 use super::{ClientId, Hub, Newcomer};
 use crate::error::CloseReason;
 use crate::namespace::PresenceMode;
-use crate::outbox::{Kick, QueuedBytes, Recipient};
+use crate::outbox::{Drain, Recipient};
 use crate::protocol::{Frame, Room};
 
-fn client(hub: &Hub, id: &str, queue: usize) -> (ClientId, mpsc::Receiver<Frame>, Arc<Kick>) {
-    let (tx, rx) = mpsc::channel(queue);
-    let kick = Arc::new(Kick::default());
+/// A client registered in `hub` (in `general`), its queue's writer end, and a handle on it.
+fn client(hub: &Hub, id: &str, queue: usize) -> (ClientId, Drain, Recipient) {
+    let (recipient, rx) = Recipient::new(queue, usize::MAX);
     let id: ClientId = id.into();
-    let recipient = Recipient {
-        tx,
-        queued: QueuedBytes::new(usize::MAX),
-        kick: kick.clone(),
-    };
+    let me = recipient.clone();
     hub.register(Newcomer {
         client_id: id.clone(),
         recipient,
@@ -26,7 +18,7 @@ fn client(hub: &Hub, id: &str, queue: usize) -> (ClientId, mpsc::Receiver<Frame>
         name: None,
         rooms: vec![(room("general"), EVENTS)],
     });
-    (id, rx, kick)
+    (id, rx, me)
 }
 
 const EVENTS: PresenceMode = PresenceMode::Events;
@@ -47,9 +39,9 @@ fn delivery_reaches_members_but_not_the_sender_or_other_rooms() {
 
     let frame = Frame::pong();
     assert_eq!(hub.deliver(&room("r"), &frame, Some(&a)), 1);
-    assert_eq!(rx_b.try_recv().ok(), Some(frame.clone()));
-    assert!(rx_a.try_recv().is_err());
-    assert!(rx_c.try_recv().is_err());
+    assert_eq!(rx_b.try_recv(), Some(frame.clone()));
+    assert!(rx_a.try_recv().is_none());
+    assert!(rx_c.try_recv().is_none());
     assert_eq!(hub.deliver_all(&frame, Some(&a)), 2);
     let _ = c;
 }
@@ -78,16 +70,16 @@ fn rooms_appear_and_disappear_with_their_members() {
 #[test]
 fn a_full_queue_kicks_the_slow_consumer_only() {
     let hub = Hub::new("h".into(), 10);
-    let (_slow, _rx_slow, kick_slow) = client(&hub, "slow", 1);
-    let (_fast, mut rx_fast, kick_fast) = client(&hub, "fast", 8);
+    let (_slow, _rx_slow, slow) = client(&hub, "slow", 1);
+    let (_fast, mut rx_fast, fast) = client(&hub, "fast", 8);
     let frame = Frame::pong();
     hub.deliver(&room("general"), &frame, None);
     rx_fast.try_recv().expect("fast got the first");
     hub.deliver(&room("general"), &frame, None);
-    assert_eq!(kick_slow.reason(), Some(CloseReason::SlowConsumer));
-    assert_eq!(kick_fast.reason(), None);
+    assert_eq!(slow.kick.reason(), Some(CloseReason::SlowConsumer));
+    assert_eq!(fast.kick.reason(), None);
     assert!(
-        rx_fast.try_recv().is_ok(),
+        rx_fast.try_recv().is_some(),
         "the fast client is not held back"
     );
 }
@@ -95,37 +87,32 @@ fn a_full_queue_kicks_the_slow_consumer_only() {
 #[test]
 fn a_buffered_join_settles_without_gap_or_duplicate_even_when_the_backlog_comes_late() {
     let hub = Hub::new("h".into(), 10);
-    let (a, mut rx, kick) = client(&hub, "a", 16);
+    let (a, mut rx, me) = client(&hub, "a", 16);
     let r = room("r");
     let stored = |o: u64| Frame::from_stored(format!("{{\"offset\":{o}}}"), Some(o));
-    let (tx, mut waiting) = mpsc::channel(16);
-    let via = Recipient {
-        tx,
-        queued: QueuedBytes::new(usize::MAX),
-        kick,
-    };
+    let (via, mut waiting) = me.waiting_buffer();
     hub.join_via(&a, &r, Some(via), EVENTS).expect("join");
     // Live while the history is read: 4 and 5 (the replay will cover up to 5), then 6.
     for o in [4, 5, 6] {
         hub.deliver(&r, &stored(o), None);
     }
     assert!(
-        rx.try_recv().is_err(),
+        rx.try_recv().is_none(),
         "nothing reaches the client before its replay"
     );
     hub.settle(&a, &r, &mut waiting, Some(5), |_| false);
-    assert_eq!(rx.try_recv().ok().and_then(|f| f.offset()), Some(6));
+    assert_eq!(rx.try_recv().and_then(|f| f.offset()), Some(6));
     // The subscriber's backlog: 5 again (skipped), then 7 and 8 pass.
     for o in [5, 7, 8] {
         hub.deliver(&r, &stored(o), None);
     }
-    let got: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok())
+    let got: Vec<_> = std::iter::from_fn(|| rx.try_recv())
         .filter_map(|f| f.offset())
         .collect();
     assert_eq!(got, vec![7, 8]);
     // Once past, a new epoch's low offsets are not skipped.
     hub.deliver(&r, &stored(1), None);
-    assert_eq!(rx.try_recv().ok().and_then(|f| f.offset()), Some(1));
+    assert_eq!(rx.try_recv().and_then(|f| f.offset()), Some(1));
 }
 
 /// A message delivered late, without offset, into a joining member's buffer, while the join's
@@ -134,14 +121,9 @@ fn a_buffered_join_settles_without_gap_or_duplicate_even_when_the_backlog_comes_
 #[test]
 fn a_late_copy_the_replay_already_had_is_dropped_when_the_join_settles() {
     let hub = Hub::new("h".into(), 10);
-    let (a, mut rx, kick) = client(&hub, "a", 16);
+    let (a, mut rx, me) = client(&hub, "a", 16);
     let r = room("r");
-    let (tx, mut waiting) = mpsc::channel(16);
-    let via = Recipient {
-        tx,
-        queued: QueuedBytes::new(usize::MAX),
-        kick,
-    };
+    let (via, mut waiting) = me.waiting_buffer();
     hub.join_via(&a, &r, Some(via), EVENTS).expect("join");
     let late = |id: &str| Frame::from_stored(format!(r#"{{"type":"message","id":"{id}"}}"#), None);
     let mark = hub.seat_mark();
@@ -156,7 +138,7 @@ fn a_late_copy_the_replay_already_had_is_dropped_when_the_join_settles() {
         replay.iter().any(|r| r.message_id() == id)
     };
     hub.settle(&a, &r, &mut waiting, Some(7), replayed);
-    let got: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok())
+    let got: Vec<_> = std::iter::from_fn(|| rx.try_recv())
         .filter_map(|f| f.message_id())
         .collect();
     assert_eq!(got, ["m2"]);
@@ -183,7 +165,7 @@ fn a_member_joining_again_gets_no_late_copy_of_its_replay() {
     for offset in [6, 7, 8, 9] {
         hub.deliver(&r, &live(offset), None);
     }
-    let got: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok())
+    let got: Vec<_> = std::iter::from_fn(|| rx.try_recv())
         .filter_map(|f| f.message_id())
         .collect();
     assert_eq!(got, ["m8", "m9"]);
@@ -215,9 +197,9 @@ fn a_late_delivery_skips_members_seated_after_the_message_was_sent() {
     hub.join(&late, &r, EVENTS).expect("join");
     let frame = Frame::pong();
     assert_eq!(hub.deliver_late(&r, &frame, &sender, mark), 1);
-    assert_eq!(rx_early.try_recv().ok(), Some(frame));
+    assert_eq!(rx_early.try_recv(), Some(frame));
     assert!(
-        rx_late.try_recv().is_err(),
+        rx_late.try_recv().is_none(),
         "the late joiner got the late copy"
     );
     let _ = late;
@@ -226,12 +208,7 @@ fn a_late_delivery_skips_members_seated_after_the_message_was_sent() {
 #[test]
 fn a_newcomer_starts_in_all_its_rooms_and_only_rooms_with_presence_are_counted() {
     let hub = Hub::new("h".into(), 10);
-    let (tx, mut rx) = mpsc::channel(8);
-    let recipient = Recipient {
-        tx,
-        queued: QueuedBytes::new(usize::MAX),
-        kick: Arc::new(Kick::default()),
-    };
+    let (recipient, mut rx) = Recipient::new(8, usize::MAX);
     let id: ClientId = "a".into();
     hub.register(Newcomer {
         client_id: id.clone(),
@@ -271,7 +248,7 @@ fn a_newcomer_starts_in_all_its_rooms_and_only_rooms_with_presence_are_counted()
         [("general".to_owned(), true), ("live:1".to_owned(), false)]
     );
     assert_eq!(hub.deliver(&room("user:ana"), &Frame::pong(), None), 1);
-    assert_eq!(rx.try_recv().ok(), Some(Frame::pong()));
+    assert_eq!(rx.try_recv(), Some(Frame::pong()));
     hub.remove(&id);
     assert_eq!(hub.room_count(), 0);
     assert!(hub.presence_snapshot_by_room().is_empty());

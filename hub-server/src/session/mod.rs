@@ -11,7 +11,6 @@ mod reader;
 mod state;
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::{SinkExt, Stream, StreamExt};
@@ -25,7 +24,7 @@ use crate::deflate;
 use crate::error::CloseReason;
 use crate::hooks::connect;
 use crate::hub::ClientId;
-use crate::outbox::{Kick, QueuedBytes, Recipient};
+use crate::outbox::Recipient;
 use crate::rate_limit::TokenBucket;
 use crate::state::AppState;
 use crate::transport::Transport;
@@ -101,14 +100,8 @@ async fn serve<W, R>(
     state.metrics.transport_opened(transport);
     let (outbound, inflating) = deflate.map(|d| d.split(settings.max_message_bytes)).unzip();
     let mut stream = deflate::Inbound::new(stream, inflating);
-    let (tx, rx) = mpsc::channel(settings.send_queue);
+    let (me, queue) = Recipient::new(settings.send_queue, settings.send_queue_bytes);
     let (close_tx, close_rx) = oneshot::channel();
-    let kick = Arc::new(Kick::default());
-    let me = Recipient {
-        tx,
-        queued: QueuedBytes::new(settings.send_queue_bytes),
-        kick: kick.clone(),
-    };
     // Echo mode (the hub-echo conformance binary only): messages go back through the writer.
     let (echo, echo_rx) = match settings.echo {
         true => {
@@ -119,8 +112,7 @@ async fn serve<W, R>(
     };
     let writer = tokio::spawn(writer::run(
         sink,
-        rx,
-        me.queued.clone(),
+        queue,
         close_rx,
         transport.keepalive(settings.ping_interval),
         echo_rx,
@@ -152,11 +144,11 @@ async fn serve<W, R>(
     // The token (a few hundred bytes) is not needed past the start.
     drop(credentials);
     let reason = match started {
-        Ok(()) => session.read_until_closed(&mut stream, &kick).await,
+        Ok(()) => session.read_until_closed(&mut stream, &me.kick).await,
         Err(reason) => Some(reason),
     };
 
-    // The one cleanup path: out of the hub (its Sender clones go), the user's place given back,
+    // The one cleanup path: out of the hub (its Recipient clones go), the user's place given back,
     // counted as closed (and why) as soon as it is out — a slow consumer may take the close
     // handshake's whole grace to go — then tell the writer why.
     state.hub.remove(&client_id);
