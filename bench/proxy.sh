@@ -17,11 +17,10 @@
 #   BENCH_MSG_RATES="5000 10000 15000 20000 25000 30000 40000"  offered messages/s (× subscribers
 #     = the tool's deliveries/s); a mode stops after a rate where none of its runs held.
 #   BENCH_SUBSCRIBERS=10  BENCH_PUBLISHERS=32  BENCH_REPEAT=2  BENCH_DURATION=8s
-#     A session asks the backend about up to 16 of its proxied messages at once and applies the
-#     verdicts in the order sent (session/pending/calls.rs), so one publisher sends at most
-#     16 / (backend round trip) messages/s; past that its calls wait for a place, its queue (64
-#     commands) fills and messages are refused `unavailable`. (Before, its calls went one after
-#     another: 1 / round trip per publisher, and the publisher count decided the calls in flight.)
+#     A session's proxied messages to one room go to the backend one after another (that keeps
+#     their order), so one publisher sends at most 1 / (backend round trip) messages/s: with too
+#     few publishers the sessions' queues (64 commands) fill and messages are refused
+#     `unavailable` while the hubs still have CPU to spare.
 #   BENCH_MODES="off on"  PROXY_BACKEND_CPU=1  BENCH_HUB_BIN=<hub-server binary, not rebuilt>
 #   BENCH_BUILD=0: use target/release/hub-bench (and hub-server) as they are (no cargo step)
 #   BENCH_PROFILE_RATE=<messages/s>: after the sweep, one more point per mode at that rate with

@@ -12,7 +12,7 @@ use super::state::Session;
 use crate::ack::Ack;
 use crate::auth::access;
 use crate::error::{CloseReason, ProtocolError};
-use crate::hooks::{self, HookError, Refusal};
+use crate::hooks::{self, Refusal};
 use crate::hub::ClientId;
 use crate::outbox::Recipient;
 use crate::protocol::{Command, Frame, Replay, Room, User};
@@ -99,8 +99,7 @@ impl<'a> Session<'a> {
                 self.beside(room, Box::pin(work));
             }
             Command::Leave(room) => leave(state, client_id, me, &room),
-            // The backend is asked at once, beside the room's earlier messages still waiting for
-            // theirs; what it says is done in order behind them.
+            // In order behind the room's earlier messages, while the backend decides.
             Command::Message {
                 room,
                 content,
@@ -109,14 +108,8 @@ impl<'a> Session<'a> {
                 // The refusal is written only when it happens (the reference is kept for it).
                 let kept = reference.clone();
                 let lane = Lane::Room(room.clone());
-                let message = Proxied {
-                    sender,
-                    room,
-                    content,
-                    reference,
-                };
-                let call = ask_publish(state, client_id, me, message);
-                if self.pending.start_early(lane, call).is_err() {
+                let work = publish_proxied(state, client_id, me, sender, room, content, reference);
+                if self.pending.start(lane, Box::pin(work)).is_err() {
                     me.offer(&Frame::error_for(
                         &ProtocolError::TooMuchWaiting,
                         kept.as_deref(),
@@ -225,54 +218,24 @@ async fn subscribe_then_join(
     }
 }
 
-/// A message to a `proxy_publish` room, while the backend decides.
-struct Proxied {
+/// A message to a `proxy_publish` room: published as sent, with the backend's content, or not
+/// at all (an error frame with the message's `ref`, and nobody on any hub gets it).
+async fn publish_proxied(
+    state: &AppState,
+    client_id: &ClientId,
+    me: &Recipient,
     sender: Sender,
     room: Room,
     content: String,
     reference: Option<String>,
-}
-
-/// Asks the backend about `message`, and resolves to what publishes it as sent, with the
-/// backend's content, or not at all (an error frame with the message's `ref`, and nobody on any
-/// hub gets it): work that runs in the room's lane, after the messages sent before it. Past
-/// `proxy_concurrency` the call never started: the client hears it at once, as it does when too
-/// much is waiting, and the message's place in the lane does nothing.
-async fn ask_publish<'a>(
-    state: &'a AppState,
-    client_id: &'a ClientId,
-    me: &'a Recipient,
-    message: Proxied,
-) -> Work<'a> {
+) {
     let request = hooks::publish::Request {
         client_id,
-        user: message.sender.user(),
-        room: message.room.as_str(),
-        content: &message.content,
+        user: sender.user(),
+        room: room.as_str(),
+        content: &content,
     };
     let verdict = state.proxies.publish(&request).await;
-    if let Err(HookError::Busy) = verdict {
-        let err = ProtocolError::BackendUnavailable;
-        me.offer(&Frame::error_for(&err, message.reference.as_deref()));
-        return Box::pin(std::future::ready(()));
-    }
-    Box::pin(async move { publish_verdict(state, client_id, me, message, verdict) })
-}
-
-/// Does what the backend said of `message` (see [`ask_publish`]).
-fn publish_verdict(
-    state: &AppState,
-    client_id: &ClientId,
-    me: &Recipient,
-    message: Proxied,
-    verdict: Result<hooks::publish::Verdict, HookError>,
-) {
-    let Proxied {
-        sender,
-        room,
-        content,
-        reference,
-    } = message;
     let content = match verdict {
         Ok(hooks::publish::Verdict::AsSent) => content,
         Ok(hooks::publish::Verdict::Replace(replaced)) => replaced,

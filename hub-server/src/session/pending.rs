@@ -5,22 +5,13 @@
 //! session's rpc calls) still run in the order they came: a second one waits until the first is
 //! done, so `joined` never follows a later `left`, and proxied messages keep their order.
 //!
-//! A command may ask the backend before its turn ([`Pending::start_early`]): a proxied publish's
-//! call starts at once ([`calls`]: several per session in flight) and only what its answer says to
-//! do waits in the lane, so a publisher is not held to one message per backend round trip, and
-//! its verdicts are still applied in the order it sent the messages.
-//!
 //! Bounded: at most [`MAX_PENDING`] commands wait at once (running or queued behind their room);
 //! one more is refused at once. A future takes memory only while it waits.
 
-mod calls;
-
 use std::collections::{HashMap, VecDeque};
-use std::task::{Context, Poll};
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use tokio::sync::oneshot;
 
 use crate::protocol::Room;
 
@@ -53,9 +44,6 @@ pub(super) struct Pending<'a> {
     /// Work queued behind the running one of its lane, in arrival order.
     queued: HashMap<Lane, VecDeque<Work<'a>>>,
     waiting: usize,
-    /// Backend calls started ahead of their lane's turn. Made at the first one, boxed: most
-    /// connections never make one, and the field is in every session.
-    calls: Option<Box<calls::Calls<'a>>>,
 }
 
 /// Too many commands waiting.
@@ -80,33 +68,6 @@ impl<'a> Pending<'a> {
         Ok(())
     }
 
-    /// Starts `call` now (or as soon as fewer than [`calls::MAX_CALLS`] of this session's calls are
-    /// in flight), and the work it resolves to in `lane`, after what is under way there: the call
-    /// does not wait for the lane, what its answer says to do does. Counts as one command.
-    pub fn start_early<F>(&mut self, lane: impl Into<Lane>, call: F) -> Result<(), Full>
-    where
-        F: Future<Output = Work<'a>> + Send + 'a,
-    {
-        if self.waiting >= MAX_PENDING {
-            return Err(Full);
-        }
-        let (answer, answered) = oneshot::channel();
-        let calls = self.calls.get_or_insert_with(Box::default);
-        calls.start(Box::pin(async move {
-            let _ = answer.send(call.await);
-        }));
-        // The call's sender goes only with the call, which goes only with this set: the lane's
-        // work never waits on a call that can no longer answer.
-        self.start(
-            lane,
-            Box::pin(async move {
-                if let Ok(then) = answered.await {
-                    then.await;
-                }
-            }),
-        )
-    }
-
     /// Whether work for `room` is under way (a later command about it must wait its turn).
     pub fn busy(&self, room: &Room) -> bool {
         self.queued.contains_key(&Lane::Room(room.clone()))
@@ -114,37 +75,18 @@ impl<'a> Pending<'a> {
 
     pub fn is_empty(&self) -> bool {
         self.running.as_ref().is_none_or(FuturesUnordered::is_empty)
-            && self.calls.as_ref().is_none_or(|calls| calls.is_empty())
     }
 
-    /// Waits until a backend call or one piece of work is done, and starts the next of its lane;
-    /// never resolves while nothing runs (select on it with `if !is_empty()`).
+    /// Waits until one piece of work is done and starts the next of its room; never resolves
+    /// while nothing runs (select on it with `if !is_empty()`).
     pub async fn next_done(&mut self) {
-        std::future::poll_fn(|cx| self.poll_done(cx)).await
-    }
-
-    fn poll_done(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        // Calls first: an answer that came in lets its lane's work go on in this same poll.
-        let called = match &mut self.calls {
-            Some(calls) => calls.poll_done(cx).is_ready(),
-            None => false,
+        let next = match &mut self.running {
+            Some(running) => running.next().await,
+            None => None,
         };
-        let done = match &mut self.running {
-            Some(running) => running.poll_next_unpin(cx),
-            None => Poll::Ready(None),
+        let Some(lane) = next else {
+            return std::future::pending().await;
         };
-        match done {
-            Poll::Ready(Some(lane)) => {
-                self.done(lane);
-                Poll::Ready(())
-            }
-            _ if called => Poll::Ready(()),
-            _ => Poll::Pending,
-        }
-    }
-
-    /// `lane`'s running work is done: the next of the lane starts, or the lane is closed.
-    fn done(&mut self, lane: Lane) {
         self.waiting -= 1;
         let next = self.queued.get_mut(&lane).and_then(VecDeque::pop_front);
         match next {
@@ -152,9 +94,8 @@ impl<'a> Pending<'a> {
             None => {
                 self.queued.remove(&lane);
                 if self.is_empty() {
-                    // Given back once idle, like they were never made.
+                    // Given back once idle, like it was never made.
                     self.running = None;
-                    self.calls = None;
                 }
             }
         }
@@ -208,80 +149,6 @@ mod tests {
         pending.next_done().await;
         assert_eq!(*log.lock().expect("log"), ["b1", "a1", "a2"], "a in order");
         assert!(pending.is_empty() && !pending.busy(&room("a")));
-    }
-
-    /// Polls `pending` until nothing more is ready (the futures here wake only one another).
-    fn settle(pending: &mut Pending<'_>) {
-        let waker = futures_util::task::noop_waker();
-        let mut cx = Context::from_waker(&waker);
-        while pending.poll_done(&mut cx).is_ready() {}
-    }
-
-    #[test]
-    fn early_calls_go_out_together_and_what_they_say_is_done_in_lane_order() {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let asked = Arc::new(Mutex::new(Vec::new()));
-        let mut pending = Pending::default();
-        // A join under way in the room, held.
-        let (release_join, join_held) = oneshot::channel::<()>();
-        let join_log = log.clone();
-        let join = Box::pin(async move {
-            let _ = join_held.await;
-            join_log.lock().expect("log").push("join");
-        }) as Work<'static>;
-        pending.start(room("a"), join).expect("room");
-        // Three calls; the first one's answer comes last.
-        type Log = Arc<Mutex<Vec<&'static str>>>;
-        async fn answer(
-            name: &'static str,
-            gate: Option<oneshot::Receiver<()>>,
-            log: Log,
-            asked: Log,
-        ) -> Work<'static> {
-            asked.lock().expect("asked").push(name);
-            if let Some(gate) = gate {
-                let _ = gate.await;
-            }
-            Box::pin(async move { log.lock().expect("log").push(name) })
-        }
-        let call = |name, gate| answer(name, gate, log.clone(), asked.clone());
-        let (answer_c1, c1_held) = oneshot::channel::<()>();
-        pending
-            .start_early(room("a"), call("c1", Some(c1_held)))
-            .expect("room");
-        pending
-            .start_early(room("a"), call("c2", None))
-            .expect("room");
-        pending
-            .start_early(room("a"), call("c3", None))
-            .expect("room");
-        settle(&mut pending);
-        let mut went_out = asked.lock().expect("asked").clone();
-        went_out.sort_unstable();
-        assert_eq!(
-            went_out,
-            ["c1", "c2", "c3"],
-            "every call went out while the join was under way"
-        );
-        assert!(
-            log.lock().expect("log").is_empty(),
-            "nothing before the join"
-        );
-        release_join.send(()).expect("held");
-        settle(&mut pending);
-        assert_eq!(
-            *log.lock().expect("log"),
-            ["join"],
-            "c2 and c3 were answered, but wait for c1"
-        );
-        answer_c1.send(()).expect("held");
-        settle(&mut pending);
-        assert_eq!(*log.lock().expect("log"), ["join", "c1", "c2", "c3"]);
-        assert!(pending.is_empty() && !pending.busy(&room("a")));
-        assert!(
-            pending.calls.is_none() && pending.running.is_none(),
-            "given back"
-        );
     }
 
     #[tokio::test]

@@ -3,10 +3,9 @@
 //! The connect proxy admits with the backend's user, grants and `subs`, or closes 4001 with its
 //! message; the subscribe proxy refuses with the backend's code; the publish proxy lets through,
 //! replaces or refuses (a refused message reaches nobody on either hub: a marker follows it);
-//! a publisher's messages are asked of the backend together and published in the order sent,
-//! whatever order the answers come in; rpc frames get `rpc_result` or an error with their `ref`.
-//! A slow backend fails closed while the session still answers pings; past `proxy_concurrency` a
-//! call is `unavailable` at once; a backend that is down fails closed.
+//! rpc frames get `rpc_result` or an error with their `ref`. A slow backend fails closed while
+//! the session still answers pings; past `proxy_concurrency` a call is `unavailable` at once; a
+//! backend that is down fails closed.
 
 use std::time::{Duration, Instant};
 
@@ -332,115 +331,6 @@ async fn a_refused_publish_reaches_nobody_on_either_hub_and_a_replaced_one_arriv
     assert_eq!(backend.bad_signatures(), 0);
 }
 
-/// A publisher's messages to a room are asked of the backend together, not one round trip after
-/// another, and what the backend says of each is done in the order they were sent: the first
-/// message's answer comes last (the backend holds it), yet every listener, on both hubs, gets the
-/// first first, the refused one nowhere, the replaced one replaced, the rest in order.
-#[tokio::test]
-async fn a_publishers_messages_are_asked_together_and_published_in_the_order_sent() {
-    const FIRST: &str = "first, answered last";
-    const HOLD: Duration = Duration::from_secs(2);
-    let arrived = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Instant>::new()));
-    let log = arrived.clone();
-    let backend = Backend::start(move |seen| {
-        log.lock().expect("arrivals").push(Instant::now());
-        let held = seen.body["content"] == FIRST;
-        publish_answer(seen).after(if held { HOLD } else { Duration::ZERO })
-    })
-    .await;
-    let redis = RedisServer::start().await;
-    let start = |name: &'static str| {
-        hub(
-            name,
-            &[
-                ("HUB_NAMESPACES", r#"{"mod":{"proxy_publish":true}}"#),
-                ("HUB_PROXY_TIMEOUT", "10s"),
-            ],
-        )
-        .redis(&redis)
-        .env("HUB_PROXY_PUBLISH_URL", &backend.url("/publish"))
-        .start()
-    };
-    let (a, b) = (start("hub-order-a").await, start("hub-order-b").await);
-    let moderated = format!("mod:{}", room("order"));
-    let mut sender = crate::support::member(&a, &moderated).await;
-    let mut near = crate::support::member(&a, &moderated).await;
-    let mut far = crate::support::member(&b, &moderated).await;
-
-    // More than a session's calls in flight (16): the last ones wait for a place, then go out.
-    let mut contents = vec![
-        FIRST.to_owned(),
-        "a badword here".into(),
-        "replace me".into(),
-    ];
-    contents.extend((3..20).map(|i| format!("in order {i}")));
-    for (i, content) in contents.iter().enumerate() {
-        sender
-            .send_json(&json!({"type": "message", "room": moderated, "content": content, "ref": format!("r{i}")}))
-            .await;
-    }
-    backend.wait_seen("/publish", contents.len()).await;
-    let arrived = arrived.lock().expect("arrivals").clone();
-    let spread = arrived[arrived.len() - 1] - arrived[0];
-    assert!(
-        spread < HOLD,
-        "the calls went out one after another: the last reached the backend {spread:?} after the \
-         first, which the backend held {HOLD:?}"
-    );
-    // Each asked once (over several connections at once: in whatever order they arrive).
-    let mut posted: Vec<String> = backend
-        .seen("/publish")
-        .iter()
-        .filter_map(|s| s.body["content"].as_str().map(str::to_owned))
-        .collect();
-    let mut sent = contents.clone();
-    posted.sort();
-    sent.sort();
-    assert_eq!(posted, sent);
-
-    // The sender: every ref answered once; the refusal with the backend's code; the others
-    // stored in the order sent (their offsets rise with their refs).
-    let mut offsets = Vec::new();
-    let mut refused = Vec::new();
-    for _ in 0..contents.len() {
-        let f = sender.recv_json().await;
-        match f["type"].as_str() {
-            Some("ack") => offsets.push((
-                f["ref"].as_str().expect("ref").to_owned(),
-                f["offset"].as_u64(),
-            )),
-            Some("error") => refused.push((f["ref"].clone(), f["code"].clone())),
-            _ => panic!("sender: {f}"),
-        }
-    }
-    assert_eq!(refused, [(json!("r1"), json!("bad_word"))]);
-    let refs: Vec<&str> = offsets.iter().map(|(r, _)| r.as_str()).collect();
-    let expected: Vec<String> = (0..contents.len())
-        .filter(|i| *i != 1)
-        .map(|i| format!("r{i}"))
-        .collect();
-    assert_eq!(refs, expected, "acks in the order sent");
-    assert!(
-        offsets
-            .windows(2)
-            .all(|w| w[0].1 < w[1].1 && w[0].1.is_some()),
-        "stored in the order sent: {offsets:?}"
-    );
-
-    let mut published: Vec<String> = contents.clone();
-    published.remove(1);
-    published[1] = "replaced by the backend".into();
-    let end = marker("after-order");
-    sender.say(&moderated, &end).await;
-    for listener in [&mut near, &mut far] {
-        let got = listener.recv_chat(published.len()).await;
-        let got: Vec<&str> = got.iter().filter_map(|f| f["content"].as_str()).collect();
-        assert_eq!(got, published, "client {}", listener.id);
-        listener.expect_marker(&end).await;
-    }
-    assert_eq!(backend.bad_signatures(), 0);
-}
-
 #[tokio::test]
 async fn rpc_frames_get_the_backends_result_or_its_error_with_their_ref() {
     let backend = Backend::start(|seen| match seen.body["method"].as_str() {
@@ -624,71 +514,6 @@ async fn past_proxy_concurrency_a_call_is_unavailable_at_once() {
     );
     assert_eq!(hub_metrics_line(&hub, "rpc", "busy").await, Some(1.0));
     assert_eq!(hub_metrics_line(&hub, "rpc", "allowed").await, Some(3.0));
-}
-
-/// Past `proxy_concurrency`, a publish is refused at once even while the publisher's earlier
-/// messages to the room still wait for the backend: the refusal comes first, the earlier ones are
-/// then published in order, the refused one nowhere.
-#[tokio::test]
-async fn past_proxy_concurrency_a_publish_is_unavailable_before_earlier_verdicts() {
-    let backend = Backend::start(|seen| {
-        let held = seen.body["content"]
-            .as_str()
-            .is_some_and(|c| c.starts_with("held"));
-        Reply::ok(json!({})).after(if held {
-            Duration::from_secs(2)
-        } else {
-            Duration::ZERO
-        })
-    })
-    .await;
-    let hub = hub(
-        "hub-busy-publish",
-        &[
-            ("HUB_NAMESPACES", r#"{"mod":{"proxy_publish":true}}"#),
-            ("HUB_PROXY_CONCURRENCY", "2"),
-            ("HUB_PROXY_TIMEOUT", "10s"),
-        ],
-    )
-    .api(KEY)
-    .env("HUB_PROXY_PUBLISH_URL", &backend.url("/publish"))
-    .start()
-    .await;
-    let moderated = format!("mod:{}", room("busy"));
-    let mut sender = crate::support::member(&hub, &moderated).await;
-    let mut listener = crate::support::member(&hub, &moderated).await;
-    for (i, content) in ["held 0", "held 1"].iter().enumerate() {
-        sender
-            .send_json(&json!({"type": "message", "room": moderated, "content": content, "ref": format!("p{i}")}))
-            .await;
-    }
-    backend.wait_seen("/publish", 2).await;
-    sender
-        .send_json(
-            &json!({"type": "message", "room": moderated, "content": "one too many", "ref": "p2"}),
-        )
-        .await;
-    expect_error(&mut sender, "unavailable", Some("p2"), None).await;
-    for r in ["p0", "p1"] {
-        let ack = sender.recv_json().await;
-        assert_eq!(
-            (ack["type"].as_str(), ack["ref"].as_str()),
-            (Some("ack"), Some(r)),
-            "{ack}"
-        );
-    }
-    let end = marker("after-busy");
-    sender.say(&moderated, &end).await;
-    let got = listener.recv_chat(2).await;
-    let got: Vec<&str> = got.iter().filter_map(|f| f["content"].as_str()).collect();
-    assert_eq!(got, ["held 0", "held 1"]);
-    listener.expect_marker(&end).await;
-    assert_eq!(
-        backend.seen("/publish").len(),
-        3,
-        "the refused call never reached the backend"
-    );
-    assert_eq!(hub_metrics_line(&hub, "publish", "busy").await, Some(1.0));
 }
 
 #[tokio::test]
