@@ -131,6 +131,8 @@ export interface HubClientOptions {
   fetch?: unknown;
   /** When a WebSocket fails before it opens, try the hub's SSE fallback at once (WebSocket again on the next reconnect). Default true. */
   sse?: boolean;
+  /** Node's `ws` only: offer permessage-deflate (the hub then compresses frames of 256 bytes and more). Default false: `ws` inflates through zlib's thread pool, which held a receiver to ~6,500 messages/s; browsers always offer it and inflate natively. */
+  compression?: boolean;
   /** Backoff: attempt n waits a random time in [0, min(reconnectDelayMax, reconnectDelayMin·2^n)). Default 500. */
   reconnectDelayMin?: number;
   /** Default 20000. */

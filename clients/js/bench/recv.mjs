@@ -65,7 +65,8 @@ async function run(kind) {
     await new Promise((r) => room.once('joined', r));
     closeReceiver = () => client.close();
   } else {
-    const ws = new WebSocket(hub.wsUrl);
+    // As the SDK asks by default: frames uncompressed (see the SDK's `compression` option).
+    const ws = new WebSocket(hub.wsUrl, undefined, { perMessageDeflate: false });
     await new Promise((r) => ws.on('open', r));
     ws.on('message', (data, isBinary) => {
       const frame = JSON.parse(isBinary ? data : data.toString());

@@ -36,6 +36,7 @@ export const DEFAULTS = Object.freeze({
   dedupeWindow: 2000,
   gapWait: 1000,
   sse: true,
+  compression: false,
 });
 
 export class HubClient extends Emitter {
@@ -271,11 +272,12 @@ export class HubClient extends Emitter {
       },
     };
     const timing = { pingInterval: this.#opts.pingInterval, pongTimeout: this.#opts.pongTimeout };
+    const compression = this.#opts.compression;
     this.#via = via;
     this.#transport =
       via === 'sse'
         ? new SseTransport(this.#sseCtors, this.#url, token, handlers, timing)
-        : new Transport(this.#WebSocket, this.#url, handlers, timing);
+        : new Transport(this.#WebSocket, this.#url, handlers, timing, { compression });
     // Each transport of an attempt gets the whole connect timeout.
     this.#clearTimer('attempt');
     this.#timers.attempt = setTimeout(() => {

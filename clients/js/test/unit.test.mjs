@@ -399,3 +399,29 @@ test('heartbeat: a ping after a silent interval, dead when nothing follows it; a
     mock.timers.reset();
   }
 });
+
+// ---- what the client asks of the WebSocket constructor ------------------------------------------
+
+test('permessage-deflate is offered (ws options) only with compression: true', async () => {
+  const { HubClient } = await import('../src/index.js');
+  const made = [];
+  class Recording {
+    constructor(...args) {
+      made.push(args);
+      this.readyState = 0;
+    }
+    send() {}
+    close() {}
+  }
+  for (const [options, offered] of [[{}, false], [{ compression: true }, true]]) {
+    made.length = 0;
+    const hub = new HubClient('ws://127.0.0.1:9/ws', { WebSocket: Recording, sse: false, ...options });
+    const connecting = hub.connect().catch(() => {});
+    for (let i = 0; i < 100 && made.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    hub.close();
+    await connecting;
+    assert.equal(made.length, 1, 'one socket made');
+    assert.equal(made[0][0], 'ws://127.0.0.1:9/ws');
+    assert.deepEqual(made[0][2], { perMessageDeflate: offered });
+  }
+});
