@@ -5,7 +5,8 @@
 #   conformance.node.test.mjs     clients/conformance/scenarios.json, the SDK in Node
 #   conformance.chromium.test.mjs the same scenarios, the SDK in headless Chromium (Debian's)
 #   spread.test.mjs               10,000 clients of a killed hub: the spread of their reconnects
-#   sse.node.test.mjs             WebSocket blocked: the SSE fallback across two hubs, a hub restart (Node)
+#   sse.node.test.mjs             WebSocket blocked: the SSE fallback across two hubs, a hub restart, a JWT
+#                                 over SSE (accepted; refused as over WebSocket), back on WebSocket once it works (Node)
 #   sse.chromium.test.mjs         the same in headless Chromium (EventSource), WebSocket replaced by a failing one
 #   personal.node.test.mjs        a personal-room notification reaches the SDK without a subscription or a join
 #   features.node.test.mjs        room.history(n), a token function answering null, publish {resend: false},
