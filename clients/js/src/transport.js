@@ -38,8 +38,10 @@ export class Transport {
       // ignores it). `ws` offers permessage-deflate by default and inflates every frame through
       // zlib's thread pool: a Node receiver of the hub's compressed frames then took 6,569
       // messages/s of 60,000 offered, against all 60,000 with it off (clients/js/bench/recv.mjs).
-      // Browsers inflate natively and always offer it; this reaches only `ws`.
-      ws = new WebSocketCtor(url, undefined, { perMessageDeflate: compression });
+      // Browsers inflate natively and always offer it; this reaches only `ws`. No subprotocol is
+      // an empty list, never `undefined`: Chromium sends that as a protocol named "undefined", and
+      // the hub, which names none back, is then refused by the browser.
+      ws = new WebSocketCtor(url, [], { perMessageDeflate: compression });
     } catch (err) {
       // A malformed URL throws synchronously; report it like any failed attempt, but later, so
       // the caller has finished setting up.

@@ -422,6 +422,8 @@ test('permessage-deflate is offered (ws options) only with compression: true', a
     await connecting;
     assert.equal(made.length, 1, 'one socket made');
     assert.equal(made[0][0], 'ws://127.0.0.1:9/ws');
+    // Not `undefined`: a browser sends that as a subprotocol named "undefined" and the handshake fails.
+    assert.deepEqual(made[0][1], [], 'no subprotocol');
     assert.deepEqual(made[0][2], { perMessageDeflate: offered });
   }
 });
