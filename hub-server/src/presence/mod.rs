@@ -7,6 +7,7 @@
 //! Redis) or its events off (counted and answered, never announced): see [`crate::namespace`].
 
 mod diffs;
+mod hash_scan;
 mod scripts;
 mod webhook_events;
 pub mod writer;
@@ -212,7 +213,9 @@ impl Presence {
                     .await
                     .map_err(|_| PresenceUnavailable)?;
                 total = Some(users);
-                some_fields(&mut conn, &entries, 2 * LIST_MAX).await?
+                hash_scan::fields(&mut conn, &entries, None, 2 * LIST_MAX)
+                    .await
+                    .map_err(|_| PresenceUnavailable)?
             } else {
                 redis::cmd("HGETALL")
                     .arg(&entries)
@@ -336,35 +339,5 @@ impl Presence {
             .flatten()
             .filter_map(|json| serde_json::from_str(&json).ok())
             .collect())
-    }
-}
-
-/// About `want` fields of the hash `key` (HSCAN pages: each holds Redis for well under a
-/// millisecond).
-async fn some_fields(
-    conn: &mut crate::redis_link::Conn,
-    key: &str,
-    want: usize,
-) -> Result<HashMap<String, String>, PresenceUnavailable> {
-    // A map: a scan may return a field twice.
-    let mut fields = HashMap::with_capacity(want);
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, page): (u64, Vec<String>) = redis::cmd("HSCAN")
-            .arg(key)
-            .arg(cursor)
-            .arg("COUNT")
-            .arg(LIST_MAX)
-            .query_async(conn)
-            .await
-            .map_err(|_| PresenceUnavailable)?;
-        let mut flat = page.into_iter();
-        while let (Some(field), Some(value)) = (flat.next(), flat.next()) {
-            fields.insert(field, value);
-        }
-        cursor = next;
-        if cursor == 0 || fields.len() >= want {
-            return Ok(fields);
-        }
     }
 }

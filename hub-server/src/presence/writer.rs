@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::diffs::Diffs;
+use super::hash_scan;
 use super::scripts;
 use super::webhook_events;
 use super::{Keys, Presence};
@@ -30,8 +31,6 @@ const QUEUE: usize = 4096;
 const BATCH: usize = 256;
 /// Entries per write when the writer tells Redis everything again.
 const SYNC_CHUNK: usize = 1000;
-/// Fields a resync's HSCAN visits per call: each call holds Redis for well under a millisecond.
-const SCAN_PAGE: usize = 1000;
 /// How long the writer waits for more changes after the first of a batch.
 const GATHER: Duration = Duration::from_millis(50);
 
@@ -374,7 +373,10 @@ impl Writer {
         let prefix = format!("{}|", self.me);
         let mut stale = Vec::new();
         for (room, events) in listed.iter().filter_map(|r| unlisted(r)) {
-            let Some(entries) = own_fields(conn, &self.keys.room(&room).0, &prefix).await else {
+            // This hub's fields only, in pages: never the whole hash of a crowded room.
+            let own = hash_scan::starting_with(&prefix);
+            let key = self.keys.room(&room).0;
+            let Ok(entries) = hash_scan::fields(conn, &key, Some(&own), usize::MAX).await else {
                 return false;
             };
             for (field, value) in entries {
@@ -491,52 +493,6 @@ impl Writer {
 /// Marks a room of this hub's index (`{hubs}:rooms:<instance>`) whose namespace sends no
 /// `presence_diff`: a hub burying a dead one knows from the index alone whether to announce its
 /// users' leaves. `!` is no room-name character.
-/// This hub's fields (`<instance>|…`) of one room's presence hash, read in pages: a room of
-/// 250,000 users is a hash of 250,000 fields, and one HGETALL of it held Redis's only thread for
-/// 1–2 s (the 250k-connection bench saw every hub resync at once after a stall, each such read
-/// stalling Redis again for all). `None`: Redis failed.
-async fn own_fields(
-    conn: &mut crate::redis_link::Conn,
-    key: &str,
-    prefix: &str,
-) -> Option<Vec<(String, String)>> {
-    let pattern = format!("{}*", glob_escape(prefix));
-    let mut fields = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let page: (u64, Vec<String>) = redis::cmd("HSCAN")
-            .arg(key)
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(SCAN_PAGE)
-            .query_async(conn)
-            .await
-            .ok()?;
-        let mut flat = page.1.into_iter();
-        while let (Some(field), Some(value)) = (flat.next(), flat.next()) {
-            fields.push((field, value));
-        }
-        cursor = page.0;
-        if cursor == 0 {
-            return Some(fields);
-        }
-    }
-}
-
-/// `text` matched literally by a Redis glob pattern.
-fn glob_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 const QUIET: char = '!';
 
 /// How `room` is listed in the index.
@@ -558,12 +514,6 @@ pub(super) fn unlisted(entry: &str) -> Option<(Room, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_prefix_is_matched_literally() {
-        assert_eq!(glob_escape("h-1|"), "h-1|");
-        assert_eq!(glob_escape(r"a*b?[c]\\"), r"a\*b\?\[c\]\\\\");
-    }
 
     #[test]
     fn the_index_says_which_rooms_are_quiet() {
