@@ -64,18 +64,26 @@ pub fn send(state: &AppState, msg: Message) {
             // A server API call waits for the append anyway: its message reaches this hub's
             // members as it reaches the others', from Redis with its offset — never early
             // without one, which its caller might then be told was not published.
-            let api = msg.ack.as_ref().and_then(Ack::handover);
-            let (frame, from) = (msg.frame.clone(), msg.sender.clone());
-            let (id, mark) = (msg.id.clone(), hub.seat_mark());
-            match api {
-                _ if down => {
-                    hub.deliver(&room, &msg.frame, sender);
+            if down {
+                hub.deliver(&room, &msg.frame, sender);
+            } else {
+                let (frame, from) = (msg.frame.clone(), msg.sender.clone());
+                let (id, mark) = (msg.id.clone(), hub.seat_mark());
+                match msg.ack.as_ref().and_then(Ack::handover) {
+                    Some(handover) => {
+                        let patience = api_wait(state) * 2 + Duration::from_secs(1);
+                        unconfirmed.push_api(
+                            id,
+                            room.clone(),
+                            frame,
+                            from,
+                            mark,
+                            handover,
+                            patience,
+                        );
+                    }
+                    None => unconfirmed.push(id, room.clone(), frame, from, mark),
                 }
-                Some(handover) => {
-                    let patience = api_wait(state) * 2 + Duration::from_secs(1);
-                    unconfirmed.push_api(id, room.clone(), frame, from, mark, handover, patience);
-                }
-                None => unconfirmed.push(id, room.clone(), frame, from, mark),
             }
             let out = Outgoing {
                 target: Target::Room(room),
