@@ -74,6 +74,14 @@ impl ApiUser {
 const UNCONFIRMED: &str = "redis did not confirm in time: the message may still be published \
                            (retry with the same idempotency_key to publish it at most once)";
 
+/// The answer to a publish or broadcast that failed: `nothing` when it was never sent.
+fn refused(err: ApiPublishError, nothing: &'static str) -> ApiError {
+    match err {
+        ApiPublishError::Unavailable => ApiError::Unavailable(nothing),
+        ApiPublishError::Unconfirmed => ApiError::Unavailable(UNCONFIRMED),
+    }
+}
+
 fn user(user: &Option<ApiUser>) -> User<'_> {
     match user {
         Some(u) => User {
@@ -122,12 +130,7 @@ pub async fn publish(
             user(&request.user),
         )
         .await
-        .map_err(|err| match err {
-            ApiPublishError::Unavailable => {
-                ApiError::Unavailable("redis is unavailable: nothing was published")
-            }
-            ApiPublishError::Unconfirmed => ApiError::Unavailable(UNCONFIRMED),
-        })?;
+        .map_err(|err| refused(err, "redis is unavailable: nothing was published"))?;
         let Published { id, offset, epoch } = published;
         tracing::info!(%room, message_id = %id, "published through the server API");
         Ok(Answer { id, offset, epoch })
@@ -174,12 +177,7 @@ pub async fn broadcast(
     }
     let published = publish::from_api(state, None, &request.content, user(&request.user))
         .await
-        .map_err(|err| match err {
-            ApiPublishError::Unavailable => {
-                ApiError::Unavailable("redis is unavailable: nothing was broadcast")
-            }
-            ApiPublishError::Unconfirmed => ApiError::Unavailable(UNCONFIRMED),
-        })?;
+        .map_err(|err| refused(err, "redis is unavailable: nothing was broadcast"))?;
     tracing::info!(message_id = %published.id, "broadcast through the server API");
     Ok(BroadcastAnswer { id: published.id })
 }
