@@ -56,6 +56,20 @@ function blockedWebSocket() {
   };
 }
 
+/**
+ * `a` and `b` subscribed to a fresh room named `prefix-…`; `got.a` and `got.b` collect what each
+ * receives (`pick` of each message: its content unless told).
+ */
+function bothIn(a, b, prefix, pick = (m) => m.content) {
+  const room = `${prefix}-${randomBytes(4).toString('hex')}`;
+  const got = { a: [], b: [] };
+  const ra = a.subscribe(room);
+  ra.on('message', (m) => got.a.push(pick(m)));
+  const rb = b.subscribe(room);
+  rb.on('message', (m) => got.b.push(pick(m)));
+  return { ra, rb, got };
+}
+
 /** The client sessions running on `hub` by transport, from its /metrics: `{ws, sse}`. */
 async function openByTransport(hub) {
   const { status, body } = await hub.api('GET', '/metrics');
@@ -101,12 +115,7 @@ test('node: WebSocket blocked → SSE across two hubs, recovery after a hub rest
     const a = new HubClient(world.url('h1'), { WebSocket: Blocked, reconnectDelayMax: 1000 });
     const b = new HubClient(world.url('h2'), { WebSocket });
     clients.push(a, b);
-    const room = `sse-${randomBytes(4).toString('hex')}`;
-    const got = { a: [], b: [] };
-    const ra = a.subscribe(room);
-    ra.on('message', (m) => got.a.push(m.content));
-    const rb = b.subscribe(room);
-    rb.on('message', (m) => got.b.push(m.content));
+    const { ra, rb, got } = bothIn(a, b, 'sse');
     await Promise.all([a.connect(), b.connect()]);
     assert.equal(a.connection.transport, 'sse');
     assert.equal(b.connection.transport, 'ws');
@@ -149,12 +158,7 @@ test('node: a JWT over SSE names its user on what the client says; a bad or expi
     const a = new HubClient(url, { WebSocket: Blocked, token: signToken(world.secret, { sub: 'u-ana', name: 'Ana' }) });
     const b = new HubClient(url, { WebSocket, token: signToken(world.secret, { sub: 'u-bo', name: 'Bo' }) });
     clients.push(a, b);
-    const room = `jwt-${randomBytes(4).toString('hex')}`;
-    const got = { a: [], b: [] };
-    const ra = a.subscribe(room);
-    ra.on('message', (m) => got.a.push(m));
-    const rb = b.subscribe(room);
-    rb.on('message', (m) => got.b.push(m));
+    const { ra, rb, got } = bothIn(a, b, 'jwt', (m) => m);
     await Promise.all([a.connect(), b.connect()]);
     assert.equal(a.connection.transport, 'sse');
     assert.equal(b.connection.transport, 'ws');
@@ -209,12 +213,7 @@ test('node: WebSocket blocked → SSE; unblocked, the next reconnect is back on 
     a.on('state', (state, info) => {
       if (state === 'connected') transports.push(info.transport);
     });
-    const room = `back-${randomBytes(4).toString('hex')}`;
-    const got = { a: [], b: [] };
-    const ra = a.subscribe(room);
-    ra.on('message', (m) => got.a.push(m.content));
-    const rb = b.subscribe(room);
-    rb.on('message', (m) => got.b.push(m.content));
+    const { ra, rb, got } = bothIn(a, b, 'back');
     await Promise.all([a.connect(), b.connect()]);
     assert.equal(a.connection.transport, 'sse');
     assert.deepEqual(await openByTransport(hub), { ws: 1, sse: 1 });
