@@ -12,6 +12,7 @@ pub mod auth;
 pub mod bridge;
 pub mod clock;
 pub mod config;
+pub mod data_frames;
 pub mod deflate;
 pub mod error;
 pub mod health;
@@ -119,7 +120,7 @@ pub async fn run(
     ));
     let slots = slots::Slots::new(settings.max_connections, settings.max_handshakes);
     let proxies = proxies::Proxies::new(&settings, metrics.clone());
-    let state = AppState {
+    let state = AppState::new(state::Parts {
         hub: hub.clone(),
         bridge: bridge.clone(),
         redis,
@@ -137,7 +138,7 @@ pub async fn run(
         metrics,
         proxies,
         webhooks,
-    };
+    });
     let sessions = state.sessions.clone();
     let api_server = api::start(&state)?;
     let routes = upgrade::route(state.clone())

@@ -22,6 +22,7 @@ use warp::Filter;
 use warp::reply::{Reply, Response};
 
 use crate::auth::bearer_token;
+use crate::data_frames::DataFrames;
 use crate::deflate::{self, Pools, Rsv1Reader};
 use crate::session;
 use crate::slots::Handshake;
@@ -176,7 +177,7 @@ fn handshake(
 }
 
 /// The session over an upgraded connection: the socket's layers (its write buffer, the RSV1
-/// watch with compression), then the session. Chained with combinators rather than written as an
+/// watch with compression, tungstenite, the data frames' way past it), then the session. Chained with combinators rather than written as an
 /// `async` block, which would keep room for what it captured (the state, the credentials, the
 /// socket) beside the session for the connection's life (rust-lang/rust#62958): here each step's
 /// inputs move into the next.
@@ -202,8 +203,10 @@ fn open(
         }
         None => (Rsv1Reader::plain(io), None),
     };
-    WebSocketStream::from_raw_socket(io, Role::Server, Some(config))
-        .then(move |socket| session::run(socket, state, ip, credentials, deflate, Transport::Ws))
+    WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).then(move |socket| {
+        let socket = DataFrames::new(socket);
+        session::run(socket, state, ip, credentials, deflate, Transport::Ws)
+    })
 }
 
 fn refuse_version(status: StatusCode) -> Response {
@@ -240,8 +243,9 @@ fn socket_config(max_message_bytes: usize, deflate: bool) -> WebSocketConfig {
     };
     // Small read buffer: idle connections are the common case and each costs its buffer, and a
     // client sends little (a subscriber nothing but pongs). No write buffer in tungstenite: it
-    // would keep the capacity of the largest burst for good; it hands each frame to the
-    // socket's `WriteBuffer`, which gathers a batch for one write() and frees itself once written.
+    // would keep the capacity of the largest burst for good; it hands each control frame to the
+    // socket's `WriteBuffer` (where `DataFrames` puts the data frames), which gathers a batch
+    // for one write() and frees itself once written.
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)

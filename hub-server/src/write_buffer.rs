@@ -2,16 +2,21 @@
 //! its batch (one write() per batch, as before), and the memory goes back to the allocator as soon
 //! as a batch is written, so an idle connection holds no write buffer whatever burst it once had.
 //!
-//! tungstenite's own buffer keeps the capacity of the largest burst it ever held, for good (issue
-//! 25: ~1.7 KiB per idle connection after the connect storm's presence diffs). The socket is built
-//! with its `write_buffer_size` at 0, so it hands each frame to this buffer at once and its own
-//! holds at most one frame.
+//! Two writers fill it, frame by frame: tungstenite with the control frames (pings, pongs, the
+//! close), and [`crate::data_frames`] with the hub's data frames, put here directly. tungstenite's
+//! own buffer keeps the capacity of the largest frame it ever held, for good (issue 25: ~1.2 KiB
+//! per idle connection after the connect storm's presence diffs), so no data frame goes through
+//! it; the socket is built with its `write_buffer_size` at 0, so it hands each control frame to
+//! this buffer at once.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 
 /// Unwritten bytes past which a write first drains the buffer into the socket: what one connection
 /// holds unwritten at most (plus one frame) while its client reads slowly. tungstenite's
@@ -25,6 +30,8 @@ pub struct WriteBuffer<S> {
     buf: Vec<u8>,
     /// The bytes at the start of `buf` already written to `inner`.
     written: usize,
+    /// A close frame went in (or is on its way, [`WriteBuffer::close`]): no data frame may follow.
+    closed: bool,
 }
 
 impl<S> WriteBuffer<S> {
@@ -33,12 +40,43 @@ impl<S> WriteBuffer<S> {
             inner,
             buf: Vec::new(),
             written: 0,
+            closed: false,
         }
     }
 
     /// Bytes taken but not yet written to the socket.
-    fn unwritten(&self) -> usize {
+    pub(crate) fn unwritten(&self) -> usize {
         self.buf.len() - self.written
+    }
+
+    /// Whether the next frame should wait until the buffer is written (a flush): past
+    /// [`HIGH_WATER`] unwritten, as for tungstenite's frames.
+    pub fn is_full(&self) -> bool {
+        self.unwritten() >= HIGH_WATER
+    }
+
+    /// Refuses data frames from now on: a close frame has been sent, or handed to tungstenite.
+    pub fn close(&mut self) {
+        self.closed = true;
+    }
+
+    /// Takes a data frame as it goes on the wire (a server's frames are not masked). After a close
+    /// frame this refuses, as tungstenite refuses to send after closing.
+    pub fn buffer_frame(&mut self, frame: Frame) -> Result<(), WsError> {
+        if self.closed {
+            return Err(WsError::Protocol(ProtocolError::SendAfterClosing));
+        }
+        self.forget_written();
+        frame.format(&mut self.buf)
+    }
+
+    /// Part of the buffer went out and the socket then blocked: what went is dropped rather than
+    /// kept in front of what comes, so the buffer stays within its bound.
+    fn forget_written(&mut self) {
+        if self.written > 0 {
+            self.buf.drain(..self.written);
+            self.written = 0;
+        }
     }
 }
 
@@ -86,14 +124,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteBuffer<S> {
         if this.unwritten() >= HIGH_WATER {
             ready!(this.poll_drain(cx))?;
         }
-        if this.written > 0 {
-            // Part of the buffer went out and the socket then blocked: what went is dropped
-            // rather than kept in front of what comes, so the buffer stays within its bound.
-            this.buf.drain(..this.written);
-            this.written = 0;
-        }
+        this.forget_written();
         this.buf.extend_from_slice(data);
         if is_close_frame(data) {
+            this.closed = true;
             // tungstenite writes its reply to a client's close while it reads, and nothing may
             // flush after that (the connection ends): the close goes out now, with what was
             // before it. A socket that cannot take it now is one the close timeout gives up on.

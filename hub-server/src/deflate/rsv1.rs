@@ -67,6 +67,11 @@ impl<S> Rsv1Reader<S> {
         Rsv1Reader { inner, watch: None }
     }
 
+    /// The socket under this reader (its write side is the connection's, untouched here).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
     /// A socket on which compressed messages are let through, their kinds noted in the `Kinds`.
     pub fn deflate(inner: S) -> (Self, Arc<Kinds>) {
         let kinds = Arc::new(Kinds::default());
