@@ -11,6 +11,8 @@
 //! written the batch they were in.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::ready;
 use std::time::Duration;
 
 use futures_util::{Sink, SinkExt};
@@ -30,47 +32,54 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// is gone or a close reason comes. `echo` is the hub-echo test binary's way in: whole messages
 /// the session read, written back as they are (see `session`); `None` in a hub. `deflate`: the
 /// client agreed to compression.
-pub async fn run<S>(
+///
+/// Not an `async fn`, which would keep a second copy of each argument for the connection's life
+/// (rust-lang/rust#62958): the block uses what it captured in place.
+#[allow(clippy::manual_async_fn)] // on purpose: see above
+pub fn run<S>(
     mut sink: S,
     mut queue: Drain,
     mut close: oneshot::Receiver<CloseReason>,
     ping_interval: Duration,
     mut echo: Option<mpsc::Receiver<Message>>,
     deflate: Option<Outbound>,
-) where
+) -> impl Future<Output = ()>
+where
     S: Sink<Message, Error = WsError> + Unpin,
 {
-    let start = tokio::time::Instant::now() + ping_interval;
-    let mut ping = tokio::time::interval_at(start, ping_interval);
-    loop {
-        tokio::select! {
-            biased;
-            reason = &mut close => {
-                let reason = reason.ok();
-                return Box::pin(finish(&mut sink, &mut queue, &mut echo, reason, deflate.as_ref())).await;
-            }
-            batch = queue.next_batch() => {
-                let Some(mut batch) = batch else {
-                    // Every sender is gone: the session is ending and says why next (or drops
-                    // `close`, when the client left on its own).
-                    let reason = close.await.ok();
+    async move {
+        let start = tokio::time::Instant::now() + ping_interval;
+        let mut ping = tokio::time::interval_at(start, ping_interval);
+        loop {
+            tokio::select! {
+                biased;
+                reason = &mut close => {
+                    let reason = reason.ok();
                     return Box::pin(finish(&mut sink, &mut queue, &mut echo, reason, deflate.as_ref())).await;
-                };
-                let bytes: usize = batch.iter().map(|f| f.as_str().len()).sum();
-                let written = write_batch(&mut sink, &mut batch, deflate.as_ref()).await;
-                queue.written(batch, bytes);
-                if written.is_err() {
-                    return;
                 }
-            }
-            Some(msg) = next_echo(&mut echo) => {
-                if sink.send(echoed(msg, deflate.as_ref())).await.is_err() {
-                    return;
+                batch = queue.next_batch() => {
+                    let Some(mut batch) = batch else {
+                        // Every sender is gone: the session is ending and says why next (or drops
+                        // `close`, when the client left on its own).
+                        let reason = close.await.ok();
+                        return Box::pin(finish(&mut sink, &mut queue, &mut echo, reason, deflate.as_ref())).await;
+                    };
+                    let bytes: usize = batch.iter().map(|f| f.as_str().len()).sum();
+                    let written = write_batch(&mut sink, &mut batch, deflate.as_ref()).await;
+                    queue.written(batch, bytes);
+                    if written.is_err() {
+                        return;
+                    }
                 }
-            }
-            _ = ping.tick() => {
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    return;
+                Some(msg) = next_echo(&mut echo) => {
+                    if sink.send(echoed(msg, deflate.as_ref())).await.is_err() {
+                        return;
+                    }
+                }
+                _ = ping.tick() => {
+                    if sink.send(Message::Ping(Default::default())).await.is_err() {
+                        return;
+                    }
                 }
             }
         }
@@ -115,6 +124,9 @@ async fn next_echo(echo: &mut Option<mpsc::Receiver<Message>>) -> Option<Message
     }
 }
 
+/// Feeds the batch to the sink frame by frame, then flushes. With `poll_fn` rather than a loop
+/// of `feed(..).await`: the writer's future is sized for its largest await, and that loop's
+/// (~260 bytes) was it, in every connection's writer, idle or not.
 async fn write_batch<S>(
     sink: &mut S,
     batch: &mut VecDeque<Frame>,
@@ -123,10 +135,19 @@ async fn write_batch<S>(
 where
     S: Sink<Message, Error = WsError> + Unpin,
 {
-    for frame in batch.drain(..) {
-        sink.feed(outgoing(&frame, deflate)).await?;
-    }
-    sink.flush().await
+    let written = std::future::poll_fn(|cx| {
+        while !batch.is_empty() {
+            ready!(Pin::new(&mut *sink).poll_ready(cx))?;
+            if let Some(frame) = batch.pop_front() {
+                Pin::new(&mut *sink).start_send(outgoing(&frame, deflate))?;
+            }
+        }
+        Pin::new(&mut *sink).poll_flush(cx)
+    })
+    .await;
+    // After an error the frames not sent go with the connection, as they did from a drain.
+    batch.clear();
+    written
 }
 
 /// A frame as this client gets it: compressed when it agreed to compression and the frame is long

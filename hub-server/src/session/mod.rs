@@ -66,110 +66,141 @@ where
         + 'static,
 {
     let (sink, stream) = state.metrics.accepted(socket).split();
-    serve(sink, stream, state, ip, credentials, deflate, transport)
+    let start = Box::new(Start {
+        sink,
+        credentials,
+        deflate,
+    });
+    serve(start, stream, state, ip, transport)
 }
 
-async fn serve<W, R>(
-    mut sink: W,
+/// What a session needs only until its writer runs. Boxed: the session's future keeps room for
+/// what it captured for its whole life, and this is ~150 bytes an idle connection would carry.
+struct Start<W> {
+    sink: W,
+    credentials: Credentials,
+    deflate: Option<deflate::Connection>,
+}
+
+/// The session's future. Not an `async fn`: one would move each argument into a local of its
+/// own and keep both for the connection's life (rust-lang/rust#62958, ~500 bytes per idle
+/// connection here); the `async move` block below uses what it captured in place.
+#[allow(clippy::manual_async_fn)] // on purpose: see above
+fn serve<W, R>(
+    start: Box<Start<W>>,
     mut stream: R,
     state: AppState,
     ip: IpAddr,
-    credentials: Credentials,
-    deflate: Option<deflate::Connection>,
     transport: Transport,
-) where
+) -> impl Future<Output = ()> + Send + 'static
+where
     W: futures_util::Sink<Message, Error = WsError> + Unpin + Send + 'static,
     R: Stream<Item = Result<Message, WsError>> + Unpin + Send + 'static,
 {
-    let settings = state.settings.clone();
-    let client_id: ClientId = Uuid::new_v4().to_string().into();
-    // `auth_mode = proxy`: the backend says who the client is before the hub says anything; a
-    // refusal closes at once with the backend's reason (no writer is running yet). Boxed: an
-    // HTTP call's future is large, and only connections in this mode need it, only now.
-    let vouched = match (&state.auth, settings.echo) {
-        (Auth::Proxy { .. }, false) => {
-            let asked = ask_or_refuse(&state, &client_id, ip, &credentials, &mut sink, &mut stream);
-            match Box::pin(asked).await {
-                Some(identity) => Some(identity),
-                None => return,
+    async move {
+        let settings = state.settings.clone();
+        let client_id: ClientId = Uuid::new_v4().to_string().into();
+        let (me, queue) = Recipient::new(settings.send_queue, settings.send_queue_bytes);
+        let (close_tx, close_rx) = oneshot::channel();
+        // Echo mode (the hub-echo conformance binary only): messages go back through the writer.
+        let (echo, echo_rx) = match settings.echo {
+            true => {
+                let (tx, rx) = mpsc::channel(16);
+                (Some(tx), Some(rx))
             }
-        }
-        _ => None,
-    };
-    // Counted once admitted: a client the connect proxy refused never held a transport.
-    state.metrics.transport_opened(transport);
-    let (outbound, inflating) = deflate.map(|d| d.split(settings.max_message_bytes)).unzip();
-    let mut stream = deflate::Inbound::new(stream, inflating);
-    let (me, queue) = Recipient::new(settings.send_queue, settings.send_queue_bytes);
-    let (close_tx, close_rx) = oneshot::channel();
-    // Echo mode (the hub-echo conformance binary only): messages go back through the writer.
-    let (echo, echo_rx) = match settings.echo {
-        true => {
-            let (tx, rx) = mpsc::channel(16);
-            (Some(tx), Some(rx))
-        }
-        false => (None, None),
-    };
-    let writer = tokio::spawn(writer::run(
-        sink,
-        queue,
-        close_rx,
-        transport.keepalive(settings.ping_interval),
-        echo_rx,
-        outbound,
-    ));
-    tracing::debug!(client_id = %client_id, %ip, ?transport, "client connected");
+            false => (None, None),
+        };
+        // A block, so what only the start needs takes no room in the future once it is over.
+        let (mut stream, vouched, bearer, writer) = {
+            let Start {
+                mut sink,
+                credentials,
+                deflate,
+            } = *start;
+            // `auth_mode = proxy`: the backend says who the client is before the hub says
+            // anything; a refusal closes at once with the backend's reason (no writer is running
+            // yet). Boxed: an HTTP call's future is large, and only connections in this mode need
+            // it, only now.
+            let vouched = match (&state.auth, settings.echo) {
+                (Auth::Proxy { .. }, false) => {
+                    let asked =
+                        ask_or_refuse(&state, &client_id, ip, &credentials, &mut sink, &mut stream);
+                    // The identity boxed too: ~150 bytes the future would keep to its end.
+                    match Box::pin(asked).await {
+                        Some(identity) => Some(Box::new(identity)),
+                        None => return,
+                    }
+                }
+                _ => None,
+            };
+            // Counted once admitted: a client the connect proxy refused never held a transport.
+            state.metrics.transport_opened(transport);
+            let (outbound, inflating) =
+                deflate.map(|d| d.split(settings.max_message_bytes)).unzip();
+            let writer = tokio::spawn(writer::run(
+                sink,
+                queue,
+                close_rx,
+                transport.keepalive(settings.ping_interval),
+                echo_rx,
+                outbound,
+            ));
+            let stream = deflate::Inbound::new(stream, inflating);
+            (stream, vouched, credentials.bearer, writer)
+        };
+        tracing::debug!(client_id = %client_id, %ip, ?transport, "client connected");
 
-    let mut session = Session {
-        state: &state,
-        client_id: &client_id,
-        me: &me,
-        ip,
-        bucket: TokenBucket::new(
-            settings.rate_limit_per_sec,
-            settings.rate_limit_burst,
-            Instant::now(),
-        ),
-        rejected_in_a_row: 0,
-        identity: None,
-        user_slot: None,
-        deadline: None,
-        echo,
-        pending: pending::Pending::default(),
-    };
-    let started = match session.echo {
-        Some(_) => Ok(()),
-        None => session.start(credentials.bearer.as_deref(), vouched),
-    };
-    // The token (a few hundred bytes) is not needed past the start.
-    drop(credentials);
-    let reason = match started {
-        Ok(()) => session.read_until_closed(&mut stream, &me.kick).await,
-        Err(reason) => Some(reason),
-    };
+        let mut session = Session {
+            state: &state,
+            client_id: &client_id,
+            me: &me,
+            ip,
+            bucket: TokenBucket::new(
+                settings.rate_limit_per_sec,
+                settings.rate_limit_burst,
+                Instant::now(),
+            ),
+            rejected_in_a_row: 0,
+            identity: None,
+            user_slot: None,
+            deadline: None,
+            echo,
+            pending: pending::Pending::default(),
+        };
+        let started = match session.echo {
+            Some(_) => Ok(()),
+            None => session.start(bearer.as_deref(), vouched.map(|b| *b)),
+        };
+        // The token (a few hundred bytes) is not needed past the start.
+        drop(bearer);
+        let reason = match started {
+            Ok(()) => session.read_until_closed(&mut stream, &me.kick).await,
+            Err(reason) => Some(reason),
+        };
 
-    // The one cleanup path: out of the hub (its Recipient clones go), the user's place given back,
-    // counted as closed (and why) as soon as it is out — a slow consumer may take the close
-    // handshake's whole grace to go — then tell the writer why.
-    state.hub.remove(&client_id);
-    // The backend hears of every admitted client's end, whoever closed (DESIGN 16).
-    if let Some(identity) = &session.identity {
-        let (code, text) = reason.map_or((1000, ""), |r| (u16::from(r.close_code()), r.text()));
-        state.webhooks.emit(crate::webhooks::Event::disconnected(
-            &client_id,
-            &identity.user_id,
-            state.hub.name(),
-            code,
-            text,
-        ));
+        // The one cleanup path: out of the hub (its Recipient clones go), the user's place given back,
+        // counted as closed (and why) as soon as it is out — a slow consumer may take the close
+        // handshake's whole grace to go — then tell the writer why.
+        state.hub.remove(&client_id);
+        // The backend hears of every admitted client's end, whoever closed (DESIGN 16).
+        if let Some(identity) = &session.identity {
+            let (code, text) = reason.map_or((1000, ""), |r| (u16::from(r.close_code()), r.text()));
+            state.webhooks.emit(crate::webhooks::Event::disconnected(
+                &client_id,
+                &identity.user_id,
+                state.hub.name(),
+                code,
+                text,
+            ));
+        }
+        drop(session);
+        drop(me);
+        state.metrics.closed(reason);
+        state.metrics.transport_closed(transport);
+        // Boxed: the timers and joins of the end take room only at the end.
+        Box::pin(close(writer, &mut stream, close_tx, reason)).await;
+        tracing::debug!(client_id = %client_id, ?reason, "client disconnected");
     }
-    drop(session);
-    drop(me);
-    state.metrics.closed(reason);
-    state.metrics.transport_closed(transport);
-    // Boxed: the timers and joins of the end take room only at the end.
-    Box::pin(close(writer, &mut stream, close_tx, reason)).await;
-    tracing::debug!(client_id = %client_id, ?reason, "client disconnected");
 }
 
 /// `auth_mode = proxy`: who the backend says the client is; `None` when it refused, the client
