@@ -11,6 +11,7 @@
 
 mod delivery;
 mod handle;
+mod members;
 mod membership;
 mod presence;
 mod registry;

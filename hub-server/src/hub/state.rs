@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::members::Members;
 use super::room_users::RoomUsers;
 use crate::outbox::Recipient;
 use crate::protocol::{Frame, Room};
@@ -24,7 +25,7 @@ pub(super) struct Member {
 #[derive(Debug, Default)]
 pub(super) struct State {
     pub(super) clients: HashMap<ClientId, Member>,
-    pub(super) rooms: HashMap<Room, HashMap<ClientId, Seat>>,
+    pub(super) rooms: HashMap<Room, Members>,
     pub(super) users: RoomUsers,
 }
 
@@ -70,7 +71,7 @@ impl Seat {
 
 /// Removes one member; returns true when the room is now empty (and gone).
 pub(super) fn remove_member(
-    rooms: &mut HashMap<Room, HashMap<ClientId, Seat>>,
+    rooms: &mut HashMap<Room, Members>,
     room: &Room,
     client_id: &ClientId,
 ) -> bool {
