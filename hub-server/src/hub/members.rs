@@ -1,44 +1,43 @@
-//! A room's local members. One member is kept inline, without a map: every connection has its
-//! personal room, nearly always with that one connection in it, and a map of one was a
-//! ~250-byte allocation per connection (issue 25).
+//! A room's local members (client id → seat, `hub::state`): a map that keeps one entry inline.
+//! Every connection has its personal room, nearly always with that one connection in it, and a
+//! map of one was a ~250-byte allocation per connection (issue 25).
 
 use std::collections::HashMap;
-
-use super::state::{ClientId, Seat};
+use std::hash::Hash;
 
 #[derive(Debug, Default)]
-pub(super) enum Members {
+pub(super) enum Members<K, V> {
     #[default]
     Empty,
-    One(ClientId, Seat),
-    Many(HashMap<ClientId, Seat>),
+    One(K, V),
+    Many(HashMap<K, V>),
 }
 
-impl Members {
-    /// Seats `client_id`, in place of its seat if it had one (as a map's insert).
-    pub fn insert(&mut self, client_id: ClientId, seat: Seat) {
+impl<K: Eq + Hash, V> Members<K, V> {
+    /// Adds `key`, in place of its value if it had one (as a map's insert).
+    pub fn insert(&mut self, key: K, value: V) {
         match self {
             Members::Many(map) => {
-                map.insert(client_id, seat);
+                map.insert(key, value);
             }
-            Members::One(id, _) if *id != client_id => {
+            Members::One(id, _) if *id != key => {
                 let Members::One(id, first) = std::mem::take(self) else {
                     unreachable!("matched One above");
                 };
                 let mut map = HashMap::with_capacity(2);
                 map.insert(id, first);
-                map.insert(client_id, seat);
+                map.insert(key, value);
                 *self = Members::Many(map);
             }
-            Members::Empty | Members::One(..) => *self = Members::One(client_id, seat),
+            Members::Empty | Members::One(..) => *self = Members::One(key, value),
         }
     }
 
-    pub fn remove(&mut self, client_id: &ClientId) {
+    pub fn remove(&mut self, key: &K) {
         match self {
-            Members::One(id, _) if id == client_id => *self = Members::Empty,
+            Members::One(id, _) if id == key => *self = Members::Empty,
             Members::Many(map) => {
-                map.remove(client_id);
+                map.remove(key);
             }
             _ => {}
         }
@@ -56,26 +55,26 @@ impl Members {
         }
     }
 
-    pub fn get(&self, client_id: &ClientId) -> Option<&Seat> {
+    pub fn get(&self, key: &K) -> Option<&V> {
         match self {
-            Members::One(id, seat) if id == client_id => Some(seat),
-            Members::Many(map) => map.get(client_id),
+            Members::One(id, value) if id == key => Some(value),
+            Members::Many(map) => map.get(key),
             _ => None,
         }
     }
 
-    pub fn get_mut(&mut self, client_id: &ClientId) -> Option<&mut Seat> {
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         match self {
-            Members::One(id, seat) if id == client_id => Some(seat),
-            Members::Many(map) => map.get_mut(client_id),
+            Members::One(id, value) if id == key => Some(value),
+            Members::Many(map) => map.get_mut(key),
             _ => None,
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&ClientId, &Seat)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         let (one, many) = match self {
             Members::Empty => (None, None),
-            Members::One(id, seat) => (Some((id, seat)), None),
+            Members::One(id, value) => (Some((id, value)), None),
             Members::Many(map) => (None, Some(map.iter())),
         };
         one.into_iter().chain(many.into_iter().flatten())
@@ -85,44 +84,40 @@ impl Members {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbox::Recipient;
 
-    fn seat(seated: u64) -> Seat {
-        Seat::new(Recipient::new(4, 1 << 16).0, seated)
-    }
-
-    fn seated(members: &Members) -> Vec<(String, u64)> {
-        let mut all: Vec<_> = members
-            .iter()
-            .map(|(id, seat)| (id.to_string(), seat.seated))
-            .collect();
+    fn all(members: &Members<&'static str, u64>) -> Vec<(&'static str, u64)> {
+        let mut all: Vec<_> = members.iter().map(|(id, v)| (*id, *v)).collect();
         all.sort();
         all
     }
 
     #[test]
     fn one_two_and_back_to_none_as_a_map_would() {
-        let (a, b): (ClientId, ClientId) = ("a".into(), "b".into());
         let mut members = Members::default();
         assert!(members.is_empty());
-        members.insert(a.clone(), seat(1));
+        members.insert("a", 1);
         assert!(matches!(members, Members::One(..)), "one member is inline");
-        members.insert(a.clone(), seat(2));
-        assert_eq!(seated(&members), [("a".into(), 2)], "a seat taken again replaces");
-        members.insert(b.clone(), seat(3));
+        members.insert("a", 2);
+        assert_eq!(all(&members), [("a", 2)], "a key inserted again replaces");
+        members.insert("b", 3);
         assert_eq!(members.len(), 2);
-        assert_eq!(seated(&members), [("a".into(), 2), ("b".into(), 3)]);
-        assert_eq!(members.get(&b).map(|s| s.seated), Some(3));
-        members.get_mut(&a).expect("a").seated = 4;
-        members.remove(&a);
-        assert_eq!(seated(&members), [("b".into(), 3)]);
-        assert!(members.get(&a).is_none());
-        members.remove(&b);
+        assert_eq!(all(&members), [("a", 2), ("b", 3)]);
+        assert_eq!(members.get(&"b"), Some(&3));
+        *members.get_mut(&"a").expect("a") = 4;
+        assert_eq!(members.get(&"a"), Some(&4));
+        members.remove(&"a");
+        assert_eq!(all(&members), [("b", 3)]);
+        assert!(members.get(&"a").is_none());
+        members.remove(&"b");
         assert!(members.is_empty());
-        members.insert(a.clone(), seat(5));
-        members.remove(&b);
-        assert_eq!(seated(&members), [("a".into(), 5)], "removing a stranger changes nothing");
-        members.remove(&a);
+        members.insert("a", 5);
+        members.remove(&"b");
+        assert_eq!(
+            all(&members),
+            [("a", 5)],
+            "removing a stranger changes nothing"
+        );
+        members.remove(&"a");
         assert!(members.is_empty() && members.iter().next().is_none());
     }
 }

@@ -25,7 +25,7 @@ pub(super) struct Member {
 #[derive(Debug, Default)]
 pub(super) struct State {
     pub(super) clients: HashMap<ClientId, Member>,
-    pub(super) rooms: HashMap<Room, Members>,
+    pub(super) rooms: HashMap<Room, Members<ClientId, Seat>>,
     pub(super) users: RoomUsers,
 }
 
@@ -71,7 +71,7 @@ impl Seat {
 
 /// Removes one member; returns true when the room is now empty (and gone).
 pub(super) fn remove_member(
-    rooms: &mut HashMap<Room, Members>,
+    rooms: &mut HashMap<Room, Members<ClientId, Seat>>,
     room: &Room,
     client_id: &ClientId,
 ) -> bool {
