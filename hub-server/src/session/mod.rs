@@ -116,7 +116,12 @@ where
                 mut sink,
                 credentials,
                 deflate,
-            } = *start;
+            } = {
+                // Moved out in a block of its own: the box is freed at the end of the block
+                // that holds it, which for `start` itself would be the session's end.
+                let start = start;
+                *start
+            };
             // `auth_mode = proxy`: the backend says who the client is before the hub says
             // anything; a refusal closes at once with the backend's reason (no writer is running
             // yet). Boxed: an HTTP call's future is large, and only connections in this mode need
