@@ -48,6 +48,7 @@ where
     S: Sink<Message, Error = WsError> + Unpin,
 {
     async move {
+        let deflate = deflate.as_ref();
         let start = tokio::time::Instant::now() + ping_interval;
         let mut ping = tokio::time::interval_at(start, ping_interval);
         loop {
@@ -55,24 +56,24 @@ where
                 biased;
                 reason = &mut close => {
                     let reason = reason.ok();
-                    return Box::pin(finish(&mut sink, &mut queue, &mut echo, reason, deflate.as_ref())).await;
+                    return Box::pin(finish(&mut sink, &mut queue, &mut echo, reason, deflate)).await;
                 }
                 batch = queue.next_batch() => {
                     let Some(mut batch) = batch else {
                         // Every sender is gone: the session is ending and says why next (or drops
                         // `close`, when the client left on its own).
                         let reason = close.await.ok();
-                        return Box::pin(finish(&mut sink, &mut queue, &mut echo, reason, deflate.as_ref())).await;
+                        return Box::pin(finish(&mut sink, &mut queue, &mut echo, reason, deflate)).await;
                     };
                     let bytes: usize = batch.iter().map(|f| f.as_str().len()).sum();
-                    let written = write_batch(&mut sink, &mut batch, deflate.as_ref()).await;
+                    let written = write_batch(&mut sink, &mut batch, deflate).await;
                     queue.written(batch, bytes);
                     if written.is_err() {
                         return;
                     }
                 }
                 Some(msg) = next_echo(&mut echo) => {
-                    if sink.send(echoed(msg, deflate.as_ref())).await.is_err() {
+                    if sink.send(echoed(msg, deflate)).await.is_err() {
                         return;
                     }
                 }

@@ -183,9 +183,9 @@ where
             Err(reason) => Some(reason),
         };
 
-        // The one cleanup path: out of the hub (its Recipient clones go), the user's place given back,
-        // counted as closed (and why) as soon as it is out — a slow consumer may take the close
-        // handshake's whole grace to go — then tell the writer why.
+        // The one cleanup path: out of the hub (its Recipient clones go), the user's place given
+        // back, counted as closed (and why) as soon as it is out — a slow consumer may take the
+        // close handshake's whole grace to go — then tell the writer why.
         state.hub.remove(&client_id);
         // The backend hears of every admitted client's end, whoever closed (DESIGN 16).
         if let Some(identity) = &session.identity {
