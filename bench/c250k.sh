@@ -22,7 +22,8 @@
 # namespace of its own with connection tracking off (NOTRACK), so nothing of it touches the machine's
 # loopback and the kernel's shared conntrack table (262,144 entries) cannot fill: root only. Inside it
 # the hubs listen on fixed addresses 127.0.0.(10+i) (each its own destination address and port, well
-# under the 28,232 ephemeral ports per destination) — nothing else lives in that namespace.
+# under the 64,512 ephemeral ports per destination the namespace is given) — nothing else lives in
+# that namespace.
 # Results and logs: bench/results/c250k-<UTC timestamp>/ (results.json, report.md; git-ignored).
 #
 # Knobs (environment):
