@@ -44,7 +44,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> DataFrames<S> {
     }
 }
 
-/// The frame a data message goes out as; `None` for a control message (tungstenite's).
+/// The frame a data message goes out as; a control message comes back as it was (tungstenite
+/// writes those).
 fn data_frame(msg: Message) -> Result<Frame, Message> {
     match msg {
         Message::Text(text) => Ok(Frame::message(text, OpCode::Data(Data::Text), true)),

@@ -177,10 +177,10 @@ fn handshake(
 }
 
 /// The session over an upgraded connection: the socket's layers (its write buffer, the RSV1
-/// watch with compression, tungstenite, the data frames' way past it), then the session. Chained with combinators rather than written as an
-/// `async` block, which would keep room for what it captured (the state, the credentials, the
-/// socket) beside the session for the connection's life (rust-lang/rust#62958): here each step's
-/// inputs move into the next.
+/// watch with compression, tungstenite, the data frames' way past it), then the session. Chained
+/// with combinators rather than written as an `async` block, which would keep room for what it
+/// captured (the state, the credentials, the socket) beside the session for the connection's
+/// life (rust-lang/rust#62958): here each step's inputs move into the next.
 fn open(
     upgraded: Upgraded,
     state: AppState,

@@ -76,10 +76,10 @@ impl<'a> Pending<'a> {
 
     /// Whether work for `room` is under way (a later command about it must wait its turn).
     pub fn busy(&self, room: &Room) -> bool {
-        let lane = Lane::Room(room.clone());
+        // The lane (a copy of the room's name) is made only when some work is under way.
         self.0
             .as_ref()
-            .is_some_and(|l| l.queued.contains_key(&lane))
+            .is_some_and(|l| l.queued.contains_key(&Lane::Room(room.clone())))
     }
 
     pub fn is_empty(&self) -> bool {
