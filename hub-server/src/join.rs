@@ -69,11 +69,15 @@ pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Roo
             let stored = redis.read(&room, policy, &replay).await;
             let (frames, joined) = outcome(&replay, stored, recovery_max);
             state.metrics.joined(&joined);
-            let covered = frames.last().and_then(Frame::offset).or(joined.offset);
+            let replayed_through = frames.last().and_then(Frame::offset);
+            let covered = replayed_through.or(joined.offset);
+            // A member all along skips only what this replay has: with nothing replayed (no
+            // `history` asked, or a `since` not recovered), a message at or below the room's
+            // top may still be on its way to this hub, and the member must get it live.
             if was == Joined::AlreadyMember
-                && let Some(covered) = covered
+                && let Some(through) = replayed_through
             {
-                hub.skip_replayed(client, &room, covered);
+                hub.skip_replayed(client, &room, through);
             }
             replay_then_joined(me, &room, &frames, &joined);
             // A client that was in the room all along kept receiving: nothing waited for it.
