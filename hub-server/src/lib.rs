@@ -74,7 +74,13 @@ pub async fn run(
     let history = history::History::from_settings(&settings, redis.as_ref());
     let (trigger, shutdown) = shutdown::channel();
     let hub = Hub::new(settings.name.clone(), settings.max_rooms_per_client);
-    let bridge = Bridge::start(&settings, redis.as_ref(), hub.clone(), shutdown.clone());
+    let bridge = Bridge::start(
+        &settings,
+        redis.as_ref(),
+        &history,
+        hub.clone(),
+        shutdown.clone(),
+    );
     match &bridge {
         Bridge::Disabled => {
             tracing::info!(

@@ -31,6 +31,12 @@ pub struct BridgeCounters {
     /// Messages from Redis this hub had no room for (its inbound queue was full): shed, not
     /// delivered; they show up as `missed` too, once the next message of their room arrives.
     pub inbound_shed: AtomicU64,
+    /// Stored room messages this hub missed while its subscription was lost, delivered from the
+    /// history once it was back (see `bridge::catch_up`).
+    pub caught_up: AtomicU64,
+    /// Rooms whose catching up failed (the history read failed, or the room was too busy to
+    /// hold): their members see the gap in the offsets and recover it.
+    pub catch_up_failed: AtomicU64,
     pub undecodable: AtomicU64,
     pub reconnects: AtomicU64,
     /// Publish round trips and cross-hub lag, for `/metrics` (not in `/health`).

@@ -6,6 +6,7 @@
 //! standalone.
 
 mod attempt;
+mod catch_up;
 mod channel_counts;
 pub mod channels;
 pub mod control;
@@ -41,7 +42,7 @@ pub use timings::BridgeTimings;
 
 use crate::config::Settings;
 use crate::error::CloseReason;
-use crate::history::Appender;
+use crate::history::{Appender, History};
 use crate::hub::Hub;
 use crate::redis_link::Redis;
 use crate::shutdown::Shutdown;
@@ -55,7 +56,14 @@ pub enum Bridge {
 
 impl Bridge {
     /// Starts the publisher, subscriber and overdue-delivery tasks; they run until `shutdown`.
-    pub fn start(settings: &Settings, redis: Option<&Redis>, hub: Hub, shutdown: Shutdown) -> Self {
+    /// `history` is where the subscriber catches rooms up after a lost subscription.
+    pub fn start(
+        settings: &Settings,
+        redis: Option<&Redis>,
+        history: &History,
+        hub: Hub,
+        shutdown: Shutdown,
+    ) -> Self {
         let Some(redis) = redis else {
             return Bridge::Disabled;
         };
@@ -99,6 +107,7 @@ impl Bridge {
                     messages: settings.inbound_buffer,
                     bytes: settings.inbound_buffer_bytes,
                 },
+                catch_up::Reader::new(history.clone(), settings.namespaces.clone()),
             )),
             tokio::spawn(unconfirmed::run(
                 shared.unconfirmed.clone(),

@@ -8,6 +8,7 @@
 
 use std::sync::atomic::Ordering;
 
+use super::catch_up::{CatchUp, Held};
 use super::channels::Target;
 use super::control::Control;
 use super::envelope;
@@ -15,12 +16,13 @@ use super::inbound::Inbound;
 use super::link::Link;
 use super::sequence::{SequenceTracker, Verdict};
 use crate::hub::Hub;
-use crate::protocol::Frame;
+use crate::protocol::{Frame, Room};
 
 pub(super) struct Receiver<'a> {
     pub link: &'a Link,
     pub hub: &'a Hub,
     pub tracker: &'a mut SequenceTracker,
+    pub catch_up: &'a mut CatchUp,
 }
 
 impl Receiver<'_> {
@@ -76,6 +78,14 @@ impl Receiver<'_> {
                 Some(entry) => Some(entry.sender),
                 None => {
                     counters.own_dropped.fetch_add(1, Ordering::Relaxed);
+                    // Delivered already (late, without offset): the room's position moves past
+                    // it all the same — but not under a history read on its way, which must
+                    // still deliver what is older (it skips this one by its id).
+                    if let (Some(offset), Some(epoch)) = (envelope.o, envelope.e)
+                        && !self.catch_up.holding(channel)
+                    {
+                        self.catch_up.delivered(channel, offset, epoch);
+                    }
                     return;
                 }
             },
@@ -86,8 +96,23 @@ impl Receiver<'_> {
             (offset, _) => Frame::from_stored(envelope.frame.get(), offset),
         };
         match self.link.bridge.channels.target(channel) {
+            Some(Target::Room(room)) if self.catch_up.holding(channel) => {
+                let message = Held {
+                    frame,
+                    sender,
+                    epoch: envelope.e.map(Box::from),
+                };
+                if let Some(all) = self.catch_up.hold(channel, message) {
+                    counters.catch_up_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%channel, "room too busy to hold while its history is read: its members recover the gap");
+                    deliver_held(self.hub, &room, all);
+                }
+            }
             Some(Target::Room(room)) => {
                 self.hub.deliver(&room, &frame, sender.as_ref());
+                if let (Some(offset), Some(epoch)) = (envelope.o, envelope.e) {
+                    self.catch_up.delivered(channel, offset, epoch);
+                }
             }
             Some(Target::Broadcast) => {
                 self.hub.deliver_all(&frame, sender.as_ref());
@@ -97,5 +122,12 @@ impl Receiver<'_> {
         if !own {
             counters.timings.cross_hub_lag(envelope.t);
         }
+    }
+}
+
+/// Delivers `messages` to `room`'s members, in this order.
+pub(super) fn deliver_held(hub: &Hub, room: &Room, messages: Vec<Held>) {
+    for message in messages {
+        hub.deliver(room, &message.frame, message.sender.as_ref());
     }
 }

@@ -34,14 +34,16 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use tokio::time::{Instant, Interval};
 
+use super::catch_up::{CatchUp, Held, Position, Reader};
 use super::channels::Target;
 use super::inbound::{self, InboundReceiver, InboundSender, Incoming};
 use super::link::Link;
 use super::node_pubsub::{Failure, NodeDone, NodeTask, Outcome, SubConn, Task};
 use super::node_state::NodeState;
 use super::placement::{Op, Placement};
-use super::receive::Receiver;
+use super::receive::{Receiver, deliver_held};
 use super::sequence::SequenceTracker;
+use crate::history::Stored;
 use crate::hub::Hub;
 use crate::redis_link::{Node, Topology};
 
@@ -55,7 +57,13 @@ pub(super) struct InboundLimits {
     pub bytes: usize,
 }
 
-pub(super) async fn run(link: Link, hub: Hub, ping_interval: Duration, limits: InboundLimits) {
+pub(super) async fn run(
+    link: Link,
+    hub: Hub,
+    ping_interval: Duration,
+    limits: InboundLimits,
+    reader: Reader,
+) {
     let bridge = link.bridge.clone();
     let on_shed: inbound::OnShed = Arc::new(move || {
         let shed = bridge.counters.inbound_shed.fetch_add(1, Ordering::Relaxed) + 1;
@@ -72,6 +80,8 @@ pub(super) async fn run(link: Link, hub: Hub, ping_interval: Duration, limits: I
             true => SequenceTracker::per_channel(),
             false => SequenceTracker::default(),
         },
+        catch_up: CatchUp::default(),
+        reader,
         placement: Placement::new(sharded),
         sharded,
         link,
@@ -97,12 +107,16 @@ pub(super) async fn run(link: Link, hub: Hub, ping_interval: Duration, limits: I
 enum Event {
     Node(NodeDone),
     Topology(Option<Topology>),
+    /// Rooms' histories read after their subscriptions were made again.
+    CaughtUp(Vec<(String, Option<Stored>)>),
 }
 
 struct Subscriber {
     link: Link,
     hub: Hub,
     tracker: SequenceTracker,
+    catch_up: CatchUp,
+    reader: Reader,
     sharded: bool,
     /// The inbound queue's sender, from which each connection gets its own.
     pushes: InboundSender,
@@ -143,6 +157,7 @@ impl Subscriber {
                 Some(event) = self.work.next(), if !self.work.is_empty() => match event {
                     Event::Node(done) => self.on_done(done),
                     Event::Topology(topology) => self.on_topology(topology),
+                    Event::CaughtUp(reads) => self.on_caught_up(reads),
                 },
                 _ = self.hub.rooms_changed() => self.follow_room_changes(),
                 _ = self.ping.tick() => self.on_tick(),
@@ -154,6 +169,7 @@ impl Subscriber {
                         link: &self.link,
                         hub: &self.hub,
                         tracker: &mut self.tracker,
+                        catch_up: &mut self.catch_up,
                     }
                     .handle(&msg),
                     Some(Incoming::Lost(number)) => self.connection_lost(number),
@@ -281,10 +297,12 @@ impl Subscriber {
             }
             Outcome::Subscribed(channels, Ok(())) if !stale => {
                 let confirmed = self.placement.subscribed(&node, channels);
+                let reads = self.catch_up.subscribed(&confirmed);
                 self.link
                     .bridge
                     .subscribed
                     .send_modify(|s| s.extend(confirmed));
+                self.read_history(reads);
                 if !self.started {
                     self.report();
                 }
@@ -296,6 +314,7 @@ impl Subscriber {
             Outcome::Unsubscribed(channels, result) => {
                 for channel in &channels {
                     self.tracker.forget_channel(channel);
+                    self.catch_up.forget(channel);
                 }
                 self.failed(&node, generation, result.err(), now);
             }
@@ -355,18 +374,72 @@ impl Subscriber {
         }
         self.unconfirm(&gone);
         // What was published meanwhile never reached us, by design of pub/sub: their gap checks
-        // start afresh (clients recover the gap with `since`).
+        // start afresh, and once subscribed again their rooms are caught up from the history.
         for channel in &gone {
             self.tracker.restart_channel(channel);
         }
+        self.catch_up.lost(&gone);
         for channel in &dropped {
             self.tracker.forget_channel(channel);
+            self.catch_up.forget(channel);
         }
         if self.link.redis.is_cluster() {
             self.read_topology();
         }
         self.report();
         self.dirty = true;
+    }
+
+    /// Reads the histories of rooms subscribed again, beside the rest of the work.
+    fn read_history(&mut self, reads: Vec<(String, Position)>) {
+        if reads.is_empty() {
+            return;
+        }
+        let channels = self.link.bridge.channels.clone();
+        let read = self.reader.clone().read(channels, reads);
+        self.work.push(read.map(Event::CaughtUp).boxed());
+    }
+
+    /// Delivers what the rooms missed while their subscriptions were gone, then what was held
+    /// meanwhile.
+    fn on_caught_up(&mut self, reads: Vec<(String, Option<Stored>)>) {
+        let bridge = &self.link.bridge;
+        let mut again = Vec::new();
+        let (mut rooms, mut messages) = (0, 0);
+        for (channel, read) in reads {
+            let mut done = self.catch_up.finish(&channel, read);
+            let Some(Target::Room(room)) = bridge.channels.target(&channel) else {
+                continue;
+            };
+            if done.failed {
+                bridge
+                    .counters
+                    .catch_up_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%channel, "history not read after a lost subscription: members recover the gap from the offsets");
+            }
+            let held = done.deliver.split_off(done.caught_up);
+            let missed = own_ones_sorted_out(bridge, done.deliver);
+            if !missed.is_empty() {
+                rooms += 1;
+                messages += missed.len();
+            }
+            deliver_held(&self.hub, &room, missed);
+            deliver_held(&self.hub, &room, held);
+            again.extend(done.again.map(|from| (channel, from)));
+        }
+        if messages > 0 {
+            bridge
+                .counters
+                .caught_up
+                .fetch_add(messages as u64, Ordering::Relaxed);
+            tracing::info!(
+                rooms,
+                messages,
+                "delivered from the history what a lost subscription missed"
+            );
+        }
+        self.read_history(again);
     }
 
     /// These channels no longer count as subscribed (joins to their rooms wait again).
@@ -439,6 +512,7 @@ impl Subscriber {
             for channel in &moved {
                 self.tracker.restart_channel(channel);
             }
+            self.catch_up.lost(&moved);
         }
         // Nodes that serve nothing we want any more are let go.
         let masters = topology.masters();
@@ -496,4 +570,21 @@ impl Subscriber {
         bridge.subscribed.send_modify(|s| s.clear());
         bridge.subscriber_up.send_replace(false);
     }
+}
+
+/// Messages a room missed, as read from its history, but those of this hub that went out late
+/// already (without offset); one still on its way round is taken from
+/// [`unconfirmed`](super::unconfirmed), so that its sender does not get it and it does not go
+/// out late as well.
+fn own_ones_sorted_out(bridge: &super::link::Shared, missed: Vec<Held>) -> Vec<Held> {
+    let mut deliver = Vec::with_capacity(missed.len());
+    for mut message in missed {
+        let id = message.frame.message_id().unwrap_or_default();
+        if bridge.unconfirmed.went_late(&id) {
+            continue;
+        }
+        message.sender = bridge.unconfirmed.take(&id).map(|entry| entry.sender);
+        deliver.push(message);
+    }
+    deliver
 }

@@ -7,7 +7,7 @@
 //! [`Handover`](crate::ack::Handover)). Every entry leaves within its patience plus one tick: the
 //! queues stay small.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -54,10 +54,35 @@ struct Queues {
     api: HashMap<String, Entry>,
     /// The API entries' due times and ids, in push order (one patience: in due order too).
     api_due: VecDeque<(Instant, String)>,
+    /// Messages delivered late, oldest first, with when.
+    late: VecDeque<(Instant, String)>,
+    late_ids: HashSet<String>,
 }
 
 /// API messages held at most; past it one goes the clients' way (late after [`PATIENCE`]).
 const API_HELD_MAX: usize = 65_536;
+/// Ids of messages delivered late, kept so that a room caught up from the history after a lost
+/// subscription does not deliver them again (see `bridge::catch_up`): at most this many, for at
+/// most [`LATE_KEPT_FOR`].
+const LATE_KEPT: usize = 65_536;
+const LATE_KEPT_FOR: Duration = Duration::from_secs(600);
+
+impl Queues {
+    /// Keeps the ids of `entries`, delivered late now; forgets what is old or past the bound.
+    fn went_late(&mut self, entries: &[Entry], now: Instant) {
+        while let Some((at, _)) = self.late.front()
+            && (*at + LATE_KEPT_FOR <= now || self.late.len() + entries.len() > LATE_KEPT)
+        {
+            if let Some((_, id)) = self.late.pop_front() {
+                self.late_ids.remove(&id);
+            }
+        }
+        for entry in entries.iter().take(LATE_KEPT) {
+            self.late.push_back((now, entry.id.clone()));
+            self.late_ids.insert(entry.id.clone());
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Unconfirmed(Mutex<Queues>);
@@ -140,7 +165,13 @@ impl Unconfirmed {
             // Gone already when it came back from Redis.
             due.extend(queues.api.remove(&id).filter(Entry::deliverable));
         }
+        queues.went_late(&due, now);
         due
+    }
+
+    /// Whether message `id` was delivered late, without offset (in the last ten minutes).
+    pub fn went_late(&self, id: &str) -> bool {
+        self.lock().late_ids.contains(id)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
@@ -195,6 +226,13 @@ mod tests {
         let due = ids(u.overdue(Instant::now()));
         assert_eq!(due, vec!["a", "c"]);
         assert!(u.lock().clients.is_empty());
+        // Remembered as gone out late (a history catch-up skips them), for ten minutes.
+        assert!(u.went_late("a") && u.went_late("c") && !u.went_late("b"));
+        tokio::time::advance(LATE_KEPT_FOR).await;
+        u.push("d".into(), room(), Frame::pong(), "s".into(), 0);
+        tokio::time::advance(PATIENCE).await;
+        assert_eq!(ids(u.overdue(Instant::now())), vec!["d"]);
+        assert!(!u.went_late("a") && u.went_late("d"));
     }
 
     #[test]

@@ -269,6 +269,16 @@ impl HubCollector {
                 &b.inbound_shed,
             ),
             (
+                "realtime_hub_bridge_caught_up",
+                "Stored room messages missed while a subscription was lost, delivered from the history once it was back.",
+                &b.caught_up,
+            ),
+            (
+                "realtime_hub_bridge_catch_up_failed",
+                "Rooms not caught up after a lost subscription (history read failed, or too busy to hold): members recover the gap.",
+                &b.catch_up_failed,
+            ),
+            (
                 "realtime_hub_bridge_undecodable",
                 "Messages from Redis that could not be decoded.",
                 &b.undecodable,

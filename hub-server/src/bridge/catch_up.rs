@@ -1,0 +1,398 @@
+//! Catching a room up after its subscription was lost. Pub/sub delivers only to who is
+//! subscribed: what other hubs publish while this hub's connection is down (or while its slot
+//! moves to another master) never reaches it. A gap in a room's offsets shows its members what
+//! to recover (`join` with `since`), but nothing shows them that the room's *last* messages went
+//! missing — in a personal room, often its only one.
+//!
+//! So the subscriber keeps, per room channel, the last stored offset it delivered here (its
+//! [`Position`]). When a lost channel is subscribed again, it reads the room's history after
+//! that offset and delivers what it finds; the room's live messages that arrive meanwhile are
+//! held and follow, so every member gets the room's messages in offset order, each once. A read
+//! that fails (Redis gone again) or a room too busy to hold for lets the held messages go: their
+//! offsets then show the gap, which clients recover as after any other.
+
+use std::collections::{HashMap, HashSet};
+
+use futures_util::StreamExt;
+
+use super::channels::{Channels, Target};
+use crate::history::{History, Stored};
+use crate::hub::ClientId;
+use crate::namespace::Namespaces;
+use crate::protocol::{Frame, Replay};
+
+/// Live messages held per room while its history is read; past it the room is not held for.
+const HELD_MAX: usize = 512;
+
+/// History reads on their way at once, per batch of channels subscribed again.
+const READS_AT_ONCE: usize = 16;
+
+/// The last stored message delivered here for a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Position {
+    pub epoch: Box<str>,
+    pub offset: u64,
+}
+
+/// A message to deliver to a room's members, but its sender; `epoch` for a stored one (its
+/// offset is the frame's).
+#[derive(Debug)]
+pub(super) struct Held {
+    pub frame: Frame,
+    pub sender: Option<ClientId>,
+    pub epoch: Option<Box<str>>,
+}
+
+impl Held {
+    /// Whether this is `position`'s message or an older one of its epoch.
+    fn covered_by(&self, position: &Position) -> bool {
+        self.epoch.as_deref() == Some(&*position.epoch)
+            && self.frame.offset().is_some_and(|o| o <= position.offset)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Reading {
+    held: Vec<Held>,
+    /// Subscribed again (after another loss) while this read was on its way: read once more.
+    again: bool,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct CatchUp {
+    positions: HashMap<String, Position>,
+    /// Channels lost that have a position, until they are subscribed again.
+    lost: HashSet<String>,
+    /// Channels whose history is being read, with their live messages meanwhile.
+    reading: HashMap<String, Reading>,
+}
+
+/// What a finished read leaves to do.
+#[derive(Debug, Default)]
+pub(super) struct Finished {
+    /// To deliver, in this order.
+    pub deliver: Vec<Held>,
+    /// How many of them came from the history.
+    pub caught_up: usize,
+    /// The read could not be used: it failed, the room's epoch changed, or more were missing
+    /// than a read may bring (`recovery_max`).
+    pub failed: bool,
+    /// Read again from here: the channel was lost and subscribed again meanwhile.
+    pub again: Option<Position>,
+}
+
+impl CatchUp {
+    /// A stored message of `channel` (`offset` of `epoch`) went to the room's members: the
+    /// subscriber calls this for every one it delivers, [`CatchUp::finish`] for its own.
+    pub fn delivered(&mut self, channel: &str, offset: u64, epoch: &str) {
+        match self.positions.get_mut(channel) {
+            Some(p) if &*p.epoch == epoch => p.offset = p.offset.max(offset),
+            Some(p) => {
+                p.epoch = epoch.into();
+                p.offset = offset;
+            }
+            None => {
+                let position = Position {
+                    epoch: epoch.into(),
+                    offset,
+                };
+                self.positions.insert(channel.to_owned(), position);
+            }
+        }
+    }
+
+    /// These channels' subscriptions are gone: what is published before they are back is
+    /// missed.
+    pub fn lost(&mut self, channels: &[String]) {
+        for channel in channels {
+            if self.positions.contains_key(channel) {
+                self.lost.insert(channel.clone());
+            }
+        }
+    }
+
+    /// These channels are subscribed again: the ones that were lost are to be read from their
+    /// position, and are held from now on.
+    pub fn subscribed(&mut self, channels: &[String]) -> Vec<(String, Position)> {
+        let mut reads = Vec::new();
+        for channel in channels {
+            if !self.lost.remove(channel) {
+                continue;
+            }
+            if let Some(reading) = self.reading.get_mut(channel) {
+                reading.again = true;
+                continue;
+            }
+            if let Some(position) = self.positions.get(channel) {
+                self.reading.insert(channel.clone(), Reading::default());
+                reads.push((channel.clone(), position.clone()));
+            }
+        }
+        reads
+    }
+
+    /// Whether `channel`'s live messages are held now (its history is being read).
+    pub fn holding(&self, channel: &str) -> bool {
+        self.reading.contains_key(channel)
+    }
+
+    /// Holds a live message of `channel` for the read on its way: `None`. A room past
+    /// [`HELD_MAX`] is given up instead: everything held comes back to deliver now, `message`
+    /// last, and the read's result will be dropped.
+    pub fn hold(&mut self, channel: &str, message: Held) -> Option<Vec<Held>> {
+        let Some(reading) = self.reading.get_mut(channel) else {
+            return Some(vec![message]);
+        };
+        if reading.held.len() < HELD_MAX {
+            reading.held.push(message);
+            return None;
+        }
+        let mut all = self
+            .reading
+            .remove(channel)
+            .map(|r| r.held)
+            .unwrap_or_default();
+        all.push(message);
+        self.moved_past(channel, &all);
+        Some(all)
+    }
+
+    /// The read of `channel` came back (`None`: it failed). What to deliver: the stored messages
+    /// after the position, then the held ones the history did not already have. The position
+    /// moves past them all.
+    pub fn finish(&mut self, channel: &str, read: Option<Stored>) -> Finished {
+        let Some(reading) = self.reading.remove(channel) else {
+            // Given up while on its way (too busy, or the channel was left).
+            return Finished::default();
+        };
+        let mut done = Finished::default();
+        match (read, self.positions.get(channel)) {
+            (Some(stored), Some(from)) if *stored.epoch == *from.epoch => {
+                let epoch: Box<str> = stored.epoch.into();
+                for frame in stored.entries {
+                    if frame.offset().is_some_and(|o| o > from.offset) {
+                        done.deliver.push(Held {
+                            frame,
+                            sender: None,
+                            epoch: Some(epoch.clone()),
+                        });
+                    }
+                }
+                done.caught_up = done.deliver.len();
+                // More missing than `recovery_max`: the read brings none of them.
+                done.failed = stored.top > from.offset && done.caught_up == 0;
+                let top = Position {
+                    epoch,
+                    offset: done
+                        .deliver
+                        .last()
+                        .and_then(|h| h.frame.offset())
+                        .unwrap_or(from.offset),
+                };
+                done.deliver
+                    .extend(reading.held.into_iter().filter(|h| !h.covered_by(&top)));
+            }
+            _ => {
+                done.failed = true;
+                done.deliver = reading.held;
+            }
+        }
+        self.moved_past(channel, &done.deliver);
+        if reading.again
+            && let Some(from) = self.positions.get(channel)
+        {
+            done.again = Some(from.clone());
+            self.reading.insert(channel.to_owned(), Reading::default());
+        }
+        done
+    }
+
+    /// `channel`'s position after `delivered`, which go out now.
+    fn moved_past(&mut self, channel: &str, delivered: &[Held]) {
+        for held in delivered {
+            if let (Some(offset), Some(epoch)) = (held.frame.offset(), &held.epoch) {
+                self.delivered(channel, offset, epoch);
+            }
+        }
+    }
+
+    /// `channel` was left (no local member): nothing of it is kept.
+    pub fn forget(&mut self, channel: &str) {
+        self.positions.remove(channel);
+        self.lost.remove(channel);
+        self.reading.remove(channel);
+    }
+}
+
+/// Reads rooms' histories for [`CatchUp`].
+#[derive(Debug, Clone)]
+pub(super) struct Reader {
+    history: History,
+    namespaces: Namespaces,
+}
+
+impl Reader {
+    pub fn new(history: History, namespaces: Namespaces) -> Self {
+        Reader {
+            history,
+            namespaces,
+        }
+    }
+
+    /// Each channel's room history after its position, a few reads at a time; `None` for one
+    /// that failed.
+    pub async fn read(
+        self,
+        channels: Channels,
+        reads: Vec<(String, Position)>,
+    ) -> Vec<(String, Option<Stored>)> {
+        let reader = &self;
+        let channels = &channels;
+        futures_util::stream::iter(reads)
+            .map(|(channel, from)| async move {
+                let Some(Target::Room(room)) = channels.target(&channel) else {
+                    return (channel, None);
+                };
+                let policy = reader.namespaces.policy(&room);
+                let since = Replay::Since {
+                    epoch: from.epoch.into(),
+                    offset: from.offset,
+                };
+                let stored = reader.history.read(&room, policy, &since).await;
+                (channel, stored)
+            })
+            .buffer_unordered(READS_AT_ONCE)
+            .collect()
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored_frame(offset: u64, epoch: &str) -> Frame {
+        Frame::stored_from(&format!("{{\"content\":\"m{offset}\"}}"), offset, epoch)
+    }
+
+    fn live(offset: u64, epoch: &str) -> Held {
+        Held {
+            frame: stored_frame(offset, epoch),
+            sender: None,
+            epoch: Some(epoch.into()),
+        }
+    }
+
+    fn history(epoch: &str, offsets: std::ops::RangeInclusive<u64>) -> Stored {
+        Stored {
+            epoch: epoch.to_owned(),
+            top: *offsets.end(),
+            entries: offsets.map(|o| stored_frame(o, epoch)).collect(),
+        }
+    }
+
+    fn offsets(held: &[Held]) -> Vec<u64> {
+        held.iter().filter_map(|h| h.frame.offset()).collect()
+    }
+
+    /// `c` delivered up to 3 of `e`, then lost and subscribed again: its read is on its way.
+    fn reading() -> CatchUp {
+        let mut c = CatchUp::default();
+        c.delivered("c", 3, "e");
+        c.lost(&["c".to_owned(), "never-delivered".to_owned()]);
+        let reads = c.subscribed(&["c".to_owned(), "never-delivered".to_owned()]);
+        let from = Position {
+            epoch: "e".into(),
+            offset: 3,
+        };
+        assert_eq!(
+            reads,
+            vec![("c".to_owned(), from)],
+            "only rooms with a position"
+        );
+        assert!(c.holding("c"));
+        c
+    }
+
+    #[test]
+    fn what_was_missed_comes_first_then_the_held_live_ones_the_history_did_not_have() {
+        let mut c = reading();
+        for offset in [5, 6, 7] {
+            assert!(c.hold("c", live(offset, "e")).is_none(), "held");
+        }
+        let done = c.finish("c", Some(history("e", 2..=6)));
+        assert_eq!(offsets(&done.deliver), vec![4, 5, 6, 7]);
+        assert_eq!((done.caught_up, done.failed), (3, false));
+        assert!(!c.holding("c"));
+        // The position moved past everything delivered: a later loss reads from 7.
+        c.lost(&["c".to_owned()]);
+        assert_eq!(c.subscribed(&["c".to_owned()])[0].1.offset, 7);
+    }
+
+    #[test]
+    fn a_failed_read_or_a_new_epoch_lets_the_held_messages_go_as_they_are() {
+        let mut c = reading();
+        assert!(c.hold("c", live(9, "e")).is_none());
+        let done = c.finish("c", None);
+        assert_eq!((offsets(&done.deliver), done.failed), (vec![9], true));
+
+        let mut c = reading();
+        assert!(c.hold("c", live(1, "new")).is_none());
+        let done = c.finish("c", Some(history("new", 1..=1)));
+        assert_eq!((offsets(&done.deliver), done.failed), (vec![1], true));
+
+        // Too many missing: the read has the top but brings no entries.
+        let mut c = reading();
+        let mut too_many = history("e", 4..=900);
+        too_many.entries.clear();
+        let done = c.finish("c", Some(too_many));
+        assert!(done.deliver.is_empty() && done.failed);
+    }
+
+    #[test]
+    fn a_room_too_busy_to_hold_for_is_given_up_and_its_late_read_dropped() {
+        let mut c = reading();
+        for offset in 0..HELD_MAX as u64 {
+            assert!(c.hold("c", live(10 + offset, "e")).is_none());
+        }
+        let all = c
+            .hold("c", live(10 + HELD_MAX as u64, "e"))
+            .expect("given up");
+        assert_eq!(all.len(), HELD_MAX + 1);
+        assert_eq!(
+            all.last().and_then(|h| h.frame.offset()),
+            Some(10 + HELD_MAX as u64)
+        );
+        assert!(!c.holding("c"));
+        let late = c.finish("c", Some(history("e", 4..=20)));
+        assert!(late.deliver.is_empty() && !late.failed);
+    }
+
+    #[test]
+    fn lost_and_subscribed_again_while_reading_reads_once_more_from_the_new_position() {
+        let mut c = reading();
+        c.lost(&["c".to_owned()]);
+        assert!(
+            c.subscribed(&["c".to_owned()]).is_empty(),
+            "one read at a time"
+        );
+        let done = c.finish("c", Some(history("e", 4..=5)));
+        assert_eq!(offsets(&done.deliver), vec![4, 5]);
+        let from = done.again.expect("read again");
+        assert_eq!(from.offset, 5);
+        assert!(c.holding("c"), "held again until the second read");
+    }
+
+    #[test]
+    fn a_channel_left_is_forgotten_whole() {
+        let mut c = reading();
+        c.forget("c");
+        assert!(!c.holding("c"));
+        c.lost(&["c".to_owned()]);
+        assert!(
+            c.subscribed(&["c".to_owned()]).is_empty(),
+            "no position left"
+        );
+        assert!(c.finish("c", None).deliver.is_empty());
+    }
+}

@@ -1,0 +1,87 @@
+//! Issue 25.2: a hub whose pub/sub connection was lost misses, by design of pub/sub, what other
+//! hubs publish before it has subscribed again. When that was a room's last message, no later
+//! message shows its members a gap to recover: the hub itself must fetch it from the history.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::proxy::RedisProxy;
+use crate::support::{Client, Hub, RedisServer, marker, room};
+
+/// Waits until Redis's history of `room` holds `n` messages: its publish is done.
+async fn wait_stored(redis: &RedisServer, room: &str, n: i64) {
+    let key = format!("rthub:history:{{{room}}}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let len: i64 = redis.run(redis::cmd("LLEN").arg(&key)).await;
+        if len >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{key} holds {len}, never {n}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_last_message_published_while_the_subscription_was_lost_arrives_once_after_it() {
+    let redis = RedisServer::start().await;
+    let proxy = RedisProxy::start(redis.port(), b"SUBSCRIBE").await;
+    let hub1 = Hub::builder("hub1").redis(&redis).start().await;
+    let hub2 = Hub::builder("hub2")
+        .redis_url(&proxy.url())
+        .env("HUB_REDIS_TIMEOUT", "5s")
+        .start()
+        .await;
+    let r = room("resubscribe");
+    let (mut a, mut b) = (Client::connect(&hub1).await, Client::connect(&hub2).await);
+    a.join(&r).await;
+    b.join(&r).await;
+    a.say(&r, "before").await;
+    let before = b.recv_json().await;
+    assert_eq!(
+        (before["content"].as_str(), before["offset"].as_u64()),
+        (Some("before"), Some(1)),
+        "{before}"
+    );
+
+    // Every pub/sub connection is cut; hub2's next SUBSCRIBE is held back by the proxy.
+    proxy.hold();
+    let killed: i64 = redis
+        .run(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub"))
+        .await;
+    assert!(killed >= 2, "both hubs' subscribers cut, got {killed}");
+    tokio::time::timeout(Duration::from_secs(10), proxy.wait_held())
+        .await
+        .expect("hub2 subscribes again");
+    // The room's last message, stored while hub2 listens to nothing.
+    a.say(&r, "while unsubscribed").await;
+    wait_stored(&redis, &r, 2).await;
+    proxy.release();
+
+    let missed = b.recv_json_within(Duration::from_secs(10)).await;
+    assert_eq!(
+        (
+            missed["content"].as_str(),
+            missed["offset"].as_u64(),
+            missed["epoch"].as_str()
+        ),
+        (
+            Some("while unsubscribed"),
+            Some(2),
+            before["epoch"].as_str()
+        ),
+        "{missed}"
+    );
+    // Live again, in order, and nothing twice.
+    let mark = marker("after");
+    a.say(&r, &mark).await;
+    let next: Value = b.recv_json().await;
+    assert_eq!(
+        (next["content"].as_str(), next["offset"].as_u64()),
+        (Some(mark.as_str()), Some(3)),
+        "{next}"
+    );
+    let health = hub2.health().await.expect("health").json();
+    assert_eq!(health["redis"]["caught_up"], 1, "{health}");
+}
