@@ -69,13 +69,9 @@ pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Roo
             let stored = redis.read(&room, policy, &replay).await;
             let (frames, joined) = outcome(&replay, stored, recovery_max);
             state.metrics.joined(&joined);
-            let replayed_through = frames.last().and_then(Frame::offset);
-            let covered = replayed_through.or(joined.offset);
-            // A member all along skips only what this replay has: with nothing replayed (no
-            // `history` asked, or a `since` not recovered), a message at or below the room's
-            // top may still be on its way to this hub, and the member must get it live.
+            let covered = frames.last().and_then(Frame::offset).or(joined.offset);
             if was == Joined::AlreadyMember
-                && let Some(through) = replayed_through
+                && let Some(through) = has_already(&replay, &frames, &joined)
             {
                 hub.skip_replayed(client, &room, through);
             }
@@ -99,9 +95,52 @@ pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Roo
     }
 }
 
+/// For a member all along: the offset through which the client has the room's messages once
+/// this join's replay is queued — what the replay has, or its `since` of this epoch. Not the
+/// room's top: a message at or below it may still be on its way to this hub, and the member
+/// must get it live.
+fn has_already(replay: &Replay, frames: &[Frame], joined: &JoinOutcome) -> Option<u64> {
+    let replayed = frames.last().and_then(Frame::offset);
+    let since = match replay {
+        Replay::Since { epoch, offset } if joined.epoch.as_deref() == Some(epoch.as_str()) => {
+            Some(*offset)
+        }
+        _ => None,
+    };
+    replayed.max(since)
+}
+
 fn replay_then_joined(me: &Recipient, room: &Room, frames: &[Frame], joined: &JoinOutcome) {
     for frame in frames {
         me.offer(&frame.replayed());
     }
     me.offer(&Frame::joined(room, joined));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(offset: u64) -> Frame {
+        Frame::stored_from("{\"type\":\"message\"}", offset, "e")
+    }
+
+    #[test]
+    fn a_member_all_along_has_what_the_replay_has_or_its_since_of_this_epoch_never_the_top() {
+        let joined = JoinOutcome {
+            epoch: Some("e".into()),
+            offset: Some(9),
+            ..JoinOutcome::default()
+        };
+        let since = |epoch: &str, offset| Replay::Since {
+            epoch: epoch.into(),
+            offset,
+        };
+        assert_eq!(has_already(&Replay::None, &[], &joined), None, "not 9");
+        let last = [stored(8), stored(9)];
+        assert_eq!(has_already(&Replay::Last(2), &last, &joined), Some(9));
+        assert_eq!(has_already(&since("e", 9), &[], &joined), Some(9));
+        assert_eq!(has_already(&since("e", 7), &last, &joined), Some(9));
+        assert_eq!(has_already(&since("old", 7), &[], &joined), None);
+    }
 }
