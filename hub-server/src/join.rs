@@ -62,14 +62,17 @@ pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Roo
                     return;
                 }
             };
-            state
-                .bridge
-                .wait_subscribed(&Target::Room(room.clone()))
-                .await;
+            let target = Target::Room(room.clone());
+            let subscribed = state.bridge.wait_subscribed(&target).await;
             let stored = redis.read(&room, policy, &replay).await;
             let (frames, joined) = outcome(&replay, stored, recovery_max);
             state.metrics.joined(&joined);
             let covered = frames.last().and_then(Frame::offset).or(joined.offset);
+            // Told `joined` before the room's channel was subscribed: what is published from
+            // here until it is never reaches this hub live; the bridge reads it from the history.
+            if !subscribed && let (Some(epoch), Some(covered)) = (&joined.epoch, covered) {
+                state.bridge.joined_unsubscribed(&target, epoch, covered);
+            }
             if was == Joined::AlreadyMember
                 && let Some(through) = has_already(&replay, &frames, &joined)
             {

@@ -131,6 +131,47 @@ impl CatchUp {
         reads
     }
 
+    /// A join here went on before `channel` was subscribed, its history read covering it
+    /// through `from`. Not subscribed yet: the first read once it is starts at the earliest such
+    /// join (a later joiner skips what its own replay had). Subscribed since: the read starts at
+    /// the last message delivered here live, or at `from` when none was — anything the joiner
+    /// missed below a message delivered live shows as a gap in its offsets. Returns the read to
+    /// start now, if any.
+    pub fn joined_early(
+        &mut self,
+        channel: &str,
+        from: Position,
+        subscribed: bool,
+    ) -> Option<(String, Position)> {
+        let position = match self.positions.get_mut(channel) {
+            Some(p) if p.epoch == from.epoch => {
+                // Subscribed: what is past the position was delivered to nobody here yet.
+                if !subscribed {
+                    p.offset = p.offset.min(from.offset);
+                }
+                p.clone()
+            }
+            Some(p) => {
+                *p = from;
+                p.clone()
+            }
+            None => {
+                self.positions.insert(channel.to_owned(), from.clone());
+                from
+            }
+        };
+        if !subscribed {
+            self.lost.insert(channel.to_owned());
+            return None;
+        }
+        // A read on its way started no later than this: it brings the join's part too.
+        if self.reading.contains_key(channel) {
+            return None;
+        }
+        self.reading.insert(channel.to_owned(), Reading::default());
+        Some((channel.to_owned(), position))
+    }
+
     /// Whether `channel`'s live messages are held now (its history is being read).
     pub fn holding(&self, channel: &str) -> bool {
         self.reading.contains_key(channel)
@@ -381,6 +422,48 @@ mod tests {
         let from = done.again.expect("read again");
         assert_eq!(from.offset, 5);
         assert!(c.holding("c"), "held again until the second read");
+    }
+
+    fn at(offset: u64) -> Position {
+        Position {
+            epoch: "e".into(),
+            offset,
+        }
+    }
+
+    #[test]
+    fn early_joins_before_the_subscription_read_from_the_earliest_once_it_is_made() {
+        let mut c = CatchUp::default();
+        assert!(c.joined_early("c", at(5), false).is_none());
+        assert!(c.joined_early("c", at(7), false).is_none());
+        assert_eq!(
+            c.subscribed(&["c".to_owned()]),
+            vec![("c".to_owned(), at(5))]
+        );
+        // A join seen after the subscription: what came live since (through 9) is not read again.
+        let mut c = CatchUp::default();
+        c.delivered("c", 9, "e");
+        assert_eq!(
+            c.joined_early("c", at(6), true),
+            Some(("c".to_owned(), at(9)))
+        );
+        assert!(c.holding("c"));
+        assert!(
+            c.joined_early("c", at(12), true).is_none(),
+            "a read is on its way"
+        );
+        let done = c.finish("c", Some(history("e", 8..=12)));
+        assert_eq!(
+            offsets(&done.deliver),
+            vec![10, 11, 12],
+            "from what was delivered"
+        );
+        // Nothing delivered here live yet: from the join's own offset.
+        let mut c = CatchUp::default();
+        assert_eq!(
+            c.joined_early("c", at(4), true),
+            Some(("c".to_owned(), at(4)))
+        );
     }
 
     #[test]

@@ -34,8 +34,20 @@ pub struct Shared {
     pub counters: BridgeCounters,
     /// This hub's stored room messages until they come back from Redis (or are overdue).
     pub unconfirmed: Arc<Unconfirmed>,
+    /// Joins that went on before their room's subscription was confirmed, to the subscriber:
+    /// the room, and the epoch and offset the join's history read covered.
+    pub early_joins: mpsc::Sender<EarlyJoin>,
     pub redis: Redis,
     pub tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// A join told `joined` before its room's channel was subscribed (see
+/// [`Bridge::joined_unsubscribed`](super::Bridge::joined_unsubscribed)).
+#[derive(Debug)]
+pub struct EarlyJoin {
+    pub channel: String,
+    pub epoch: Box<str>,
+    pub offset: u64,
 }
 
 /// What every bridge task needs to reach Redis.

@@ -47,6 +47,9 @@ use crate::hub::Hub;
 use crate::redis_link::Redis;
 use crate::shutdown::Shutdown;
 
+/// Joins waiting for the subscriber to note them (see [`Bridge::joined_unsubscribed`]).
+const EARLY_JOINS_QUEUED: usize = 65_536;
+
 /// Cloneable handle to the bridge; `Disabled` when the hub runs standalone.
 #[derive(Debug, Clone)]
 pub enum Bridge {
@@ -72,6 +75,7 @@ impl Bridge {
             false => Channels::new(&settings.redis_prefix),
         };
         let (outgoing, outgoing_rx) = mpsc::channel(settings.bridge_buffer);
+        let (early_joins, early_joins_rx) = mpsc::channel(EARLY_JOINS_QUEUED);
         let shared = Arc::new(Shared {
             outgoing,
             buffered: AtomicUsize::new(0),
@@ -83,6 +87,7 @@ impl Bridge {
             subscribed: watch::Sender::new(HashSet::new()),
             counters: BridgeCounters::default(),
             unconfirmed: Arc::default(),
+            early_joins,
             redis: redis.clone(),
             tasks: std::sync::Mutex::new(Vec::new()),
         });
@@ -108,6 +113,7 @@ impl Bridge {
                     bytes: settings.inbound_buffer_bytes,
                 },
                 catch_up::Reader::new(history.clone(), settings.namespaces.clone()),
+                early_joins_rx,
             )),
             tokio::spawn(unconfirmed::run(
                 shared.unconfirmed.clone(),
@@ -221,11 +227,14 @@ impl Bridge {
     /// Waits (bounded) until the subscriber confirms `target`'s channel, so that a client told
     /// `joined` really receives what other hubs publish next — also while a fresh connection is
     /// still subscribing every room again. Returns at once when Redis is down: the subscription
-    /// then happens on reconnect.
-    pub async fn wait_subscribed(&self, target: &Target) {
-        let Bridge::Redis(inner) = self else { return };
+    /// then happens on reconnect. False when the channel is not subscribed yet: the join then
+    /// tells [`Bridge::joined_unsubscribed`] what its history read covered.
+    pub async fn wait_subscribed(&self, target: &Target) -> bool {
+        let Bridge::Redis(inner) = self else {
+            return true;
+        };
         if !*inner.subscriber_connected.borrow() {
-            return;
+            return false;
         }
         let channel = inner.channels.name(target);
         let mut rx = inner.subscribed.subscribe();
@@ -235,6 +244,28 @@ impl Bridge {
             .is_err()
         {
             tracing::warn!(%channel, "subscription not confirmed in time");
+            return false;
+        }
+        true
+    }
+
+    /// A join went on before `target`'s channel was subscribed, its history read covering up to
+    /// `offset` of `epoch`: what is published after it and before the subscription never reaches
+    /// this hub live, so the subscriber reads it from the history once subscribed (see
+    /// [`catch_up`]).
+    pub fn joined_unsubscribed(&self, target: &Target, epoch: &str, offset: u64) {
+        let Bridge::Redis(inner) = self else { return };
+        let early = link::EarlyJoin {
+            channel: inner.channels.name(target),
+            epoch: epoch.into(),
+            offset,
+        };
+        if inner.early_joins.try_send(early).is_err() {
+            inner
+                .counters
+                .catch_up_failed
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("too many joins before their subscriptions: one is not caught up");
         }
     }
 

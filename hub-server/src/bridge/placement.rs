@@ -73,6 +73,10 @@ impl Placement {
         }
     }
 
+    pub fn wants(&self, channel: &str) -> bool {
+        self.wanted.contains(channel)
+    }
+
     /// A channel no longer wanted; true when it was subscribed (it no longer counts as such).
     pub fn unwant(&mut self, channel: &str) -> bool {
         if !self.wanted.remove(channel) {

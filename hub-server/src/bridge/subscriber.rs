@@ -32,12 +32,13 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval};
 
 use super::catch_up::{CatchUp, Held, Position, Reader};
 use super::channels::Target;
 use super::inbound::{self, InboundReceiver, InboundSender, Incoming};
-use super::link::Link;
+use super::link::{EarlyJoin, Link};
 use super::node_pubsub::{Failure, NodeDone, NodeTask, Outcome, SubConn, Task};
 use super::node_state::NodeState;
 use super::placement::{Op, Placement};
@@ -63,6 +64,7 @@ pub(super) async fn run(
     ping_interval: Duration,
     limits: InboundLimits,
     reader: Reader,
+    early_joins: mpsc::Receiver<EarlyJoin>,
 ) {
     let bridge = link.bridge.clone();
     let on_shed: inbound::OnShed = Arc::new(move || {
@@ -101,7 +103,7 @@ pub(super) async fn run(
         started: false,
     };
     subscriber.want_everything();
-    subscriber.run(inbound).await
+    subscriber.run(inbound, early_joins).await
 }
 
 enum Event {
@@ -142,7 +144,11 @@ struct Subscriber {
 }
 
 impl Subscriber {
-    async fn run(mut self, mut inbound: InboundReceiver) {
+    async fn run(
+        mut self,
+        mut inbound: InboundReceiver,
+        mut early_joins: mpsc::Receiver<EarlyJoin>,
+    ) {
         self.read_topology();
         loop {
             if std::mem::take(&mut self.dirty) {
@@ -160,6 +166,7 @@ impl Subscriber {
                     Event::CaughtUp(reads) => self.on_caught_up(reads),
                 },
                 _ = self.hub.rooms_changed() => self.follow_room_changes(),
+                Some(early) = early_joins.recv() => self.on_early_join(early),
                 _ = self.ping.tick() => self.on_tick(),
                 _ = tokio::time::sleep_until(retry.unwrap_or_else(Instant::now)), if retry.is_some() => {
                     self.dirty = true;
@@ -200,7 +207,10 @@ impl Subscriber {
             let channel = channels.name(&Target::Room(room));
             if present {
                 self.placement.want(channel);
-            } else if self.placement.unwant(&channel) {
+                continue;
+            }
+            self.catch_up.forget(&channel);
+            if self.placement.unwant(&channel) {
                 left.push(channel);
             }
         }
@@ -388,6 +398,28 @@ impl Subscriber {
         }
         self.report();
         self.dirty = true;
+    }
+
+    /// A join went on before its room's channel was subscribed: the room is caught up from the
+    /// history once it is (at once, when it is by now).
+    fn on_early_join(&mut self, early: EarlyJoin) {
+        // The join's room change may still be waiting to be seen.
+        self.follow_room_changes();
+        if !self.placement.wants(&early.channel) {
+            return;
+        }
+        let subscribed = self
+            .link
+            .bridge
+            .subscribed
+            .borrow()
+            .contains(&early.channel);
+        let from = Position {
+            epoch: early.epoch,
+            offset: early.offset,
+        };
+        let read = self.catch_up.joined_early(&early.channel, from, subscribed);
+        self.read_history(read.into_iter().collect());
     }
 
     /// Reads the histories of rooms subscribed again, beside the rest of the work.

@@ -1,6 +1,7 @@
 //! Issue 25.2: a hub whose pub/sub connection was lost misses, by design of pub/sub, what other
-//! hubs publish before it has subscribed again. When that was a room's last message, no later
-//! message shows its members a gap to recover: the hub itself must fetch it from the history.
+//! hubs publish before it has subscribed again; so does a join told `joined` before its room's
+//! SUBSCRIBE was confirmed. When that was a room's last message, no later message shows its
+//! members a gap to recover: the hub itself must fetch it from the history.
 
 use std::time::{Duration, Instant};
 
@@ -84,4 +85,47 @@ async fn a_last_message_published_while_the_subscription_was_lost_arrives_once_a
     );
     let health = hub2.health().await.expect("health").json();
     assert_eq!(health["redis"]["caught_up"], 1, "{health}");
+}
+
+/// A join is told `joined` when its room's SUBSCRIBE is not confirmed within `redis_timeout`
+/// (Redis slow, a reconnect's thousands of subscriptions): what is published between its history
+/// read and the subscription must still reach it.
+#[tokio::test]
+async fn a_join_that_did_not_wait_for_its_subscription_still_gets_what_came_meanwhile() {
+    let redis = RedisServer::start().await;
+    let proxy = RedisProxy::start(redis.port(), b"SUBSCRIBE").await;
+    let hub1 = Hub::builder("hub1").redis(&redis).start().await;
+    let hub2 = Hub::builder("hub2")
+        .redis_url(&proxy.url())
+        .env("HUB_REDIS_TIMEOUT", "1s")
+        .start()
+        .await;
+    let r = room("early");
+    let (mut a, mut b) = (Client::connect(&hub1).await, Client::connect(&hub2).await);
+    a.join(&r).await;
+    a.say(&r, "before").await;
+    wait_stored(&redis, &r, 1).await;
+
+    // hub2's SUBSCRIBE for the room is held back: the join goes on after redis_timeout.
+    proxy.hold();
+    let joined = b.join(&r).await;
+    assert_eq!(joined["offset"], 1, "{joined}");
+    a.say(&r, "while unsubscribed").await;
+    wait_stored(&redis, &r, 2).await;
+    proxy.release();
+
+    let missed = b.recv_json_within(Duration::from_secs(10)).await;
+    assert_eq!(
+        (missed["content"].as_str(), missed["offset"].as_u64()),
+        (Some("while unsubscribed"), Some(2)),
+        "{missed}"
+    );
+    let mark = marker("after");
+    a.say(&r, &mark).await;
+    let next: Value = b.recv_json().await;
+    assert_eq!(
+        (next["content"].as_str(), next["offset"].as_u64()),
+        (Some(mark.as_str()), Some(3)),
+        "{next}"
+    );
 }
