@@ -185,6 +185,18 @@ rc=0
   --backoff-base "$C250K_BACKOFF_BASE" --backoff-max "$C250K_BACKOFF_MAX" "${kill_args[@]}" \
   --json "$out/results.json" --markdown "$out/report.md" 2> >(tee "$out/coordinator.log" >&2) || rc=$?
 
+# Each surviving hub's own account of what the bridge lost, shed or caught up (/health), summed
+# into the report: a lost message the hubs know of shows here.
+health() { # addr: GET /health over bash's /dev/tcp (no curl needed), the body only, at most 5 s
+  timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/9000" &&
+    printf "GET /health HTTP/1.0\r\nHost: %s\r\n\r\n" "$1" >&3 && cat <&3' _ "$1" |
+    sed '1,/^\r\{0,1\}$/d' | jq -e . 2>/dev/null
+}
+for i in "${!urls[@]}"; do
+  health "127.0.0.$((10 + i))" >"$out/hub$i-health.json" 2>/dev/null
+  [ -s "$out/hub$i-health.json" ] || rm -f "$out/hub$i-health.json" # the killed one
+done
+
 # Redis's own account of what took it longest (a command that holds its one thread for seconds
 # stalls every hub): every command of 50 ms or more (the slow log), and the command statistics.
 redis-cli -p 6379 SLOWLOG GET 1024 >"$out/redis-slowlog.txt" 2>&1 || true
@@ -199,6 +211,13 @@ if [ -s "$out/results.json" ]; then
     '. + {conntrack_entries: $conntrack, hub_version: $hub, kernel: $kernel, nproc: $nproc,
           load_average_before: $load_before, load_average_after: $load_after}' \
     "$out/results.json" >"$out/results.json.tmp" && mv "$out/results.json.tmp" "$out/results.json"
+  if compgen -G "$out/hub*-health.json" >/dev/null; then
+    jq -rs 'map(.redis // {}) | [ "missed", "inbound_shed", "overflowed", "failed",
+        "duplicates_dropped", "caught_up", "catch_up_failed" ] as $k
+      | "\nThe surviving hubs'"'"' bridge counters, summed (/health): " +
+        ([ $k[] as $n | "\($n) \(map(.[$n] // 0) | add)" ] | join(", "))' \
+      "$out"/hub*-health.json | tee -a "$out/report.md"
+  fi
   printf '\nhub-server %s; %s CPUs, load average %s before the run and %s after; connection-tracking entries in the bench namespace: %s\n' \
     "$hub_version" "$(nproc)" "$load_before" "$load_after" "$(conntrack_count)" | tee -a "$out/report.md"
 fi

@@ -1,7 +1,7 @@
 //! One piece of the subscriber's work on one node, run beside the others so that a dead or
 //! stalled node holds up only its own channels: connect (RESP3, the node's pushes into the one
 //! inbound queue under a connection number of their own), SUBSCRIBE or UNSUBSCRIBE a chunk of
-//! channels, or PING. Each runs under `redis_timeout`.
+//! channels, or PING. Each runs under `redis_timeout`, a chunk under [`CHUNK_PATIENCE`] times it.
 
 use std::time::Duration;
 
@@ -10,6 +10,13 @@ use redis::aio::MultiplexedConnection;
 
 use super::inbound::InboundSender;
 use crate::redis_link::{Node, Redis, subscribe, unsubscribe};
+
+/// A SUBSCRIBE or UNSUBSCRIBE of a chunk (up to a thousand channels, answered one by one) gets
+/// this many times `redis_timeout`. On a loaded machine (a reconnect storm: thousands of joins,
+/// every hub subscribing at once) Redis takes longer over one than over a PING, and giving up
+/// drops the connection: every channel of the hub is then subscribed again, which loads Redis
+/// more and made one slow hub a cascade. A dead node is still noticed, by this or the next PING.
+const CHUNK_PATIENCE: u32 = 4;
 
 /// A node's pub/sub connection.
 #[derive(Clone)]
@@ -83,13 +90,16 @@ impl NodeTask {
                 }
             }
             (Task::Subscribe(channels), Some((mut c, _))) => {
+                // This handle's own: the connection's other users keep `redis_timeout`.
+                c.conn.set_response_timeout(timeout * CHUNK_PATIENCE);
                 let done = subscribe(&mut c.conn, &channels, sharded);
-                let result = within(timeout, done).await;
+                let result = within(timeout * CHUNK_PATIENCE, done).await;
                 Outcome::Subscribed(channels, result)
             }
             (Task::Unsubscribe(channels), Some((mut c, _))) => {
+                c.conn.set_response_timeout(timeout * CHUNK_PATIENCE);
                 let done = unsubscribe(&mut c.conn, &channels, sharded);
-                let result = within(timeout, done).await;
+                let result = within(timeout * CHUNK_PATIENCE, done).await;
                 Outcome::Unsubscribed(channels, result)
             }
             (Task::Ping, Some((mut c, _))) => {
