@@ -73,6 +73,7 @@ pub(super) async fn run(
         hubs_listening: 0,
         nodes: HashMap::new(),
         checking: HashSet::new(),
+        sending: HashMap::new(),
         topology: None,
         reading_topology: false,
         work: FuturesUnordered::new(),
@@ -114,6 +115,10 @@ struct Publisher {
     nodes: HashMap<Node, NodeState<MultiplexedConnection>>,
     /// Nodes with a check on its way.
     checking: HashSet<Node>,
+    /// Batches on their way, per node: a node busy with one is not checked besides (the batch
+    /// times out if the node is dead; a check queued behind a long batch on a loaded Redis
+    /// timed out instead, and the connection was dropped with everything on it).
+    sending: HashMap<Node, usize>,
     /// Which master serves each slot; `None` until a node of the cluster told us.
     topology: Option<Topology>,
     reading_topology: bool,
@@ -307,6 +312,7 @@ impl Publisher {
                 wait_for.insert(item.channel.clone(), before);
             }
         }
+        *self.sending.entry(node.clone()).or_default() += 1;
         let attempt = Attempt {
             node,
             conn,
@@ -343,7 +349,7 @@ impl Publisher {
         };
         let count_hubs_on = topology.master(self.broadcast_slot).cloned();
         for node in topology.masters() {
-            if self.checking.contains(&node) {
+            if self.checking.contains(&node) || self.sending.contains_key(&node) {
                 continue;
             }
             let Some(conn) = self.nodes.get(&node).and_then(NodeState::conn) else {
@@ -427,6 +433,7 @@ impl Publisher {
                 }
             }
             Outcome::Failed(Some(batch)) => {
+                self.sent_one(&node);
                 for (slot, items) in batch.lanes {
                     self.lanes.returned(slot, items, Sent::NodeFailed, now);
                 }
@@ -435,13 +442,26 @@ impl Publisher {
                 batch,
                 replies,
                 took,
-            } => self.settle(&node, batch, &replies, took, now),
+            } => {
+                self.sent_one(&node);
+                self.settle(&node, batch, &replies, took, now)
+            }
         }
         if failed && self.ctx.link.redis.is_cluster() {
             // A failover may be under way: look for the new master at once.
             self.read_topology();
         }
         self.update_up();
+    }
+
+    /// A batch on `node` came back.
+    fn sent_one(&mut self, node: &Node) {
+        if let Some(n) = self.sending.get_mut(node) {
+            *n -= 1;
+            if *n == 0 {
+                self.sending.remove(node);
+            }
+        }
     }
 
     /// Keeps the senders' promises for what Redis answered — an ack with the offset, or an error
