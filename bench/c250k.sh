@@ -45,6 +45,10 @@
 #   C250K_BACKOFF_BASE=500ms C250K_BACKOFF_MAX=10s   reconnect backoff (full jitter)
 #   C250K_BUDGET=2400       seconds after which everything still running is stopped (the run fails)
 #   C250K_HUB_BIN=<path>    this hub-server binary instead of a release build of the working tree
+#   C250K_REDIS_NICE=-10    Redis's nice value. On a real deployment the hubs share no cores with
+#                           Redis; here its one thread competes with 15 hubs' and 14 generator
+#                           processes' (load average ~20), and a starved Redis holds every hub up
+#                           (publisher lag of seconds, API 503s). 0: no priority.
 #   C250K_HUB_THREADS=      each hub's tokio worker threads (TOKIO_WORKER_THREADS; empty: one per
 #                           core). With many hubs on few cores, 1 spares them waking each other.
 # Small check (make test): C250K_CONNECTIONS=20000 C250K_DURATION=8s bench/c250k.sh
@@ -65,6 +69,7 @@ C250K_CONNECT_CONCURRENCY=${C250K_CONNECT_CONCURRENCY:-64}
 C250K_API_CONNECTIONS=${C250K_API_CONNECTIONS:-256}
 C250K_BACKOFF_BASE=${C250K_BACKOFF_BASE:-500ms}
 C250K_BACKOFF_MAX=${C250K_BACKOFF_MAX:-10s}
+C250K_REDIS_NICE=${C250K_REDIS_NICE:--10}
 C250K_BUDGET=${C250K_BUDGET:-2400}
 
 say() { printf '\n== %s\n' "$*" >&2; }
@@ -106,7 +111,7 @@ if [ -z "${C250K_IN_NETNS:-}" ]; then
   export C250K_JWT_SECRET C250K_API_KEY C250K_HUBS hub_version out
   export C250K_CONNECTIONS C250K_PER_HUB C250K_PER_WORKER C250K_RATE C250K_DURATION C250K_KILL \
     C250K_KILL_AFTER C250K_PERSONAL C250K_CONNECT_CONCURRENCY C250K_API_CONNECTIONS C250K_BACKOFF_BASE \
-    C250K_BACKOFF_MAX C250K_HUB_THREADS
+    C250K_BACKOFF_MAX C250K_HUB_THREADS C250K_REDIS_NICE
   say "$C250K_CONNECTIONS connections over $C250K_HUBS hubs; results in $out (at most $C250K_BUDGET s)"
   # `timeout` puts the run in a process group of its own and signals the whole group when the budget
   # is spent (TERM, then KILL 20 s later): nothing the run started outlives it. A Ctrl-C here is
@@ -138,7 +143,7 @@ iptables -t raw -S OUTPUT | grep -q -- '-j NOTRACK' || die "no NOTRACK rule in t
 # the kernel's __inet_check_established). The range is this namespace's own.
 echo "1024 65535" >/proc/sys/net/ipv4/ip_local_port_range
 
-redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no \
+nice -n "$C250K_REDIS_NICE" redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no \
   --slowlog-log-slower-than 50000 --slowlog-max-len 1024 >"$out/redis.log" 2>&1 &
 redis_pid=$!
 started+=("$redis_pid")
