@@ -411,8 +411,22 @@ impl Worker {
             slot.misrouted += 1;
             return;
         };
+        let duplicates = track.duplicates;
         match track.message(f.epoch, f.offset, id) {
-            Verdict::Copy => return,
+            Verdict::Copy => {
+                let mut s = self.stats.borrow_mut();
+                if track.duplicates > duplicates && s.first_duplicate.is_none() {
+                    s.first_duplicate = Some(format!(
+                        "room {room}, offset {:?}, replayed {}, user {user} (first on hub {}; \
+                         this worker's connections had reconnected {} times by then)",
+                        f.offset,
+                        f.replayed,
+                        user % self.hubs.len().max(1) as u64,
+                        s.reconnects
+                    ));
+                }
+                return;
+            }
             Verdict::New => {}
             Verdict::Gap => {
                 // Ask for what was stepped over (the hub may have shed it under load).

@@ -56,6 +56,9 @@ pub struct Status {
     pub recoveries: u64,
     pub error_frames: u64,
     pub first_error: Option<String>,
+    /// The first message a connection got twice outside a recovery: which room and offset,
+    /// whether the hub marked it replayed, and the connection's history (to trace it).
+    pub first_duplicate: Option<String>,
     /// Broadcasts received (all connections) and when the latest arrived.
     pub broadcasts: u64,
     pub broadcast_last_us: u64,

@@ -618,6 +618,7 @@ impl Workers {
         o.gap_recoveries = status.recoveries;
         o.error_frames = status.error_frames;
         o.first_error = status.first_error;
+        o.first_duplicate = status.first_duplicate;
         o.personal_replayed = replayed.len();
         o.personal_live_p99_ms = quantile_ms(&live, 0.99);
         let mut all = live.clone();
@@ -660,6 +661,9 @@ fn sum(statuses: &[Status]) -> Status {
         t.error_frames += s.error_frames;
         if t.first_error.is_none() {
             t.first_error.clone_from(&s.first_error);
+        }
+        if t.first_duplicate.is_none() {
+            t.first_duplicate.clone_from(&s.first_duplicate);
         }
         t.broadcasts += s.broadcasts;
         t.broadcast_last_us = t.broadcast_last_us.max(s.broadcast_last_us);

@@ -87,6 +87,7 @@ pub struct Outcome {
     pub misrouted: u64,
     pub error_frames: u64,
     pub first_error: Option<String>,
+    pub first_duplicate: Option<String>,
     pub cpu: Vec<PhaseCpu>,
     pub cpu_total: PhaseCpu,
     /// Why connections ended or attempts failed, by reason.
@@ -316,6 +317,9 @@ impl Outcome {
                 self.gap_recoveries, self.misrouted, self.error_frames
             ),
         );
+        if let Some(first) = &self.first_duplicate {
+            row("the first duplicate", first.clone());
+        }
         let _ = writeln!(
             s,
             "\nCPU, user + system seconds (2 cores: 2 s of CPU per wall second at most):\n\n\
