@@ -68,10 +68,12 @@ pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Roo
             let (frames, joined) = outcome(&replay, stored, recovery_max);
             state.metrics.joined(&joined);
             let covered = frames.last().and_then(Frame::offset).or(joined.offset);
-            // Told `joined` before the room's channel was subscribed: what is published from
-            // here until it is never reaches this hub live; the bridge reads it from the history.
-            if !subscribed && let (Some(epoch), Some(covered)) = (&joined.epoch, covered) {
-                state.bridge.joined_unsubscribed(&target, epoch, covered);
+            // Where the room's messages stand for this member: told `joined` before the room's
+            // channel was subscribed, what is published from here until it is never reaches
+            // this hub live; and should the subscription be lost before the room's next message,
+            // the bridge needs a place to read from. It reads from the history (`catch_up`).
+            if let (Some(epoch), Some(covered)) = (&joined.epoch, covered) {
+                state.bridge.join_read(&target, epoch, covered, subscribed);
             }
             if was == Joined::AlreadyMember
                 && let Some(through) = has_already(&replay, &frames, &joined)

@@ -131,6 +131,20 @@ impl CatchUp {
         reads
     }
 
+    /// A join here read `channel`'s room through `from` after it was subscribed: where a
+    /// catch-up starts if the subscription is lost before the room's next message comes (a
+    /// room's first message after a loss is as lost as its last). What came live since a
+    /// position was set says more, and stays.
+    pub fn joined(&mut self, channel: &str, from: Position) {
+        match self.positions.get_mut(channel) {
+            Some(p) if p.epoch == from.epoch => {}
+            Some(p) => *p = from,
+            None => {
+                self.positions.insert(channel.to_owned(), from);
+            }
+        }
+    }
+
     /// A join here went on before `channel` was subscribed, its history read covering it
     /// through `from`. Not subscribed yet: the first read once it is starts at the earliest such
     /// join (a later joiner skips what its own replay had). Subscribed since: the read starts at
@@ -463,6 +477,27 @@ mod tests {
         assert_eq!(
             c.joined_early("c", at(4), true),
             Some(("c".to_owned(), at(4)))
+        );
+    }
+
+    #[test]
+    fn a_join_after_the_subscription_sets_where_to_start_only_when_nothing_came_live() {
+        let mut c = CatchUp::default();
+        c.joined("c", at(4));
+        c.joined("c", at(6));
+        c.lost(&["c".to_owned()]);
+        assert_eq!(
+            c.subscribed(&["c".to_owned()]),
+            vec![("c".to_owned(), at(4))]
+        );
+        let mut c = CatchUp::default();
+        c.delivered("c", 9, "e");
+        c.joined("c", at(6));
+        c.lost(&["c".to_owned()]);
+        assert_eq!(
+            c.subscribed(&["c".to_owned()])[0].1,
+            at(9),
+            "what came live stays"
         );
     }
 

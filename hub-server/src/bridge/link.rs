@@ -34,20 +34,21 @@ pub struct Shared {
     pub counters: BridgeCounters,
     /// This hub's stored room messages until they come back from Redis (or are overdue).
     pub unconfirmed: Arc<Unconfirmed>,
-    /// Joins that went on before their room's subscription was confirmed, to the subscriber:
-    /// the room, and the epoch and offset the join's history read covered.
-    pub early_joins: mpsc::Sender<EarlyJoin>,
+    /// What joins' history reads covered, to the subscriber (see [`JoinRead`]).
+    pub join_reads: mpsc::Sender<JoinRead>,
     pub redis: Redis,
     pub tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
-/// A join told `joined` before its room's channel was subscribed (see
-/// [`Bridge::joined_unsubscribed`](super::Bridge::joined_unsubscribed)).
+/// A join's history read covered its room through `offset` of `epoch` (see
+/// [`Bridge::join_read`](super::Bridge::join_read)); `subscribed`: the room's channel was
+/// confirmed before it.
 #[derive(Debug)]
-pub struct EarlyJoin {
+pub struct JoinRead {
     pub channel: String,
     pub epoch: Box<str>,
     pub offset: u64,
+    pub subscribed: bool,
 }
 
 /// What every bridge task needs to reach Redis.

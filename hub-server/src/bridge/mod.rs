@@ -47,8 +47,8 @@ use crate::hub::Hub;
 use crate::redis_link::Redis;
 use crate::shutdown::Shutdown;
 
-/// Joins waiting for the subscriber to note them (see [`Bridge::joined_unsubscribed`]).
-const EARLY_JOINS_QUEUED: usize = 65_536;
+/// Joins' reads waiting for the subscriber to note them (see [`Bridge::join_read`]).
+const JOIN_READS_QUEUED: usize = 65_536;
 
 /// Cloneable handle to the bridge; `Disabled` when the hub runs standalone.
 #[derive(Debug, Clone)]
@@ -75,7 +75,7 @@ impl Bridge {
             false => Channels::new(&settings.redis_prefix),
         };
         let (outgoing, outgoing_rx) = mpsc::channel(settings.bridge_buffer);
-        let (early_joins, early_joins_rx) = mpsc::channel(EARLY_JOINS_QUEUED);
+        let (join_reads, join_reads_rx) = mpsc::channel(JOIN_READS_QUEUED);
         let shared = Arc::new(Shared {
             outgoing,
             buffered: AtomicUsize::new(0),
@@ -87,7 +87,7 @@ impl Bridge {
             subscribed: watch::Sender::new(HashSet::new()),
             counters: BridgeCounters::default(),
             unconfirmed: Arc::default(),
-            early_joins,
+            join_reads,
             redis: redis.clone(),
             tasks: std::sync::Mutex::new(Vec::new()),
         });
@@ -113,7 +113,7 @@ impl Bridge {
                     bytes: settings.inbound_buffer_bytes,
                 },
                 catch_up::Reader::new(history.clone(), settings.namespaces.clone()),
-                early_joins_rx,
+                join_reads_rx,
             )),
             tokio::spawn(unconfirmed::run(
                 shared.unconfirmed.clone(),
@@ -227,8 +227,8 @@ impl Bridge {
     /// Waits (bounded) until the subscriber confirms `target`'s channel, so that a client told
     /// `joined` really receives what other hubs publish next — also while a fresh connection is
     /// still subscribing every room again. Returns at once when Redis is down: the subscription
-    /// then happens on reconnect. False when the channel is not subscribed yet: the join then
-    /// tells [`Bridge::joined_unsubscribed`] what its history read covered.
+    /// then happens on reconnect. False when the channel is not subscribed yet (the join tells
+    /// [`Bridge::join_read`] so).
     pub async fn wait_subscribed(&self, target: &Target) -> bool {
         let Bridge::Redis(inner) = self else {
             return true;
@@ -249,23 +249,25 @@ impl Bridge {
         true
     }
 
-    /// A join went on before `target`'s channel was subscribed, its history read covering up to
-    /// `offset` of `epoch`: what is published after it and before the subscription never reaches
-    /// this hub live, so the subscriber reads it from the history once subscribed (see
-    /// [`catch_up`]).
-    pub fn joined_unsubscribed(&self, target: &Target, epoch: &str, offset: u64) {
+    /// A join's history read covered `target`'s room through `offset` of `epoch`. Before the
+    /// room's channel was subscribed (`subscribed` false), what is published after the read and
+    /// before the subscription never reaches this hub live: the subscriber reads it from the
+    /// history once subscribed. After, the offset is where a catch-up starts if the subscription
+    /// is lost before any message of the room came (see [`catch_up`]).
+    pub fn join_read(&self, target: &Target, epoch: &str, offset: u64, subscribed: bool) {
         let Bridge::Redis(inner) = self else { return };
-        let early = link::EarlyJoin {
+        let read = link::JoinRead {
             channel: inner.channels.name(target),
             epoch: epoch.into(),
             offset,
+            subscribed,
         };
-        if inner.early_joins.try_send(early).is_err() {
+        if inner.join_reads.try_send(read).is_err() {
             inner
                 .counters
                 .catch_up_failed
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("too many joins before their subscriptions: one is not caught up");
+            tracing::warn!("too many joins at once: one room may not be caught up after a loss");
         }
     }
 

@@ -38,7 +38,7 @@ use tokio::time::{Instant, Interval};
 use super::catch_up::{CatchUp, Held, Position, Reader};
 use super::channels::Target;
 use super::inbound::{self, InboundReceiver, InboundSender, Incoming};
-use super::link::{EarlyJoin, Link};
+use super::link::{JoinRead, Link};
 use super::node_pubsub::{Failure, NodeDone, NodeTask, Outcome, SubConn, Task};
 use super::node_state::NodeState;
 use super::placement::{Op, Placement};
@@ -64,7 +64,7 @@ pub(super) async fn run(
     ping_interval: Duration,
     limits: InboundLimits,
     reader: Reader,
-    early_joins: mpsc::Receiver<EarlyJoin>,
+    join_reads: mpsc::Receiver<JoinRead>,
 ) {
     let bridge = link.bridge.clone();
     let on_shed: inbound::OnShed = Arc::new(move || {
@@ -103,7 +103,7 @@ pub(super) async fn run(
         started: false,
     };
     subscriber.want_everything();
-    subscriber.run(inbound, early_joins).await
+    subscriber.run(inbound, join_reads).await
 }
 
 enum Event {
@@ -144,11 +144,7 @@ struct Subscriber {
 }
 
 impl Subscriber {
-    async fn run(
-        mut self,
-        mut inbound: InboundReceiver,
-        mut early_joins: mpsc::Receiver<EarlyJoin>,
-    ) {
+    async fn run(mut self, mut inbound: InboundReceiver, mut join_reads: mpsc::Receiver<JoinRead>) {
         self.read_topology();
         loop {
             if std::mem::take(&mut self.dirty) {
@@ -166,7 +162,7 @@ impl Subscriber {
                     Event::CaughtUp(reads) => self.on_caught_up(reads),
                 },
                 _ = self.hub.rooms_changed() => self.follow_room_changes(),
-                Some(early) = early_joins.recv() => self.on_early_join(early),
+                Some(early) = join_reads.recv() => self.on_join_read(early),
                 _ = self.ping.tick() => self.on_tick(),
                 _ = tokio::time::sleep_until(retry.unwrap_or_else(Instant::now)), if retry.is_some() => {
                     self.dirty = true;
@@ -400,25 +396,25 @@ impl Subscriber {
         self.dirty = true;
     }
 
-    /// A join went on before its room's channel was subscribed: the room is caught up from the
-    /// history once it is (at once, when it is by now).
-    fn on_early_join(&mut self, early: EarlyJoin) {
+    /// What a join's history read covered. Read before its room's channel was subscribed: the
+    /// room is caught up from the history once it is (at once, when it is by now). After: a
+    /// place to start from, should the subscription be lost before the room's next message.
+    fn on_join_read(&mut self, join: JoinRead) {
         // The join's room change may still be waiting to be seen.
         self.follow_room_changes();
-        if !self.placement.wants(&early.channel) {
+        if !self.placement.wants(&join.channel) {
             return;
         }
-        let subscribed = self
-            .link
-            .bridge
-            .subscribed
-            .borrow()
-            .contains(&early.channel);
         let from = Position {
-            epoch: early.epoch,
-            offset: early.offset,
+            epoch: join.epoch,
+            offset: join.offset,
         };
-        let read = self.catch_up.joined_early(&early.channel, from, subscribed);
+        if join.subscribed {
+            return self.catch_up.joined(&join.channel, from);
+        }
+        let bridge = &self.link.bridge;
+        let subscribed = bridge.subscribed.borrow().contains(&join.channel);
+        let read = self.catch_up.joined_early(&join.channel, from, subscribed);
         self.read_history(read.into_iter().collect());
     }
 

@@ -129,3 +129,49 @@ async fn a_join_that_did_not_wait_for_its_subscription_still_gets_what_came_mean
         "{next}"
     );
 }
+
+/// Nothing was said in the room since the member joined when the hub's pub/sub connection is cut:
+/// the room's first message after it is as unseen as a last one, and comes from the history, from
+/// where the member's join read it.
+#[tokio::test]
+async fn a_first_message_published_while_the_subscription_was_lost_arrives_once_after_it() {
+    let redis = RedisServer::start().await;
+    let proxy = RedisProxy::start(redis.port(), b"SUBSCRIBE").await;
+    let hub1 = Hub::builder("hub1").redis(&redis).start().await;
+    let hub2 = Hub::builder("hub2")
+        .redis_url(&proxy.url())
+        .env("HUB_REDIS_TIMEOUT", "5s")
+        .start()
+        .await;
+    let r = room("first");
+    let (mut a, mut b) = (Client::connect(&hub1).await, Client::connect(&hub2).await);
+    a.join(&r).await;
+    let joined = b.join(&r).await;
+    assert_eq!(joined["offset"], 0, "{joined}");
+
+    proxy.hold();
+    let _: i64 = redis
+        .run(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub"))
+        .await;
+    tokio::time::timeout(Duration::from_secs(10), proxy.wait_held())
+        .await
+        .expect("hub2 subscribes again");
+    a.say(&r, "first, while unsubscribed").await;
+    wait_stored(&redis, &r, 1).await;
+    proxy.release();
+
+    let missed = b.recv_json_within(Duration::from_secs(10)).await;
+    assert_eq!(
+        (missed["content"].as_str(), missed["offset"].as_u64()),
+        (Some("first, while unsubscribed"), Some(1)),
+        "{missed}"
+    );
+    let mark = marker("after");
+    a.say(&r, &mark).await;
+    let next: Value = b.recv_json().await;
+    assert_eq!(
+        (next["content"].as_str(), next["offset"].as_u64()),
+        (Some(mark.as_str()), Some(2)),
+        "{next}"
+    );
+}
