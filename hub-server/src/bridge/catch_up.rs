@@ -5,7 +5,9 @@
 //! missing — in a personal room, often its only one.
 //!
 //! So the subscriber keeps, per room channel, the last stored offset it delivered here (its
-//! [`Position`]). When a lost channel is subscribed again, it reads the room's history after
+//! [`Position`]); before any came, the offset a join here read, or where the room stood when its
+//! channel was subscribed (read just after: a room the hub put a client in at connect has no
+//! join). When a lost channel is subscribed again, it reads the room's history after
 //! that offset and delivers what it finds; the room's live messages that arrive meanwhile are
 //! held and follow, so every member gets the room's messages in offset order, each once. A read
 //! that fails (Redis gone again) or a room too busy to hold for lets the held messages go: their
@@ -27,7 +29,8 @@ const HELD_MAX: usize = 512;
 /// History reads on their way at once, per batch of channels subscribed again.
 const READS_AT_ONCE: usize = 16;
 
-/// The last stored message delivered here for a room.
+/// The last stored message delivered here for a room. An empty epoch: nothing was stored when it
+/// was read (every message stored since is new, whatever its epoch).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Position {
     pub epoch: Box<str>,
@@ -186,6 +189,24 @@ impl CatchUp {
         Some((channel.to_owned(), position))
     }
 
+    /// Of `channels`, subscribed now, those with no position yet: where each stands is read, so
+    /// that a loss before their next message still has a place to read from.
+    pub fn without_position(&self, channels: &[String]) -> Vec<String> {
+        channels
+            .iter()
+            .filter(|c| !self.positions.contains_key(*c))
+            .cloned()
+            .collect()
+    }
+
+    /// Where `channel`'s room stood just after it was subscribed, unless something said more
+    /// meanwhile (a message delivered, a join's read).
+    pub fn floor(&mut self, channel: &str, at: Position) {
+        if !self.positions.contains_key(channel) {
+            self.positions.insert(channel.to_owned(), at);
+        }
+    }
+
     /// Whether `channel`'s live messages are held now (its history is being read).
     pub fn holding(&self, channel: &str) -> bool {
         self.reading.contains_key(channel)
@@ -222,7 +243,9 @@ impl CatchUp {
         };
         let mut done = Finished::default();
         match (read, self.positions.get(channel)) {
-            (Some(stored), Some(from)) if *stored.epoch == *from.epoch => {
+            (Some(stored), Some(from))
+                if *stored.epoch == *from.epoch || (from.epoch.is_empty() && from.offset == 0) =>
+            {
                 let epoch: Box<str> = stored.epoch.into();
                 for frame in stored.entries {
                     if frame.offset().is_some_and(|o| o > from.offset) {
@@ -292,6 +315,27 @@ impl Reader {
             history,
             namespaces,
         }
+    }
+
+    /// Where each channel's room stands now (its epoch and last offset), a few reads at a time;
+    /// rooms that keep no history, and reads that fail, are left out.
+    pub async fn tops(self, channels: Channels, wanted: Vec<String>) -> Vec<(String, Position)> {
+        let reader = &self;
+        let channels = &channels;
+        futures_util::stream::iter(wanted)
+            .map(|channel| async move {
+                let Some(Target::Room(room)) = channels.target(&channel) else {
+                    return None;
+                };
+                let policy = reader.namespaces.policy(&room);
+                let (epoch, offset) = reader.history.top(&room, policy).await?;
+                let epoch = epoch.into();
+                Some((channel, Position { epoch, offset }))
+            })
+            .buffer_unordered(READS_AT_ONCE)
+            .filter_map(std::future::ready)
+            .collect()
+            .await
     }
 
     /// Each channel's room history after its position, a few reads at a time; `None` for one
@@ -499,6 +543,26 @@ mod tests {
             at(9),
             "what came live stays"
         );
+    }
+
+    #[test]
+    fn a_room_subscribed_with_nothing_stored_gets_everything_stored_since() {
+        let mut c = CatchUp::default();
+        let ch = ["c".to_owned(), "d".to_owned()];
+        c.delivered("d", 2, "e");
+        assert_eq!(c.without_position(&ch), vec!["c".to_owned()]);
+        let nothing = Position {
+            epoch: "".into(),
+            offset: 0,
+        };
+        c.floor("c", nothing);
+        c.floor("d", at(1));
+        c.lost(&ch);
+        let reads = c.subscribed(&ch);
+        assert_eq!(reads[1], ("d".to_owned(), at(2)), "a floor never lowers");
+        // The room's first messages started an epoch of their own meanwhile.
+        let done = c.finish("c", Some(history("new", 1..=2)));
+        assert_eq!((offsets(&done.deliver), done.failed), (vec![1, 2], false));
     }
 
     #[test]

@@ -111,6 +111,8 @@ enum Event {
     Topology(Option<Topology>),
     /// Rooms' histories read after their subscriptions were made again.
     CaughtUp(Vec<(String, Option<Stored>)>),
+    /// Where newly subscribed rooms stood.
+    Floors(Vec<(String, Position)>),
 }
 
 struct Subscriber {
@@ -160,6 +162,7 @@ impl Subscriber {
                     Event::Node(done) => self.on_done(done),
                     Event::Topology(topology) => self.on_topology(topology),
                     Event::CaughtUp(reads) => self.on_caught_up(reads),
+                    Event::Floors(floors) => self.on_floors(floors),
                 },
                 _ = self.hub.rooms_changed() => self.follow_room_changes(),
                 Some(early) = join_reads.recv() => self.on_join_read(early),
@@ -304,11 +307,13 @@ impl Subscriber {
             Outcome::Subscribed(channels, Ok(())) if !stale => {
                 let confirmed = self.placement.subscribed(&node, channels);
                 let reads = self.catch_up.subscribed(&confirmed);
+                let unplaced = self.catch_up.without_position(&confirmed);
                 self.link
                     .bridge
                     .subscribed
                     .send_modify(|s| s.extend(confirmed));
                 self.read_history(reads);
+                self.read_floors(unplaced);
                 if !self.started {
                     self.report();
                 }
@@ -426,6 +431,29 @@ impl Subscriber {
         let channels = self.link.bridge.channels.clone();
         let read = self.reader.clone().read(channels, reads);
         self.work.push(read.map(Event::CaughtUp).boxed());
+    }
+
+    /// Reads where newly subscribed rooms stand, beside the rest of the work.
+    fn read_floors(&mut self, channels: Vec<String>) {
+        let rooms: Vec<String> = channels
+            .into_iter()
+            .filter(|c| matches!(self.link.bridge.channels.target(c), Some(Target::Room(_))))
+            .collect();
+        if rooms.is_empty() {
+            return;
+        }
+        let channels = self.link.bridge.channels.clone();
+        let read = self.reader.clone().tops(channels, rooms);
+        self.work.push(read.map(Event::Floors).boxed());
+    }
+
+    fn on_floors(&mut self, floors: Vec<(String, Position)>) {
+        for (channel, at) in floors {
+            // Left meanwhile: nothing of it is kept.
+            if self.placement.wants(&channel) {
+                self.catch_up.floor(&channel, at);
+            }
+        }
     }
 
     /// Delivers what the rooms missed while their subscriptions were gone, then what was held

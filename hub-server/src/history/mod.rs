@@ -58,6 +58,15 @@ impl History {
         }
     }
 
+    /// `room`'s epoch and last offset, read without creating anything (`("", 0)`: nothing
+    /// stored yet); `None` without history kept in Redis, or when Redis does not answer.
+    pub async fn top(&self, room: &Room, policy: &Policy) -> Option<(String, u64)> {
+        match self.of(policy) {
+            History::Redis(redis) => redis.top(room).await,
+            _ => None,
+        }
+    }
+
     /// What `request` asks of `room`'s history (for the server API; joins use `crate::join`,
     /// which also orders the replay against live messages). `None`: no history, or Redis down.
     pub async fn read(&self, room: &Room, policy: &Policy, request: &Replay) -> Option<Stored> {

@@ -79,6 +79,27 @@ impl RedisHistory {
     }
 }
 
+impl RedisHistory {
+    /// `room`'s epoch and last offset as they stand, without creating anything: `("", 0)` for a
+    /// room with nothing stored (its first message starts an epoch); `None` when Redis does not
+    /// answer in time.
+    pub async fn top(&self, room: &Room) -> Option<(String, u64)> {
+        let (_, meta) = self.keys.of(room);
+        let mut conn = self
+            .conn
+            .get(self.redis.target(), self.redis.timeout())
+            .await?;
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(meta).arg("e").arg("o");
+        let reply = cmd.query_async::<(Option<String>, Option<u64>)>(&mut conn);
+        match tokio::time::timeout(self.redis.timeout(), reply).await {
+            Ok(Ok((Some(epoch), offset))) => Some((epoch, offset.unwrap_or(0))),
+            Ok(Ok((None, _))) => Some((String::new(), 0)),
+            _ => None,
+        }
+    }
+}
+
 /// `{epoch, top, [frame, …]}`, newest first: entry `i` has offset `top - i`.
 fn parse(value: Value) -> Option<Stored> {
     let Value::Array(mut parts) = value else {

@@ -28,8 +28,8 @@
 //! - `failover`   — issue 25.5: a killed cluster master pauses only its rooms; the others deliver.
 //! - `resubscribe` — issue 25.2: a room's last message (or its first since a join), published
 //!   while a hub's pub/sub connection was cut and held back, or while a join that could not wait
-//!   for its SUBSCRIBE was already told `joined`, reaches that hub's members once, from the
-//!   history.
+//!   for its SUBSCRIBE was already told `joined`, or to a personal room never joined, reaches
+//!   that hub's members once, from the history.
 //! - `edges`      — issue 25.7: at the edges, counts that stay honest (no false `missed`).
 //! - `stall`      — issue 25.3: Redis stalled 8 s while joins wait: pings, expiry, kicks still act.
 //! - `namespaces` — issue 22: each namespace key on real hubs, unknown namespaces, a bad config,

@@ -175,3 +175,61 @@ async fn a_first_message_published_while_the_subscription_was_lost_arrives_once_
         "{next}"
     );
 }
+
+/// A room the hub put the client in at connect (its personal room), with no join and no message
+/// since: where the room stood is read once its channel is subscribed, so a message the backend
+/// sends while the hub's pub/sub connection is cut still comes.
+#[tokio::test]
+async fn a_personal_room_never_joined_gets_what_was_sent_while_the_subscription_was_lost() {
+    let redis = RedisServer::start().await;
+    let proxy = RedisProxy::start(redis.port(), b"SUBSCRIBE").await;
+    let hub1 = Hub::builder("hub1")
+        .redis(&redis)
+        .api("resubscribe-test-key-0001")
+        .start()
+        .await;
+    let hub2 = Hub::builder("hub2")
+        .redis_url(&proxy.url())
+        .env("HUB_REDIS_TIMEOUT", "5s")
+        .start()
+        .await;
+    let mut b = Client::connect(&hub2).await;
+    let personal = format!("user:{}", b.id);
+    assert!(
+        b.welcome["rooms"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|x| *x == personal.as_str())),
+        "{}",
+        b.welcome
+    );
+    // The subscription is confirmed before the welcome's next frame could matter; where the
+    // room stands is read just after it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    proxy.hold();
+    let _: i64 = redis
+        .run(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub"))
+        .await;
+    tokio::time::timeout(Duration::from_secs(10), proxy.wait_held())
+        .await
+        .expect("hub2 subscribes again");
+    let body = serde_json::json!({"room": personal, "content": "for you, while unsubscribed"});
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        // hub1's own subscriber was cut too: its API refuses until it is back.
+        let resp = hub1.api_post("/api/publish", &body).await;
+        if resp.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{resp:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    proxy.release();
+
+    let missed = b.recv_json_within(Duration::from_secs(10)).await;
+    assert_eq!(
+        (missed["content"].as_str(), missed["offset"].as_u64()),
+        (Some("for you, while unsubscribed"), Some(1)),
+        "{missed}"
+    );
+}
