@@ -29,12 +29,29 @@ const HELD_MAX: usize = 512;
 /// History reads on their way at once, per batch of channels subscribed again.
 const READS_AT_ONCE: usize = 16;
 
-/// The last stored message delivered here for a room. An empty epoch: nothing was stored when it
-/// was read (every message stored since is new, whatever its epoch).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A channel's or an epoch's name as the positions keep it: 16 bytes a room instead of two
+/// strings (every subscribed room has a position; a 64-bit collision between two of a hub's
+/// rooms is not a concern at any number of rooms a hub holds).
+pub(super) fn hashed(name: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut h);
+    h.finish()
+}
+
+/// The last stored message delivered here for a room: its offset, and its epoch [`hashed`]. The
+/// epoch of "" (hashed): nothing was stored when it was read (every message stored since is new,
+/// whatever its epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Position {
-    pub epoch: Box<str>,
+    pub epoch: u64,
     pub offset: u64,
+}
+
+impl Position {
+    fn nothing_stored(&self) -> bool {
+        self.offset == 0 && self.epoch == hashed("")
+    }
 }
 
 /// A message to deliver to a room's members, but its sender; `epoch` for a stored one (its
@@ -43,13 +60,13 @@ pub(super) struct Position {
 pub(super) struct Held {
     pub frame: Frame,
     pub sender: Option<ClientId>,
-    pub epoch: Option<Box<str>>,
+    pub epoch: Option<u64>,
 }
 
 impl Held {
     /// Whether this is `position`'s message or an older one of its epoch.
     fn covered_by(&self, position: &Position) -> bool {
-        self.epoch.as_deref() == Some(&*position.epoch)
+        self.epoch == Some(position.epoch)
             && self.frame.offset().is_some_and(|o| o <= position.offset)
     }
 }
@@ -63,7 +80,8 @@ struct Reading {
 
 #[derive(Debug, Default)]
 pub(super) struct CatchUp {
-    positions: HashMap<String, Position>,
+    /// By channel, [`hashed`].
+    positions: HashMap<u64, Position>,
     /// Channels lost that have a position, until they are subscribed again.
     lost: HashSet<String>,
     /// Channels whose history is being read, with their live messages meanwhile.
@@ -88,18 +106,15 @@ impl CatchUp {
     /// A stored message of `channel` (`offset` of `epoch`) went to the room's members: the
     /// subscriber calls this for every one it delivers, [`CatchUp::finish`] for its own.
     pub fn delivered(&mut self, channel: &str, offset: u64, epoch: &str) {
-        match self.positions.get_mut(channel) {
-            Some(p) if &*p.epoch == epoch => p.offset = p.offset.max(offset),
-            Some(p) => {
-                p.epoch = epoch.into();
-                p.offset = offset;
-            }
+        self.moved_to(hashed(channel), offset, hashed(epoch));
+    }
+
+    fn moved_to(&mut self, channel: u64, offset: u64, epoch: u64) {
+        match self.positions.get_mut(&channel) {
+            Some(p) if p.epoch == epoch => p.offset = p.offset.max(offset),
+            Some(p) => *p = Position { epoch, offset },
             None => {
-                let position = Position {
-                    epoch: epoch.into(),
-                    offset,
-                };
-                self.positions.insert(channel.to_owned(), position);
+                self.positions.insert(channel, Position { epoch, offset });
             }
         }
     }
@@ -108,7 +123,7 @@ impl CatchUp {
     /// missed.
     pub fn lost(&mut self, channels: &[String]) {
         for channel in channels {
-            if self.positions.contains_key(channel) {
+            if self.positions.contains_key(&hashed(channel)) {
                 self.lost.insert(channel.clone());
             }
         }
@@ -126,9 +141,9 @@ impl CatchUp {
                 reading.again = true;
                 continue;
             }
-            if let Some(position) = self.positions.get(channel) {
+            if let Some(position) = self.positions.get(&hashed(channel)) {
                 self.reading.insert(channel.clone(), Reading::default());
-                reads.push((channel.clone(), position.clone()));
+                reads.push((channel.clone(), *position));
             }
         }
         reads
@@ -139,11 +154,11 @@ impl CatchUp {
     /// room's first message after a loss is as lost as its last). What came live since a
     /// position was set says more, and stays.
     pub fn joined(&mut self, channel: &str, from: Position) {
-        match self.positions.get_mut(channel) {
+        match self.positions.get_mut(&hashed(channel)) {
             Some(p) if p.epoch == from.epoch => {}
             Some(p) => *p = from,
             None => {
-                self.positions.insert(channel.to_owned(), from);
+                self.positions.insert(hashed(channel), from);
             }
         }
     }
@@ -160,20 +175,20 @@ impl CatchUp {
         from: Position,
         subscribed: bool,
     ) -> Option<(String, Position)> {
-        let position = match self.positions.get_mut(channel) {
+        let position = match self.positions.get_mut(&hashed(channel)) {
             Some(p) if p.epoch == from.epoch => {
                 // Subscribed: what is past the position was delivered to nobody here yet.
                 if !subscribed {
                     p.offset = p.offset.min(from.offset);
                 }
-                p.clone()
+                *p
             }
             Some(p) => {
                 *p = from;
-                p.clone()
+                from
             }
             None => {
-                self.positions.insert(channel.to_owned(), from.clone());
+                self.positions.insert(hashed(channel), from);
                 from
             }
         };
@@ -194,7 +209,7 @@ impl CatchUp {
     pub fn without_position(&self, channels: &[String]) -> Vec<String> {
         channels
             .iter()
-            .filter(|c| !self.positions.contains_key(*c))
+            .filter(|c| !self.positions.contains_key(&hashed(c)))
             .cloned()
             .collect()
     }
@@ -202,9 +217,7 @@ impl CatchUp {
     /// Where `channel`'s room stood just after it was subscribed, unless something said more
     /// meanwhile (a message delivered, a join's read).
     pub fn floor(&mut self, channel: &str, at: Position) {
-        if !self.positions.contains_key(channel) {
-            self.positions.insert(channel.to_owned(), at);
-        }
+        self.positions.entry(hashed(channel)).or_insert(at);
     }
 
     /// Whether `channel`'s live messages are held now (its history is being read).
@@ -242,17 +255,17 @@ impl CatchUp {
             return Finished::default();
         };
         let mut done = Finished::default();
-        match (read, self.positions.get(channel)) {
+        match (read, self.positions.get(&hashed(channel)).copied()) {
             (Some(stored), Some(from))
-                if *stored.epoch == *from.epoch || (from.epoch.is_empty() && from.offset == 0) =>
+                if hashed(&stored.epoch) == from.epoch || from.nothing_stored() =>
             {
-                let epoch: Box<str> = stored.epoch.into();
+                let epoch = hashed(&stored.epoch);
                 for frame in stored.entries {
                     if frame.offset().is_some_and(|o| o > from.offset) {
                         done.deliver.push(Held {
                             frame,
                             sender: None,
-                            epoch: Some(epoch.clone()),
+                            epoch: Some(epoch),
                         });
                     }
                 }
@@ -277,9 +290,9 @@ impl CatchUp {
         }
         self.moved_past(channel, &done.deliver);
         if reading.again
-            && let Some(from) = self.positions.get(channel)
+            && let Some(from) = self.positions.get(&hashed(channel))
         {
-            done.again = Some(from.clone());
+            done.again = Some(*from);
             self.reading.insert(channel.to_owned(), Reading::default());
         }
         done
@@ -288,15 +301,15 @@ impl CatchUp {
     /// `channel`'s position after `delivered`, which go out now.
     fn moved_past(&mut self, channel: &str, delivered: &[Held]) {
         for held in delivered {
-            if let (Some(offset), Some(epoch)) = (held.frame.offset(), &held.epoch) {
-                self.delivered(channel, offset, epoch);
+            if let (Some(offset), Some(epoch)) = (held.frame.offset(), held.epoch) {
+                self.moved_to(hashed(channel), offset, epoch);
             }
         }
     }
 
     /// `channel` was left (no local member): nothing of it is kept.
     pub fn forget(&mut self, channel: &str) {
-        self.positions.remove(channel);
+        self.positions.remove(&hashed(channel));
         self.lost.remove(channel);
         self.reading.remove(channel);
     }
@@ -329,7 +342,7 @@ impl Reader {
                 };
                 let policy = reader.namespaces.policy(&room);
                 let (epoch, offset) = reader.history.top(&room, policy).await?;
-                let epoch = epoch.into();
+                let epoch = hashed(&epoch);
                 Some((channel, Position { epoch, offset }))
             })
             .buffer_unordered(READS_AT_ONCE)
@@ -354,7 +367,8 @@ impl Reader {
                 };
                 let policy = reader.namespaces.policy(&room);
                 let since = Replay::Since {
-                    epoch: from.epoch.into(),
+                    // The script reads by offset; `finish` compares the epochs.
+                    epoch: String::new(),
                     offset: from.offset,
                 };
                 let stored = reader.history.read(&room, policy, &since).await;
@@ -378,7 +392,7 @@ mod tests {
         Held {
             frame: stored_frame(offset, epoch),
             sender: None,
-            epoch: Some(epoch.into()),
+            epoch: Some(hashed(epoch)),
         }
     }
 
@@ -401,7 +415,7 @@ mod tests {
         c.lost(&["c".to_owned(), "never-delivered".to_owned()]);
         let reads = c.subscribed(&["c".to_owned(), "never-delivered".to_owned()]);
         let from = Position {
-            epoch: "e".into(),
+            epoch: hashed("e"),
             offset: 3,
         };
         assert_eq!(
@@ -484,7 +498,7 @@ mod tests {
 
     fn at(offset: u64) -> Position {
         Position {
-            epoch: "e".into(),
+            epoch: hashed("e"),
             offset,
         }
     }
@@ -552,7 +566,7 @@ mod tests {
         c.delivered("d", 2, "e");
         assert_eq!(c.without_position(&ch), vec!["c".to_owned()]);
         let nothing = Position {
-            epoch: "".into(),
+            epoch: hashed(""),
             offset: 0,
         };
         c.floor("c", nothing);

@@ -46,7 +46,8 @@ pub struct Shared {
 #[derive(Debug)]
 pub struct JoinRead {
     pub channel: String,
-    pub epoch: Box<str>,
+    /// [`hashed`](super::catch_up::hashed).
+    pub epoch: u64,
     pub offset: u64,
     pub subscribed: bool,
 }

@@ -258,7 +258,7 @@ impl Bridge {
         let Bridge::Redis(inner) = self else { return };
         let read = link::JoinRead {
             channel: inner.channels.name(target),
-            epoch: epoch.into(),
+            epoch: catch_up::hashed(epoch),
             offset,
             subscribed,
         };

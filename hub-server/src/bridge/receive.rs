@@ -8,7 +8,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::catch_up::{CatchUp, Held};
+use super::catch_up::{CatchUp, Held, hashed};
 use super::channels::Target;
 use super::control::Control;
 use super::envelope;
@@ -100,7 +100,7 @@ impl Receiver<'_> {
                 let message = Held {
                     frame,
                     sender,
-                    epoch: envelope.e.map(Box::from),
+                    epoch: envelope.e.map(hashed),
                 };
                 if let Some(all) = self.catch_up.hold(channel, message) {
                     counters.catch_up_failed.fetch_add(1, Ordering::Relaxed);
