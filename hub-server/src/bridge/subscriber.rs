@@ -24,7 +24,7 @@
 //! in chunks, each under `redis_timeout`, so 100k rooms subscribe without one giant command and
 //! joins waiting for an early chunk go on at once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -84,6 +84,8 @@ pub(super) async fn run(
         },
         catch_up: CatchUp::default(),
         reader,
+        floors_wanted: VecDeque::new(),
+        floors_reading: false,
         placement: Placement::new(sharded),
         sharded,
         link,
@@ -121,6 +123,9 @@ struct Subscriber {
     tracker: SequenceTracker,
     catch_up: CatchUp,
     reader: Reader,
+    /// Rooms subscribed whose standing is still to be read, and whether a read is on its way.
+    floors_wanted: VecDeque<String>,
+    floors_reading: bool,
     sharded: bool,
     /// The inbound queue's sender, from which each connection gets its own.
     pushes: InboundSender,
@@ -433,27 +438,35 @@ impl Subscriber {
         self.work.push(read.map(Event::CaughtUp).boxed());
     }
 
-    /// Reads where newly subscribed rooms stand, beside the rest of the work.
+    /// Reads where newly subscribed rooms stand, beside the rest of the work: one batch at a
+    /// time (a connect storm subscribes thousands of rooms; reading them all at once held
+    /// memory the hub kept).
     fn read_floors(&mut self, channels: Vec<String>) {
-        let rooms: Vec<String> = channels
-            .into_iter()
-            .filter(|c| matches!(self.link.bridge.channels.target(c), Some(Target::Room(_))))
-            .collect();
-        if rooms.is_empty() {
+        let bridge = &self.link.bridge;
+        self.floors_wanted.extend(
+            channels
+                .into_iter()
+                .filter(|c| matches!(bridge.channels.target(c), Some(Target::Room(_)))),
+        );
+        if self.floors_reading || self.floors_wanted.is_empty() {
             return;
         }
-        let channels = self.link.bridge.channels.clone();
-        let read = self.reader.clone().tops(channels, rooms);
+        let n = self.floors_wanted.len().min(CHUNK);
+        let rooms: Vec<String> = self.floors_wanted.drain(..n).collect();
+        self.floors_reading = true;
+        let read = self.reader.clone().tops(bridge.channels.clone(), rooms);
         self.work.push(read.map(Event::Floors).boxed());
     }
 
     fn on_floors(&mut self, floors: Vec<(String, Position)>) {
+        self.floors_reading = false;
         for (channel, at) in floors {
             // Left meanwhile: nothing of it is kept.
             if self.placement.wants(&channel) {
                 self.catch_up.floor(&channel, at);
             }
         }
+        self.read_floors(Vec::new());
     }
 
     /// Delivers what the rooms missed while their subscriptions were gone, then what was held
