@@ -474,19 +474,13 @@ impl Subscriber {
     fn on_caught_up(&mut self, reads: Vec<(String, Option<Stored>)>) {
         let bridge = &self.link.bridge;
         let mut again = Vec::new();
-        let (mut rooms, mut messages) = (0, 0);
+        let (mut rooms, mut messages, mut failed) = (0, 0, 0u64);
         for (channel, read) in reads {
             let mut done = self.catch_up.finish(&channel, read);
             let Some(Target::Room(room)) = bridge.channels.target(&channel) else {
                 continue;
             };
-            if done.failed {
-                bridge
-                    .counters
-                    .catch_up_failed
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%channel, "history not read after a lost subscription: members recover the gap from the offsets");
-            }
+            failed += u64::from(done.failed);
             let held = done.deliver.split_off(done.caught_up);
             let missed = own_ones_sorted_out(bridge, done.deliver);
             if !missed.is_empty() {
@@ -496,6 +490,17 @@ impl Subscriber {
             deliver_held(&self.hub, &room, missed);
             deliver_held(&self.hub, &room, held);
             again.extend(done.again.map(|from| (channel, from)));
+        }
+        if failed > 0 {
+            bridge
+                .counters
+                .catch_up_failed
+                .fetch_add(failed, Ordering::Relaxed);
+            // One line for the batch: after an outage it is thousands of rooms.
+            tracing::warn!(
+                rooms = failed,
+                "history not read after a lost subscription: members recover the gap from the offsets"
+            );
         }
         if messages > 0 {
             bridge
