@@ -24,18 +24,76 @@ async fn wait_stored(redis: &RedisServer, room: &str, n: i64) {
     }
 }
 
+/// Two hubs on one Redis; hub2 reaches it through a proxy that can hold back its SUBSCRIBEs.
+struct Pair {
+    redis: RedisServer,
+    proxy: RedisProxy,
+    hub1: Hub,
+    hub2: Hub,
+}
+
+impl Pair {
+    /// `hub1` with the server API on; hub2 with `redis_timeout`.
+    async fn start(redis_timeout: &str) -> Self {
+        let redis = RedisServer::start().await;
+        let proxy = RedisProxy::start(redis.port(), b"SUBSCRIBE").await;
+        let hub1 = Hub::builder("hub1")
+            .redis(&redis)
+            .api("resubscribe-test-key-0001")
+            .start()
+            .await;
+        let hub2 = Hub::builder("hub2")
+            .redis_url(&proxy.url())
+            .env("HUB_REDIS_TIMEOUT", redis_timeout)
+            .start()
+            .await;
+        Pair {
+            redis,
+            proxy,
+            hub1,
+            hub2,
+        }
+    }
+
+    /// Every pub/sub connection is cut; hub2's next SUBSCRIBE is held back until `release`.
+    async fn cut_and_hold(&self) {
+        self.proxy.hold();
+        let killed: i64 = self
+            .redis
+            .run(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub"))
+            .await;
+        assert!(killed >= 2, "both hubs' subscribers cut, got {killed}");
+        tokio::time::timeout(Duration::from_secs(10), self.proxy.wait_held())
+            .await
+            .expect("hub2 subscribes again");
+    }
+}
+
+/// `b` gets `content` with `offset` within 10 s, then, after `a` says a marker, the marker with
+/// the next offset: nothing twice, nothing out of order.
+async fn expect_then_live(b: &mut Client, a: &mut Client, room: &str, content: &str, offset: u64) {
+    let missed = b.recv_json_within(Duration::from_secs(10)).await;
+    assert_eq!(
+        (missed["content"].as_str(), missed["offset"].as_u64()),
+        (Some(content), Some(offset)),
+        "{missed}"
+    );
+    let mark = marker("after");
+    a.say(room, &mark).await;
+    let next: Value = b.recv_json().await;
+    assert_eq!(
+        (next["content"].as_str(), next["offset"].as_u64()),
+        (Some(mark.as_str()), Some(offset + 1)),
+        "{next}"
+    );
+}
+
 #[tokio::test]
 async fn a_last_message_published_while_the_subscription_was_lost_arrives_once_after_it() {
-    let redis = RedisServer::start().await;
-    let proxy = RedisProxy::start(redis.port(), b"SUBSCRIBE").await;
-    let hub1 = Hub::builder("hub1").redis(&redis).start().await;
-    let hub2 = Hub::builder("hub2")
-        .redis_url(&proxy.url())
-        .env("HUB_REDIS_TIMEOUT", "5s")
-        .start()
-        .await;
+    let pair = Pair::start("5s").await;
     let r = room("resubscribe");
-    let (mut a, mut b) = (Client::connect(&hub1).await, Client::connect(&hub2).await);
+    let mut a = Client::connect(&pair.hub1).await;
+    let mut b = Client::connect(&pair.hub2).await;
     a.join(&r).await;
     b.join(&r).await;
     a.say(&r, "before").await;
@@ -46,44 +104,14 @@ async fn a_last_message_published_while_the_subscription_was_lost_arrives_once_a
         "{before}"
     );
 
-    // Every pub/sub connection is cut; hub2's next SUBSCRIBE is held back by the proxy.
-    proxy.hold();
-    let killed: i64 = redis
-        .run(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub"))
-        .await;
-    assert!(killed >= 2, "both hubs' subscribers cut, got {killed}");
-    tokio::time::timeout(Duration::from_secs(10), proxy.wait_held())
-        .await
-        .expect("hub2 subscribes again");
+    pair.cut_and_hold().await;
     // The room's last message, stored while hub2 listens to nothing.
     a.say(&r, "while unsubscribed").await;
-    wait_stored(&redis, &r, 2).await;
-    proxy.release();
+    wait_stored(&pair.redis, &r, 2).await;
+    pair.proxy.release();
 
-    let missed = b.recv_json_within(Duration::from_secs(10)).await;
-    assert_eq!(
-        (
-            missed["content"].as_str(),
-            missed["offset"].as_u64(),
-            missed["epoch"].as_str()
-        ),
-        (
-            Some("while unsubscribed"),
-            Some(2),
-            before["epoch"].as_str()
-        ),
-        "{missed}"
-    );
-    // Live again, in order, and nothing twice.
-    let mark = marker("after");
-    a.say(&r, &mark).await;
-    let next: Value = b.recv_json().await;
-    assert_eq!(
-        (next["content"].as_str(), next["offset"].as_u64()),
-        (Some(mark.as_str()), Some(3)),
-        "{next}"
-    );
-    let health = hub2.health().await.expect("health").json();
+    expect_then_live(&mut b, &mut a, &r, "while unsubscribed", 2).await;
+    let health = pair.hub2.health().await.expect("health").json();
     assert_eq!(health["redis"]["caught_up"], 1, "{health}");
 }
 
@@ -92,42 +120,23 @@ async fn a_last_message_published_while_the_subscription_was_lost_arrives_once_a
 /// read and the subscription must still reach it.
 #[tokio::test]
 async fn a_join_that_did_not_wait_for_its_subscription_still_gets_what_came_meanwhile() {
-    let redis = RedisServer::start().await;
-    let proxy = RedisProxy::start(redis.port(), b"SUBSCRIBE").await;
-    let hub1 = Hub::builder("hub1").redis(&redis).start().await;
-    let hub2 = Hub::builder("hub2")
-        .redis_url(&proxy.url())
-        .env("HUB_REDIS_TIMEOUT", "1s")
-        .start()
-        .await;
+    let pair = Pair::start("1s").await;
     let r = room("early");
-    let (mut a, mut b) = (Client::connect(&hub1).await, Client::connect(&hub2).await);
+    let mut a = Client::connect(&pair.hub1).await;
+    let mut b = Client::connect(&pair.hub2).await;
     a.join(&r).await;
     a.say(&r, "before").await;
-    wait_stored(&redis, &r, 1).await;
+    wait_stored(&pair.redis, &r, 1).await;
 
     // hub2's SUBSCRIBE for the room is held back: the join goes on after redis_timeout.
-    proxy.hold();
+    pair.proxy.hold();
     let joined = b.join(&r).await;
     assert_eq!(joined["offset"], 1, "{joined}");
     a.say(&r, "while unsubscribed").await;
-    wait_stored(&redis, &r, 2).await;
-    proxy.release();
+    wait_stored(&pair.redis, &r, 2).await;
+    pair.proxy.release();
 
-    let missed = b.recv_json_within(Duration::from_secs(10)).await;
-    assert_eq!(
-        (missed["content"].as_str(), missed["offset"].as_u64()),
-        (Some("while unsubscribed"), Some(2)),
-        "{missed}"
-    );
-    let mark = marker("after");
-    a.say(&r, &mark).await;
-    let next: Value = b.recv_json().await;
-    assert_eq!(
-        (next["content"].as_str(), next["offset"].as_u64()),
-        (Some(mark.as_str()), Some(3)),
-        "{next}"
-    );
+    expect_then_live(&mut b, &mut a, &r, "while unsubscribed", 2).await;
 }
 
 /// Nothing was said in the room since the member joined when the hub's pub/sub connection is cut:
@@ -135,45 +144,20 @@ async fn a_join_that_did_not_wait_for_its_subscription_still_gets_what_came_mean
 /// where the member's join read it.
 #[tokio::test]
 async fn a_first_message_published_while_the_subscription_was_lost_arrives_once_after_it() {
-    let redis = RedisServer::start().await;
-    let proxy = RedisProxy::start(redis.port(), b"SUBSCRIBE").await;
-    let hub1 = Hub::builder("hub1").redis(&redis).start().await;
-    let hub2 = Hub::builder("hub2")
-        .redis_url(&proxy.url())
-        .env("HUB_REDIS_TIMEOUT", "5s")
-        .start()
-        .await;
+    let pair = Pair::start("5s").await;
     let r = room("first");
-    let (mut a, mut b) = (Client::connect(&hub1).await, Client::connect(&hub2).await);
+    let mut a = Client::connect(&pair.hub1).await;
+    let mut b = Client::connect(&pair.hub2).await;
     a.join(&r).await;
     let joined = b.join(&r).await;
     assert_eq!(joined["offset"], 0, "{joined}");
 
-    proxy.hold();
-    let _: i64 = redis
-        .run(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub"))
-        .await;
-    tokio::time::timeout(Duration::from_secs(10), proxy.wait_held())
-        .await
-        .expect("hub2 subscribes again");
+    pair.cut_and_hold().await;
     a.say(&r, "first, while unsubscribed").await;
-    wait_stored(&redis, &r, 1).await;
-    proxy.release();
+    wait_stored(&pair.redis, &r, 1).await;
+    pair.proxy.release();
 
-    let missed = b.recv_json_within(Duration::from_secs(10)).await;
-    assert_eq!(
-        (missed["content"].as_str(), missed["offset"].as_u64()),
-        (Some("first, while unsubscribed"), Some(1)),
-        "{missed}"
-    );
-    let mark = marker("after");
-    a.say(&r, &mark).await;
-    let next: Value = b.recv_json().await;
-    assert_eq!(
-        (next["content"].as_str(), next["offset"].as_u64()),
-        (Some(mark.as_str()), Some(2)),
-        "{next}"
-    );
+    expect_then_live(&mut b, &mut a, &r, "first, while unsubscribed", 1).await;
 }
 
 /// A room the hub put the client in at connect (its personal room), with no join and no message
@@ -181,19 +165,8 @@ async fn a_first_message_published_while_the_subscription_was_lost_arrives_once_
 /// sends while the hub's pub/sub connection is cut still comes.
 #[tokio::test]
 async fn a_personal_room_never_joined_gets_what_was_sent_while_the_subscription_was_lost() {
-    let redis = RedisServer::start().await;
-    let proxy = RedisProxy::start(redis.port(), b"SUBSCRIBE").await;
-    let hub1 = Hub::builder("hub1")
-        .redis(&redis)
-        .api("resubscribe-test-key-0001")
-        .start()
-        .await;
-    let hub2 = Hub::builder("hub2")
-        .redis_url(&proxy.url())
-        .env("HUB_REDIS_TIMEOUT", "5s")
-        .start()
-        .await;
-    let mut b = Client::connect(&hub2).await;
+    let pair = Pair::start("5s").await;
+    let mut b = Client::connect(&pair.hub2).await;
     let personal = format!("user:{}", b.id);
     assert!(
         b.welcome["rooms"]
@@ -202,29 +175,22 @@ async fn a_personal_room_never_joined_gets_what_was_sent_while_the_subscription_
         "{}",
         b.welcome
     );
-    // The subscription is confirmed before the welcome's next frame could matter; where the
-    // room stands is read just after it.
+    // Where the room stands is read just after its SUBSCRIBE is confirmed.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    proxy.hold();
-    let _: i64 = redis
-        .run(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub"))
-        .await;
-    tokio::time::timeout(Duration::from_secs(10), proxy.wait_held())
-        .await
-        .expect("hub2 subscribes again");
+    pair.cut_and_hold().await;
     let body = serde_json::json!({"room": personal, "content": "for you, while unsubscribed"});
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         // hub1's own subscriber was cut too: its API refuses until it is back.
-        let resp = hub1.api_post("/api/publish", &body).await;
+        let resp = pair.hub1.api_post("/api/publish", &body).await;
         if resp.status == 200 {
             break;
         }
         assert!(Instant::now() < deadline, "{resp:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    proxy.release();
+    pair.proxy.release();
 
     let missed = b.recv_json_within(Duration::from_secs(10)).await;
     assert_eq!(
