@@ -91,10 +91,10 @@ pub(super) struct CatchUp {
 /// What a finished read leaves to do.
 #[derive(Debug, Default)]
 pub(super) struct Finished {
-    /// To deliver, in this order.
-    pub deliver: Vec<Held>,
-    /// How many of them came from the history.
-    pub caught_up: usize,
+    /// To deliver first: what the history had after the position.
+    pub missed: Vec<Held>,
+    /// Then: the live messages held meanwhile that the history did not have.
+    pub held: Vec<Held>,
     /// The read could not be used: it failed, the room's epoch changed, or more were missing
     /// than a read may bring (`recovery_max`).
     pub failed: bool,
@@ -262,33 +262,33 @@ impl CatchUp {
                 let epoch = hashed(&stored.epoch);
                 for frame in stored.entries {
                     if frame.offset().is_some_and(|o| o > from.offset) {
-                        done.deliver.push(Held {
+                        done.missed.push(Held {
                             frame,
                             sender: None,
                             epoch: Some(epoch),
                         });
                     }
                 }
-                done.caught_up = done.deliver.len();
                 // More missing than `recovery_max`: the read brings none of them.
-                done.failed = stored.top > from.offset && done.caught_up == 0;
+                done.failed = stored.top > from.offset && done.missed.is_empty();
                 let top = Position {
                     epoch,
                     offset: done
-                        .deliver
+                        .missed
                         .last()
                         .and_then(|h| h.frame.offset())
                         .unwrap_or(from.offset),
                 };
-                done.deliver
-                    .extend(reading.held.into_iter().filter(|h| !h.covered_by(&top)));
+                done.held = reading.held;
+                done.held.retain(|h| !h.covered_by(&top));
             }
             _ => {
                 done.failed = true;
-                done.deliver = reading.held;
+                done.held = reading.held;
             }
         }
-        self.moved_past(channel, &done.deliver);
+        self.moved_past(channel, &done.missed);
+        self.moved_past(channel, &done.held);
         if reading.again
             && let Some(from) = self.positions.get(&hashed(channel))
         {
@@ -408,6 +408,11 @@ mod tests {
         held.iter().filter_map(|h| h.frame.offset()).collect()
     }
 
+    /// Everything a finished read delivers, in order.
+    fn delivered(done: &Finished) -> Vec<u64> {
+        [offsets(&done.missed), offsets(&done.held)].concat()
+    }
+
     /// `c` delivered up to 3 of `e`, then lost and subscribed again: its read is on its way.
     fn reading() -> CatchUp {
         let mut c = CatchUp::default();
@@ -434,8 +439,8 @@ mod tests {
             assert!(c.hold("c", live(offset, "e")).is_none(), "held");
         }
         let done = c.finish("c", Some(history("e", 2..=6)));
-        assert_eq!(offsets(&done.deliver), vec![4, 5, 6, 7]);
-        assert_eq!((done.caught_up, done.failed), (3, false));
+        assert_eq!(delivered(&done), vec![4, 5, 6, 7]);
+        assert_eq!((done.missed.len(), done.failed), (3, false));
         assert!(!c.holding("c"));
         // The position moved past everything delivered: a later loss reads from 7.
         c.lost(&["c".to_owned()]);
@@ -447,19 +452,19 @@ mod tests {
         let mut c = reading();
         assert!(c.hold("c", live(9, "e")).is_none());
         let done = c.finish("c", None);
-        assert_eq!((offsets(&done.deliver), done.failed), (vec![9], true));
+        assert_eq!((delivered(&done), done.failed), (vec![9], true));
 
         let mut c = reading();
         assert!(c.hold("c", live(1, "new")).is_none());
         let done = c.finish("c", Some(history("new", 1..=1)));
-        assert_eq!((offsets(&done.deliver), done.failed), (vec![1], true));
+        assert_eq!((delivered(&done), done.failed), (vec![1], true));
 
         // Too many missing: the read has the top but brings no entries.
         let mut c = reading();
         let mut too_many = history("e", 4..=900);
         too_many.entries.clear();
         let done = c.finish("c", Some(too_many));
-        assert!(done.deliver.is_empty() && done.failed);
+        assert!(delivered(&done).is_empty() && done.failed);
     }
 
     #[test]
@@ -478,7 +483,7 @@ mod tests {
         );
         assert!(!c.holding("c"));
         let late = c.finish("c", Some(history("e", 4..=20)));
-        assert!(late.deliver.is_empty() && !late.failed);
+        assert!(delivered(&late).is_empty() && !late.failed);
     }
 
     #[test]
@@ -490,7 +495,7 @@ mod tests {
             "one read at a time"
         );
         let done = c.finish("c", Some(history("e", 4..=5)));
-        assert_eq!(offsets(&done.deliver), vec![4, 5]);
+        assert_eq!(delivered(&done), vec![4, 5]);
         let from = done.again.expect("read again");
         assert_eq!(from.offset, 5);
         assert!(c.holding("c"), "held again until the second read");
@@ -526,7 +531,7 @@ mod tests {
         );
         let done = c.finish("c", Some(history("e", 8..=12)));
         assert_eq!(
-            offsets(&done.deliver),
+            delivered(&done),
             vec![10, 11, 12],
             "from what was delivered"
         );
@@ -576,7 +581,7 @@ mod tests {
         assert_eq!(reads[1], ("d".to_owned(), at(2)), "a floor never lowers");
         // The room's first messages started an epoch of their own meanwhile.
         let done = c.finish("c", Some(history("new", 1..=2)));
-        assert_eq!((offsets(&done.deliver), done.failed), (vec![1, 2], false));
+        assert_eq!((delivered(&done), done.failed), (vec![1, 2], false));
     }
 
     #[test]
@@ -589,6 +594,6 @@ mod tests {
             c.subscribed(&["c".to_owned()]).is_empty(),
             "no position left"
         );
-        assert!(c.finish("c", None).deliver.is_empty());
+        assert!(delivered(&c.finish("c", None)).is_empty());
     }
 }

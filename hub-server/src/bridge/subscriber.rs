@@ -476,19 +476,18 @@ impl Subscriber {
         let mut again = Vec::new();
         let (mut rooms, mut messages, mut failed) = (0, 0, 0u64);
         for (channel, read) in reads {
-            let mut done = self.catch_up.finish(&channel, read);
+            let done = self.catch_up.finish(&channel, read);
             let Some(Target::Room(room)) = bridge.channels.target(&channel) else {
                 continue;
             };
             failed += u64::from(done.failed);
-            let held = done.deliver.split_off(done.caught_up);
-            let missed = own_ones_sorted_out(bridge, done.deliver);
+            let missed = own_ones_sorted_out(bridge, done.missed);
             if !missed.is_empty() {
                 rooms += 1;
                 messages += missed.len();
             }
             deliver_held(&self.hub, &room, missed);
-            deliver_held(&self.hub, &room, held);
+            deliver_held(&self.hub, &room, done.held);
             again.extend(done.again.map(|from| (channel, from)));
         }
         if failed > 0 {
