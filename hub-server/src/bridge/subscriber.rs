@@ -410,10 +410,13 @@ impl Subscriber {
     /// room is caught up from the history once it is (at once, when it is by now). After: a
     /// place to start from, should the subscription be lost before the room's next message.
     fn on_join_read(&mut self, join: JoinRead) {
-        // The join's room change may still be waiting to be seen.
-        self.follow_room_changes();
         if !self.placement.wants(&join.channel) {
-            return;
+            // The join's room change may still be waiting to be seen (looked at only then: a
+            // connect storm brings a join read per connection).
+            self.follow_room_changes();
+            if !self.placement.wants(&join.channel) {
+                return;
+            }
         }
         let from = Position {
             epoch: join.epoch,

@@ -77,9 +77,7 @@ impl RedisHistory {
         }
         None
     }
-}
 
-impl RedisHistory {
     /// `room`'s epoch and last offset as they stand, without creating anything: `("", 0)` for a
     /// room with nothing stored (its first message starts an epoch); `None` when Redis does not
     /// answer in time.
