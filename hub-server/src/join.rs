@@ -75,6 +75,9 @@ pub async fn join(state: &AppState, client: &ClientId, me: &Recipient, room: Roo
             if let (Some(epoch), Some(covered)) = (&joined.epoch, covered) {
                 state.bridge.join_read(&target, epoch, covered, subscribed);
             }
+            // A message of this hub still on its way round may be in the replay: its late copy
+            // must not follow (the member would get it twice).
+            state.bridge.replayed(client, &frames);
             if was == Joined::AlreadyMember
                 && let Some(through) = has_already(&replay, &frames, &joined)
             {

@@ -43,7 +43,8 @@ pub use timings::BridgeTimings;
 use crate::config::Settings;
 use crate::error::CloseReason;
 use crate::history::{Appender, History};
-use crate::hub::Hub;
+use crate::hub::{ClientId, Hub};
+use crate::protocol::Frame;
 use crate::redis_link::Redis;
 use crate::shutdown::Shutdown;
 
@@ -247,6 +248,18 @@ impl Bridge {
             return false;
         }
         true
+    }
+
+    /// `client`'s join replayed `frames` from the history: any of them still waiting to come
+    /// back from Redis is not delivered to it late (it would be its second copy).
+    pub fn replayed(&self, client: &ClientId, frames: &[Frame]) {
+        let Bridge::Redis(inner) = self else { return };
+        // Almost always nothing waits: then no frame is parsed for its id.
+        if frames.is_empty() || !inner.unconfirmed.waiting() {
+            return;
+        }
+        let ids: Vec<String> = frames.iter().filter_map(Frame::message_id).collect();
+        inner.unconfirmed.replayed(client, &ids);
     }
 
     /// A join's history read covered `target`'s room through `offset` of `epoch`. Before the

@@ -35,6 +35,9 @@ pub struct Entry {
     mark: u64,
     /// A server API message: its caller's side of the handover.
     withdrawable: Option<Arc<Handover>>,
+    /// Members whose join's replay had it already (from the history, with its offset): the late
+    /// copy would be their second.
+    pub had_it: Vec<ClientId>,
 }
 
 impl Entry {
@@ -59,6 +62,9 @@ struct Queues {
     late_ids: HashSet<String>,
 }
 
+/// Re-joined members an entry remembers (an entry leaves within its patience): past this, a
+/// further one may get the late copy after its replay.
+const HAD_IT_MAX: usize = 1024;
 /// API messages held at most; past it one goes the clients' way (late after [`PATIENCE`]).
 const API_HELD_MAX: usize = 65_536;
 /// Ids of messages delivered late, kept so that a room caught up from the history after a lost
@@ -99,6 +105,7 @@ impl Unconfirmed {
             due: Instant::now() + PATIENCE,
             mark,
             withdrawable: None,
+            had_it: Vec::new(),
         };
         self.lock().clients.push_back(entry);
     }
@@ -127,6 +134,7 @@ impl Unconfirmed {
             due,
             mark,
             withdrawable: Some(handover),
+            had_it: Vec::new(),
         };
         if held {
             queues.api_due.push_back((due, entry.id.clone()));
@@ -169,6 +177,31 @@ impl Unconfirmed {
         due
     }
 
+    /// Whether any message waits to come back.
+    pub fn waiting(&self) -> bool {
+        let queues = self.lock();
+        !queues.clients.is_empty() || !queues.api.is_empty()
+    }
+
+    /// `client`'s join replayed the messages `ids` from the history: those still waiting here
+    /// will not go to it late. (A replay comes from Redis, so what it has is far back in the
+    /// queues or by id; the whole client queue is looked at — joins are rare next to messages.)
+    pub fn replayed(&self, client: &ClientId, ids: &[String]) {
+        let mut guard = self.lock();
+        let queues = &mut *guard;
+        for id in ids {
+            let entry = match queues.api.get_mut(id) {
+                Some(entry) => Some(entry),
+                None => queues.clients.iter_mut().find(|e| &e.id == id),
+            };
+            if let Some(entry) = entry
+                && entry.had_it.len() < HAD_IT_MAX
+            {
+                entry.had_it.push(client.clone());
+            }
+        }
+    }
+
     /// Whether message `id` was delivered late, without offset (in the last ten minutes).
     pub fn went_late(&self, id: &str) -> bool {
         self.lock().late_ids.contains(id)
@@ -196,7 +229,13 @@ pub(super) async fn run(unconfirmed: std::sync::Arc<Unconfirmed>, hub: Hub, shut
             );
         }
         for entry in due {
-            hub.deliver_late(&entry.room, &entry.frame, &entry.sender, entry.mark);
+            hub.deliver_late(
+                &entry.room,
+                &entry.frame,
+                &entry.sender,
+                entry.mark,
+                &entry.had_it,
+            );
         }
     }
 }
@@ -287,6 +326,35 @@ mod tests {
         let due = ids(u.overdue(Instant::now()));
         assert_eq!(due, vec!["a"], "the withdrawn one leaves undelivered");
         assert!(u.lock().api.is_empty() && u.lock().api_due.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_member_whose_replay_had_a_message_is_named_on_its_late_entry() {
+        let u = Unconfirmed::default();
+        u.push("c".into(), room(), Frame::pong(), "s".into(), 0);
+        u.push_api(
+            "a".into(),
+            room(),
+            Frame::pong(),
+            "api".into(),
+            0,
+            Arc::new(Handover::default()),
+            PATIENCE,
+        );
+        u.replayed(&"m".into(), &["a".into(), "c".into(), "gone".into()]);
+        u.replayed(&"n".into(), &["c".into()]);
+        tokio::time::advance(PATIENCE).await;
+        let mut due = u.overdue(Instant::now());
+        due.sort_by(|x, y| x.id.cmp(&y.id));
+        let had_it: Vec<(String, Vec<ClientId>)> =
+            due.into_iter().map(|e| (e.id, e.had_it)).collect();
+        assert_eq!(
+            had_it,
+            vec![
+                ("a".into(), vec!["m".into()]),
+                ("c".into(), vec!["m".into(), "n".into()])
+            ]
+        );
     }
 
     #[test]

@@ -24,15 +24,23 @@ impl Hub {
 
     /// [`Hub::deliver`] for a message of this hub delivered late, without offset (Redis was slow
     /// to bring it back): only to members seated by `mark`, when it was handed on. A member who
-    /// joined since gets it from its join's replay, with its offset, or not at all.
-    pub fn deliver_late(&self, room: &Room, frame: &Frame, except: &ClientId, mark: u64) -> usize {
+    /// joined since gets it from its join's replay, with its offset, or not at all; so does a
+    /// member in `had_it`, whose re-join's replay had it already.
+    pub fn deliver_late(
+        &self,
+        room: &Room,
+        frame: &Frame,
+        except: &ClientId,
+        mark: u64,
+        had_it: &[ClientId],
+    ) -> usize {
         let state = self.read();
         let Some(members) = state.rooms.get(room) else {
             return 0;
         };
         let seats = members
             .iter()
-            .filter(|(_, seat)| seat.seated <= mark)
+            .filter(|(id, seat)| seat.seated <= mark && !had_it.contains(id))
             .map(|(id, seat)| (id, &seat.recipient));
         self.offer_all(seats, frame, Some(except))
     }

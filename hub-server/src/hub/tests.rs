@@ -127,8 +127,8 @@ fn a_late_copy_the_replay_already_had_is_dropped_when_the_join_settles() {
     hub.join_via(&a, &r, Some(via), EVENTS).expect("join");
     let late = |id: &str| Frame::from_stored(format!(r#"{{"type":"message","id":"{id}"}}"#), None);
     let mark = hub.seat_mark();
-    hub.deliver_late(&r, &late("m1"), &"someone".into(), mark);
-    hub.deliver_late(&r, &late("m2"), &"someone".into(), mark);
+    hub.deliver_late(&r, &late("m1"), &"someone".into(), mark, &[]);
+    hub.deliver_late(&r, &late("m2"), &"someone".into(), mark, &[]);
     let replay = [Frame::from_stored(
         r#"{"offset":7,"type":"message","id":"m1"}"#.to_owned(),
         Some(7),
@@ -196,7 +196,7 @@ fn a_late_delivery_skips_members_seated_after_the_message_was_sent() {
     let (late, mut rx_late, _) = client(&hub, "late", 8);
     hub.join(&late, &r, EVENTS).expect("join");
     let frame = Frame::pong();
-    assert_eq!(hub.deliver_late(&r, &frame, &sender, mark), 1);
+    assert_eq!(hub.deliver_late(&r, &frame, &sender, mark, &[]), 1);
     assert_eq!(rx_early.try_recv(), Some(frame));
     assert!(
         rx_late.try_recv().is_none(),

@@ -199,3 +199,65 @@ async fn a_personal_room_never_joined_gets_what_was_sent_while_the_subscription_
         "{missed}"
     );
 }
+
+/// A client re-joins with `since` while a server API message of its hub is still on its way
+/// round (its room not subscribed yet, so the copy from Redis never comes): the replay gives it
+/// the message with its offset, and the hub's late copy without offset, once the API's patience
+/// is out, must not follow. (The full c250k run saw this after a reconnect storm.)
+#[tokio::test]
+async fn a_message_a_rejoin_replayed_does_not_come_again_late() {
+    let redis = RedisServer::start().await;
+    let proxy = RedisProxy::start(redis.port(), b"SUBSCRIBE").await;
+    let hub = Hub::builder("hub1")
+        .redis_url(&proxy.url())
+        .env("HUB_REDIS_TIMEOUT", "500ms")
+        .api("resubscribe-test-key-0002")
+        .start()
+        .await;
+    let r = room("replayed-late");
+    let mut b = Client::connect(&hub).await;
+    // The room's SUBSCRIBE is held back: `joined` comes after redis_timeout, unsubscribed.
+    proxy.hold();
+    let joined = b.join(&r).await;
+    let published = hub
+        .api_post(
+            "/api/publish",
+            &serde_json::json!({"room": r, "content": "stored"}),
+        )
+        .await;
+    assert_eq!(published.status, 200, "{published:?}");
+    let answer = published.json();
+    assert_eq!(answer["offset"], 1, "{answer}");
+
+    b.send_json(&serde_json::json!({"type": "join", "room": r,
+        "since": {"epoch": joined["epoch"], "offset": 0}}))
+        .await;
+    let replayed = b.recv_json().await;
+    assert_eq!(
+        (replayed["content"].as_str(), replayed["offset"].as_u64()),
+        (Some("stored"), Some(1)),
+        "{replayed}"
+    );
+    let rejoined = b.recv_json().await;
+    assert_eq!(rejoined["type"], "joined", "{rejoined}");
+    // The API message's patience (2 × redis_timeout twice) and a tick: the late copy would be
+    // here by now.
+    if let Some(event) = b.next_event(Duration::from_secs(4)).await {
+        panic!("a second copy (or anything) after the replay: {event:?}");
+    }
+    proxy.release();
+    let mark = marker("after");
+    let next = hub
+        .api_post(
+            "/api/publish",
+            &serde_json::json!({"room": r, "content": mark}),
+        )
+        .await;
+    assert_eq!(next.status, 200, "{next:?}");
+    let live = b.recv_json_within(Duration::from_secs(10)).await;
+    assert_eq!(
+        (live["content"].as_str(), live["offset"].as_u64()),
+        (Some(mark.as_str()), Some(2)),
+        "{live}"
+    );
+}
