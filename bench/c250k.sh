@@ -39,6 +39,8 @@
 #                           a join frame (and again with `since` after a reconnect); join: each client
 #                           joins a room of its own, p-<n> (how the runs before personal rooms went)
 #   C250K_API_CONNECTIONS=256               keep-alive API connections the personal messages go over
+#   C250K_API_BATCH=1       most personal messages per request: above 1, each request takes every
+#                           message already due, in one POST /api/publish/batch
 #                           (one request in flight each: enough that the API's answer time does not
 #                           hold the offered rate back)
 #   C250K_CONNECT_CONCURRENCY=64           first connects in flight per generator process
@@ -67,6 +69,7 @@ C250K_KILL_AFTER=${C250K_KILL_AFTER:-5s}
 C250K_PERSONAL=${C250K_PERSONAL:-user}
 C250K_CONNECT_CONCURRENCY=${C250K_CONNECT_CONCURRENCY:-64}
 C250K_API_CONNECTIONS=${C250K_API_CONNECTIONS:-256}
+C250K_API_BATCH=${C250K_API_BATCH:-1}
 C250K_BACKOFF_BASE=${C250K_BACKOFF_BASE:-500ms}
 C250K_BACKOFF_MAX=${C250K_BACKOFF_MAX:-10s}
 C250K_REDIS_NICE=${C250K_REDIS_NICE:--10}
@@ -110,7 +113,7 @@ if [ -z "${C250K_IN_NETNS:-}" ]; then
   C250K_API_KEY=$(head -c 24 /dev/urandom | base64 | tr -d '/+=\n')
   export C250K_JWT_SECRET C250K_API_KEY C250K_HUBS hub_version out
   export C250K_CONNECTIONS C250K_PER_HUB C250K_PER_WORKER C250K_RATE C250K_DURATION C250K_KILL \
-    C250K_KILL_AFTER C250K_PERSONAL C250K_CONNECT_CONCURRENCY C250K_API_CONNECTIONS C250K_BACKOFF_BASE \
+    C250K_KILL_AFTER C250K_PERSONAL C250K_CONNECT_CONCURRENCY C250K_API_CONNECTIONS C250K_API_BATCH C250K_BACKOFF_BASE \
     C250K_BACKOFF_MAX C250K_HUB_THREADS C250K_REDIS_NICE
   say "$C250K_CONNECTIONS connections over $C250K_HUBS hubs; results in $out (at most $C250K_BUDGET s)"
   # `timeout` puts the run in a process group of its own and signals the whole group when the budget
@@ -186,7 +189,7 @@ rc=0
   --hub-pid "$(join "${pids[@]}")" --redis-pid "$redis_pid" --connections "$C250K_CONNECTIONS" \
   --per-worker "$C250K_PER_WORKER" --rate "$C250K_RATE" --duration "$C250K_DURATION" \
   --personal "$C250K_PERSONAL" --connect-concurrency "$C250K_CONNECT_CONCURRENCY" \
-  --api-connections "$C250K_API_CONNECTIONS" \
+  --api-connections "$C250K_API_CONNECTIONS" --api-batch "$C250K_API_BATCH" \
   --backoff-base "$C250K_BACKOFF_BASE" --backoff-max "$C250K_BACKOFF_MAX" "${kill_args[@]}" \
   --json "$out/results.json" --markdown "$out/report.md" 2> >(tee "$out/coordinator.log" >&2) || rc=$?
 

@@ -66,6 +66,11 @@ pub struct C250kConfig {
     /// API connections the personal messages are spread over (one request in flight on each).
     #[arg(long, default_value_t = 256)]
     pub api_connections: usize,
+    /// Most personal messages in one request: above 1, a connection sends every message already
+    /// due in one `POST /api/publish/batch` (as a backend with many to send would); 1 sends each
+    /// with `POST /api/publish`.
+    #[arg(long, default_value_t = 1)]
+    pub api_batch: usize,
     /// Index of the hub to `kill -9` while personal messages flow (none: no kill).
     #[arg(long)]
     pub kill_hub: Option<usize>,
@@ -245,6 +250,7 @@ async fn run(cfg: &C250kConfig) -> Result<Outcome> {
             publish.clone(),
             conn,
             cfg.rooms.clone(),
+            cfg.api_batch.max(1),
         )));
     }
     let phase_start = Instant::now();
@@ -311,6 +317,7 @@ async fn run(cfg: &C250kConfig) -> Result<Outcome> {
     o.personal_sent = sent.personal;
     o.personal_failed = sent.personal_failed.len() as u64;
     o.personal_unconfirmed = publish.unconfirmed.get();
+    o.personal_requests = publish.requests.get();
     o.personal_per_s = (sent_window > 0.0).then(|| publish.ok.get() as f64 / sent_window);
     o.api_p99_ms = quantile_ms(&publish.answer.borrow(), 0.99);
     o.publisher_lag_p99_ms = quantile_ms(&publish.lag.borrow(), 0.99);
@@ -325,6 +332,8 @@ struct Publishing {
     start_us: u64,
     personal: Personal,
     next: Cell<u64>,
+    /// API requests made (each carries one message, or a batch).
+    requests: Cell<u64>,
     ok: Cell<u64>,
     last_us: Cell<u64>,
     failed: RefCell<Vec<u64>>,
@@ -344,6 +353,7 @@ impl Publishing {
             start_us: unix_us() + 10_000,
             personal,
             next: Cell::new(0),
+            requests: Cell::new(0),
             ok: Cell::new(0),
             last_us: Cell::new(0),
             failed: RefCell::new(Vec::new()),
@@ -363,6 +373,18 @@ impl Publishing {
         secs(self.last_us.get().saturating_sub(self.start_us))
     }
 
+    /// Counts message `k`'s answer: a status and body, or the request's error.
+    fn answered(&self, k: u64, addr: &str, answer: Answered) {
+        match answer {
+            Ok((200, _)) => self.ok.set(self.ok.get() + 1),
+            Ok((status, body)) => {
+                let unknown = body.contains("may still be published");
+                self.fail(k, format!("{addr}: {status} {body}"), unknown);
+            }
+            Err((why, unknown)) => self.fail(k, why, unknown),
+        }
+    }
+
     /// `unknown`: the API said the message may still be published (it went to Redis and no
     /// reply came), or the connection was lost mid-request: it may arrive, without fault.
     fn fail(&self, k: u64, why: String, unknown: bool) {
@@ -374,9 +396,31 @@ impl Publishing {
     }
 }
 
+/// A message's answer: its status and body, or why the request failed and whether the message
+/// may have arrived all the same.
+type Answered = Result<(u16, String), (String, bool)>;
+
+fn answered(answer: Result<super::api::Reply, ApiError>) -> Answered {
+    match answer {
+        Ok(r) => Ok((r.status, r.body)),
+        // Not connected: the request never left. Anything later: it may have arrived.
+        Err(e) => {
+            let unknown = !matches!(
+                e,
+                ApiError::Io {
+                    what: "connect",
+                    ..
+                }
+            );
+            Err((e.to_string(), unknown))
+        }
+    }
+}
+
 /// One API connection's share of the schedule: message `k` is due at `start + k / rate` and
-/// carries that time, so a slow API shows as latency, not as fewer messages.
-async fn publisher(p: Rc<Publishing>, mut conn: ApiConn, rooms: Rooms) {
+/// carries that time, so a slow API shows as latency, not as fewer messages. With `batch` above
+/// 1 the connection takes, with the next message, every later one already due (at most `batch`).
+async fn publisher(p: Rc<Publishing>, mut conn: ApiConn, rooms: Rooms, batch: usize) {
     loop {
         let k = p.next.get();
         if k >= p.total {
@@ -389,37 +433,48 @@ async fn publisher(p: Rc<Publishing>, mut conn: ApiConn, rooms: Rooms) {
             tokio::time::sleep(Duration::from_micros(due - now)).await;
         }
         let sent_at = unix_us();
-        p.lag
-            .borrow_mut()
-            .saturating_record(sent_at.saturating_sub(due).max(1));
-        let room = rooms.personal_room(p.personal.user_of(k));
-        let content = Stamp {
-            kind: Kind::Personal,
-            number: k,
-            due_us: due,
+        let mut ks = vec![k];
+        while ks.len() < batch && p.next.get() < p.total && p.due_us(p.next.get()) <= sent_at {
+            ks.push(p.next.get());
+            p.next.set(p.next.get() + 1);
         }
-        .content();
-        let body = format!(r#"{{"room":"{room}","content":"{content}"}}"#);
-        match conn.post("/api/publish", &body).await {
-            Ok(r) if r.status == 200 => p.ok.set(p.ok.get() + 1),
-            Ok(r) => {
-                let unknown = r.body.contains("may still be published");
-                p.fail(
-                    k,
-                    format!("{}: {} {}", conn.addr(), r.status, r.body),
-                    unknown,
-                );
-            }
-            Err(e) => {
-                // Not connected: the request never left. Anything later: it may have arrived.
-                let unknown = !matches!(
-                    e,
-                    ApiError::Io {
-                        what: "connect",
-                        ..
+        p.requests.set(p.requests.get() + 1);
+        let messages: Vec<String> = ks
+            .iter()
+            .map(|&k| {
+                p.lag
+                    .borrow_mut()
+                    .saturating_record(sent_at.saturating_sub(p.due_us(k)).max(1));
+                let room = rooms.personal_room(p.personal.user_of(k));
+                let content = Stamp {
+                    kind: Kind::Personal,
+                    number: k,
+                    due_us: p.due_us(k),
+                }
+                .content();
+                format!(r#"{{"room":"{room}","content":"{content}"}}"#)
+            })
+            .collect();
+        if batch == 1 {
+            let answer = conn.post("/api/publish", &messages[0]).await;
+            p.answered(k, conn.addr(), answered(answer));
+        } else {
+            let body = format!(r#"{{"messages":[{}]}}"#, messages.join(","));
+            match conn.post("/api/publish/batch", &body).await {
+                Ok(r) if r.status == 200 => match batch_results(&r.body, ks.len()) {
+                    Ok(items) => {
+                        for (&k, item) in ks.iter().zip(items) {
+                            p.answered(k, conn.addr(), Ok(item));
+                        }
                     }
-                );
-                p.fail(k, e.to_string(), unknown);
+                    Err(why) => ks.iter().for_each(|&k| p.fail(k, why.clone(), true)),
+                },
+                answer => {
+                    let answer = answered(answer);
+                    for &k in &ks {
+                        p.answered(k, conn.addr(), answer.clone());
+                    }
+                }
             }
         }
         let done = unix_us();
@@ -428,6 +483,28 @@ async fn publisher(p: Rc<Publishing>, mut conn: ApiConn, rooms: Rooms) {
             .borrow_mut()
             .saturating_record(done.saturating_sub(sent_at).max(1));
     }
+}
+
+/// A batch's answer as one `(status, body)` per message: 200 and the item for a published one,
+/// 503 and the item for a refused one (the bench counts any refusal the same way).
+fn batch_results(body: &str, count: usize) -> Result<Vec<(u16, String)>, String> {
+    let answer: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("batch answer not JSON: {e}: {body}"))?;
+    let items = answer["results"]
+        .as_array()
+        .filter(|items| items.len() == count)
+        .ok_or_else(|| format!("batch answer without {count} results: {body}"))?;
+    Ok(items
+        .iter()
+        .map(|item| {
+            let status = if item.get("error").is_some() {
+                503
+            } else {
+                200
+            };
+            (status, item.to_string())
+        })
+        .collect())
 }
 
 async fn publish_all(api: &mut ApiConn, room: &str, number: u64) -> Result<()> {
@@ -805,4 +882,22 @@ fn kib_to_mib(kib: u64) -> f64 {
 
 fn say(line: &str) {
     eprintln!("c250k: {line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_answer_gives_each_message_its_own_status_or_fails_whole() {
+        let body = r#"{"results":[{"id":"a","offset":1,"epoch":"e"},
+            {"error":{"code":"unavailable","message":"the message may still be published"}}]}"#;
+        let items = batch_results(body, 2).expect("two results");
+        assert_eq!(items[0].0, 200);
+        assert_eq!(items[1].0, 503);
+        assert!(items[1].1.contains("may still be published"), "{items:?}");
+        assert!(batch_results(body, 3).is_err(), "a result per message");
+        assert!(batch_results("not json", 1).is_err());
+        assert!(batch_results(r#"{"error":{"code":"bad_batch"}}"#, 1).is_err());
+    }
 }

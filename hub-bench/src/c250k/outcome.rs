@@ -54,6 +54,9 @@ pub struct Outcome {
     pub all_publish_ms: Option<f64>,
     pub personal_rate: f64,
     pub personal_sent: u64,
+    /// The API requests they went in (fewer than messages when batched).
+    #[serde(default)]
+    pub personal_requests: u64,
     pub personal_failed: u64,
     /// Of the refused ones, delivered all the same.
     pub personal_refused_delivered: u64,
@@ -240,10 +243,11 @@ impl Outcome {
         row(
             "personal messages",
             format!(
-                "{} sent at {}/s offered, {}/s achieved, {} refused ({} of them with an unknown \
-                 outcome; {} delivered all the same)",
+                "{} sent at {}/s offered in {} requests, {}/s achieved, {} refused ({} of them with \
+                 an unknown outcome; {} delivered all the same)",
                 self.personal_sent,
                 self.personal_rate,
+                self.personal_requests,
                 f(self.personal_per_s, 0),
                 self.personal_failed,
                 self.personal_unconfirmed,

@@ -51,14 +51,15 @@ impl From<ProtocolError> for ApiError {
 }
 
 #[derive(Serialize)]
-struct Body<'a> {
-    error: Detail<'a>,
+struct Body {
+    error: Detail,
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
-    code: &'a str,
-    message: &'a str,
+/// What an error body says, also each refused message's answer in a batch.
+#[derive(Debug, Serialize)]
+pub struct Detail {
+    code: &'static str,
+    message: String,
 }
 
 impl ApiError {
@@ -103,13 +104,16 @@ impl ApiError {
         }
     }
 
+    pub fn detail(&self) -> Detail {
+        Detail {
+            code: self.code(),
+            message: self.to_string(),
+        }
+    }
+
     pub fn into_response(self) -> Response {
-        let message = self.to_string();
         let body = Body {
-            error: Detail {
-                code: self.code(),
-                message: &message,
-            },
+            error: self.detail(),
         };
         let mut response =
             warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();

@@ -13,6 +13,7 @@ pub mod history;
 pub mod hubs;
 pub mod idempotency;
 pub mod publish;
+pub mod publish_batch;
 pub mod request;
 pub mod rooms;
 
@@ -37,6 +38,7 @@ use idempotency::Idempotency;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     Publish,
+    PublishBatch,
     Broadcast,
     Rooms,
     RoomPresence,
@@ -49,6 +51,7 @@ pub enum Route {
 impl Route {
     pub const ALL: &'static [Route] = &[
         Route::Publish,
+        Route::PublishBatch,
         Route::Broadcast,
         Route::Rooms,
         Route::RoomPresence,
@@ -67,7 +70,7 @@ impl Route {
 
     fn method_name(self) -> &'static str {
         match self {
-            Route::Publish | Route::Broadcast | Route::Disconnect => "POST",
+            Route::Publish | Route::PublishBatch | Route::Broadcast | Route::Disconnect => "POST",
             Route::Rooms
             | Route::RoomPresence
             | Route::RoomHistory
@@ -80,6 +83,7 @@ impl Route {
     pub fn pattern(self) -> &'static str {
         match self {
             Route::Publish => "/api/publish",
+            Route::PublishBatch => "/api/publish/batch",
             Route::Broadcast => "/api/broadcast",
             Route::Rooms => "/api/rooms",
             Route::RoomPresence => "/api/rooms/{room}/presence",
@@ -136,6 +140,8 @@ struct Inner {
     idempotency: Idempotency,
     /// Largest request body: room for a `max_message_bytes` content and the other fields.
     body_limit: usize,
+    /// Largest batch body: as many such messages as a batch may hold.
+    batch_body_limit: usize,
     /// Longest a request body may take to arrive (`handshake_timeout`, as for the header).
     body_timeout: Duration,
 }
@@ -166,6 +172,7 @@ pub fn start(state: &AppState) -> Result<Option<JoinHandle<()>>, StartError> {
             settings.redis_timeout,
         ),
         body_limit: settings.max_message_bytes + 4096,
+        batch_body_limit: (settings.max_message_bytes + 4096) * publish_batch::MAX_MESSAGES,
         body_timeout: settings.handshake_timeout,
     }));
     tracing::info!(
@@ -257,7 +264,11 @@ impl Api {
         B: bytes::Buf + Send + 'static,
     {
         let state = &self.0.state;
-        let body = || request::body(headers, body, self.0.body_limit, self.0.body_timeout);
+        let limit = match route {
+            Route::PublishBatch => self.0.batch_body_limit,
+            _ => self.0.body_limit,
+        };
+        let body = || request::body(headers, body, limit, self.0.body_timeout);
         match route {
             Route::Publish => {
                 let request = request::json(&body().await?)?;
@@ -266,6 +277,18 @@ impl Api {
                 let api = self.clone();
                 let task = tokio::spawn(async move {
                     publish::publish(&api.0.state, &api.0.idempotency, request).await
+                });
+                let answer = task
+                    .await
+                    .map_err(|_| ApiError::Unavailable("the publish did not complete"))??;
+                Ok(json(&answer))
+            }
+            Route::PublishBatch => {
+                let request = request::json(&body().await?)?;
+                // Its own task, as a single publish's.
+                let api = self.clone();
+                let task = tokio::spawn(async move {
+                    publish_batch::publish(&api.0.state, &api.0.idempotency, request).await
                 });
                 let answer = task
                     .await

@@ -56,6 +56,7 @@
 mod support;
 
 mod api;
+mod api_batch;
 mod auth;
 mod bridge;
 mod cluster;
