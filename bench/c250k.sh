@@ -53,6 +53,7 @@
 #                           (publisher lag of seconds, API 503s). 0: no priority.
 #   C250K_HUB_THREADS=      each hub's tokio worker threads (TOKIO_WORKER_THREADS; empty: one per
 #                           core). With many hubs on few cores, 1 spares them waking each other.
+#   C250K_HUB_LOG=warn      the hubs' RUST_LOG (their logs are saved with the results)
 # Small check (make test): C250K_CONNECTIONS=20000 C250K_DURATION=8s bench/c250k.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -114,7 +115,7 @@ if [ -z "${C250K_IN_NETNS:-}" ]; then
   export C250K_JWT_SECRET C250K_API_KEY C250K_HUBS hub_version out
   export C250K_CONNECTIONS C250K_PER_HUB C250K_PER_WORKER C250K_RATE C250K_DURATION C250K_KILL \
     C250K_KILL_AFTER C250K_PERSONAL C250K_CONNECT_CONCURRENCY C250K_API_CONNECTIONS C250K_API_BATCH C250K_BACKOFF_BASE \
-    C250K_BACKOFF_MAX C250K_HUB_THREADS C250K_REDIS_NICE
+    C250K_BACKOFF_MAX C250K_HUB_THREADS C250K_REDIS_NICE C250K_HUB_LOG
   say "$C250K_CONNECTIONS connections over $C250K_HUBS hubs; results in $out (at most $C250K_BUDGET s)"
   # `timeout` puts the run in a process group of its own and signals the whole group when the budget
   # is spent (TERM, then KILL 20 s later): nothing the run started outlives it. A Ctrl-C here is
@@ -161,7 +162,7 @@ for i in $(seq 0 $((C250K_HUBS - 1))); do
   env HUB_NAME="hub$i" HUB_LISTEN="$addr:9000" HUB_API_LISTEN="$addr:9100" \
     REDIS_URL=redis://127.0.0.1:6379 HUB_ALLOWED_ORIGINS='*' HUB_MAX_CONNECTIONS="$C250K_PER_HUB" \
     HUB_AUTH_MODE=jwt HUB_JWT_SECRETS="$C250K_JWT_SECRET" HUB_API_KEYS="$C250K_API_KEY" \
-    RUST_LOG=warn "${threads[@]}" "$hub_bin" >"$out/hub$i.log" 2>&1 &
+    RUST_LOG="${C250K_HUB_LOG:-warn}" "${threads[@]}" "$hub_bin" >"$out/hub$i.log" 2>&1 &
   started+=($!)
   pids+=($!)
   # Out of bash's job table: the hub the run kills on purpose is not reported as "Killed" (it is

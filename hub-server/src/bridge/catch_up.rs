@@ -86,6 +86,11 @@ pub(super) struct CatchUp {
     lost: HashSet<String>,
     /// Channels whose history is being read, with their live messages meanwhile.
     reading: HashMap<String, Reading>,
+    /// By channel: the last message a read delivered, until a live one past it comes. A message
+    /// published just before the read reaches Redis is in the read's answer, and its live copy
+    /// may still be on its way over the pub/sub connection (another socket, no order between
+    /// the two): that copy must not go out again.
+    caught: HashMap<u64, Position>,
 }
 
 /// What a finished read leaves to do.
@@ -287,6 +292,12 @@ impl CatchUp {
                 done.held = reading.held;
             }
         }
+        if let Some(last) = done.missed.last()
+            && let (Some(offset), Some(epoch)) = (last.frame.offset(), last.epoch)
+        {
+            self.caught
+                .insert(hashed(channel), Position { epoch, offset });
+        }
         self.moved_past(channel, &done.missed);
         self.moved_past(channel, &done.held);
         if reading.again
@@ -307,9 +318,25 @@ impl CatchUp {
         }
     }
 
+    /// Whether a live message of `channel` (`offset` of `epoch`) was delivered already by a read
+    /// of its history. Live messages come in offset order, so once one is past what the read
+    /// delivered, no older copy can follow and the mark goes.
+    pub fn caught_already(&mut self, channel: &str, offset: u64, epoch: &str) -> bool {
+        let key = hashed(channel);
+        let Some(caught) = self.caught.get(&key) else {
+            return false;
+        };
+        if caught.epoch == hashed(epoch) && offset <= caught.offset {
+            return true;
+        }
+        self.caught.remove(&key);
+        false
+    }
+
     /// `channel` was left (no local member): nothing of it is kept.
     pub fn forget(&mut self, channel: &str) {
         self.positions.remove(&hashed(channel));
+        self.caught.remove(&hashed(channel));
         self.lost.remove(channel);
         self.reading.remove(channel);
     }
@@ -445,6 +472,28 @@ mod tests {
         // The position moved past everything delivered: a later loss reads from 7.
         c.lost(&["c".to_owned()]);
         assert_eq!(c.subscribed(&["c".to_owned()])[0].1.offset, 7);
+    }
+
+    /// The read's answer and the live copy of its last message come over two sockets: the live
+    /// copy may come after the read finished, and must not go out a second time.
+    #[test]
+    fn a_live_copy_of_what_a_read_delivered_is_dropped_until_a_newer_one_comes() {
+        let mut c = reading();
+        let done = c.finish("c", Some(history("e", 2..=6)));
+        assert_eq!(delivered(&done), vec![4, 5, 6]);
+        assert!(c.caught_already("c", 6, "e"), "the read had 6");
+        assert!(c.caught_already("c", 5, "e"));
+        assert!(!c.caught_already("c", 7, "e"), "7 is new");
+        assert!(
+            !c.caught_already("c", 6, "e"),
+            "past 7 nothing older comes: the mark is gone"
+        );
+        assert!(!c.caught_already("d", 1, "e"), "a room never read");
+
+        let mut c = reading();
+        c.finish("c", Some(history("e", 2..=6)));
+        assert!(!c.caught_already("c", 6, "new"), "a new epoch is new");
+        assert!(!c.caught_already("c", 6, "e"), "and the mark is gone");
     }
 
     #[test]

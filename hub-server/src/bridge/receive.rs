@@ -109,10 +109,14 @@ impl Receiver<'_> {
                 }
             }
             Some(Target::Room(room)) => {
-                self.hub.deliver(&room, &frame, sender.as_ref());
                 if let (Some(offset), Some(epoch)) = (envelope.o, envelope.e) {
+                    if self.catch_up.caught_already(channel, offset, epoch) {
+                        counters.duplicates_dropped.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
                     self.catch_up.delivered(channel, offset, epoch);
                 }
+                self.hub.deliver(&room, &frame, sender.as_ref());
             }
             Some(Target::Broadcast) => {
                 self.hub.deliver_all(&frame, sender.as_ref());
