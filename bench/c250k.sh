@@ -148,7 +148,8 @@ iptables -t raw -S OUTPUT | grep -q -- '-j NOTRACK' || die "no NOTRACK rule in t
 echo "1024 65535" >/proc/sys/net/ipv4/ip_local_port_range
 
 nice -n "$C250K_REDIS_NICE" redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no \
-  --slowlog-log-slower-than 50000 --slowlog-max-len 1024 >"$out/redis.log" 2>&1 &
+  --slowlog-log-slower-than 50000 --slowlog-max-len 1024 --latency-monitor-threshold 100 \
+  >"$out/redis.log" 2>&1 &
 redis_pid=$!
 started+=("$redis_pid")
 for _ in $(seq 1 100); do redis-cli -p 6379 PING >/dev/null 2>&1 && break; sleep 0.1; done
@@ -210,6 +211,9 @@ done
 # stalls every hub): every command of 50 ms or more (the slow log), and the command statistics.
 redis-cli -p 6379 SLOWLOG GET 1024 >"$out/redis-slowlog.txt" 2>&1 || true
 redis-cli -p 6379 INFO commandstats >"$out/redis-commandstats.txt" 2>&1 || true
+# Redis's own stalls of 100 ms and more (its event loop, by cause): a hub's timeout with none
+# here was the hub's own lateness.
+redis-cli -p 6379 LATENCY LATEST >"$out/redis-latency.txt" 2>&1 || true
 
 # What the report cannot see from inside the tool: connection tracking in this namespace (NOTRACK
 # keeps it at 0), the machine, the hub build.

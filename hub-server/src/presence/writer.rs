@@ -437,28 +437,20 @@ impl Writer {
         );
         for (room, events) in rooms.iter().filter_map(|r| unlisted(r)) {
             let (entries, totals) = self.keys.room(&room);
-            let mut call = self.reap.key(entries);
-            call.key(totals).arg(dead);
-            let Ok((left, users)) = call.invoke_async::<(Vec<String>, i64)>(conn).await else {
-                return;
-            };
-            let leaves: Vec<PresenceChange> = left
-                .chunks(2)
-                .map(|pair| PresenceChange {
-                    room: room.clone(),
-                    user: pair[0].as_str().into(),
-                    name: pair
-                        .get(1)
-                        .filter(|n| !n.is_empty())
-                        .map(|n| n.as_str().into()),
-                    count: 0,
-                    events,
-                })
-                .collect();
-            webhook_events::emit_reaped(&self.webhooks, &leaves, users);
-            if events && !leaves.is_empty() {
-                let refs: Vec<&PresenceChange> = leaves.iter().collect();
-                self.announce(&room, &[], &refs, usize::try_from(users).unwrap_or(0));
+            let mut cursor = "0".to_owned();
+            loop {
+                let mut call = self.reap.key(&entries);
+                call.key(&totals).arg(dead).arg(&cursor);
+                let Ok((left, users, next)) =
+                    call.invoke_async::<(Vec<String>, i64, String)>(conn).await
+                else {
+                    return;
+                };
+                self.reaped(&room, events, &left, users);
+                if next == "0" {
+                    break;
+                }
+                cursor = next;
             }
         }
         let _: Result<(), _> = redis::pipe()
@@ -467,6 +459,29 @@ impl Writer {
             .zrem(self.keys.hubs(), dead)
             .query_async(conn)
             .await;
+    }
+
+    /// One page of a dead hub's entries of `room` removed: its users left with no connection
+    /// anywhere (`left`: user, name, …) are announced.
+    fn reaped(&mut self, room: &Room, events: bool, left: &[String], users: i64) {
+        let leaves: Vec<PresenceChange> = left
+            .chunks(2)
+            .map(|pair| PresenceChange {
+                room: room.clone(),
+                user: pair[0].as_str().into(),
+                name: pair
+                    .get(1)
+                    .filter(|n| !n.is_empty())
+                    .map(|n| n.as_str().into()),
+                count: 0,
+                events,
+            })
+            .collect();
+        webhook_events::emit_reaped(&self.webhooks, &leaves, users);
+        if events && !leaves.is_empty() {
+            let refs: Vec<&PresenceChange> = leaves.iter().collect();
+            self.announce(room, &[], &refs, usize::try_from(users).unwrap_or(0));
+        }
     }
 
     /// Shutdown: this hub's users leave now (no delay: nobody will come back here), and the hub

@@ -465,6 +465,81 @@ async fn a_resync_after_a_stall_removes_every_entry_of_the_hub_it_no_longer_has(
     }
 }
 
+/// A dead hub's entries of a room are removed a page at a time (one call for a room of 250,000
+/// held Redis for over a second): all of them, more than two pages' worth, each user's total
+/// once, and nothing of another hub's.
+#[tokio::test]
+async fn a_dead_hub_with_thousands_of_entries_in_a_room_is_reaped_whole_page_by_page() {
+    let redis = RedisServer::start().await;
+    let hub1 = quick_hub(&redis).await;
+    let r = room("reap");
+    let mut stays = user(&hub1, "u-stays", &[&r]).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while members(&mut stays, &r).await != pairs(&[("u-stays", 1)]) {
+        assert!(Instant::now() < deadline, "u-stays never listed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A hub that died long ago, with 2,500 users in the room (some also on a third hub that
+    // lives on), among as many entries of that live one.
+    let (entries, totals) = (
+        format!("rthub:presence:{{{r}}}"),
+        format!("rthub:presence-users:{{{r}}}"),
+    );
+    let mut plant = redis::cmd("HSET");
+    plant.arg(&entries);
+    let mut counts = redis::cmd("HSET");
+    counts.arg(&totals);
+    for n in 0..2500 {
+        plant.arg(format!("deadhub|d{n}")).arg("1|Dead");
+        plant.arg(format!("livehub|o{n}")).arg("1|Other");
+        // d0..d9 are on the live hub too: they stay, with one connection.
+        let shared = n < 10;
+        counts.arg(format!("d{n}")).arg(if shared { 2 } else { 1 });
+        counts.arg(format!("o{n}")).arg(1);
+        if shared {
+            plant.arg(format!("livehub|d{n}")).arg("1|Dead");
+        }
+    }
+    redis.run::<()>(&plant).await;
+    redis.run::<()>(&counts).await;
+    redis
+        .run::<()>(
+            redis::cmd("SADD")
+                .arg("rthub:{hubs}:rooms:deadhub")
+                .arg(r.as_str()),
+        )
+        .await;
+    redis
+        .run::<()>(redis::cmd("ZADD").arg("rthub:{hubs}").arg(0).arg("deadhub"))
+        .await;
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let fields = redis.hgetall(&entries).await;
+        let dead = fields.keys().filter(|f| f.starts_with("deadhub|")).count();
+        if dead == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{dead} of the dead hub's entries still there after 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fields = redis.hgetall(&entries).await;
+    assert_eq!(fields.len(), 2500 + 10 + 1, "the live hubs' entries stay");
+    let users = redis.hgetall(&totals).await;
+    assert_eq!(users.len(), 2500 + 10 + 1, "{} users", users.len());
+    for n in 0..10 {
+        assert_eq!(users[&format!("d{n}")], "1", "d{n}: its other connection");
+    }
+    assert!(
+        !users.contains_key("d10"),
+        "a user only on the dead hub left"
+    );
+    assert_eq!(live_hubs(&redis).await, 1, "the dead hub left the registry");
+}
+
 #[tokio::test]
 async fn a_crowded_room_is_answered_with_its_count_and_a_bounded_list_without_reading_it_all() {
     let redis = RedisServer::start().await;
