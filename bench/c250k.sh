@@ -38,9 +38,11 @@
 #   C250K_PERSONAL=user     user: the hub's own personal room user:<id>, joined at connect without
 #                           a join frame (and again with `since` after a reconnect); join: each client
 #                           joins a room of its own, p-<n> (how the runs before personal rooms went)
-#   C250K_API_CONNECTIONS=256               keep-alive API connections the personal messages go over
-#   C250K_API_BATCH=1       most personal messages per request: above 1, each request takes every
-#                           message already due, in one POST /api/publish/batch
+#   C250K_API_CONNECTIONS=28                keep-alive API connections the personal messages go over
+#   C250K_API_BATCH=100     most personal messages per request: above 1, each request takes every
+#                           message already due, in one POST /api/publish/batch, as a backend with
+#                           thousands of notifications to send would (1: one POST /api/publish per
+#                           message; then give it ~256 connections)
 #                           (one request in flight each: enough that the API's answer time does not
 #                           hold the offered rate back)
 #   C250K_CONNECT_CONCURRENCY=64           first connects in flight per generator process
@@ -69,8 +71,8 @@ C250K_KILL=${C250K_KILL:-1}
 C250K_KILL_AFTER=${C250K_KILL_AFTER:-5s}
 C250K_PERSONAL=${C250K_PERSONAL:-user}
 C250K_CONNECT_CONCURRENCY=${C250K_CONNECT_CONCURRENCY:-64}
-C250K_API_CONNECTIONS=${C250K_API_CONNECTIONS:-256}
-C250K_API_BATCH=${C250K_API_BATCH:-1}
+C250K_API_CONNECTIONS=${C250K_API_CONNECTIONS:-28}
+C250K_API_BATCH=${C250K_API_BATCH:-100}
 C250K_BACKOFF_BASE=${C250K_BACKOFF_BASE:-500ms}
 C250K_BACKOFF_MAX=${C250K_BACKOFF_MAX:-10s}
 C250K_REDIS_NICE=${C250K_REDIS_NICE:--10}

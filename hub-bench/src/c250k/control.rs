@@ -59,6 +59,10 @@ pub struct Status {
     /// The first message a connection got twice outside a recovery: which room and offset,
     /// whether the hub marked it replayed, and the connection's history (to trace it).
     pub first_duplicate: Option<String>,
+    /// The first connection short of a personal message at the end: its user and the missing
+    /// message's number (when one is missing), to find it in the hubs' logs.
+    #[serde(default)]
+    pub first_lost: Option<String>,
     /// Broadcasts received (all connections) and when the latest arrived.
     pub broadcasts: u64,
     pub broadcast_last_us: u64,

@@ -696,6 +696,7 @@ impl Workers {
         o.error_frames = status.error_frames;
         o.first_error = status.first_error;
         o.first_duplicate = status.first_duplicate;
+        o.first_lost = status.first_lost;
         o.personal_replayed = replayed.len();
         o.personal_live_p99_ms = quantile_ms(&live, 0.99);
         let mut all = live.clone();
@@ -741,6 +742,9 @@ fn sum(statuses: &[Status]) -> Status {
         }
         if t.first_duplicate.is_none() {
             t.first_duplicate.clone_from(&s.first_duplicate);
+        }
+        if t.first_lost.is_none() {
+            t.first_lost.clone_from(&s.first_lost);
         }
         t.broadcasts += s.broadcasts;
         t.broadcast_last_us = t.broadcast_last_us.max(s.broadcast_last_us);

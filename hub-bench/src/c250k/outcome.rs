@@ -91,6 +91,8 @@ pub struct Outcome {
     pub error_frames: u64,
     pub first_error: Option<String>,
     pub first_duplicate: Option<String>,
+    #[serde(default)]
+    pub first_lost: Option<String>,
     pub cpu: Vec<PhaseCpu>,
     pub cpu_total: PhaseCpu,
     /// Why connections ended or attempts failed, by reason.
@@ -323,6 +325,9 @@ impl Outcome {
         );
         if let Some(first) = &self.first_duplicate {
             row("the first duplicate", first.clone());
+        }
+        if let Some(first) = &self.first_lost {
+            row("the first loss", first.clone());
         }
         let _ = writeln!(
             s,

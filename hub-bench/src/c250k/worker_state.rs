@@ -178,9 +178,20 @@ impl Worker {
             ends: self.ends.borrow().clone(),
             ..WorkerReport::default()
         };
-        for (slot, want) in self.slots.borrow().iter().zip(&expected) {
+        for (index, (slot, want)) in self.slots.borrow().iter().zip(&expected).enumerate() {
             r.all += slot.all.count(sent.all);
             let personal = slot.personal.count(u64::from(want.count));
+            if personal.lost > 0 && r.status.first_lost.is_none() {
+                let user = self.cfg.first_user + index as u64;
+                r.status.first_lost = Some(format!(
+                    "user {user} (first on hub {}): {} of {} personal messages missing; if one, \
+                     number {}",
+                    user % self.hubs.len().max(1) as u64,
+                    personal.lost,
+                    want.count,
+                    want.numbers.wrapping_sub(slot.personal_numbers)
+                ));
+            }
             if personal.unexpected > 0 {
                 // More than was sent: the extra ones' numbers tell whether the API refused them.
                 let extra = slot.personal_numbers.wrapping_sub(want.numbers);
