@@ -45,11 +45,6 @@ pub(super) struct Attempt {
     /// The node's connection and its number; `None`: connect first.
     pub conn: Option<(MultiplexedConnection, u64)>,
     pub work: Work,
-    /// The node's Redis process (its `run_id`) when last connected. Found again on a new
-    /// connection, nothing was lost there: the other hubs' subscriptions lived on (a hub that
-    /// lost its own catches its rooms up from the history), so a batch that waited out a
-    /// failure — a reply this hub was too busy to read in time, say — goes at once.
-    pub known_run: Option<String>,
 }
 
 /// The connection an attempt used.
@@ -76,32 +71,15 @@ pub(super) struct Done {
     pub node: Node,
     pub via: Via,
     pub outcome: Outcome,
-    /// The node's `run_id`, read when the attempt made a connection.
-    pub run: Option<String>,
 }
 
 impl Attempt {
     pub async fn run(self, ctx: Arc<Ctx>) -> Done {
-        let Attempt {
-            node,
-            conn,
-            mut work,
-            known_run,
-        } = self;
-        let mut run = None;
+        let Attempt { node, conn, work } = self;
         let (mut conn, via) = match conn {
             Some((conn, number)) => (conn, Via::Existing(number)),
             None => match ctx.connect(&node).await {
-                Some((conn, run_id)) => {
-                    if let Work::Send { wait_for, .. } = &mut work
-                        && run_id.is_some()
-                        && run_id == known_run
-                    {
-                        wait_for.clear();
-                    }
-                    run = run_id;
-                    (conn.clone(), Via::Made(Some(conn)))
-                }
+                Some(conn) => (conn.clone(), Via::Made(Some(conn))),
                 None => {
                     let batch = match work {
                         Work::Send { batch, .. } => Some(batch),
@@ -111,7 +89,6 @@ impl Attempt {
                         node,
                         via: Via::Made(None),
                         outcome: Outcome::Failed(batch),
-                        run: None,
                     };
                 }
             },
@@ -125,19 +102,13 @@ impl Attempt {
                 ctx.send(&mut conn, batch).await
             }
         };
-        Done {
-            node,
-            via,
-            outcome,
-            run,
-        }
+        Done { node, via, outcome }
     }
 }
 
 impl Ctx {
-    /// A fresh connection to `node` with the append script loaded, within `redis_timeout`, and
-    /// the node's `run_id` (`None` if it did not say).
-    async fn connect(&self, node: &Node) -> Option<(MultiplexedConnection, Option<String>)> {
+    /// A fresh connection to `node` with the append script loaded, within `redis_timeout`.
+    async fn connect(&self, node: &Node) -> Option<MultiplexedConnection> {
         let timeout = self.link.redis.timeout();
         let connect = self.link.redis.target().connect_node(node, timeout);
         let conn = match tokio::time::timeout(timeout, connect).await {
@@ -157,16 +128,7 @@ impl Ctx {
             .appender
             .load(Conn::Multiplexed(conn.clone()), timeout)
             .await;
-        if !loaded {
-            return None;
-        }
-        let (mut asking, mut info) = (conn.clone(), redis::cmd("INFO"));
-        let info = info.arg("server").query_async::<String>(&mut asking);
-        let run = match tokio::time::timeout(timeout, info).await {
-            Ok(Ok(info)) => run_id(&info),
-            _ => None,
-        };
-        Some((conn, run))
+        loaded.then_some(conn)
     }
 
     async fn check(&self, conn: &mut MultiplexedConnection, count_hubs: bool) -> Outcome {
@@ -260,25 +222,5 @@ impl Ctx {
         tracing::warn!(
             "other hubs did not all resubscribe in time; flushing the outage buffer anyway"
         );
-    }
-}
-
-/// The `run_id` line of `INFO server`: a new one for every start of the Redis process.
-fn run_id(info: &str) -> Option<String> {
-    info.lines()
-        .find_map(|line| line.strip_prefix("run_id:"))
-        .map(|id| id.trim().to_owned())
-        .filter(|id| !id.is_empty())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_run_id_is_read_from_info_server() {
-        let info = "# Server\r\nredis_version:7.0.15\r\nrun_id:8f2c1d0e9a\r\ntcp_port:6379\r\n";
-        assert_eq!(run_id(info).as_deref(), Some("8f2c1d0e9a"));
-        assert_eq!(run_id("# Server\r\nredis_version:7.0.15\r\n"), None);
     }
 }

@@ -74,7 +74,6 @@ pub(super) async fn run(
         nodes: HashMap::new(),
         checking: HashSet::new(),
         sending: HashMap::new(),
-        runs: HashMap::new(),
         topology: None,
         reading_topology: false,
         work: FuturesUnordered::new(),
@@ -120,8 +119,6 @@ struct Publisher {
     /// times out if the node is dead; a check queued behind a long batch on a loaded Redis
     /// timed out instead, and the connection was dropped with everything on it).
     sending: HashMap<Node, usize>,
-    /// Each node's Redis process when last connected (see [`Attempt::known_run`]).
-    runs: HashMap<Node, String>,
     /// Which master serves each slot; `None` until a node of the cluster told us.
     topology: Option<Topology>,
     reading_topology: bool,
@@ -317,7 +314,6 @@ impl Publisher {
         }
         *self.sending.entry(node.clone()).or_default() += 1;
         let attempt = Attempt {
-            known_run: self.runs.get(&node).cloned(),
             node,
             conn,
             work: Work::Send { batch, wait_for },
@@ -334,7 +330,6 @@ impl Publisher {
     ) {
         self.checking.insert(node.clone());
         let attempt = Attempt {
-            known_run: self.runs.get(&node).cloned(),
             node,
             conn,
             work: Work::Check { count_hubs },
@@ -404,15 +399,7 @@ impl Publisher {
 
     fn on_done(&mut self, done: Done) {
         let now = Instant::now();
-        let Done {
-            node,
-            via,
-            outcome,
-            run,
-        } = done;
-        if let Some(run) = run {
-            self.runs.insert(node.clone(), run);
-        }
+        let Done { node, via, outcome } = done;
         let failed = matches!(outcome, Outcome::Failed(_));
         let was_connected = matches!(via, Via::Existing(_));
         let reconnect_max = self.ctx.link.redis.reconnect_max();
