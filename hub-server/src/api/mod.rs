@@ -271,28 +271,19 @@ impl Api {
         let body = || request::body(headers, body, limit, self.0.body_timeout);
         match route {
             Route::Publish => {
-                let request = request::json(&body().await?)?;
-                // Its own task: a client that hangs up mid-request does not cut a publish (or
-                // its idempotency record) in half.
-                let api = self.clone();
-                let task = tokio::spawn(async move {
+                let (request, api) = (request::json(&body().await?)?, self.clone());
+                let answer = to_the_end(async move {
                     publish::publish(&api.0.state, &api.0.idempotency, request).await
-                });
-                let answer = task
-                    .await
-                    .map_err(|_| ApiError::Unavailable("the publish did not complete"))??;
+                })
+                .await?;
                 Ok(json(&answer))
             }
             Route::PublishBatch => {
-                let request = request::json(&body().await?)?;
-                // Its own task, as a single publish's.
-                let api = self.clone();
-                let task = tokio::spawn(async move {
+                let (request, api) = (request::json(&body().await?)?, self.clone());
+                let answer = to_the_end(async move {
                     publish_batch::publish(&api.0.state, &api.0.idempotency, request).await
-                });
-                let answer = task
-                    .await
-                    .map_err(|_| ApiError::Unavailable("the publish did not complete"))??;
+                })
+                .await?;
                 Ok(json(&answer))
             }
             Route::Broadcast => {
@@ -316,6 +307,16 @@ impl Api {
             Route::Metrics => Ok(metrics(state)),
         }
     }
+}
+
+/// Runs a publish in a task of its own: a client that hangs up mid-request does not cut a
+/// publish (or its idempotency record) in half.
+async fn to_the_end<T: Send + 'static>(
+    publish: impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(publish)
+        .await
+        .map_err(|_| ApiError::Unavailable("the publish did not complete"))?
 }
 
 /// A presence question, bounded: Redis not answering within two `redis_timeout`s is a 503.

@@ -41,6 +41,13 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// `client`'s replay had this message.
+    fn remember(&mut self, client: &ClientId) {
+        if self.had_it.len() < HAD_IT_MAX {
+            self.had_it.push(client.clone());
+        }
+    }
+
     /// Whether it may still be delivered late (not withdrawn by its API caller).
     fn deliverable(&self) -> bool {
         self.withdrawable.as_ref().is_none_or(|h| !h.withdrawn())
@@ -184,20 +191,29 @@ impl Unconfirmed {
     }
 
     /// `client`'s join replayed the messages `ids` from the history: those still waiting here
-    /// will not go to it late. (A replay comes from Redis, so what it has is far back in the
-    /// queues or by id; the whole client queue is looked at — joins are rare next to messages.)
+    /// will not go to it late. (The client queue is walked once: a replay's messages are stored,
+    /// so theirs are among the oldest entries, but under a backlog not always the first few.)
     pub fn replayed(&self, client: &ClientId, ids: &[String]) {
         let mut guard = self.lock();
         let queues = &mut *guard;
+        let mut rest: HashSet<&str> = HashSet::with_capacity(ids.len());
         for id in ids {
-            let entry = match queues.api.get_mut(id) {
-                Some(entry) => Some(entry),
-                None => queues.clients.iter_mut().find(|e| &e.id == id),
-            };
-            if let Some(entry) = entry
-                && entry.had_it.len() < HAD_IT_MAX
-            {
-                entry.had_it.push(client.clone());
+            match queues.api.get_mut(id) {
+                Some(entry) => entry.remember(client),
+                None => {
+                    rest.insert(id);
+                }
+            }
+        }
+        if rest.is_empty() {
+            return;
+        }
+        for entry in queues.clients.iter_mut() {
+            if rest.remove(entry.id.as_str()) {
+                entry.remember(client);
+                if rest.is_empty() {
+                    return;
+                }
             }
         }
     }
