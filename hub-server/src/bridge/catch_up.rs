@@ -322,6 +322,10 @@ impl CatchUp {
     /// of its history. Live messages come in offset order, so once one is past what the read
     /// delivered, no older copy can follow and the mark goes.
     pub fn caught_already(&mut self, channel: &str, offset: u64, epoch: &str) -> bool {
+        // Called for every live message: almost always no read left a mark.
+        if self.caught.is_empty() {
+            return false;
+        }
         let key = hashed(channel);
         let Some(caught) = self.caught.get(&key) else {
             return false;
