@@ -488,8 +488,12 @@ impl Subscriber {
             if !missed.is_empty() {
                 rooms += 1;
                 messages += missed.len();
-                let offsets: Vec<Option<u64>> = missed.iter().map(|h| h.frame.offset()).collect();
-                tracing::debug!(%room, ?offsets, "caught up from the history");
+                // Fields are evaluated only when debug is on.
+                tracing::debug!(
+                    %room,
+                    offsets = ?missed.iter().map(|h| h.frame.offset()).collect::<Vec<_>>(),
+                    "caught up from the history"
+                );
             }
             deliver_held(&self.hub, &room, missed);
             deliver_held(&self.hub, &room, done.held);
