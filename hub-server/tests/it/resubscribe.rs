@@ -24,6 +24,29 @@ async fn wait_stored(redis: &RedisServer, room: &str, n: i64) {
     }
 }
 
+/// `POST /api/publish` until the hub takes it: while its subscription is held back long enough,
+/// the hub makes its pub/sub connection again and refuses meanwhile ("nothing was published":
+/// safe to send again).
+async fn publish_until_taken(hub: &Hub, room: &str, content: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let body = serde_json::json!({"room": room, "content": content});
+        let resp = hub.api_post("/api/publish", &body).await;
+        if resp.status == 200 {
+            return resp.json();
+        }
+        assert!(
+            resp.status == 503 && resp.body.contains("nothing was published"),
+            "{resp:?}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "refused for {within:?}: {resp:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Two hubs on one Redis; hub2 reaches it through a proxy that can hold back its SUBSCRIBEs.
 struct Pair {
     redis: RedisServer,
@@ -179,17 +202,9 @@ async fn a_personal_room_never_joined_gets_what_was_sent_while_the_subscription_
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     pair.cut_and_hold().await;
-    let body = serde_json::json!({"room": personal, "content": "for you, while unsubscribed"});
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        // hub1's own subscriber was cut too: its API refuses until it is back.
-        let resp = pair.hub1.api_post("/api/publish", &body).await;
-        if resp.status == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{resp:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // hub1's own subscriber was cut too: its API refuses until it is back.
+    let content = "for you, while unsubscribed";
+    publish_until_taken(&pair.hub1, &personal, content, Duration::from_secs(5)).await;
     pair.proxy.release();
 
     let missed = b.recv_json_within(Duration::from_secs(10)).await;
@@ -198,26 +213,6 @@ async fn a_personal_room_never_joined_gets_what_was_sent_while_the_subscription_
         (Some("for you, while unsubscribed"), Some(1)),
         "{missed}"
     );
-}
-
-/// `POST /api/publish` until the hub takes it: while its subscription is held back long enough,
-/// the hub makes its pub/sub connection again and refuses meanwhile ("nothing was published":
-/// safe to send again).
-async fn publish_until_taken(hub: &Hub, room: &str, content: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let body = serde_json::json!({"room": room, "content": content});
-        let resp = hub.api_post("/api/publish", &body).await;
-        if resp.status == 200 {
-            return resp.json();
-        }
-        assert!(
-            resp.status == 503 && resp.body.contains("nothing was published"),
-            "{resp:?}"
-        );
-        assert!(Instant::now() < deadline, "refused for 15 s: {resp:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A client re-joins with `since` while a server API message of its hub is still on its way
@@ -239,7 +234,7 @@ async fn a_message_a_rejoin_replayed_does_not_come_again_late() {
     // The room's SUBSCRIBE is held back: `joined` comes after redis_timeout, unsubscribed.
     proxy.hold();
     let joined = b.join(&r).await;
-    let answer = publish_until_taken(&hub, &r, "stored").await;
+    let answer = publish_until_taken(&hub, &r, "stored", Duration::from_secs(15)).await;
     assert_eq!(answer["offset"], 1, "{answer}");
 
     b.send_json(&serde_json::json!({"type": "join", "room": r,
@@ -260,7 +255,7 @@ async fn a_message_a_rejoin_replayed_does_not_come_again_late() {
     }
     proxy.release();
     let mark = marker("after");
-    publish_until_taken(&hub, &r, &mark).await;
+    publish_until_taken(&hub, &r, &mark, Duration::from_secs(15)).await;
     let live = b.recv_json_within(Duration::from_secs(10)).await;
     assert_eq!(
         (live["content"].as_str(), live["offset"].as_u64()),
