@@ -191,6 +191,17 @@ async fn quick_hub(redis: &RedisServer) -> Hub {
         .await
 }
 
+/// User `u-stays` in `room` on `hub`, once the room's presence lists it alone (within 5 s).
+async fn listed_alone(hub: &Hub, room: &str) -> Client {
+    let mut stays = user(hub, "u-stays", &[room]).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while members(&mut stays, room).await != pairs(&[("u-stays", 1)]) {
+        assert!(Instant::now() < deadline, "u-stays never listed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stays
+}
+
 fn pairs(list: &[(&str, u64)]) -> Vec<(String, u64)> {
     list.iter().map(|(u, n)| (u.to_string(), *n)).collect()
 }
@@ -411,12 +422,7 @@ async fn a_resync_after_a_stall_removes_every_entry_of_the_hub_it_no_longer_has(
     let redis = RedisServer::start().await;
     let hub1 = quick_hub(&redis).await;
     let r = room("stall");
-    let mut stays = user(&hub1, "u-stays", &[&r]).await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while members(&mut stays, &r).await != pairs(&[("u-stays", 1)]) {
-        assert!(Instant::now() < deadline, "u-stays never listed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let stays = listed_alone(&hub1, &r).await;
     // Entries of this hub that it does not have (what a write lost to an outage leaves behind),
     // more than one page of the resync's HSCAN, among as many entries of another hub.
     let me = instance(&stays);
@@ -473,12 +479,7 @@ async fn a_dead_hub_with_thousands_of_entries_in_a_room_is_reaped_whole_page_by_
     let redis = RedisServer::start().await;
     let hub1 = quick_hub(&redis).await;
     let r = room("reap");
-    let mut stays = user(&hub1, "u-stays", &[&r]).await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while members(&mut stays, &r).await != pairs(&[("u-stays", 1)]) {
-        assert!(Instant::now() < deadline, "u-stays never listed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let _stays = listed_alone(&hub1, &r).await;
     // A hub that died long ago, with 2,500 users in the room (some also on a third hub that
     // lives on), among as many entries of that live one.
     let (entries, totals) = (
