@@ -292,7 +292,14 @@ async fn run(cfg: &C250kConfig) -> Result<Outcome> {
         let kill_done = cfg.kill_hub.is_none() || storm_end.is_some();
         let want_personal = publish.ok.get();
         let all_in = s.all_msgs >= sent.all * cfg.connections;
-        if !publishing && kill_done && all_in && s.personal_msgs >= want_personal {
+        // Every request answered first: a message of a request still in flight is counted as sent
+        // but not yet in `want_personal`, and stopping before it arrives would count it lost.
+        if !publishing
+            && publish.all_answered()
+            && kill_done
+            && all_in
+            && s.personal_msgs >= want_personal
+        {
             break;
         }
         if drain_deadline.is_some_and(|d| Instant::now() > d) {
@@ -371,6 +378,11 @@ impl Publishing {
     /// Seconds from the first due time to the last answer.
     fn window_s(&self) -> f64 {
         secs(self.last_us.get().saturating_sub(self.start_us))
+    }
+
+    /// Every message taken has its answer (published or failed): no request is in flight.
+    fn all_answered(&self) -> bool {
+        self.ok.get() + self.failed.borrow().len() as u64 >= self.next.get()
     }
 
     /// Counts message `k`'s answer: a status and body, or the request's error.
@@ -903,5 +915,19 @@ mod tests {
         assert!(batch_results(body, 3).is_err(), "a result per message");
         assert!(batch_results("not json", 1).is_err());
         assert!(batch_results(r#"{"error":{"code":"bad_batch"}}"#, 1).is_err());
+    }
+
+    #[test]
+    fn the_drain_waits_until_every_message_taken_has_its_answer() {
+        let p = Publishing::new(10, 1000.0, Personal::new(10));
+        assert!(p.all_answered(), "nothing taken yet");
+        p.next.set(3); // a batch of three in flight
+        p.answered(0, "hub", Ok((200, "{}".into())));
+        assert!(!p.all_answered(), "two still in flight");
+        p.answered(1, "hub", Ok((503, "nothing was published".into())));
+        assert!(!p.all_answered(), "one still in flight");
+        p.answered(2, "hub", Err(("reset".into(), true)));
+        assert!(p.all_answered());
+        assert_eq!((p.ok.get(), p.failed.borrow().len()), (1, 2));
     }
 }
