@@ -7,6 +7,7 @@ mod backoff;
 mod cluster;
 mod conn;
 mod handle;
+mod io_thread;
 mod lazy;
 mod node_connect;
 mod pubsub;

@@ -9,15 +9,15 @@ use futures_util::future::BoxFuture;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, RedisResult};
 
-use super::target::RedisTarget;
+use super::target::{Deployment, RedisTarget};
 use super::topology::{Node, Topology};
 
 impl RedisTarget {
     /// The nodes given in the configuration (one Redis: itself).
     pub fn seed_nodes(&self) -> Vec<Node> {
-        match self {
-            RedisTarget::Single(_) => vec![Node::Only],
-            RedisTarget::Cluster(seeds) => seeds
+        match &self.deployment {
+            Deployment::Single(_) => vec![Node::Only],
+            Deployment::Cluster(seeds) => seeds
                 .iter()
                 .filter_map(|info| match info.addr() {
                     ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
@@ -39,9 +39,9 @@ impl RedisTarget {
                 "no such node in this Redis deployment",
             ))
         };
-        match (self, node) {
-            (RedisTarget::Single(client), Node::Only) => Ok(client.get_connection_info().clone()),
-            (RedisTarget::Cluster(seeds), Node::At { host, port }) => {
+        match (&self.deployment, node) {
+            (Deployment::Single(client), Node::Only) => Ok(client.get_connection_info().clone()),
+            (Deployment::Cluster(seeds), Node::At { host, port }) => {
                 let seed = seeds.first().ok_or_else(wrong)?;
                 let addr = match seed.addr() {
                     ConnectionAddr::Tcp(..) => ConnectionAddr::Tcp(host.to_string(), *port),
@@ -63,7 +63,8 @@ impl RedisTarget {
         }
     }
 
-    /// A multiplexed connection to `node` (RESP2), for commands and pipelines.
+    /// A multiplexed connection to `node` (RESP2), for commands and pipelines, made on the I/O
+    /// thread.
     pub async fn connect_node(
         &self,
         node: &Node,
@@ -73,17 +74,22 @@ impl RedisTarget {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout));
-        client
-            .get_multiplexed_async_connection_with_config(&config)
+        self.io
+            .connect(async move {
+                client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+            })
             .await
     }
 
-    /// A RESP3 connection to `node` whose pub/sub messages (and its loss) go to `push`.
+    /// A RESP3 connection to `node` whose pub/sub messages (and its loss) go to `push`, made on
+    /// the I/O thread: `push` is called there.
     pub async fn connect_node_pubsub(
         &self,
         node: &Node,
         timeout: Duration,
-        push: impl redis::aio::AsyncPushSender,
+        push: impl redis::aio::AsyncPushSender + 'static,
     ) -> RedisResult<MultiplexedConnection> {
         let info = self.node_info(node)?;
         let resp3 = info
@@ -95,8 +101,12 @@ impl RedisTarget {
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
             .set_push_sender(push);
-        client
-            .get_multiplexed_async_connection_with_config(&config)
+        self.io
+            .connect(async move {
+                client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+            })
             .await
     }
 

@@ -1,6 +1,7 @@
 //! Which Redis the hub talks to — one server (`REDIS_URL`) or a Redis Cluster
 //! (`REDIS_CLUSTER_NODES`) — and how to open a connection to all of it: multiplexed or managed
-//! (one-off requests). Connections to one node of it are in [`node_connect`](super::node_connect).
+//! (one-off requests), each on the Redis I/O thread ([`IoThread`]). Connections to one node of it
+//! are in [`node_connect`](super::node_connect).
 
 use std::time::Duration;
 
@@ -10,12 +11,19 @@ use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisResult};
 use secrecy::ExposeSecret;
 
 use super::conn::Conn;
+use super::io_thread::IoThread;
 use crate::config::Settings;
 
-/// The Redis deployment a hub is configured for. Its `Debug` names the nodes' addresses only: the
-/// URLs carry the password.
+/// The Redis deployment a hub is configured for, and the thread its connections are made on. Its
+/// `Debug` names the nodes' addresses only: the URLs carry the password.
 #[derive(Clone)]
-pub enum RedisTarget {
+pub struct RedisTarget {
+    pub(super) deployment: Deployment,
+    pub(super) io: IoThread,
+}
+
+#[derive(Clone)]
+pub(super) enum Deployment {
     Single(redis::Client),
     /// The seed nodes of a Redis Cluster; redis-rs discovers the rest (CLUSTER SLOTS).
     Cluster(Vec<ConnectionInfo>),
@@ -23,9 +31,9 @@ pub enum RedisTarget {
 
 impl RedisTarget {
     /// `REDIS_CLUSTER_NODES`, else `REDIS_URL`, else `None` (standalone). Both set is refused by
-    /// the configuration.
+    /// the configuration. Starts the Redis I/O thread when there is a Redis.
     pub fn from_settings(settings: &Settings) -> RedisResult<Option<Self>> {
-        if let Some(nodes) = settings
+        let deployment = if let Some(nodes) = settings
             .redis_cluster_nodes
             .as_ref()
             .map(ExposeSecret::expose_secret)
@@ -33,17 +41,22 @@ impl RedisTarget {
             let nodes = crate::config::comma_list(nodes)
                 .map(IntoConnectionInfo::into_connection_info)
                 .collect::<RedisResult<Vec<_>>>()?;
-            return Ok(Some(RedisTarget::Cluster(nodes)));
-        }
-        match settings.redis_url.as_ref().map(ExposeSecret::expose_secret) {
-            Some(url) => Ok(Some(RedisTarget::Single(redis::Client::open(url)?))),
-            None => Ok(None),
-        }
+            Deployment::Cluster(nodes)
+        } else {
+            match settings.redis_url.as_ref().map(ExposeSecret::expose_secret) {
+                Some(url) => Deployment::Single(redis::Client::open(url)?),
+                None => return Ok(None),
+            }
+        };
+        Ok(Some(RedisTarget {
+            deployment,
+            io: IoThread::start()?,
+        }))
     }
 
     /// Rooms use sharded pub/sub (and `{room}`-tagged channel names).
     pub fn is_cluster(&self) -> bool {
-        matches!(self, RedisTarget::Cluster(_))
+        matches!(self.deployment, Deployment::Cluster(_))
     }
 
     fn cluster_builder(nodes: &[ConnectionInfo], timeout: Duration) -> ClusterClientBuilder {
@@ -54,48 +67,56 @@ impl RedisTarget {
 
     /// A multiplexed connection, or a cluster connection.
     pub async fn connect(&self, timeout: Duration) -> RedisResult<Conn> {
-        match self {
-            RedisTarget::Single(client) => {
+        match &self.deployment {
+            Deployment::Single(client) => {
+                let client = client.clone();
                 let config = redis::AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout));
-                let conn = client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await?;
-                Ok(Conn::Multiplexed(conn))
+                let connect = async move {
+                    client
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await
+                };
+                Ok(Conn::Multiplexed(self.io.connect(connect).await?))
             }
-            RedisTarget::Cluster(nodes) => {
+            Deployment::Cluster(nodes) => {
                 let client = Self::cluster_builder(nodes, timeout).build()?;
-                Ok(Conn::Cluster(client.get_async_connection().await?))
+                let connect = async move { client.get_async_connection().await };
+                Ok(Conn::Cluster(self.io.connect(connect).await?))
             }
         }
     }
 
     /// A connection for one-off requests that reconnects by itself: a `ConnectionManager`, or a
-    /// cluster connection (which repairs its node connections on its own).
+    /// cluster connection (which repairs its node connections on its own). A `ConnectionManager`
+    /// makes its first connection on the I/O thread, but a new one after an outage where the
+    /// request that found the old one broken runs (redis-rs spawns it there).
     pub async fn managed(&self, timeout: Duration) -> RedisResult<Conn> {
-        match self {
-            RedisTarget::Single(client) => {
+        match &self.deployment {
+            Deployment::Single(client) => {
+                let client = client.clone();
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout))
                     .set_number_of_retries(1);
-                let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
-                Ok(Conn::Managed(conn))
+                let connect =
+                    async move { ConnectionManager::new_with_config(client, config).await };
+                Ok(Conn::Managed(self.io.connect(connect).await?))
             }
-            RedisTarget::Cluster(_) => self.connect(timeout).await,
+            Deployment::Cluster(_) => self.connect(timeout).await,
         }
     }
 }
 
 impl std::fmt::Debug for RedisTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RedisTarget::Single(client) => f
+        match &self.deployment {
+            Deployment::Single(client) => f
                 .debug_tuple("Single")
                 .field(&Address(client.get_connection_info()))
                 .finish(),
-            RedisTarget::Cluster(nodes) => f
+            Deployment::Cluster(nodes) => f
                 .debug_tuple("Cluster")
                 .field(&nodes.iter().map(Address).collect::<Vec<_>>())
                 .finish(),
@@ -123,14 +144,21 @@ mod tests {
 
     #[test]
     fn debug_shows_addresses_never_passwords() {
-        let single = RedisTarget::Single(
-            redis::Client::open("redis://:hunter2-secret@10.0.0.5:6380/2").expect("url"),
-        );
-        let cluster = RedisTarget::Cluster(vec![
-            "redis://user:hunter2-secret@10.0.0.6:7000"
-                .into_connection_info()
-                .expect("url"),
-        ]);
+        let io = IoThread::start().expect("thread");
+        let single = RedisTarget {
+            deployment: Deployment::Single(
+                redis::Client::open("redis://:hunter2-secret@10.0.0.5:6380/2").expect("url"),
+            ),
+            io: io.clone(),
+        };
+        let cluster = RedisTarget {
+            deployment: Deployment::Cluster(vec![
+                "redis://user:hunter2-secret@10.0.0.6:7000"
+                    .into_connection_info()
+                    .expect("url"),
+            ]),
+            io,
+        };
         for (target, address) in [(single, "10.0.0.5:6380"), (cluster, "10.0.0.6:7000")] {
             let shown = format!("{target:?}");
             assert!(shown.contains(address), "{shown}");

@@ -31,6 +31,8 @@
 //!   for its SUBSCRIBE was already told `joined`, or to a personal room never joined, reaches
 //!   that hub's members once, from the history.
 //! - `edges`      — issue 25.7: at the edges, counts that stay honest (no false `missed`).
+//! - `redis_io`   — issue 25.2: a reply Redis sent in time is taken although the waiting task runs
+//!   late (the hub's Redis sockets are read on a thread of their own).
 //! - `stall`      — issue 25.3: Redis stalled 8 s while joins wait: pings, expiry, kicks still act.
 //! - `namespaces` — issue 22: each namespace key on real hubs, unknown namespaces, a bad config,
 //!   personal rooms on every hub, `subs` joined at connect and recovered after a reconnect.
@@ -74,6 +76,7 @@ mod namespaces;
 mod outage;
 mod presence;
 mod protocol;
+mod redis_io;
 mod resubscribe;
 mod send_queue;
 mod shutdown;

@@ -1,0 +1,45 @@
+//! Issue 25.2: `redis_timeout` measures Redis, not the hub's own queue. The hub's Redis
+//! connections are read on a thread of their own (`redis_link::io_thread`), so a reply Redis sent
+//! in time is in hand when the task that waits for it runs, however late that is. Before, a hub
+//! whose runtime ran seconds behind (the reconnect storm of `make bench-c250k`) timed out replies
+//! that had long arrived, dropped a healthy connection and refused the server API's messages.
+
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use hub_server::config::Settings;
+use hub_server::redis_link::{Node, RedisTarget};
+
+use crate::support::RedisServer;
+
+/// The wait for a reply; the caller's thread is then kept busy for three times as long.
+const TIMEOUT: Duration = Duration::from_millis(300);
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_reply_redis_sent_in_time_is_taken_even_when_the_waiting_task_runs_late() {
+    let redis = RedisServer::start().await;
+    let settings = Settings::load_from(None, [("REDIS_URL", redis.url())]).expect("settings");
+    let target = RedisTarget::from_settings(&settings)
+        .expect("a valid url")
+        .expect("a Redis");
+    let conn = target
+        .connect_node(&Node::Only, TIMEOUT)
+        .await
+        .expect("connected");
+
+    for round in 0..3 {
+        let mut conn = conn.clone();
+        let mut ask =
+            Box::pin(async move { redis::cmd("PING").query_async::<String>(&mut conn).await });
+        // The first poll hands the command over and starts the reply's clock.
+        assert!((&mut ask).now_or_never().is_none(), "answered at once?");
+        // This runtime's one thread is busy (as a loaded hub's are) until well past the timeout.
+        std::thread::sleep(TIMEOUT * 3);
+        let answer = ask.await;
+        assert_eq!(
+            answer.as_deref().ok(),
+            Some("PONG"),
+            "round {round}: a reply Redis sent at once counted as late: {answer:?}"
+        );
+    }
+}
