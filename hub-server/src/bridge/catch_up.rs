@@ -10,8 +10,11 @@
 //! join). When a lost channel is subscribed again, it reads the room's history after
 //! that offset and delivers what it finds; the room's live messages that arrive meanwhile are
 //! held and follow, so every member gets the room's messages in offset order, each once. A read
-//! that fails (Redis gone again) or a room too busy to hold for lets the held messages go: their
-//! offsets then show the gap, which clients recover as after any other.
+//! that fails or a room too busy to hold for lets the held messages go: their offsets then show
+//! the gap, which clients recover as after any other. A read Redis did not answer is made again
+//! from where the room then stands, up to [`READ_TRIES`] reads: a loaded hub's read can time out
+//! while Redis is fine, and a room whose last message is the missing one has no later message to
+//! show its members the gap.
 
 use std::collections::{HashMap, HashSet};
 
@@ -28,6 +31,10 @@ const HELD_MAX: usize = 512;
 
 /// History reads on their way at once, per batch of channels subscribed again.
 const READS_AT_ONCE: usize = 16;
+
+/// Reads of one room's catch-up, in all, while Redis does not answer them (each waits up to
+/// `redis_timeout`). Past them the catch-up gives up and counts `catch_up_failed`.
+const READ_TRIES: u8 = 4;
 
 /// A channel's or an epoch's name as the positions keep it: 16 bytes a room instead of two
 /// strings (every subscribed room has a position; a 64-bit collision between two of a hub's
@@ -76,6 +83,8 @@ struct Reading {
     held: Vec<Held>,
     /// Subscribed again (after another loss) while this read was on its way: read once more.
     again: bool,
+    /// Reads of this catch-up that Redis did not answer.
+    unanswered: u8,
 }
 
 #[derive(Debug, Default)]
@@ -100,10 +109,11 @@ pub(super) struct Finished {
     pub missed: Vec<Held>,
     /// Then: the live messages held meanwhile that the history did not have.
     pub held: Vec<Held>,
-    /// The read could not be used: it failed, the room's epoch changed, or more were missing
-    /// than a read may bring (`recovery_max`).
+    /// The read could not be used and is not made again: it failed [`READ_TRIES`] times, the
+    /// room's epoch changed, or more were missing than a read may bring (`recovery_max`).
     pub failed: bool,
-    /// Read again from here: the channel was lost and subscribed again meanwhile.
+    /// Read again from here: the channel was lost and subscribed again meanwhile, or Redis did
+    /// not answer this read.
     pub again: Option<Position>,
 }
 
@@ -259,6 +269,11 @@ impl CatchUp {
             // Given up while on its way (too busy, or the channel was left).
             return Finished::default();
         };
+        let unanswered = if read.is_none() {
+            reading.unanswered + 1
+        } else {
+            0
+        };
         let mut done = Finished::default();
         match (read, self.positions.get(&hashed(channel)).copied()) {
             (Some(stored), Some(from))
@@ -300,11 +315,20 @@ impl CatchUp {
         }
         self.moved_past(channel, &done.missed);
         self.moved_past(channel, &done.held);
-        if reading.again
+        let try_again = unanswered > 0 && unanswered < READ_TRIES;
+        if (reading.again || try_again)
             && let Some(from) = self.positions.get(&hashed(channel))
         {
             done.again = Some(*from);
-            self.reading.insert(channel.to_owned(), Reading::default());
+            done.failed = false;
+            let unanswered = if reading.again { 0 } else { unanswered };
+            self.reading.insert(
+                channel.to_owned(),
+                Reading {
+                    unanswered,
+                    ..Reading::default()
+                },
+            );
         }
         done
     }
@@ -505,7 +529,8 @@ mod tests {
         let mut c = reading();
         assert!(c.hold("c", live(9, "e")).is_none());
         let done = c.finish("c", None);
-        assert_eq!((delivered(&done), done.failed), (vec![9], true));
+        assert_eq!((delivered(&done), done.failed), (vec![9], false));
+        assert_eq!(done.again, Some(at(9)), "read again past what went");
 
         let mut c = reading();
         assert!(c.hold("c", live(1, "new")).is_none());
@@ -518,6 +543,28 @@ mod tests {
         too_many.entries.clear();
         let done = c.finish("c", Some(too_many));
         assert!(delivered(&done).is_empty() && done.failed);
+    }
+
+    #[test]
+    fn a_read_redis_did_not_answer_is_made_again_a_few_times_then_given_up() {
+        let mut c = reading();
+        for _ in 1..READ_TRIES {
+            let done = c.finish("c", None);
+            assert_eq!((done.again, done.failed), (Some(at(3)), false));
+            assert!(c.holding("c"), "held for the next read");
+        }
+        let done = c.finish("c", None);
+        assert_eq!((done.again, done.failed), (None, true));
+        assert!(!c.holding("c"));
+
+        // An answer after unanswered reads brings the room's tail, a personal room's only message.
+        let mut c = reading();
+        let _ = c.finish("c", None);
+        let done = c.finish("c", Some(history("e", 1..=4)));
+        assert_eq!(
+            (delivered(&done), done.failed, done.again),
+            (vec![4], false, None)
+        );
     }
 
     #[test]
