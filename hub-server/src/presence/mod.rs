@@ -8,6 +8,7 @@
 
 mod diffs;
 mod hash_scan;
+mod heartbeat;
 mod scripts;
 mod webhook_events;
 pub mod writer;

@@ -2,11 +2,13 @@
 //! last leave for `presence_leave_delay` (a reconnect meanwhile cancels it: nothing is said),
 //! writes what remains to Redis (one script call per change, pipelined; standalone: nothing to
 //! write), and announces first joins and last leaves as `presence_diff` to the room's members on
-//! every hub. Each tick it writes the hub's heartbeat — O(1), whatever the number of
-//! connections — and removes the entries of hubs whose heartbeat stopped (one survivor does it,
-//! under a lock, so their users' leaves are announced once). After any Redis failure it writes
-//! everything it knows again (entries are absolute, so that is safe), which also rebuilds
-//! presence after a Redis restarted empty.
+//! every hub. After each heartbeat (written by a task of its own, [`heartbeat`](super::heartbeat),
+//! so that this one's long work never makes the hub look dead) it removes the entries of hubs
+//! whose heartbeat stopped (one survivor does it, under a lock, so their users' leaves are
+//! announced once). A write Redis did not take in time is made again. After a heartbeat Redis
+//! did not answer, or one that shows Redis lost this hub's entries, it writes everything it
+//! knows again (entries are absolute, so that is safe), which also rebuilds presence after a
+//! Redis restarted empty.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use tokio::time::Instant;
 
 use super::diffs::Diffs;
 use super::hash_scan;
+use super::heartbeat::{self, Beats, Found};
 use super::scripts;
 use super::webhook_events;
 use super::{Keys, Presence};
@@ -31,6 +34,9 @@ const QUEUE: usize = 4096;
 const BATCH: usize = 256;
 /// Entries per write when the writer tells Redis everything again.
 const SYNC_CHUNK: usize = 1000;
+/// Changes kept to write again after a write Redis did not take in time; past this the writer
+/// writes everything again instead.
+const UNWRITTEN_MAX: usize = 4 * QUEUE;
 /// How long the writer waits for more changes after the first of a batch.
 const GATHER: Duration = Duration::from_millis(50);
 
@@ -61,13 +67,16 @@ struct Writer {
     announced: HashSet<Key>,
     announced_rooms: HashMap<Room, usize>,
     resync: bool,
+    /// Changes a write did not get into Redis in time, by room and user (the latest only), to
+    /// write again after the next heartbeat. Counts are absolute, so writing one twice is safe;
+    /// writing them again costs what they cost, where a resync reads every crowded room whole.
+    unwritten: HashMap<Key, PresenceChange>,
     /// Redis lost this hub's entries (not buried by another hub): the next resync announces no joins.
     redis_lost: bool,
     /// While a resync rewrites what Redis lost: joins it reports are not announced.
     quiet_joins: bool,
     set_count: redis::Script,
     reap: redis::Script,
-    heartbeat: redis::Script,
     /// Where the transitions this hub's writes observe are told (see [`webhook_events`]).
     webhooks: Webhooks,
 }
@@ -87,20 +96,36 @@ pub async fn run(presence: Presence, timing: Timing, webhooks: Webhooks, shutdow
         announced: HashSet::new(),
         announced_rooms: HashMap::new(),
         resync: true,
+        unwritten: HashMap::new(),
         redis_lost: false,
         quiet_joins: false,
         set_count: redis::Script::new(scripts::SET_COUNT),
         reap: redis::Script::new(scripts::REAP),
-        heartbeat: redis::Script::new(scripts::HEARTBEAT),
         webhooks,
     };
-    let mut tick = tokio::time::interval(timing.heartbeat);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let beats = Arc::new(Beats::default());
+    // Standalone: no registry to beat in, and no beats to wait for.
+    let beating = (!w.presence.standalone()).then(|| {
+        tokio::spawn(heartbeat::run(
+            w.presence.clone(),
+            w.keys.clone(),
+            w.me.clone(),
+            timing.heartbeat,
+            timing.hub_timeout,
+            beats.clone(),
+        ))
+    });
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         let next_leave = w.due.front().map(|(at, _)| *at);
         tokio::select! {
-            _ = shutdown.wait() => return w.leave_cluster().await,
+            _ = shutdown.wait() => {
+                if let Some(beating) = beating {
+                    beating.abort();
+                    let _ = beating.await;
+                }
+                return w.leave_cluster().await;
+            }
             n = rx.recv_many(&mut batch, BATCH) => {
                 if n == 0 {
                     return;
@@ -117,7 +142,7 @@ pub async fn run(presence: Presence, timing: Timing, webhooks: Webhooks, shutdow
             }
             _ = w.hub.presence_feed().lost() => w.resync = true,
             _ = sleep_until(next_leave) => w.due_leaves().await,
-            _ = tick.tick() => w.tick().await,
+            _ = beats.next() => w.after_beat(beats.take()).await,
         }
     }
 }
@@ -147,7 +172,7 @@ impl Writer {
                 self.due.push_back((at, key));
             }
         }
-        self.write(now).await;
+        self.write_or_keep(now).await;
     }
 
     async fn due_leaves(&mut self) {
@@ -172,20 +197,39 @@ impl Writer {
                 });
             }
         }
-        self.write(leaves).await;
+        self.write_or_keep(leaves).await;
     }
 
-    /// Writes absolute counts and announces what they changed.
-    async fn write(&mut self, changes: Vec<PresenceChange>) {
-        if changes.is_empty() {
+    /// Writes `changes`, or keeps them to write again after the next heartbeat. A change
+    /// supersedes any kept one of its room and user: an older count must not be written after it.
+    async fn write_or_keep(&mut self, changes: Vec<PresenceChange>) {
+        for c in &changes {
+            self.unwritten.remove(&(c.room.clone(), c.user.clone()));
+        }
+        if self.write(&changes).await {
             return;
+        }
+        for c in changes {
+            self.unwritten.insert((c.room.clone(), c.user.clone()), c);
+        }
+        if self.unwritten.len() > UNWRITTEN_MAX {
+            self.unwritten.clear();
+            self.resync = true;
+        }
+    }
+
+    /// Writes absolute counts and announces what they changed; false when Redis did not take
+    /// them in time (some may have been written).
+    async fn write(&mut self, changes: &[PresenceChange]) -> bool {
+        if changes.is_empty() {
+            return true;
         }
         if self.presence.standalone() {
-            return self.announce_local(changes);
+            self.announce_local(changes);
+            return true;
         }
         let Some(conn) = self.presence.commands().await else {
-            self.resync = true;
-            return;
+            return false;
         };
         // The connection is multiplexed: these calls go out together, like a pipeline, and
         // redis-rs loads the script again if Redis forgot it.
@@ -235,21 +279,22 @@ impl Writer {
                 for d in diffs.finish() {
                     self.announce(d.room, &d.joins, &d.leaves, d.users);
                 }
+                true
             }
             _ => {
                 tracing::warn!(
                     changes = changes.len(),
-                    "presence: redis write failed; will resync"
+                    "presence: redis write failed; will write again"
                 );
-                self.resync = true;
+                false
             }
         }
     }
 
     /// Standalone: this hub is the cluster; a user is present while it has a connection here.
-    fn announce_local(&mut self, changes: Vec<PresenceChange>) {
+    fn announce_local(&mut self, changes: &[PresenceChange]) {
         let mut diffs = Diffs::default();
-        for c in &changes {
+        for c in changes {
             let key = (c.room.clone(), c.user.clone());
             let event = if c.count > 0 && self.announced.insert(key.clone()) {
                 1
@@ -303,51 +348,48 @@ impl Writer {
         let _ = self.bridge.publish(out);
     }
 
-    /// The heartbeat, the dead hubs' cleanup, and a resync when one is due.
-    async fn tick(&mut self) {
+    /// After a heartbeat: a resync when one is due (a beat failed, Redis did not know this hub,
+    /// or a change was dropped), else the changes kept from writes that failed, then the dead
+    /// hubs' cleanup. A write that failed alone asks for no resync: its changes are written
+    /// again (in a reconnect storm, resyncs that each read a 250,000-entry room whole were most
+    /// of Redis's work).
+    async fn after_beat(&mut self, found: Found) {
+        if found.failed {
+            self.resync = true;
+        }
         let Some(mut conn) = self.presence.commands().await else {
-            if !self.presence.standalone() {
-                self.resync = true;
-            }
+            self.resync = true;
             return;
         };
-        let info = serde_json::to_string(&self.presence.this_hub()).unwrap_or_default();
-        let timeout_ms = self.timing.hub_timeout.as_millis() as u64;
-        let mut call = self.heartbeat.key(self.keys.hubs());
-        call.key(self.keys.hub(&self.me))
-            .arg(&self.me)
-            .arg(info)
-            .arg(timeout_ms);
-        let beat = call.invoke_async::<(i64, Vec<String>)>(&mut conn);
-        let dead = match tokio::time::timeout(self.timing.heartbeat * 2, beat).await {
-            Ok(Ok((known, dead))) => {
-                // Not in the registry: Redis lost what this hub wrote (a restart, FLUSHALL) even
-                // if no request failed, since the connection came back on its own — or another
-                // hub took this one for dead and buried it (its lock says so for a minute).
-                if known == 0 {
-                    self.resync = true;
-                    let buried: Result<bool, _> = redis::cmd("EXISTS")
-                        .arg(self.keys.reaping(&self.me))
-                        .query_async(&mut conn)
-                        .await;
-                    // Lost, not buried: nobody saw these users leave, so their coming back is no
-                    // news to anyone (100k rooms re-announced filled the bridge's queue).
-                    self.redis_lost = matches!(buried, Ok(false));
-                }
-                dead
-            }
-            _ => {
-                tracing::warn!("presence: heartbeat failed");
-                self.resync = true;
-                return;
-            }
-        };
+        if found.unknown {
+            // Not in the registry: Redis lost what this hub wrote (a restart, FLUSHALL) even if
+            // no request failed, since the connection came back on its own — or another hub took
+            // this one for dead and buried it (its lock says so for a minute).
+            self.resync = true;
+            let buried: Result<bool, _> = redis::cmd("EXISTS")
+                .arg(self.keys.reaping(&self.me))
+                .query_async(&mut conn)
+                .await;
+            // Lost, not buried: nobody saw these users leave, so their coming back is no news
+            // to anyone (100k rooms re-announced filled the bridge's queue).
+            self.redis_lost = matches!(buried, Ok(false));
+        } else if found.failed && found.dead.is_empty() {
+            // Redis did not answer the beat: what is due waits for a beat that it answers.
+            return;
+        }
         if self.resync && self.sync(&mut conn, false).await {
             self.resync = false;
             self.redis_lost = false;
+            // The sync wrote every count as it stands now.
+            self.unwritten.clear();
         }
-        let others: Vec<String> = dead.into_iter().filter(|i| *i != self.me).collect();
-        for instance in others {
+        if !self.resync && !self.unwritten.is_empty() {
+            let kept: Vec<PresenceChange> = self.unwritten.drain().map(|(_, c)| c).collect();
+            for chunk in kept.chunks(SYNC_CHUNK) {
+                self.write_or_keep(chunk.to_vec()).await;
+            }
+        }
+        for instance in found.dead {
             self.bury(&mut conn, &instance).await;
         }
     }
@@ -404,7 +446,9 @@ impl Writer {
         self.quiet_joins = self.redis_lost;
         while all.peek().is_some() && !self.resync {
             let chunk: Vec<PresenceChange> = all.by_ref().take(SYNC_CHUNK).collect();
-            self.write(chunk).await;
+            if !self.write(&chunk).await {
+                self.resync = true;
+            }
         }
         self.quiet_joins = false;
         let ok = !self.resync;

@@ -2,7 +2,9 @@
 //! connections are read on a thread of their own (`redis_link::io_thread`), so a reply Redis sent
 //! in time is in hand when the task that waits for it runs, however late that is. Before, a hub
 //! whose runtime ran seconds behind (the reconnect storm of `make bench-c250k`) timed out replies
-//! that had long arrived, dropped a healthy connection and refused the server API's messages.
+//! that had long arrived, dropped a healthy connection and refused the server API's messages. And
+//! a request leaves at once, however many are made together: one that waited for room in the
+//! connection's queue would leave only when its own task ran again.
 
 use std::time::Duration;
 
@@ -42,4 +44,37 @@ async fn a_reply_redis_sent_in_time_is_taken_even_when_the_waiting_task_runs_lat
             "round {round}: a reply Redis sent at once counted as late: {answer:?}"
         );
     }
+
+    // A storm's worth at once (a join storm's history reads, each in its own task): each request
+    // leaves at its task's first poll; none waits for room in the connection's queue, which it
+    // would leave only when its task ran again.
+    let asks: Vec<_> = (0..2_000u32)
+        .map(|i| {
+            let mut conn = conn.clone();
+            tokio::spawn(async move {
+                redis::cmd("ECHO")
+                    .arg(i)
+                    .query_async::<u32>(&mut conn)
+                    .await
+            })
+        })
+        .collect();
+    // Every task has run once (they were queued before this one).
+    tokio::task::yield_now().await;
+    std::thread::sleep(TIMEOUT * 3);
+    let mut answers = Vec::new();
+    for ask in asks {
+        answers.push(ask.await.expect("the task ran"));
+    }
+    let late = answers.iter().filter(|a| a.is_err()).count();
+    assert_eq!(
+        late, 0,
+        "of 2,000 requests sent at once, {late} counted as late"
+    );
+    assert!(
+        answers
+            .iter()
+            .enumerate()
+            .all(|(i, a)| a.as_ref().ok() == Some(&(i as u32)))
+    );
 }
