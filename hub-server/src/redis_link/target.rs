@@ -14,12 +14,6 @@ use super::conn::Conn;
 use super::io_thread::IoThread;
 use crate::config::Settings;
 
-/// Requests a connection takes without its caller waiting for room. A request waiting for room
-/// leaves only when its task runs again, and on a hub running behind (a join storm: thousands of
-/// history reads at once) that is past `redis_timeout`, with Redis never asked. redis-rs's
-/// default is 50. The queue takes memory only as it fills.
-pub(super) const PIPELINE_BUFFER: usize = 16_384;
-
 /// The Redis deployment a hub is configured for, and the thread its connections are made on. Its
 /// `Debug` names the nodes' addresses only: the URLs carry the password.
 #[derive(Clone)]
@@ -78,8 +72,7 @@ impl RedisTarget {
                 let client = client.clone();
                 let config = redis::AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(timeout))
-                    .set_response_timeout(Some(timeout))
-                    .set_pipeline_buffer_size(PIPELINE_BUFFER);
+                    .set_response_timeout(Some(timeout));
                 let connect = async move {
                     client
                         .get_multiplexed_async_connection_with_config(&config)
@@ -106,7 +99,6 @@ impl RedisTarget {
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout))
-                    .set_pipeline_buffer_size(PIPELINE_BUFFER)
                     .set_number_of_retries(1);
                 let connect =
                     async move { ConnectionManager::new_with_config(client, config).await };
