@@ -9,7 +9,7 @@ use futures_util::future::BoxFuture;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, RedisResult};
 
-use super::target::{Deployment, RedisTarget};
+use super::target::{Deployment, PIPELINE_BUFFER, RedisTarget};
 use super::topology::{Node, Topology};
 
 impl RedisTarget {
@@ -73,7 +73,8 @@ impl RedisTarget {
         let client = redis::Client::open(self.node_info(node)?)?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout));
+            .set_response_timeout(Some(timeout))
+            .set_pipeline_buffer_size(PIPELINE_BUFFER);
         self.io
             .connect(async move {
                 client
@@ -100,6 +101,7 @@ impl RedisTarget {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
+            .set_pipeline_buffer_size(PIPELINE_BUFFER)
             .set_push_sender(push);
         self.io
             .connect(async move {

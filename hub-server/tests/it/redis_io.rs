@@ -2,8 +2,9 @@
 //! connections are read on a thread of their own (`redis_link::io_thread`), so a reply Redis sent
 //! in time is in hand when the task that waits for it runs, however late that is. Before, a hub
 //! whose runtime ran seconds behind (the reconnect storm of `make bench-c250k`) timed out replies
-//! that had long arrived, dropped a healthy connection and refused the server API's messages. The
-//! same holds for a storm's worth of requests made together.
+//! that had long arrived, dropped a healthy connection and refused the server API's messages. And
+//! a request leaves at once, however many are made together: one that waited for room in the
+//! connection's queue would leave only when its own task ran again.
 
 use std::time::Duration;
 
@@ -44,7 +45,9 @@ async fn a_reply_redis_sent_in_time_is_taken_even_when_the_waiting_task_runs_lat
         );
     }
 
-    // A storm's worth at once (a join storm's history reads, each in its own task).
+    // A storm's worth at once (a join storm's history reads, each in its own task): each request
+    // leaves at its task's first poll; none waits for room in the connection's queue, which it
+    // would leave only when its task ran again.
     let asks: Vec<_> = (0..2_000u32)
         .map(|i| {
             let mut conn = conn.clone();
