@@ -7,9 +7,9 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, RedisResult};
+use redis::{ConnectionAddr, ConnectionInfo, RedisResult};
 
-use super::target::{Deployment, PIPELINE_BUFFER, RedisTarget};
+use super::target::{Deployment, RedisTarget, multiplexed_config};
 use super::topology::{Node, Topology};
 
 impl RedisTarget {
@@ -71,17 +71,7 @@ impl RedisTarget {
         timeout: Duration,
     ) -> RedisResult<MultiplexedConnection> {
         let client = redis::Client::open(self.node_info(node)?)?;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_pipeline_buffer_size(PIPELINE_BUFFER);
-        self.io
-            .connect(async move {
-                client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await
-            })
-            .await
+        self.multiplexed(client, multiplexed_config(timeout)).await
     }
 
     /// A RESP3 connection to `node` whose pub/sub messages (and its loss) go to `push`, made on
@@ -98,18 +88,8 @@ impl RedisTarget {
             .clone()
             .set_protocol(redis::ProtocolVersion::RESP3);
         let client = redis::Client::open(info.set_redis_settings(resp3))?;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_pipeline_buffer_size(PIPELINE_BUFFER)
-            .set_push_sender(push);
-        self.io
-            .connect(async move {
-                client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await
-            })
-            .await
+        let config = multiplexed_config(timeout).set_push_sender(push);
+        self.multiplexed(client, config).await
     }
 
     /// Which master serves each slot: asked of `via` first (a connection the caller holds), else

@@ -5,9 +5,11 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::cluster::ClusterClientBuilder;
-use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisResult};
+use redis::{
+    AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisResult,
+};
 use secrecy::ExposeSecret;
 
 use super::conn::Conn;
@@ -77,17 +79,10 @@ impl RedisTarget {
     pub async fn connect(&self, timeout: Duration) -> RedisResult<Conn> {
         match &self.deployment {
             Deployment::Single(client) => {
-                let client = client.clone();
-                let config = redis::AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(timeout))
-                    .set_response_timeout(Some(timeout))
-                    .set_pipeline_buffer_size(PIPELINE_BUFFER);
-                let connect = async move {
-                    client
-                        .get_multiplexed_async_connection_with_config(&config)
-                        .await
-                };
-                Ok(Conn::Multiplexed(self.io.connect(connect).await?))
+                let conn = self
+                    .multiplexed(client.clone(), multiplexed_config(timeout))
+                    .await?;
+                Ok(Conn::Multiplexed(conn))
             }
             Deployment::Cluster(nodes) => {
                 let client = Self::cluster_builder(nodes, timeout).build()?;
@@ -95,6 +90,20 @@ impl RedisTarget {
                 Ok(Conn::Cluster(self.io.connect(connect).await?))
             }
         }
+    }
+
+    /// A multiplexed connection to what `client` names, made on the I/O thread.
+    pub(super) async fn multiplexed(
+        &self,
+        client: redis::Client,
+        config: AsyncConnectionConfig,
+    ) -> RedisResult<MultiplexedConnection> {
+        let connect = async move {
+            client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+        };
+        self.io.connect(connect).await
     }
 
     /// A connection for one-off requests that reconnects by itself: a `ConnectionManager`, or a
@@ -117,6 +126,15 @@ impl RedisTarget {
             Deployment::Cluster(_) => self.connect(timeout).await,
         }
     }
+}
+
+/// Every multiplexed connection's settings: `timeout` (`redis_timeout`) to connect and for each
+/// reply, and the request queue of [`PIPELINE_BUFFER`].
+pub(super) fn multiplexed_config(timeout: Duration) -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_pipeline_buffer_size(PIPELINE_BUFFER)
 }
 
 impl std::fmt::Debug for RedisTarget {
