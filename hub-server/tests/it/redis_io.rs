@@ -29,20 +29,35 @@ async fn a_reply_redis_sent_in_time_is_taken_even_when_the_waiting_task_runs_lat
         .await
         .expect("connected");
 
-    for round in 0..3 {
+    // A round shows something only if the reply was not yet in hand at the first poll. On a
+    // loaded machine the OS can preempt this thread between handing the command over and that
+    // poll, long enough for the whole round trip; such a round is made again, not failed.
+    let mut shown = 0;
+    let mut tries = 0;
+    while shown < 3 {
+        tries += 1;
+        assert!(
+            tries <= 50,
+            "{tries} PINGs, {shown} not answered at their first poll"
+        );
         let mut conn = conn.clone();
         let mut ask =
             Box::pin(async move { redis::cmd("PING").query_async::<String>(&mut conn).await });
         // The first poll hands the command over and starts the reply's clock.
-        assert!((&mut ask).now_or_never().is_none(), "answered at once?");
+        match (&mut ask).now_or_never() {
+            None => {}
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("try {tries}: PING failed at once: {e}"),
+        }
         // This runtime's one thread is busy (as a loaded hub's are) until well past the timeout.
         std::thread::sleep(TIMEOUT * 3);
         let answer = ask.await;
         assert_eq!(
             answer.as_deref().ok(),
             Some("PONG"),
-            "round {round}: a reply Redis sent at once counted as late: {answer:?}"
+            "try {tries}: a reply Redis sent at once counted as late: {answer:?}"
         );
+        shown += 1;
     }
 
     // A storm's worth at once (a join storm's history reads, each in its own task): each request
