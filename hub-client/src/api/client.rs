@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::http::{Base, exchange};
-use super::models::{History, HistoryQuery, Published};
+use super::models::{BatchMessage, History, HistoryQuery, Published};
 use crate::message::User;
 
 #[derive(Serialize)]
@@ -21,6 +21,17 @@ struct PublishBody<'a> {
     user: Option<&'a User>,
     #[serde(skip_serializing_if = "Option::is_none")]
     idempotency_key: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct BatchBody<'a> {
+    messages: &'a [BatchMessage],
+}
+
+/// What `POST /api/publish/batch` answers: one result per message, in the request's order.
+#[derive(Deserialize)]
+struct BatchAnswer {
+    results: Vec<Value>,
 }
 
 #[derive(Serialize)]
@@ -138,6 +149,32 @@ impl ApiClient {
         self.typed(Method::POST, "/api/publish", Some(&body)).await
     }
 
+    /// `POST /api/publish/batch`: up to 100 messages in one request, each published as
+    /// [`ApiClient::publish`] publishes it; messages without a key go to Redis in the given order
+    /// (one room's keep their order). One result per message, in that order: a message refused on
+    /// its own (a bad room, Redis unavailable for it) refuses only itself.
+    ///
+    /// # Errors
+    /// The whole batch: `bad_batch` (none, or more than 100), a bad key, the API unreachable.
+    /// Then nothing was published.
+    pub async fn publish_batch(
+        &self,
+        messages: &[BatchMessage],
+    ) -> Result<Vec<Result<Published, ApiError>>, ApiError> {
+        let body = BatchBody { messages };
+        let answer: BatchAnswer = self
+            .typed(Method::POST, "/api/publish/batch", Some(&body))
+            .await?;
+        if answer.results.len() != messages.len() {
+            return Err(ApiError::local(format!(
+                "{} results for {} messages",
+                answer.results.len(),
+                messages.len()
+            )));
+        }
+        Ok(answer.results.into_iter().map(batch_result).collect())
+    }
+
     /// `POST /api/broadcast`: to every client on every hub. Answers `{"id"}`.
     ///
     /// # Errors
@@ -209,6 +246,20 @@ impl ApiClient {
     }
 }
 
+/// One result of a batch: the message's `{"id","offset","epoch"}`, or its `{"error"}`.
+fn batch_result(result: Value) -> Result<Published, ApiError> {
+    if let Some(error) = result.get("error") {
+        let field = |name: &str| error.get(name).and_then(Value::as_str).map(str::to_owned);
+        return Err(ApiError {
+            status: None,
+            code: field("code").unwrap_or_else(|| "refused".to_owned()),
+            message: field("message").unwrap_or_default(),
+        });
+    }
+    serde_json::from_value(result)
+        .map_err(|e| ApiError::local(format!("unexpected result in a batch's answer: {e}")))
+}
+
 /// A room name as a path segment: the hub's room names need no escaping, so anything else is
 /// refused here rather than sent somewhere unexpected.
 fn path_segment(room: &str) -> Result<&str, ApiError> {
@@ -240,6 +291,25 @@ mod tests {
         };
         assert_eq!(e.to_string(), "HTTP 400 bad_room: bad room name");
         assert_eq!(ApiError::local("x").to_string(), "client: x");
+    }
+
+    #[test]
+    fn a_batch_result_is_the_message_or_its_own_error() {
+        let stored = serde_json::json!({"id": "m1", "offset": 3, "epoch": "9a1e22c4"});
+        assert_eq!(
+            batch_result(stored),
+            Ok(Published {
+                id: "m1".into(),
+                offset: Some(3),
+                epoch: Some("9a1e22c4".into()),
+            })
+        );
+        let refused = serde_json::json!({"error": {"code": "bad_room", "message": "bad room"}});
+        let e = batch_result(refused).expect_err("refused");
+        assert_eq!((e.status, e.code.as_str()), (None, "bad_room"));
+        let odd = batch_result(serde_json::json!({"what": 1})).expect_err("not a result");
+        assert_eq!(e.message, "bad room");
+        assert_eq!(odd.code, "client");
     }
 
     #[test]

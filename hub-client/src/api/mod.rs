@@ -20,4 +20,4 @@ mod models;
 
 pub use client::ApiClient;
 pub use error::ApiError;
-pub use models::{History, HistoryQuery, Published};
+pub use models::{BatchMessage, History, HistoryQuery, Published};

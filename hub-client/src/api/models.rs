@@ -12,6 +12,32 @@ pub struct Published {
     pub epoch: Option<String>,
 }
 
+/// One message of [`crate::api::ApiClient::publish_batch`]: what `POST /api/publish` takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchMessage {
+    pub room: String,
+    pub content: String,
+    /// As whom (`{"id":"api"}` when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<crate::message::User>,
+    /// The same key within 5 minutes publishes nothing and answers the first result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+impl BatchMessage {
+    /// `content` to `room`, as the API, with no idempotency key.
+    pub fn new(room: impl Into<String>, content: impl Into<String>) -> Self {
+        BatchMessage {
+            room: room.into(),
+            content: content.into(),
+            user: None,
+            idempotency_key: None,
+        }
+    }
+}
+
 /// What `GET /api/rooms/{room}/history` answers. Messages are the frames as a join replays them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct History {

@@ -131,3 +131,102 @@ async fn api_errors_come_out_with_their_code() {
     );
     assert!(hubctl::stdout(&out).is_empty());
 }
+
+#[tokio::test]
+async fn publish_batch_sends_a_file_in_order_and_names_each_refusal() {
+    let env = Env::start("api-batch", 2, &[("HUB_HISTORY_SIZE", "1000")]).await;
+    // 150 messages to one room (two requests of the API's 100), one with a bad room among them.
+    let mut lines: Vec<String> = (0..150)
+        .map(|i| format!(r#"{{"room":"feed","content":"n{i}"}}"#))
+        .collect();
+    lines.insert(120, r#"{"room":"a b","content":"nowhere"}"#.to_owned());
+    let file = env.dir.join("batch.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n").expect("batch file");
+    let url = env.api_url(0);
+    let out = hubctl::run(
+        &[
+            "api",
+            "--url",
+            &url,
+            "publish-batch",
+            file.to_str().expect("utf-8 path"),
+        ],
+        &[("HUB_API_KEY", API_KEY)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "one refused: exit 1");
+    assert!(
+        hubctl::stderr(&out).contains("1 of 151 messages refused"),
+        "{}",
+        hubctl::stderr(&out)
+    );
+    let results: Vec<Value> = hubctl::stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(results.len(), 151, "a line per message");
+    assert_eq!(
+        results[120]["error"]["code"], "bad_room",
+        "{}",
+        results[120]
+    );
+    let offsets: Vec<u64> = results
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 120)
+        .map(|(_, r)| {
+            r["offset"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("stored: {r}"))
+        })
+        .collect();
+    assert_eq!(
+        offsets,
+        (1..=150).collect::<Vec<u64>>(),
+        "stored in the file's order"
+    );
+
+    // Read through the other hub: stored once each, in the file's order, with their ids.
+    let history = env.api(1).history("feed").await.expect("history");
+    let contents: Vec<&str> = history
+        .iter()
+        .map(|m| m["content"].as_str().expect("content"))
+        .collect();
+    let sent: Vec<String> = (0..150).map(|i| format!("n{i}")).collect();
+    assert_eq!(contents, sent);
+    for (message, result) in history
+        .iter()
+        .zip(results.iter().filter(|r| r["id"].is_string()))
+    {
+        assert_eq!(message["id"], result["id"]);
+    }
+
+    // A bad line fails the whole file before anything is sent.
+    std::fs::write(
+        &file,
+        "{\"room\":\"feed\",\"content\":\"late\"}\n{\"room\":\"feed\"}\n",
+    )
+    .expect("bad file");
+    let out = hubctl::run(
+        &[
+            "api",
+            "--url",
+            &url,
+            "publish-batch",
+            file.to_str().expect("utf-8 path"),
+        ],
+        &[("HUB_API_KEY", API_KEY)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        hubctl::stderr(&out).contains("line 2:"),
+        "{}",
+        hubctl::stderr(&out)
+    );
+    assert!(hubctl::stdout(&out).is_empty());
+    assert_eq!(
+        env.api(1).history("feed").await.expect("history").len(),
+        150
+    );
+}

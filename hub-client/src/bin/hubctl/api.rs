@@ -32,6 +32,7 @@ pub async fn run(args: Api) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             to_json(&published)?
         }
+        ApiCall::PublishBatch { file } => return crate::batch::run(&api, &file).await,
         ApiCall::Broadcast {
             text,
             user: as_user,

@@ -97,6 +97,13 @@ pub enum ApiCall {
         #[arg(long, value_name = "KEY")]
         idempotency_key: Option<String>,
     },
+    /// POST /api/publish/batch: every message of FILE, one JSON object a line
+    /// ({"room","content","user"?,"idempotency_key"?}; - reads stdin), 100 to a request, in order.
+    /// Prints one line per message: {"id","offset","epoch"} or {"error":{"code","message"}}.
+    PublishBatch {
+        #[arg(value_name = "FILE")]
+        file: String,
+    },
     /// POST /api/broadcast: TEXT to every client on every hub.
     Broadcast {
         text: String,

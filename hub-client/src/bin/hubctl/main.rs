@@ -4,6 +4,7 @@
 //! Exit status: 0 done, 1 failed, 2 bad usage.
 
 mod api;
+mod batch;
 mod cli;
 mod publish;
 mod sub;
