@@ -8,11 +8,13 @@ use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
+use super::io_thread::IoThread;
+
 /// A connection to the configured Redis; cheap to clone (every variant is a handle).
 #[derive(Clone)]
 pub enum Conn {
     Multiplexed(MultiplexedConnection),
-    Managed(ConnectionManager),
+    Managed(Managed),
     Cluster(ClusterConnection),
 }
 
@@ -54,5 +56,53 @@ impl ConnectionLike for Conn {
             Conn::Managed(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
         }
+    }
+}
+
+/// A `ConnectionManager` whose every request runs on the Redis I/O thread. redis-rs makes the new
+/// connection after an outage where the request that found the old one broken runs: run on the
+/// hub's runtime, that put this connection (the presence heartbeat's among others) back behind
+/// the hub's sessions after the first outage. A request costs a task on the I/O thread and a
+/// copy of its command; the requests that take this connection are one-off ones, not messages.
+#[derive(Clone)]
+pub struct Managed {
+    conn: ConnectionManager,
+    io: IoThread,
+}
+
+impl Managed {
+    pub(super) fn new(conn: ConnectionManager, io: IoThread) -> Self {
+        Managed { conn, io }
+    }
+}
+
+impl ConnectionLike for Managed {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        let mut conn = self.conn.clone();
+        let cmd = cmd.clone();
+        let io = self.io.clone();
+        Box::pin(async move {
+            io.run(async move { conn.req_packed_command(&cmd).await })
+                .await
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        let mut conn = self.conn.clone();
+        let pipeline = pipeline.clone();
+        let io = self.io.clone();
+        Box::pin(async move {
+            io.run(async move { conn.req_packed_commands(&pipeline, offset, count).await })
+                .await
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.conn.get_db()
     }
 }

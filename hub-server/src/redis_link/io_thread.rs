@@ -54,13 +54,14 @@ impl IoThread {
         })))
     }
 
-    /// Runs `connect` on the I/O thread: the connection it makes is read and written there.
-    pub async fn connect<T, F>(&self, connect: F) -> RedisResult<T>
+    /// Runs `work` on the I/O thread: a connection it makes is read and written there, and so is
+    /// one that redis-rs makes in it (a `ConnectionManager` reconnecting where its request runs).
+    pub async fn run<T, F>(&self, work: F) -> RedisResult<T>
     where
         F: Future<Output = RedisResult<T>> + Send + 'static,
         T: Send + 'static,
     {
-        self.0.handle.spawn(connect).await.unwrap_or_else(|_| {
+        self.0.handle.spawn(work).await.unwrap_or_else(|_| {
             Err(RedisError::from((
                 ErrorKind::Io,
                 "the redis I/O thread has stopped",
@@ -77,7 +78,7 @@ mod tests {
     async fn work_runs_on_the_io_thread_and_the_thread_ends_with_its_last_handle() {
         let io = IoThread::start().expect("thread");
         let name = io
-            .connect(async { Ok(std::thread::current().name().map(String::from)) })
+            .run(async { Ok(std::thread::current().name().map(String::from)) })
             .await
             .expect("ran");
         assert_eq!(name.as_deref(), Some("redis-io"));

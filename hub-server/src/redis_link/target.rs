@@ -12,7 +12,7 @@ use redis::{
 };
 use secrecy::ExposeSecret;
 
-use super::conn::Conn;
+use super::conn::{Conn, Managed};
 use super::io_thread::IoThread;
 use crate::config::Settings;
 
@@ -87,7 +87,7 @@ impl RedisTarget {
             Deployment::Cluster(nodes) => {
                 let client = Self::cluster_builder(nodes, timeout).build()?;
                 let connect = async move { client.get_async_connection().await };
-                Ok(Conn::Cluster(self.io.connect(connect).await?))
+                Ok(Conn::Cluster(self.io.run(connect).await?))
             }
         }
     }
@@ -103,13 +103,12 @@ impl RedisTarget {
                 .get_multiplexed_async_connection_with_config(&config)
                 .await
         };
-        self.io.connect(connect).await
+        self.io.run(connect).await
     }
 
-    /// A connection for one-off requests that reconnects by itself: a `ConnectionManager`, or a
-    /// cluster connection (which repairs its node connections on its own). A `ConnectionManager`
-    /// makes its first connection on the I/O thread, but a new one after an outage where the
-    /// request that found the old one broken runs (redis-rs spawns it there).
+    /// A connection for one-off requests that reconnects by itself: a `ConnectionManager` whose
+    /// requests run on the I/O thread (see [`Managed`]), or a cluster connection (which repairs
+    /// its node connections on its own task, made there).
     pub async fn managed(&self, timeout: Duration) -> RedisResult<Conn> {
         match &self.deployment {
             Deployment::Single(client) => {
@@ -121,7 +120,8 @@ impl RedisTarget {
                     .set_number_of_retries(1);
                 let connect =
                     async move { ConnectionManager::new_with_config(client, config).await };
-                Ok(Conn::Managed(self.io.connect(connect).await?))
+                let conn = self.io.run(connect).await?;
+                Ok(Conn::Managed(Managed::new(conn, self.io.clone())))
             }
             Deployment::Cluster(_) => self.connect(timeout).await,
         }
