@@ -132,6 +132,13 @@ async fn api_errors_come_out_with_their_code() {
     assert!(hubctl::stdout(&out).is_empty());
 }
 
+async fn publish_batch(env: &Env, file: &std::path::Path) -> std::process::Output {
+    let url = env.api_url(0);
+    let file = file.to_str().expect("utf-8 path");
+    let args = ["api", "--url", &url, "publish-batch", file];
+    hubctl::run(&args, &[("HUB_API_KEY", API_KEY)]).await
+}
+
 #[tokio::test]
 async fn publish_batch_sends_a_file_in_order_and_names_each_refusal() {
     let env = Env::start("api-batch", 2, &[("HUB_HISTORY_SIZE", "1000")]).await;
@@ -142,18 +149,7 @@ async fn publish_batch_sends_a_file_in_order_and_names_each_refusal() {
     lines.insert(120, r#"{"room":"a b","content":"nowhere"}"#.to_owned());
     let file = env.dir.join("batch.jsonl");
     std::fs::write(&file, lines.join("\n") + "\n").expect("batch file");
-    let url = env.api_url(0);
-    let out = hubctl::run(
-        &[
-            "api",
-            "--url",
-            &url,
-            "publish-batch",
-            file.to_str().expect("utf-8 path"),
-        ],
-        &[("HUB_API_KEY", API_KEY)],
-    )
-    .await;
+    let out = publish_batch(&env, &file).await;
     assert_eq!(out.status.code(), Some(1), "one refused: exit 1");
     assert!(
         hubctl::stderr(&out).contains("1 of 151 messages refused"),
@@ -207,17 +203,7 @@ async fn publish_batch_sends_a_file_in_order_and_names_each_refusal() {
         "{\"room\":\"feed\",\"content\":\"late\"}\n{\"room\":\"feed\"}\n",
     )
     .expect("bad file");
-    let out = hubctl::run(
-        &[
-            "api",
-            "--url",
-            &url,
-            "publish-batch",
-            file.to_str().expect("utf-8 path"),
-        ],
-        &[("HUB_API_KEY", API_KEY)],
-    )
-    .await;
+    let out = publish_batch(&env, &file).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
         hubctl::stderr(&out).contains("line 2:"),
