@@ -4,9 +4,11 @@
 //! which must not wait on one node for another, talks to each node on a connection of its own:
 //! see [`topology`](super::topology).)
 
+use std::future::Future;
+
 use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 use super::io_thread::IoThread;
 
@@ -74,17 +76,26 @@ impl Managed {
     pub(super) fn new(conn: ConnectionManager, io: IoThread) -> Self {
         Managed { conn, io }
     }
+
+    /// `request` made with this connection, run on the I/O thread.
+    fn on_io_thread<'a, T, F>(
+        &self,
+        request: impl FnOnce(ConnectionManager) -> F,
+    ) -> RedisFuture<'a, T>
+    where
+        F: Future<Output = RedisResult<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let io = self.io.clone();
+        let work = request(self.conn.clone());
+        Box::pin(async move { io.run(work).await })
+    }
 }
 
 impl ConnectionLike for Managed {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        let mut conn = self.conn.clone();
         let cmd = cmd.clone();
-        let io = self.io.clone();
-        Box::pin(async move {
-            io.run(async move { conn.req_packed_command(&cmd).await })
-                .await
-        })
+        self.on_io_thread(|mut conn| async move { conn.req_packed_command(&cmd).await })
     }
 
     fn req_packed_commands<'a>(
@@ -93,12 +104,9 @@ impl ConnectionLike for Managed {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        let mut conn = self.conn.clone();
         let pipeline = pipeline.clone();
-        let io = self.io.clone();
-        Box::pin(async move {
-            io.run(async move { conn.req_packed_commands(&pipeline, offset, count).await })
-                .await
+        self.on_io_thread(|mut conn| async move {
+            conn.req_packed_commands(&pipeline, offset, count).await
         })
     }
 

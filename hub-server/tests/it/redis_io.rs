@@ -21,10 +21,7 @@ const TIMEOUT: Duration = Duration::from_millis(300);
 #[tokio::test(flavor = "current_thread")]
 async fn a_reply_redis_sent_in_time_is_taken_even_when_the_waiting_task_runs_late() {
     let redis = RedisServer::start().await;
-    let settings = Settings::load_from(None, [("REDIS_URL", redis.url())]).expect("settings");
-    let target = RedisTarget::from_settings(&settings)
-        .expect("a valid url")
-        .expect("a Redis");
+    let target = target_of(&redis);
     let conn = target
         .connect_node(&Node::Only, TIMEOUT)
         .await
@@ -73,10 +70,7 @@ async fn a_reply_redis_sent_in_time_is_taken_even_when_the_waiting_task_runs_lat
 #[tokio::test(flavor = "current_thread")]
 async fn the_one_off_connection_is_made_again_on_the_io_thread_after_it_broke() {
     let redis = RedisServer::start().await;
-    let settings = Settings::load_from(None, [("REDIS_URL", redis.url())]).expect("settings");
-    let target = RedisTarget::from_settings(&settings)
-        .expect("a valid url")
-        .expect("a Redis");
+    let target = target_of(&redis);
     let conn = target.managed(TIMEOUT).await.expect("connected");
     let pong = |mut c: Conn| async move { redis::cmd("PING").query_async::<String>(&mut c).await };
     assert_eq!(pong(conn.clone()).await.as_deref().ok(), Some("PONG"));
@@ -104,6 +98,14 @@ async fn the_one_off_connection_is_made_again_on_the_io_thread_after_it_broke() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     late_waiter_gets_its_reply(&conn).await;
+}
+
+/// The hub's view of `redis`, with its I/O thread.
+fn target_of(redis: &RedisServer) -> RedisTarget {
+    let settings = Settings::load_from(None, [("REDIS_URL", redis.url())]).expect("settings");
+    RedisTarget::from_settings(&settings)
+        .expect("a valid url")
+        .expect("a Redis")
 }
 
 /// A PING whose task runs only after 3 × the reply timeout still gets its `PONG`: the reply was
