@@ -33,6 +33,14 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// hubctl failed (exit 1) saying `why` on stderr; its stderr.
+pub fn assert_failed(out: &Output, why: &str) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "exit 1: {err}");
+    assert!(err.contains(why), "stderr names {why:?}: {err}");
+    err
+}
+
 /// hubctl running in the background: its stdout and stderr lines as they come.
 pub struct Running {
     pub child: Child,

@@ -105,12 +105,7 @@ async fn api_errors_come_out_with_their_code() {
         &[],
     )
     .await;
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        hubctl::stderr(&out).contains("HTTP 400 bad_room"),
-        "{}",
-        hubctl::stderr(&out)
-    );
+    hubctl::assert_failed(&out, "HTTP 400 bad_room");
     let out = hubctl::run(
         &[
             "api",
@@ -123,12 +118,7 @@ async fn api_errors_come_out_with_their_code() {
         &[],
     )
     .await;
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        hubctl::stderr(&out).contains("HTTP 401"),
-        "{}",
-        hubctl::stderr(&out)
-    );
+    hubctl::assert_failed(&out, "HTTP 401");
     assert!(hubctl::stdout(&out).is_empty());
 }
 
@@ -150,12 +140,7 @@ async fn publish_batch_sends_a_file_in_order_and_names_each_refusal() {
     let file = env.dir.join("batch.jsonl");
     std::fs::write(&file, lines.join("\n") + "\n").expect("batch file");
     let out = publish_batch(&env, &file).await;
-    assert_eq!(out.status.code(), Some(1), "one refused: exit 1");
-    assert!(
-        hubctl::stderr(&out).contains("1 of 151 messages refused"),
-        "{}",
-        hubctl::stderr(&out)
-    );
+    hubctl::assert_failed(&out, "1 of 151 messages refused");
     let results: Vec<Value> = hubctl::stdout(&out)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
@@ -204,12 +189,7 @@ async fn publish_batch_sends_a_file_in_order_and_names_each_refusal() {
     )
     .expect("bad file");
     let out = publish_batch(&env, &file).await;
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        hubctl::stderr(&out).contains("line 2:"),
-        "{}",
-        hubctl::stderr(&out)
-    );
+    hubctl::assert_failed(&out, "line 2:");
     assert!(hubctl::stdout(&out).is_empty());
     assert_eq!(
         env.api(1).history("feed").await.expect("history").len(),

@@ -60,10 +60,5 @@ async fn unknown_flags_and_commands_are_errors() {
 #[tokio::test]
 async fn a_bad_url_is_an_error_not_a_retry_loop() {
     let out = hubctl::run(&["sub", "--url", "http://127.0.0.1:9/ws", "r"], &[]).await;
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        hubctl::stderr(&out).contains("ws:// or wss://"),
-        "{}",
-        hubctl::stderr(&out)
-    );
+    hubctl::assert_failed(&out, "ws:// or wss://");
 }
